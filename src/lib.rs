@@ -1,0 +1,1 @@
+//! Root package that only hosts the conformance suite in `tests/`.
