@@ -1,1 +1,12 @@
-//! sgsim-cluster
+//! sgsim-cluster: the throwaway Kubernetes cluster sgsim runs step groups on.
+//!
+//! Embedded API server ([`apiserver`]), scheduler ([`scheduler`]), kubelet ([`kubelet`]) driving
+//! kind-style nodes ([`node`]) through bollard, images built without a registry ([`images`]) and the
+//! Docker API compatibility shim ([`docker`]). sgsim talks to the API server only through `kube::Client`.
+
+pub mod apiserver;
+pub mod docker;
+pub mod images;
+pub mod kubelet;
+pub mod node;
+pub mod scheduler;

@@ -1,0 +1,1 @@
+//! apiserver (to be written)
