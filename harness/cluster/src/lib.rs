@@ -5,8 +5,11 @@
 //! Docker API compatibility shim ([`docker`]). sgsim talks to the API server only through `kube::Client`.
 
 pub mod apiserver;
+pub mod context;
 pub mod docker;
 pub mod images;
 pub mod kubelet;
 pub mod node;
+pub mod runner;
+pub mod session;
 pub mod scheduler;
