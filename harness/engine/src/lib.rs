@@ -1,1 +1,59 @@
-//! sgsim-engine
+//! sgsim-engine: the in-pod half of sgsim's step execution and the delegate-side client.
+//!
+//! - [`addon`]: the `sgsim-addon` server (one per step container) that runs a step's command.
+//! - [`lite_engine`]: the `sgsim-lite-engine` server (port 20001) that takes `ExecuteStep` from the
+//!   delegate, drives the step's addon and reports the outcome to the delegate service.
+//! - [`node_agent`]: the `sgsim-node-agent` tunnels (host → pod, pod → delegate).
+//! - [`delegate`]: the host side: [`delegate::DelegateServer`] receives step statuses,
+//!   [`delegate::LiteEngineClient`] starts steps.
+//! - [`proto`]: generated protobuf / gRPC types.
+
+pub mod addon;
+#[doc(hidden)]
+pub mod cli;
+pub mod delegate;
+pub mod dial;
+pub mod error;
+pub mod lite_engine;
+pub mod node_agent;
+
+pub use error::EngineError;
+
+/// Generated protobuf and gRPC code. Wire names follow the product (see `proto/*.proto`).
+pub mod proto {
+    #[allow(clippy::all, missing_docs)]
+    mod generated {
+        pub mod io {
+            pub mod harness {
+                pub mod product {
+                    pub mod ci {
+                        pub mod engine {
+                            pub mod proto {
+                                tonic::include_proto!("io.harness.product.ci.engine.proto");
+                            }
+                        }
+                        pub mod addon {
+                            pub mod proto {
+                                tonic::include_proto!("io.harness.product.ci.addon.proto");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        pub mod sgsim {
+            pub mod delegate {
+                pub mod v1 {
+                    tonic::include_proto!("sgsim.delegate.v1");
+                }
+            }
+        }
+    }
+
+    /// `io.harness.product.ci.engine.proto`: LiteEngine service, UnitStep, RunStep, ...
+    pub use generated::io::harness::product::ci::engine::proto as engine;
+    /// `io.harness.product.ci.addon.proto`: Addon service.
+    pub use generated::io::harness::product::ci::addon::proto as addon;
+    /// `sgsim.delegate.v1`: sgsim's DelegateService (step status callback).
+    pub use generated::sgsim::delegate::v1 as delegate;
+}

@@ -1,0 +1,56 @@
+//! `sgsim-node-agent`: the node's tunnels (see `sgsim_engine::node_agent`).
+//!
+//! Flags (or environment): `--socket` (SGSIM_AGENT_SOCKET, default /run/sgsim/agent.sock),
+//! `--listen` (SGSIM_AGENT_LISTEN, default 0.0.0.0:8080), `--delegate-socket`
+//! (SGSIM_DELEGATE_SOCKET, default /run/sgsim/delegate.sock).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sgsim_engine::cli::{Flags, terminated};
+use sgsim_engine::node_agent::{AgentConfig, run};
+
+fn config() -> Result<AgentConfig, String> {
+    let flags = Flags::parse(std::env::args().skip(1), &["socket", "listen", "delegate-socket"])?;
+    let mut c = AgentConfig::default();
+    if let Some(s) = flags.get("socket", Some("SGSIM_AGENT_SOCKET")) {
+        c.agent_socket = PathBuf::from(s);
+    }
+    if let Some(l) = flags.parse_value("listen", Some("SGSIM_AGENT_LISTEN"))? {
+        c.delegate_listen = l;
+    }
+    if let Some(s) = flags.get("delegate-socket", Some("SGSIM_DELEGATE_SOCKET")) {
+        c.delegate_socket = PathBuf::from(s);
+    }
+    Ok(c)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let config = match config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sgsim-node-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "sgsim-node-agent: tunnel on {}, {} -> {}",
+        config.agent_socket.display(),
+        config.delegate_listen,
+        config.delegate_socket.display()
+    );
+    let socket = config.agent_socket.clone();
+    let result = tokio::select! {
+        r = run(config) => r,
+        _ = terminated() => Ok(()),
+    };
+    let _ = std::fs::remove_file(&socket);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sgsim-node-agent: {e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+            ExitCode::FAILURE
+        }
+    }
+}

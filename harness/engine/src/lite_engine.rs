@@ -1,0 +1,330 @@
+//! The lite-engine: gRPC server on port 20001 of the pod.
+//!
+//! `ExecuteStep` answers at once and is idempotent per step id (a repeated id starts nothing).
+//! In the background it dials the step's addon at `<addon host>:<container_port>` (all
+//! containers share the pod's network namespace; the host is `localhost`), retrying until the
+//! addon answers or the dial deadline passes, calls `Addon.ExecuteStep`, and reports the outcome
+//! with `sgsim.delegate.v1.DelegateService/SendStepStatus` at the delegate endpoint.
+//!
+//! Delegate endpoint, first found: the configured override (`--delegate-endpoint` or
+//! `SGSIM_DELEGATE_ENDPOINT`), `DELEGATE_SERVICE_ENDPOINT`, the request's
+//! `delegate_svc_endpoint`, `delegate-service:8080`. `unix:/path` endpoints are accepted too.
+//!
+//! A step whose `skip_condition` is literally `true` is reported SKIPPED without running (sgsim
+//! evaluates no JEXL). Outputs of finished steps are passed to later steps as
+//! `prev_step_outputs`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status};
+
+use crate::addon::{META_EXIT_CODE, META_STEP_STATUS};
+use crate::dial::{self, Target};
+use crate::proto::addon::addon_client::AddonClient;
+use crate::proto::delegate::delegate_service_client::DelegateServiceClient;
+use crate::proto::delegate::{SendStepStatusRequest, StepExecutionStatus};
+use crate::proto::engine::lite_engine_server::{LiteEngine, LiteEngineServer};
+use crate::proto::engine::{
+    EvaluateJexlRequest, EvaluateJexlResponse, ExecuteStepRequest, ExecuteStepResponse, GetImageEntrypointRequest,
+    GetImageEntrypointResponse, PingRequest, PingResponse, StepOutput, UnitStep, UpdateStateRequest,
+    UpdateStateResponse, unit_step,
+};
+
+/// The product's value of DELEGATE_SERVICE_ENDPOINT.
+pub const DEFAULT_DELEGATE_ENDPOINT: &str = "delegate-service:8080";
+/// Where the product's addons keep scratch files.
+pub const DEFAULT_TMP_DIR: &str = "/addon/tmp/";
+
+/// Errors of the lite-engine server.
+#[derive(Debug, thiserror::Error)]
+pub enum LiteEngineError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// Settings of the lite-engine.
+#[derive(Debug, Clone)]
+pub struct LiteEngineConfig {
+    pub listen: SocketAddr,
+    /// Host of the addons (`localhost` in a pod).
+    pub addon_host: String,
+    /// Forced delegate endpoint (see the module docs).
+    pub delegate_override: Option<String>,
+    /// `DELEGATE_SERVICE_ENDPOINT`.
+    pub delegate_env: Option<String>,
+    /// How long to keep trying to reach a step's addon.
+    pub addon_dial_timeout: Duration,
+    /// How long to keep trying to deliver a status.
+    pub report_timeout: Duration,
+}
+
+impl LiteEngineConfig {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            addon_host: "localhost".into(),
+            delegate_override: None,
+            delegate_env: None,
+            addon_dial_timeout: Duration::from_secs(120),
+            report_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+struct Inner {
+    config: LiteEngineConfig,
+    started: Mutex<HashSet<String>>,
+    outputs: Mutex<HashMap<String, StepOutput>>,
+}
+
+/// The LiteEngine gRPC service.
+#[derive(Clone)]
+pub struct LiteEngineService {
+    inner: Arc<Inner>,
+}
+
+impl LiteEngineService {
+    pub fn new(config: LiteEngineConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                started: Mutex::new(HashSet::new()),
+                outputs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// Serves the lite-engine until `shutdown` is cancelled.
+pub async fn serve(config: LiteEngineConfig, shutdown: CancellationToken) -> Result<(), LiteEngineError> {
+    let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| LiteEngineError::Bind { addr: listen, source })?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(LiteEngineServer::new(LiteEngineService::new(config)))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+        .map_err(LiteEngineError::Serve)
+}
+
+#[tonic::async_trait]
+impl LiteEngine for LiteEngineService {
+    async fn update_state(&self, _r: Request<UpdateStateRequest>) -> Result<Response<UpdateStateResponse>, Status> {
+        Ok(Response::new(UpdateStateResponse {}))
+    }
+
+    async fn get_image_entrypoint(
+        &self,
+        _r: Request<GetImageEntrypointRequest>,
+    ) -> Result<Response<GetImageEntrypointResponse>, Status> {
+        Err(Status::unimplemented("sgsim lite-engine has no image registry access"))
+    }
+
+    async fn evaluate_jexl(&self, _r: Request<EvaluateJexlRequest>) -> Result<Response<EvaluateJexlResponse>, Status> {
+        Err(Status::unimplemented("sgsim lite-engine does not evaluate JEXL"))
+    }
+
+    async fn ping(&self, _r: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {}))
+    }
+
+    async fn execute_step(&self, request: Request<ExecuteStepRequest>) -> Result<Response<ExecuteStepResponse>, Status> {
+        let req = request.into_inner();
+        let step = req
+            .step
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("ExecuteStep without a step"))?;
+        if step.id.is_empty() {
+            return Err(Status::invalid_argument("step id is empty"));
+        }
+        let fresh = self
+            .inner
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step.id.clone());
+        if fresh {
+            println!("step {}: starting", step.id);
+            let inner = self.inner.clone();
+            tokio::spawn(async move { run_and_report(inner, req).await });
+        }
+        Ok(Response::new(ExecuteStepResponse {}))
+    }
+}
+
+fn container_port(step: &UnitStep) -> u32 {
+    if step.container_port != 0 {
+        return step.container_port;
+    }
+    match &step.step {
+        Some(unit_step::Step::Run(r)) => r.legacy_container_port,
+        Some(unit_step::Step::Plugin(p)) => p.legacy_container_port,
+        None => 0,
+    }
+}
+
+async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
+    let started = Instant::now();
+    let step = req.step.clone().unwrap_or_default();
+    let mut report = SendStepStatusRequest {
+        task_id: step.task_id.clone(),
+        callback_token: step.callback_token.clone(),
+        step_id: step.id.clone(),
+        account_id: step.account_id.clone(),
+        execution_id: req.execution_id.clone(),
+        log_key: step.log_key.clone(),
+        ..Default::default()
+    };
+    if step.skip_condition.trim() == "true" {
+        report.set_status(StepExecutionStatus::Skipped);
+    } else {
+        execute_on_addon(&inner, &req, &step, &mut report).await;
+    }
+    report.duration_ms = started.elapsed().as_millis() as i64;
+    let status = report.status().as_str_name().trim_start_matches("STEP_EXECUTION_STATUS_");
+    println!("step {}: {status}", step.id);
+    let endpoint = inner
+        .config
+        .delegate_override
+        .clone()
+        .or_else(|| inner.config.delegate_env.clone())
+        .filter(|s| !s.is_empty())
+        .or_else(|| Some(req.delegate_svc_endpoint.clone()).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_DELEGATE_ENDPOINT.to_string());
+    if let Err(e) = send_status(&endpoint, report, inner.config.report_timeout).await {
+        println!("step {}: cannot report status to {endpoint}: {e}", step.id);
+    }
+}
+
+async fn execute_on_addon(inner: &Inner, req: &ExecuteStepRequest, step: &UnitStep, report: &mut SendStepStatusRequest) {
+    let port = container_port(step);
+    let fail = |report: &mut SendStepStatusRequest, msg: String| {
+        report.set_status(StepExecutionStatus::Failure);
+        report.error_message = msg;
+    };
+    let Ok(port) = u16::try_from(port) else {
+        return fail(report, format!("invalid container port {port}"));
+    };
+    if port == 0 {
+        return fail(report, "step has no container port".into());
+    }
+    let target = Target::Tcp {
+        host: inner.config.addon_host.clone(),
+        port,
+    };
+    let prev = inner.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let addon_req = crate::proto::addon::ExecuteStepRequest {
+        step: Some(step.clone()),
+        tmp_file_path: if req.tmp_file_path.is_empty() {
+            DEFAULT_TMP_DIR.to_string()
+        } else {
+            req.tmp_file_path.clone()
+        },
+        prev_step_outputs: prev,
+    };
+    let deadline = Instant::now() + inner.config.addon_dial_timeout;
+    let mut last_err = String::new();
+    let result = loop {
+        if Instant::now() >= deadline {
+            return fail(report, format!("cannot reach the addon at {target}: {last_err}"));
+        }
+        let channel = match dial::channel(&target).await {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = error_chain(&e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut client = AddonClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        match client.execute_step(addon_req.clone()).await {
+            // The connection broke (addon restarting): ExecuteStep is idempotent, ask again.
+            Err(s) if s.code() == Code::Unavailable => {
+                last_err = s.message().to_string();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            r => break r,
+        }
+    };
+    match result {
+        Ok(resp) => {
+            let resp = resp.into_inner();
+            report.set_status(StepExecutionStatus::Success);
+            report.num_retries = resp.num_retries;
+            report.outputs = resp.output.clone();
+            inner.outputs.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                step.id.clone(),
+                StepOutput {
+                    output: resp.output,
+                },
+            );
+        }
+        Err(s) => {
+            let kind = s
+                .metadata()
+                .get(META_STEP_STATUS)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let status = match (kind.as_deref(), s.code()) {
+                (Some("timeout"), _) | (None, Code::DeadlineExceeded) => StepExecutionStatus::Timeout,
+                (Some("aborted"), _) | (None, Code::Aborted | Code::Cancelled) => StepExecutionStatus::Aborted,
+                _ => StepExecutionStatus::Failure,
+            };
+            report.set_status(status);
+            report.exit_code = s
+                .metadata()
+                .get(META_EXIT_CODE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            report.error_message = s.message().to_string();
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn send_status(endpoint: &str, report: SendStepStatusRequest, within: Duration) -> Result<(), String> {
+    let target = Target::parse(endpoint).map_err(|e| error_chain(&e))?;
+    let deadline = Instant::now() + within;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let channel = dial::channel(&target).await.map_err(|e| error_chain(&e))?;
+            DelegateServiceClient::new(channel)
+                .send_step_status(report.clone())
+                .await
+                .map_err(|s| format!("{}: {}", s.code(), s.message()))
+        };
+        match attempt.await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() + delay >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
