@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Builds every image an sgsim run needs, without a registry, from Debian packages and sgsim's own
+# static binaries. Each image is tagged by a content hash, sgsim/<name>:<hash12>, over its recipe
+# (scripts/images/<name>/), this script, the shared helpers, package lists, the binaries that go in
+# and the tags of the images it derives from; an image whose tag exists is not rebuilt.
+#
+#   scripts/build-images.sh              # build all images
+#   scripts/build-images.sh node dind    # build these (and what they derive from)
+#   scripts/build-images.sh --list       # print the image names
+#
+# stdout: one "<name>=<tag>" line per image (machine-readable); progress goes to stderr.
+# Also writes target/sgsim-images.env with the same lines (merged with earlier entries).
+#
+# Environment:
+#   SGSIM_ENGINE_BIN_DIR  take sgsim-addon, sgsim-lite-engine, sgsim-node-agent from this
+#                         directory instead of running scripts/build-engine.sh
+#   XDG_CACHE_HOME        the debootstrap result is cached in ${XDG_CACHE_HOME:-~/.cache}/sgsim
+#   SGSIM_IMAGES_ENV      where to write the tags file (default target/sgsim-images.env)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+imgdir=$repo/scripts/images
+source "$imgdir/lib.sh"
+
+all=(debian-docker busybox pause hello-world addon lite-engine node dind)
+declare -A parents=(
+    [debian-docker]="" [busybox]="" [pause]=""
+    [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
+    [node]="debian-docker" [dind]="debian-docker busybox hello-world"
+)
+declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+
+wanted=()
+for arg in "$@"; do
+    case "$arg" in
+        --list) printf '%s\n' "${all[@]}"; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) usage; die "unknown option $arg" ;;
+        *) [ -n "${parents[$arg]+x}" ] || die "unknown image '$arg' (known: ${all[*]})"
+           wanted+=("$arg") ;;
+    esac
+done
+[ ${#wanted[@]} -gt 0 ] || wanted=("${all[@]}")
+
+declare -A selected=()
+select_image() {
+    local n=$1 p
+    [ -n "${selected[$n]+x}" ] && return 0
+    selected[$n]=1
+    for p in ${parents[$n]}; do select_image "$p"; done
+}
+for n in "${wanted[@]}"; do select_image "$n"; done
+order=()
+for n in "${all[@]}"; do [ -n "${selected[$n]+x}" ] && order+=("$n"); done
+
+command -v docker >/dev/null || die "the docker CLI is not installed"
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "the Docker daemon does not answer"
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/sgsim
+mkdir -p "$cache"
+# One build at a time per machine (parallel test processes may all ask for the images).
+exec 9>"$cache/build-images.lock"
+flock 9
+
+# Host packages whose files go into the images. Installed on demand (needs root and apt).
+ensure_host_file() {
+    local file=$1 pkg=$2
+    [ -e "$file" ] && return 0
+    [ "$(id -u)" = 0 ] || die "$file is missing: install the Debian package $pkg"
+    log "installing $pkg (for $file)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >&2; then
+        apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >&2
+    fi
+    [ -e "$file" ] || die "$pkg did not provide $file"
+}
+busybox_bin=/bin/busybox
+bash_static_bin=/bin/bash-static
+ensure_host_file "$busybox_bin" busybox-static
+ensure_host_file "$bash_static_bin" bash-static
+is_static "$busybox_bin" || die "$busybox_bin is not static (install busybox-static)"
+
+bindir=
+for n in "${order[@]}"; do
+    if [ -n "${binary[$n]+x}" ] && [ -z "$bindir" ]; then
+        if [ -n "${SGSIM_ENGINE_BIN_DIR:-}" ]; then
+            bindir=$SGSIM_ENGINE_BIN_DIR
+        else
+            bindir=$("$repo/scripts/build-engine.sh")
+        fi
+        for b in "${binary[@]}"; do [ -x "$bindir/$b" ] || die "$bindir/$b is missing"; done
+    fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sgsim-images.XXXXXX")
+build_containers=()
+cleanup() {
+    local c
+    for c in "${build_containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
+    rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+
+declare -A tag=()
+
+# image_inputs NAME: the files whose content decides NAME's tag.
+image_inputs() {
+    local n=$1 f
+    printf '%s\n' "$repo/scripts/build-images.sh" "$imgdir/lib.sh"
+    if [ -d "$imgdir/$n" ]; then
+        find "$imgdir/$n" -type f | LC_ALL=C sort
+    fi
+    case "$n" in
+        busybox|pause) printf '%s\n' "$busybox_bin" ;;
+        node|dind) printf '%s\n' "$imgdir/iptables-select.sh" ;;
+    esac
+    [ "$n" = busybox ] && printf '%s\n' "$bash_static_bin"
+    [ -n "${binary[$n]+x}" ] && printf '%s\n' "$bindir/${binary[$n]}"
+    return 0
+}
+
+image_tag() {
+    local n=$1 p f
+    {
+        while read -r f; do
+            printf 'file %s\n' "${f#"$repo/"}"
+            sha256sum < "$f"
+        done < <(image_inputs "$n")
+        for p in ${parents[$n]}; do printf 'parent %s=%s\n' "$p" "${tag[$p]}"; done
+    } | sha256sum | cut -c1-12 | sed "s|^|sgsim/$n:|"
+}
+
+# import_rootfs NAME TAG DIR|TAR CHANGE...: docker import of a staged root filesystem.
+import_rootfs() {
+    local n=$1 t=$2 src=$3; shift 3
+    local changes=(--change "LABEL dev.sgsim.managed=true" --change "LABEL dev.sgsim.image=$n")
+    local c
+    for c in "$@"; do changes+=(--change "$c"); done
+    if [ -d "$src" ]; then
+        tar --numeric-owner --owner=0 --group=0 -C "$src" -cf - . | docker import "${changes[@]}" - "$t" >/dev/null
+    else
+        docker import "${changes[@]}" "$src" "$t" >/dev/null
+    fi
+}
+
+# derive NAME TAG BASE STAGE_DIR CHANGE...: BASE plus the files of STAGE_DIR, committed as TAG.
+derive() {
+    local n=$1 t=$2 base=$3 stage=$4; shift 4
+    local changes=(--change "LABEL dev.sgsim.image=$n")
+    local c cid
+    for c in "$@"; do changes+=(--change "$c"); done
+    # No labels on the build container: docker commit would copy them into the image.
+    cid=$(docker create "$base" /bin/true)
+    build_containers+=("$cid")
+    tar --numeric-owner --owner=0 --group=0 -C "$stage" -cf - . | docker cp - "$cid:/"
+    docker commit "${changes[@]}" "$cid" "$t" >/dev/null
+    docker rm -f "$cid" >/dev/null
+}
+
+stage_dir() { local d=$work/$1; mkdir -p "$d"; printf '%s\n' "$d"; }
+
+build_debian_docker() {
+    local t=$1 key rootfs
+    key=$(hash_files "$imgdir/debian-docker/debootstrap.sh" "$imgdir/debian-docker/packages.txt" | cut -c1-12)
+    rootfs=$cache/debian-docker-rootfs-$key.tar
+    if [ -f "$rootfs" ]; then
+        log "debian-docker: using cached root filesystem $rootfs"
+    else
+        log "debian-docker: debootstrap (cached afterwards as $rootfs)"
+        "$imgdir/debian-docker/debootstrap.sh" "$rootfs"
+        # Older cached root filesystems are of no further use.
+        find "$cache" -maxdepth 1 -name 'debian-docker-rootfs-*.tar' ! -name "$(basename "$rootfs")" -delete
+    fi
+    import_rootfs debian-docker "$t" "$rootfs" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'CMD ["/bin/bash"]'
+}
+
+build_busybox() {
+    local t=$1 s a
+    s=$(stage_dir busybox)
+    mkdir -p "$s"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,root,tmp,var/tmp,proc,sys,dev,home,run}
+    chmod 1777 "$s/tmp" "$s/var/tmp"
+    chmod 700 "$s/root"
+    cp "$busybox_bin" "$s/bin/busybox"
+    # One link per applet, at the path busybox itself reports.
+    while read -r a; do
+        [ -e "$s/$a" ] || ln -s /bin/busybox "$s/$a"
+    done < <("$busybox_bin" --list-full | grep -v '^bin/busybox$')
+    rm -f "$s/bin/bash"
+    cp "$bash_static_bin" "$s/bin/bash"
+    cp "$imgdir/busybox/passwd" "$s/etc/passwd"
+    cp "$imgdir/busybox/group" "$s/etc/group"
+    : > "$s/etc/hostname"; : > "$s/etc/resolv.conf"; : > "$s/etc/hosts"
+    import_rootfs busybox "$t" "$s" \
+        'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'CMD ["sh"]'
+}
+
+build_pause() {
+    local t=$1 s
+    s=$(stage_dir pause)
+    mkdir -p "$s"/{bin,proc,sys,dev,etc,tmp}
+    cp "$busybox_bin" "$s/bin/busybox"
+    ln -s busybox "$s/bin/sh"
+    ln -s busybox "$s/bin/sleep"
+    cp "$imgdir/pause/pause" "$s/pause"
+    : > "$s/etc/hostname"; : > "$s/etc/resolv.conf"; : > "$s/etc/hosts"
+    import_rootfs pause "$t" "$s" 'ENV PATH=/bin' 'ENTRYPOINT ["/pause"]' 'CMD []'
+}
+
+build_hello_world() {
+    local t=$1 s
+    s=$(stage_dir hello-world)
+    cp "$imgdir/hello-world/hello" "$s/hello"
+    derive hello-world "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["/hello"]'
+}
+
+build_addon() {
+    local t=$1 s
+    s=$(stage_dir addon)
+    mkdir -p "$s/usr/local/bin"
+    cp "$bindir/sgsim-addon" "$s/usr/local/bin/ci-addon"
+    derive addon "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["/usr/local/bin/ci-addon"]'
+}
+
+build_lite_engine() {
+    local t=$1 s
+    s=$(stage_dir lite-engine)
+    mkdir -p "$s/usr/local/bin"
+    cp "$bindir/sgsim-lite-engine" "$s/usr/local/bin/ci-lite-engine"
+    derive lite-engine "$t" "${tag[busybox]}" "$s" \
+        'ENTRYPOINT ["/usr/local/bin/ci-lite-engine"]' 'CMD []'
+}
+
+build_node() {
+    local t=$1 s
+    s=$(stage_dir node)
+    mkdir -p "$s/usr/local/bin" "$s/usr/local/lib/sgsim" "$s/run/sgsim"
+    cp "$bindir/sgsim-node-agent" "$s/usr/local/bin/sgsim-node-agent"
+    cp "$imgdir/node/entrypoint.sh" "$s/usr/local/bin/sgsim-node-entrypoint"
+    cp "$imgdir/iptables-select.sh" "$s/usr/local/lib/sgsim/iptables-select.sh"
+    derive node "$t" "${tag[debian-docker]}" "$s" \
+        'ENTRYPOINT ["/usr/local/bin/sgsim-node-entrypoint"]' 'CMD []'
+}
+
+build_dind() {
+    local t=$1 s p src dst
+    s=$(stage_dir dind)
+    p=$s/usr/local/share/sgsim/preload
+    mkdir -p "$s/usr/local/bin" "$s/usr/local/lib/sgsim" "$p" "$s/var/lib/docker"
+    cp "$imgdir/dind/dockerd-entrypoint.sh" "$s/usr/local/bin/dockerd-entrypoint.sh"
+    cp "$imgdir/iptables-select.sh" "$s/usr/local/lib/sgsim/iptables-select.sh"
+    : > "$p/preload.list"
+    while read -r src dst; do
+        case "$src" in ''|'#'*) continue ;; esac
+        [ -n "${tag[$src]+x}" ] || die "dind/preload.list names unknown image $src"
+        printf '%s %s\n' "${tag[$src]}" "$dst" >> "$p/preload.list"
+    done < "$imgdir/dind/preload.list"
+    docker save -o "$p/images.tar" $(cut -d' ' -f1 "$p/preload.list" | sort -u)
+    derive dind "$t" "${tag[debian-docker]}" "$s" \
+        'ENTRYPOINT ["/usr/local/bin/dockerd-entrypoint.sh"]' 'CMD []' 'VOLUME /var/lib/docker' \
+        'ENV DOCKER_TLS_CERTDIR='
+}
+
+for n in "${order[@]}"; do
+    t=$(image_tag "$n")
+    tag[$n]=$t
+    if docker image inspect "$t" >/dev/null 2>&1; then
+        log "$n: $t is up to date"
+        continue
+    fi
+    log "$n: building $t"
+    start=$SECONDS
+    "build_${n//-/_}" "$t"
+    size=$(docker image inspect --format '{{.Size}}' "$t")
+    log "$n: built $t in $((SECONDS - start))s ($((size / 1024 / 1024)) MiB)"
+done
+
+envfile=${SGSIM_IMAGES_ENV:-$repo/target/sgsim-images.env}
+mkdir -p "$(dirname "$envfile")"
+declare -A merged=()
+if [ -f "$envfile" ]; then
+    while IFS='=' read -r k v; do [ -n "$k" ] && merged[$k]=$v; done < "$envfile"
+fi
+for n in "${order[@]}"; do merged[$n]=${tag[$n]}; done
+{
+    for n in "${all[@]}"; do [ -n "${merged[$n]+x}" ] && printf '%s=%s\n' "$n" "${merged[$n]}"; done
+} > "$envfile.tmp.$$"
+mv "$envfile.tmp.$$" "$envfile"
+for n in "${order[@]}"; do printf '%s=%s\n' "$n" "${tag[$n]}"; done
