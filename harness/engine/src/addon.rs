@@ -106,7 +106,7 @@ macro_rules! debug {
 /// How a step ended, as the addon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Success { outputs: BTreeMap<String, String> },
+    Success { outputs: BTreeMap<String, String>, exit_code: Option<i32> },
     Failed { kind: FailKind, message: String, exit_code: Option<i32> },
 }
 
@@ -139,11 +139,19 @@ impl Outcome {
 
     fn into_response(self) -> Result<Response<ExecuteStepResponse>, Status> {
         match self {
-            Outcome::Success { outputs } => Ok(Response::new(ExecuteStepResponse {
-                output: outputs.into_iter().collect(),
-                num_retries: 1,
-                artifact: None,
-            })),
+            Outcome::Success { outputs, exit_code } => {
+                let mut resp = Response::new(ExecuteStepResponse {
+                    output: outputs.into_iter().collect(),
+                    num_retries: 1,
+                    artifact: None,
+                });
+                if let Some(c) = exit_code
+                    && let Ok(v) = MetadataValue::try_from(c.to_string())
+                {
+                    resp.metadata_mut().insert(META_EXIT_CODE, v);
+                }
+                Ok(resp)
+            }
             Outcome::Failed {
                 kind,
                 message,
@@ -531,6 +539,7 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
         });
         return Outcome::Success {
             outputs: BTreeMap::new(),
+            exit_code: None,
         };
     }
     let Started { mut child, pgid, eof } = started;
@@ -594,11 +603,13 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
     if plan.output_vars.is_empty() {
         return Outcome::Success {
             outputs: BTreeMap::new(),
+            exit_code: Some(0),
         };
     }
     match std::fs::read_to_string(&plan.output_file) {
         Ok(content) => Outcome::Success {
             outputs: parse_outputs(&content, &plan.output_vars),
+            exit_code: Some(0),
         },
         Err(e) => Outcome::failure(format!(
             "cannot read output variables from {}: {e}",

@@ -262,6 +262,11 @@ async fn execute_on_addon(inner: &Inner, req: &ExecuteStepRequest, step: &UnitSt
     };
     match result {
         Ok(resp) => {
+            report.exit_code = resp
+                .metadata()
+                .get(META_EXIT_CODE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             let resp = resp.into_inner();
             report.set_status(StepExecutionStatus::Success);
             report.num_retries = resp.num_retries;
