@@ -1,1 +1,25 @@
-//! sgsim-core
+//! sgsim-core: the pure part of sgsim.
+//!
+//! - [`scenario::load`]: read a scenario.yaml (or a bare pipeline YAML) and its pipeline, validate
+//!   them (every error as `path:line:col: message`, all at once), resolve `<+input>` and secrets.
+//! - [`render::render_pod`] and [`render::plan`]: the pod the product would create, and the steps
+//!   the delegate runs in it.
+//! - [`normalize`]: stable placeholders for goldens, secret masking.
+//! - [`golden`]: compare expected and actual text, render unified diffs.
+//!
+//! No IO and no async: callers read files and hand their text in.
+
+pub mod diag;
+pub mod duration;
+pub mod model;
+pub mod pipeline;
+pub mod quantity;
+pub mod render;
+pub mod rng;
+pub mod scenario;
+mod walk;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use render::{ExecutionPlan, PlanNode, PlannedStep, RunIds, plan, render_pod};
+pub use scenario::{Scenario, ScenarioError, SourceLoader, load, no_files};

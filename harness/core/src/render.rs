@@ -1,0 +1,596 @@
+//! The pod the product creates for a containerized step group, and the execution plan the
+//! delegate follows. Shapes follow /work/shared/reference/product-facts.md ("The pod").
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostAlias, HostPathVolumeSource,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SecretVolumeSource,
+    SecurityContext, Toleration as K8sToleration, Volume as K8sVolume, VolumeMount,
+};
+use k8s_openapi::api::core::v1::ConfigMapVolumeSource;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use crate::model::{Shell, Step, StepGroup, StepKind, StepNode, VolumeSource};
+use crate::quantity;
+use crate::rng::SplitMix64;
+use crate::scenario::{DEFAULT_HARNESS_IMAGE_CONNECTOR, Scenario};
+
+/// Version of the product's addon and lite-engine images.
+pub const HARNESS_IMAGE_VERSION: &str = "1.16.8";
+/// setup-addon image (before any registry prefix).
+pub const ADDON_IMAGE: &str = "harness/ci-addon:1.16.8";
+/// lite-engine image (before any registry prefix).
+pub const LITE_ENGINE_IMAGE: &str = "harness/ci-lite-engine:1.16.8";
+/// Alphabet of the pod-name suffix.
+pub const POD_SUFFIX_ALPHABET: &str = "123456789bcdfghjklmnpqrstvwxyz";
+/// lite-engine gRPC port.
+pub const LITE_ENGINE_PORT: u16 = 20001;
+/// First step-container port.
+pub const FIRST_STEP_PORT: u16 = 20002;
+/// Workspace mount.
+pub const WORKSPACE: &str = "/harness";
+/// Addon mount.
+pub const ADDON_DIR: &str = "/addon";
+/// Delegate service endpoint as the product sets it.
+pub const DELEGATE_SERVICE_ENDPOINT: &str = "delegate-service:8080";
+/// Delegate service id.
+pub const DELEGATE_SERVICE_ID: &str = "delegate-grpc-service";
+/// Default step CPU limit.
+pub const DEFAULT_STEP_CPU: &str = "400m";
+/// Default step memory limit.
+pub const DEFAULT_STEP_MEMORY: &str = "500Mi";
+
+/// The identifiers of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunIds {
+    /// Account.
+    pub account_id: String,
+    /// Organization.
+    pub org_id: String,
+    /// Project.
+    pub project_id: String,
+    /// Pipeline.
+    pub pipeline_id: String,
+    /// Execution id (22 alphanumerics, from the seed).
+    pub execution_id: String,
+    /// Build number (`1`).
+    pub build_id: String,
+    /// Stage identifier.
+    pub stage_id: String,
+    /// Step group identifier (the `stepID` label).
+    pub step_id: String,
+    /// Pod name.
+    pub pod_name: String,
+}
+
+/// The ids of a scenario's run (deterministic from its seed).
+pub fn run_ids(s: &Scenario) -> RunIds {
+    let mut rng = SplitMix64::new(s.seed(), 2);
+    let alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let account = if s.fixtures().account_id.is_empty() { crate::scenario::DEFAULT_ACCOUNT_ID.to_string() } else { s.fixtures().account_id.clone() };
+    RunIds {
+        account_id: account,
+        org_id: s.pipeline.org_identifier.clone(),
+        project_id: s.pipeline.project_identifier.clone(),
+        pipeline_id: s.pipeline.identifier.clone(),
+        execution_id: rng.string(alnum, 22),
+        build_id: "1".into(),
+        stage_id: s.stage.identifier.clone(),
+        step_id: s.step_group.identifier.clone(),
+        pod_name: pod_name(&s.step_group.identifier, s.seed()),
+    }
+}
+
+/// `harnesscd-<identifier lowercased, alphanumerics only, first 15>-<8 chars>`.
+pub fn pod_name(identifier: &str, seed: u64) -> String {
+    let base: String = identifier.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).take(15).collect();
+    let suffix = SplitMix64::new(seed, 1).string(POD_SUFFIX_ALPHABET, 8);
+    format!("harnesscd-{base}-{suffix}")
+}
+
+/// Container name of a step: `step-` + identifier without `_`, lowercased.
+pub fn container_name(step_identifier: &str) -> String {
+    format!("step-{}", step_identifier.replace('_', "").to_lowercase())
+}
+
+/// Whether a label value matches `^[a-z0-9A-Z][a-z0-9A-Z\-_.]*[a-z0-9A-Z]$` (checked by hand).
+pub fn is_valid_label_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 2 {
+        return false;
+    }
+    let edge = |c: u8| c.is_ascii_alphanumeric();
+    let mid = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+    edge(b[0]) && edge(b[b.len() - 1]) && b[1..b.len() - 1].iter().all(|&c| mid(c))
+}
+
+/// The registry prefix for the product's images from `harnessImageConnectorRef` (empty for
+/// Docker Hub or an unknown connector).
+pub fn harness_image_prefix(s: &Scenario) -> String {
+    let id = s.step_group.infra.harness_image_connector_ref.as_deref().unwrap_or(DEFAULT_HARNESS_IMAGE_CONNECTOR);
+    let Some(url) = s.connector(id).and_then(|c| c.url.clone()) else { return String::new() };
+    registry_prefix(&url)
+}
+
+/// `https://registry.example.com/v2/path/` → `registry.example.com/path/`; Docker Hub → ``.
+pub fn registry_prefix(url: &str) -> String {
+    let u = url.trim();
+    let u = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or(u);
+    let u = u.trim_end_matches('/');
+    let (host, path) = match u.split_once('/') {
+        Some((h, p)) => (h, p),
+        None => (u, ""),
+    };
+    const HUB: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", "hub.docker.com"];
+    if host.is_empty() || HUB.contains(&host) {
+        return String::new();
+    }
+    let path: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != "v1" && *p != "v2").collect();
+    if path.is_empty() { format!("{host}/") } else { format!("{host}/{}/", path.join("/")) }
+}
+
+/// Whether an image gets privileged automatically: plugins/docker|ecr|acr|gcr|heroku, or
+/// `docker` with a tag containing `dind`.
+pub fn image_needs_privileged(image: &str) -> bool {
+    let (name, tag) = split_image(image);
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    let name = name.strip_prefix("library/").unwrap_or(name);
+    matches!(name, "plugins/docker" | "plugins/ecr" | "plugins/acr" | "plugins/gcr" | "plugins/heroku")
+        || (name == "docker" && tag.contains("dind"))
+}
+
+fn split_image(image: &str) -> (&str, &str) {
+    let image = image.split('@').next().unwrap_or(image);
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Whether a step's container is privileged: the step's `privileged`, else
+/// containerSecurityContext.privileged, else the automatic rule (Run/Background/Plugin steps of
+/// a CD step group default to privileged; product-managed steps by image).
+pub fn step_privileged(group: &StepGroup, step: &Step) -> bool {
+    if let Some(p) = step.privileged {
+        return p;
+    }
+    if let Some(p) = group.infra.container_security_context.as_ref().and_then(|c| c.privileged) {
+        return p;
+    }
+    match step.step_type.as_str() {
+        "Run" | "Background" | "Plugin" => true,
+        _ => step.image.as_deref().is_some_and(image_needs_privileged),
+    }
+}
+
+fn q(s: &str) -> Quantity {
+    Quantity(s.to_string())
+}
+
+fn res(req_cpu: &str, req_mem: &str, lim_cpu: &str, lim_mem: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".into(), q(req_cpu)), ("memory".into(), q(req_mem))])),
+        limits: Some(BTreeMap::from([("cpu".into(), q(lim_cpu)), ("memory".into(), q(lim_mem))])),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+/// Steps that get a container, in order, with their port.
+pub fn container_steps(group: &StepGroup) -> Vec<(&Step, u16)> {
+    group
+        .flat_steps()
+        .into_iter()
+        .filter(|s| s.kind != Some(StepKind::NoContainer))
+        .enumerate()
+        .map(|(i, s)| (s, FIRST_STEP_PORT.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))))
+        .collect()
+}
+
+/// Render the pod the product would create for the scenario's step group (deterministic given
+/// the scenario's seed).
+pub fn render_pod(s: &Scenario) -> Pod {
+    let g = &s.step_group;
+    let infra = &g.infra;
+    let ids = run_ids(s);
+    let prefix = harness_image_prefix(s);
+
+    // Labels.
+    let mut labels = BTreeMap::new();
+    for (k, v) in [
+        ("accountID", &ids.account_id),
+        ("orgID", &ids.org_id),
+        ("projectID", &ids.project_id),
+        ("pipelineID", &ids.pipeline_id),
+        ("pipelineExecutionID", &ids.execution_id),
+        ("stepID", &ids.step_id),
+    ] {
+        if is_valid_label_value(v) {
+            labels.insert(k.to_string(), v.clone());
+        }
+    }
+    for (k, v) in &infra.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+
+    // Volumes and mounts.
+    let mut volumes = vec![
+        K8sVolume { name: "harness".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        K8sVolume { name: "addon".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+    ];
+    let mut mounts = vec![
+        VolumeMount { name: "harness".into(), mount_path: WORKSPACE.into(), ..Default::default() },
+        VolumeMount { name: "addon".into(), mount_path: ADDON_DIR.into(), ..Default::default() },
+    ];
+    for (i, p) in g.shared_paths.iter().enumerate() {
+        let name = format!("shared-{i}");
+        volumes.push(K8sVolume { name: name.clone(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+        mounts.push(VolumeMount { name, mount_path: p.clone(), ..Default::default() });
+    }
+    for (i, v) in infra.volumes.iter().enumerate() {
+        let name = format!("volume-{i}");
+        let mut vol = K8sVolume { name: name.clone(), ..Default::default() };
+        let mut read_only = None;
+        match &v.source {
+            VolumeSource::EmptyDir { medium, size } => {
+                vol.empty_dir = Some(EmptyDirVolumeSource { medium: medium.clone(), size_limit: size.as_deref().map(q), ..Default::default() });
+            }
+            VolumeSource::HostPath { path, path_type } => {
+                vol.host_path = Some(HostPathVolumeSource { path: path.clone(), type_: path_type.clone() });
+            }
+            VolumeSource::PersistentVolumeClaim { claim_name, read_only: ro } => {
+                vol.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource { claim_name: claim_name.clone(), read_only: *ro });
+                read_only = *ro;
+            }
+            VolumeSource::ConfigMap { name: cm, optional } => {
+                vol.config_map = Some(ConfigMapVolumeSource { name: cm.clone(), optional: *optional, ..Default::default() });
+            }
+            VolumeSource::Secret { name: sec, optional } => {
+                vol.secret = Some(SecretVolumeSource { secret_name: Some(sec.clone()), optional: *optional, ..Default::default() });
+            }
+        }
+        volumes.push(vol);
+        mounts.push(VolumeMount { name, mount_path: v.mount_path.clone(), read_only, ..Default::default() });
+    }
+
+    // Init container.
+    let addon_script = format!(
+        "mkdir -p {ADDON_DIR}/bin && mkdir -p {ADDON_DIR}/tmp && cp /usr/local/bin/ci-addon {ADDON_DIR}/bin/ci-addon && chmod +x {ADDON_DIR}/bin/ci-addon"
+    );
+    let setup_addon = Container {
+        name: "setup-addon".into(),
+        image: Some(format!("{prefix}{ADDON_IMAGE}")),
+        image_pull_policy: infra.image_pull_policy.clone(),
+        command: Some(vec!["sh".into(), "-c".into(), "--".into()]),
+        args: Some(vec![addon_script]),
+        env: Some(vec![env("HARNESS_WORKSPACE", WORKSPACE)]),
+        resources: Some(res("100m", "100Mi", "100m", "100Mi")),
+        volume_mounts: Some(mounts.clone()),
+        working_dir: None,
+        ..Default::default()
+    };
+
+    // Step containers.
+    let csc = infra.container_security_context.clone().unwrap_or_default();
+    let mut containers = Vec::new();
+    let mut cpu_sum: i128 = 0;
+    let mut mem_sum: i128 = 0;
+    for (step, port) in container_steps(g) {
+        let cpu = step.cpu_limit.clone().unwrap_or_else(|| DEFAULT_STEP_CPU.into());
+        let mem = step.memory_limit.clone().unwrap_or_else(|| DEFAULT_STEP_MEMORY.into());
+        cpu_sum += quantity::parse(&cpu).unwrap_or(400);
+        mem_sum += quantity::parse(&mem).unwrap_or(500 * 1024 * 1024 * 1000);
+        let caps = if csc.capabilities_add.is_empty() && csc.capabilities_drop.is_empty() {
+            None
+        } else {
+            Some(Capabilities {
+                add: (!csc.capabilities_add.is_empty()).then(|| csc.capabilities_add.clone()),
+                drop: (!csc.capabilities_drop.is_empty()).then(|| csc.capabilities_drop.clone()),
+            })
+        };
+        let sc = SecurityContext {
+            privileged: Some(step_privileged(g, step)),
+            allow_privilege_escalation: csc.allow_privilege_escalation,
+            capabilities: caps,
+            run_as_non_root: csc.run_as_non_root,
+            read_only_root_filesystem: csc.read_only_root_filesystem,
+            run_as_user: step.run_as_user.or(csc.run_as_user),
+            run_as_group: csc.run_as_group,
+            proc_mount: csc.proc_mount.clone(),
+            ..Default::default()
+        };
+        let image = match step.step_type.as_str() {
+            "Run" | "Background" | "Plugin" => step.image.clone().unwrap_or_default(),
+            // Product-managed images come through the harness image connector.
+            _ => match &step.image {
+                Some(i) if crate::pipeline::SUPPORTED_STEP_TYPES.iter().any(|(_, _, d)| *d == Some(i.as_str())) => format!("{prefix}{i}"),
+                Some(i) => i.clone(),
+                None => String::new(),
+            },
+        };
+        let envs: Vec<EnvVar> = step.env.iter().map(|(k, v)| env(k, v)).collect();
+        containers.push(Container {
+            name: container_name(&step.identifier),
+            image: Some(image),
+            image_pull_policy: step.image_pull_policy.clone(),
+            command: Some(vec![format!("{ADDON_DIR}/bin/ci-addon")]),
+            args: Some(vec!["--port".into(), port.to_string()]),
+            ports: Some(vec![ContainerPort { container_port: i32::from(port), ..Default::default() }]),
+            working_dir: Some(WORKSPACE.into()),
+            env: (!envs.is_empty()).then_some(envs),
+            resources: Some(res("10m", "10Mi", &cpu, &mem)),
+            security_context: Some(sc),
+            volume_mounts: Some(mounts.clone()),
+            ..Default::default()
+        });
+    }
+    let le_cpu = quantity::format_cpu(cpu_sum + 100);
+    let le_mem = quantity::format_memory(mem_sum + 100 * 1024 * 1024 * 1000);
+    let log_prefix = format!("{}/pipeline/{}/{}/-{}", ids.account_id, ids.pipeline_id, ids.build_id, ids.execution_id);
+    containers.push(Container {
+        name: "lite-engine".into(),
+        image: Some(format!("{prefix}{LITE_ENGINE_IMAGE}")),
+        image_pull_policy: infra.image_pull_policy.clone(),
+        working_dir: Some(WORKSPACE.into()),
+        env: Some(vec![
+            env("HARNESS_WORKSPACE", WORKSPACE),
+            env("DELEGATE_SERVICE_ENDPOINT", DELEGATE_SERVICE_ENDPOINT),
+            env("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
+            env("HARNESS_ACCOUNT_ID", &ids.account_id),
+            env("HARNESS_PROJECT_ID", &ids.project_id),
+            env("HARNESS_ORG_ID", &ids.org_id),
+            env("HARNESS_PIPELINE_ID", &ids.pipeline_id),
+            env("HARNESS_BUILD_ID", &ids.build_id),
+            env("HARNESS_STAGE_ID", &ids.stage_id),
+            env("HARNESS_EXECUTION_ID", &ids.execution_id),
+            env("HARNESS_LOG_PREFIX", &log_prefix),
+        ]),
+        ports: Some(vec![ContainerPort { container_port: i32::from(LITE_ENGINE_PORT), ..Default::default() }]),
+        resources: Some(res(&le_cpu, &le_mem, &le_cpu, &le_mem)),
+        volume_mounts: Some(mounts.clone()),
+        ..Default::default()
+    });
+
+    let tolerations: Vec<K8sToleration> = infra
+        .tolerations
+        .iter()
+        .map(|t| K8sToleration {
+            key: t.key.clone(),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            toleration_seconds: t.toleration_seconds,
+        })
+        .collect();
+    let spec = PodSpec {
+        restart_policy: Some("Never".into()),
+        active_deadline_seconds: Some(86400),
+        init_containers: Some(vec![setup_addon]),
+        containers,
+        volumes: Some(volumes),
+        service_account_name: infra.service_account_name.clone(),
+        automount_service_account_token: infra.automount_service_account_token,
+        priority_class_name: infra.priority_class_name.clone(),
+        node_selector: (!infra.node_selector.is_empty()).then(|| infra.node_selector.clone()),
+        tolerations: (!tolerations.is_empty()).then_some(tolerations),
+        security_context: infra.run_as_user.map(|u| PodSecurityContext { run_as_user: Some(u), ..Default::default() }),
+        host_aliases: (!infra.host_names.is_empty())
+            .then(|| vec![HostAlias { ip: "127.0.0.1".into(), hostnames: Some(infra.host_names.clone()) }]),
+        ..Default::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(ids.pod_name.clone()),
+            namespace: Some(infra.namespace.clone()),
+            labels: Some(labels),
+            annotations: (!infra.annotations.is_empty()).then(|| infra.annotations.clone()),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// The delegate's plan for the step group.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionPlan {
+    /// Pod name.
+    pub pod_name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// lite-engine port (20001).
+    pub lite_engine_port: u16,
+    /// Run ids (account, execution, ...).
+    pub ids: RunIds,
+    /// How long the pod may take to become ready (initTimeout, default 480 s).
+    pub init_timeout_secs: u64,
+    /// Steps in order; a `Parallel` entry runs its steps concurrently.
+    pub steps: Vec<PlanNode>,
+}
+
+impl ExecutionPlan {
+    /// Every step, flattened, in order.
+    pub fn flat(&self) -> Vec<&PlannedStep> {
+        fn walk<'a>(n: &'a [PlanNode], out: &mut Vec<&'a PlannedStep>) {
+            for x in n {
+                match x {
+                    PlanNode::Step(s) => out.push(s),
+                    PlanNode::Parallel(p) => walk(p, out),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.steps, &mut out);
+        out
+    }
+}
+
+/// An element of the plan.
+#[derive(Clone, Debug, Serialize)]
+pub enum PlanNode {
+    /// One step.
+    Step(PlannedStep),
+    /// Steps that run concurrently.
+    Parallel(Vec<PlanNode>),
+}
+
+/// One step as the delegate sends it to the lite-engine.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStep {
+    /// Step identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Step type as written.
+    pub step_type: String,
+    /// Run, Background, Plugin or NoContainer.
+    pub kind: StepKind,
+    /// Harness FQN.
+    pub fqn: String,
+    /// Container name (none for NoContainer steps).
+    pub container: Option<String>,
+    /// Addon port in that container.
+    pub port: Option<u16>,
+    /// Image (vendor name as in the pod).
+    pub image: Option<String>,
+    /// Command (Run/Background).
+    pub command: Option<String>,
+    /// Shell.
+    pub shell: Shell,
+    /// Entrypoint override.
+    pub entrypoint: Vec<String>,
+    /// Environment (envVariables, then PLUGIN_* settings for plugins).
+    pub env: Vec<(String, String)>,
+    /// Background steps detach.
+    pub detach: bool,
+    /// Execution timeout in seconds (default 10 minutes... as the product's step default).
+    pub timeout_secs: u64,
+    /// Output variable names.
+    pub output_variables: Vec<String>,
+    /// Report paths.
+    pub report_paths: Vec<String>,
+    /// Plugin settings (raw).
+    pub settings: Vec<(String, serde_json::Value)>,
+    /// Privileged.
+    pub privileged: bool,
+    /// `when`, raw.
+    pub when: Option<serde_json::Value>,
+    /// failureStrategies, raw.
+    pub failure_strategies: Option<serde_json::Value>,
+}
+
+/// Default step timeout when the step sets none (10 minutes).
+pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 600;
+
+/// The execution plan of the scenario's step group.
+pub fn plan(s: &Scenario) -> ExecutionPlan {
+    let g = &s.step_group;
+    let ports: BTreeMap<&str, u16> = container_steps(g).into_iter().map(|(st, p)| (st.identifier.as_str(), p)).collect();
+    let prefix = harness_image_prefix(s);
+    let pod = render_pod(s);
+    let images: BTreeMap<String, String> = pod
+        .spec
+        .as_ref()
+        .map(|sp| sp.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let _ = prefix;
+    fn conv(nodes: &[StepNode], g: &StepGroup, ports: &BTreeMap<&str, u16>, images: &BTreeMap<String, String>, out: &mut Vec<PlanNode>) {
+        for n in nodes {
+            match n {
+                StepNode::Step(st) => out.push(PlanNode::Step(planned(st, g, ports, images))),
+                StepNode::Parallel(p) => {
+                    let mut inner = Vec::new();
+                    conv(p, g, ports, images, &mut inner);
+                    out.push(PlanNode::Parallel(inner));
+                }
+                StepNode::Group(ng) => conv(&ng.steps, g, ports, images, out),
+            }
+        }
+    }
+    let mut steps = Vec::new();
+    conv(&g.steps, g, &ports, &images, &mut steps);
+    let ids = run_ids(s);
+    ExecutionPlan {
+        pod_name: ids.pod_name.clone(),
+        namespace: g.infra.namespace.clone(),
+        lite_engine_port: LITE_ENGINE_PORT,
+        ids,
+        init_timeout_secs: g.infra.init_timeout_secs(),
+        steps,
+    }
+}
+
+fn planned(st: &Step, g: &StepGroup, ports: &BTreeMap<&str, u16>, images: &BTreeMap<String, String>) -> PlannedStep {
+    let kind = st.kind.unwrap_or(StepKind::Run);
+    let has_container = kind != StepKind::NoContainer;
+    let container = has_container.then(|| container_name(&st.identifier));
+    let mut env = st.env.clone();
+    if kind == StepKind::Plugin {
+        for (k, v) in &st.settings {
+            let val = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| match x {
+                        serde_json::Value::String(s) => s.clone(),
+                        o => o.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                o => o.to_string(),
+            };
+            env.push((format!("PLUGIN_{}", plugin_env_key(k)), val));
+        }
+    }
+    PlannedStep {
+        id: st.identifier.clone(),
+        name: st.name.clone(),
+        step_type: st.step_type.clone(),
+        kind,
+        fqn: st.fqn.clone(),
+        port: ports.get(st.identifier.as_str()).copied(),
+        image: container.as_ref().and_then(|c| images.get(c).cloned()).or_else(|| st.image.clone()),
+        container,
+        command: st.command.clone(),
+        shell: st.shell,
+        entrypoint: st.entrypoint.clone(),
+        env,
+        detach: kind == StepKind::Background,
+        timeout_secs: st.timeout.as_deref().and_then(crate::duration::parse_secs).unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
+        output_variables: st.output_variables.clone(),
+        report_paths: st.report_paths.clone(),
+        settings: st.settings.clone(),
+        privileged: has_container && step_privileged(g, st),
+        when: st.when.clone(),
+        failure_strategies: st.failure_strategies.clone(),
+    }
+}
+
+/// `buildCommandOptions` → `BUILD_COMMAND_OPTIONS`, `repo_name` → `REPO_NAME`.
+pub fn plugin_env_key(k: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in k.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        if c == '-' || c == '.' {
+            out.push('_');
+        } else {
+            out.push(c.to_ascii_uppercase());
+        }
+    }
+    out
+}

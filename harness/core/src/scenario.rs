@@ -1,0 +1,909 @@
+//! Scenario format v1 (`scenarios/<name>/scenario.yaml`) and bare pipeline files: loading,
+//! validation, fixtures. See docs/scenarios.md.
+//!
+//! Core does no IO: the caller hands in the text of the file and a [`SourceLoader`] that returns
+//! the text of files the scenario references (paths as written, relative to the scenario's
+//! directory).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, Diagnostics, Severity, SourceFile, suggest};
+use crate::model::{Pipeline, StageInfo, StepGroup, StepKind};
+use crate::pipeline::{FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME, discover, read_group};
+use crate::walk::{Ctx, Resolver};
+use crate::yaml::{Node, Pos, Value, parse};
+
+/// Loads files referenced by a scenario. `path` is as written in scenario.yaml (relative to the
+/// scenario directory); the error is a human-readable reason.
+pub trait SourceLoader {
+    /// The file's text (lossy UTF-8 is fine).
+    fn load(&self, path: &str) -> Result<String, String>;
+}
+
+impl<F: Fn(&str) -> Result<String, String>> SourceLoader for F {
+    fn load(&self, path: &str) -> Result<String, String> {
+        self(path)
+    }
+}
+
+/// A loader for inputs that reference no file (bare pipelines, inline pipelines).
+pub fn no_files(path: &str) -> Result<String, String> {
+    Err(format!("no file loader available for `{path}`"))
+}
+
+/// Errors of [`load`].
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario or its pipeline is invalid; `header` holds what could be read of
+    /// scenario.yaml (so `expect.error` can still be checked).
+    #[error("{diagnostics}")]
+    Invalid {
+        /// The scenario header, when scenario.yaml itself was readable.
+        header: Option<Box<ScenarioHeader>>,
+        /// Every error (and warning) found.
+        diagnostics: Diagnostics,
+    },
+}
+
+impl ScenarioError {
+    /// The diagnostics.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        match self {
+            ScenarioError::Invalid { diagnostics, .. } => diagnostics,
+        }
+    }
+    /// The header, if scenario.yaml was readable.
+    pub fn header(&self) -> Option<&ScenarioHeader> {
+        match self {
+            ScenarioError::Invalid { header, .. } => header.as_deref(),
+        }
+    }
+    /// Whether the scenario expected exactly this failure (`expect.error` is a substring of
+    /// one of the error lines).
+    pub fn is_expected(&self) -> bool {
+        self.header().is_some_and(|h| h.expect.matches_error(self.diagnostics()))
+    }
+}
+
+impl miette::Diagnostic for ScenarioError {
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        miette::Diagnostic::related(self.diagnostics())
+    }
+}
+
+/// The scenario-level data (everything but the pipeline).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioHeader {
+    /// Scenario name (the pipeline identifier for bare pipelines).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Seed of every generated value (pod-name suffix, execution id).
+    pub seed: u64,
+    /// The `stepGroup` selector as written (`group` or `stage.group`).
+    pub step_group: Option<String>,
+    /// Cluster and Harness fixtures.
+    pub fixtures: Fixtures,
+    /// Expected outcome.
+    pub expect: Expect,
+    /// Whether the input was a bare pipeline (fixtures inferred).
+    pub bare: bool,
+}
+
+/// Fixtures: what exists in the simulated cluster and Harness account.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fixtures {
+    /// Harness account id (default `sgsimAccount`).
+    pub account_id: String,
+    /// Namespaces that exist.
+    pub namespaces: Vec<String>,
+    /// Cluster nodes (default: one node `node-1`).
+    pub nodes: Vec<NodeFixture>,
+    /// ConfigMaps.
+    pub config_maps: Vec<DataObject>,
+    /// Kubernetes Secrets.
+    pub secrets: Vec<DataObject>,
+    /// ServiceAccounts.
+    pub service_accounts: Vec<NamedObject>,
+    /// PersistentVolumeClaims.
+    pub persistent_volume_claims: Vec<NamedObject>,
+    /// PriorityClasses.
+    pub priority_classes: Vec<PriorityClassFixture>,
+    /// Harness connectors.
+    pub connectors: Vec<Connector>,
+    /// Harness secrets: identifier → value (masked in logs).
+    pub harness_secrets: BTreeMap<String, String>,
+    /// Runtime inputs: field path → value (JSON).
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Enabled feature flags.
+    pub feature_flags: Vec<String>,
+    /// Image catalog overrides: vendor image → stand-in name.
+    pub images: BTreeMap<String, String>,
+}
+
+/// A cluster node.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NodeFixture {
+    /// Node name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Taints.
+    pub taints: Vec<TaintFixture>,
+    /// Allocatable CPU (quantity, default `8`).
+    pub cpu: Option<String>,
+    /// Allocatable memory (quantity, default `16Gi`).
+    pub memory: Option<String>,
+}
+
+/// A node taint.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TaintFixture {
+    /// key.
+    pub key: String,
+    /// value.
+    pub value: Option<String>,
+    /// effect (NoSchedule, PreferNoSchedule, NoExecute).
+    pub effect: String,
+}
+
+/// A ConfigMap or Secret.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DataObject {
+    /// Name.
+    pub name: String,
+    /// Namespace (default: the step group's).
+    pub namespace: Option<String>,
+    /// Data (plain text values).
+    pub data: BTreeMap<String, String>,
+}
+
+/// A namespaced object known by name (ServiceAccount, PVC).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NamedObject {
+    /// Name.
+    pub name: String,
+    /// Namespace (default: the step group's).
+    pub namespace: Option<String>,
+}
+
+/// A PriorityClass.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PriorityClassFixture {
+    /// Name.
+    pub name: String,
+    /// Priority value.
+    pub value: i32,
+}
+
+/// A Harness connector.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connector {
+    /// Identifier, with scope prefix as referenced (`account.harnessImage`, `k8s`).
+    pub identifier: String,
+    /// `DockerRegistry`, `KubernetesCluster`, `Aws`, `Git`, `Github`...
+    pub connector_type: String,
+    /// Registry/API URL.
+    pub url: Option<String>,
+    /// `anonymous` (default) or `usernamePassword`.
+    pub auth: String,
+    /// Username (usernamePassword).
+    pub username: Option<String>,
+    /// Harness secret holding the password.
+    pub password_ref: Option<String>,
+    /// AWS: access key.
+    pub access_key: Option<String>,
+    /// AWS: Harness secret with the secret key.
+    pub secret_key_ref: Option<String>,
+    /// AWS: cross-account role ARN.
+    pub cross_account_role_arn: Option<String>,
+    /// AWS: STS external id.
+    pub external_id: Option<String>,
+    /// AWS: region.
+    pub region: Option<String>,
+}
+
+/// Expected outcome.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Expect {
+    /// Status of the step group.
+    pub status: ExpectedStatus,
+    /// Per-step expectations.
+    pub steps: BTreeMap<String, StepExpect>,
+    /// For validation-failure scenarios: a substring of the expected error line.
+    pub error: Option<String>,
+}
+
+impl Expect {
+    /// Whether `diags` contains an error whose `path:line:col: message` line contains
+    /// `self.error`.
+    pub fn matches_error(&self, diags: &Diagnostics) -> bool {
+        match &self.error {
+            Some(e) => diags.errors().any(|d| d.to_string().contains(e.as_str())),
+            None => false,
+        }
+    }
+}
+
+/// Expected status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum ExpectedStatus {
+    /// Everything succeeded.
+    #[default]
+    Success,
+    /// Failed.
+    Failed,
+    /// Skipped (steps only).
+    Skipped,
+}
+
+/// Per-step expectation.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepExpect {
+    /// Status.
+    pub status: Option<ExpectedStatus>,
+    /// Exit code of the step's command.
+    pub exit_code: Option<i32>,
+}
+
+/// A loaded, valid scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Scenario data.
+    pub header: ScenarioHeader,
+    /// Path of the pipeline file as shown in messages.
+    pub pipeline_path: String,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The stage holding the selected step group.
+    pub stage: StageInfo,
+    /// The selected containerized step group.
+    pub step_group: StepGroup,
+    /// Every harness secret value used by the step group (to mask in logs).
+    pub secrets: Vec<String>,
+    /// Warnings (e.g. namespace not in fixtures).
+    pub warnings: Diagnostics,
+}
+
+impl Scenario {
+    /// Seed.
+    pub fn seed(&self) -> u64 {
+        self.header.seed
+    }
+    /// Fixtures.
+    pub fn fixtures(&self) -> &Fixtures {
+        &self.header.fixtures
+    }
+    /// Expected outcome.
+    pub fn expect(&self) -> &Expect {
+        &self.header.expect
+    }
+    /// The step group's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.step_group.infra.namespace
+    }
+    /// A connector by identifier.
+    pub fn connector(&self, identifier: &str) -> Option<&Connector> {
+        self.header.fixtures.connectors.iter().find(|c| c.identifier == identifier)
+    }
+}
+
+const SCENARIO_FIELDS: &[&str] = &["name", "description", "pipeline", "stepGroup", "seed", "fixtures", "expect"];
+const FIXTURE_FIELDS: &[&str] = &[
+    "accountId",
+    "namespaces",
+    "nodes",
+    "configMaps",
+    "secrets",
+    "serviceAccounts",
+    "persistentVolumeClaims",
+    "priorityClasses",
+    "connectors",
+    "harnessSecrets",
+    "inputs",
+    "featureFlags",
+    "images",
+];
+/// Feature flags sgsim knows.
+pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
+
+/// Default Harness account id.
+pub const DEFAULT_ACCOUNT_ID: &str = "sgsimAccount";
+/// Default harness image connector.
+pub const DEFAULT_HARNESS_IMAGE_CONNECTOR: &str = "account.harnessImage";
+
+/// Whether a parsed YAML document is a bare pipeline (top-level `pipeline:` mapping only)
+/// rather than a scenario.
+fn is_bare(root: &Node) -> bool {
+    let Some(entries) = root.as_map() else { return false };
+    let has_pipeline_map = root.get("pipeline").is_some_and(|p| p.as_map().is_some() && p.get("pipeline").is_none());
+    has_pipeline_map
+        && entries.iter().all(|(k, _)| {
+            let key = k.scalar_text().unwrap_or_default();
+            !SCENARIO_FIELDS.contains(&key.as_str()) || key == "pipeline"
+        })
+}
+
+fn dirname(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if rel.starts_with('/') || dir.is_empty() { rel.to_string() } else { format!("{dir}/{rel}") }
+}
+
+/// Load a scenario.yaml or a bare pipeline YAML. `path` is the file's path as shown in
+/// messages; `text` its content; `loader` returns referenced files (paths as written).
+pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenario, ScenarioError> {
+    let file = SourceFile::new(path, text);
+    let mut diags = Diagnostics::default();
+    let root = match parse(text) {
+        Ok(n) => n,
+        Err(e) => {
+            diags.push(Diagnostic::new(Severity::Error, &file, e.pos, format!("YAML syntax error: {}", e.message)));
+            return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+        }
+    };
+    if root.is_null() {
+        diags.push(Diagnostic::new(Severity::Error, &file, Pos::default(), "empty file: expected a scenario or a pipeline"));
+        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+    }
+    let mut res = Resolver::default();
+    if is_bare(&root) {
+        let header = ScenarioHeader { seed: 1, bare: true, ..Default::default() };
+        res.infer_secrets = true;
+        return finish(header, file.clone(), &root, path.to_string(), res, diags, &file);
+    }
+    // Scenario.
+    let mut header = ScenarioHeader { seed: 1, ..Default::default() };
+    let mut ctx = Ctx { file: file.clone(), diags: &mut diags, res: &mut res };
+    if !ctx.strict_map(&root, root.pos, SCENARIO_FIELDS, "scenario.yaml") {
+        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+    }
+    header.name = scalar(&mut ctx, &root, "name").unwrap_or_default();
+    header.description = scalar(&mut ctx, &root, "description").unwrap_or_default();
+    header.step_group = scalar(&mut ctx, &root, "stepGroup");
+    if let Some(v) = root.get("seed") {
+        match &v.value {
+            Value::Int(i) if *i >= 0 && *i <= u64::MAX as i128 => header.seed = *i as u64,
+            _ => ctx.err(v.pos, format!("`seed` must be a non-negative integer, found {}", v.kind_name())),
+        }
+    }
+    if let Some((fk, f)) = root.entry("fixtures") {
+        read_fixtures(&mut ctx, f, fk.pos, &mut header.fixtures);
+    }
+    if let Some((ek, e)) = root.entry("expect") {
+        read_expect(&mut ctx, e, ek.pos, &mut header.expect);
+    }
+    for (k, v) in &header.fixtures.harness_secrets {
+        ctx.res.secrets.insert(k.clone(), v.clone());
+    }
+    if let Some(inputs) = root.get("fixtures").and_then(|f| f.get("inputs")).and_then(Node::as_map) {
+        for (k, v) in inputs {
+            ctx.res.inputs.insert(k.scalar_text().unwrap_or_default(), v.clone());
+        }
+    }
+    // The pipeline.
+    let Some((pk, pnode)) = root.entry("pipeline") else {
+        ctx.err(root.pos, "missing required field `pipeline` (a file path or an inline `pipeline:` mapping)");
+        return Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags });
+    };
+    let _ = pk;
+    match &pnode.value {
+        Value::Str(rel) => {
+            let shown = join(dirname(path), rel);
+            match loader.load(rel) {
+                Err(reason) => {
+                    ctx.err(pnode.pos, format!("cannot read pipeline file `{rel}`: {reason}"));
+                    Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+                }
+                Ok(ptext) => {
+                    let pfile = SourceFile::new(shown.clone(), ptext);
+                    let proot = match parse(&pfile.text) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            diags.push(Diagnostic::new(Severity::Error, &pfile, e.pos, format!("YAML syntax error: {}", e.message)));
+                            return Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags });
+                        }
+                    };
+                    finish(header, pfile, &proot, shown, res, diags, &file)
+                }
+            }
+        }
+        Value::Map(_) => {
+            let p = pnode.clone();
+            finish(header, file.clone(), &p, path.to_string(), res, diags, &file)
+        }
+        _ => {
+            ctx.err(pnode.pos, format!("`pipeline` must be a file path or an inline mapping `{{pipeline: ...}}`, found {}", pnode.kind_name()));
+            Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+        }
+    }
+}
+
+fn finish(
+    mut header: ScenarioHeader,
+    pfile: Arc<SourceFile>,
+    proot: &Node,
+    pipeline_path: String,
+    mut res: Resolver,
+    mut diags: Diagnostics,
+    scenario_file: &Arc<SourceFile>,
+) -> Result<Scenario, ScenarioError> {
+    let fail = |header: ScenarioHeader, mut diags: Diagnostics| {
+        diags.sort();
+        Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+    };
+    let mut ctx = Ctx { file: pfile.clone(), diags: &mut diags, res: &mut res };
+    let Some((pipeline, found)) = discover(&mut ctx, proot) else {
+        return fail(header, diags);
+    };
+    if header.bare && header.name.is_empty() {
+        header.name = pipeline.identifier.clone();
+    }
+    if found.is_empty() {
+        let pos = proot.get("pipeline").map(|p| p.pos).unwrap_or(proot.pos);
+        ctx.err_help(
+            pos,
+            "the pipeline has no containerized step group (a stepGroup with `stepGroupInfra: {type: KubernetesDirect, ...}`)",
+            "enable container based execution on a step group of a Deploy or Custom stage",
+        );
+        return fail(header, diags);
+    }
+    let names: Vec<String> = found.iter().map(|f| format!("{}.{}", f.stage_identifier, f.group_identifier)).collect();
+    let chosen = match &header.step_group {
+        Some(sel) => {
+            let m: Vec<usize> = found
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.group_identifier == *sel || format!("{}.{}", f.stage_identifier, f.group_identifier) == *sel)
+                .map(|(i, _)| i)
+                .collect();
+            match m.as_slice() {
+                [i] => Some(*i),
+                [] => {
+                    let cands: Vec<&str> = found.iter().map(|f| f.group_identifier.as_str()).collect();
+                    let hint = suggest(sel, cands.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    let d = Diagnostic::new(
+                        Severity::Error,
+                        scenario_file,
+                        step_group_pos(scenario_file),
+                        format!("step group `{sel}` not found{hint}; containerized step groups in the pipeline: {}", names.join(", ")),
+                    );
+                    ctx.diags.push(d);
+                    None
+                }
+                _ => {
+                    let d = Diagnostic::new(
+                        Severity::Error,
+                        scenario_file,
+                        step_group_pos(scenario_file),
+                        format!("step group `{sel}` is ambiguous; use `<stage>.<group>`: {}", names.join(", ")),
+                    );
+                    ctx.diags.push(d);
+                    None
+                }
+            }
+        }
+        None if found.len() == 1 => Some(0),
+        None => {
+            let pos = found[1].key_pos;
+            ctx.err_help(
+                pos,
+                format!("the pipeline has {} containerized step groups ({}); choose one with `stepGroup`", found.len(), names.join(", ")),
+                "set `stepGroup: <identifier>` in scenario.yaml",
+            );
+            None
+        }
+    };
+    let Some(ci) = chosen else { return fail(header, diags) };
+    let f = &found[ci];
+    let group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
+    let stage = pipeline.stages.iter().find(|s| s.identifier == f.stage_identifier).cloned().unwrap_or_default();
+    // Fixture-dependent checks.
+    if header.bare {
+        infer_fixtures(&mut header.fixtures, &group);
+    } else {
+        let ns = &group.infra.namespace;
+        if !ns.is_empty() && !ns.contains("<+") && !header.fixtures.namespaces.iter().any(|n| n == ns) {
+            let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("namespace")).map(|n| n.pos).unwrap_or(f.key_pos);
+            ctx.warn(pos, format!("namespace `{ns}` is not in fixtures.namespaces; the pod will fail to be created"));
+        }
+        let known: Vec<&str> = header.fixtures.connectors.iter().map(|c| c.identifier.as_str()).collect();
+        let cref = &group.infra.connector_ref;
+        if !cref.is_empty() && !cref.contains("<+") && !known.contains(&cref.as_str()) {
+            let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("connectorRef")).map(|n| n.pos).unwrap_or(f.key_pos);
+            ctx.warn(pos, format!("connector `{cref}` is not in fixtures.connectors; treated as a KubernetesCluster connector to the simulated cluster"));
+        }
+    }
+    if !header.bare {
+        let steps = group.flat_steps();
+        let ids: Vec<&str> = steps.iter().map(|s| s.identifier.as_str()).collect();
+        let sc_root = parse(&scenario_file.text).ok();
+        for id in header.expect.steps.keys() {
+            if !ids.contains(&id.as_str()) {
+                let pos = sc_root
+                    .as_ref()
+                    .and_then(|r| r.get("expect"))
+                    .and_then(|e| e.get("steps"))
+                    .and_then(|s| s.entry(id))
+                    .map(|(k, _)| k.pos)
+                    .unwrap_or_default();
+                let hint = suggest(id, ids.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let d = Diagnostic::new(
+                    Severity::Error,
+                    scenario_file,
+                    pos,
+                    format!("expect.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
+                );
+                ctx.diags.push(d);
+            }
+        }
+    }
+    let _ = StepKind::Run;
+    if diags.has_errors() {
+        return fail(header, diags);
+    }
+    diags.sort();
+    Ok(Scenario {
+        header,
+        pipeline_path,
+        pipeline,
+        stage,
+        step_group: group,
+        secrets: res.used_secrets.clone(),
+        warnings: diags,
+    })
+}
+
+fn step_group_pos(file: &Arc<SourceFile>) -> Pos {
+    parse(&file.text).ok().and_then(|r| r.get("stepGroup").map(|n| n.pos)).unwrap_or_default()
+}
+
+/// Fixtures of a bare pipeline: the namespace exists, connectors are anonymous, one node.
+fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
+    if !group.infra.namespace.is_empty() {
+        fx.namespaces.push(group.infra.namespace.clone());
+    }
+    if !group.infra.connector_ref.is_empty() {
+        fx.connectors.push(Connector {
+            identifier: group.infra.connector_ref.clone(),
+            connector_type: "KubernetesCluster".into(),
+            auth: "anonymous".into(),
+            ..Default::default()
+        });
+    }
+    let img = group.infra.harness_image_connector_ref.clone().unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.into());
+    let mut docker: Vec<String> = vec![img];
+    for s in group.flat_steps() {
+        if let Some(c) = &s.connector_ref
+            && !docker.contains(c)
+        {
+            docker.push(c.clone());
+        }
+    }
+    for c in docker {
+        if fx.connectors.iter().any(|x| x.identifier == c) {
+            continue;
+        }
+        fx.connectors.push(Connector {
+            identifier: c,
+            connector_type: "DockerRegistry".into(),
+            url: Some("https://index.docker.io/v2/".into()),
+            auth: "anonymous".into(),
+            ..Default::default()
+        });
+    }
+    for v in &group.infra.volumes {
+        match &v.source {
+            crate::model::VolumeSource::PersistentVolumeClaim { claim_name, .. } => {
+                fx.persistent_volume_claims.push(NamedObject { name: claim_name.clone(), namespace: None })
+            }
+            crate::model::VolumeSource::ConfigMap { name, .. } => {
+                fx.config_maps.push(DataObject { name: name.clone(), ..Default::default() })
+            }
+            crate::model::VolumeSource::Secret { name, .. } => fx.secrets.push(DataObject { name: name.clone(), ..Default::default() }),
+            _ => {}
+        }
+    }
+    if let Some(sa) = &group.infra.service_account_name {
+        fx.service_accounts.push(NamedObject { name: sa.clone(), namespace: None });
+    }
+    if let Some(pc) = &group.infra.priority_class_name {
+        fx.priority_classes.push(PriorityClassFixture { name: pc.clone(), value: 1000 });
+    }
+    fx.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
+    fx.account_id = DEFAULT_ACCOUNT_ID.into();
+    fx.nodes = vec![default_node()];
+}
+
+fn default_node() -> NodeFixture {
+    NodeFixture { name: "node-1".into(), ..Default::default() }
+}
+
+fn scalar(ctx: &mut Ctx<'_>, map: &Node, key: &str) -> Option<String> {
+    let v = map.get(key)?;
+    match &v.value {
+        Value::Null => None,
+        Value::Seq(_) | Value::Map(_) => {
+            ctx.err(v.pos, format!("`{key}` must be a scalar, found {}", v.kind_name()));
+            None
+        }
+        _ => v.scalar_text(),
+    }
+}
+
+fn plain_map(ctx: &mut Ctx<'_>, map: &Node, key: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(v) = map.get(key) else { return out };
+    match v.as_map() {
+        Some(entries) => {
+            for (k, val) in entries {
+                let kt = k.scalar_text().unwrap_or_default();
+                match val.scalar_text() {
+                    Some(s) => {
+                        out.insert(kt, s);
+                    }
+                    None if val.is_null() => {
+                        out.insert(kt, String::new());
+                    }
+                    None => ctx.err(val.pos, format!("`{key}.{kt}` must be a scalar, found {}", val.kind_name())),
+                }
+            }
+        }
+        None if v.is_null() => {}
+        None => ctx.err(v.pos, format!("`{key}` must be a mapping, found {}", v.kind_name())),
+    }
+    out
+}
+
+fn list<'n>(ctx: &mut Ctx<'_>, map: &'n Node, key: &str) -> &'n [Node] {
+    match map.get(key) {
+        None => &[],
+        Some(v) => match v.as_seq() {
+            Some(items) => items,
+            None => {
+                if !v.is_null() {
+                    ctx.err(v.pos, format!("`{key}` must be a list, found {}", v.kind_name()));
+                }
+                &[]
+            }
+        },
+    }
+}
+
+fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
+    fx.account_id = DEFAULT_ACCOUNT_ID.into();
+    fx.nodes = vec![default_node()];
+    if f.is_null() || !ctx.strict_map(f, at, FIXTURE_FIELDS, "fixtures") {
+        return;
+    }
+    if let Some(a) = scalar(ctx, f, "accountId") {
+        fx.account_id = a;
+    }
+    for n in list(ctx, f, "namespaces") {
+        match n.scalar_text() {
+            Some(s) => fx.namespaces.push(s),
+            None => ctx.err(n.pos, "a namespace must be a name"),
+        }
+    }
+    if f.get("nodes").is_some() {
+        fx.nodes.clear();
+    }
+    for n in list(ctx, f, "nodes") {
+        if let Some(name) = n.scalar_text() {
+            fx.nodes.push(NodeFixture { name, ..Default::default() });
+            continue;
+        }
+        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory"], "node fixture") {
+            continue;
+        }
+        let mut node = NodeFixture {
+            name: scalar(ctx, n, "name").unwrap_or_default(),
+            labels: plain_map(ctx, n, "labels"),
+            cpu: scalar(ctx, n, "cpu"),
+            memory: scalar(ctx, n, "memory"),
+            ..Default::default()
+        };
+        if node.name.is_empty() {
+            ctx.err(n.pos, "missing required field `name` in node fixture");
+        }
+        for t in list(ctx, n, "taints") {
+            if !ctx.strict_map(t, t.pos, &["key", "value", "effect"], "taint") {
+                continue;
+            }
+            let taint = TaintFixture {
+                key: scalar(ctx, t, "key").unwrap_or_default(),
+                value: scalar(ctx, t, "value"),
+                effect: scalar(ctx, t, "effect").unwrap_or_else(|| "NoSchedule".into()),
+            };
+            if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&taint.effect.as_str()) {
+                let pos = t.get("effect").map(|x| x.pos).unwrap_or(t.pos);
+                ctx.err(pos, format!("taint effect must be NoSchedule, PreferNoSchedule or NoExecute, found `{}`", taint.effect));
+            }
+            node.taints.push(taint);
+        }
+        fx.nodes.push(node);
+    }
+    for (key, target) in [("configMaps", &mut fx.config_maps), ("secrets", &mut fx.secrets)] {
+        for n in list(ctx, f, key) {
+            if !ctx.strict_map(n, n.pos, &["name", "namespace", "data"], key) {
+                continue;
+            }
+            let o = DataObject { name: scalar(ctx, n, "name").unwrap_or_default(), namespace: scalar(ctx, n, "namespace"), data: plain_map(ctx, n, "data") };
+            if o.name.is_empty() {
+                ctx.err(n.pos, format!("missing required field `name` in {key} fixture"));
+            }
+            target.push(o);
+        }
+    }
+    for (key, target) in [("serviceAccounts", &mut fx.service_accounts), ("persistentVolumeClaims", &mut fx.persistent_volume_claims)] {
+        for n in list(ctx, f, key) {
+            if let Some(name) = n.scalar_text() {
+                target.push(NamedObject { name, namespace: None });
+                continue;
+            }
+            if !ctx.strict_map(n, n.pos, &["name", "namespace"], key) {
+                continue;
+            }
+            target.push(NamedObject { name: scalar(ctx, n, "name").unwrap_or_default(), namespace: scalar(ctx, n, "namespace") });
+        }
+    }
+    for n in list(ctx, f, "priorityClasses") {
+        if !ctx.strict_map(n, n.pos, &["name", "value"], "priorityClasses") {
+            continue;
+        }
+        let value = match n.get("value").map(|v| &v.value) {
+            Some(Value::Int(i)) => match i32::try_from(*i) {
+                Ok(v) => v,
+                Err(_) => {
+                    ctx.err(n.pos, "priority class `value` is out of range");
+                    0
+                }
+            },
+            None => 0,
+            Some(_) => {
+                ctx.err(n.pos, "priority class `value` must be an integer");
+                0
+            }
+        };
+        fx.priority_classes.push(PriorityClassFixture { name: scalar(ctx, n, "name").unwrap_or_default(), value });
+    }
+    const CONNECTOR_FIELDS: &[&str] = &[
+        "identifier",
+        "type",
+        "url",
+        "auth",
+        "username",
+        "passwordRef",
+        "accessKey",
+        "secretKeyRef",
+        "crossAccountRoleArn",
+        "externalId",
+        "region",
+    ];
+    for n in list(ctx, f, "connectors") {
+        if !ctx.strict_map(n, n.pos, CONNECTOR_FIELDS, "connector") {
+            continue;
+        }
+        let c = Connector {
+            identifier: scalar(ctx, n, "identifier").unwrap_or_default(),
+            connector_type: scalar(ctx, n, "type").unwrap_or_else(|| "DockerRegistry".into()),
+            url: scalar(ctx, n, "url"),
+            auth: scalar(ctx, n, "auth").unwrap_or_else(|| "anonymous".into()),
+            username: scalar(ctx, n, "username"),
+            password_ref: scalar(ctx, n, "passwordRef"),
+            access_key: scalar(ctx, n, "accessKey"),
+            secret_key_ref: scalar(ctx, n, "secretKeyRef"),
+            cross_account_role_arn: scalar(ctx, n, "crossAccountRoleArn"),
+            external_id: scalar(ctx, n, "externalId"),
+            region: scalar(ctx, n, "region"),
+        };
+        if c.identifier.is_empty() {
+            ctx.err(n.pos, "missing required field `identifier` in connector");
+        }
+        const TYPES: &[&str] = &["DockerRegistry", "KubernetesCluster", "Aws", "Git", "Github", "Gitlab", "Bitbucket", "Gcp", "Azure"];
+        if !TYPES.contains(&c.connector_type.as_str()) {
+            let pos = n.get("type").map(|x| x.pos).unwrap_or(n.pos);
+            let hint = suggest(&c.connector_type, TYPES.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+            ctx.err(pos, format!("unknown connector type `{}`: expected one of {}{hint}", c.connector_type, TYPES.join(", ")));
+        }
+        if c.auth != "anonymous" && c.auth != "usernamePassword" {
+            let pos = n.get("auth").map(|x| x.pos).unwrap_or(n.pos);
+            ctx.err(pos, format!("connector `auth` must be `anonymous` or `usernamePassword`, found `{}`", c.auth));
+        }
+        fx.connectors.push(c);
+    }
+    fx.harness_secrets = plain_map(ctx, f, "harnessSecrets");
+    if let Some(v) = f.get("inputs") {
+        match v.as_map() {
+            Some(entries) => {
+                for (k, val) in entries {
+                    let key = k.scalar_text().unwrap_or_default();
+                    if !key.starts_with("pipeline.") {
+                        ctx.err(k.pos, format!("input key `{key}` must be a field path starting with `pipeline.`"));
+                    }
+                    fx.inputs.insert(key, val.to_json());
+                }
+            }
+            None if v.is_null() => {}
+            None => ctx.err(v.pos, format!("`inputs` must be a mapping, found {}", v.kind_name())),
+        }
+    }
+    for n in list(ctx, f, "featureFlags") {
+        match n.scalar_text() {
+            Some(s) => {
+                if !KNOWN_FEATURE_FLAGS.contains(&s.as_str()) {
+                    match suggest(&s, KNOWN_FEATURE_FLAGS.iter().copied()) {
+                        Some(k) => ctx.err(n.pos, format!("unknown feature flag `{s}`, did you mean `{k}`?")),
+                        None => ctx.warn(n.pos, format!("feature flag `{s}` has no effect in sgsim")),
+                    }
+                }
+                fx.feature_flags.push(s);
+            }
+            None => ctx.err(n.pos, "a feature flag must be a name"),
+        }
+    }
+    fx.images = plain_map(ctx, f, "images");
+}
+
+fn status(ctx: &mut Ctx<'_>, v: &Node) -> Option<ExpectedStatus> {
+    let s = v.scalar_text()?;
+    match s.as_str() {
+        "Success" => Some(ExpectedStatus::Success),
+        "Failed" => Some(ExpectedStatus::Failed),
+        "Skipped" => Some(ExpectedStatus::Skipped),
+        _ => {
+            let hint = suggest(&s, ["Success", "Failed", "Skipped"]).map(|x| format!(", did you mean `{x}`?")).unwrap_or_default();
+            ctx.err(v.pos, format!("status must be Success, Failed or Skipped, found `{s}`{hint}"));
+            None
+        }
+    }
+}
+
+fn read_expect(ctx: &mut Ctx<'_>, e: &Node, at: Pos, ex: &mut Expect) {
+    if e.is_null() || !ctx.strict_map(e, at, &["status", "steps", "error"], "expect") {
+        return;
+    }
+    if let Some(v) = e.get("status")
+        && let Some(s) = status(ctx, v)
+    {
+        ex.status = s;
+    }
+    ex.error = scalar(ctx, e, "error");
+    if ex.error.is_some() && e.get("status").is_none() {
+        ex.status = ExpectedStatus::Failed;
+    }
+    if let Some(steps) = e.get("steps") {
+        match steps.as_map() {
+            Some(entries) => {
+                for (k, v) in entries {
+                    let id = k.scalar_text().unwrap_or_default();
+                    let mut se = StepExpect::default();
+                    if ctx.strict_map(v, k.pos, &["status", "exitCode"], "expect.steps entry") {
+                        if let Some(s) = v.get("status") {
+                            se.status = status(ctx, s);
+                        }
+                        if let Some(c) = v.get("exitCode") {
+                            match &c.value {
+                                Value::Int(i) if (0..=255).contains(i) => se.exit_code = Some(*i as i32),
+                                _ => ctx.err(c.pos, "`exitCode` must be an integer between 0 and 255"),
+                            }
+                        }
+                    }
+                    ex.steps.insert(id, se);
+                }
+            }
+            None if steps.is_null() => {}
+            None => ctx.err(steps.pos, format!("`expect.steps` must be a mapping, found {}", steps.kind_name())),
+        }
+    }
+}
