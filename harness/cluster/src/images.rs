@@ -1,1 +1,576 @@
-//! images (to be written)
+//! Images without a registry: the catalog of stand-ins for vendor images, building them
+//! (`scripts/build-images.sh`), and loading them into a node's dockerd under the vendor name.
+//!
+//! Every image is built locally and tagged by content hash (`sgsim/<name>:<hash12>`); the build
+//! script prints `<name>=<tag>` lines and keeps them in `target/sgsim-images.env`. A step group
+//! names vendor images (`alpine:3.19`, `harness/ci-addon:1.16.8`, `docker:24-dind`); the
+//! [`ImageCatalog`] maps each to a stand-in, and [`load_into_node`] copies the stand-in from the
+//! host daemon into the node's daemon and tags it there with the vendor name, so the node shows
+//! vendor names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use bollard::Docker;
+use bollard::query_parameters::{ImportImageOptionsBuilder, TagImageOptionsBuilder};
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::docker::{self, DockerError};
+
+/// Every image the build script produces, in build order.
+pub const IMAGE_NAMES: &[&str] =
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind"];
+
+/// The stand-in for any image the catalog does not know.
+pub const DEFAULT_STANDIN: &str = "busybox";
+
+/// Errors of image building and loading.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The host daemon could not be reached.
+    #[error("cannot reach the host Docker daemon")]
+    Host(#[source] DockerError),
+    /// The build script could not be started.
+    #[error("cannot run {script}")]
+    Spawn {
+        /// The script path.
+        script: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build script failed; `tail` holds its last stderr lines.
+    #[error("{script} failed ({status}):\n{tail}")]
+    BuildFailed {
+        /// The script path.
+        script: PathBuf,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The last lines it wrote on stderr.
+        tail: String,
+    },
+    /// The build script succeeded but did not report every image.
+    #[error("the image build did not report an image named {name}")]
+    MissingImage {
+        /// The image name (see [`IMAGE_NAMES`]).
+        name: String,
+    },
+    /// Exporting from the host or loading into the node failed.
+    #[error("cannot load {local} into the node as {vendor}")]
+    Load {
+        /// The stand-in's local tag.
+        local: String,
+        /// The vendor name.
+        vendor: String,
+        /// What bollard reported.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Tagging the loaded image with the vendor name failed.
+    #[error("cannot tag {local} as {vendor} in the node")]
+    Tag {
+        /// The stand-in's local tag.
+        local: String,
+        /// The vendor name.
+        vendor: String,
+        /// What bollard reported.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Inspecting an image in a node failed for another reason than "not found".
+    #[error("cannot inspect image {image}")]
+    Inspect {
+        /// The image reference.
+        image: String,
+        /// What bollard reported.
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+/// The images the build script produced: name → tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuiltImages {
+    tags: BTreeMap<String, String>,
+}
+
+impl BuiltImages {
+    /// Parses `<name>=<tag>` lines (blank lines and `#` comments ignored).
+    pub fn parse(text: &str) -> Self {
+        let tags = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        BuiltImages { tags }
+    }
+
+    /// Reads a tags file written by the build script.
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        Ok(Self::parse(&std::fs::read_to_string(path)?))
+    }
+
+    /// The tag of image `name` (e.g. `sgsim/node:0123456789ab`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.tags.get(name).map(String::as_str)
+    }
+
+    /// Like [`BuiltImages::get`], as an error when missing.
+    pub fn require(&self, name: &str) -> Result<&str, ImageError> {
+        self.get(name).ok_or_else(|| ImageError::MissingImage { name: name.to_string() })
+    }
+
+    /// All (name, tag) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Adds or replaces one entry (tests, overrides).
+    pub fn insert(&mut self, name: &str, tag: &str) {
+        self.tags.insert(name.to_string(), tag.to_string());
+    }
+
+    fn missing(&self) -> Option<&'static str> {
+        IMAGE_NAMES.iter().copied().find(|n| !self.tags.contains_key(*n))
+    }
+}
+
+/// Progress of [`ensure_built`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// Every image exists and nothing changed since the last build.
+    UpToDate,
+    /// The build script starts, and why.
+    Building {
+        /// Why a build is needed.
+        reason: String,
+    },
+    /// One stderr line of the build script (its progress).
+    Progress(String),
+    /// The build script finished.
+    Finished {
+        /// How long it ran.
+        took: Duration,
+    },
+}
+
+/// `target/sgsim-images.env` under `repo_root` (where the build script keeps the tags).
+pub fn images_env_file(repo_root: &Path) -> PathBuf {
+    std::env::var_os("SGSIM_IMAGES_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root.join("target").join("sgsim-images.env"))
+}
+
+static BUILD_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Makes sure every image exists on the host daemon and returns the tags. Runs
+/// `scripts/build-images.sh` only when a tag is missing (or its inputs changed since the tags file
+/// was written); the script's stderr lines arrive as [`BuildEvent::Progress`].
+pub async fn ensure_built(
+    repo_root: &Path,
+    progress: &(dyn Fn(BuildEvent) + Send + Sync),
+) -> Result<BuiltImages, ImageError> {
+    let _guard = BUILD_LOCK.lock().await;
+    let env_file = images_env_file(repo_root);
+    let host = docker::host_docker().await.map_err(ImageError::Host)?;
+    let reason = match BuiltImages::from_file(&env_file) {
+        Err(_) => format!("no {}", env_file.display()),
+        Ok(built) => match built.missing() {
+            Some(name) => format!("no {name} image recorded"),
+            None => match newest_input(repo_root, &env_file) {
+                Some(changed) => format!("{} changed", changed.display()),
+                None => {
+                    let mut absent = None;
+                    for (name, tag) in built.iter() {
+                        if IMAGE_NAMES.contains(&name) && host.inspect_image(tag).await.is_err() {
+                            absent = Some(format!("{tag} is not on the host daemon"));
+                            break;
+                        }
+                    }
+                    match absent {
+                        Some(r) => r,
+                        None => {
+                            progress(BuildEvent::UpToDate);
+                            return Ok(built);
+                        }
+                    }
+                }
+            },
+        },
+    };
+    progress(BuildEvent::Building { reason });
+    run_build_script(repo_root, progress).await
+}
+
+/// Runs `scripts/build-images.sh` (all images) and parses its `<name>=<tag>` output.
+pub async fn run_build_script(
+    repo_root: &Path,
+    progress: &(dyn Fn(BuildEvent) + Send + Sync),
+) -> Result<BuiltImages, ImageError> {
+    let script = repo_root.join("scripts").join("build-images.sh");
+    let started = Instant::now();
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(&script)
+        .current_dir(repo_root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // The script's docker CLI talks to the real daemon, never to the compat proxy.
+    match docker::child_docker_host() {
+        Some(h) => cmd.env("DOCKER_HOST", h),
+        None => cmd.env_remove("DOCKER_HOST"),
+    };
+    let mut child = cmd.spawn().map_err(|source| ImageError::Spawn { script: script.clone(), source })?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let read_stdout = async {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s).await;
+        s
+    };
+    let read_stderr = async {
+        let mut tail: Vec<String> = Vec::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            progress(BuildEvent::Progress(line.clone()));
+            tail.push(line);
+            if tail.len() > 40 {
+                tail.remove(0);
+            }
+        }
+        tail
+    };
+    let (out, tail) = futures::join!(read_stdout, read_stderr);
+    let status = child.wait().await.map_err(|source| ImageError::Spawn { script: script.clone(), source })?;
+    progress(BuildEvent::Finished { took: started.elapsed() });
+    if !status.success() {
+        return Err(ImageError::BuildFailed { script, status, tail: tail.join("\n") });
+    }
+    let built = BuiltImages::parse(&out);
+    if let Some(name) = built.missing() {
+        return Err(ImageError::MissingImage { name: name.to_string() });
+    }
+    Ok(built)
+}
+
+/// The first input of the image build newer than `stamp` (recipes, scripts, engine sources,
+/// Cargo.lock, binaries given through SGSIM_ENGINE_BIN_DIR), if any.
+fn newest_input(repo_root: &Path, stamp: &Path) -> Option<PathBuf> {
+    let stamp_time = std::fs::metadata(stamp).and_then(|m| m.modified()).ok()?;
+    let mut roots = vec![
+        repo_root.join("scripts").join("build-images.sh"),
+        repo_root.join("scripts").join("build-engine.sh"),
+        repo_root.join("scripts").join("images"),
+        repo_root.join("harness").join("engine"),
+        repo_root.join("Cargo.lock"),
+    ];
+    if let Some(dir) = std::env::var_os("SGSIM_ENGINE_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        roots.extend(["sgsim-addon", "sgsim-lite-engine", "sgsim-node-agent"].map(|b| dir.join(b)));
+    }
+    roots.into_iter().find_map(|r| newer_than(&r, stamp_time))
+}
+
+fn newer_than(path: &Path, t: SystemTime) -> Option<PathBuf> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name == "target" || name.starts_with('.') {
+            return None;
+        }
+        let entries = std::fs::read_dir(path).ok()?;
+        return entries.flatten().find_map(|e| newer_than(&e.path(), t));
+    }
+    meta.modified().ok().filter(|m| *m > t).map(|_| path.to_path_buf())
+}
+
+/// A stand-in image for a vendor image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandIn {
+    /// The image as the step group names it.
+    pub vendor: String,
+    /// The local stand-in, `sgsim/<name>:<hash>`.
+    pub local: String,
+    /// The stand-in's ENTRYPOINT (empty: none).
+    pub entrypoint: Vec<String>,
+    /// The stand-in's CMD.
+    pub cmd: Vec<String>,
+    /// The stand-in's USER (None: root).
+    pub user: Option<String>,
+}
+
+/// ENTRYPOINT and CMD of each stand-in, as scripts/build-images.sh sets them.
+fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match name {
+        "busybox" => (&[], &["sh"]),
+        "hello-world" => (&[], &["/hello"]),
+        "addon" => (&[], &["/usr/local/bin/ci-addon"]),
+        "lite-engine" => (&["/usr/local/bin/ci-lite-engine"], &[]),
+        "dind" => (&["/usr/local/bin/dockerd-entrypoint.sh"], &[]),
+        "pause" => (&["/pause"], &[]),
+        "node" => (&["/usr/local/bin/sgsim-node-entrypoint"], &[]),
+        "debian-docker" => (&[], &["/bin/bash"]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Maps vendor image names to stand-ins. Patterns are matched against the normalized vendor
+/// reference (see [`normalize_reference`]) with `*` as the only wildcard; the first match wins,
+/// overrides before built-in rules; anything else gets [`DEFAULT_STANDIN`].
+#[derive(Debug, Clone)]
+pub struct ImageCatalog {
+    rules: Vec<(String, String)>,
+    built: BuiltImages,
+}
+
+impl ImageCatalog {
+    /// The built-in catalog over the built images.
+    pub fn builtin(built: &BuiltImages) -> Self {
+        let rules = [
+            ("harness/ci-addon:*", "addon"),
+            ("*/harness/ci-addon:*", "addon"),
+            ("harness/ci-lite-engine:*", "lite-engine"),
+            ("*/harness/ci-lite-engine:*", "lite-engine"),
+            ("docker:*dind*", "dind"),
+            ("docker:*", "dind"),
+            ("hello-world:*", "hello-world"),
+            ("alpine*", "busybox"),
+            ("busybox*", "busybox"),
+            ("ubuntu*", "busybox"),
+            ("debian*", "busybox"),
+            ("bash*", "busybox"),
+        ];
+        ImageCatalog {
+            rules: rules.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect(),
+            built: built.clone(),
+        }
+    }
+
+    /// Adds a rule in front of all others: vendor images matching `vendor_pattern` use the
+    /// stand-in `standin_name` (a name from [`IMAGE_NAMES`]).
+    pub fn with_override(mut self, vendor_pattern: &str, standin_name: &str) -> Self {
+        self.rules.insert(0, (normalize_pattern(vendor_pattern), standin_name.to_string()));
+        self
+    }
+
+    /// The stand-in name a vendor image maps to.
+    pub fn standin_name(&self, vendor: &str) -> &str {
+        let norm = normalize_reference(vendor);
+        self.rules
+            .iter()
+            .find(|(p, s)| glob_match(p, &norm) && self.built.get(s).is_some())
+            .map(|(_, s)| s.as_str())
+            .unwrap_or(DEFAULT_STANDIN)
+    }
+
+    /// The stand-in for a vendor image.
+    pub fn resolve(&self, vendor: &str) -> StandIn {
+        let name = self.standin_name(vendor);
+        let local = self
+            .built
+            .get(name)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sgsim/{name}:missing"));
+        let (entrypoint, cmd) = standin_config(name);
+        StandIn {
+            vendor: vendor.to_string(),
+            local,
+            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            user: None,
+        }
+    }
+}
+
+fn normalize_pattern(p: &str) -> String {
+    if p.contains('*') { p.to_string() } else { normalize_reference(p) }
+}
+
+/// Normalizes an image reference for matching: Docker Hub prefixes (`docker.io/`,
+/// `index.docker.io/`, `library/`) and any `@digest` removed, `:latest` added when untagged.
+/// `docker.io/library/alpine` → `alpine:latest`; `harness/ci-addon:1.16.8` stays.
+pub fn normalize_reference(reference: &str) -> String {
+    let mut r = reference.trim();
+    for p in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
+        if let Some(rest) = r.strip_prefix(p) {
+            r = rest;
+        }
+    }
+    if let Some(rest) = r.strip_prefix("library/") {
+        r = rest;
+    }
+    let r = r.split('@').next().unwrap_or(r);
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if last.contains(':') { r.to_string() } else { format!("{r}:latest") }
+}
+
+/// The name under which [`load_into_node`] tags a vendor image in the node: the reference as
+/// written, with a digest replaced by its tag (or `latest`), since a digest cannot be a tag.
+pub fn node_reference(vendor: &str) -> String {
+    let v = vendor.trim();
+    match v.split_once('@') {
+        None => v.to_string(),
+        Some((name, _)) => {
+            let last = name.rsplit('/').next().unwrap_or(name);
+            if last.contains(':') { name.to_string() } else { format!("{name}:latest") }
+        }
+    }
+}
+
+/// Splits `repo[:tag]` into repository and tag (`latest` when absent); a registry port is not
+/// mistaken for a tag.
+pub fn split_reference(reference: &str) -> (String, String) {
+    let slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match reference[slash..].rfind(':') {
+        Some(i) => (reference[..slash + i].to_string(), reference[slash + i + 1..].to_string()),
+        None => (reference.to_string(), "latest".to_string()),
+    }
+}
+
+/// `*`-only glob match.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Whether the vendor image is present in the node's daemon (under [`node_reference`]).
+pub async fn present_on_node(node: &Docker, vendor: &str) -> Result<bool, ImageError> {
+    let reference = node_reference(vendor);
+    match node.inspect_image(&reference).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(source) => Err(ImageError::Inspect { image: reference, source }),
+    }
+}
+
+/// Copies the stand-in from the host daemon into the node's daemon (`docker save | docker load`,
+/// streamed; skipped when the node already has the stand-in under another vendor name) and tags
+/// it there as the vendor name. Returns how long it took.
+pub async fn load_into_node(host: &Docker, node: &Docker, standin: &StandIn) -> Result<Duration, ImageError> {
+    let started = Instant::now();
+    let load_err = |source| ImageError::Load {
+        local: standin.local.clone(),
+        vendor: standin.vendor.clone(),
+        source,
+    };
+    let node_has_local = match node.inspect_image(&standin.local).await {
+        Ok(_) => true,
+        Err(e) if is_not_found(&e) => false,
+        Err(e) => return Err(load_err(e)),
+    };
+    if !node_has_local {
+        let export = host.export_image(&standin.local);
+        let options = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut results = node.import_image_stream(options, export, None);
+        while let Some(r) = results.next().await {
+            r.map_err(load_err)?;
+        }
+    }
+    let (repo, tag) = split_reference(&node_reference(&standin.vendor));
+    node.tag_image(&standin.local, Some(TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build()))
+        .await
+        .map_err(|source| ImageError::Tag {
+            local: standin.local.clone(),
+            vendor: standin.vendor.clone(),
+            source,
+        })?;
+    Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built() -> BuiltImages {
+        BuiltImages::parse(
+            "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
+             hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
+             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\n",
+        )
+    }
+
+    #[test]
+    fn parses_tags() {
+        let b = built();
+        assert_eq!(b.get("node"), Some("sgsim/node:ggg"));
+        assert_eq!(b.missing(), None);
+        assert_eq!(BuiltImages::parse("node=x").missing(), Some("debian-docker"));
+    }
+
+    #[test]
+    fn resolves_vendor_images() {
+        let c = ImageCatalog::builtin(&built());
+        let name = |v: &str| c.resolve(v).local;
+        assert_eq!(name("harness/ci-addon:1.16.8"), "sgsim/addon:eee");
+        assert_eq!(name("registry.example.com/harness/ci-addon:1.16.8"), "sgsim/addon:eee");
+        assert_eq!(name("harness/ci-lite-engine:1.16.8"), "sgsim/lite-engine:fff");
+        assert_eq!(name("docker:dind"), "sgsim/dind:hhh");
+        assert_eq!(name("docker:24.0-dind"), "sgsim/dind:hhh");
+        assert_eq!(name("docker"), "sgsim/dind:hhh");
+        assert_eq!(name("docker.io/library/docker:24"), "sgsim/dind:hhh");
+        assert_eq!(name("alpine"), "sgsim/busybox:bbb");
+        assert_eq!(name("alpine:3.19"), "sgsim/busybox:bbb");
+        assert_eq!(name("ubuntu:22.04"), "sgsim/busybox:bbb");
+        assert_eq!(name("hello-world"), "sgsim/hello-world:ddd");
+        assert_eq!(name("maven:3-openjdk"), "sgsim/busybox:bbb");
+        let s = c.resolve("docker:dind");
+        assert_eq!(s.vendor, "docker:dind");
+        assert_eq!(s.entrypoint, ["/usr/local/bin/dockerd-entrypoint.sh"]);
+        assert_eq!(c.resolve("alpine").cmd, ["sh"]);
+        let c = c.with_override("maven*", "dind").with_override("node:20", "addon");
+        assert_eq!(name_of(&c, "maven:3"), "sgsim/dind:hhh");
+        assert_eq!(name_of(&c, "node:20"), "sgsim/addon:eee");
+        assert_eq!(name_of(&c, "node:21"), "sgsim/busybox:bbb");
+        // Overrides to a stand-in that was not built fall through.
+        let c = c.with_override("foo*", "nonexistent");
+        assert_eq!(name_of(&c, "foo:1"), "sgsim/busybox:bbb");
+    }
+
+    fn name_of(c: &ImageCatalog, v: &str) -> String {
+        c.resolve(v).local
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(normalize_reference("alpine"), "alpine:latest");
+        assert_eq!(normalize_reference("docker.io/library/alpine@sha256:abc"), "alpine:latest");
+        assert_eq!(normalize_reference("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(node_reference("alpine@sha256:abc"), "alpine:latest");
+        assert_eq!(node_reference("alpine:3@sha256:abc"), "alpine:3");
+        assert_eq!(split_reference("alpine"), ("alpine".into(), "latest".into()));
+        assert_eq!(split_reference("localhost:5000/x:1"), ("localhost:5000/x".into(), "1".into()));
+        assert_eq!(split_reference("localhost:5000/x"), ("localhost:5000/x".into(), "latest".into()));
+        assert!(glob_match("docker:*dind*", "docker:24-dind-rootless"));
+        assert!(!glob_match("docker:*dind*", "docker:24"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a*b", "ac"));
+    }
+}

@@ -22,7 +22,7 @@ dockerd_args=(
 dockerd "${dockerd_args[@]}" ${SGSIM_NODE_DOCKERD_ARGS:-} &
 dockerd_pid=$!
 
-agent_args=(--agent-socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --listen 0.0.0.0:8080)
+agent_args=(--socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --listen 0.0.0.0:8080)
 sgsim-node-agent "${agent_args[@]}" &
 agent_pid=$!
 
