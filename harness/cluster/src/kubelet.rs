@@ -1,1 +1,659 @@
-//! kubelet (to be written)
+//! The kubelet: one task per node. It registers the Node object, watches the pods bound to the node
+//! (`spec.nodeName=<node>`) and runs each one in the node's dockerd through bollard: a sandbox
+//! container owning the pod's network namespace (its IP is `status.podIP`), emptyDir volumes as
+//! labelled Docker volumes, init containers in order to completion, then the regular containers,
+//! with Kubernetes' own events and a pod status kept current through `pods/{name}/status`.
+//!
+//! Everything it creates on the node's dockerd carries the run labels ([`KubeletConfig::labels`])
+//! plus [`POD_UID_LABEL`] and [`NODE_LABEL`]; [`KubeletHandle::shutdown`] removes all of it.
+
+pub mod events;
+pub mod messages;
+pub mod resources;
+
+mod convert;
+mod pod;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::HostConfig;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+use futures::future::BoxFuture;
+use futures::stream::StreamExt;
+use k8s_openapi::api::core::v1::{
+    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, Taint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use messages::K8sMessages;
+
+use crate::apiserver::{LogError, LogOptions, LogStream, PodLogSource};
+
+/// Label carrying the uid of the pod a container or volume belongs to.
+pub const POD_UID_LABEL: &str = "dev.sgsim.pod-uid";
+/// Label carrying the node (kubelet) that created a container or volume.
+pub const NODE_LABEL: &str = "dev.sgsim.node";
+/// Label naming the pod (as Kubernetes' docker integration did).
+pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
+/// Label naming the pod's namespace.
+pub const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+/// Label naming the container (`POD` for the sandbox).
+pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
+
+/// Errors of the kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    /// A Docker API call on the node's dockerd failed.
+    #[error("docker: {what}")]
+    Docker {
+        /// What the kubelet was doing.
+        what: String,
+        /// The bollard error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A call to the API server failed.
+    #[error("api server: {what}")]
+    Api {
+        /// What the kubelet was doing.
+        what: String,
+        /// The kube client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// No such pod or container on this node.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// An image pull policy (`spec.containers[].imagePullPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// `Always`.
+    Always,
+    /// `IfNotPresent`.
+    IfNotPresent,
+    /// `Never`.
+    Never,
+}
+
+impl PullPolicy {
+    /// The policy of a container: explicit, else `Always` for `:latest` or untagged images,
+    /// else `IfNotPresent` (Kubernetes' defaulting).
+    pub fn of(policy: Option<&str>, image: &str) -> PullPolicy {
+        match policy {
+            Some("Always") => PullPolicy::Always,
+            Some("Never") => PullPolicy::Never,
+            Some("IfNotPresent") => PullPolicy::IfNotPresent,
+            _ => {
+                let last = image.rsplit('/').next().unwrap_or(image);
+                if image.contains('@') {
+                    PullPolicy::IfNotPresent
+                } else if !last.contains(':') || last.ends_with(":latest") {
+                    PullPolicy::Always
+                } else {
+                    PullPolicy::IfNotPresent
+                }
+            }
+        }
+    }
+}
+
+/// What [`ImageProvider::ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The image was on the node already; nothing was pulled.
+    AlreadyPresent,
+    /// The image was brought onto the node.
+    Pulled {
+        /// Time the pull itself took.
+        took: Duration,
+        /// Time including waiting for the puller.
+        waited: Duration,
+    },
+}
+
+/// The sandbox ("pause") container's image and command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Image reference on the node.
+    pub image: String,
+    /// Command (empty: the image's own entrypoint). Must block until killed.
+    pub command: Vec<String>,
+}
+
+/// Brings images onto a node. Implemented by `crate::images` for real nodes and by
+/// [`LocalImages`] for a daemon that already has the images.
+pub trait ImageProvider: Send + Sync {
+    /// The sandbox container of every pod.
+    fn sandbox(&self) -> SandboxSpec;
+    /// The name of `image` on the node, when it differs from the name in the pod spec.
+    fn local_ref(&self, image: &str) -> String {
+        image.to_string()
+    }
+    /// Whether `image` is on the node now (decides between `already present` and `Pulling`).
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Make `image` present on the node according to `policy`. The error text goes verbatim into
+    /// `Failed to pull image %q: <error>`.
+    fn ensure<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+    ) -> BoxFuture<'a, Result<PullOutcome, String>>;
+}
+
+/// An [`ImageProvider`] for a daemon that already holds every image (no registry): presence is
+/// `docker image inspect`, a "pull" of a present image is instant, of an absent one an error.
+/// `aliases` maps spec names to local names.
+pub struct LocalImages {
+    /// The daemon.
+    pub docker: Docker,
+    /// The sandbox container.
+    pub sandbox: SandboxSpec,
+    /// Spec image name → local image name.
+    pub aliases: HashMap<String, String>,
+}
+
+impl ImageProvider for LocalImages {
+    fn sandbox(&self) -> SandboxSpec {
+        self.sandbox.clone()
+    }
+    fn local_ref(&self, image: &str) -> String {
+        self.aliases.get(image).cloned().unwrap_or_else(|| image.to_string())
+    }
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            match self.docker.inspect_image(&self.local_ref(image)).await {
+                Ok(_) => Ok(true),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                    Ok(false)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+    fn ensure<'a>(
+        &'a self,
+        image: &'a str,
+        _policy: PullPolicy,
+    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            if self.is_present(image).await? {
+                let took = start.elapsed();
+                Ok(PullOutcome::Pulled { took, waited: took })
+            } else {
+                Err(format!(
+                    "rpc error: code = Unknown desc = Error response from daemon: pull access denied for {image}, repository does not exist or may require 'docker login'"
+                ))
+            }
+        })
+    }
+}
+
+/// Configuration of one node's kubelet.
+pub struct KubeletConfig {
+    /// Node name (also `kubernetes.io/hostname`).
+    pub node_name: String,
+    /// The node's dockerd.
+    pub docker: Docker,
+    /// The node's bridge gateway: `delegate-service` resolves to it in every pod; also the node's
+    /// InternalIP and the pods' hostIP.
+    pub gateway_ip: Ipv4Addr,
+    /// Image handling.
+    pub images: Arc<dyn ImageProvider>,
+    /// Applies "privileged" to a container's HostConfig (the daemon-dependent fallback).
+    pub privileged: Arc<dyn Fn(&mut HostConfig) + Send + Sync>,
+    /// Run labels put on every container and volume.
+    pub labels: HashMap<String, String>,
+    /// Extra Node labels.
+    pub node_labels: BTreeMap<String, String>,
+    /// Node taints.
+    pub taints: Vec<Taint>,
+    /// Node capacity (`cpu`, `memory`, `pods`, ...); allocatable is the same.
+    pub capacity: BTreeMap<String, Quantity>,
+}
+
+/// The default privileged handling: `HostConfig.privileged = true`.
+pub fn privileged_flag(hc: &mut HostConfig) {
+    hc.privileged = Some(true);
+}
+
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) docker: Docker,
+    pub(crate) node: String,
+    pub(crate) gateway_ip: Ipv4Addr,
+    pub(crate) images: Arc<dyn ImageProvider>,
+    pub(crate) privileged: Arc<dyn Fn(&mut HostConfig) + Send + Sync>,
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) messages: &'static K8sMessages,
+    pub(crate) recorder: events::Recorder,
+    workers: Mutex<HashMap<String, Worker>>,
+}
+
+struct Worker {
+    cancel: CancellationToken,
+    grace: Arc<std::sync::atomic::AtomicI64>,
+    task: JoinHandle<()>,
+}
+
+impl Shared {
+    /// Labels for a resource of pod `uid`.
+    pub(crate) fn resource_labels(&self, uid: &str) -> HashMap<String, String> {
+        let mut l = self.labels.clone();
+        l.insert("dev.sgsim.managed".into(), "true".into());
+        l.insert(POD_UID_LABEL.into(), uid.into());
+        l.insert(NODE_LABEL.into(), self.node.clone());
+        l
+    }
+
+    fn filters(&self, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        let mut labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.push(format!("{NODE_LABEL}={}", self.node));
+        for (k, v) in extra {
+            labels.push(format!("{k}={v}"));
+        }
+        HashMap::from([("label".to_string(), labels)])
+    }
+
+    async fn container_id(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String, KubeletError> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&self.filters(&[
+                (POD_NAMESPACE_LABEL, namespace),
+                (POD_NAME_LABEL, pod),
+                (CONTAINER_NAME_LABEL, container),
+            ]))
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|source| {
+            KubeletError::Docker { what: "list containers".into(), source }
+        })?;
+        list.into_iter().find_map(|c| c.id).ok_or_else(|| {
+            KubeletError::NotFound(format!(
+                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            ))
+        })
+    }
+
+    /// Force-remove every container and volume matching the run labels, this node and `extra`.
+    pub(crate) async fn sweep(&self, extra: &[(&str, &str)]) -> Result<(), KubeletError> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&self.filters(extra))
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|source| {
+            KubeletError::Docker { what: "list containers".into(), source }
+        })?;
+        for c in list {
+            if let Some(id) = c.id {
+                let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+                match self.docker.remove_container(&id, Some(rm)).await {
+                    Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                    Err(source) => {
+                        return Err(KubeletError::Docker { what: format!("remove container {id}"), source });
+                    }
+                }
+            }
+        }
+        let vopts = ListVolumesOptionsBuilder::default().filters(&self.filters(extra)).build();
+        let vols = self.docker.list_volumes(Some(vopts)).await.map_err(|source| {
+            KubeletError::Docker { what: "list volumes".into(), source }
+        })?;
+        for v in vols.volumes.unwrap_or_default() {
+            let rm = RemoveVolumeOptionsBuilder::default().force(true).build();
+            match self.docker.remove_volume(&v.name, Some(rm)).await {
+                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(source) => {
+                    return Err(KubeletError::Docker { what: format!("remove volume {}", v.name), source });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running kubelet. Dropping it stops the kubelet's tasks (without removing containers); call
+/// [`KubeletHandle::shutdown`] to remove everything it created.
+pub struct KubeletHandle {
+    shared: Arc<Shared>,
+    main: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for KubeletHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeletHandle").field("node", &self.shared.node).finish()
+    }
+}
+
+impl KubeletHandle {
+    /// The node name.
+    pub fn node_name(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// The `pods/log` source of this node, to register with the API server
+    /// (`ApiServerHandle::register_node_logs`).
+    pub fn log_source(&self) -> Arc<dyn PodLogSource> {
+        Arc::new(KubeletLogs { shared: self.shared.clone() })
+    }
+
+    /// The Docker container id of `container` of pod `namespace/pod` on this node.
+    pub async fn container_id(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String, KubeletError> {
+        self.shared.container_id(namespace, pod, container).await
+    }
+
+    /// Stop the kubelet and remove every container and volume it created.
+    pub async fn shutdown(mut self) -> Result<(), KubeletError> {
+        if let Some(main) = self.main.take() {
+            main.abort();
+            let _ = main.await;
+        }
+        let workers: Vec<Worker> = {
+            let mut w = self.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+            w.drain().map(|(_, w)| w).collect()
+        };
+        for w in workers {
+            w.task.abort();
+            let _ = w.task.await;
+        }
+        self.shared.sweep(&[]).await
+    }
+}
+
+impl Drop for KubeletHandle {
+    fn drop(&mut self) {
+        if let Some(main) = self.main.take() {
+            main.abort();
+        }
+        let mut w = self.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, w) in w.drain() {
+            w.task.abort();
+        }
+    }
+}
+
+/// Start a kubelet with the default Kubernetes strings ([`messages::DEFAULT`]).
+pub async fn start_kubelet(
+    client: kube::Client,
+    cfg: KubeletConfig,
+) -> Result<KubeletHandle, KubeletError> {
+    start_kubelet_with(client, cfg, messages::DEFAULT).await
+}
+
+/// Start a kubelet that words its events as the given Kubernetes generation does.
+pub async fn start_kubelet_with(
+    client: kube::Client,
+    cfg: KubeletConfig,
+    messages: &'static K8sMessages,
+) -> Result<KubeletHandle, KubeletError> {
+    let docker = cfg.docker.clone().negotiate_version().await.map_err(|source| {
+        KubeletError::Docker { what: "negotiate API version".into(), source }
+    })?;
+    register_node(&client, &cfg, messages).await?;
+    let shared = Arc::new(Shared {
+        client,
+        docker,
+        node: cfg.node_name.clone(),
+        gateway_ip: cfg.gateway_ip,
+        images: cfg.images,
+        privileged: cfg.privileged,
+        labels: cfg.labels,
+        messages,
+        recorder: events::Recorder {
+            component: "kubelet".into(),
+            host: Some(cfg.node_name.clone()),
+            instance: cfg.node_name.clone(),
+            action: None,
+        },
+        workers: Mutex::new(HashMap::new()),
+    });
+    let main = tokio::spawn(sync_loop(shared.clone()));
+    Ok(KubeletHandle { shared, main: Some(main) })
+}
+
+async fn register_node(
+    client: &kube::Client,
+    cfg: &KubeletConfig,
+    messages: &K8sMessages,
+) -> Result<(), KubeletError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut labels = BTreeMap::from([
+        ("kubernetes.io/hostname".to_string(), cfg.node_name.clone()),
+        ("kubernetes.io/os".to_string(), "linux".to_string()),
+        ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+        ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
+        ("beta.kubernetes.io/arch".to_string(), "amd64".to_string()),
+    ]);
+    labels.extend(cfg.node_labels.clone());
+    let mut capacity = cfg.capacity.clone();
+    capacity.entry("pods".into()).or_insert_with(|| Quantity("110".into()));
+    let now = Time(Timestamp::now());
+    let status = NodeStatus {
+        capacity: Some(capacity.clone()),
+        allocatable: Some(capacity),
+        addresses: Some(vec![
+            NodeAddress { type_: "InternalIP".into(), address: cfg.gateway_ip.to_string() },
+            NodeAddress { type_: "Hostname".into(), address: cfg.node_name.clone() },
+        ]),
+        conditions: Some(vec![NodeCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: Some("KubeletReady".into()),
+            message: Some("kubelet is posting ready status".into()),
+            last_heartbeat_time: Some(now.clone()),
+            last_transition_time: Some(now),
+        }]),
+        node_info: Some(NodeSystemInfo {
+            architecture: "amd64".into(),
+            operating_system: "linux".into(),
+            kubelet_version: format!("v{}.0", messages.version),
+            kube_proxy_version: format!("v{}.0", messages.version),
+            container_runtime_version: "docker://sgsim".into(),
+            os_image: "sgsim node".into(),
+            kernel_version: String::new(),
+            boot_id: String::new(),
+            machine_id: String::new(),
+            system_uuid: String::new(),
+            ..NodeSystemInfo::default()
+        }),
+        ..NodeStatus::default()
+    };
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(cfg.node_name.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            taints: if cfg.taints.is_empty() { None } else { Some(cfg.taints.clone()) },
+            ..NodeSpec::default()
+        }),
+        status: Some(status.clone()),
+    };
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let mut existing = api.get(&cfg.node_name).await.map_err(|source| KubeletError::Api {
+                what: format!("get node {}", cfg.node_name),
+                source,
+            })?;
+            existing.metadata.labels = node.metadata.labels.clone();
+            existing.spec = node.spec.clone();
+            api.replace(&cfg.node_name, &PostParams::default(), &existing).await.map_err(
+                |source| KubeletError::Api { what: format!("update node {}", cfg.node_name), source },
+            )?;
+        }
+        Err(source) => {
+            return Err(KubeletError::Api { what: format!("register node {}", cfg.node_name), source });
+        }
+    }
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| KubeletError::Api {
+            what: format!("node {} status", cfg.node_name),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Watch-triggered reconcile: every event of the pod watch (or every 500 ms without one) lists the
+/// node's pods and starts, stops or cleans up pod workers.
+async fn sync_loop(shared: Arc<Shared>) {
+    let api: Api<Pod> = Api::all(shared.client.clone());
+    let selector = format!("spec.nodeName={}", shared.node);
+    let mut watch = kube::runtime::watcher(
+        api.clone(),
+        kube::runtime::watcher::Config::default().fields(&selector),
+    )
+    .boxed();
+    let mut watch_alive = true;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = watch.next(), if watch_alive => {
+                match ev {
+                    None => watch_alive = false,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "pod watch error; relying on polling");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = reconcile(&shared, &api, &selector).await {
+            tracing::debug!(error = %e, "kubelet reconcile failed");
+        }
+    }
+}
+
+async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Result<(), KubeletError> {
+    let list = api
+        .list(&ListParams::default().fields(selector))
+        .await
+        .map_err(|source| KubeletError::Api { what: "list pods".into(), source })?;
+    let mut seen = HashSet::new();
+    for pod in list.items {
+        let Some(spec) = &pod.spec else { continue };
+        if spec.node_name.as_deref() != Some(shared.node.as_str()) {
+            continue;
+        }
+        let Some(uid) = pod.metadata.uid.clone() else { continue };
+        seen.insert(uid.clone());
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        match workers.get(&uid) {
+            Some(w) => {
+                if deleting && !w.cancel.is_cancelled() {
+                    let grace = pod
+                        .metadata
+                        .deletion_grace_period_seconds
+                        .or(spec.termination_grace_period_seconds)
+                        .unwrap_or(30);
+                    w.grace.store(grace, std::sync::atomic::Ordering::SeqCst);
+                    w.cancel.cancel();
+                }
+            }
+            None => {
+                let terminal = matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                if terminal && !deleting {
+                    // Finished before this kubelet started (or by another one): leave it.
+                    continue;
+                }
+                let cancel = CancellationToken::new();
+                let grace = Arc::new(std::sync::atomic::AtomicI64::new(0));
+                if deleting {
+                    cancel.cancel();
+                }
+                let task = tokio::spawn(pod::run_pod(
+                    shared.clone(),
+                    pod.clone(),
+                    cancel.clone(),
+                    grace.clone(),
+                ));
+                workers.insert(uid, Worker { cancel, grace, task });
+            }
+        }
+    }
+    let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+    workers.retain(|uid, w| {
+        if seen.contains(uid) {
+            return true;
+        }
+        // The pod is gone from the API server: stop at once, clean up, forget.
+        if !w.cancel.is_cancelled() {
+            w.cancel.cancel();
+        }
+        !w.task.is_finished()
+    });
+    Ok(())
+}
+
+/// `pods/log` for the pods of one node: the Docker log of the pod's container.
+struct KubeletLogs {
+    shared: Arc<Shared>,
+}
+
+impl PodLogSource for KubeletLogs {
+    fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        opts: LogOptions,
+    ) -> BoxFuture<'static, Result<LogStream, LogError>> {
+        let shared = self.shared.clone();
+        let (namespace, pod) = (namespace.to_string(), pod.to_string());
+        Box::pin(async move {
+            let id = shared
+                .container_id(&namespace, &pod, &opts.container)
+                .await
+                .map_err(|e| match e {
+                    KubeletError::NotFound(m) => LogError::BadRequest(m),
+                    other => LogError::Internal(other.to_string()),
+                })?;
+            let mut b = LogsOptionsBuilder::default()
+                .follow(opts.follow)
+                .stdout(true)
+                .stderr(true)
+                .timestamps(opts.timestamps);
+            b = match opts.tail_lines {
+                Some(n) => b.tail(&n.to_string()),
+                None => b.tail("all"),
+            };
+            let stream = shared.docker.logs(&id, Some(b.build()));
+            let out: LogStream = stream
+                .map(|r| r.map(|o| o.into_bytes()).map_err(std::io::Error::other))
+                .boxed();
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! core/v1 Events as Kubernetes' legacy event recorder writes them (client-go `record`), shared by
+//! the kubelet and the scheduler.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+
+/// Event type `Normal` or `Warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// `Normal`.
+    Normal,
+    /// `Warning`.
+    Warning,
+}
+
+impl EventType {
+    /// The API string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// Who records: `source.component` / `reportingComponent`, `source.host`, `reportingInstance`.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// `source.component` and `reportingComponent` (`kubelet`, `default-scheduler`).
+    pub component: String,
+    /// `source.host` (the node for the kubelet; none for the scheduler).
+    pub host: Option<String>,
+    /// `reportingInstance`.
+    pub instance: String,
+    /// `action` (the scheduler sets `Scheduling`/`Binding`; the kubelet none).
+    pub action: Option<String>,
+}
+
+/// The involvedObject for a pod, with an optional `fieldPath`
+/// (`spec.containers{name}` / `spec.initContainers{name}`).
+pub fn pod_ref(pod: &Pod, field_path: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("Pod".to_string()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        resource_version: pod.metadata.resource_version.clone(),
+        field_path,
+    }
+}
+
+impl Recorder {
+    /// Build the Event object (count 1, first = last timestamp, eventTime with microseconds).
+    pub fn build(
+        &self,
+        involved: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Event {
+        let now = Timestamp::now();
+        let name = format!(
+            "{}.{:x}",
+            involved.name.clone().unwrap_or_default(),
+            now.as_nanosecond()
+        );
+        Event {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(involved.namespace.clone().unwrap_or_else(|| "default".into())),
+                ..ObjectMeta::default()
+            },
+            involved_object: involved,
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+            type_: Some(type_.as_str().to_string()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: self.host.clone(),
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            action: self.action.clone(),
+            ..Event::default()
+        }
+    }
+
+    /// Create the Event through the API server. Failures are logged, not returned: like
+    /// client-go's recorder, a lost event never fails the caller.
+    pub async fn emit(
+        &self,
+        client: &kube::Client,
+        involved: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+    ) {
+        let ev = self.build(involved, type_, reason, message);
+        let ns = ev.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+        if let Err(e) = api.create(&PostParams::default(), &ev).await {
+            tracing::warn!(error = %e, reason, message, "could not record event");
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Kubernetes' own event strings, per Kubernetes version, in **one table**.
+//!
+//! Every string sgsim's scheduler and kubelet put in an Event or a status comes from here. The
+//! formats were checked against kubernetes' source:
+//! - `pkg/kubelet/images/image_manager.go` (`Pulling image %q`, `Successfully pulled image %q in %v`,
+//!   `... in %v (%v including waiting)`, the later `.Truncate(time.Millisecond)` and
+//!   `. Image size: %v bytes.` forms, `Container image %q already present on machine`,
+//!   `Container image %q is not present with pull policy of Never`, `Failed to pull image %q: %v`,
+//!   `Back-off pulling image %q`, `Failed to inspect image %q: %v`);
+//! - `pkg/kubelet/kuberuntime/kuberuntime_container.go` (`Created container %s`, later
+//!   `Created container: %v`, `Started container %s`, `Stopping container %s`, `Error: %v`);
+//! - `pkg/scheduler/framework/types.go` (`FitError.Error`: the `0/%v nodes are available` histogram,
+//!   sorted with `sort.Strings`; older releases close it with `: %v.` and append ` ` + the preemption
+//!   message, newer ones use `SeparatorFormat = " %v."` for every part, hence the final `..`) and
+//!   `plugins/defaultpreemption/default_preemption.go` (`"preemption: " + msg`).
+//!
+//! Which release introduced which form is approximate (the table names a representative version for
+//! each generation); the default generation is the one the product documentation's Initialize log
+//! shows: full-precision pull durations with `including waiting`, and `Created container <name>`.
+
+use std::time::Duration;
+
+/// How the kubelet words the `Pulled` event after a real pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PulledStyle {
+    /// `Successfully pulled image %q in %v` (pull time only, full precision).
+    Plain,
+    /// `Successfully pulled image %q in %v (%v including waiting)`, full precision.
+    Waiting,
+    /// As [`PulledStyle::Waiting`], both durations truncated to milliseconds.
+    WaitingTruncated,
+    /// As [`PulledStyle::WaitingTruncated`], plus `. Image size: %v bytes.`.
+    WaitingTruncatedSize,
+}
+
+/// How the kubelet words the `Created` / `Started` container events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerEventStyle {
+    /// `Created container %s` / `Started container %s`.
+    Plain,
+    /// `Created container: %v` / `Started container %s`.
+    Colon,
+    /// `Container created` / `Container started`.
+    NoName,
+}
+
+/// How the scheduler words an untolerated taint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaintStyle {
+    /// `node(s) had untolerated taint {%s: %s}` (first untolerated taint of the node).
+    PerTaint,
+    /// `node(s) had untolerated taint(s)`.
+    Generic,
+}
+
+/// How `FitError.Error()` joins its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitErrorStyle {
+    /// `0/N nodes are available: <fragments>.` + ` ` + `preemption: ...` (one final dot).
+    Legacy,
+    /// Every part formatted with `" %v."`, so the preemption part ends in `..`.
+    Separator,
+}
+
+/// The strings of one Kubernetes generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct K8sMessages {
+    /// Representative Kubernetes version (`major.minor`).
+    pub version: &'static str,
+    /// Pulled-event wording.
+    pub pulled: PulledStyle,
+    /// Created/Started wording.
+    pub container_events: ContainerEventStyle,
+    /// Untolerated-taint fragment wording.
+    pub taint: TaintStyle,
+    /// FailedScheduling message assembly.
+    pub fit_error: FitErrorStyle,
+}
+
+/// The table: one row per generation, oldest first.
+pub const TABLE: &[K8sMessages] = &[
+    K8sMessages {
+        version: "1.24",
+        pulled: PulledStyle::Plain,
+        container_events: ContainerEventStyle::Plain,
+        taint: TaintStyle::PerTaint,
+        fit_error: FitErrorStyle::Legacy,
+    },
+    K8sMessages {
+        version: "1.26",
+        pulled: PulledStyle::Waiting,
+        container_events: ContainerEventStyle::Plain,
+        taint: TaintStyle::PerTaint,
+        fit_error: FitErrorStyle::Legacy,
+    },
+    K8sMessages {
+        version: "1.28",
+        pulled: PulledStyle::WaitingTruncated,
+        container_events: ContainerEventStyle::Plain,
+        taint: TaintStyle::PerTaint,
+        fit_error: FitErrorStyle::Separator,
+    },
+    K8sMessages {
+        version: "1.30",
+        pulled: PulledStyle::WaitingTruncatedSize,
+        container_events: ContainerEventStyle::Plain,
+        taint: TaintStyle::PerTaint,
+        fit_error: FitErrorStyle::Separator,
+    },
+    K8sMessages {
+        version: "1.32",
+        pulled: PulledStyle::WaitingTruncatedSize,
+        container_events: ContainerEventStyle::Colon,
+        taint: TaintStyle::Generic,
+        fit_error: FitErrorStyle::Separator,
+    },
+    K8sMessages {
+        version: "1.35",
+        pulled: PulledStyle::WaitingTruncatedSize,
+        container_events: ContainerEventStyle::NoName,
+        taint: TaintStyle::Generic,
+        fit_error: FitErrorStyle::Separator,
+    },
+];
+
+/// The default generation: the product documentation's Initialize log.
+pub const DEFAULT: &K8sMessages = &TABLE[1];
+
+impl K8sMessages {
+    /// The row for a Kubernetes version (`"1.29"`, `"v1.29.3"`): the newest row not newer than it;
+    /// versions older than the table get its first row, unparsable ones the default.
+    pub fn for_version(version: &str) -> &'static K8sMessages {
+        let Some(wanted) = minor_of(version) else {
+            return DEFAULT;
+        };
+        let mut best = &TABLE[0];
+        for row in TABLE {
+            if minor_of(row.version).is_some_and(|m| m <= wanted) {
+                best = row;
+            }
+        }
+        best
+    }
+
+    /// `Pulling image %q`.
+    pub fn pulling(&self, image: &str) -> String {
+        format!("Pulling image {}", go_quote(image))
+    }
+
+    /// The `Pulled` message after a pull that took `pull` (runtime) and `total` (including waiting).
+    pub fn pulled(&self, image: &str, pull: Duration, total: Duration, size: Option<u64>) -> String {
+        let q = go_quote(image);
+        match self.pulled {
+            PulledStyle::Plain => format!("Successfully pulled image {q} in {}", go_duration(total)),
+            PulledStyle::Waiting => format!(
+                "Successfully pulled image {q} in {} ({} including waiting)",
+                go_duration(pull),
+                go_duration(total)
+            ),
+            PulledStyle::WaitingTruncated => format!(
+                "Successfully pulled image {q} in {} ({} including waiting)",
+                go_duration(truncate_ms(pull)),
+                go_duration(truncate_ms(total))
+            ),
+            PulledStyle::WaitingTruncatedSize => format!(
+                "Successfully pulled image {q} in {} ({} including waiting). Image size: {} bytes.",
+                go_duration(truncate_ms(pull)),
+                go_duration(truncate_ms(total)),
+                size.unwrap_or(0)
+            ),
+        }
+    }
+
+    /// `Container image %q already present on machine`.
+    pub fn already_present(&self, image: &str) -> String {
+        format!("Container image {} already present on machine", go_quote(image))
+    }
+
+    /// `Container image %q is not present with pull policy of Never` (reason `ErrImageNeverPull`).
+    pub fn never_pull(&self, image: &str) -> String {
+        format!("Container image {} is not present with pull policy of Never", go_quote(image))
+    }
+
+    /// `Failed to pull image %q: %v` (reason `Failed`).
+    pub fn failed_pull(&self, image: &str, err: &str) -> String {
+        format!("Failed to pull image {}: {err}", go_quote(image))
+    }
+
+    /// `Back-off pulling image %q` (reason `BackOff`).
+    pub fn backoff_pull(&self, image: &str) -> String {
+        format!("Back-off pulling image {}", go_quote(image))
+    }
+
+    /// `Failed to inspect image %q: %v` (reason `InspectFailed`).
+    pub fn inspect_failed(&self, image: &str, err: &str) -> String {
+        format!("Failed to inspect image {}: {err}", go_quote(image))
+    }
+
+    /// `Error: %v` (reason `Failed`), e.g. `Error: ErrImagePull`.
+    pub fn error(&self, err: &str) -> String {
+        format!("Error: {err}")
+    }
+
+    /// The `Created` message.
+    pub fn created(&self, container: &str) -> String {
+        match self.container_events {
+            ContainerEventStyle::Plain => format!("Created container {container}"),
+            ContainerEventStyle::Colon => format!("Created container: {container}"),
+            ContainerEventStyle::NoName => "Container created".to_string(),
+        }
+    }
+
+    /// The `Started` message.
+    pub fn started(&self, container: &str) -> String {
+        match self.container_events {
+            ContainerEventStyle::Plain | ContainerEventStyle::Colon => {
+                format!("Started container {container}")
+            }
+            ContainerEventStyle::NoName => "Container started".to_string(),
+        }
+    }
+
+    /// `Stopping container %s` (reason `Killing`).
+    pub fn killing(&self, container: &str) -> String {
+        format!("Stopping container {container}")
+    }
+
+    /// `Successfully assigned %v/%v to %v` (reason `Scheduled`).
+    pub fn scheduled(&self, namespace: &str, pod: &str, node: &str) -> String {
+        format!("Successfully assigned {namespace}/{pod} to {node}")
+    }
+
+    /// The untolerated-taint fragment for a taint `key`/`value`.
+    pub fn untolerated_taint(&self, key: &str, value: &str) -> String {
+        match self.taint {
+            TaintStyle::PerTaint => format!("node(s) had untolerated taint {{{key}: {value}}}"),
+            TaintStyle::Generic => "node(s) had untolerated taint(s)".to_string(),
+        }
+    }
+
+    /// `FitError.Error()`: `num_nodes` nodes, per-node filter reasons, per-node preemption reasons.
+    /// `pre_filter` replaces the filter histogram when a PreFilter plugin failed.
+    pub fn fit_error(
+        &self,
+        num_nodes: usize,
+        pre_filter: Option<&str>,
+        reasons: &[Vec<String>],
+        preemption: &[String],
+    ) -> String {
+        let head = format!("0/{num_nodes} nodes are available:");
+        let filters = match pre_filter {
+            Some(msg) => msg.to_string(),
+            None => histogram(reasons.iter().flatten()),
+        };
+        let post = if preemption.is_empty() {
+            None
+        } else {
+            Some(format!("preemption: {head} {}.", histogram(preemption.iter())))
+        };
+        match self.fit_error {
+            FitErrorStyle::Legacy => {
+                let mut msg = format!("{head} {filters}.");
+                if let Some(post) = post {
+                    msg.push(' ');
+                    msg.push_str(&post);
+                }
+                msg
+            }
+            FitErrorStyle::Separator => {
+                let mut msg = head;
+                if !filters.is_empty() {
+                    msg.push_str(&format!(" {filters}."));
+                }
+                if let Some(post) = post {
+                    msg.push_str(&format!(" {post}."));
+                }
+                msg
+            }
+        }
+    }
+}
+
+/// The scheduler's event message cut (schedule_one.go `truncateMessage`): at most 1024 bytes,
+/// ending in ` ...` when cut.
+pub fn truncate_event_message(msg: &str) -> String {
+    const MAX: usize = 1024;
+    const SUFFIX: &str = " ...";
+    if msg.len() <= MAX {
+        return msg.to_string();
+    }
+    let mut end = MAX - SUFFIX.len();
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{SUFFIX}", &msg[..end])
+}
+
+fn histogram<'a>(reasons: impl Iterator<Item = &'a String>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for r in reasons {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    let mut parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    parts.sort();
+    parts.join(", ")
+}
+
+fn minor_of(version: &str) -> Option<u32> {
+    let v = version.trim().trim_start_matches('v');
+    let mut it = v.split('.');
+    let major: u32 = it.next()?.parse().ok()?;
+    let minor: u32 = it.next()?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    if major != 1 {
+        return None;
+    }
+    Some(minor)
+}
+
+fn truncate_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Go's `%q` of a string: double-quoted, with Go's escapes for `"`, `\\` and control characters;
+/// printable non-ASCII is kept as is.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => {
+                let v = c as u32;
+                if v <= 0xffff {
+                    out.push_str(&format!("\\u{v:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{v:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `time.Duration.String()` for a non-negative duration: `0s`, `12ns`, `1.5µs`,
+/// `437.806182ms`, `1.5s`, `2m3.000001s`, `1h0m0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".to_string();
+    }
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{}µs", frac(ns, 3));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{}ms", frac(ns, 6));
+    }
+    // Seconds with up to 9 fractional digits, then minutes and hours.
+    let secs_frac = frac(ns % 60_000_000_000, 9);
+    let total_secs = ns / 1_000_000_000;
+    let mins = total_secs / 60;
+    let hours = mins / 60;
+    let mut out = String::new();
+    if hours > 0 {
+        out.push_str(&format!("{hours}h"));
+    }
+    if mins > 0 {
+        out.push_str(&format!("{}m", mins % 60));
+    }
+    out.push_str(&secs_frac);
+    out.push('s');
+    out
+}
+
+/// `v / 10^prec` with the fraction's trailing zeros (and a bare dot) dropped, as Go's `fmtFrac`.
+fn frac(v: u128, prec: u32) -> String {
+    let p = 10u128.pow(prec);
+    let int = v / p;
+    let f = v % p;
+    if f == 0 {
+        return int.to_string();
+    }
+    let digits = format!("{f:0width$}", width = prec as usize);
+    format!("{int}.{}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0s"),
+            (1, "1ns"),
+            (999, "999ns"),
+            (1_000, "1µs"),
+            (1_500, "1.5µs"),
+            (437_806_182, "437.806182ms"),
+            (1_000_000, "1ms"),
+            (1_500_000_000, "1.5s"),
+            (1_000_000_000, "1s"),
+            (123_000_001_000, "2m3.000001s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (60_000_000_000, "1m0s"),
+            (3_723_000_000_000, "1h2m3s"),
+            (100_000_000_000_000, "27h46m40s"),
+        ];
+        for (ns, want) in cases {
+            assert_eq!(go_duration(Duration::from_nanos(*ns)), *want, "{ns}ns");
+        }
+    }
+
+    #[test]
+    fn quotes() {
+        assert_eq!(go_quote("harness/ci-addon:1.16.8"), "\"harness/ci-addon:1.16.8\"");
+        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+
+    #[test]
+    fn pulled_default_matches_documentation() {
+        let m = DEFAULT;
+        assert_eq!(
+            m.pulled(
+                "harness/ci-addon:1.16.8",
+                Duration::from_nanos(437_806_182),
+                Duration::from_nanos(437_815_597),
+                None
+            ),
+            "Successfully pulled image \"harness/ci-addon:1.16.8\" in 437.806182ms (437.815597ms including waiting)"
+        );
+        assert_eq!(m.created("setup-addon"), "Created container setup-addon");
+        let new = K8sMessages::for_version("v1.31.2");
+        assert_eq!(
+            new.pulled("x", Duration::from_nanos(437_806_182), Duration::from_nanos(1_437_815_597), Some(12)),
+            "Successfully pulled image \"x\" in 437ms (1.437s including waiting). Image size: 12 bytes."
+        );
+        assert_eq!(K8sMessages::for_version("1.33").created("a"), "Created container: a");
+        assert_eq!(K8sMessages::for_version("1.36").created("a"), "Container created");
+        assert_eq!(K8sMessages::for_version("1.20").version, "1.24");
+        assert_eq!(K8sMessages::for_version("junk"), DEFAULT);
+    }
+
+    #[test]
+    fn fit_error_example() {
+        let reasons = vec![
+            vec!["node(s) had untolerated taint {dedicated: ci}".to_string()],
+            vec!["Insufficient cpu".to_string()],
+            vec!["Insufficient cpu".to_string()],
+        ];
+        let pre = vec![
+            "Preemption is not helpful for scheduling".to_string(),
+            "No preemption victims found for incoming pod".to_string(),
+            "No preemption victims found for incoming pod".to_string(),
+        ];
+        assert_eq!(
+            DEFAULT.fit_error(3, None, &reasons, &pre),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: ci}, 2 Insufficient cpu. \
+             preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption \
+             victims found for incoming pod."
+        );
+        assert_eq!(
+            K8sMessages::for_version("1.29").fit_error(1, None, &reasons[1..2], &pre[1..2]),
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption \
+             victims found for incoming pod.."
+        );
+    }
+
+    #[test]
+    fn truncation() {
+        let long = "x".repeat(2000);
+        let t = truncate_event_message(&long);
+        assert_eq!(t.len(), 1024);
+        assert!(t.ends_with(" ..."));
+        assert_eq!(truncate_event_message("short"), "short");
+    }
+}

@@ -1,0 +1,1067 @@
+//! One pod's life on the node: volumes, sandbox, init containers, containers, status, deletion.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerInspectResponse, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, KeyToPath, Pod, PodCondition, PodIP, PodStatus,
+    Secret, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use tokio_util::sync::CancellationToken;
+
+use super::convert::{self, NodeVolume, PodId};
+use super::events::{EventType, pod_ref};
+use super::{CONTAINER_NAME_LABEL, POD_UID_LABEL, PullOutcome, PullPolicy, Shared};
+
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Entry point of a pod worker: run the pod, then wait for its deletion and clean up.
+pub(crate) async fn run_pod(
+    shared: Arc<Shared>,
+    pod: Pod,
+    cancel: CancellationToken,
+    grace: Arc<AtomicI64>,
+) {
+    let id = PodId::of(&pod);
+    let mut st = Tracker::new(&shared, &pod);
+    enum End {
+        Done,
+        Cancelled,
+        Deadline,
+    }
+    let deadline = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
+    if !cancel.is_cancelled() {
+        let end = {
+            let life = lifecycle(&shared, &pod, &id, &mut st);
+            let deadline_sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => futures::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = life => End::Done,
+                () = cancel.cancelled() => End::Cancelled,
+                () = deadline_sleep => End::Deadline,
+            }
+        };
+        if let End::Deadline = end {
+            deadline_exceeded(&shared, &pod, &id, &mut st).await;
+        }
+        cancel.cancelled().await;
+    }
+    teardown(&shared, &pod, &id, grace.load(Ordering::SeqCst)).await;
+}
+
+/// The status the kubelet reports for one pod.
+struct Tracker {
+    client: kube::Client,
+    name: String,
+    namespace: String,
+    status: PodStatus,
+    names: Vec<String>,
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
+        ..ContainerState::default()
+    }
+}
+
+fn new_status(c: &Container, reason: &str) -> ContainerStatus {
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        ready: false,
+        restart_count: 0,
+        started: Some(false),
+        state: Some(waiting(reason, None)),
+        ..ContainerStatus::default()
+    }
+}
+
+impl Tracker {
+    fn new(shared: &Shared, pod: &Pod) -> Tracker {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let inits: Vec<Container> = spec.init_containers.clone().unwrap_or_default();
+        let main_reason = if inits.is_empty() { "ContainerCreating" } else { "PodInitializing" };
+        let scheduled_at = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "True"))
+            .and_then(|c| c.last_transition_time.clone())
+            .unwrap_or_else(now);
+        let host_ip = shared.gateway_ip.to_string();
+        let mut t = Tracker {
+            client: shared.client.clone(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            status: PodStatus {
+                phase: Some("Pending".into()),
+                host_ip: Some(host_ip.clone()),
+                host_ips: Some(vec![HostIP { ip: host_ip }]),
+                start_time: Some(now()),
+                qos_class: pod.status.as_ref().and_then(|s| s.qos_class.clone()),
+                conditions: Some(vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(scheduled_at),
+                    ..PodCondition::default()
+                }]),
+                init_container_statuses: if inits.is_empty() {
+                    None
+                } else {
+                    Some(inits.iter().map(|c| new_status(c, "PodInitializing")).collect())
+                },
+                container_statuses: Some(
+                    spec.containers.iter().map(|c| new_status(c, main_reason)).collect(),
+                ),
+                ..PodStatus::default()
+            },
+            names: spec.containers.iter().map(|c| c.name.clone()).collect(),
+        };
+        t.refresh_conditions();
+        t
+    }
+
+    fn set_condition(&mut self, type_: &str, status: bool, reason: Option<&str>, message: Option<String>) {
+        let conds = self.status.conditions.get_or_insert_with(Vec::new);
+        let status = if status { "True" } else { "False" };
+        let ord = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
+        match conds.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(now());
+                }
+                c.status = status.into();
+                c.reason = reason.map(str::to_string);
+                c.message = message;
+            }
+            None => {
+                conds.push(PodCondition {
+                    type_: type_.into(),
+                    status: status.into(),
+                    reason: reason.map(str::to_string),
+                    message,
+                    last_transition_time: Some(now()),
+                    ..PodCondition::default()
+                });
+                conds.sort_by_key(|c| ord.iter().position(|t| *t == c.type_).unwrap_or(ord.len()));
+            }
+        }
+    }
+
+    fn init_mut(&mut self, i: usize) -> &mut ContainerStatus {
+        &mut self.status.init_container_statuses.get_or_insert_with(Vec::new)[i]
+    }
+
+    fn main_mut(&mut self, i: usize) -> &mut ContainerStatus {
+        &mut self.status.container_statuses.get_or_insert_with(Vec::new)[i]
+    }
+
+    fn status_mut(&mut self, init: bool, i: usize) -> &mut ContainerStatus {
+        if init { self.init_mut(i) } else { self.main_mut(i) }
+    }
+
+    fn phase(&self) -> &str {
+        self.status.phase.as_deref().unwrap_or("Pending")
+    }
+
+    /// Recompute Initialized / ContainersReady / Ready from the container statuses.
+    fn refresh_conditions(&mut self) {
+        let phase = self.phase().to_string();
+        let inits = self.status.init_container_statuses.clone().unwrap_or_default();
+        let incomplete: Vec<String> = inits
+            .iter()
+            .filter(|s| {
+                s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_none_or(|t| t.exit_code != 0)
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        if incomplete.is_empty() {
+            let reason = if phase == "Succeeded" && !inits.is_empty() { Some("PodCompleted") } else { None };
+            self.set_condition("Initialized", true, reason, None);
+        } else {
+            self.set_condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+            );
+        }
+        let mains = self.status.container_statuses.clone().unwrap_or_default();
+        let unready: Vec<String> = mains.iter().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
+        if unready.is_empty() {
+            self.set_condition("ContainersReady", true, None, None);
+            self.set_condition("Ready", true, None, None);
+        } else if phase == "Succeeded" {
+            self.set_condition("ContainersReady", false, Some("PodCompleted"), None);
+            self.set_condition("Ready", false, Some("PodCompleted"), None);
+        } else {
+            let msg = format!("containers with unready status: [{}]", unready.join(" "));
+            self.set_condition("ContainersReady", false, Some("ContainersNotReady"), Some(msg.clone()));
+            self.set_condition("Ready", false, Some("ContainersNotReady"), Some(msg));
+        }
+    }
+
+    /// Send the status to the API server (JSON merge patch of `status`; replace as fallback).
+    async fn push(&mut self) {
+        self.refresh_conditions();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let patch = serde_json::json!({ "status": self.status });
+        match api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "status patch failed; trying replace");
+                if let Ok(mut p) = api.get_status(&self.name).await {
+                    p.status = Some(self.status.clone());
+                    if let Err(e) = api.replace_status(&self.name, &PostParams::default(), &p).await {
+                        tracing::warn!(error = %e, pod = %self.name, "could not update pod status");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn field_path(init: bool, name: &str) -> String {
+    if init { format!("spec.initContainers{{{name}}}") } else { format!("spec.containers{{{name}}}") }
+}
+
+async fn event(shared: &Shared, pod: &Pod, field: Option<String>, t: EventType, reason: &str, msg: &str) {
+    shared.recorder.emit(&shared.client, pod_ref(pod, field), t, reason, msg).await;
+}
+
+/// The pod's life until every container has terminated (or an init container failed).
+async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
+    st.push().await;
+    let spec = pod.spec.clone().unwrap_or_default();
+
+    // Volumes.
+    let volumes = loop {
+        match setup_volumes(shared, pod, id, &spec.volumes.clone().unwrap_or_default()).await {
+            Ok(v) => break v,
+            Err(()) => tokio::time::sleep(RETRY).await,
+        }
+    };
+
+    // Sandbox.
+    let sandbox_id = loop {
+        match start_sandbox(shared, pod, id).await {
+            Ok((sid, ip)) => {
+                st.status.pod_ip = Some(ip.clone());
+                st.status.pod_ips = Some(vec![PodIP { ip }]);
+                st.set_condition("PodReadyToStartContainers", true, None, None);
+                break sid;
+            }
+            Err(msg) => {
+                event(
+                    shared,
+                    pod,
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    &format!("Failed to create pod sandbox: {msg}"),
+                )
+                .await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    st.push().await;
+
+    // Init containers, in order, each to completion.
+    let inits = spec.init_containers.clone().unwrap_or_default();
+    for (i, c) in inits.iter().enumerate() {
+        let Some(cid) = run_container(shared, pod, id, st, true, i, c, &sandbox_id, &volumes).await else {
+            fail_pod(st);
+            st.push().await;
+            return;
+        };
+        st.push().await;
+        let exit = wait_container(shared, st, true, i, &cid).await;
+        if exit != 0 {
+            fail_pod(st);
+            st.push().await;
+            return;
+        }
+        st.push().await;
+    }
+    for i in 0..st.names.len() {
+        st.main_mut(i).state = Some(waiting("ContainerCreating", None));
+    }
+
+    // Regular containers, in spec order.
+    let mut running = Vec::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        if let Some(cid) = run_container(shared, pod, id, st, false, i, c, &sandbox_id, &volumes).await {
+            running.push((i, cid));
+        }
+    }
+    if !running.is_empty() {
+        st.status.phase = Some("Running".into());
+    }
+    st.push().await;
+
+    // Wait for every container to exit.
+    let docker = shared.docker.clone();
+    let mut waits: FuturesUnordered<_> = running
+        .into_iter()
+        .map(|(i, cid)| {
+            let docker = docker.clone();
+            async move {
+                let mut s = docker.wait_container(&cid, None);
+                while s.next().await.is_some() {}
+                (i, cid)
+            }
+        })
+        .collect();
+    while let Some((i, cid)) = waits.next().await {
+        record_exit(shared, st, false, i, &cid).await;
+        if waits.is_empty() {
+            finish_phase(st);
+        }
+        st.push().await;
+    }
+    finish_phase(st);
+    st.push().await;
+}
+
+fn terminated_exit(s: &ContainerStatus) -> Option<i32> {
+    s.state.as_ref().and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code)
+}
+
+/// All main containers terminated → Succeeded (all 0) or Failed.
+fn finish_phase(st: &mut Tracker) {
+    let mains = st.status.container_statuses.clone().unwrap_or_default();
+    let exits: Vec<Option<i32>> = mains.iter().map(terminated_exit).collect();
+    if exits.iter().all(Option::is_some) {
+        let ok = exits.iter().all(|e| *e == Some(0));
+        st.status.phase = Some(if ok { "Succeeded" } else { "Failed" }.into());
+    }
+}
+
+fn fail_pod(st: &mut Tracker) {
+    st.status.phase = Some("Failed".into());
+}
+
+async fn deadline_exceeded(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
+    let msg = "Pod was active on the node longer than the specified deadline";
+    event(shared, pod, None, EventType::Normal, "DeadlineExceeded", msg).await;
+    // Kill what runs, then record the exits.
+    let containers = pod_containers(shared, id).await;
+    for (name, cid, running) in &containers {
+        if *running && name != "POD" {
+            let _ = shared
+                .docker
+                .stop_container(cid, Some(StopContainerOptionsBuilder::default().t(0).build()))
+                .await;
+        }
+    }
+    let spec = pod.spec.clone().unwrap_or_default();
+    for (init, list) in [(true, spec.init_containers.clone().unwrap_or_default()), (false, spec.containers.clone())] {
+        for (i, c) in list.iter().enumerate() {
+            if let Some((_, cid, _)) = containers.iter().find(|(n, _, _)| n == &c.name) {
+                record_exit(shared, st, init, i, cid).await;
+            }
+        }
+    }
+    st.status.phase = Some("Failed".into());
+    st.status.reason = Some("DeadlineExceeded".into());
+    st.status.message = Some(msg.into());
+    st.push().await;
+}
+
+/// Pull (per policy), create and start one container; `None` when it could not be started (its
+/// status then says why). Retries image and config errors until they resolve.
+#[allow(clippy::too_many_arguments)]
+async fn run_container(
+    shared: &Shared,
+    pod: &Pod,
+    id: &PodId,
+    st: &mut Tracker,
+    init: bool,
+    i: usize,
+    c: &Container,
+    sandbox_id: &str,
+    volumes: &HashMap<String, NodeVolume>,
+) -> Option<String> {
+    let fp = field_path(init, &c.name);
+    let m = shared.messages;
+    let image_id = ensure_image(shared, pod, st, init, i, c).await;
+    let env = loop {
+        match resolve_env(shared, pod, c, st).await {
+            Ok(env) => break env,
+            Err(msg) => {
+                st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
+                st.push().await;
+                event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
+    let body = convert::container_body(shared, pod, id, c, &env, sandbox_id, volumes);
+    let opts = CreateContainerOptionsBuilder::default().name(&id.container_name(&c.name)).build();
+    let cid = loop {
+        match shared.docker.create_container(Some(opts.clone()), body.clone()).await {
+            Ok(r) => break r.id,
+            Err(e) => {
+                let msg = docker_message(&e);
+                st.status_mut(init, i).state = Some(waiting("CreateContainerError", Some(msg.clone())));
+                st.push().await;
+                event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
+    event(shared, pod, Some(fp.clone()), EventType::Normal, "Created", &m.created(&c.name)).await;
+    {
+        let s = st.status_mut(init, i);
+        s.container_id = Some(format!("docker://{cid}"));
+        s.image_id = image_id;
+    }
+    if let Err(e) = shared.docker.start_container(&cid, None).await {
+        let msg = docker_message(&e);
+        event(shared, pod, Some(fp), EventType::Warning, "Failed", &m.error(&msg)).await;
+        let at = now();
+        let s = st.status_mut(init, i);
+        s.state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 128,
+                reason: Some("StartError".into()),
+                message: Some(msg),
+                started_at: Some(Time(Timestamp::UNIX_EPOCH)),
+                finished_at: Some(at),
+                container_id: Some(format!("docker://{cid}")),
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        });
+        s.started = Some(false);
+        return None;
+    }
+    event(shared, pod, Some(fp), EventType::Normal, "Started", &m.started(&c.name)).await;
+    let started_at = inspect(shared, &cid)
+        .await
+        .and_then(|r| r.state.and_then(|s| s.started_at))
+        .and_then(|s| parse_time(&s))
+        .unwrap_or_else(now);
+    let s = st.status_mut(init, i);
+    s.state = Some(ContainerState {
+        running: Some(ContainerStateRunning { started_at: Some(started_at) }),
+        ..ContainerState::default()
+    });
+    s.started = Some(true);
+    s.ready = !init;
+    Some(cid)
+}
+
+/// Wait for a container's exit; record it; return its exit code.
+async fn wait_container(shared: &Shared, st: &mut Tracker, init: bool, i: usize, cid: &str) -> i32 {
+    let mut s = shared.docker.wait_container(cid, None);
+    while s.next().await.is_some() {}
+    record_exit(shared, st, init, i, cid).await
+}
+
+async fn record_exit(shared: &Shared, st: &mut Tracker, init: bool, i: usize, cid: &str) -> i32 {
+    let Some(info) = inspect(shared, cid).await else {
+        return -1;
+    };
+    let state = info.state.unwrap_or_default();
+    if state.running == Some(true) {
+        return 0;
+    }
+    let exit = i32::try_from(state.exit_code.unwrap_or(-1)).unwrap_or(-1);
+    let reason = if state.oom_killed == Some(true) {
+        "OOMKilled"
+    } else if exit == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    let s = st.status_mut(init, i);
+    s.state = Some(ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: exit,
+            reason: Some(reason.into()),
+            started_at: state.started_at.as_deref().and_then(parse_time),
+            finished_at: state.finished_at.as_deref().and_then(parse_time),
+            container_id: Some(format!("docker://{cid}")),
+            message: state.error.filter(|e| !e.is_empty()),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
+    });
+    s.ready = false;
+    s.started = Some(false);
+    exit
+}
+
+async fn inspect(shared: &Shared, cid: &str) -> Option<ContainerInspectResponse> {
+    shared.docker.inspect_container(cid, None).await.ok()
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    let t: Timestamp = s.parse().ok()?;
+    if t.as_second() <= 0 {
+        return None;
+    }
+    Some(Time(t))
+}
+
+fn docker_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Kubernetes' image handling for one container (image_manager.go): decide by policy and
+/// presence, emit `Pulled`/`Pulling`/`Failed`/`BackOff`/`ErrImageNeverPull`, retry with back-off.
+/// Returns the image id for the status.
+async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, i: usize, c: &Container) -> String {
+    let image = c.image.clone().unwrap_or_default();
+    let fp = Some(field_path(init, &c.name));
+    let m = shared.messages;
+    let policy = PullPolicy::of(c.image_pull_policy.as_deref(), &image);
+    let mut failures: u32 = 0;
+    let mut never_reported = false;
+    loop {
+        let present = match shared.images.is_present(&image).await {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = m.inspect_failed(&image, &e);
+                event(shared, pod, fp.clone(), EventType::Warning, "InspectFailed", &msg).await;
+                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ImageInspectError")).await;
+                st.status_mut(init, i).state = Some(waiting("ImageInspectError", Some(msg)));
+                st.push().await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        let should_pull = match policy {
+            PullPolicy::Never => false,
+            PullPolicy::Always => true,
+            PullPolicy::IfNotPresent => !present,
+        };
+        if !should_pull {
+            if present {
+                event(shared, pod, fp.clone(), EventType::Normal, "Pulled", &m.already_present(&image)).await;
+                return image_id(shared, &image).await;
+            }
+            if !never_reported {
+                never_reported = true;
+                let msg = m.never_pull(&image);
+                event(shared, pod, fp.clone(), EventType::Warning, "ErrImageNeverPull", &msg).await;
+                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ErrImageNeverPull")).await;
+                st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
+                st.push().await;
+            }
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        if failures > 0 {
+            let msg = m.backoff_pull(&image);
+            event(shared, pod, fp.clone(), EventType::Normal, "BackOff", &msg).await;
+            event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ImagePullBackOff")).await;
+            st.status_mut(init, i).state = Some(waiting("ImagePullBackOff", Some(msg)));
+            st.push().await;
+            let secs = (10u64 << (failures - 1).min(5)).min(300);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
+        event(shared, pod, fp.clone(), EventType::Normal, "Pulling", &m.pulling(&image)).await;
+        let start = Instant::now();
+        match shared.images.ensure(&image, policy).await {
+            Ok(outcome) => {
+                let (took, waited) = match outcome {
+                    PullOutcome::Pulled { took, waited } => (took, waited),
+                    PullOutcome::AlreadyPresent => (start.elapsed(), start.elapsed()),
+                };
+                let size = image_size(shared, &image).await;
+                let msg = m.pulled(&image, took, waited, size);
+                event(shared, pod, fp.clone(), EventType::Normal, "Pulled", &msg).await;
+                return image_id(shared, &image).await;
+            }
+            Err(e) => {
+                failures += 1;
+                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.failed_pull(&image, &e)).await;
+                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ErrImagePull")).await;
+                st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e)));
+                st.push().await;
+            }
+        }
+    }
+}
+
+async fn image_id(shared: &Shared, image: &str) -> String {
+    match shared.docker.inspect_image(&shared.images.local_ref(image)).await {
+        Ok(info) => match info.repo_digests.as_ref().and_then(|d| d.first()) {
+            Some(d) => format!("docker-pullable://{d}"),
+            None => format!("docker://{}", info.id.unwrap_or_default()),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+async fn image_size(shared: &Shared, image: &str) -> Option<u64> {
+    let info = shared.docker.inspect_image(&shared.images.local_ref(image)).await.ok()?;
+    info.size.and_then(|s| u64::try_from(s).ok())
+}
+
+/// Environment of a container: `env` (with `$(VAR)` expansion and `valueFrom`), `envFrom`.
+async fn resolve_env(shared: &Shared, pod: &Pod, c: &Container, st: &Tracker) -> Result<Vec<(String, String)>, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut map: HashMap<String, String> = HashMap::new();
+    let set = |out: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
+        if let Some(pos) = out.iter().position(|(n, _)| *n == k) {
+            out[pos].1 = v.clone();
+        } else {
+            out.push((k.clone(), v.clone()));
+        }
+        map.insert(k, v);
+    };
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            match get_config_map(shared, &ns, &r.name).await {
+                Some(cm) => {
+                    for (k, v) in cm.data.unwrap_or_default() {
+                        set(&mut out, &mut map, format!("{prefix}{k}"), v);
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("configmap \"{}\" not found", r.name)),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match get_secret(shared, &ns, &r.name).await {
+                Some(s) => {
+                    for (k, v) in secret_data(&s) {
+                        set(&mut out, &mut map, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("secret \"{}\" not found", r.name)),
+            }
+        }
+    }
+    for e in c.env.iter().flatten() {
+        let value = if let Some(from) = &e.value_from {
+            if let Some(f) = &from.field_ref {
+                field_value(pod, st, &f.field_path)
+            } else if let Some(r) = &from.config_map_key_ref {
+                match get_config_map(shared, &ns, &r.name).await {
+                    Some(cm) => match cm.data.unwrap_or_default().get(&r.key) {
+                        Some(v) => v.clone(),
+                        None if r.optional == Some(true) => continue,
+                        None => {
+                            return Err(format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name));
+                        }
+                    },
+                    None if r.optional == Some(true) => continue,
+                    None => return Err(format!("configmap \"{}\" not found", r.name)),
+                }
+            } else if let Some(r) = &from.secret_key_ref {
+                match get_secret(shared, &ns, &r.name).await {
+                    Some(s) => match secret_data(&s).get(&r.key) {
+                        Some(v) => String::from_utf8_lossy(v).into_owned(),
+                        None if r.optional == Some(true) => continue,
+                        None => {
+                            return Err(format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name));
+                        }
+                    },
+                    None if r.optional == Some(true) => continue,
+                    None => return Err(format!("secret \"{}\" not found", r.name)),
+                }
+            } else {
+                String::new()
+            }
+        } else {
+            convert::expand(&e.value.clone().unwrap_or_default(), &map)
+        };
+        set(&mut out, &mut map, e.name.clone(), value);
+    }
+    Ok(out)
+}
+
+fn field_value(pod: &Pod, st: &Tracker, path: &str) -> String {
+    let md = &pod.metadata;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let bracket = |prefix: &str, map: &Option<BTreeMap<String, String>>| -> Option<String> {
+        let key = path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']")?;
+        Some(map.as_ref().and_then(|m| m.get(key).cloned()).unwrap_or_default())
+    };
+    if let Some(v) = bracket("metadata.labels", &md.labels) {
+        return v;
+    }
+    if let Some(v) = bracket("metadata.annotations", &md.annotations) {
+        return v;
+    }
+    match path {
+        "metadata.name" => md.name.clone().unwrap_or_default(),
+        "metadata.namespace" => md.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => md.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => spec.node_name.unwrap_or_default(),
+        "spec.serviceAccountName" => spec.service_account_name.unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => st.status.host_ip.clone().unwrap_or_default(),
+        "status.podIP" | "status.podIPs" => st.status.pod_ip.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+async fn get_config_map(shared: &Shared, ns: &str, name: &str) -> Option<ConfigMap> {
+    Api::<ConfigMap>::namespaced(shared.client.clone(), ns).get_opt(name).await.ok().flatten()
+}
+
+async fn get_secret(shared: &Shared, ns: &str, name: &str) -> Option<Secret> {
+    Api::<Secret>::namespaced(shared.client.clone(), ns).get_opt(name).await.ok().flatten()
+}
+
+fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> =
+        s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    for (k, v) in s.string_data.clone().unwrap_or_default() {
+        out.insert(k, v.into_bytes());
+    }
+    out
+}
+
+/// Create the pod's volumes on the node. Emits `FailedMount` and returns `Err` while a configMap
+/// or secret is missing.
+async fn setup_volumes(
+    shared: &Shared,
+    pod: &Pod,
+    id: &PodId,
+    volumes: &[Volume],
+) -> Result<HashMap<String, NodeVolume>, ()> {
+    let ns = id.namespace.clone();
+    let mut out = HashMap::new();
+    for v in volumes {
+        if let Some(hp) = &v.host_path {
+            out.insert(v.name.clone(), NodeVolume::Bind { path: hp.path.clone() });
+            continue;
+        }
+        // Content for configMap / secret volumes: (path, bytes, mode).
+        let mut files: Option<Vec<(String, Vec<u8>, u32)>> = None;
+        if let Some(cmv) = &v.config_map {
+            match get_config_map(shared, &ns, &cmv.name).await {
+                Some(cm) => {
+                    let mut data: BTreeMap<String, Vec<u8>> =
+                        cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                    for (k, b) in cm.binary_data.unwrap_or_default() {
+                        data.insert(k, b.0);
+                    }
+                    files = Some(project(&data, cmv.items.as_deref(), cmv.default_mode));
+                }
+                None if cmv.optional == Some(true) => files = Some(Vec::new()),
+                None => {
+                    failed_mount(shared, pod, &v.name, &format!("configmap \"{}\" not found", cmv.name)).await;
+                    return Err(());
+                }
+            }
+        } else if let Some(sv) = &v.secret {
+            let name = sv.secret_name.clone().unwrap_or_default();
+            match get_secret(shared, &ns, &name).await {
+                Some(s) => files = Some(project(&secret_data(&s), sv.items.as_deref(), sv.default_mode)),
+                None if sv.optional == Some(true) => files = Some(Vec::new()),
+                None => {
+                    failed_mount(shared, pod, &v.name, &format!("secret \"{name}\" not found")).await;
+                    return Err(());
+                }
+            }
+        }
+        if let Some(pvc) = &v.persistent_volume_claim {
+            // sgsim provisions every claim as a node-local Docker volume shared by the claim's pods.
+            let name = format!("sgsim_pvc_{ns}_{}", pvc.claim_name);
+            let mut labels = shared.resource_labels("");
+            labels.remove(POD_UID_LABEL);
+            let req = VolumeCreateRequest {
+                name: Some(name.clone()),
+                driver: Some("local".into()),
+                labels: Some(labels),
+                ..VolumeCreateRequest::default()
+            };
+            if let Err(e) = shared.docker.create_volume(req).await {
+                tracing::warn!(error = %e, volume = %name, "could not create volume");
+                return Err(());
+            }
+            out.insert(v.name.clone(), NodeVolume::Docker { name });
+            continue;
+        }
+        if let Some(pr) = &v.projected {
+            let mut fs = Vec::new();
+            let mode = u32::try_from(pr.default_mode.unwrap_or(0o644)).unwrap_or(0o644);
+            for src in pr.sources.iter().flatten() {
+                if let Some(t) = &src.service_account_token {
+                    fs.push((t.path.clone(), format!("sgsim-token-{}", id.uid).into_bytes(), mode));
+                }
+                if let Some(cm) = &src.config_map {
+                    if let Some(c) = get_config_map(shared, &ns, &cm.name).await {
+                        let data: BTreeMap<String, Vec<u8>> =
+                            c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                        fs.extend(project(&data, cm.items.as_deref(), Some(mode as i32)));
+                    }
+                }
+                if let Some(sec) = &src.secret {
+                    if let Some(s) = get_secret(shared, &ns, &sec.name).await {
+                        fs.extend(project(&secret_data(&s), sec.items.as_deref(), Some(mode as i32)));
+                    }
+                }
+                if let Some(d) = &src.downward_api {
+                    for it in d.items.iter().flatten() {
+                        if let Some(f) = &it.field_ref {
+                            let v = match f.field_path.as_str() {
+                                "metadata.namespace" => ns.clone(),
+                                "metadata.name" => id.name.clone(),
+                                "metadata.uid" => id.uid.clone(),
+                                _ => String::new(),
+                            };
+                            fs.push((it.path.clone(), v.into_bytes(), mode));
+                        }
+                    }
+                }
+            }
+            files = Some(fs);
+        }
+        let name = id.volume_name(&v.name);
+        let req = VolumeCreateRequest {
+            name: Some(name.clone()),
+            driver: Some("local".into()),
+            driver_opts: convert::empty_dir_opts(v),
+            labels: Some(id.labels(shared, "")),
+            ..VolumeCreateRequest::default()
+        };
+        if let Err(e) = shared.docker.create_volume(req).await {
+            tracing::warn!(error = %e, volume = %name, "could not create volume");
+            return Err(());
+        }
+        if let Some(files) = files {
+            if let Err(e) = populate(shared, id, &name, &files).await {
+                tracing::warn!(error = %e, volume = %name, "could not populate volume");
+                return Err(());
+            }
+        }
+        out.insert(v.name.clone(), NodeVolume::Docker { name });
+    }
+    Ok(out)
+}
+
+async fn failed_mount(shared: &Shared, pod: &Pod, volume: &str, why: &str) {
+    let msg = format!("MountVolume.SetUp failed for volume {} : {why}", super::messages::go_quote(volume));
+    // One event per distinct message per pod worker would need state; Kubernetes repeats it too.
+    event(shared, pod, None, EventType::Warning, "FailedMount", &msg).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+}
+
+fn project(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    default_mode: Option<i32>,
+) -> Vec<(String, Vec<u8>, u32)> {
+    let mode = u32::try_from(default_mode.unwrap_or(0o644)).unwrap_or(0o644);
+    match items {
+        Some(items) => items
+            .iter()
+            .filter_map(|it| {
+                let v = data.get(&it.key)?;
+                let m = it.mode.and_then(|m| u32::try_from(m).ok()).unwrap_or(mode);
+                Some((it.path.clone(), v.clone(), m))
+            })
+            .collect(),
+        None => data.iter().map(|(k, v)| (k.clone(), v.clone(), mode)).collect(),
+    }
+}
+
+/// Write files into a Docker volume through a created (never started) helper container.
+async fn populate(shared: &Shared, id: &PodId, volume: &str, files: &[(String, Vec<u8>, u32)]) -> Result<(), bollard::errors::Error> {
+    let sandbox = shared.images.sandbox();
+    let _ = shared.images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(sandbox.image),
+        entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
+        labels: Some(id.labels(shared, "volume-populate")),
+        host_config: Some(bollard::models::HostConfig {
+            mounts: Some(vec![bollard::models::Mount {
+                target: Some("/sgsim-volume".into()),
+                source: Some(volume.into()),
+                typ: Some(bollard::models::MountType::VOLUME),
+                ..bollard::models::Mount::default()
+            }]),
+            ..bollard::models::HostConfig::default()
+        }),
+        ..bollard::models::ContainerCreateBody::default()
+    };
+    let c = shared.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+    let tar = tar_archive(files);
+    let res = shared
+        .docker
+        .upload_to_container(
+            &c.id,
+            Some(UploadToContainerOptionsBuilder::default().path("/sgsim-volume").build()),
+            bollard::body_full(tar.into()),
+        )
+        .await;
+    let _ = shared
+        .docker
+        .remove_container(&c.id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .await;
+    res
+}
+
+/// A minimal ustar archive of regular files (directories implied by paths are added).
+fn tar_archive(files: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
+    fn header(name: &str, size: usize, mode: u32, dir: bool) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        let put = |h: &mut [u8; 512], off: usize, s: &[u8]| h[off..off + s.len()].copy_from_slice(s);
+        let name = name.as_bytes();
+        put(&mut h, 0, &name[..name.len().min(100)]);
+        put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
+        put(&mut h, 108, b"0000000\0");
+        put(&mut h, 116, b"0000000\0");
+        put(&mut h, 124, format!("{size:011o}\0").as_bytes());
+        put(&mut h, 136, format!("{:011o}\0", Timestamp::now().as_second().max(0)).as_bytes());
+        put(&mut h, 148, b"        ");
+        h[156] = if dir { b'5' } else { b'0' };
+        put(&mut h, 257, b"ustar\0");
+        put(&mut h, 263, b"00");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+    let mut out = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, data, mode) in files {
+        let parts: Vec<&str> = path.split('/').collect();
+        for n in 1..parts.len() {
+            let d = format!("{}/", parts[..n].join("/"));
+            if dirs.insert(d.clone()) {
+                out.extend_from_slice(&header(&d, 0, 0o755, true));
+            }
+        }
+        out.extend_from_slice(&header(path, data.len(), *mode, false));
+        out.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        out.extend(std::iter::repeat_n(0u8, pad));
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+/// Start the sandbox; returns (container id, pod IP).
+async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Result<(String, String), String> {
+    let sandbox = shared.images.sandbox();
+    shared
+        .images
+        .ensure(&sandbox.image, PullPolicy::IfNotPresent)
+        .await
+        .map_err(|e| format!("failed to get sandbox image {:?}: {e}", sandbox.image))?;
+    let name = id.container_name("POD");
+    // A leftover from an earlier attempt is replaced.
+    let _ = shared
+        .docker
+        .remove_container(&name, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .await;
+    let body = convert::sandbox_body(shared, pod, id);
+    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let c = shared.docker.create_container(Some(opts), body).await.map_err(|e| docker_message(&e))?;
+    shared.docker.start_container(&c.id, None).await.map_err(|e| docker_message(&e))?;
+    let info = shared.docker.inspect_container(&c.id, None).await.map_err(|e| docker_message(&e))?;
+    let ip = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|nets| {
+            let mut v: Vec<_> = nets.into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().find_map(|(_, e)| e.ip_address.filter(|ip| !ip.is_empty()))
+        })
+        .ok_or_else(|| "sandbox has no IP address".to_string())?;
+    Ok((c.id, ip))
+}
+
+/// (container name label, id, running) of every container of the pod on the node.
+async fn pod_containers(shared: &Shared, id: &PodId) -> Vec<(String, String, bool)> {
+    let mut labels: Vec<String> = shared.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.push(format!("{POD_UID_LABEL}={}", id.uid));
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&HashMap::from([("label".to_string(), labels)]))
+        .build();
+    shared
+        .docker
+        .list_containers(Some(opts))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.labels.as_ref()?.get(CONTAINER_NAME_LABEL)?.clone();
+            let running = c.state.as_ref().map(|s| s.to_string()) == Some("running".into());
+            Some((name, c.id?, running))
+        })
+        .collect()
+}
+
+/// Stop (grace period) and remove everything of the pod; finish a graceful deletion.
+async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &id.namespace);
+    let current = api.get_opt(&id.name).await.ok().flatten().filter(|p| p.metadata.uid.as_deref() == Some(id.uid.as_str()));
+    let spec = pod.spec.clone().unwrap_or_default();
+    let containers = pod_containers(shared, id).await;
+    let mut stops = Vec::new();
+    for (name, cid, running) in &containers {
+        if !*running || name == "POD" || name == "volume-populate" {
+            continue;
+        }
+        if current.is_some() {
+            let init = spec.init_containers.iter().flatten().any(|c| &c.name == name);
+            event(shared, pod, Some(field_path(init, name)), EventType::Normal, "Killing", &shared.messages.killing(name)).await;
+        }
+        let t = i32::try_from(grace).unwrap_or(30);
+        stops.push(async move {
+            let _ = shared.docker.stop_container(cid, Some(StopContainerOptionsBuilder::default().t(t).build())).await;
+        });
+    }
+    futures::future::join_all(stops).await;
+    let uid = id.uid.clone();
+    if let Err(e) = shared.sweep(&[(POD_UID_LABEL, uid.as_str())]).await {
+        tracing::warn!(error = %e, pod = %id.name, "pod cleanup failed");
+    }
+    if let Some(p) = current {
+        if p.metadata.deletion_timestamp.is_some() {
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions { uid: Some(id.uid.clone()), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            let _ = api.delete(&id.name, &dp).await;
+        }
+    }
+}
