@@ -11,7 +11,9 @@
 
 pub mod diag;
 pub mod duration;
+pub mod golden;
 pub mod model;
+pub mod normalize;
 pub mod pipeline;
 pub mod quantity;
 pub mod render;

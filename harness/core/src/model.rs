@@ -90,6 +90,7 @@ impl StepGroup {
 }
 
 /// An element of a step list.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 pub enum StepNode {
     /// A step.

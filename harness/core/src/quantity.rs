@@ -38,7 +38,7 @@ pub fn parse(s: &str) -> Option<i128> {
     let i: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
     let f: i128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
     let scale = 10_i128.pow(frac.len() as u32);
-    Some(i.checked_mul(mult)?.checked_add(f.checked_mul(mult)? / scale)?)
+    i.checked_mul(mult)?.checked_add(f.checked_mul(mult)? / scale)
 }
 
 /// Format CPU millicores: `1` for 1000, `500m` for 500.

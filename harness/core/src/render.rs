@@ -435,6 +435,7 @@ impl ExecutionPlan {
 }
 
 /// An element of the plan.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 pub enum PlanNode {
     /// One step.
