@@ -23,7 +23,7 @@ use crate::proto::delegate::delegate_service_server::{DelegateService, DelegateS
 use crate::proto::delegate::{SendStepStatusRequest, SendStepStatusResponse, StepExecutionStatus};
 use crate::proto::engine::lite_engine_client::LiteEngineClient as LiteEngineGrpc;
 use crate::proto::engine::{
-    ExecuteStepRequest, PingRequest, RunStep, ShellType, StepContext, UnitStep, unit_step,
+    ExecuteStepRequest, PingRequest, PluginStep, RunStep, ShellType, StepContext, UnitStep, unit_step,
 };
 
 /// The lite-engine's port in every pod.
@@ -94,6 +94,10 @@ impl From<Shell> for ShellType {
 }
 
 /// What a step runs.
+///
+/// The addon cannot ask a registry for an image's default entrypoint (the product can): when a
+/// step should run the image's own ENTRYPOINT + CMD (a Background step without command, a plugin
+/// without entrypoint), the caller passes them in `entrypoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
     Run {
@@ -107,6 +111,25 @@ pub enum StepKind {
         /// JUnit report paths (passed on; sgsim collects none).
         reports: Vec<String>,
     },
+    /// A plugin image run with its entrypoint and (PLUGIN_*) environment.
+    Plugin {
+        image: String,
+        entrypoint: Vec<String>,
+        env: BTreeMap<String, String>,
+        output_vars: Vec<String>,
+        reports: Vec<String>,
+        artifact_file_path: String,
+    },
+}
+
+fn junit(reports: &[String]) -> Vec<crate::proto::engine::Report> {
+    if reports.is_empty() {
+        return Vec::new();
+    }
+    vec![crate::proto::engine::Report {
+        r#type: crate::proto::engine::report::Type::Junit as i32,
+        paths: reports.to_vec(),
+    }]
 }
 
 /// One step to execute in a pod.
@@ -155,19 +178,29 @@ impl StepSpec {
                 context,
                 env_var_outputs: output_vars.clone(),
                 legacy_container_port: 0,
-                reports: if reports.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![crate::proto::engine::Report {
-                        r#type: crate::proto::engine::report::Type::Junit as i32,
-                        paths: reports.clone(),
-                    }]
-                },
+                reports: junit(reports),
                 environment: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 shell_type: ShellType::from(*shell) as i32,
                 detach: *detach,
                 entrypoint: entrypoint.clone(),
                 image: image.clone(),
+            }),
+            StepKind::Plugin {
+                image,
+                entrypoint,
+                env,
+                output_vars,
+                reports,
+                artifact_file_path,
+            } => unit_step::Step::Plugin(PluginStep {
+                image: image.clone(),
+                context,
+                legacy_container_port: 0,
+                entrypoint: entrypoint.clone(),
+                environment: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                artifact_file_path: artifact_file_path.clone(),
+                reports: junit(reports),
+                env_var_outputs: output_vars.clone(),
             }),
         };
         UnitStep {

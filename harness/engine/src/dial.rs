@@ -2,7 +2,7 @@
 //!
 //! The in-pod binaries are linked fully static; glibc's NSS cannot be loaded there, so names are
 //! resolved here: IP literals, `localhost`, then the hosts file (`/etc/hosts`, which the kubelet
-//! fills with `delegate-service`), and only as a last resort the system resolver.
+//! fills with `delegate-service`). There is no DNS lookup.
 
 use std::future::Future;
 use std::io;
@@ -108,11 +108,11 @@ pub async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     {
         return Ok(SocketAddr::new(ip, port));
     }
-    // Last resort; in a static binary this may fail, which is reported as such.
-    tokio::net::lookup_host((host, port))
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {host}")))
+    // No DNS: the only names a pod needs are in its hosts file.
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("cannot resolve {host}: not an IP address, not localhost, not in {}", hosts_path.display()),
+    ))
 }
 
 /// A connected byte stream to a [`Target`].

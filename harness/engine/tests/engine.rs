@@ -125,14 +125,16 @@ impl Pod {
 }
 
 fn run_kind(step: &mut StepSpec) -> (&mut Vec<String>, &mut bool, &mut BTreeMap<String, String>, &mut Vec<String>) {
-    let StepKind::Run {
-        output_vars,
-        detach,
-        env,
-        entrypoint,
-        ..
-    } = &mut step.kind;
-    (output_vars, detach, env, entrypoint)
+    match &mut step.kind {
+        StepKind::Run {
+            output_vars,
+            detach,
+            env,
+            entrypoint,
+            ..
+        } => (output_vars, detach, env, entrypoint),
+        StepKind::Plugin { .. } => panic!("not a run step"),
+    }
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -331,6 +333,24 @@ async fn entrypoint_overrides_command() {
     let st = pod.run(step).await;
     assert_eq!(st.status, Status::Success, "{st:?}");
     assert_eq!(pod.addon_lines(1).await, ["from-entrypoint 1"]);
+}
+
+#[tokio::test]
+async fn plugin_step_runs_its_entrypoint() {
+    let pod = Pod::start().await;
+    let mut step = pod.step("plugin", Shell::Sh, "");
+    step.kind = StepKind::Plugin {
+        image: "plugins/fake".into(),
+        entrypoint: vec!["sh".into(), "-c".into(), "echo plugin $PLUGIN_MSG; exit $PLUGIN_CODE".into()],
+        env: BTreeMap::from([("PLUGIN_MSG".into(), "hi".into()), ("PLUGIN_CODE".into(), "4".into())]),
+        output_vars: vec![],
+        reports: vec![],
+        artifact_file_path: String::new(),
+    };
+    let st = pod.run(step).await;
+    assert_eq!(st.status, Status::Failure, "{st:?}");
+    assert_eq!(st.exit_code, Some(4));
+    assert_eq!(pod.addon_lines(1).await, ["plugin hi"]);
 }
 
 #[tokio::test]
