@@ -1,1 +1,350 @@
-//! session (to be written)
+//! Sessions: a pool of warm kind-style nodes shared by the trials of one process, and a throwaway
+//! [`Cluster`] per trial on top of it.
+//!
+//! A [`NodePool`] owns the expensive things: the run context (labels, run dir), the built images,
+//! the node containers (started through testcontainers) with the images loaded into them, and the
+//! delegate service every node's pods call back. A [`Cluster`] is cheap: its own embedded API
+//! server, scheduler and one kubelet per fixture node, each kubelet mapped onto a physical node of
+//! the pool. So each trial sees a fresh cluster (its own namespaces, events, node labels and
+//! taints, and a node that has pulled nothing yet) while the suite pays one node start and one
+//! image load.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use sgsim_core::scenario::NodeFixture;
+use sgsim_engine::delegate::{DelegateServer, ServeGuard};
+use tokio::sync::Mutex;
+
+use crate::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
+use crate::context::RunContext;
+use crate::docker::{self, PrivilegeMode};
+use crate::images::{self, BuildEvent, BuiltImages, ImageCatalog, StandIn};
+use crate::kubelet::{self, ImageProvider, KubeletConfig, KubeletHandle, PullOutcome, PullPolicy, SandboxSpec};
+use crate::node::{LoadOutcome, Node, NodeSpec};
+use crate::runner::PodDialer;
+use crate::scheduler::{self, SchedulerHandle};
+
+/// Errors of starting or using a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The host Docker daemon is unreachable.
+    #[error("cannot reach the Docker daemon")]
+    Docker(#[source] docker::DockerError),
+    /// The run context could not be created.
+    #[error("cannot create the run context")]
+    Context(#[source] crate::context::ContextError),
+    /// Building the images failed.
+    #[error("building the images failed")]
+    Images(#[source] images::ImageError),
+    /// A node did not start.
+    #[error("node failed")]
+    Node(#[source] crate::node::NodeError),
+    /// The API server did not start.
+    #[error("the embedded API server failed")]
+    ApiServer(#[source] crate::apiserver::ApiServerError),
+    /// A kubelet did not start.
+    #[error("kubelet failed")]
+    Kubelet(#[source] kubelet::KubeletError),
+    /// The delegate service could not listen.
+    #[error("the delegate service failed")]
+    Delegate(#[source] sgsim_engine::EngineError),
+}
+
+/// Progress of starting a session, for the reporter.
+#[derive(Clone, Debug)]
+pub enum SessionEvent {
+    /// Image build progress.
+    Image(BuildEvent),
+    /// Things left by crashed runs were removed.
+    Reaped(String),
+    /// A node is starting.
+    NodeStarting(String),
+    /// A node is up.
+    NodeReady {
+        /// Node container name.
+        name: String,
+        /// How long it took.
+        took: Duration,
+        /// Whether the privileged fallback is in use.
+        fallback: bool,
+    },
+    /// An image was loaded into a node.
+    ImageLoaded {
+        /// Vendor name.
+        image: String,
+        /// How long it took.
+        took: Duration,
+    },
+}
+
+/// Options of a [`NodePool`].
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Repository root (where `scripts/build-images.sh` is).
+    pub repo_root: PathBuf,
+    /// How many physical nodes to start.
+    pub nodes: usize,
+}
+
+/// Warm nodes shared by the trials of a process.
+pub struct NodePool {
+    ctx: RunContext,
+    host: Docker,
+    built: BuiltImages,
+    nodes: Vec<Arc<Node>>,
+    delegate: Arc<DelegateServer>,
+    guards: Vec<ServeGuard>,
+    sandbox: SandboxSpec,
+}
+
+impl std::fmt::Debug for NodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodePool").field("run", &self.ctx.run_id).field("nodes", &self.nodes.len()).finish()
+    }
+}
+
+impl NodePool {
+    /// Builds missing images, removes what crashed runs left, starts the nodes and loads the
+    /// pod sandbox image into them.
+    pub async fn start(opts: &PoolOptions, progress: &(dyn Fn(SessionEvent) + Send + Sync)) -> Result<NodePool, SessionError> {
+        let host = docker::host_docker().await.map_err(SessionError::Docker)?;
+        if let Ok(r) = crate::context::reap_stale(&host).await {
+            let n = r.containers.len() + r.volumes.len() + r.networks.len();
+            if n > 0 {
+                progress(SessionEvent::Reaped(format!(
+                    "removed {} container(s), {} volume(s), {} network(s) left by crashed runs",
+                    r.containers.len(),
+                    r.volumes.len(),
+                    r.networks.len()
+                )));
+            }
+        }
+        let built = images::ensure_built(&opts.repo_root, &|e| progress(SessionEvent::Image(e))).await.map_err(SessionError::Images)?;
+        let ctx = RunContext::new().map_err(SessionError::Context)?;
+        let pause = built.require("pause").map_err(SessionError::Images)?.to_string();
+        let sandbox = SandboxSpec { image: pause.clone(), command: Vec::new() };
+        let delegate = Arc::new(DelegateServer::new());
+        let mut pool = NodePool { ctx, host, built, nodes: Vec::new(), delegate, guards: Vec::new(), sandbox };
+        for i in 0..opts.nodes.max(1) {
+            let name = format!("node-{i}");
+            progress(SessionEvent::NodeStarting(name.clone()));
+            let started = Instant::now();
+            let node = Node::start(&pool.ctx, NodeSpec::new(name.clone(), i as u8), &pool.built).await.map_err(SessionError::Node)?;
+            let standin = StandIn { vendor: pause.clone(), local: pause.clone(), entrypoint: vec![], cmd: vec![], user: None };
+            if !images::present_on_node(node.docker(), &pause).await.unwrap_or(false) {
+                images::load_into_node(&pool.host, node.docker(), &standin).await.map_err(SessionError::Images)?;
+            }
+            let guard = pool.delegate.serve_unix(&node.delegate_socket()).await.map_err(SessionError::Delegate)?;
+            progress(SessionEvent::NodeReady {
+                name: node.container_name().to_string(),
+                took: started.elapsed(),
+                fallback: node.privilege_mode() == PrivilegeMode::Fallback,
+            });
+            pool.guards.push(guard);
+            pool.nodes.push(Arc::new(node));
+        }
+        Ok(pool)
+    }
+
+    /// The run id of this pool (every container it starts is labelled with it).
+    pub fn run_id(&self) -> &str {
+        &self.ctx.run_id
+    }
+
+    /// The delegate service the pods report to.
+    pub fn delegate(&self) -> &DelegateServer {
+        &self.delegate
+    }
+
+    /// The host daemon.
+    pub fn host(&self) -> &Docker {
+        &self.host
+    }
+
+    /// The built images.
+    pub fn built(&self) -> &BuiltImages {
+        &self.built
+    }
+
+    /// The physical nodes.
+    pub fn nodes(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+
+    /// Starts a fresh cluster for one trial on the pool's nodes. `fixtures` are the logical nodes
+    /// (names, labels, taints); with none, one node `node-1`. `images` are catalog overrides.
+    pub async fn cluster(
+        &self,
+        fixtures: &[NodeFixture],
+        images: &BTreeMap<String, String>,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<Cluster, SessionError> {
+        let _ = progress;
+        let api = ApiServer::start(ApiServerOptions::default()).await.map_err(SessionError::ApiServer)?;
+        let client = api.client().await.map_err(SessionError::ApiServer)?;
+        let trial = crate::context::random_suffix(10);
+        let mut catalog = ImageCatalog::builtin(&self.built);
+        for (vendor, standin) in images {
+            catalog = catalog.with_override(vendor, standin);
+        }
+        let catalog = Arc::new(catalog);
+        let default_fixture = [NodeFixture { name: "node-1".into(), ..Default::default() }];
+        let fixtures = if fixtures.is_empty() { &default_fixture[..] } else { fixtures };
+        let mut kubelets = Vec::new();
+        let mut map = HashMap::new();
+        for (i, f) in fixtures.iter().enumerate() {
+            let physical = self.nodes[i % self.nodes.len()].clone();
+            let provider = Arc::new(NodeImages {
+                node: physical.clone(),
+                host: self.host.clone(),
+                catalog: catalog.clone(),
+                sandbox: self.sandbox.clone(),
+                pulled: Mutex::new(HashSet::new()),
+            });
+            let mode = physical.privilege_mode();
+            let mut labels = self.ctx.labels();
+            labels.insert("dev.sgsim.trial".into(), trial.clone());
+            let cfg = KubeletConfig {
+                node_name: f.name.clone(),
+                docker: physical.docker().clone(),
+                gateway_ip: physical.gateway_ip(),
+                images: provider,
+                privileged: Arc::new(move |hc| docker::apply_privileged(hc, mode)),
+                labels,
+                node_labels: f.labels.clone(),
+                taints: f
+                    .taints
+                    .iter()
+                    .map(|t| Taint { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone(), time_added: None })
+                    .collect(),
+                capacity: BTreeMap::from([
+                    ("cpu".to_string(), Quantity(f.cpu.clone().unwrap_or_else(|| "8".into()))),
+                    ("memory".to_string(), Quantity(f.memory.clone().unwrap_or_else(|| "16Gi".into()))),
+                    ("pods".to_string(), Quantity("110".into())),
+                ]),
+            };
+            let k = kubelet::start_kubelet(client.clone(), cfg).await.map_err(SessionError::Kubelet)?;
+            api.register_node_logs(&f.name, k.log_source());
+            kubelets.push(k);
+            map.insert(f.name.clone(), physical);
+        }
+        let scheduler = scheduler::spawn_scheduler(client.clone());
+        Ok(Cluster { api, client, scheduler: Some(scheduler), kubelets, dialer: Arc::new(NodeDialer { map }) })
+    }
+
+    /// Stops the nodes and removes everything the pool started.
+    pub async fn shutdown(mut self) {
+        self.guards.clear();
+        for node in self.nodes.drain(..) {
+            match Arc::try_unwrap(node) {
+                Ok(n) => n.shutdown().await,
+                Err(n) => drop(n),
+            }
+        }
+    }
+}
+
+/// One trial's cluster: API server, scheduler, kubelets.
+pub struct Cluster {
+    api: ApiServerHandle,
+    client: kube::Client,
+    scheduler: Option<SchedulerHandle>,
+    kubelets: Vec<KubeletHandle>,
+    dialer: Arc<NodeDialer>,
+}
+
+impl Cluster {
+    /// A client of the cluster's API server.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The API server (kubeconfig, url).
+    pub fn api(&self) -> &ApiServerHandle {
+        &self.api
+    }
+
+    /// Tunnels to pods of this cluster.
+    pub fn dialer(&self) -> Arc<dyn PodDialer> {
+        self.dialer.clone()
+    }
+
+    /// Stops the kubelets (removing every container and volume of the trial), the scheduler and
+    /// the API server.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.scheduler.take() {
+            s.shutdown().await;
+        }
+        for k in self.kubelets.drain(..) {
+            if let Err(e) = k.shutdown().await {
+                tracing::warn!("kubelet shutdown: {e}");
+            }
+        }
+        self.api.shutdown().await;
+    }
+}
+
+struct NodeDialer {
+    map: HashMap<String, Arc<Node>>,
+}
+
+impl PodDialer for NodeDialer {
+    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+        let n = self.map.get(node).cloned();
+        let node = node.to_string();
+        Box::pin(async move {
+            let n = n.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no node {node} in this cluster")))?;
+            n.connect(ip, port).await.map_err(std::io::Error::other)
+        })
+    }
+}
+
+/// Images of one logical node: it starts with nothing pulled (as a fresh node), and a pull loads
+/// the catalog's stand-in into the physical node (a no-op when an earlier trial loaded it).
+struct NodeImages {
+    node: Arc<Node>,
+    host: Docker,
+    catalog: Arc<ImageCatalog>,
+    sandbox: SandboxSpec,
+    pulled: Mutex<HashSet<String>>,
+}
+
+impl ImageProvider for NodeImages {
+    fn sandbox(&self) -> SandboxSpec {
+        self.sandbox.clone()
+    }
+
+    fn local_ref(&self, image: &str) -> String {
+        images::node_reference(image)
+    }
+
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move { Ok(self.pulled.lock().await.contains(image)) })
+    }
+
+    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>> {
+        Box::pin(async move {
+            let queued = Instant::now();
+            let mut pulled = self.pulled.lock().await;
+            if pulled.contains(image) && policy != PullPolicy::Always {
+                return Ok(PullOutcome::AlreadyPresent);
+            }
+            let started = Instant::now();
+            let outcome = self.node.ensure_image(&self.host, &self.catalog, image).await.map_err(|e| docker::error_chain(&e))?;
+            let took = match outcome {
+                LoadOutcome::AlreadyPresent => started.elapsed(),
+                LoadOutcome::Loaded { took } => took,
+            };
+            pulled.insert(image.to_string());
+            Ok(PullOutcome::Pulled { took, waited: took + (started - queued) })
+        })
+    }
+}
