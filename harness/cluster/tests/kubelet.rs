@@ -484,6 +484,69 @@ async fn image_never_pulled_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_volume_env_non_root_and_always_pull() {
+    let c = cluster().await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"},
+        "data": {"greeting": "hi there", "nested.txt": "n"},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let name = unique("pod-");
+    let image = busybox_image();
+    c.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "x"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+            "containers": [{
+                "name": "main",
+                "image": image,
+                "imagePullPolicy": "Always",
+                "command": ["sh", "-c"],
+                "args": ["cat /cfg/greeting; echo; echo $(GREETING) $POD $APP; id -u; echo w > /data/f && echo wrote"],
+                "env": [
+                    {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                ],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/cfg", "readOnly": true},
+                    {"name": "data", "mountPath": "/data"},
+                ],
+                "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+            }],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "settings"}},
+                {"name": "data", "emptyDir": {}},
+            ],
+        }
+    }))
+    .await;
+    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let api = Api::<Pod>::namespaced(c.client.clone(), "default");
+    let logs = api
+        .logs(&name, &LogParams { container: Some("main".into()), ..LogParams::default() })
+        .await
+        .unwrap();
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"), "{logs}");
+    assert_eq!(logs, format!("hi there\nhi there {name} x\n1000\nwrote\n"));
+    let msgs: Vec<String> = c.event_messages(&name).await.into_iter().map(|(_, _, m)| m).collect();
+    assert_eq!(msgs[1], format!("Pulling image \"{image}\""));
+    let pulled = &msgs[2];
+    let prefix = format!("Successfully pulled image \"{image}\" in ");
+    assert!(pulled.starts_with(&prefix), "{pulled}");
+    assert!(pulled.ends_with(" including waiting)"), "{pulled}");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_is_registered_ready() {
     let c = cluster().await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());

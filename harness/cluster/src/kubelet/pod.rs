@@ -765,6 +765,7 @@ async fn setup_volumes(
 ) -> Result<HashMap<String, NodeVolume>, ()> {
     let ns = id.namespace.clone();
     let mut out = HashMap::new();
+    let mut to_populate: Vec<(String, u32, Vec<(String, Vec<u8>, u32)>)> = Vec::new();
     for v in volumes {
         if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), NodeVolume::Bind { path: hp.path.clone() });
@@ -864,13 +865,16 @@ async fn setup_volumes(
             tracing::warn!(error = %e, volume = %name, "could not create volume");
             return Err(());
         }
-        if let Some(files) = files {
-            if let Err(e) = populate(shared, id, &name, &files).await {
-                tracing::warn!(error = %e, volume = %name, "could not populate volume");
-                return Err(());
-            }
-        }
+        // emptyDir roots are world-writable as in Kubernetes; configMap/secret roots 0755.
+        let root_mode = if files.is_some() { 0o755 } else { 0o777 };
+        to_populate.push((name.clone(), root_mode, files.unwrap_or_default()));
         out.insert(v.name.clone(), NodeVolume::Docker { name });
+    }
+    if !to_populate.is_empty() {
+        if let Err(e) = populate(shared, id, &to_populate).await {
+            tracing::warn!(error = %e, pod = %id.name, "could not populate volumes");
+            return Err(());
+        }
     }
     Ok(out)
 }
@@ -901,32 +905,57 @@ fn project(
     }
 }
 
-/// Write files into a Docker volume through a created (never started) helper container.
-async fn populate(shared: &Shared, id: &PodId, volume: &str, files: &[(String, Vec<u8>, u32)]) -> Result<(), bollard::errors::Error> {
+/// Set each volume's root mode and write its files, through one created (never started) helper
+/// container that mounts volume i at `/sgsim-volume-<i>` (a tar entry for the mount point itself
+/// sets the volume root's mode).
+async fn populate(
+    shared: &Shared,
+    id: &PodId,
+    volumes: &[(String, u32, Vec<(String, Vec<u8>, u32)>)],
+) -> Result<(), bollard::errors::Error> {
     let sandbox = shared.images.sandbox();
     let _ = shared.images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
+    let mounts = volumes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _, _))| bollard::models::Mount {
+            target: Some(format!("/sgsim-volume-{i}")),
+            source: Some(name.clone()),
+            typ: Some(bollard::models::MountType::VOLUME),
+            ..bollard::models::Mount::default()
+        })
+        .collect();
     let body = bollard::models::ContainerCreateBody {
         image: Some(sandbox.image),
         entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
         labels: Some(id.labels(shared, "volume-populate")),
+        network_disabled: Some(true),
         host_config: Some(bollard::models::HostConfig {
-            mounts: Some(vec![bollard::models::Mount {
-                target: Some("/sgsim-volume".into()),
-                source: Some(volume.into()),
-                typ: Some(bollard::models::MountType::VOLUME),
-                ..bollard::models::Mount::default()
-            }]),
+            mounts: Some(mounts),
+            network_mode: Some("none".into()),
             ..bollard::models::HostConfig::default()
         }),
         ..bollard::models::ContainerCreateBody::default()
     };
     let c = shared.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
-    let tar = tar_archive(files);
+    let mut entries: Vec<TarEntry> = Vec::new();
+    for (i, (_, root_mode, files)) in volumes.iter().enumerate() {
+        entries.push(TarEntry { path: format!("sgsim-volume-{i}/"), data: Vec::new(), mode: *root_mode, dir: true });
+        for (path, data, mode) in files {
+            entries.push(TarEntry {
+                path: format!("sgsim-volume-{i}/{}", path.trim_start_matches('/')),
+                data: data.clone(),
+                mode: *mode,
+                dir: false,
+            });
+        }
+    }
+    let tar = tar_archive(&entries);
     let res = shared
         .docker
         .upload_to_container(
             &c.id,
-            Some(UploadToContainerOptionsBuilder::default().path("/sgsim-volume").build()),
+            Some(UploadToContainerOptionsBuilder::default().path("/").build()),
             bollard::body_full(tar.into()),
         )
         .await;
@@ -937,8 +966,15 @@ async fn populate(shared: &Shared, id: &PodId, volume: &str, files: &[(String, V
     res
 }
 
-/// A minimal ustar archive of regular files (directories implied by paths are added).
-fn tar_archive(files: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
+struct TarEntry {
+    path: String,
+    data: Vec<u8>,
+    mode: u32,
+    dir: bool,
+}
+
+/// A minimal ustar archive (directories implied by paths are added, mode 0755).
+fn tar_archive(entries: &[TarEntry]) -> Vec<u8> {
     fn header(name: &str, size: usize, mode: u32, dir: bool) -> [u8; 512] {
         let mut h = [0u8; 512];
         let put = |h: &mut [u8; 512], off: usize, s: &[u8]| h[off..off + s.len()].copy_from_slice(s);
@@ -959,17 +995,23 @@ fn tar_archive(files: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
     }
     let mut out = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
-    for (path, data, mode) in files {
-        let parts: Vec<&str> = path.split('/').collect();
+    for e in entries {
+        if e.dir {
+            if dirs.insert(e.path.clone()) {
+                out.extend_from_slice(&header(&e.path, 0, e.mode, true));
+            }
+            continue;
+        }
+        let parts: Vec<&str> = e.path.split('/').collect();
         for n in 1..parts.len() {
             let d = format!("{}/", parts[..n].join("/"));
             if dirs.insert(d.clone()) {
                 out.extend_from_slice(&header(&d, 0, 0o755, true));
             }
         }
-        out.extend_from_slice(&header(path, data.len(), *mode, false));
-        out.extend_from_slice(data);
-        let pad = (512 - data.len() % 512) % 512;
+        out.extend_from_slice(&header(&e.path, e.data.len(), e.mode, false));
+        out.extend_from_slice(&e.data);
+        let pad = (512 - e.data.len() % 512) % 512;
         out.extend(std::iter::repeat_n(0u8, pad));
     }
     out.extend(std::iter::repeat_n(0u8, 1024));
