@@ -1,0 +1,368 @@
+//! The resources the embedded API server serves, and their discovery documents.
+
+use serde_json::{Value, json};
+
+/// A served subresource.
+#[derive(Debug)]
+pub struct SubresourceDef {
+    /// Name after the object name, e.g. `status`.
+    pub name: &'static str,
+    /// Kind of the request/response body.
+    pub kind: &'static str,
+    /// Discovery verbs.
+    pub verbs: &'static [&'static str],
+}
+
+/// A served resource.
+#[derive(Debug)]
+pub struct ResourceDef {
+    /// Store key: plural, or `plural.group` outside core.
+    pub id: &'static str,
+    /// API group (empty for core).
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Plural, as in URLs.
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// kubectl short names.
+    pub short_names: &'static [&'static str],
+    /// Discovery verbs.
+    pub verbs: &'static [&'static str],
+    /// Discovery categories.
+    pub categories: &'static [&'static str],
+    /// Subresources.
+    pub subresources: &'static [SubresourceDef],
+    /// Field selector labels beyond `metadata.name`/`metadata.namespace`.
+    pub field_labels: &'static [&'static str],
+    /// Whether the object has a status that only the status subresource writes.
+    pub has_status: bool,
+    /// Whether the resource is stored (false: create-only virtual resources like `bindings`).
+    pub stored: bool,
+}
+
+impl ResourceDef {
+    /// `apiVersion` of objects of this resource.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const ALL_VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const STATUS: SubresourceDef =
+    SubresourceDef { name: "status", kind: "", verbs: &["get", "patch", "update"] };
+
+/// Every resource served.
+pub static RESOURCES: &[ResourceDef] = &[
+    ResourceDef {
+        id: "bindings",
+        group: "",
+        version: "v1",
+        plural: "bindings",
+        singular: "binding",
+        kind: "Binding",
+        namespaced: true,
+        short_names: &[],
+        verbs: &["create"],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        has_status: false,
+        stored: false,
+    },
+    ResourceDef {
+        id: "configmaps",
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        has_status: false,
+        stored: true,
+    },
+    ResourceDef {
+        id: "events",
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        has_status: false,
+        stored: true,
+    },
+    ResourceDef {
+        id: "namespaces",
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+        categories: &[],
+        subresources: &[
+            SubresourceDef { name: "finalize", kind: "Namespace", verbs: &["update"] },
+            SubresourceDef { name: "status", kind: "Namespace", verbs: &["get", "patch", "update"] },
+        ],
+        field_labels: &["status.phase"],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "nodes",
+        group: "",
+        version: "v1",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[SubresourceDef { name: "status", kind: "Node", verbs: &["get", "patch", "update"] }],
+        field_labels: &["spec.unschedulable"],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "persistentvolumeclaims",
+        group: "",
+        version: "v1",
+        plural: "persistentvolumeclaims",
+        singular: "persistentvolumeclaim",
+        kind: "PersistentVolumeClaim",
+        namespaced: true,
+        short_names: &["pvc"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[SubresourceDef {
+            name: "status",
+            kind: "PersistentVolumeClaim",
+            verbs: &["get", "patch", "update"],
+        }],
+        field_labels: &[],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "persistentvolumes",
+        group: "",
+        version: "v1",
+        plural: "persistentvolumes",
+        singular: "persistentvolume",
+        kind: "PersistentVolume",
+        namespaced: false,
+        short_names: &["pv"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[SubresourceDef {
+            name: "status",
+            kind: "PersistentVolume",
+            verbs: &["get", "patch", "update"],
+        }],
+        field_labels: &[],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "pods",
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        verbs: ALL_VERBS,
+        categories: &["all"],
+        subresources: &[
+            SubresourceDef { name: "binding", kind: "Binding", verbs: &["create"] },
+            SubresourceDef { name: "log", kind: "Pod", verbs: &["get"] },
+            SubresourceDef { name: "status", kind: "Pod", verbs: &["get", "patch", "update"] },
+        ],
+        field_labels: &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "secrets",
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &["type"],
+        has_status: false,
+        stored: true,
+    },
+    ResourceDef {
+        id: "serviceaccounts",
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        has_status: false,
+        stored: true,
+    },
+    ResourceDef {
+        id: "services",
+        group: "",
+        version: "v1",
+        plural: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        verbs: &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        categories: &["all"],
+        subresources: &[STATUS],
+        field_labels: &[],
+        has_status: true,
+        stored: true,
+    },
+    ResourceDef {
+        id: "priorityclasses.scheduling.k8s.io",
+        group: "scheduling.k8s.io",
+        version: "v1",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        kind: "PriorityClass",
+        namespaced: false,
+        short_names: &["pc"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        has_status: false,
+        stored: true,
+    },
+];
+
+/// Groups served under `/apis`, with their single version.
+pub static GROUPS: &[(&str, &str)] = &[("scheduling.k8s.io", "v1")];
+
+/// Looks a resource up by group, version and plural.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Looks a resource up by store id.
+pub fn by_id(id: &str) -> Option<&'static ResourceDef> {
+    RESOURCES.iter().find(|r| r.id == id)
+}
+
+/// `APIResourceList` of one group version.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let mut resources = Vec::new();
+    let mut any = false;
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+        any = true;
+        let mut entry = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
+        }
+        resources.push(entry);
+        for s in r.subresources {
+            resources.push(json!({
+                "name": format!("{}/{}", r.plural, s.name),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": if s.kind.is_empty() { r.kind } else { s.kind },
+                "verbs": s.verbs,
+            }));
+        }
+    }
+    any.then(|| {
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+    })
+}
+
+/// `APIGroup` of one group.
+pub fn api_group(group: &str) -> Option<Value> {
+    GROUPS.iter().find(|(g, _)| *g == group).map(|(g, v)| {
+        let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv], "preferredVersion": gv})
+    })
+}
+
+/// `APIGroupList` served at `/apis`.
+pub fn api_group_list() -> Value {
+    let groups: Vec<Value> = GROUPS
+        .iter()
+        .filter_map(|(g, _)| {
+            let mut v = api_group(g)?;
+            let o = v.as_object_mut()?;
+            o.remove("kind");
+            o.remove("apiVersion");
+            Some(v)
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}

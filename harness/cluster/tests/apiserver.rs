@@ -1,0 +1,430 @@
+//! Integration tests of the embedded API server through kube-rs (and raw HTTP for exact bodies).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Binding, Event, Namespace, ObjectReference, Pod, PodStatus};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use sgsim_cluster::apiserver::{
+    ApiServer, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn start() -> (ApiServerHandle, kube::Client) {
+    let server = ApiServer::start(ApiServerOptions::default()).await.expect("server starts");
+    let client = server.client().await.expect("client");
+    (server, client)
+}
+
+/// Plain HTTP/1.1 request; returns status code and body.
+async fn raw(server: &ApiServerHandle, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code: u16 = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_owned() };
+    (code, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn pod(name: &str, labels: Value) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}, {"name": "side", "image": "alpine"}]},
+    }))
+    .expect("pod")
+}
+
+async fn create_ns(client: &kube::Client, name: &str) -> Namespace {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
+    api.create(&PostParams::default(), &ns).await.expect("namespace created")
+}
+
+#[tokio::test]
+async fn namespace_and_pod_lifecycle() {
+    let (server, client) = start().await;
+    let ns = create_ns(&client, "team-a").await;
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    assert!(ns.metadata.uid.is_some());
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "team-a");
+    let created = pods.create(&PostParams::default(), &pod("p1", json!({"app": "a", "tier": "web"}))).await.unwrap();
+    let spec = created.spec.as_ref().unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("default-scheduler"));
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(spec.enable_service_links, Some(true));
+    assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(spec.containers[1].image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(spec.containers[0].termination_message_path.as_deref(), Some("/dev/termination-log"));
+    let status = created.status.as_ref().unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    assert!(created.metadata.creation_timestamp.is_some());
+
+    let mut gen_pod = pod("", json!({"app": "b"}));
+    gen_pod.metadata.name = None;
+    gen_pod.metadata.generate_name = Some("gen-".into());
+    let generated = pods.create(&PostParams::default(), &gen_pod).await.unwrap();
+    let gname = generated.metadata.name.clone().unwrap();
+    assert!(gname.starts_with("gen-") && gname.len() == 9, "{gname}");
+
+    let got = pods.get("p1").await.unwrap();
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+
+    let all = pods.list(&ListParams::default()).await.unwrap();
+    let names: Vec<_> = all.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, vec!["p1".to_owned(), gname.clone()], "creation order");
+    assert!(all.metadata.resource_version.is_some());
+
+    let sel = |l: &str| ListParams::default().labels(l);
+    let count = |l: kube::core::ObjectList<Pod>| l.items.len();
+    assert_eq!(count(pods.list(&sel("app=a")).await.unwrap()), 1);
+    assert_eq!(count(pods.list(&sel("app!=a")).await.unwrap()), 1);
+    assert_eq!(count(pods.list(&sel("app in (a,b)")).await.unwrap()), 2);
+    assert_eq!(count(pods.list(&sel("tier")).await.unwrap()), 1);
+    assert_eq!(count(pods.list(&sel("!tier")).await.unwrap()), 1);
+    let by_field = pods.list(&ListParams::default().fields("metadata.name=p1")).await.unwrap();
+    assert_eq!(count(by_field), 1);
+    let pending = pods.list(&ListParams::default().fields("status.phase=Pending,spec.nodeName=")).await.unwrap();
+    assert_eq!(count(pending), 2);
+
+    let all_ns: Api<Pod> = Api::all(client.clone());
+    assert_eq!(all_ns.list(&ListParams::default()).await.unwrap().items.len(), 2);
+
+    pods.delete("p1", &DeleteParams::default()).await.unwrap();
+    assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_bodies_are_kubernetes_status() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("dup", json!({}))).await.unwrap();
+    let token = server.token().to_owned();
+
+    let (code, body) = raw(&server, "GET", "/api/v1/namespaces/default/pods/nope", Some(&token), None).await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"nope\" not found","reason":"NotFound","details":{"name":"nope","kind":"pods"},"code":404}"#
+    );
+
+    let dup = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"dup"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+    let (code, body) = raw(&server, "POST", "/api/v1/namespaces/default/pods", Some(&token), Some(dup)).await;
+    assert_eq!(code, 409);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"dup\" already exists","reason":"AlreadyExists","details":{"name":"dup","kind":"pods"},"code":409}"#
+    );
+
+    let (code, body) = raw(&server, "POST", "/api/v1/namespaces/missing/pods", Some(&token), Some(dup)).await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"namespaces \"missing\" not found","reason":"NotFound","details":{"name":"missing","kind":"namespaces"},"code":404}"#
+    );
+
+    // Through kube-rs too.
+    match pods.get("nope").await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 404);
+            assert_eq!(s.reason, "NotFound");
+            assert_eq!(s.message, "pods \"nope\" not found");
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unauthorized_without_token() {
+    let (server, _client) = start().await;
+    let expected = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+    let (code, body) = raw(&server, "GET", "/api/v1/pods", None, None).await;
+    assert_eq!((code, body.as_str()), (401, expected));
+    let (code, _) = raw(&server, "GET", "/api/v1/pods", Some("wrong"), None).await;
+    assert_eq!(code, 401);
+    let token = server.token().to_owned();
+    let (code, _) = raw(&server, "GET", "/api/v1/pods", Some(&token), None).await;
+    assert_eq!(code, 200);
+    let (code, body) = raw(&server, "GET", "/version", None, None).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"gitVersion\":\"v1.37.0-sgsim\""), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_from_resource_version_sees_changes_in_order() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let list = pods.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = pods.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+
+    pods.create(&PostParams::default(), &pod("w1", json!({}))).await.unwrap();
+    let mut status = pods.get_status("w1").await.unwrap();
+    status.status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
+    pods.replace_status("w1", &PostParams::default(), &status).await.unwrap();
+    pods.delete("w1", &DeleteParams::default()).await.unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.expect("event in time").unwrap().unwrap();
+        match ev {
+            WatchEvent::Added(p) => seen.push(("ADDED", p.status.and_then(|s| s.phase))),
+            WatchEvent::Modified(p) => seen.push(("MODIFIED", p.status.and_then(|s| s.phase))),
+            WatchEvent::Deleted(p) => seen.push(("DELETED", p.status.and_then(|s| s.phase))),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("watch error {e:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("ADDED", Some("Pending".to_owned())),
+            ("MODIFIED", Some("Running".to_owned())),
+            ("DELETED", Some("Running".to_owned())),
+        ]
+    );
+
+    // Replaying from the same resourceVersion gives the same history.
+    let replay: Vec<_> = pods
+        .watch(&WatchParams::default().timeout(1), &rv)
+        .await
+        .unwrap()
+        .take(3)
+        .map(|e| match e.unwrap() {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            _ => "OTHER",
+        })
+        .collect()
+        .await;
+    assert_eq!(replay, vec!["ADDED", "MODIFIED", "DELETED"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn runtime_watcher_gets_initial_and_live_objects() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("before", json!({}))).await.unwrap();
+    let mut w = watcher(pods.clone(), watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    let creator = {
+        let pods = pods.clone();
+        async move {
+            pods.create(&PostParams::default(), &pod("after", json!({}))).await.unwrap();
+        }
+    };
+    let mut created = false;
+    let mut creator = Some(Box::pin(creator));
+    while !names.contains(&"after".to_owned()) {
+        let ev = tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.expect("in time").unwrap().unwrap();
+        match ev {
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => names.push(p.metadata.name.unwrap()),
+            watcher::Event::InitDone if !created => {
+                created = true;
+                creator.take().unwrap().await;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(names, vec!["before".to_owned(), "after".to_owned()]);
+
+    // Streaming-list mode (sendInitialEvents) as well.
+    let mut w = watcher(pods.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut init = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.expect("in time").unwrap().unwrap() {
+            watcher::Event::InitApply(p) => init.push(p.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(init, vec!["before".to_owned(), "after".to_owned()]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binding_sets_node_name_and_status_patch_is_visible() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("b1", json!({}))).await.unwrap();
+    let binding = Binding {
+        metadata: kube::api::ObjectMeta { name: Some("b1".into()), ..Default::default() },
+        target: ObjectReference { kind: Some("Node".into()), name: Some("node-1".into()), api_version: Some("v1".into()), ..Default::default() },
+    };
+    let _: Value = pods.create_subresource("binding", "b1", &PostParams::default(), &binding).await.unwrap();
+    let p = pods.get("b1").await.unwrap();
+    assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("node-1"));
+    let conds = p.status.unwrap().conditions.unwrap();
+    assert!(conds.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
+
+    // Binding twice conflicts.
+    let again: Result<Value, _> = pods.create_subresource("binding", "b1", &PostParams::default(), &binding).await;
+    match again {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409),
+        other => panic!("expected conflict, got {other:?}"),
+    }
+
+    let on_node = pods.list(&ListParams::default().fields("spec.nodeName=node-1")).await.unwrap();
+    assert_eq!(on_node.items.len(), 1);
+
+    let patch = json!({"status": {"phase": "Running", "podIP": "10.244.1.5", "conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status("b1", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    let st = pods.get_status("b1").await.unwrap().status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    assert_eq!(st.pod_ip.as_deref(), Some("10.244.1.5"));
+    let types: Vec<_> = st.conditions.unwrap().into_iter().map(|c| c.type_).collect();
+    assert_eq!(types, vec!["PodScheduled".to_owned(), "Ready".to_owned()], "strategic merge by type");
+
+    // A merge patch of the status subresource cannot change the spec.
+    let sneaky = json!({"spec": {"nodeName": "other"}, "status": {"phase": "Succeeded"}});
+    pods.patch_status("b1", &PatchParams::default(), &Patch::Merge(&sneaky)).await.unwrap();
+    let p = pods.get("b1").await.unwrap();
+    assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("node-1"));
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    let running = pods.list(&ListParams::default().fields("status.phase=Succeeded")).await.unwrap();
+    assert_eq!(running.items.len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_field_selectors() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p = pods.create(&PostParams::default(), &pod("ev", json!({}))).await.unwrap();
+    let uid = p.metadata.uid.clone().unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    for (reason, ty, name) in [("Scheduled", "Normal", "ev"), ("Pulled", "Normal", "ev"), ("FailedMount", "Warning", "other")] {
+        let e: Event = serde_json::from_value(json!({
+            "metadata": {"generateName": format!("{name}.")},
+            "involvedObject": {"kind": "Pod", "name": name, "namespace": "default", "uid": if name == "ev" { uid.as_str() } else { "x" }},
+            "reason": reason, "type": ty, "message": format!("{reason} happened"),
+            "source": {"component": "kubelet"},
+        }))
+        .unwrap();
+        events.create(&PostParams::default(), &e).await.unwrap();
+    }
+    let q = |f: &str| ListParams::default().fields(f);
+    let reasons = |l: kube::core::ObjectList<Event>| l.items.into_iter().map(|e| e.reason.unwrap()).collect::<Vec<_>>();
+    assert_eq!(reasons(events.list(&q("involvedObject.name=ev")).await.unwrap()), vec!["Scheduled", "Pulled"]);
+    assert_eq!(reasons(events.list(&q(&format!("involvedObject.uid={uid},involvedObject.kind=Pod"))).await.unwrap()), vec!["Scheduled", "Pulled"]);
+    assert_eq!(reasons(events.list(&q("type=Warning")).await.unwrap()), vec!["FailedMount"]);
+    assert_eq!(reasons(events.list(&q("reason=Pulled")).await.unwrap()), vec!["Pulled"]);
+    assert_eq!(reasons(events.list(&q("source=kubelet,type!=Warning")).await.unwrap()), vec!["Scheduled", "Pulled"]);
+    let all: Api<Event> = Api::all(client.clone());
+    assert_eq!(all.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    match events.list(&q("bogus=1")).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.message.as_str()), (400, "field label not supported: bogus")),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    // Patch an event (count bump, as the event recorder does).
+    let name = events.list(&q("reason=Pulled")).await.unwrap().items[0].metadata.name.clone().unwrap();
+    events.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"count": 2}))).await.unwrap();
+    assert_eq!(events.get(&name).await.unwrap().count, Some(2));
+    server.shutdown().await;
+}
+
+/// A log source that emits numbered lines, one every few milliseconds, for every container.
+struct FakeLogs {
+    lines: usize,
+}
+
+impl PodLogSource for FakeLogs {
+    fn logs(&self, namespace: &str, pod: &str, opts: LogOptions) -> futures::future::BoxFuture<'static, Result<LogStream, LogError>> {
+        let n = self.lines;
+        let prefix = format!("{namespace}/{pod}/{}", opts.container);
+        Box::pin(async move {
+            if opts.container == "side" {
+                return Err(LogError::BadRequest(format!("container \"side\" in pod \"{}\" is waiting to start: PodInitializing", prefix)));
+            }
+            let total = if opts.follow { n } else { n / 2 };
+            let stream = futures::stream::iter(0..total).then(move |i| {
+                let line = format!("{prefix} line {i}\n");
+                async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok(bytes::Bytes::from(line))
+                }
+            });
+            Ok(stream.boxed())
+        })
+    }
+}
+
+#[tokio::test]
+async fn pod_logs_follow_from_node_source() {
+    let (server, client) = start().await;
+    server.register_node_logs("node-1", Arc::new(FakeLogs { lines: 6 }));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("lg", json!({}))).await.unwrap();
+
+    // Not bound: empty log, like Kubernetes.
+    let text = pods.logs("lg", &LogParams { container: Some("main".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(text, "");
+
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "lg"}, "target": {"kind": "Node", "name": "node-1"}});
+    let _: Value = pods.create_subresource("binding", "lg", &PostParams::default(), &binding).await.unwrap();
+
+    let params = LogParams { container: Some("main".into()), follow: true, ..Default::default() };
+    let lines: Vec<String> = futures::io::AsyncBufReadExt::lines(pods.log_stream("lg", &params).await.unwrap())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(lines, (0..6).map(|i| format!("default/lg/main line {i}")).collect::<Vec<_>>());
+
+    let text = pods.logs("lg", &LogParams { container: Some("main".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(text.lines().count(), 3);
+
+    match pods.logs("lg", &LogParams::default()).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 400);
+            assert_eq!(s.message, "a container name must be specified for pod lg, choose one of: [main side]");
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    match pods.logs("lg", &LogParams { container: Some("side".into()), ..Default::default() }).await {
+        Err(kube::Error::Api(s)) => assert!(s.message.contains("is waiting to start: PodInitializing"), "{}", s.message),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    match pods.logs("lg", &LogParams { container: Some("nope".into()), ..Default::default() }).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.message, "container nope is not valid for pod lg"),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    server.shutdown().await;
+}
