@@ -28,6 +28,8 @@ use crate::proto::engine::{
 
 /// The lite-engine's port in every pod.
 pub const LITE_ENGINE_PORT: u16 = 20001;
+/// How often an ExecuteStep that met an unavailable lite-engine is repeated.
+const EXECUTE_RETRIES: u32 = 20;
 /// Extra time, beyond the step's own timeout, to wait for its status callback.
 pub const STATUS_GRACE: Duration = Duration::from_secs(180);
 
@@ -418,14 +420,24 @@ impl LiteEngineClient {
             tmp_file_path: crate::lite_engine::DEFAULT_TMP_DIR.to_string(),
             ..Default::default()
         };
-        self.client
-            .clone()
-            .execute_step(request)
-            .await
-            .map_err(|source| EngineError::Rpc {
-                call: "ExecuteStep",
-                source,
-            })?;
+        // ExecuteStep is idempotent per step id, so a call that may not have arrived (the
+        // lite-engine still starting, a tunnel reset) is simply repeated.
+        let mut attempt = 0;
+        loop {
+            match self.client.clone().execute_step(request.clone()).await {
+                Ok(_) => break,
+                Err(s) if s.code() == tonic::Code::Unavailable && attempt < EXECUTE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(source) => {
+                    return Err(EngineError::Rpc {
+                        call: "ExecuteStep",
+                        source,
+                    });
+                }
+            }
+        }
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(_)) => Err(EngineError::StatusDropped { task_id }),
