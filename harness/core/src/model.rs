@@ -67,6 +67,9 @@ pub struct StepGroup {
     pub infra: K8sInfra,
     /// `sharedPaths` (beside stepGroupInfra).
     pub shared_paths: Vec<String>,
+    /// Where each shared path is.
+    #[serde(skip)]
+    pub shared_path_pos: Vec<Pos>,
     /// The steps, as written (parallel blocks and nested step groups kept).
     pub steps: Vec<StepNode>,
 }
@@ -209,6 +212,9 @@ pub struct Volume {
     pub mount_path: String,
     /// The type and its spec.
     pub source: VolumeSource,
+    /// Where `mountPath`'s value is.
+    #[serde(skip)]
+    pub pos: Pos,
 }
 
 /// A user volume's type.

@@ -294,9 +294,10 @@ pub(crate) fn read_group(ctx: &mut Ctx<'_>, f: &Found<'_>, feature_flags: &[Stri
                 continue;
             }
             group.shared_paths.push(p);
+            group.shared_path_pos.push(it.pos);
         }
     }
-    check_mount_paths(ctx, g, &group);
+    check_mount_paths(ctx, &group);
     // steps
     match g.entry("steps") {
         None => ctx.err(f.key_pos, format!("step group `{}` has no `steps`", group.identifier)),
@@ -315,13 +316,12 @@ fn normalize_path(p: &str) -> String {
 }
 
 /// "only one volume per mount path": sharedPaths, user volumes, /harness and /addon.
-fn check_mount_paths(ctx: &mut Ctx<'_>, g: &Node, group: &StepGroup) {
+fn check_mount_paths(ctx: &mut Ctx<'_>, group: &StepGroup) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     seen.insert("/harness".into(), "the Harness workspace volume".into());
     seen.insert("/addon".into(), "the Harness addon volume".into());
-    let sp_nodes: Vec<&Node> = g.get("sharedPaths").and_then(Node::as_seq).map(|s| s.iter().collect()).unwrap_or_default();
     for (i, p) in group.shared_paths.iter().enumerate() {
-        let pos = sp_nodes.iter().find(|n| n.scalar_text().as_deref() == Some(p.as_str())).map(|n| n.pos).unwrap_or_default();
+        let pos = group.shared_path_pos.get(i).copied().unwrap_or_default();
         let norm = normalize_path(p);
         if let Some(prev) = seen.get(&norm) {
             ctx.err(pos, format!("only one volume per mount path: `{p}` is already used by {prev}"));
@@ -329,20 +329,8 @@ fn check_mount_paths(ctx: &mut Ctx<'_>, g: &Node, group: &StepGroup) {
             seen.insert(norm, format!("shared path #{i}"));
         }
     }
-    let vol_nodes: Vec<&Node> = g
-        .get("stepGroupInfra")
-        .and_then(|i| i.get("spec"))
-        .and_then(|s| s.get("volumes"))
-        .and_then(Node::as_seq)
-        .map(|s| s.iter().collect())
-        .unwrap_or_default();
     for (i, v) in group.infra.volumes.iter().enumerate() {
-        let pos = vol_nodes
-            .iter()
-            .filter_map(|n| n.get("mountPath"))
-            .find(|n| n.scalar_text().as_deref() == Some(v.mount_path.as_str()))
-            .map(|n| n.pos)
-            .unwrap_or_default();
+        let pos = v.pos;
         let norm = normalize_path(&v.mount_path);
         if let Some(prev) = seen.get(&norm) {
             ctx.err(pos, format!("only one volume per mount path: `{}` is already used by {prev}", v.mount_path));
@@ -561,7 +549,8 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
         }
         _ => return None,
     };
-    Some(Volume { mount_path: mount_path?, source })
+    let pos = v.get("mountPath").map(|n| n.pos).unwrap_or(v.pos);
+    Some(Volume { mount_path: mount_path?, source, pos })
 }
 
 fn read_steps(ctx: &mut Ctx<'_>, list: &Node, fqn: &str, depth: usize) -> Vec<StepNode> {
@@ -640,10 +629,9 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
     let Some(&(_, kind, default_image)) = SUPPORTED_STEP_TYPES.iter().find(|(t, _, _)| *t == step_type) else {
         let names: Vec<&str> = SUPPORTED_STEP_TYPES.iter().map(|(t, _, _)| *t).collect();
         let hint = crate::diag::suggest(&step_type, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        ctx.err_help(
+        ctx.err(
             type_pos,
-            format!("step type `{step_type}` is not supported in a containerized step group{hint}"),
-            format!("supported step types: {}", names.join(", ")),
+            format!("step type `{step_type}` is not supported in a containerized step group{hint}; supported types: {}", names.join(", ")),
         );
         return None;
     };

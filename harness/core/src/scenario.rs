@@ -506,6 +506,9 @@ fn finish(
     };
     let Some(ci) = chosen else { return fail(header, diags) };
     let f = &found[ci];
+    if header.bare {
+        header.fixtures.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
+    }
     let group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
     let stage = pipeline.stages.iter().find(|s| s.identifier == f.stage_identifier).cloned().unwrap_or_default();
     // Fixture-dependent checks.
