@@ -351,25 +351,29 @@ impl LiteEngineClient {
         }
     }
 
-    /// Connects with `connector` (called for every new connection), e.g. a node agent tunnel.
+    /// A client whose connections come from `connector` (called for every new connection), e.g.
+    /// a node agent tunnel. Lazy: nothing is dialled before the first call, so this succeeds
+    /// even while the lite-engine is still starting; use [`LiteEngineClient::ping`] to wait for
+    /// it. A failed connection fails that call; the next call dials again.
     pub async fn connect_with<F, Fut, S>(connector: F) -> Result<Self, EngineError>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::io::Result<S>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let channel = crate::dial::channel_with(connector, None)
+        let channel = crate::dial::channel_with(connector, None, true)
             .await
             .map_err(EngineError::Connect)?;
         Ok(Self::from_channel(channel))
     }
 
-    /// Connects over plain TCP.
+    /// Plain TCP (lazy, like [`LiteEngineClient::connect_with`]).
     pub async fn connect_tcp(addr: SocketAddr) -> Result<Self, EngineError> {
         Self::connect_with(move || tokio::net::TcpStream::connect(addr)).await
     }
 
-    /// Connects to `pod_ip:20001` through the node agent listening at `agent_socket`.
+    /// `pod_ip:20001` through the node agent listening at `agent_socket` (lazy, like
+    /// [`LiteEngineClient::connect_with`]).
     pub async fn connect_via_agent(agent_socket: PathBuf, pod_ip: IpAddr) -> Result<Self, EngineError> {
         let target = SocketAddr::new(pod_ip, LITE_ENGINE_PORT);
         Self::connect_with(move || {

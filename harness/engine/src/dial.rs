@@ -133,11 +133,13 @@ pub async fn dial(target: &Target) -> io::Result<Stream> {
 
 type BoxIoFuture<S> = Pin<Box<dyn Future<Output = io::Result<TokioIo<S>>> + Send>>;
 
-/// Builds a gRPC channel whose every connection comes from `connector` (eager: the first
-/// connection is made before this returns).
+/// Builds a gRPC channel whose every connection comes from `connector`. Eager: the first
+/// connection is made before this returns; lazy: at the first call (a failed connection fails
+/// that call, the next call tries again).
 pub async fn channel_with<F, Fut, S>(
     connector: F,
     timeout: Option<Duration>,
+    lazy: bool,
 ) -> Result<Channel, tonic::transport::Error>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -151,13 +153,16 @@ where
     if let Some(t) = timeout {
         endpoint = endpoint.timeout(t);
     }
-    endpoint
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let fut = connector();
-            let boxed: BoxIoFuture<S> = Box::pin(async move { fut.await.map(TokioIo::new) });
-            boxed
-        }))
-        .await
+    let service = tower::service_fn(move |_: http::Uri| {
+        let fut = connector();
+        let boxed: BoxIoFuture<S> = Box::pin(async move { fut.await.map(TokioIo::new) });
+        boxed
+    });
+    if lazy {
+        Ok(endpoint.connect_with_connector_lazy(service))
+    } else {
+        endpoint.connect_with_connector(service).await
+    }
 }
 
 /// A gRPC channel to `target`, resolved with [`resolve`].
@@ -169,6 +174,7 @@ pub async fn channel(target: &Target) -> Result<Channel, DialError> {
             async move { dial(&t).await }
         },
         None,
+        false,
     )
     .await
     .map_err(|source| DialError::Connect {

@@ -64,8 +64,13 @@ impl Pod {
             &[("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()), ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", "20")],
         );
         let lite_engine_addr: SocketAddr = format!("127.0.0.1:{le_port}").parse().unwrap();
-        wait_tcp(lite_engine_addr).await;
+        // lazy client: made before the lite-engine listens, ready once ping answers
         let client = LiteEngineClient::connect_tcp(lite_engine_addr).await.unwrap();
+        let end = Instant::now() + Duration::from_secs(20);
+        while client.ping().await.is_err() {
+            assert!(Instant::now() < end, "lite-engine did not answer ping");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Pod {
             dir,
             addon,
@@ -489,7 +494,7 @@ async fn through_the_node_agent() {
     // and a refused tunnel is an error, not a hang
     let closed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let sock = agent_sock.clone();
-    let r = LiteEngineClient::connect_with(move || {
+    let c = LiteEngineClient::connect_with(move || {
         let sock = sock.clone();
         async move {
             sgsim_engine::node_agent::connect_via_agent(&sock, closed)
@@ -497,7 +502,9 @@ async fn through_the_node_agent() {
                 .map_err(std::io::Error::from)
         }
     })
-    .await;
+    .await
+    .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), c.ping()).await.unwrap();
     assert!(r.is_err());
 }
 
