@@ -438,8 +438,9 @@ pub enum PrivilegeMode {
     /// `--privileged` works.
     Privileged,
     /// `--privileged` is refused (e.g. CAP_SYS_RESOURCE missing from the bounding set): every
-    /// capability the daemon knows except SYS_RESOURCE, seccomp/apparmor/systempaths unconfined,
-    /// device cgroup rule `a *:* rwm`, `/sys/fs/cgroup` bind-mounted rw.
+    /// capability the daemon knows except SYS_RESOURCE, seccomp/apparmor/systempaths unconfined
+    /// (systempaths: empty MaskedPaths and ReadonlyPaths), device cgroup rule `a *:* rwm`,
+    /// `/sys/fs/cgroup` bind-mounted rw.
     Fallback,
 }
 
@@ -487,8 +488,12 @@ pub fn apply_privileged_for(host_config: &mut HostConfig, mode: PrivilegeMode, a
                     caps.push(c);
                 }
             }
+            // `--security-opt systempaths=unconfined` is a docker CLI option: on the API it is
+            // empty MaskedPaths and ReadonlyPaths.
+            host_config.masked_paths = Some(Vec::new());
+            host_config.readonly_paths = Some(Vec::new());
             let opts = host_config.security_opt.get_or_insert_with(Vec::new);
-            for o in ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"] {
+            for o in ["seccomp=unconfined", "apparmor=unconfined"] {
                 let key = o.split('=').next().unwrap_or(o);
                 opts.retain(|x| !x.starts_with(&format!("{key}=")) && !x.starts_with(&format!("{key}:")));
                 opts.push(o.to_string());
@@ -614,7 +619,9 @@ mod tests {
         let caps = hc.cap_add.clone().unwrap();
         assert_eq!(caps.len(), 37);
         assert!(!caps.iter().any(|c| c == "SYS_RESOURCE" || c == "BPF" || c == "ALL"));
-        assert_eq!(hc.security_opt.clone().unwrap(), ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"]);
+        assert_eq!(hc.security_opt.clone().unwrap(), ["seccomp=unconfined", "apparmor=unconfined"]);
+        assert_eq!(hc.masked_paths, Some(vec![]));
+        assert_eq!(hc.readonly_paths, Some(vec![]));
         assert_eq!(hc.device_cgroup_rules.clone().unwrap(), ["a *:* rwm"]);
         assert_eq!(hc.binds.clone().unwrap(), ["/sys/fs/cgroup:/sys/fs/cgroup:rw"]);
         // Idempotent.
