@@ -265,10 +265,10 @@ async fn pre_filter(client: &kube::Client, pod: &Pod) -> Option<String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     for v in pod.spec.as_ref()?.volumes.iter().flatten() {
-        if let Some(pvc) = &v.persistent_volume_claim {
-            if let Ok(None) = api.get_opt(&pvc.claim_name).await {
-                return Some(format!("persistentvolumeclaim {} not found", messages::go_quote(&pvc.claim_name)));
-            }
+        if let Some(pvc) = &v.persistent_volume_claim
+            && let Ok(None) = api.get_opt(&pvc.claim_name).await
+        {
+            return Some(format!("persistentvolumeclaim {} not found", messages::go_quote(&pvc.claim_name)));
         }
     }
     None
@@ -355,10 +355,11 @@ pub fn filter(
 
 /// Toleration semantics of `v1.Toleration.ToleratesTaint`.
 pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = tol.effect.as_deref() {
-        if !effect.is_empty() && effect != taint.effect {
-            return false;
-        }
+    if let Some(effect) = tol.effect.as_deref()
+        && !effect.is_empty()
+        && effect != taint.effect
+    {
+        return false;
     }
     let key = tol.key.as_deref().unwrap_or("");
     if !key.is_empty() && key != taint.key {

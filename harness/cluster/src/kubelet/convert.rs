@@ -72,17 +72,17 @@ pub(crate) fn expand(s: &str, env: &HashMap<String, String>) -> String {
                 i += 2;
                 continue;
             }
-            if n == '(' {
-                if let Some(end) = bytes[i + 2..].iter().position(|&c| c == ')') {
-                    let name: String = bytes[i + 2..i + 2 + end].iter().collect();
-                    if let Some(v) = env.get(&name) {
-                        out.push_str(v);
-                    } else {
-                        out.push_str(&format!("$({name})"));
-                    }
-                    i += 3 + end;
-                    continue;
+            if n == '('
+                && let Some(end) = bytes[i + 2..].iter().position(|&c| c == ')')
+            {
+                let name: String = bytes[i + 2..i + 2 + end].iter().collect();
+                if let Some(v) = env.get(&name) {
+                    out.push_str(v);
+                } else {
+                    out.push_str(&format!("$({name})"));
                 }
+                i += 3 + end;
+                continue;
             }
         }
         out.push(c);

@@ -28,6 +28,11 @@ use super::{CONTAINER_NAME_LABEL, POD_UID_LABEL, PullOutcome, PullPolicy, Shared
 
 const RETRY: Duration = Duration::from_secs(2);
 
+/// Files of a volume: (path inside the volume, content, mode).
+type VolumeFiles = Vec<(String, Vec<u8>, u32)>;
+/// A volume to populate: (Docker volume name, root mode, files).
+type Populate = (String, u32, VolumeFiles);
+
 /// Entry point of a pod worker: run the pod, then wait for its deletion and clean up.
 pub(crate) async fn run_pod(
     shared: Arc<Shared>,
@@ -765,7 +770,7 @@ async fn setup_volumes(
 ) -> Result<HashMap<String, NodeVolume>, ()> {
     let ns = id.namespace.clone();
     let mut out = HashMap::new();
-    let mut to_populate: Vec<(String, u32, Vec<(String, Vec<u8>, u32)>)> = Vec::new();
+    let mut to_populate: Vec<Populate> = Vec::new();
     for v in volumes {
         if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), NodeVolume::Bind { path: hp.path.clone() });
@@ -825,17 +830,17 @@ async fn setup_volumes(
                 if let Some(t) = &src.service_account_token {
                     fs.push((t.path.clone(), format!("sgsim-token-{}", id.uid).into_bytes(), mode));
                 }
-                if let Some(cm) = &src.config_map {
-                    if let Some(c) = get_config_map(shared, &ns, &cm.name).await {
-                        let data: BTreeMap<String, Vec<u8>> =
-                            c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                        fs.extend(project(&data, cm.items.as_deref(), Some(mode as i32)));
-                    }
+                if let Some(cm) = &src.config_map
+                    && let Some(c) = get_config_map(shared, &ns, &cm.name).await
+                {
+                    let data: BTreeMap<String, Vec<u8>> =
+                        c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                    fs.extend(project(&data, cm.items.as_deref(), Some(mode as i32)));
                 }
-                if let Some(sec) = &src.secret {
-                    if let Some(s) = get_secret(shared, &ns, &sec.name).await {
-                        fs.extend(project(&secret_data(&s), sec.items.as_deref(), Some(mode as i32)));
-                    }
+                if let Some(sec) = &src.secret
+                    && let Some(s) = get_secret(shared, &ns, &sec.name).await
+                {
+                    fs.extend(project(&secret_data(&s), sec.items.as_deref(), Some(mode as i32)));
                 }
                 if let Some(d) = &src.downward_api {
                     for it in d.items.iter().flatten() {
@@ -870,11 +875,11 @@ async fn setup_volumes(
         to_populate.push((name.clone(), root_mode, files.unwrap_or_default()));
         out.insert(v.name.clone(), NodeVolume::Docker { name });
     }
-    if !to_populate.is_empty() {
-        if let Err(e) = populate(shared, id, &to_populate).await {
-            tracing::warn!(error = %e, pod = %id.name, "could not populate volumes");
-            return Err(());
-        }
+    if !to_populate.is_empty()
+        && let Err(e) = populate(shared, id, &to_populate).await
+    {
+        tracing::warn!(error = %e, pod = %id.name, "could not populate volumes");
+        return Err(());
     }
     Ok(out)
 }
@@ -911,7 +916,7 @@ fn project(
 async fn populate(
     shared: &Shared,
     id: &PodId,
-    volumes: &[(String, u32, Vec<(String, Vec<u8>, u32)>)],
+    volumes: &[Populate],
 ) -> Result<(), bollard::errors::Error> {
     let sandbox = shared.images.sandbox();
     let _ = shared.images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
@@ -1096,14 +1101,14 @@ async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
     if let Err(e) = shared.sweep(&[(POD_UID_LABEL, uid.as_str())]).await {
         tracing::warn!(error = %e, pod = %id.name, "pod cleanup failed");
     }
-    if let Some(p) = current {
-        if p.metadata.deletion_timestamp.is_some() {
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions { uid: Some(id.uid.clone()), resource_version: None }),
-                ..DeleteParams::default()
-            };
-            let _ = api.delete(&id.name, &dp).await;
-        }
+    if let Some(p) = current
+        && p.metadata.deletion_timestamp.is_some()
+    {
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some(id.uid.clone()), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        let _ = api.delete(&id.name, &dp).await;
     }
 }
