@@ -1,1 +1,9 @@
-fn main() {}
+//! The conformance suite: one trial per directory of `scenarios/`, named after it (filters work:
+//! `cargo test --test conformance -- dind`). See docs/testing.md.
+
+fn main() {
+    // Before any thread exists: Docker API compatibility for testcontainers.
+    sgsim_cli::prepare_process();
+    let args = libtest_mimic::Arguments::from_args();
+    sgsim_cli::conformance::run(&args).exit();
+}

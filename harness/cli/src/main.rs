@@ -1,1 +1,5 @@
-fn main() {}
+//! The `sgsim` binary. All the work is in the `sgsim_cli` library.
+
+fn main() {
+    std::process::exit(sgsim_cli::main_impl());
+}

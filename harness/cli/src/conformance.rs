@@ -1,0 +1,166 @@
+//! The conformance suite: one libtest-mimic trial per directory of `scenarios/`, shared by
+//! `cargo test` (tests/conformance.rs) and `sgsim test`.
+//!
+//! The trials of one process share a warm [`NodePool`] (started on first need, removed at the end,
+//! also on Ctrl-C); each trial gets its own cluster (API server, scheduler, kubelets) and pod.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
+use sgsim_cluster::session::{NodePool, PoolOptions};
+use tokio::runtime::Runtime;
+
+use crate::golden::{self, BlessMode};
+use crate::reporter::{Event, Reporter};
+use crate::{expectation_mismatches, input};
+
+/// Scenario directory names under `repo/scenarios`, sorted.
+pub fn discover(repo: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo.join("scenarios"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("scenario.yaml").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+struct Suite {
+    repo: PathBuf,
+    rt: Runtime,
+    pool: tokio::sync::Mutex<Option<Arc<NodePool>>>,
+    mode: BlessMode,
+    color: bool,
+    reporter: Reporter,
+}
+
+static SUITE: OnceLock<Suite> = OnceLock::new();
+static POOL_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+impl Suite {
+    async fn pool(&self) -> Result<Arc<NodePool>, String> {
+        let mut slot = self.pool.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        if let Some(e) = POOL_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(e);
+        }
+        let opts = PoolOptions { repo_root: self.repo.clone(), nodes: 1 };
+        match NodePool::start(&opts, &|e| self.reporter.event(&Event::Session(e))).await {
+            Ok(p) => {
+                let p = Arc::new(p);
+                *slot = Some(p.clone());
+                Ok(p)
+            }
+            Err(e) => {
+                let msg = format!("the node pool did not start: {}", sgsim_cluster::docker::error_chain(&e));
+                *POOL_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        let pool = self.pool.lock().await.take();
+        if let Some(p) = pool {
+            match Arc::try_unwrap(p) {
+                Ok(p) => p.shutdown().await,
+                Err(p) => drop(p),
+            }
+        }
+    }
+}
+
+/// Runs one trial; the error text is what libtest-mimic prints.
+async fn trial(s: &Suite, name: &str) -> Result<(), String> {
+    let rel = PathBuf::from("scenarios").join(name);
+    let inp = input::load_in(&s.repo, &rel).map_err(|e| e.to_string())?;
+    let golden_dir = s.repo.join("golden").join(name);
+    let (files, mismatches) = match &inp.scenario {
+        Err(e) => {
+            if !e.is_expected() {
+                return Err(format!("the scenario is invalid:\n{}", e.diagnostics().render_plain()));
+            }
+            (golden::files_for_error(e), Vec::new())
+        }
+        Ok(sc) => {
+            if let Some(err) = &sc.expect().error {
+                return Err(format!("the scenario expects the error `{err}`, but it validated"));
+            }
+            let pool = s.pool().await?;
+            let cluster = pool
+                .cluster(&sc.fixtures().nodes, &sc.fixtures().images, &|_| {})
+                .await
+                .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
+            let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), ..Default::default() };
+            let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), sc, &opts, &|_| {}).await;
+            cluster.shutdown().await;
+            let rec = rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
+            let files = golden::files_for_run(sc, &rec).map_err(|e| e.to_string())?;
+            (files, expectation_mismatches(sc, &rec))
+        }
+    };
+    let report = golden::check(&golden_dir, &files, s.mode).map_err(|e| e.to_string())?;
+    let mut failure = String::new();
+    if !report.ok() {
+        failure.push_str(&report.render(name, s.color));
+    }
+    for m in mismatches {
+        failure.push_str(&format!("unexpected outcome: {m}\n"));
+    }
+    if failure.is_empty() { Ok(()) } else { Err(failure) }
+}
+
+/// Runs the suite with libtest-mimic arguments (filters, --list, --exact, --test-threads …).
+pub fn run(args: &Arguments) -> Conclusion {
+    let repo = input::repo_root();
+    let mode = match golden::bless_mode() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(crate::exit::USAGE);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let color = console::colors_enabled_stderr() && std::env::var_os("NO_COLOR").is_none();
+    let suite = SUITE.get_or_init(|| Suite {
+        repo: repo.clone(),
+        rt,
+        pool: tokio::sync::Mutex::new(None),
+        mode,
+        color,
+        reporter: Reporter::new(color, false),
+    });
+    // Ctrl-C: remove everything the suite started, then exit.
+    suite.rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: removing the nodes of this run");
+            if let Some(s) = SUITE.get() {
+                s.shutdown().await;
+            }
+            std::process::exit(crate::exit::INTERRUPTED);
+        }
+    });
+    let trials: Vec<Trial> = discover(&repo)
+        .into_iter()
+        .map(|name| {
+            let n = name.clone();
+            Trial::test(name, move || {
+                let s = SUITE.get().ok_or_else(|| Failed::from("suite not initialized"))?;
+                let started = Instant::now();
+                let r = s.rt.block_on(trial(s, &n));
+                tracing::debug!("trial {n} took {:?}", started.elapsed());
+                r.map_err(Failed::from)
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(args, trials);
+    suite.rt.block_on(suite.shutdown());
+    conclusion
+}

@@ -1,0 +1,370 @@
+//! The golden loop, modelled on insta: actual files are computed from a run, compared with
+//! `golden/<scenario>/`, and on a mismatch a pending `<file>.new` is written beside the golden (never
+//! in CI) for review; `SGSIM_BLESS=1` (or `sgsim accept`) makes the actual files the goldens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sgsim_cluster::runner::{Level, RunRecord};
+use sgsim_core::golden::{GoldenDiff, compare};
+use sgsim_core::normalize;
+use sgsim_core::{Scenario, ScenarioError};
+
+/// Suffix of pending (not yet accepted) golden files.
+pub const PENDING_SUFFIX: &str = ".new";
+
+/// What to do with actual output that differs from the goldens (read from the environment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlessMode {
+    /// Compare only; write nothing (CI).
+    Never,
+    /// Compare; on a mismatch write `<file>.new` for review (default outside CI).
+    Pending,
+    /// Overwrite the goldens with the actual output (`SGSIM_BLESS=1`).
+    Always,
+}
+
+/// Errors of the golden store.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    /// Blessing was asked for in CI.
+    #[error("SGSIM_BLESS is set but CI=true: refusing to write goldens in CI")]
+    BlessInCi,
+    /// A golden file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// result.yaml could not be serialized.
+    #[error("cannot serialize {0}")]
+    Serialize(String),
+}
+
+fn truthy(v: Option<String>) -> bool {
+    v.is_some_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false") && !v.eq_ignore_ascii_case("no"))
+}
+
+/// The mode from `SGSIM_BLESS` and `CI`.
+pub fn bless_mode() -> Result<BlessMode, GoldenError> {
+    bless_mode_from(std::env::var("SGSIM_BLESS").ok(), std::env::var("CI").ok())
+}
+
+/// The mode for the given values of `SGSIM_BLESS` and `CI`.
+pub fn bless_mode_from(bless: Option<String>, ci: Option<String>) -> Result<BlessMode, GoldenError> {
+    match (truthy(bless), truthy(ci)) {
+        (true, true) => Err(GoldenError::BlessInCi),
+        (true, false) => Ok(BlessMode::Always),
+        (false, true) => Ok(BlessMode::Never),
+        (false, false) => Ok(BlessMode::Pending),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultFile {
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    steps: Vec<StepResult>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepResult {
+    id: String,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: BTreeMap<String, String>,
+}
+
+/// One line of initialize.log: the message verbatim, `WARN ` before Warning events.
+pub fn init_line(level: Level, text: &str) -> String {
+    match level {
+        Level::Info => text.to_string(),
+        Level::Warn => format!("WARN {text}"),
+    }
+}
+
+/// The golden files of a run: pod.yaml, initialize.log, steps/<id>.log (not for Background
+/// steps, whose log is live service output), result.yaml. All normalized, secrets masked.
+pub fn files_for_run(scenario: &Scenario, rec: &RunRecord) -> Result<BTreeMap<String, String>, GoldenError> {
+    let secrets = &scenario.secrets;
+    let mut files = BTreeMap::new();
+    if let Some(pod) = &rec.pod {
+        let y = normalize::pod_yaml(pod, secrets).map_err(|e| GoldenError::Serialize(format!("pod.yaml: {e}")))?;
+        files.insert("pod.yaml".to_string(), y);
+    }
+    let mut init = String::new();
+    for l in &rec.initialize {
+        init.push_str(&init_line(l.level, &l.text));
+        init.push('\n');
+    }
+    files.insert("initialize.log".to_string(), normalize::normalize_log(&init, secrets));
+    for s in &rec.steps {
+        if s.background || s.status == sgsim_cluster::runner::Outcome::Skipped {
+            continue;
+        }
+        files.insert(format!("steps/{}.log", s.id), normalize::normalize_log(&s.log, secrets));
+    }
+    let result = ResultFile {
+        status: rec.status.as_str().to_string(),
+        node: rec.node.clone(),
+        error: rec.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
+        steps: rec
+            .steps
+            .iter()
+            .map(|s| StepResult {
+                id: s.id.clone(),
+                status: s.status.as_str().to_string(),
+                exit_code: s.exit_code,
+                error: s.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
+                outputs: s.outputs.iter().map(|(k, v)| (k.clone(), normalize::mask_secrets(v, secrets))).collect(),
+            })
+            .collect(),
+    };
+    let y = serde_saphyr::to_string(&result).map_err(|e| GoldenError::Serialize(format!("result.yaml: {e}")))?;
+    files.insert("result.yaml".to_string(), y);
+    Ok(files)
+}
+
+/// The golden file of an invalid input: `error.txt`, every diagnostic as
+/// `path:line:col: message` with its source line.
+pub fn files_for_error(err: &ScenarioError) -> BTreeMap<String, String> {
+    BTreeMap::from([("error.txt".to_string(), err.diagnostics().render_plain())])
+}
+
+/// The outcome of checking one scenario's goldens.
+#[derive(Debug, Default)]
+pub struct GoldenReport {
+    /// Per-file comparisons that did not match.
+    pub diffs: Vec<GoldenDiff>,
+    /// Golden files that the run no longer produces.
+    pub stale: Vec<String>,
+    /// Files written (blessed).
+    pub written: Vec<String>,
+    /// Pending `.new` files written for review.
+    pub pending: Vec<String>,
+}
+
+impl GoldenReport {
+    /// Whether the goldens matched (or were blessed).
+    pub fn ok(&self) -> bool {
+        (self.diffs.is_empty() && self.stale.is_empty()) || !self.written.is_empty()
+    }
+
+    /// The failure text: a colored unified diff per file and how to accept.
+    pub fn render(&self, scenario: &str, color: bool) -> String {
+        let mut out = String::new();
+        for d in &self.diffs {
+            out.push_str(&d.render(color));
+        }
+        for s in &self.stale {
+            out.push_str(&format!("golden file {s} is no longer produced by the run\n"));
+        }
+        if !self.pending.is_empty() {
+            out.push_str(&format!("pending: {}\n", self.pending.join(", ")));
+        }
+        out.push_str(&format!(
+            "to accept the new output: SGSIM_BLESS=1 cargo test --test conformance -- --exact {scenario}\n   or review and accept the pending files: sgsim accept {scenario}\n"
+        ));
+        out
+    }
+}
+
+fn read_opt(path: &Path) -> Result<Option<String>, GoldenError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(GoldenError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), GoldenError> {
+    let io = |source| GoldenError::Io { path: path.display().to_string(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(path, text).map_err(|source| GoldenError::Io { path: path.display().to_string(), source })
+}
+
+/// Every golden file under `dir` (relative paths, `/`-separated), pending files excluded.
+pub fn list(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(base) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if !rel.ends_with(PENDING_SUFFIX) {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn pending_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(PENDING_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Compares `actual` with the goldens in `dir`, and blesses or writes pending files per `mode`.
+pub fn check(dir: &Path, actual: &BTreeMap<String, String>, mode: BlessMode) -> Result<GoldenReport, GoldenError> {
+    let mut report = GoldenReport::default();
+    for (name, text) in actual {
+        let path = dir.join(name);
+        let expected = read_opt(&path)?;
+        let d = compare(name, expected.as_deref(), text);
+        let pending = pending_path(&path);
+        if d.is_match() {
+            if pending.exists() {
+                let _ = std::fs::remove_file(&pending);
+            }
+            continue;
+        }
+        match mode {
+            BlessMode::Always => {
+                write(&path, text)?;
+                let _ = std::fs::remove_file(&pending);
+                report.written.push(name.clone());
+            }
+            BlessMode::Pending => {
+                write(&pending, text)?;
+                report.pending.push(format!("{}", pending.display()));
+            }
+            BlessMode::Never => {}
+        }
+        report.diffs.push(d);
+    }
+    for existing in list(dir) {
+        if !actual.contains_key(&existing) {
+            if mode == BlessMode::Always {
+                let p = dir.join(&existing);
+                std::fs::remove_file(&p).map_err(|source| GoldenError::Io { path: p.display().to_string(), source })?;
+                report.written.push(format!("{existing} (removed)"));
+            }
+            report.stale.push(existing);
+        }
+    }
+    if mode == BlessMode::Always && !report.written.is_empty() {
+        report.diffs.clear();
+        report.stale.clear();
+    }
+    Ok(report)
+}
+
+/// Accepts the pending files under `dir`: each `<file>.new` replaces `<file>`. Returns the
+/// accepted golden files.
+pub fn accept(dir: &Path) -> Result<Vec<String>, GoldenError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.to_string_lossy().ends_with(PENDING_SUFFIX) {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, &mut found);
+    found.sort();
+    let mut accepted = Vec::new();
+    for p in found {
+        let s = p.to_string_lossy();
+        let target = PathBuf::from(&s[..s.len() - PENDING_SUFFIX.len()]);
+        std::fs::rename(&p, &target).map_err(|source| GoldenError::Io { path: p.display().to_string(), source })?;
+        accepted.push(target.display().to_string());
+    }
+    Ok(accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sgsim-golden-test-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn rand_suffix() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    }
+
+    #[test]
+    fn bless_mode_refuses_ci() {
+        assert!(matches!(bless_mode_from(Some("1".into()), Some("true".into())), Err(GoldenError::BlessInCi)));
+        assert_eq!(bless_mode_from(Some("1".into()), None).unwrap(), BlessMode::Always);
+        assert_eq!(bless_mode_from(None, Some("true".into())).unwrap(), BlessMode::Never);
+        assert_eq!(bless_mode_from(Some("0".into()), None).unwrap(), BlessMode::Pending);
+        assert_eq!(bless_mode_from(None, Some("false".into())).unwrap(), BlessMode::Pending);
+    }
+
+    #[test]
+    fn mismatch_writes_pending_and_accept_applies_it() {
+        let d = tmp();
+        std::fs::write(d.join("a.log"), "one\ntwo\n").unwrap();
+        std::fs::write(d.join("stale.log"), "x\n").unwrap();
+        let actual = BTreeMap::from([("a.log".to_string(), "one\nthree\n".to_string())]);
+        let r = check(&d, &actual, BlessMode::Pending).unwrap();
+        assert!(!r.ok());
+        assert_eq!(r.diffs.len(), 1);
+        assert_eq!(r.stale, vec!["stale.log".to_string()]);
+        let text = r.render("demo", false);
+        assert!(text.contains("-two") && text.contains("+three"), "{text}");
+        assert!(text.contains("SGSIM_BLESS=1 cargo test --test conformance -- --exact demo"));
+        assert_eq!(std::fs::read_to_string(d.join("a.log.new")).unwrap(), "one\nthree\n");
+        let acc = accept(&d).unwrap();
+        assert_eq!(acc.len(), 1);
+        assert_eq!(std::fs::read_to_string(d.join("a.log")).unwrap(), "one\nthree\n");
+        assert!(!d.join("a.log.new").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn never_mode_writes_nothing() {
+        let d = tmp();
+        std::fs::write(d.join("a.log"), "one\n").unwrap();
+        let actual = BTreeMap::from([("a.log".to_string(), "two\n".to_string())]);
+        let r = check(&d, &actual, BlessMode::Never).unwrap();
+        assert!(!r.ok());
+        assert!(!d.join("a.log.new").exists());
+        assert_eq!(std::fs::read_to_string(d.join("a.log")).unwrap(), "one\n");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn always_mode_blesses_and_removes_stale() {
+        let d = tmp();
+        std::fs::write(d.join("old.log"), "x\n").unwrap();
+        let actual = BTreeMap::from([("steps/a.log".to_string(), "new\n".to_string())]);
+        let r = check(&d, &actual, BlessMode::Always).unwrap();
+        assert!(r.ok());
+        assert_eq!(std::fs::read_to_string(d.join("steps/a.log")).unwrap(), "new\n");
+        assert!(!d.join("old.log").exists());
+        let again = check(&d, &actual, BlessMode::Never).unwrap();
+        assert!(again.ok() && again.diffs.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,467 @@
+//! The `sgsim` command line, as a library so that `cargo test` (tests/conformance.rs) and
+//! `sgsim test` share the same trials. `main.rs` only calls [`main_impl`].
+
+pub mod conformance;
+pub mod exit;
+pub mod golden;
+pub mod input;
+pub mod reporter;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sgsim_cluster::runner::{Outcome, RunRecord};
+use sgsim_cluster::session::{NodePool, PoolOptions};
+use sgsim_core::scenario::ExpectedStatus;
+use sgsim_core::{Scenario, ScenarioError};
+
+use crate::reporter::{Event, Reporter};
+
+const EXIT_CODES: &str = "Exit codes:
+  0    success: the outcome is the expected one and goldens match
+  1    invalid input (YAML, unknown field, missing step group, unreadable file)
+  2    wrong usage
+  3    the outcome or a golden file differs from the expected one
+  4    infrastructure failure (Docker, images, cluster)
+  130  interrupted (everything the run started is removed)";
+
+/// sgsim: run Harness containerized step groups on a throwaway Kubernetes cluster and compare
+/// what happens with golden output.
+#[derive(Debug, Parser)]
+#[command(name = "sgsim", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `render`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate scenarios or pipeline YAML files; every error as file:line:col.
+    #[command(after_help = EXIT_CODES)]
+    Validate {
+        /// Scenario directories, scenario.yaml files or bare pipeline YAML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the Pod the product would create for the step group.
+    #[command(after_help = EXIT_CODES)]
+    Render {
+        /// A scenario directory, scenario.yaml or a bare pipeline YAML.
+        file: PathBuf,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        output: Format,
+    },
+    /// Run the step group on a throwaway cluster: live Initialize log, step logs, summary, and a
+    /// diff against golden/<scenario>/ when it exists.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// A scenario directory, scenario.yaml or a bare pipeline YAML.
+        file: PathBuf,
+        /// Compare with this golden directory (default: golden/<scenario dir name> when it exists).
+        #[arg(long)]
+        golden: Option<PathBuf>,
+        /// Keep the pod after the run (the cluster still goes away at exit).
+        #[arg(long)]
+        keep_pod: bool,
+    },
+    /// Run the conformance trials (the same as `cargo test --test conformance`).
+    #[command(after_help = EXIT_CODES)]
+    Test {
+        /// Run only trials whose name contains this.
+        filter: Option<String>,
+        /// The filter must match the trial name exactly.
+        #[arg(long)]
+        exact: bool,
+        /// List the trials instead of running them.
+        #[arg(long)]
+        list: bool,
+        /// How many trials run at once.
+        #[arg(long)]
+        test_threads: Option<usize>,
+    },
+    /// Accept pending golden files (`*.new`, written when a trial's output differed).
+    Accept {
+        /// Only scenarios whose name contains this.
+        filter: Option<String>,
+    },
+    /// Manage the embedded cluster.
+    Cluster {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+/// `sgsim cluster` actions.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Start the embedded cluster in the foreground and write a kubeconfig (Ctrl-C stops it and
+    /// removes everything).
+    Up {
+        /// Where to write the kubeconfig.
+        #[arg(long, default_value = "sgsim.kubeconfig")]
+        kubeconfig: PathBuf,
+        /// Start only the API server (no node, scheduler or kubelet: nothing runs).
+        #[arg(long)]
+        api_only: bool,
+    },
+}
+
+/// The differences between a run and its scenario's expectations (empty: as expected).
+pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let want = match sc.expect().status {
+        ExpectedStatus::Success => Outcome::Success,
+        ExpectedStatus::Failed => Outcome::Failed,
+        ExpectedStatus::Skipped => Outcome::Skipped,
+    };
+    if rec.status != want {
+        let why = rec.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        out.push(format!("the step group ended {} but {} was expected{why}", rec.status.as_str(), want.as_str()));
+    }
+    for (id, exp) in &sc.expect().steps {
+        let Some(step) = rec.steps.iter().find(|s| &s.id == id) else {
+            out.push(format!("step {id} is expected but did not exist"));
+            continue;
+        };
+        if let Some(st) = exp.status {
+            let want = match st {
+                ExpectedStatus::Success => Outcome::Success,
+                ExpectedStatus::Failed => Outcome::Failed,
+                ExpectedStatus::Skipped => Outcome::Skipped,
+            };
+            if step.status != want {
+                out.push(format!("step {id} ended {} but {} was expected", step.status.as_str(), want.as_str()));
+            }
+        }
+        if let Some(code) = exp.exit_code {
+            if step.exit_code != Some(code) {
+                out.push(format!("step {id} exited with {:?} but {code} was expected", step.exit_code));
+            }
+        }
+    }
+    out
+}
+
+fn print_diagnostics(e: &ScenarioError) {
+    let fancy = console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none();
+    for d in &e.diagnostics().items {
+        if fancy {
+            eprintln!("{d}");
+            eprintln!("{:?}", miette::Report::new(d.clone()));
+        } else {
+            eprintln!("{}", d.render_plain());
+        }
+    }
+}
+
+fn load_or_report(file: &Path) -> Result<Scenario, i32> {
+    let inp = match input::load(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(exit::INVALID_INPUT);
+        }
+    };
+    match inp.scenario {
+        Ok(sc) => {
+            for w in &sc.warnings.items {
+                eprintln!("{}", w.render_plain());
+            }
+            Ok(sc)
+        }
+        Err(e) => {
+            print_diagnostics(&e);
+            Err(exit::INVALID_INPUT)
+        }
+    }
+}
+
+fn cmd_validate(files: &[PathBuf]) -> i32 {
+    let mut code = exit::OK;
+    for f in files {
+        match load_or_report(f) {
+            Ok(sc) => println!(
+                "ok: {} (step group {}, {} step(s), namespace {})",
+                f.display(),
+                sc.step_group.identifier,
+                sc.step_group.flat_steps().len(),
+                sc.namespace()
+            ),
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+fn cmd_render(file: &Path, output: Format) -> i32 {
+    let sc = match load_or_report(file) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let pod = sgsim_core::render_pod(&sc);
+    let text = match output {
+        Format::Json => serde_json::to_string_pretty(&pod).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Format::Yaml => serde_saphyr::to_string(&pod).map_err(|e| e.to_string()),
+    };
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: cannot serialize the pod: {e}");
+            exit::INFRASTRUCTURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn default_golden_dir(file: &Path) -> Option<PathBuf> {
+    let dir = if file.is_dir() { file.to_path_buf() } else { file.parent()?.to_path_buf() };
+    let dir = dir.canonicalize().ok()?;
+    let name = dir.file_name()?.to_str()?.to_string();
+    let scenarios = dir.parent()?;
+    if scenarios.file_name()?.to_str()? != "scenarios" {
+        return None;
+    }
+    let g = scenarios.parent()?.join("golden").join(name);
+    g.is_dir().then_some(g)
+}
+
+fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool) -> i32 {
+    let reporter = Reporter::for_terminal();
+    let inp = match input::load(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let sc = match inp.scenario {
+        Ok(sc) => sc,
+        Err(e) => {
+            print_diagnostics(&e);
+            if e.is_expected() {
+                eprintln!("the scenario expects this validation error: outcome as expected");
+                return exit::OK;
+            }
+            return exit::INVALID_INPUT;
+        }
+    };
+    for w in &sc.warnings.items {
+        eprintln!("{}", w.render_plain());
+    }
+    let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
+    let mode = match golden::bless_mode() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let name = if sc.header.name.is_empty() { sc.step_group.identifier.clone() } else { sc.header.name.clone() };
+    let rt = runtime();
+    rt.block_on(async {
+        let started = Instant::now();
+        let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
+        let pool = match NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                return exit::INFRASTRUCTURE;
+            }
+        };
+        let work = async {
+            let cluster = pool
+                .cluster(&sc.fixtures().nodes, &sc.fixtures().images, &|e| reporter.event(&Event::Session(e)))
+                .await
+                .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
+            let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, ..Default::default() };
+            let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| reporter.event(&Event::Run(e))).await;
+            cluster.shutdown().await;
+            rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))
+        };
+        let rec = tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: removing everything this run started");
+                pool.shutdown().await;
+                return exit::INTERRUPTED;
+            }
+        };
+        pool.shutdown().await;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INFRASTRUCTURE;
+            }
+        };
+        reporter.background_logs(&rec.steps);
+        let mismatch = expectation_mismatches(&sc, &rec);
+        reporter.event(&Event::Summary {
+            scenario: name.clone(),
+            status: rec.status,
+            as_expected: mismatch.is_empty(),
+            mismatch: mismatch.clone(),
+            took: started.elapsed(),
+        });
+        let mut code = if mismatch.is_empty() { exit::OK } else { exit::MISMATCH };
+        if let Some(dir) = golden_dir {
+            let files = match golden::files_for_run(&sc, &rec) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::INFRASTRUCTURE;
+                }
+            };
+            match golden::check(&dir, &files, mode) {
+                Ok(r) if r.ok() && r.written.is_empty() => println!("goldens in {} match", dir.display()),
+                Ok(r) if r.ok() => println!("goldens written: {}", r.written.join(", ")),
+                Ok(r) => {
+                    let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
+                    print!("{}", r.render(&name, color));
+                    code = exit::MISMATCH;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::INFRASTRUCTURE;
+                }
+            }
+        }
+        code
+    })
+}
+
+fn cmd_accept(filter: Option<&str>) -> i32 {
+    let repo = input::repo_root();
+    let mut n = 0;
+    for name in conformance::discover(&repo) {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        match golden::accept(&repo.join("golden").join(&name)) {
+            Ok(files) => {
+                for f in files {
+                    println!("accepted {f}");
+                    n += 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INFRASTRUCTURE;
+            }
+        }
+    }
+    if n == 0 {
+        println!("no pending golden files");
+    }
+    exit::OK
+}
+
+fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
+    let reporter = Reporter::for_terminal();
+    let rt = runtime();
+    rt.block_on(async {
+        if api_only {
+            let api = match sgsim_cluster::apiserver::ApiServer::start(Default::default()).await {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                    return exit::INFRASTRUCTURE;
+                }
+            };
+            if let Err(e) = api.write_kubeconfig(kubeconfig) {
+                eprintln!("error: {e}");
+                return exit::INFRASTRUCTURE;
+            }
+            println!("API server at {} (no nodes); kubeconfig written to {}", api.url(), kubeconfig.display());
+            println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
+            println!("Ctrl-C stops it.");
+            let _ = tokio::signal::ctrl_c().await;
+            api.shutdown().await;
+            return exit::OK;
+        }
+        let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
+        let pool = match NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                return exit::INFRASTRUCTURE;
+            }
+        };
+        let cluster = match pool.cluster(&[], &Default::default(), &|_| {}).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                pool.shutdown().await;
+                return exit::INFRASTRUCTURE;
+            }
+        };
+        if let Err(e) = cluster.api().write_kubeconfig(kubeconfig) {
+            eprintln!("error: {e}");
+            cluster.shutdown().await;
+            pool.shutdown().await;
+            return exit::INFRASTRUCTURE;
+        }
+        println!("cluster up: API server at {}, node node-1; kubeconfig written to {}", cluster.api().url(), kubeconfig.display());
+        println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
+        println!("Ctrl-C stops it and removes everything.");
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping: removing the cluster");
+        cluster.shutdown().await;
+        pool.shutdown().await;
+        exit::OK
+    })
+}
+
+/// The whole program; returns the exit code.
+pub fn main_impl() -> i32 {
+    // Before any thread exists: Docker API compatibility for testcontainers.
+    sgsim_cluster::docker::prepare_process();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SGSIM_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Validate { files } => cmd_validate(&files),
+        Command::Render { file, output } => cmd_render(&file, output),
+        Command::Run { file, golden, keep_pod } => cmd_run(&file, golden, keep_pod),
+        Command::Test { filter, exact, list, test_threads } => {
+            let args = libtest_mimic::Arguments { filter, exact, list, test_threads, ..Default::default() };
+            if conformance::run(&args).has_failed() { exit::MISMATCH } else { exit::OK }
+        }
+        Command::Accept { filter } => cmd_accept(filter.as_deref()),
+        Command::Cluster { action: ClusterAction::Up { kubeconfig, api_only } } => cmd_cluster_up(&kubeconfig, api_only),
+    }
+}
+
+/// Prepares Docker access for the process (call first thing in `main`, before any thread).
+pub fn prepare_process() {
+    sgsim_cluster::docker::prepare_process();
+}
