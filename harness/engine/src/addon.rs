@@ -176,15 +176,26 @@ impl Outcome {
     }
 }
 
-/// Writes whole lines to the addon's stdout (shared by all running steps).
+/// Writes whole lines to the addon's stdout (shared by all running steps), or to a test buffer.
 #[derive(Clone, Default)]
 struct LineSink {
     lock: Arc<Mutex<()>>,
+    #[cfg(test)]
+    captured: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl LineSink {
     fn write_line(&self, line: &[u8]) {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        #[cfg(test)]
+        if let Some(c) = &self.captured {
+            let mut c = c.lock().unwrap();
+            c.extend_from_slice(line);
+            if line.last() != Some(&b'\n') {
+                c.push(b'\n');
+            }
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(line);
         if line.last() != Some(&b'\n') {
@@ -451,6 +462,36 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// Longest line written in one piece; a longer one is split (a step printing binary data
+/// must not make the addon buffer without bound).
+const MAX_LINE: usize = 64 * 1024;
+
+/// Copies `reader` to the sink line by line until EOF.
+fn copy_lines(reader: impl std::io::Read, sink: &LineSink) {
+    let mut r = BufReader::new(reader);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    loop {
+        let buf = match r.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(b) => b,
+        };
+        let room = MAX_LINE - line.len();
+        let (take, complete) = match buf.iter().take(room).position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len().min(room), line.len() + buf.len() >= MAX_LINE),
+        };
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if complete {
+            sink.write_line(&line);
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        sink.write_line(&line);
+    }
+}
+
 struct Started {
     child: tokio::process::Child,
     pgid: i32,
@@ -486,15 +527,7 @@ fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started, String> {
     let (eof_tx, eof) = tokio::sync::oneshot::channel();
     let sink = inner.sink.clone();
     std::thread::spawn(move || {
-        let mut r = BufReader::new(reader);
-        let mut line = Vec::with_capacity(256);
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => sink.write_line(&line),
-            }
-        }
+        copy_lines(reader, &sink);
         let _ = eof_tx.send(());
     });
     debug!("step {id}: started {:?} as pid {pid}", plan.argv);
@@ -657,6 +690,29 @@ mod tests {
         assert_eq!(o.get("B").map(String::as_str), Some("two words"));
         assert_eq!(o.get("C").map(String::as_str), Some(""));
         assert!(!o.contains_key("Z"));
+    }
+
+    #[test]
+    fn lines_are_copied_whole_and_long_ones_split() {
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let sink = LineSink {
+            lock: Arc::default(),
+            captured: Some(captured.clone()),
+        };
+        let mut input = b"a\n\nbc\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend_from_slice(b"\nlast");
+        copy_lines(&input[..], &sink);
+        let out = captured.lock().unwrap().clone();
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+        assert_eq!(lines[0], b"a");
+        assert_eq!(lines[1], b"");
+        assert_eq!(lines[2], b"bc");
+        assert_eq!(lines[3].len(), MAX_LINE);
+        assert_eq!(lines[4].len(), 10);
+        assert_eq!(lines[5], b"last");
+        assert_eq!(lines[6], b"");
+        assert_eq!(lines.len(), 7);
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn start_addon(dir: &Path, port: u16) -> Proc {
 impl Pod {
     /// Addon + lite-engine; the lite-engine reports to `delegate_endpoint` or, by default, to the
     /// DelegateServer's unix socket.
-    async fn start_with(delegate_endpoint: Option<String>) -> Pod {
+    async fn start_with(delegate_endpoint: Option<String>, dial_timeout_secs: u32) -> Pod {
         let dir = tempfile::tempdir().unwrap();
         let addon_port = free_port();
         let le_port = free_port();
@@ -61,7 +61,7 @@ impl Pod {
         let lite_engine = Proc::spawn(
             LITE_ENGINE,
             &["--port", &le_port.to_string(), "--bind", "127.0.0.1", "--addon-host", "127.0.0.1"],
-            &[("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()), ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", "20")],
+            &[("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()), ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout_secs.to_string().as_str())],
         );
         let lite_engine_addr: SocketAddr = format!("127.0.0.1:{le_port}").parse().unwrap();
         // lazy client: made before the lite-engine listens, ready once ping answers
@@ -84,7 +84,7 @@ impl Pod {
     }
 
     async fn start() -> Pod {
-        Self::start_with(None).await
+        Self::start_with(None, 20).await
     }
 
     fn step(&self, id: &str, shell: Shell, command: &str) -> StepSpec {
@@ -356,6 +356,17 @@ async fn plugin_step_runs_its_entrypoint() {
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, Some(4));
     assert_eq!(pod.addon_lines(1).await, ["plugin hi"]);
+}
+
+#[tokio::test]
+async fn unreachable_addon_is_a_failure() {
+    let pod = Pod::start_with(None, 1).await;
+    let mut step = pod.step("lost", Shell::Sh, "echo hi");
+    step.container_port = free_port();
+    let st = pod.run(step).await;
+    assert_eq!(st.status, Status::Failure, "{st:?}");
+    let err = st.error.unwrap_or_default();
+    assert!(err.starts_with("cannot reach the addon at 127.0.0.1:"), "{err}");
 }
 
 #[tokio::test]
