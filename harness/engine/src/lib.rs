@@ -16,6 +16,8 @@ pub mod dial;
 pub mod error;
 pub mod lite_engine;
 pub mod node_agent;
+#[cfg(test)]
+mod wire_tests;
 
 pub use error::EngineError;
 
