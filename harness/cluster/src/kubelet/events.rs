@@ -6,6 +6,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
+/// The current time, strictly increasing across every event this process records: event names
+/// (`<pod>.<hex nanoseconds>`, as client-go names them) never collide, and sorting by `eventTime`
+/// gives the order in which the events were recorded.
+fn monotonic_now() -> Timestamp {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = i64::try_from(Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX);
+    let mut prev = LAST.load(Ordering::SeqCst);
+    loop {
+        // Microsecond steps, so that MicroTime (eventTime) keeps the order too.
+        let next = now.max(prev - prev % 1000 + 1000);
+        match LAST.compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Timestamp::from_nanosecond(i128::from(next)).unwrap_or_else(|_| Timestamp::now()),
+            Err(p) => prev = p,
+        }
+    }
+}
+
 /// Event type `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -61,7 +79,7 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) -> Event {
-        let now = Timestamp::now();
+        let now = monotonic_now();
         let name = format!(
             "{}.{:x}",
             involved.name.clone().unwrap_or_default(),
