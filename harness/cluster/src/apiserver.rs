@@ -14,6 +14,9 @@
 //! - Deleting a namespace removes everything in it at once (no lingering `Terminating` phase).
 //! - `limit`/`continue` are ignored: lists always return every item.
 //! - No managedFields; server-side apply is approximated by a strategic merge.
+//! - Authentication: `Authorization: Bearer <token>`, or the path prefix `/sgsim/<token>` that the
+//!   kubeconfig's server URL carries, because kubectl (client-go) drops all credentials on plain
+//!   HTTP. A missing or wrong token gets a 401 `Status`.
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
 //!   them in real clusters; everything else needs the bearer token.
 
@@ -191,12 +194,19 @@ impl ApiServerHandle {
         &self.token
     }
 
+    /// Server URL written into kubeconfigs: [`Self::url`] plus `/sgsim/<token>`. kubectl
+    /// (client-go) sends no credentials over plain HTTP, so the path carries the token for it;
+    /// clients that send `Authorization: Bearer` (kube-rs) may use either form.
+    pub fn kubeconfig_server(&self) -> String {
+        format!("{}{}{}", self.url, handlers::TOKEN_PATH_PREFIX, self.token)
+    }
+
     /// A kubeconfig whose cluster, user and context are all named `sgsim` (current context).
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
         let v = json!({
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sgsim", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "sgsim", "cluster": {"server": self.kubeconfig_server()}}],
             "users": [{"name": "sgsim", "user": {"token": self.token}}],
             "contexts": [{"name": "sgsim", "context": {"cluster": "sgsim", "user": "sgsim", "namespace": "default"}}],
             "current-context": "sgsim",

@@ -48,29 +48,72 @@ pub type App = Arc<AppState>;
 
 type Params = HashMap<String, String>;
 
+type PathParams = Path<HashMap<String, String>>;
+
+fn param(p: &HashMap<String, String>, key: &str) -> String {
+    p.get(key).cloned().unwrap_or_default()
+}
+
+/// The routes, under `prefix` ("" or `/sgsim/{token}`).
+fn routes(prefix: &str, app: &App) -> Router<App> {
+    let r = |path: &str| format!("{prefix}{path}");
+    let protected = Router::new()
+        .route(&r("/api"), get(api_versions))
+        .route(&r("/api/v1"), get(|| async { discovery(resources::resource_list("", "v1")) }))
+        .route(&r("/api/v1/{*rest}"), any(core_handler))
+        .route(&r("/apis"), get(|| async { json_ok(&resources::api_group_list()) }))
+        .route(&r("/apis/{group}"), get(|Path(p): PathParams| async move { discovery(resources::api_group(&param(&p, "group"))) }))
+        .route(
+            &r("/apis/{group}/{version}"),
+            get(|Path(p): PathParams| async move {
+                discovery(resources::resource_list(&param(&p, "group"), &param(&p, "version")))
+            }),
+        )
+        .route(&r("/apis/{group}/{version}/{*rest}"), any(group_handler))
+        .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
+    let public = Router::new()
+        .route(&r("/version"), get(version))
+        .route(&r("/healthz"), get(|| async { "ok" }))
+        .route(&r("/livez"), get(|| async { "ok" }))
+        .route(&r("/readyz"), get(|| async { "ok" }));
+    protected.merge(public)
+}
+
 /// The whole router.
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/api", get(api_versions))
-        .route("/api/v1", get(|| async { discovery(resources::resource_list("", "v1")) }))
-        .route("/api/v1/{*rest}", any(core_handler))
-        .route("/apis", get(|| async { json_ok(&resources::api_group_list()) }))
-        .route("/apis/{group}", get(|Path(g): Path<String>| async move { discovery(resources::api_group(&g)) }))
-        .route(
-            "/apis/{group}/{version}",
-            get(|Path((g, v)): Path<(String, String)>| async move { discovery(resources::resource_list(&g, &v)) }),
-        )
-        .route("/apis/{group}/{version}/{*rest}", any(group_handler))
-        .fallback(|| async { ApiError::PathNotFound })
-        .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
-        .route("/version", get(version))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
+    let prefixed = format!("{TOKEN_PATH_PREFIX}{{token}}");
+    routes("", &app)
+        .merge(routes(&prefixed, &app))
+        .fallback(fallback)
         .with_state(app)
 }
 
+async fn fallback(State(app): State<App>, req: Request) -> Response {
+    if let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX)
+        && rest.split('/').next() != Some(app.token.as_str())
+    {
+        return ApiError::Unauthorized.into_response();
+    }
+    let authed = req.uri().path().starts_with(TOKEN_PATH_PREFIX)
+        || req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == app.token);
+    if authed { ApiError::PathNotFound.into_response() } else { ApiError::Unauthorized.into_response() }
+}
+
+/// Path prefix that authenticates like the bearer token: `/sgsim/<token>/api/v1/...`. kubectl
+/// (client-go) sends no credentials at all over plain HTTP, so the kubeconfig's server URL carries
+/// the token in its path instead.
+pub const TOKEN_PATH_PREFIX: &str = "/sgsim/";
+
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX) {
+        let token = rest.split('/').next().unwrap_or_default();
+        return if token == app.token { next.run(req).await } else { ApiError::Unauthorized.into_response() };
+    }
     let ok = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -170,24 +213,24 @@ fn parse_target(group: &str, version: &str, rest: &str) -> Result<Target, ApiErr
 
 async fn core_handler(
     State(app): State<App>,
-    Path(rest): Path<String>,
+    Path(p): PathParams,
     method: Method,
     Query(q): Query<Params>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(app, "", "v1", &rest, method, q, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    dispatch(app, "", "v1", &param(&p, "rest"), method, q, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn group_handler(
     State(app): State<App>,
-    Path((group, version, rest)): Path<(String, String, String)>,
+    Path(p): PathParams,
     method: Method,
     Query(q): Query<Params>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(app, &group, &version, &rest, method, q, headers, body)
+    dispatch(app, &param(&p, "group"), &param(&p, "version"), &param(&p, "rest"), method, q, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
