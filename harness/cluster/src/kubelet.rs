@@ -379,6 +379,9 @@ impl KubeletHandle {
             w.task.abort();
             let _ = w.task.await;
         }
+        self.shared.sweep(&[]).await?;
+        // A Docker call of an aborted worker may still land on the daemon: sweep once more.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         self.shared.sweep(&[]).await
     }
 }

@@ -547,6 +547,42 @@ async fn config_map_volume_env_non_root_and_always_pull() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_non_root_with_a_root_image_is_a_config_error() {
+    let c = cluster().await;
+    let name = unique("pod-");
+    let created = c
+        .create(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "main", "image": busybox_image(), "command": ["true"],
+                    "securityContext": {"runAsNonRoot": true},
+                }],
+            }
+        }))
+        .await;
+    let uid = created.metadata.uid.unwrap();
+    let want = format!(
+        "Error: container has runAsNonRoot and image will run as root (pod: \"{name}_default({uid})\", container: main)"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let evs = c.event_messages(&name).await;
+        if evs.iter().any(|(t, r, m)| t == "Warning" && r == "Failed" && *m == want) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p = Api::<Pod>::namespaced(c.client.clone(), "default").get(&name).await.unwrap();
+    let w = p.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
+    assert_eq!(w.reason.as_deref(), Some("CreateContainerConfigError"));
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_is_registered_ready() {
     let c = cluster().await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());

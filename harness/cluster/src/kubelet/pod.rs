@@ -422,14 +422,24 @@ async fn run_container(
     let fp = field_path(init, &c.name);
     let m = shared.messages;
     let image_id = ensure_image(shared, pod, st, init, i, c).await;
+    // Config errors (runAsNonRoot, missing configMap/secret keys) and create errors are retried;
+    // each distinct message is reported once (Kubernetes aggregates the repeats into one Event).
+    let mut last_err: Option<String> = None;
     let env = loop {
-        match resolve_env(shared, pod, c, st).await {
+        let r = match verify_run_as_non_root(shared, pod, c).await {
+            Err(msg) => Err(msg),
+            Ok(()) => resolve_env(shared, pod, c, st).await,
+        };
+        match r {
             Ok(env) => break env,
             Err(msg) => {
-                st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
-                st.push().await;
-                event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
-                tokio::time::sleep(Duration::from_secs(10)).await;
+                if last_err.as_deref() != Some(msg.as_str()) {
+                    st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
+                    st.push().await;
+                    event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                    last_err = Some(msg);
+                }
+                tokio::time::sleep(RETRY).await;
             }
         }
     };
@@ -440,9 +450,20 @@ async fn run_container(
             Ok(r) => break r.id,
             Err(e) => {
                 let msg = docker_message(&e);
-                st.status_mut(init, i).state = Some(waiting("CreateContainerError", Some(msg.clone())));
-                st.push().await;
-                event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                if last_err.as_deref() != Some(msg.as_str()) {
+                    st.status_mut(init, i).state = Some(waiting("CreateContainerError", Some(msg.clone())));
+                    st.push().await;
+                    event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                    last_err = Some(msg);
+                }
+                // A half-created container of the same name would block the retry.
+                let _ = shared
+                    .docker
+                    .remove_container(
+                        &id.container_name(&c.name),
+                        Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                    )
+                    .await;
                 tokio::time::sleep(Duration::from_secs(10)).await;
             }
         }
@@ -487,6 +508,49 @@ async fn run_container(
     s.started = Some(true);
     s.ready = !init;
     Some(cid)
+}
+
+/// kuberuntime's `verifyRunAsNonRoot` (security_context_others.go): with `runAsNonRoot`, the
+/// effective user must be known and non-zero.
+async fn verify_run_as_non_root(shared: &Shared, pod: &Pod, c: &Container) -> Result<(), String> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let csc = c.security_context.clone().unwrap_or_default();
+    if csc.run_as_non_root.or(psc.run_as_non_root) != Some(true) {
+        return Ok(());
+    }
+    let pod_fmt = super::messages::go_quote(&format!(
+        "{}_{}({})",
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.uid.clone().unwrap_or_default()
+    ));
+    let name = &c.name;
+    if let Some(uid) = csc.run_as_user.or(psc.run_as_user) {
+        if uid == 0 {
+            return Err(format!("container's runAsUser breaks non-root policy (pod: {pod_fmt}, container: {name})"));
+        }
+        return Ok(());
+    }
+    let image = shared.images.local_ref(&c.image.clone().unwrap_or_default());
+    let user = shared
+        .docker
+        .inspect_image(&image)
+        .await
+        .ok()
+        .and_then(|i| i.config)
+        .and_then(|cfg| cfg.user)
+        .unwrap_or_default();
+    let user = user.split(':').next().unwrap_or("").to_string();
+    if user.is_empty() {
+        return Err(format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})"));
+    }
+    match user.parse::<i64>() {
+        Ok(0) => Err(format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod_fmt}, container: {name})"
+        )),
+    }
 }
 
 /// Wait for a container's exit; record it; return its exit code.
