@@ -185,12 +185,34 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     }) {
         return Ok(Node::synthetic(Value::Null));
     }
+    // Deserializing a nested node costs tens of KiB of stack per level in debug builds, more
+    // than a 2 MiB test thread has for the 64 levels serde-saphyr's budget allows. Parse on a
+    // thread with a known, large stack (pure computation, no IO); if no thread can be spawned,
+    // parse here with a lower depth limit.
+    let owned = text.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("sgsim-yaml".into())
+        .stack_size(PARSE_STACK)
+        .spawn(move || parse_with_depth(&owned, MAX_DEPTH));
+    match spawned {
+        Ok(handle) => match handle.join() {
+            Ok(r) => r,
+            Err(_) => Err(YamlError { message: "internal error while parsing YAML".into(), pos: Pos::default() }),
+        },
+        Err(_) => parse_with_depth(text, FALLBACK_MAX_DEPTH),
+    }
+}
+
+/// Maximum nesting of YAML collections (deeper documents are rejected).
+pub const MAX_DEPTH: usize = 64;
+const FALLBACK_MAX_DEPTH: usize = 24;
+const PARSE_STACK: usize = 64 * 1024 * 1024;
+
+fn parse_with_depth(text: &str, max_depth: usize) -> Result<Node, YamlError> {
     let mut opts = serde_saphyr::options::Options::default();
     opts.with_snippet = false;
-    // Guarded by catch-free design: serde-saphyr never panics on input by contract; we still keep
-    // the budget small enough for our recursive walk.
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = 64;
+    budget.max_depth = max_depth;
     opts.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, opts) {
         Ok(sp) => Ok(from_spanned(sp, text)),
