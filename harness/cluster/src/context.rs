@@ -148,7 +148,8 @@ pub struct Reaped {
 
 /// Removes containers, volumes and networks labelled `dev.sgsim.managed=true` whose
 /// `dev.sgsim.pid` process is gone, and stale run directories. Live runs of parallel processes
-/// are never touched. Removal failures are logged and skipped; only listing failures are errors.
+/// are never touched. Also removes the empty cgroups of node containers that no longer exist.
+/// Removal failures are logged and skipped; only listing failures are errors.
 pub async fn reap_stale(docker: &Docker) -> Result<Reaped, ContextError> {
     let mut reaped = Reaped::default();
     let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
@@ -199,6 +200,27 @@ pub async fn reap_stale(docker: &Docker) -> Result<Reaped, ContextError> {
     }
 
     reaped.dirs = reap_stale_dirs(&sgsim_tmp_root());
+
+    // Empty cgroups of nodes whose container is gone (see node::cgroup_parent).
+    let existing: std::collections::HashSet<String> = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
+        .await
+        .map_err(|source| ContextError::List { kind: "containers", source })?
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .collect();
+    if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in hierarchies.flatten() {
+            let Ok(nodes) = std::fs::read_dir(h.path().join(crate::node::CGROUP_ROOT)) else { continue };
+            for n in nodes.flatten() {
+                let name = n.file_name().to_string_lossy().into_owned();
+                if n.file_type().is_ok_and(|t| t.is_dir()) && name.starts_with("sgsim-") && !existing.contains(&name) {
+                    crate::node::rmdir_tree(&n.path());
+                }
+            }
+        }
+    }
     Ok(reaped)
 }
 

@@ -249,7 +249,10 @@ impl Node {
         let node_image = NodeImage {
             name: repo,
             tag,
-            env: vec![("SGSIM_NODE_BIP".to_string(), spec.bip())],
+            env: vec![
+                ("SGSIM_NODE_BIP".to_string(), spec.bip()),
+                ("SGSIM_NODE_CGROUP_PARENT".to_string(), cgroup_parent(&container_name)),
+            ],
             mounts: vec![
                 Mount::volume_mount(volume.clone(), "/var/lib/docker"),
                 Mount::bind_mount(dir.to_string_lossy().into_owned(), "/run/sgsim"),
@@ -389,6 +392,7 @@ impl Node {
             }
         }
         remove_volume(&self.volume).await;
+        remove_cgroups(&self.container_name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -409,8 +413,43 @@ impl Drop for Node {
         drop(fallback_rt);
         let volume = self.volume.clone();
         run_blocking_cleanup(move || async move { remove_volume(&volume).await });
+        remove_cgroups(&self.container_name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Where the cgroups of a node's pod containers go (cgroup v1, cgroupfs driver): the node's
+/// `/sys/fs/cgroup` is the host's, so without a parent of its own, containers of a node that was
+/// killed would leave empty cgroups among the host daemon's.
+pub fn cgroup_parent(container_name: &str) -> String {
+    format!("/{CGROUP_ROOT}/{container_name}")
+}
+
+/// The top-level cgroup under which nodes put their containers' cgroups.
+pub const CGROUP_ROOT: &str = "sgsim";
+
+/// Removes the (empty) cgroups a removed node left, in every hierarchy. Cgroups that still hold
+/// processes cannot be removed and stay.
+pub fn remove_cgroups(container_name: &str) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    for h in hierarchies.flatten() {
+        let dir = h.path().join(CGROUP_ROOT).join(container_name);
+        if dir.is_dir() {
+            rmdir_tree(&dir);
+        }
+    }
+}
+
+/// rmdir(2) bottom-up (cgroupfs directories go away with rmdir despite their control files).
+pub(crate) fn rmdir_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 async fn remove_volume(volume: &str) {

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         trial("reap_stale_removes_dead_keeps_live", reap_stale_removes_dead_keeps_live),
         trial("node_runs_nested_dind", node_runs_nested_dind),
         trial("node_agent_tunnels_both_ways", node_agent_tunnels_both_ways),
+        trial("node_drop_cleans_up", node_drop_cleans_up),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -238,13 +239,53 @@ where
     let t = Instant::now();
     let node = Node::start(&ctx, NodeSpec::new(format!("node-{}", context::random_suffix(5)), index), &built).await?;
     eprintln!("node {} started in {:?} ({:?})", node.name(), t.elapsed(), node.privilege_mode());
+    let container_name = node.container_name().to_string();
     let (node, result) = body(node, built, host.clone()).await;
     node.shutdown().await;
-    let (containers, volumes) = run_leftovers(&host, &ctx.run_id).await?;
     result?;
+    assert_nothing_left(&host, &ctx.run_id, &container_name).await
+}
+
+/// The host daemon holds no container or volume of the run, and no cgroup of the node is left.
+async fn assert_nothing_left(host: &Docker, run_id: &str, node_container: &str) -> Result<()> {
+    let (containers, volumes) = run_leftovers(host, run_id).await?;
     ensure!(containers.is_empty(), "containers left on the host: {containers:?}");
     ensure!(volumes.is_empty(), "volumes left on the host: {volumes:?}");
+    let cgroup = PathBuf::from("/sys/fs/cgroup/memory").join(sgsim_cluster::node::CGROUP_ROOT).join(node_container);
+    ensure!(!cgroup.exists(), "{} left behind", cgroup.display());
     Ok(())
+}
+
+/// Dropping a node without shutdown() removes its container, volume and cgroups too.
+async fn node_drop_cleans_up() -> Result<()> {
+    let built = built().await?;
+    let host = docker::host_docker().await?;
+    let ctx = RunContext::new()?;
+    let node = Node::start(&ctx, NodeSpec::new(format!("node-{}", context::random_suffix(5)), 203), &built).await?;
+    let container_name = node.container_name().to_string();
+    let catalog = ImageCatalog::builtin(&built);
+    let setup = async {
+        node.ensure_image(&host, &catalog, "alpine:3.19").await?;
+        let nd = node.docker();
+        nd.create_container(
+            Some(CreateContainerOptionsBuilder::new().name("sleeper").build()),
+            ContainerCreateBody {
+                image: Some("alpine:3.19".into()),
+                cmd: Some(vec!["sleep".into(), "600".into()]),
+                ..Default::default()
+            },
+        )
+        .await?;
+        nd.start_container("sleeper", None::<StartContainerOptions>).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let memory_cgroups = PathBuf::from("/sys/fs/cgroup/memory/sgsim").join(&container_name);
+    let had_cgroup = memory_cgroups.is_dir();
+    drop(node);
+    setup?;
+    ensure!(had_cgroup, "the node's containers were not under {}", memory_cgroups.display());
+    assert_nothing_left(&host, &ctx.run_id, &container_name).await
 }
 
 async fn node_runs_nested_dind() -> Result<()> {
