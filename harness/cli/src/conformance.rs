@@ -98,7 +98,7 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
                 .cluster(&sc.fixtures().nodes, &sc.fixtures().images, &|_| {})
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-            let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), ..Default::default() };
+            let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };
             let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), sc, &opts, &|_| {}).await;
             cluster.shutdown().await;
             let rec = rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))?;

@@ -293,7 +293,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool) -> i32 {
                 .cluster(&sc.fixtures().nodes, &sc.fixtures().images, &|e| reporter.event(&Event::Session(e)))
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-            let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, ..Default::default() };
+            let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };
             let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| reporter.event(&Event::Run(e))).await;
             cluster.shutdown().await;
             rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))

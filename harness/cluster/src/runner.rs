@@ -153,8 +153,12 @@ pub enum RunEvent {
     StepFinished(StepRecord),
 }
 
+/// The ENTRYPOINT and CMD of an image (the delegate asks the lite-engine's GetImageEntrypoint in
+/// the product; sgsim knows its stand-ins).
+pub type ImageEntrypoint = Arc<dyn Fn(&str) -> Option<(Vec<String>, Vec<String>)> + Send + Sync>;
+
 /// Options of a run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Unique prefix for task ids (the run id).
     pub task_prefix: String,
@@ -162,11 +166,19 @@ pub struct RunOptions {
     pub keep_pod: bool,
     /// Poll interval for events and pod status.
     pub poll: Duration,
+    /// Image ENTRYPOINT/CMD lookup, for Background steps that set neither entrypoint nor command.
+    pub image_entrypoint: Option<ImageEntrypoint>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("task_prefix", &self.task_prefix).field("keep_pod", &self.keep_pod).finish()
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { task_prefix: "sgsim".into(), keep_pod: false, poll: Duration::from_millis(150) }
+        RunOptions { task_prefix: "sgsim".into(), keep_pod: false, poll: Duration::from_millis(150), image_entrypoint: None }
     }
 }
 
@@ -534,6 +546,17 @@ impl StepCtx<'_> {
             model::Shell::Python => Shell::Python,
         };
         let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, s.id);
+        // A Background step with neither entrypoint nor command runs its image's own
+        // ENTRYPOINT + CMD (what the product learns through GetImageEntrypoint).
+        let mut entrypoint = s.entrypoint.clone();
+        let no_command = s.command.as_deref().is_none_or(|c| c.trim().is_empty());
+        if s.detach && entrypoint.is_empty() && no_command {
+            if let (Some(lookup), Some(image)) = (&self.opts.image_entrypoint, &s.image) {
+                if let Some((ep, cmd)) = lookup(image) {
+                    entrypoint = ep.into_iter().chain(cmd).collect();
+                }
+            }
+        }
         StepSpec {
             id: s.id.clone(),
             display_name: s.name.clone(),
@@ -543,7 +566,7 @@ impl StepCtx<'_> {
                 shell,
                 env: s.env.iter().cloned().collect(),
                 image: s.image.clone().unwrap_or_default(),
-                entrypoint: s.entrypoint.clone(),
+                entrypoint,
                 detach: s.detach,
                 output_vars: s.output_variables.clone(),
                 reports: s.report_paths.clone(),

@@ -237,7 +237,7 @@ impl NodePool {
             map.insert(f.name.clone(), physical);
         }
         let scheduler = scheduler::spawn_scheduler(client.clone());
-        Ok(Cluster { api, client, scheduler: Some(scheduler), kubelets, dialer: Arc::new(NodeDialer { map }) })
+        Ok(Cluster { api, client, scheduler: Some(scheduler), kubelets, dialer: Arc::new(NodeDialer { map }), catalog })
     }
 
     /// Stops the nodes and removes everything the pool started.
@@ -259,9 +259,19 @@ pub struct Cluster {
     scheduler: Option<SchedulerHandle>,
     kubelets: Vec<KubeletHandle>,
     dialer: Arc<NodeDialer>,
+    catalog: Arc<ImageCatalog>,
 }
 
 impl Cluster {
+    /// ENTRYPOINT/CMD of the stand-in of a vendor image, for the runner.
+    pub fn image_entrypoint(&self) -> crate::runner::ImageEntrypoint {
+        let catalog = self.catalog.clone();
+        Arc::new(move |image: &str| {
+            let s = catalog.resolve(image);
+            Some((s.entrypoint, s.cmd))
+        })
+    }
+
     /// A client of the cluster's API server.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
