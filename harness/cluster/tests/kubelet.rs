@@ -262,6 +262,7 @@ async fn init_container_feeds_main_container_through_empty_dir() {
     .await;
     let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
     let status = pod.status.clone().unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&status).unwrap());
     assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:#?}");
     assert!(status.pod_ip.is_some());
     let main = &status.container_statuses.as_ref().unwrap()[0];
@@ -579,6 +580,52 @@ async fn run_as_non_root_with_a_root_image_is_a_config_error() {
     let p = Api::<Pod>::namespaced(c.client.clone(), "default").get(&name).await.unwrap();
     let w = p.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
     assert_eq!(w.reason.as_deref(), Some("CreateContainerConfigError"));
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_failure_backs_off_and_start_error_fails_the_pod() {
+    let c = cluster().await;
+    let absent = unique("pod-");
+    c.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": absent, "namespace": "default"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "sgsim-test/absent:2.0"}]}
+    }))
+    .await;
+    let bad_cmd = unique("pod-");
+    c.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": bad_cmd, "namespace": "default"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": busybox_image(), "command": ["/no/such/binary"]}]}
+    }))
+    .await;
+    let pod = c.wait_phase(&bad_cmd, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let st = pod.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Failed"));
+    let t = st.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
+    let evs = c.event_messages(&bad_cmd).await;
+    assert!(evs.iter().any(|(t, r, m)| t == "Warning" && r == "Failed" && m.starts_with("Error: ")), "{evs:?}");
+
+    let image = "sgsim-test/absent:2.0";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let evs = c.event_messages(&absent).await;
+        let msgs: Vec<&str> = evs.iter().map(|(_, _, m)| m.as_str()).collect();
+        if msgs.len() >= 6 {
+            assert_eq!(msgs[1], format!("Pulling image \"{image}\""));
+            assert!(msgs[2].starts_with(&format!("Failed to pull image \"{image}\": ")), "{msgs:?}");
+            assert_eq!(msgs[3], "Error: ErrImagePull");
+            assert_eq!(msgs[4], format!("Back-off pulling image \"{image}\""));
+            assert_eq!(msgs[5], "Error: ImagePullBackOff");
+            assert_eq!(evs[4].0, "Normal");
+            assert_eq!(evs[5].0, "Warning");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     c.finish().await;
 }
 

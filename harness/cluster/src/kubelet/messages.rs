@@ -75,6 +75,8 @@ pub struct K8sMessages {
     pub taint: TaintStyle,
     /// FailedScheduling message assembly.
     pub fit_error: FitErrorStyle,
+    /// Whether the kubelet reports the `PodReadyToStartContainers` condition (1.29+).
+    pub ready_to_start_condition: bool,
 }
 
 /// The table: one row per generation, oldest first.
@@ -85,6 +87,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::Plain,
         taint: TaintStyle::PerTaint,
         fit_error: FitErrorStyle::Legacy,
+        ready_to_start_condition: false,
     },
     K8sMessages {
         version: "1.26",
@@ -92,6 +95,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::Plain,
         taint: TaintStyle::PerTaint,
         fit_error: FitErrorStyle::Legacy,
+        ready_to_start_condition: false,
     },
     K8sMessages {
         version: "1.28",
@@ -99,6 +103,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::Plain,
         taint: TaintStyle::PerTaint,
         fit_error: FitErrorStyle::Separator,
+        ready_to_start_condition: false,
     },
     K8sMessages {
         version: "1.30",
@@ -106,6 +111,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::Plain,
         taint: TaintStyle::PerTaint,
         fit_error: FitErrorStyle::Separator,
+        ready_to_start_condition: true,
     },
     K8sMessages {
         version: "1.32",
@@ -113,6 +119,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::Colon,
         taint: TaintStyle::Generic,
         fit_error: FitErrorStyle::Separator,
+        ready_to_start_condition: true,
     },
     K8sMessages {
         version: "1.35",
@@ -120,6 +127,7 @@ pub const TABLE: &[K8sMessages] = &[
         container_events: ContainerEventStyle::NoName,
         taint: TaintStyle::Generic,
         fit_error: FitErrorStyle::Separator,
+        ready_to_start_condition: true,
     },
 ];
 

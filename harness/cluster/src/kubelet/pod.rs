@@ -284,7 +284,9 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
             Ok((sid, ip)) => {
                 st.status.pod_ip = Some(ip.clone());
                 st.status.pod_ips = Some(vec![PodIP { ip }]);
-                st.set_condition("PodReadyToStartContainers", true, None, None);
+                if shared.messages.ready_to_start_condition {
+                    st.set_condition("PodReadyToStartContainers", true, None, None);
+                }
                 break sid;
             }
             Err(msg) => {
