@@ -23,7 +23,7 @@ use sgsim_cluster::scheduler::{SchedulerHandle, spawn_scheduler};
 
 const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "nc", "grep", "seq", "ls", "mkdir", "test", "true", "false", "id",
-    "wget", "env",
+    "wget", "env", "mount",
 ];
 
 /// Import (once per process) a busybox image built from the host's static busybox.
@@ -138,6 +138,10 @@ async fn docker() -> Docker {
 }
 
 async fn cluster() -> Cluster {
+    cluster_with(Arc::new(sgsim_cluster::kubelet::privileged_flag)).await
+}
+
+async fn cluster_with(privileged: Arc<dyn Fn(&mut bollard::models::HostConfig) + Send + Sync>) -> Cluster {
     let image = busybox_image().to_string();
     let run = unique("sgt");
     let guard = Guard { run: run.clone() };
@@ -160,7 +164,7 @@ async fn cluster() -> Cluster {
             docker,
             gateway_ip: Ipv4Addr::new(172, 17, 0, 1),
             images,
-            privileged: Arc::new(sgsim_cluster::kubelet::privileged_flag),
+            privileged,
             labels: HashMap::from([
                 ("dev.sgsim.managed".to_string(), "true".to_string()),
                 ("dev.sgsim.run".to_string(), run.clone()),
@@ -626,6 +630,36 @@ async fn pull_failure_backs_off_and_start_error_fails_the_pod() {
         assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_container_uses_the_daemons_privilege_mode() {
+    use sgsim_cluster::docker::{apply_privileged, detect_privilege_mode};
+    let mode = detect_privilege_mode(&docker().await, busybox_image()).await;
+    let c = cluster_with(Arc::new(move |hc| apply_privileged(hc, mode))).await;
+    let name = unique("pod-");
+    c.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "main", "image": busybox_image(),
+                "command": ["sh", "-c", "mkdir -p /m && mount -t tmpfs none /m && echo mounted"],
+                "securityContext": {"privileged": true},
+            }],
+        }
+    }))
+    .await;
+    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let api = Api::<Pod>::namespaced(c.client.clone(), "default");
+    let logs = api
+        .logs(&name, &LogParams { container: Some("main".into()), ..LogParams::default() })
+        .await
+        .unwrap_or_default();
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"), "{mode:?}: {logs}");
+    assert_eq!(logs, "mounted\n");
     c.finish().await;
 }
 
