@@ -7,6 +7,7 @@
 #   scripts/build-images.sh              # build all images
 #   scripts/build-images.sh node dind    # build these (and what they derive from)
 #   scripts/build-images.sh --list       # print the image names
+#   scripts/build-images.sh --prune      # also remove older sgsim/<name>:* tags no container uses
 #
 # stdout: one "<name>=<tag>" line per image (machine-readable); progress goes to stderr.
 # Also writes target/sgsim-images.env with the same lines (merged with earlier entries).
@@ -29,12 +30,14 @@ declare -A parents=(
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; }
 
 wanted=()
+prune=
 for arg in "$@"; do
     case "$arg" in
         --list) printf '%s\n' "${all[@]}"; exit 0 ;;
+        --prune) prune=1 ;;
         -h|--help) usage; exit 0 ;;
         -*) usage; die "unknown option $arg" ;;
         *) [ -n "${parents[$arg]+x}" ] || die "unknown image '$arg' (known: ${all[*]})"
@@ -167,6 +170,7 @@ build_debian_docker() {
     if [ -f "$rootfs" ]; then
         log "debian-docker: using cached root filesystem $rootfs"
     else
+        ensure_host_file /usr/sbin/debootstrap debootstrap
         log "debian-docker: debootstrap (cached afterwards as $rootfs)"
         "$imgdir/debian-docker/debootstrap.sh" "$rootfs"
         # Older cached root filesystems are of no further use.
@@ -275,6 +279,16 @@ for n in "${order[@]}"; do
     size=$(docker image inspect --format '{{.Size}}' "$t")
     log "$n: built $t in $((SECONDS - start))s ($((size / 1024 / 1024)) MiB)"
 done
+
+if [ -n "$prune" ]; then
+    for n in "${order[@]}"; do
+        docker image ls --format '{{.Repository}}:{{.Tag}}' "sgsim/$n" | while read -r old; do
+            [ "$old" = "${tag[$n]}" ] && continue
+            # docker refuses to remove an image a container uses; such tags stay.
+            docker image rm "$old" >/dev/null 2>&1 && log "pruned $old"
+        done
+    done
+fi
 
 envfile=${SGSIM_IMAGES_ENV:-$repo/target/sgsim-images.env}
 mkdir -p "$(dirname "$envfile")"

@@ -543,7 +543,10 @@ async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
     let body = ContainerCreateBody {
         image: Some(probe_image.to_string()),
         cmd: Some(vec!["true".to_string()]),
-        labels: Some(HashMap::from([("dev.sgsim.managed".to_string(), "true".to_string())])),
+        labels: Some(HashMap::from([
+            (crate::context::LABEL_MANAGED.to_string(), "true".to_string()),
+            (crate::context::LABEL_PID.to_string(), std::process::id().to_string()),
+        ])),
         host_config: Some(HostConfig { privileged: Some(true), network_mode: Some("none".into()), ..Default::default() }),
         ..Default::default()
     };

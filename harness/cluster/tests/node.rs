@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         trial("node_runs_nested_dind", node_runs_nested_dind),
         trial("node_agent_tunnels_both_ways", node_agent_tunnels_both_ways),
         trial("node_drop_cleans_up", node_drop_cleans_up),
+        trial("node_panic_cleans_up", node_panic_cleans_up),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -411,4 +412,23 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
     ensure!(request.starts_with("GET /status"), "delegate saw {request:?}");
     ensure!(log.contains("hello-delegate"));
     Ok(())
+}
+
+/// A panic while a node is up still removes the node's container, volume and cgroups.
+async fn node_panic_cleans_up() -> Result<()> {
+    let built = built().await?;
+    let host = docker::host_docker().await?;
+    let ctx = RunContext::new()?;
+    let run_id = ctx.run_id.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let spec = NodeSpec::new(format!("node-{}", context::random_suffix(5)), 204);
+        let node = Node::start(&ctx, spec, &built).await.expect("the node starts");
+        let _ = tx.send(node.container_name().to_string());
+        panic!("deliberate panic while node {} is up (expected by node_panic_cleans_up)", node.name());
+    });
+    let err = task.await.expect_err("the task panics");
+    ensure!(err.is_panic(), "task ended with {err}");
+    let container_name = rx.await.context("the node did not start")?;
+    assert_nothing_left(&host, &run_id, &container_name).await
 }
