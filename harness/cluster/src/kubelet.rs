@@ -246,8 +246,20 @@ pub(crate) struct Shared {
 
 struct Worker {
     cancel: CancellationToken,
+    /// Grace period (seconds) for stopping the pod's containers once cancelled.
     grace: Arc<std::sync::atomic::AtomicI64>,
+    /// The pod's `terminationGracePeriodSeconds` (default 30).
+    default_grace: i64,
     task: JoinHandle<()>,
+}
+
+impl Worker {
+    fn stop(&self, grace: i64) {
+        if !self.cancel.is_cancelled() {
+            self.grace.store(grace, std::sync::atomic::Ordering::SeqCst);
+            self.cancel.cancel();
+        }
+    }
 }
 
 impl Shared {
@@ -545,6 +557,19 @@ async fn sync_loop(shared: Arc<Shared>) {
                         tracing::debug!(error = %e, "pod watch error; relying on polling");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
+                    Some(Ok(kube::runtime::watcher::Event::Delete(pod))) => {
+                        // The final object carries the deletion's grace period.
+                        if let Some(uid) = pod.metadata.uid.as_deref() {
+                            let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+                            if let Some(w) = workers.get(uid) {
+                                let grace = pod
+                                    .metadata
+                                    .deletion_grace_period_seconds
+                                    .unwrap_or(w.default_grace);
+                                w.stop(grace);
+                            }
+                        }
+                    }
                     Some(Ok(_)) => {}
                 }
             }
@@ -573,14 +598,9 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
         let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
         match workers.get(&uid) {
             Some(w) => {
-                if deleting && !w.cancel.is_cancelled() {
-                    let grace = pod
-                        .metadata
-                        .deletion_grace_period_seconds
-                        .or(spec.termination_grace_period_seconds)
-                        .unwrap_or(30);
-                    w.grace.store(grace, std::sync::atomic::Ordering::SeqCst);
-                    w.cancel.cancel();
+                if deleting {
+                    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(w.default_grace);
+                    w.stop(grace);
                 }
             }
             None => {
@@ -603,7 +623,8 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
                     cancel.clone(),
                     grace.clone(),
                 ));
-                workers.insert(uid, Worker { cancel, grace, task });
+                let default_grace = spec.termination_grace_period_seconds.unwrap_or(30);
+                workers.insert(uid, Worker { cancel, grace, default_grace, task });
             }
         }
     }
@@ -612,10 +633,9 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
         if seen.contains(uid) {
             return true;
         }
-        // The pod is gone from the API server: stop at once, clean up, forget.
-        if !w.cancel.is_cancelled() {
-            w.cancel.cancel();
-        }
+        // The pod is gone from the API server (deleted without the watch telling): stop with the
+        // pod's own grace period, clean up, forget.
+        w.stop(w.default_grace);
         !w.task.is_finished()
     });
     Ok(())

@@ -664,6 +664,53 @@ async fn privileged_container_uses_the_daemons_privilege_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_running_pod_stops_and_removes_it() {
+    let c = cluster().await;
+    let name = unique("pod-");
+    let created = c
+        .create(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [container("main", "echo up; sleep 300")],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+            }
+        }))
+        .await;
+    let pod = c.wait_phase(&name, &["Running"], Duration::from_secs(60)).await;
+    let st = pod.status.unwrap();
+    let ready = st.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "True");
+    let api = Api::<Pod>::namespaced(c.client.clone(), "default");
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let uid = created.metadata.uid.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=dev.sgsim.pod-uid={uid}")])
+            .output()
+            .unwrap();
+        let vols = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &format!("label=dev.sgsim.pod-uid={uid}")])
+            .output()
+            .unwrap();
+        if out.stdout.is_empty() && vols.stdout.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "pod resources not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let evs = c.event_messages(&name).await;
+    assert_eq!(
+        evs.last().unwrap(),
+        &("Normal".to_string(), "Killing".to_string(), "Stopping container main".to_string())
+    );
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_is_registered_ready() {
     let c = cluster().await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());

@@ -1153,10 +1153,8 @@ async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
         if !*running || name == "POD" || name == "volume-populate" {
             continue;
         }
-        if current.is_some() {
-            let init = spec.init_containers.iter().flatten().any(|c| &c.name == name);
-            event(shared, pod, Some(field_path(init, name)), EventType::Normal, "Killing", &shared.messages.killing(name)).await;
-        }
+        let init = spec.init_containers.iter().flatten().any(|c| &c.name == name);
+        event(shared, pod, Some(field_path(init, name)), EventType::Normal, "Killing", &shared.messages.killing(name)).await;
         let t = i32::try_from(grace).unwrap_or(30);
         stops.push(async move {
             let _ = shared.docker.stop_container(cid, Some(StopContainerOptionsBuilder::default().t(t).build())).await;
