@@ -20,6 +20,7 @@
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
 //!   them in real clusters; everything else needs the bearer token.
 
+mod convert;
 mod defaults;
 mod handlers;
 mod logs;

@@ -428,3 +428,185 @@ async fn pod_logs_follow_from_node_source() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn kube_runtime_recorder_events_are_core_events_too() {
+    use kube::runtime::events::{Event as RtEvent, EventType, Recorder, Reporter};
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p = pods.create(&PostParams::default(), &pod("rec", json!({}))).await.unwrap();
+    let reporter = Reporter { controller: "sgsim-kubelet".into(), instance: Some("node-1".into()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: p.metadata.name.clone(),
+        namespace: Some("default".into()),
+        uid: p.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let ev = RtEvent {
+        type_: EventType::Normal,
+        reason: "Pulled".into(),
+        note: Some("Container image \"busybox:1.36\" already present on machine".into()),
+        action: "Pull".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    // The same event again becomes a series (a patch of the stored event).
+    recorder.publish(&ev, &reference).await.unwrap();
+
+    let core: Api<Event> = Api::namespaced(client.clone(), "default");
+    let list = core.list(&ListParams::default().fields("involvedObject.name=rec,reason=Pulled")).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.message.as_deref(), Some("Container image \"busybox:1.36\" already present on machine"));
+    assert_eq!(e.reporting_component.as_deref(), Some("sgsim-kubelet"));
+    assert_eq!(e.involved_object.uid, p.metadata.uid);
+    assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    let l = v1.list(&ListParams::default().fields("regarding.name=rec")).await.unwrap();
+    assert_eq!(l.items.len(), 1);
+    assert_eq!(l.items[0].regarding.as_ref().and_then(|r| r.name.as_deref()), Some("rec"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn admission_and_validation_errors() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let api_err = |r: Result<Pod, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    };
+
+    let mut p = pod("sa", json!({}));
+    p.spec.as_mut().unwrap().service_account_name = Some("builder".into());
+    assert_eq!(
+        api_err(pods.create(&PostParams::default(), &p).await),
+        (403, "Forbidden".into(), "pods \"sa\" is forbidden: error looking up service account default/builder: serviceaccount \"builder\" not found".into())
+    );
+
+    let mut p = pod("prio", json!({}));
+    p.spec.as_mut().unwrap().priority_class_name = Some("high".into());
+    assert_eq!(
+        api_err(pods.create(&PostParams::default(), &p).await),
+        (403, "Forbidden".into(), "pods \"prio\" is forbidden: no PriorityClass with name high was found".into())
+    );
+    p.spec.as_mut().unwrap().priority_class_name = Some("system-node-critical".into());
+    let created = pods.create(&PostParams::default(), &p).await.unwrap();
+    assert_eq!(created.spec.unwrap().priority, Some(2_000_001_000));
+
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "mounts"},
+        "spec": {
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "busybox", "volumeMounts": [
+                {"name": "data", "mountPath": "/data"}, {"name": "data", "mountPath": "/data"}
+            ]}],
+        },
+    }))
+    .unwrap();
+    assert_eq!(
+        api_err(pods.create(&PostParams::default(), &p).await),
+        (422, "Invalid".into(), "Pod \"mounts\" is invalid: spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/data\": must be unique".into())
+    );
+
+    // Optimistic concurrency: a stale resourceVersion conflicts.
+    let first = pods.create(&PostParams::default(), &pod("cas", json!({}))).await.unwrap();
+    let mut changed = first.clone();
+    changed.metadata.labels = Some([("v".to_owned(), "2".to_owned())].into());
+    pods.replace("cas", &PostParams::default(), &changed).await.unwrap();
+    let (code, reason, message) = api_err(pods.replace("cas", &PostParams::default(), &changed).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert_eq!(message, "Operation cannot be fulfilled on pods \"cas\": the object has been modified; please apply your changes to the latest version and try again");
+
+    // The default namespace is immortal.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    match nss.delete("default", &DeleteParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.message, "namespaces \"default\" is forbidden: this namespace may not be deleted"),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespace_delete_removes_contents_and_watch_follows_selectors() {
+    let (server, client) = start().await;
+    create_ns(&client, "tmp").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "tmp");
+    let rv = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let wp = WatchParams::default().labels("app=x").timeout(30);
+    let mut stream = pods.watch(&wp, &rv).await.unwrap().boxed();
+    pods.create(&PostParams::default(), &pod("a", json!({"app": "x"}))).await.unwrap();
+    pods.create(&PostParams::default(), &pod("b", json!({"app": "y"}))).await.unwrap();
+    // a leaves the selector (DELETED for this watch), b enters it (ADDED).
+    pods.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "z"}}}))).await.unwrap();
+    pods.patch("b", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete("tmp", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.expect("in time").unwrap().unwrap();
+        let (t, p) = match ev {
+            WatchEvent::Added(p) => ("ADDED", p),
+            WatchEvent::Modified(p) => ("MODIFIED", p),
+            WatchEvent::Deleted(p) => ("DELETED", p),
+            _ => continue,
+        };
+        seen.push(format!("{t} {}", p.metadata.name.unwrap()));
+    }
+    assert_eq!(seen, ["ADDED a", "DELETED a", "ADDED b", "DELETED b"]);
+    assert!(matches!(pods.get("b").await, Err(kube::Error::Api(s)) if s.code == 404));
+    assert!(matches!(nss.get("tmp").await, Err(kube::Error::Api(s)) if s.code == 404));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_timeout_ends_stream_and_logs_without_node_source() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let started = std::time::Instant::now();
+    let events: Vec<_> = pods.watch(&WatchParams::default().timeout(1), "0").await.unwrap().collect().await;
+    assert!(events.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    pods.create(&PostParams::default(), &pod("nolog", json!({}))).await.unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "nolog"}, "target": {"kind": "Node", "name": "ghost"}});
+    let _: Value = pods.create_subresource("binding", "nolog", &PostParams::default(), &binding).await.unwrap();
+    match pods.logs("nolog", &LogParams { container: Some("main".into()), ..Default::default() }).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.message.as_str()), (400, "container \"main\" in pod \"nolog\" is waiting to start: ContainerCreating"))
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn discovery_documents() {
+    let (server, client) = start().await;
+    let token = server.token().to_owned();
+    let (code, body) = raw(&server, "GET", "/api/v1", Some(&token), None).await;
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let pods = v["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+    assert_eq!(pods["kind"], "Pod");
+    assert_eq!(pods["namespaced"], true);
+    assert_eq!(pods["shortNames"], json!(["po"]));
+    assert!(v["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/log"));
+    let (code, body) = raw(&server, "GET", "/apis", Some(&token), None).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("events.k8s.io"), "{body}");
+    for path in ["/healthz", "/readyz", "/livez"] {
+        assert_eq!(raw(&server, "GET", path, None, None).await, (200, "ok".to_owned()));
+    }
+    // The kubeconfig's server URL carries the token for clients that send no Authorization.
+    let prefix = server.kubeconfig_server().trim_start_matches(&server.url()).to_owned();
+    assert_eq!(raw(&server, "GET", &format!("{prefix}/api/v1/namespaces/default"), None, None).await.0, 200);
+    assert_eq!(raw(&server, "GET", "/sgsim/wrong/api/v1/namespaces/default", None, None).await.0, 401);
+    let ver = client.apiserver_version().await.unwrap();
+    assert_eq!(ver.git_version, "v1.37.0-sgsim");
+    server.shutdown().await;
+}

@@ -85,7 +85,7 @@ async fn setup() -> Option<(ApiServerHandle, kube::Client, PathBuf)> {
         "spec": {"containers": [{"name": "step", "image": "busybox:1.36"}]},
     }))
     .unwrap();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let uid = pods.create(&PostParams::default(), &pod).await.unwrap().metadata.uid.unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "node-1"}});
     let _: Value = pods.create_subresource("binding", "web", &PostParams::default(), &binding).await.unwrap();
     let status = json!({"status": {"phase": "Running", "podIP": "10.244.1.2", "containerStatuses": [
@@ -95,7 +95,7 @@ async fn setup() -> Option<(ApiServerHandle, kube::Client, PathBuf)> {
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let ev: Event = serde_json::from_value(json!({
         "metadata": {"name": "web.1"},
-        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default", "uid": uid, "apiVersion": "v1"},
         "reason": "Scheduled", "type": "Normal", "message": "Successfully assigned default/web to node-1",
         "source": {"component": "default-scheduler"},
     }))
@@ -151,6 +151,26 @@ async fn kubectl_get_pods_events_namespaces() {
     let (ok, out, err) = k.run(&["version", "-o", "json"]).await;
     assert!(ok, "{err}");
     assert!(out.contains("v1.37.0-sgsim"), "{out}");
+
+    let (ok, out, err) = k.run(&["describe", "pod", "web"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("Node:             node-1/") || out.contains("node-1"), "{out}");
+    assert!(out.contains("Successfully assigned default/web to node-1"), "{out}");
+
+    // apply needs /openapi/v3 (field validation support) and strategic merge patch.
+    let manifest = k.dir.join("pod.yaml");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: applied\n  labels: {app: one}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    std::fs::write(&manifest, yaml).unwrap();
+    let (ok, out, err) = k.run(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("pod/applied created"), "{out}");
+    std::fs::write(&manifest, yaml.replace("app: one", "app: two")).unwrap();
+    let (ok, out, err) = k.run(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("pod/applied configured"), "{out}");
+    let (ok, out, err) = k.run(&["get", "pods", "-l", "app=two", "-o", "name"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pod/applied");
 
     let (ok, out, err) = k.run(&["delete", "pod", "web", "-n", "default"]).await;
     assert!(ok, "{err}");

@@ -429,9 +429,18 @@ pub fn admit_other(kind: &str, obj: &mut Value) {
                 set_default(m, "type", json!("Opaque"));
             }
         }
-        "Node" => {
-            let spec = obj_mut(obj, "spec");
-            let _ = spec;
+        "Event" => {
+            // Fields core/v1 Event always serializes (Go zero values).
+            if let Some(m) = obj.as_object_mut() {
+                set_default(m, "involvedObject", json!({}));
+                set_default(m, "source", json!({}));
+                for k in ["firstTimestamp", "lastTimestamp", "eventTime"] {
+                    m.entry(k).or_insert(Value::Null);
+                }
+                for k in ["reportingComponent", "reportingInstance"] {
+                    set_default(m, k, json!(""));
+                }
+            }
         }
         "PriorityClass" => {
             if let Some(m) = obj.as_object_mut() {

@@ -70,6 +70,13 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
             }),
         )
         .route(&r("/apis/{group}/{version}/{*rest}"), any(group_handler))
+        .route(&r("/openapi/v3"), get(|| async { json_ok(&resources::openapi_v3_index()) }))
+        .route(&r("/openapi/v3/api/{version}"), get(|Path(p): PathParams| async move {
+            discovery(resources::openapi_v3_group("", &param(&p, "version")))
+        }))
+        .route(&r("/openapi/v3/apis/{group}/{version}"), get(|Path(p): PathParams| async move {
+            discovery(resources::openapi_v3_group(&param(&p, "group"), &param(&p, "version")))
+        }))
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
     let public = Router::new()
         .route(&r("/version"), get(version))
@@ -272,8 +279,9 @@ async fn dispatch(
         (&Method::POST, None, None) => create(&app, t.def, &ns, &body),
         (&Method::POST, Some(name), Some("binding")) => bind(&app, &ns, name, &parse_body(&body)?),
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
-            let obj: Value = parse_body(&body)?;
-            update(&app, t.def, &ns, name, sub, obj, None)
+            let obj = t.def.ingest(parse_body(&body)?);
+            let stored = update_value(&app, t.def.core(), &ns, name, sub, obj, None)?;
+            Ok(json_ok(&t.def.present(&stored)))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -313,14 +321,14 @@ fn with_type(def: &ResourceDef, obj: &Value) -> Value {
 }
 
 fn get_object(app: &App, def: &'static ResourceDef, ns: &str, name: &str, shape: Shape) -> Result<Response, ApiError> {
-    let obj = app.store.transact(|t| t.get(def.id, ns, name));
+    let obj = app.store.transact(|t| t.get(def.storage, ns, name));
     let obj = obj.ok_or_else(|| status::not_found(def.group, def.plural, name))?;
     Ok(json_ok(&table::render_one(def, &obj, shape)))
 }
 
 fn list(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(t.def, q)?;
-    let (items, rv) = app.store.transact(|txn| (txn.list(t.def.id, t.ns.as_deref()), txn.rv()));
+    let (items, rv) = app.store.transact(|txn| (txn.list(t.def.storage, t.ns.as_deref()), txn.rv()));
     let items: Vec<Arc<Value>> = items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)).collect();
     Ok(json_ok(&table::render_list(t.def, &items, rv, shape)))
 }
@@ -349,7 +357,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
         Bytes::from(line)
     };
     let matches = move |ev: &WatchEvent| -> Option<(&'static str, Arc<Value>)> {
-        if ev.resource != def.id || ns.as_deref().is_some_and(|n| n != ev.namespace) {
+        if ev.resource != def.storage || ns.as_deref().is_some_and(|n| n != ev.namespace) {
             return None;
         }
         let m = |o: &Value| ls.matches(o) && fs.matches(o);
@@ -367,7 +375,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
             }
         }
     };
-    let sub = match app.store.subscribe(def.id, since) {
+    let sub = match app.store.subscribe(def.storage, since) {
         Ok(s) => s,
         Err(e) => {
             // Kubernetes reports an expired resourceVersion as an ERROR watch event.
@@ -558,9 +566,9 @@ pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str) {
 }
 
 fn create(app: &App, def: &'static ResourceDef, ns: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let obj = parse_body(body)?;
-    let stored = create_value(app, def, ns, obj)?;
-    Ok(json_response(StatusCode::CREATED, &stored))
+    let obj = def.ingest(parse_body(body)?);
+    let stored = create_value(app, def.core(), ns, obj)?;
+    Ok(json_response(StatusCode::CREATED, &def.present(&stored)))
 }
 
 fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<Response, ApiError> {
@@ -638,7 +646,7 @@ fn conflict_modified(def: &ResourceDef, name: &str) -> ApiError {
 }
 
 /// Replaces an object (or its status); `expect_rv` overrides the body's resourceVersion check.
-fn update(
+fn update_value(
     app: &App,
     def: &'static ResourceDef,
     ns: &str,
@@ -646,7 +654,7 @@ fn update(
     sub: Option<&str>,
     mut obj: Value,
     expect_rv: Option<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
         return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
     }
@@ -713,7 +721,7 @@ fn update(
         }
         Ok(txn.update(def.id, ns_key, name, new).expect("object exists in this transaction"))
     })?;
-    Ok(json_ok(&stored))
+    Ok(stored)
 }
 
 fn patch_object(
@@ -727,31 +735,32 @@ fn patch_object(
 ) -> Result<Response, ApiError> {
     let ns_key = if def.namespaced { ns } else { "" };
     for _ in 0..16 {
-        let Some(old) = app.store.transact(|t| t.get(def.id, ns_key, name)) else {
+        let Some(old) = app.store.transact(|t| t.get(def.storage, ns_key, name)) else {
             if pt == PatchType::Apply && sub.is_none() {
                 let mut obj = patch::apply(pt, &json!({}), body)?;
                 obj["metadata"]["name"] = json!(name);
-                let stored = create_value(app, def, ns, obj)?;
-                return Ok(json_response(StatusCode::CREATED, &stored));
+                let stored = create_value(app, def.core(), ns, def.ingest(obj))?;
+                return Ok(json_response(StatusCode::CREATED, &def.present(&stored)));
             }
             return Err(status::not_found(def.group, def.plural, name));
         };
         let old_rv = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let patched = patch::apply(pt, &old, body)?;
+        let patched = patch::apply(pt, &def.present(&old), body)?;
         let requested_rv =
             patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
         let explicit = !requested_rv.is_empty() && requested_rv != old_rv;
         let expect = if explicit { requested_rv } else { old_rv };
-        match update(app, def, ns, name, sub, patched, Some(expect)) {
+        match update_value(app, def.core(), ns, name, sub, def.ingest(patched), Some(expect)) {
             // A concurrent write between read and update: retry unless the client asked for a version.
             Err(ApiError::Conflict { .. }) if !explicit => continue,
-            other => return other,
+            other => return other.map(|stored| json_ok(&def.present(&stored))),
         }
     }
     Err(conflict_modified(def, name))
 }
 
 fn delete(app: &App, def: &'static ResourceDef, ns: &str, name: &str, body: &[u8], q: &Params) -> Result<Response, ApiError> {
+    let def = def.core();
     let opts: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(body).unwrap_or(json!({})) };
     let grace = opts
         .get("gracePeriodSeconds")
@@ -781,6 +790,13 @@ fn delete(app: &App, def: &'static ResourceDef, ns: &str, name: &str, body: &[u8
                     ),
                 });
             }
+        }
+        if def.id == "namespaces" && matches!(name, "default" | "kube-system" | "kube-public") {
+            return Err(ApiError::Forbidden {
+                resource: GroupResource::new("", "namespaces"),
+                name: name.to_owned(),
+                detail: "this namespace may not be deleted".into(),
+            });
         }
         let mut last = (*old).clone();
         if def.id == "pods" || def.id == "namespaces" {
@@ -813,7 +829,8 @@ fn delete(app: &App, def: &'static ResourceDef, ns: &str, name: &str, body: &[u8
 
 fn delete_collection(app: &App, t: &Target, q: &Params) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(t.def, q)?;
-    let def = t.def;
+    let view = t.def;
+    let def = t.def.core();
     let (items, rv) = app.store.transact(|txn| {
         let mut out = Vec::new();
         for o in txn.list(def.id, t.ns.as_deref()) {
@@ -830,7 +847,7 @@ fn delete_collection(app: &App, t: &Target, q: &Params) -> Result<Response, ApiE
         }
         (out, txn.rv())
     });
-    Ok(json_ok(&table::render_list(def, &items, rv, Shape::Plain)))
+    Ok(json_ok(&table::render_list(view, &items, rv, Shape::Plain)))
 }
 
 fn log_error(e: LogError) -> ApiError {
@@ -865,14 +882,14 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
         match (default, containers.as_slice()) {
             (Some(d), _) => d,
             (None, [one]) => one.clone(),
+            (None, []) => {
+                return Err(ApiError::BadRequest(format!("a container name must be specified for pod {name}")));
+            }
             _ => {
                 let mut msg =
                     format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
                 if !init.is_empty() {
                     msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
-                }
-                if !ephemeral.is_empty() {
-                    msg.push_str(&format!(" or one of the ephemeral containers: [{}]", ephemeral.join(" ")));
                 }
                 return Err(ApiError::BadRequest(msg));
             }

@@ -44,9 +44,40 @@ pub struct ResourceDef {
     pub has_status: bool,
     /// Whether the resource is stored (false: create-only virtual resources like `bindings`).
     pub stored: bool,
+    /// Store id holding the objects (differs from `id` for a view such as events.k8s.io/v1).
+    pub storage: &'static str,
 }
 
 impl ResourceDef {
+    /// Whether this resource is another version's view of a stored resource.
+    pub fn is_view(&self) -> bool {
+        self.storage != self.id
+    }
+
+    /// The resource definition owning the stored objects.
+    pub fn core(&'static self) -> &'static ResourceDef {
+        if self.is_view() { by_id(self.storage).unwrap_or(self) } else { self }
+    }
+
+    /// A stored object as this resource serves it (converted, `apiVersion`/`kind` set).
+    pub fn present(&self, stored: &Value) -> Value {
+        if self.id == "events.events.k8s.io" {
+            return super::convert::event_to_events_v1(stored);
+        }
+        let mut o = stored.clone();
+        o["apiVersion"] = json!(self.api_version());
+        o["kind"] = json!(self.kind);
+        o
+    }
+
+    /// A request body of this resource converted to the stored representation.
+    pub fn ingest(&self, body: Value) -> Value {
+        if self.id == "events.events.k8s.io" {
+            return super::convert::events_v1_to_event(&body);
+        }
+        body
+    }
+
     /// `apiVersion` of objects of this resource.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -78,6 +109,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         field_labels: &[],
         has_status: false,
+        storage: "bindings",
         stored: false,
     },
     ResourceDef {
@@ -94,6 +126,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         field_labels: &[],
         has_status: false,
+        storage: "configmaps",
         stored: true,
     },
     ResourceDef {
@@ -122,6 +155,7 @@ pub static RESOURCES: &[ResourceDef] = &[
             "type",
         ],
         has_status: false,
+        storage: "events",
         stored: true,
     },
     ResourceDef {
@@ -141,6 +175,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         ],
         field_labels: &["status.phase"],
         has_status: true,
+        storage: "namespaces",
         stored: true,
     },
     ResourceDef {
@@ -157,6 +192,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[SubresourceDef { name: "status", kind: "Node", verbs: &["get", "patch", "update"] }],
         field_labels: &["spec.unschedulable"],
         has_status: true,
+        storage: "nodes",
         stored: true,
     },
     ResourceDef {
@@ -177,6 +213,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         }],
         field_labels: &[],
         has_status: true,
+        storage: "persistentvolumeclaims",
         stored: true,
     },
     ResourceDef {
@@ -197,6 +234,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         }],
         field_labels: &[],
         has_status: true,
+        storage: "persistentvolumes",
         stored: true,
     },
     ResourceDef {
@@ -227,6 +265,7 @@ pub static RESOURCES: &[ResourceDef] = &[
             "status.nominatedNodeName",
         ],
         has_status: true,
+        storage: "pods",
         stored: true,
     },
     ResourceDef {
@@ -243,6 +282,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         field_labels: &["type"],
         has_status: false,
+        storage: "secrets",
         stored: true,
     },
     ResourceDef {
@@ -259,6 +299,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         field_labels: &[],
         has_status: false,
+        storage: "serviceaccounts",
         stored: true,
     },
     ResourceDef {
@@ -275,6 +316,35 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[STATUS],
         field_labels: &[],
         has_status: true,
+        storage: "services",
+        stored: true,
+    },
+    ResourceDef {
+        id: "events.events.k8s.io",
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        verbs: ALL_VERBS,
+        categories: &[],
+        subresources: &[],
+        field_labels: &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        has_status: false,
+        storage: "events",
         stored: true,
     },
     ResourceDef {
@@ -291,12 +361,13 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         field_labels: &[],
         has_status: false,
+        storage: "priorityclasses.scheduling.k8s.io",
         stored: true,
     },
 ];
 
 /// Groups served under `/apis`, with their single version.
-pub static GROUPS: &[(&str, &str)] = &[("scheduling.k8s.io", "v1")];
+pub static GROUPS: &[(&str, &str)] = &[("events.k8s.io", "v1"), ("scheduling.k8s.io", "v1")];
 
 /// Looks a resource up by group, version and plural.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
@@ -365,4 +436,64 @@ pub fn api_group_list() -> Value {
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/openapi/v3` index: one entry per served group version.
+pub fn openapi_v3_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert("api/v1".into(), json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", openapi_hash("", "v1"))}));
+    for (g, v) in GROUPS {
+        paths.insert(
+            format!("apis/{g}/{v}"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash={}", openapi_hash(g, v))}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+fn openapi_hash(group: &str, version: &str) -> String {
+    use sha2::Digest;
+    let doc = openapi_v3_group(group, version).map(|d| d.to_string()).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(doc.as_bytes())).to_uppercase()[..32].to_owned()
+}
+
+/// A minimal OpenAPI v3 document of one group version: every object path with its verbs, the
+/// `x-kubernetes-group-version-kind` extension and the `fieldValidation` query parameter, which
+/// is what kubectl looks for before using server-side field validation. No schemas.
+pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
+    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let mut paths = serde_json::Map::new();
+    let mut any = false;
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version && r.stored) {
+        any = true;
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let field_validation = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        let op = |verb: &str| {
+            json!({
+                "operationId": format!("{verb}{}", r.kind),
+                "parameters": [field_validation],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": verb,
+                "x-kubernetes-group-version-kind": gvk,
+            })
+        };
+        let collection = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+        } else {
+            format!("{base}/{}", r.plural)
+        };
+        paths.insert(collection.clone(), json!({"get": op("list"), "post": op("post")}));
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+        );
+    }
+    any.then(|| {
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.37.0"},
+            "paths": paths,
+            "components": {"schemas": {}},
+        })
+    })
 }

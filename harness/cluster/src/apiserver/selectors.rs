@@ -123,7 +123,8 @@ impl FieldSelector {
                     "field label not supported: {field}"
                 )));
             }
-            terms.push((field.to_owned(), eq, value.trim().to_owned()));
+            let stored_field = if def.is_view() { super::convert::events_v1_field(field) } else { field.to_owned() };
+            terms.push((stored_field, eq, value.trim().to_owned()));
         }
         Ok(Self(terms))
     }

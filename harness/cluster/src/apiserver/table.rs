@@ -59,10 +59,7 @@ impl Shape {
 }
 
 fn typed(def: &ResourceDef, obj: &Value) -> Value {
-    let mut o = obj.clone();
-    o["apiVersion"] = json!(def.api_version());
-    o["kind"] = json!(def.kind);
-    o
+    def.present(obj)
 }
 
 fn partial(obj: &Value) -> Value {
@@ -89,7 +86,7 @@ pub fn render_list(def: &ResourceDef, items: &[Arc<Value>], rv: u64, shape: Shap
             let items: Vec<Value> = items
                 .iter()
                 .map(|o| {
-                    let mut o = (**o).clone();
+                    let mut o = def.present(o);
                     if let Some(m) = o.as_object_mut() {
                         m.remove("apiVersion");
                         m.remove("kind");
@@ -139,7 +136,7 @@ fn age_of(o: &Value) -> String {
 fn columns(def: &ResourceDef) -> Vec<Value> {
     let name = col("Name", "string", "name", 0, NAME_DESC);
     let age = col("Age", "string", "", 0, AGE_DESC);
-    match def.id {
+    match def.storage {
         "pods" => vec![
             name,
             col("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
@@ -219,7 +216,7 @@ fn count_keys(o: &Value, keys: &[&str]) -> i64 {
 
 fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
-    match def.id {
+    match def.storage {
         "pods" => pod_cells(o),
         "events" => event_cells(o),
         "namespaces" => vec![name, json!(s(o, "/status/phase")), json!(age_of(o))],
