@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -350,8 +350,8 @@ async fn serve_proxy(listener: std::os::unix::net::UnixListener, target: DaemonA
     }
 }
 
-trait Stream2: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream2 for T {}
+trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 
 async fn proxy_connection(
     mut client: tokio::net::UnixStream,
@@ -372,7 +372,7 @@ async fn proxy_connection(
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let rewritten = rewrite_request_head(&head, version);
-    let mut upstream: Box<dyn Stream2> = match target {
+    let mut upstream: Box<dyn ByteStream> = match target {
         DaemonAddr::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await?),
         DaemonAddr::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a.as_str()).await?),
     };
@@ -576,11 +576,6 @@ async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
         .remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
         .await;
     mode
-}
-
-/// True when `path` is a unix socket that accepts connections.
-pub fn socket_answers(path: &Path) -> bool {
-    StdUnixStream::connect(path).is_ok()
 }
 
 #[cfg(test)]

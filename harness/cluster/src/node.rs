@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::VolumeCreateRequest;
-use bollard::query_parameters::RemoveVolumeOptionsBuilder;
+use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Taint;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -59,10 +60,12 @@ pub enum NodeError {
         source: bollard::errors::Error,
     },
     /// testcontainers could not start the node or it did not become ready.
-    #[error("node {node} did not start")]
+    #[error("node {node} did not start; its log ends with:\n{log}")]
     Start {
         /// The node name.
         node: String,
+        /// The last lines of the node container's log (empty if there was none).
+        log: String,
         /// What testcontainers reported.
         #[source]
         source: testcontainers::TestcontainersError,
@@ -258,15 +261,24 @@ impl Node {
                 Mount::bind_mount(dir.to_string_lossy().into_owned(), "/run/sgsim"),
             ],
         };
-        let container = node_image
+        let started_container = node_image
             .with_container_name(container_name.clone())
             .with_hostname(spec.name.clone())
             .with_labels(ctx.labels())
             .with_startup_timeout(NODE_STARTUP_TIMEOUT)
             .with_host_config_modifier(move |hc| docker::apply_privileged_for(hc, mode, api_version))
             .start()
-            .await
-            .map_err(|source| NodeError::Start { node: spec.name.clone(), source })?;
+            .await;
+        let container = match started_container {
+            Ok(c) => c,
+            Err(source) => {
+                // testcontainers leaves a container behind when starting it fails.
+                let log = log_tail(&host, &container_name, 30).await;
+                let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+                let _ = host.remove_container(&container_name, Some(opts)).await;
+                return Err(NodeError::Start { node: spec.name.clone(), log, source });
+            }
+        };
         let container_id = container.id().to_string();
 
         let docker = docker::connect(&DaemonAddr::Unix(dir.join("docker.sock")))
@@ -416,6 +428,17 @@ impl Drop for Node {
         remove_cgroups(&self.container_name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The last `lines` lines of a container's log (stdout and stderr), or "" if unavailable.
+async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
+    let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+    let mut stream = docker.logs(container, Some(opts));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&chunk.to_string());
+    }
+    text
 }
 
 /// Where the cgroups of a node's pod containers go (cgroup v1, cgroupfs driver): the node's
