@@ -472,3 +472,55 @@ async fn unschedulable(client: &kube::Client, state: &mut State, pod: &Pod, msg:
         tracing::debug!(error = %e, "could not set PodScheduled=False");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        let mut spec = spec;
+        spec["containers"] = serde_json::json!([{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]);
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
+    }
+
+    #[test]
+    fn tolerations() {
+        let t = Taint { key: "k".into(), value: Some("v".into()), effect: "NoSchedule".into(), time_added: None };
+        let tol = |v: serde_json::Value| -> Toleration { serde_json::from_value(v).unwrap() };
+        assert!(tolerates(&tol(serde_json::json!({"key": "k", "value": "v"})), &t));
+        assert!(tolerates(&tol(serde_json::json!({"key": "k", "operator": "Exists"})), &t));
+        assert!(tolerates(&tol(serde_json::json!({"operator": "Exists"})), &t));
+        assert!(!tolerates(&tol(serde_json::json!({"key": "k", "value": "w"})), &t));
+        assert!(!tolerates(&tol(serde_json::json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})), &t));
+    }
+
+    #[test]
+    fn filters_in_kubernetes_order() {
+        let m = messages::DEFAULT;
+        let n = node(serde_json::json!({
+            "metadata": {"name": "n", "labels": {"zone": "a", "size": "4"}},
+            "spec": {"taints": [{"key": "t", "value": "x", "effect": "NoExecute"}, {"key": "soft", "effect": "PreferNoSchedule"}]},
+            "status": {"allocatable": {"cpu": "1", "memory": "2Gi", "pods": "2"}},
+        }));
+        let used = BTreeMap::from([("cpu".to_string(), 600)]);
+        // Taint first.
+        let err = filter(m, &pod(serde_json::json!({})), &n, &BTreeMap::new(), 0).unwrap_err();
+        assert_eq!(err, (vec!["node(s) had untolerated taint {t: x}".to_string()], false));
+        let tol = serde_json::json!([{"key": "t", "operator": "Exists"}]);
+        // Then affinity.
+        let p = pod(serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "size", "operator": "Gt", "values": ["8"]}]}]}}}}));
+        assert_eq!(filter(m, &p, &n, &BTreeMap::new(), 0).unwrap_err().0[0], "node(s) didn't match Pod's node affinity/selector");
+        let p = pod(serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}}}));
+        assert!(filter(m, &p, &n, &BTreeMap::new(), 0).is_ok());
+        // Then resources, all insufficient ones reported.
+        assert_eq!(filter(m, &p, &n, &used, 2).unwrap_err(), (vec!["Too many pods".to_string(), "Insufficient cpu".to_string()], true));
+        let unsched = node(serde_json::json!({"metadata": {"name": "u"}, "spec": {"unschedulable": true}}));
+        assert_eq!(filter(m, &p, &unsched, &BTreeMap::new(), 0).unwrap_err().0[0], "node(s) were unschedulable");
+    }
+}
