@@ -131,8 +131,10 @@ pub struct K8sInfra {
     pub os: Option<String>,
     /// Docker connector for the product's own images (default `account.harnessImage`).
     pub harness_image_connector_ref: Option<String>,
-    /// podSpecOverlay (raw YAML text, kept for later).
+    /// podSpecOverlay as written (YAML text).
     pub pod_spec_overlay: Option<String>,
+    /// podSpecOverlay parsed (a PodSpec fragment merged into the rendered pod spec).
+    pub pod_spec_overlay_json: Option<serde_json::Value>,
     /// User volumes.
     pub volumes: Vec<Volume>,
     /// Pod labels (user's).

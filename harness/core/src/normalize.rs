@@ -172,6 +172,14 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
     Some(("harnesscd-".len() + id_len + 1 + 8, format!("harnesscd-{}-<pod-suffix>", &rest[..id_len])))
 }
 
+/// `kube-api-access-<5 random chars>`: the projected service-account token volume the API server
+/// adds to every pod (its suffix is random, as in Kubernetes).
+fn match_token_volume(s: &str) -> Option<(usize, String)> {
+    let rest = s.strip_prefix("kube-api-access-")?;
+    let n = rest.bytes().take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit()).count();
+    (n == 5).then(|| ("kube-api-access-".len() + 5, "kube-api-access-<suffix>".to_string()))
+}
+
 fn match_ipv4(s: &str) -> Option<usize> {
     let mut i = 0;
     for part in 0..4 {
@@ -265,6 +273,7 @@ pub fn normalize_text(text: &str) -> String {
     let t = replace_all(&t, false, match_container_id);
     let t = replace_all(&t, false, |s| match_uid(s).map(|n| (n, "<uid>".to_string())));
     let t = replace_all(&t, false, match_pod_name);
+    let t = replace_all(&t, false, match_token_volume);
     let t = replace_all(&t, true, |s| match_ipv4(s).map(|n| (n, "<ip>".to_string())));
     let t = replace_all(&t, true, |s| match_duration(s).map(|n| (n, "<duration>".to_string())));
     replace_rv(&t)
@@ -360,6 +369,7 @@ pub fn normalize_pod(pod: &Pod) -> Pod {
 pub fn pod_yaml(pod: &Pod, secrets: &[String]) -> Result<String, NormalizeError> {
     let p = normalize_pod(pod);
     let y = serde_saphyr::to_string(&p).map_err(NormalizeError::Serialize)?;
+    let y = replace_all(&y, false, match_token_volume);
     Ok(mask_secrets(&y, secrets))
 }
 
@@ -378,6 +388,8 @@ mod tests {
         assert_eq!(normalize_text("at 2026-11-24T08:21:52.123456Z ok"), "at <timestamp> ok");
         assert_eq!(normalize_text("at 2026-11-24T08:21:52+02:00"), "at <timestamp>");
         assert_eq!(normalize_text("pod ip 10.244.0.5:8080"), "pod ip <ip>:8080");
+        assert_eq!(normalize_text("name: kube-api-access-hphzh"), "name: kube-api-access-<suffix>");
+        assert_eq!(normalize_text("kube-api-access-toolong1"), "kube-api-access-toolong1");
         assert_eq!(normalize_text("image harness/ci-addon:1.16.8"), "image harness/ci-addon:1.16.8");
         let id = "a".repeat(64);
         assert_eq!(normalize_text(&format!("docker://{id}")), "docker://<container-id>");

@@ -366,7 +366,9 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
         ctx.err(pos, format!("`os` must be one of Linux, Windows, MacOS, found `{os}`"));
     }
     infra.harness_image_connector_ref = ctx.str_field(spec, "harnessImageConnectorRef", fqn);
-    infra.pod_spec_overlay = ctx.str_field(spec, "podSpecOverlay", fqn);
+    if let Some(ov) = spec.get("podSpecOverlay") {
+        read_overlay(ctx, ov, &format!("{fqn}.podSpecOverlay"), &mut infra);
+    }
     infra.labels = ctx.str_map(spec, "labels", fqn).into_iter().collect();
     infra.annotations = ctx.str_map(spec, "annotations", fqn).into_iter().collect();
     infra.init_timeout = ctx.str_field(spec, "initTimeout", fqn);
@@ -824,4 +826,42 @@ fn check_identifiers(ctx: &mut Ctx<'_>, group: &StepGroup) {
             names.insert(cname, s.identifier.clone());
         }
     }
+}
+
+/// podSpecOverlay: YAML text (or a mapping) holding a PodSpec fragment.
+fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra) {
+    let n = ctx.resolve(ov, fqn);
+    let json = match &n.value {
+        Value::Null => return,
+        Value::Map(_) => n.to_json(),
+        Value::Str(text) => {
+            infra.pod_spec_overlay = Some(text.clone());
+            if text.trim().is_empty() {
+                return;
+            }
+            match crate::yaml::parse(text) {
+                Ok(inner) if inner.as_map().is_some() => inner.to_json(),
+                Ok(inner) if inner.is_null() => return,
+                Ok(inner) => {
+                    ctx.err(n.pos, format!("`podSpecOverlay` must hold a mapping (a PodSpec fragment), found {}", inner.kind_name()));
+                    return;
+                }
+                Err(e) => {
+                    ctx.err(n.pos, format!("`podSpecOverlay` is not valid YAML: {} (line {} of the overlay)", e.message, e.pos.line));
+                    return;
+                }
+            }
+        }
+        _ => {
+            ctx.err(n.pos, format!("`podSpecOverlay` must be YAML text or a mapping, found {}", n.kind_name()));
+            return;
+        }
+    };
+    let mut probe = serde_json::json!({"containers": []});
+    crate::render::merge_overlay(&mut probe, &json);
+    if let Err(e) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(probe) {
+        ctx.err(n.pos, format!("`podSpecOverlay` is not a valid PodSpec fragment: {e}"));
+        return;
+    }
+    infra.pod_spec_overlay_json = Some(json);
 }

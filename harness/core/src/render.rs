@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SecretVolumeSource,
     SecurityContext, Toleration as K8sToleration, Volume as K8sVolume, VolumeMount,
 };
-use k8s_openapi::api::core::v1::ConfigMapVolumeSource;
+use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, LocalObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -370,7 +370,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
             toleration_seconds: t.toleration_seconds,
         })
         .collect();
+    let pull_secrets: Vec<LocalObjectReference> =
+        image_pull_secret_names(s).into_iter().map(|(name, _)| LocalObjectReference { name }).collect();
     let spec = PodSpec {
+        image_pull_secrets: (!pull_secrets.is_empty()).then_some(pull_secrets),
         restart_policy: Some("Never".into()),
         active_deadline_seconds: Some(86400),
         init_containers: Some(vec![setup_addon]),
@@ -385,6 +388,14 @@ pub fn render_pod(s: &Scenario) -> Pod {
         host_aliases: (!infra.host_names.is_empty())
             .then(|| vec![HostAlias { ip: "127.0.0.1".into(), hostnames: Some(infra.host_names.clone()) }]),
         ..Default::default()
+    };
+    let spec = match &infra.pod_spec_overlay_json {
+        Some(ov) => {
+            let mut v = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
+            merge_overlay(&mut v, ov);
+            serde_json::from_value(v).unwrap_or(spec)
+        }
+        None => spec,
     };
     Pod {
         metadata: ObjectMeta {
@@ -505,21 +516,23 @@ pub fn plan(s: &Scenario) -> ExecutionPlan {
         .map(|sp| sp.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
         .unwrap_or_default();
     let _ = prefix;
-    fn conv(nodes: &[StepNode], g: &StepGroup, ports: &BTreeMap<&str, u16>, images: &BTreeMap<String, String>, out: &mut Vec<PlanNode>) {
+    let aws = aws_env(s);
+    let cx = PlanCx { g, ports: &ports, images: &images, aws: &aws };
+    fn conv(nodes: &[StepNode], cx: &PlanCx<'_>, out: &mut Vec<PlanNode>) {
         for n in nodes {
             match n {
-                StepNode::Step(st) => out.push(PlanNode::Step(planned(st, g, ports, images))),
+                StepNode::Step(st) => out.push(PlanNode::Step(planned(st, cx))),
                 StepNode::Parallel(p) => {
                     let mut inner = Vec::new();
-                    conv(p, g, ports, images, &mut inner);
+                    conv(p, cx, &mut inner);
                     out.push(PlanNode::Parallel(inner));
                 }
-                StepNode::Group(ng) => conv(&ng.steps, g, ports, images, out),
+                StepNode::Group(ng) => conv(&ng.steps, cx, out),
             }
         }
     }
     let mut steps = Vec::new();
-    conv(&g.steps, g, &ports, &images, &mut steps);
+    conv(&g.steps, &cx, &mut steps);
     let ids = run_ids(s);
     ExecutionPlan {
         pod_name: ids.pod_name.clone(),
@@ -531,7 +544,49 @@ pub fn plan(s: &Scenario) -> ExecutionPlan {
     }
 }
 
-fn planned(st: &Step, g: &StepGroup, ports: &BTreeMap<&str, u16>, images: &BTreeMap<String, String>) -> PlannedStep {
+struct PlanCx<'a> {
+    g: &'a StepGroup,
+    ports: &'a BTreeMap<&'a str, u16>,
+    images: &'a BTreeMap<String, String>,
+    aws: &'a [(String, String)],
+}
+
+/// PLUGIN_AWS_* and PLUGIN_REGION from the scenario's first `Aws` connector (empty values when
+/// there is none: the image then uses the pod's service account).
+fn aws_env(s: &Scenario) -> Vec<(String, String)> {
+    let c = s.fixtures().connectors.iter().find(|c| c.connector_type == "Aws");
+    let secret = |r: &Option<String>| r.as_ref().and_then(|r| s.fixtures().harness_secrets.get(r)).cloned().unwrap_or_default();
+    vec![
+        ("PLUGIN_AWS_ACCESS_KEY".into(), c.and_then(|c| c.access_key.clone()).unwrap_or_default()),
+        ("PLUGIN_AWS_SECRET_KEY".into(), c.map(|c| secret(&c.secret_key_ref)).unwrap_or_default()),
+        ("PLUGIN_AWS_ROLE_ARN".into(), c.and_then(|c| c.cross_account_role_arn.clone()).unwrap_or_default()),
+        ("PLUGIN_AWS_STS_EXTERNAL_ID".into(), c.and_then(|c| c.external_id.clone()).unwrap_or_default()),
+        ("PLUGIN_REGION".into(), c.and_then(|c| c.region.clone()).unwrap_or_default()),
+    ]
+}
+
+/// Variables the product sets for AWS SAM and Serverless steps (besides the AWS ones).
+fn managed_keys(step_type: &str) -> &'static [&'static str] {
+    match step_type {
+        "AwsSamBuild" => &["PLUGIN_SAM_DIR", "PLUGIN_SAM_TEMPLATE_FILE_PATH", "PLUGIN_BUILD_COMMAND_OPTIONS"],
+        "AwsSamDeploy" | "AwsSamRollback" => {
+            &["PLUGIN_SAM_DIR", "PLUGIN_SAM_TEMPLATE_FILE_PATH", "PLUGIN_DEPLOY_COMMAND_OPTIONS", "PLUGIN_STACK_NAME"]
+        }
+        "ServerlessAwsLambdaPackageV2" => {
+            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE", "PLUGIN_PACKAGE_COMMAND_OPTIONS"]
+        }
+        "ServerlessAwsLambdaDeployV2" => {
+            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE", "PLUGIN_DEPLOY_COMMAND_OPTIONS"]
+        }
+        "ServerlessAwsLambdaPrepareRollbackV2" | "ServerlessAwsLambdaRollbackV2" => {
+            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE"]
+        }
+        _ => &[],
+    }
+}
+
+fn planned(st: &Step, cx: &PlanCx<'_>) -> PlannedStep {
+    let (g, ports, images) = (cx.g, cx.ports, cx.images);
     let kind = st.kind.unwrap_or(StepKind::Run);
     let has_container = kind != StepKind::NoContainer;
     let container = has_container.then(|| container_name(&st.identifier));
@@ -552,6 +607,31 @@ fn planned(st: &Step, g: &StepGroup, ports: &BTreeMap<&str, u16>, images: &BTree
                 o => o.to_string(),
             };
             env.push((format!("PLUGIN_{}", plugin_env_key(k)), val));
+        }
+        let keys = managed_keys(&st.step_type);
+        if !keys.is_empty() {
+            // Command options are lists of flags: space-separated.
+            for (k, v) in &st.settings {
+                if k.ends_with("CommandOptions")
+                    && let serde_json::Value::Array(a) = v
+                {
+                    let joined = a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(" ");
+                    let name = format!("PLUGIN_{}", plugin_env_key(k));
+                    if let Some(e) = env.iter_mut().find(|(n, _)| *n == name) {
+                        e.1 = joined;
+                    }
+                }
+            }
+            for k in keys {
+                if !env.iter().any(|(n, _)| n == k) {
+                    env.push((k.to_string(), String::new()));
+                }
+            }
+            for (k, v) in cx.aws {
+                if !env.iter().any(|(n, _)| n == k) {
+                    env.push((k.clone(), v.clone()));
+                }
+            }
         }
     }
     PlannedStep {
@@ -594,4 +674,106 @@ pub fn plugin_env_key(k: &str) -> String {
         }
     }
     out
+}
+
+/// The registry connector of each container of the pod, in pod order (setup-addon, steps,
+/// lite-engine): `(container name, connector identifier)`.
+pub fn container_connectors(s: &Scenario) -> Vec<(String, String)> {
+    let g = &s.step_group;
+    let harness = g.infra.harness_image_connector_ref.clone().unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.to_string());
+    let mut out = vec![("setup-addon".to_string(), harness.clone())];
+    for (st, _) in container_steps(g) {
+        let conn = match st.step_type.as_str() {
+            "Run" | "Background" | "Plugin" => st.connector_ref.clone(),
+            _ => {
+                let managed = crate::pipeline::SUPPORTED_STEP_TYPES.iter().any(|(_, _, d)| d.is_some() && *d == st.image.as_deref());
+                if managed { Some(harness.clone()) } else { st.connector_ref.clone() }
+            }
+        };
+        if let Some(c) = conn {
+            out.push((container_name(&st.identifier), c));
+        }
+    }
+    out.push(("lite-engine".to_string(), harness));
+    out
+}
+
+/// Names of the image pull secrets (`<pod>-image-<container>`) for containers whose registry
+/// connector authenticates (`auth: usernamePassword`), with that connector.
+pub fn image_pull_secret_names(s: &Scenario) -> Vec<(String, String)> {
+    let pod = pod_name(&s.step_group.identifier, s.seed());
+    container_connectors(s)
+        .into_iter()
+        .filter(|(_, c)| s.connector(c).is_some_and(|c| c.auth == "usernamePassword"))
+        .map(|(container, c)| (format!("{pod}-image-{container}"), c))
+        .collect()
+}
+
+/// The image pull Secrets the product creates beside the pod (type
+/// `kubernetes.io/dockerconfigjson`), for the containers of [`image_pull_secret_names`].
+pub fn image_pull_secrets(s: &Scenario) -> Vec<Secret> {
+    let mut out = Vec::new();
+    for (name, conn) in image_pull_secret_names(s) {
+        let Some(c) = s.connector(&conn) else { continue };
+        let user = c.username.clone().unwrap_or_default();
+        let pass = c.password_ref.as_ref().and_then(|r| s.fixtures().harness_secrets.get(r)).cloned().unwrap_or_default();
+        let registry = match c.url.as_deref().map(registry_prefix) {
+            Some(p) if !p.is_empty() => p.split('/').next().unwrap_or_default().to_string(),
+            _ => "https://index.docker.io/v1/".to_string(),
+        };
+        let auth = base64(format!("{user}:{pass}").as_bytes());
+        let cfg = serde_json::json!({"auths": {registry: {"username": user, "password": pass, "auth": auth}}});
+        out.push(Secret {
+            metadata: ObjectMeta { name: Some(name), namespace: Some(s.namespace().to_string()), ..Default::default() },
+            type_: Some("kubernetes.io/dockerconfigjson".into()),
+            data: Some(BTreeMap::from([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(cfg.to_string().into_bytes()))])),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+/// Merge a podSpecOverlay fragment into a PodSpec (as JSON): mappings merge recursively;
+/// `containers`, `initContainers` and `volumes` merge by `name` (unknown names are appended);
+/// other lists and scalars are replaced.
+pub fn merge_overlay(base: &mut serde_json::Value, overlay: &serde_json::Value) {
+    use serde_json::Value as J;
+    match (base, overlay) {
+        (J::Object(b), J::Object(o)) => {
+            for (k, ov) in o {
+                let by_name = matches!(k.as_str(), "containers" | "initContainers" | "volumes" | "ephemeralContainers");
+                match b.get_mut(k) {
+                    Some(J::Array(items)) if by_name && ov.is_array() => {
+                        for oi in ov.as_array().into_iter().flatten() {
+                            let name = oi.get("name").and_then(J::as_str);
+                            match items.iter_mut().find(|i| name.is_some() && i.get("name").and_then(J::as_str) == name) {
+                                Some(existing) => merge_overlay(existing, oi),
+                                None => items.push(oi.clone()),
+                            }
+                        }
+                    }
+                    Some(bv) if bv.is_object() && ov.is_object() => merge_overlay(bv, ov),
+                    _ => {
+                        b.insert(k.clone(), ov.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }

@@ -264,7 +264,8 @@ pub struct Scenario {
     pub stage: StageInfo,
     /// The selected containerized step group.
     pub step_group: StepGroup,
-    /// Every harness secret value used by the step group (to mask in logs).
+    /// Every harness secret value, to mask in logs (those the step group uses first, in order of
+    /// use, then the other values of fixtures.harnessSecrets).
     pub secrets: Vec<String>,
     /// Warnings (e.g. namespace not in fixtures).
     pub warnings: Diagnostics,
@@ -562,7 +563,17 @@ fn finish(
         pipeline,
         stage,
         step_group: group,
-        secrets: res.used_secrets.clone(),
+        secrets: {
+            // Every harness secret value is masked: first the ones the step group uses, in order
+            // of use, then the others.
+            let mut all = res.used_secrets.clone();
+            for v in res.secrets.values() {
+                if !v.is_empty() && !all.contains(v) {
+                    all.push(v.clone());
+                }
+            }
+            all
+        },
         warnings: diags,
     })
 }
@@ -793,6 +804,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
         "externalId",
         "region",
     ];
+    fx.harness_secrets = plain_map(ctx, f, "harnessSecrets");
     for n in list(ctx, f, "connectors") {
         if !ctx.strict_map(n, n.pos, CONNECTOR_FIELDS, "connector") {
             continue;
@@ -823,9 +835,21 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             let pos = n.get("auth").map(|x| x.pos).unwrap_or(n.pos);
             ctx.err(pos, format!("connector `auth` must be `anonymous` or `usernamePassword`, found `{}`", c.auth));
         }
+        if c.auth == "usernamePassword" && (c.username.is_none() || c.password_ref.is_none()) {
+            let pos = n.get("auth").map(|x| x.pos).unwrap_or(n.pos);
+            ctx.err(pos, "connector `auth: usernamePassword` needs `username` and `passwordRef`");
+        }
+        for key in ["passwordRef", "secretKeyRef"] {
+            if let Some(v) = n.get(key)
+                && let Some(r) = v.scalar_text()
+                && !fx.harness_secrets.contains_key(&r)
+            {
+                let hint = suggest(&r, fx.harness_secrets.keys().map(String::as_str)).map(|x| format!(", did you mean `{x}`?")).unwrap_or_default();
+                ctx.err(v.pos, format!("connector `{key}` names `{r}`, which is not in fixtures.harnessSecrets{hint}"));
+            }
+        }
         fx.connectors.push(c);
     }
-    fx.harness_secrets = plain_map(ctx, f, "harnessSecrets");
     if let Some(v) = f.get("inputs") {
         match v.as_map() {
             Some(entries) => {

@@ -83,7 +83,7 @@ impl Ctx<'_> {
                 return self.resolve_secrets_in(v);
             }
             if let Some(def) = input_default(t) {
-                return Node { value: Value::Str(def), pos: node.pos };
+                return Node { value: Value::Str(def), pos: node.pos, raw: None };
             }
             let known: Vec<&str> = self.res.inputs.keys().map(String::as_str).collect();
             let help = match suggest(fqn, known.iter().copied()) {
@@ -91,7 +91,7 @@ impl Ctx<'_> {
                 None => format!("add `\"{fqn}\": <value>` under fixtures.inputs"),
             };
             self.err_help(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value"), help);
-            return Node { value: Value::Null, pos: node.pos };
+            return Node { value: Value::Null, pos: node.pos, raw: None };
         }
         self.resolve_secrets_in(node.clone())
     }

@@ -48,6 +48,9 @@ pub struct Node {
     pub value: Value,
     /// Where it is.
     pub pos: Pos,
+    /// For numbers and booleans: the source text as written (`1.10`, `0x1F`, `True`), so a value
+    /// used as a string keeps its spelling.
+    pub raw: Option<String>,
 }
 
 /// A YAML syntax (or structure) error from the parser.
@@ -63,12 +66,17 @@ pub struct YamlError {
 impl Node {
     /// A node without position (for synthesized values).
     pub fn synthetic(value: Value) -> Self {
-        Node { value, pos: Pos::default() }
+        Node { value, pos: Pos::default(), raw: None }
     }
 
     /// The scalar as text (strings as-is, numbers and booleans formatted); `None` for
     /// null, sequences and mappings.
     pub fn scalar_text(&self) -> Option<String> {
+        if let Some(r) = &self.raw
+            && matches!(self.value, Value::Bool(_) | Value::Int(_) | Value::Float(_))
+        {
+            return Some(r.clone());
+        }
         match &self.value {
             Value::Str(s) => Some(s.clone()),
             Value::Bool(b) => Some(b.to_string()),
@@ -211,6 +219,10 @@ const PARSE_STACK: usize = 64 * 1024 * 1024;
 fn parse_with_depth(text: &str, max_depth: usize) -> Result<Node, YamlError> {
     let mut opts = serde_saphyr::options::Options::default();
     opts.with_snippet = false;
+    // YAML 1.2 booleans only (`y`, `yes`, `on` stay strings), and numbers with leading zeros
+    // (`007`) stay strings.
+    opts.strict_booleans = true;
+    opts.leading_zero_numbers_as_strings = true;
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = max_depth;
     opts.budget = Some(budget);
@@ -284,6 +296,14 @@ pub fn offset_of(text: &str, line: u32, col: u32) -> usize {
 
 fn from_spanned(sp: Spanned<Raw>, text: &str) -> Node {
     let pos = loc_pos(&sp.referenced, text);
+    let raw = match sp.value {
+        Raw::Bool(_) | Raw::Int(_) | Raw::Float(_) if pos.len > 0 => text
+            .get(pos.offset..pos.offset + pos.len)
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.contains(['\n', '*', '&', '!']))
+            .map(str::to_string),
+        _ => None,
+    };
     let value = match sp.value {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Bool(b),
@@ -298,7 +318,7 @@ fn from_spanned(sp: Spanned<Raw>, text: &str) -> Node {
                 .collect(),
         ),
     };
-    Node { value, pos }
+    Node { value, pos, raw }
 }
 
 /// Intermediate value deserialized by serde-saphyr.
@@ -402,6 +422,21 @@ mod tests {
         assert_eq!(&text[ck.pos.offset..ck.pos.offset + 1], "c");
         assert!(bv.get("d").unwrap().is_null());
         assert_eq!(n.get("a").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn scalars_keep_their_spelling() {
+        let n = parse("a: 1.10\nb: y\nc: yes\nd: 007\ne: true\nf: 0x1F\ng: \"1.10\"\nh: 12 # c\n").unwrap();
+        let t = |k: &str| n.get(k).unwrap().scalar_text().unwrap();
+        assert_eq!(t("a"), "1.10");
+        assert_eq!(t("b"), "y");
+        assert_eq!(t("c"), "yes");
+        assert_eq!(t("d"), "007");
+        assert_eq!(t("e"), "true");
+        assert_eq!(n.get("e").unwrap().value, Value::Bool(true));
+        assert_eq!(t("f"), "0x1F");
+        assert_eq!(t("g"), "1.10");
+        assert_eq!(t("h"), "12");
     }
 
     #[test]

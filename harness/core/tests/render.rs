@@ -341,3 +341,148 @@ fn pod_yaml_is_stable_and_masked() {
     assert!(y.contains("**************"));
     assert!(y.starts_with("apiVersion: v1\nkind: Pod\nmetadata:\n"), "{y}");
 }
+
+fn with_scenario(pipeline: &str, scenario: &str) -> Scenario {
+    let p = pipeline.to_string();
+    let loader = move |_: &str| Ok::<String, String>(p.clone());
+    load("s/scenario.yaml", scenario, &loader).unwrap_or_else(|e| panic!("{}", e.diagnostics().render_plain()))
+}
+
+#[test]
+fn image_pull_secrets_for_authenticated_connectors() {
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [harness-delegate-ng]
+  connectors:
+    - {identifier: k8s, type: KubernetesCluster}
+    - {identifier: account.harnessImage, type: DockerRegistry, url: \"https://registry.example.com/v2/\", auth: usernamePassword, username: bot, passwordRef: regpass}
+  harnessSecrets: {regpass: hunter2}
+";
+    let s = with_scenario(include_str!("fixtures/dind_pipeline.yaml"), scen);
+    let p = render_pod(&s);
+    let pod = p.metadata.name.clone().unwrap();
+    let refs: Vec<String> = p.spec.as_ref().unwrap().image_pull_secrets.clone().unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(
+        refs,
+        vec![
+            format!("{pod}-image-setup-addon"),
+            format!("{pod}-image-step-dind"),
+            format!("{pod}-image-step-dockerversion"),
+            format!("{pod}-image-lite-engine"),
+        ]
+    );
+    let secrets = sgsim_core::render::image_pull_secrets(&s);
+    assert_eq!(secrets.len(), 4);
+    assert_eq!(secrets[0].type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+    let cfg: serde_json::Value = serde_json::from_slice(&secrets[0].data.as_ref().unwrap()[".dockerconfigjson"].0).unwrap();
+    assert_eq!(cfg["auths"]["registry.example.com"]["auth"], "Ym90Omh1bnRlcjI=");
+    assert_eq!(init_image(&p), "registry.example.com/harness/ci-addon:1.16.8");
+    assert!(s.secrets.contains(&"hunter2".to_string()), "every harness secret is masked");
+    assert_eq!(sgsim_core::render::base64(b"ab"), "YWI=");
+    assert_eq!(sgsim_core::render::base64(b""), "");
+    // Anonymous connectors: no pull secrets.
+    assert!(render_pod(&dind()).spec.unwrap().image_pull_secrets.is_none());
+}
+
+fn init_image(p: &Pod) -> String {
+    p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].image.clone().unwrap()
+}
+
+#[test]
+fn aws_sam_steps_get_plugin_env() {
+    let pipeline = "pipeline:
+  identifier: sam
+  stages:
+    - stage:
+        identifier: deploy
+        type: Deployment
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: sam_group
+                  sharedPaths: [/var/run, /var/lib/docker]
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec: {connectorRef: k8s, namespace: ns}
+                  steps:
+                    - step:
+                        identifier: dind
+                        type: Background
+                        spec: {image: docker:dind}
+                    - step:
+                        identifier: SamBuild
+                        type: AwsSamBuild
+                        spec:
+                          connectorRef: account.harnessImage
+                          buildCommandOptions: [--use-container, --debug]
+                          envVariables: {X: y}
+                    - step:
+                        identifier: SamDeploy
+                        type: AwsSamDeploy
+                        spec:
+                          image: harnessdev/sam-deploy:1.82.0-latest
+                          stackName: my-stack
+";
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns]
+  connectors:
+    - {identifier: k8s, type: KubernetesCluster}
+    - {identifier: aws, type: Aws, accessKey: AKIA1, secretKeyRef: aws_secret, region: eu-west-1, crossAccountRoleArn: arn:aws:iam::1:role/r}
+  harnessSecrets: {aws_secret: sekret}
+";
+    let s = with_scenario(pipeline, scen);
+    let p = render_pod(&s);
+    assert_eq!(find(&p, "step-sambuild").image.as_deref(), Some("harnessdev/sam-build:1.82.0-latest"));
+    assert_eq!(find(&p, "step-samdeploy").security_context.as_ref().unwrap().privileged, Some(false));
+    assert_eq!(find(&p, "step-dind").security_context.as_ref().unwrap().privileged, Some(true));
+    let pl = plan(&s);
+    let build = pl.flat()[1].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    assert_eq!(build["PLUGIN_BUILD_COMMAND_OPTIONS"], "--use-container --debug");
+    assert_eq!(build["PLUGIN_AWS_ACCESS_KEY"], "AKIA1");
+    assert_eq!(build["PLUGIN_AWS_SECRET_KEY"], "sekret");
+    assert_eq!(build["PLUGIN_AWS_ROLE_ARN"], "arn:aws:iam::1:role/r");
+    assert_eq!(build["PLUGIN_AWS_STS_EXTERNAL_ID"], "");
+    assert_eq!(build["PLUGIN_REGION"], "eu-west-1");
+    assert!(build.contains_key("PLUGIN_SAM_DIR"));
+    assert!(build.contains_key("PLUGIN_SAM_TEMPLATE_FILE_PATH"));
+    assert_eq!(build["X"], "y");
+    let deploy = pl.flat()[2].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    assert_eq!(deploy["PLUGIN_STACK_NAME"], "my-stack");
+    assert!(deploy.contains_key("PLUGIN_DEPLOY_COMMAND_OPTIONS"));
+    assert!(s.secrets.contains(&"sekret".to_string()));
+}
+
+#[test]
+fn pod_spec_overlay_is_merged() {
+    let text = include_str!("fixtures/dind_pipeline.yaml").replace(
+        "                      namespace: harness-delegate-ng\n",
+        "                      namespace: harness-delegate-ng
+                      podSpecOverlay: |
+                        dnsPolicy: None
+                        dnsConfig:
+                          nameservers: [1.1.1.1]
+                        containers:
+                          - name: step-dind
+                            stdin: true
+",
+    );
+    let s = load("p.yaml", &text, &no_files).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let p = render_pod(&s);
+    let spec = p.spec.as_ref().unwrap();
+    assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+    assert_eq!(spec.dns_config.as_ref().unwrap().nameservers.clone().unwrap(), vec!["1.1.1.1"]);
+    let dind = find(&p, "step-dind");
+    assert_eq!(dind.stdin, Some(true));
+    assert_eq!(dind.image.as_deref(), Some("docker:dind"), "merge keeps the rest of the container");
+    assert_eq!(containers(&p).len(), 3);
+    // A broken overlay is a validation error at the field.
+    let bad = include_str!("fixtures/dind_pipeline.yaml").replace(
+        "                      namespace: harness-delegate-ng\n",
+        "                      namespace: harness-delegate-ng\n                      podSpecOverlay: \"containers: 5\"\n",
+    );
+    let e = load("p.yaml", &bad, &no_files).unwrap_err();
+    let msg = e.diagnostics().to_string();
+    assert!(msg.starts_with("p.yaml:35:39: `podSpecOverlay` is not a valid PodSpec fragment"), "{msg}");
+}

@@ -421,3 +421,24 @@ fn diagnostics_render_source_line() {
     let off = item.span.offset();
     assert_eq!(&text[off..off + item.span.len()], "namespce");
 }
+
+#[test]
+fn connector_secret_refs_must_exist() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns1]
+  harnessSecrets: {reg_pass: x}
+  connectors:
+    - {identifier: reg, type: DockerRegistry, auth: usernamePassword, username: u, passwordRef: reg_pas}
+    - {identifier: k8s, type: KubernetesClustr}
+";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "scenario.yaml:6:97: connector `passwordRef` names `reg_pas`, which is not in fixtures.harnessSecrets, did you mean `reg_pass`?",
+            "scenario.yaml:7:31: unknown connector type `KubernetesClustr`: expected one of DockerRegistry, KubernetesCluster, Aws, Git, Github, Gitlab, Bitbucket, Gcp, Azure; did you mean `KubernetesCluster`?",
+        ]
+    );
+}
