@@ -1,0 +1,46 @@
+//! `sgsim run scenarios/dind-basic` on the embedded default, as README's first command does: the
+//! Initialize log, the nested `docker run` output, exit 0, and nothing of the run left on Docker.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn run_dind_basic_end_to_end_leaves_nothing_behind() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(&repo)
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        .args(["run", "scenarios/dind-basic"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    for line in [
+        "Starting job to create pod harnesscd-dindgroup-",
+        "Created container setup-addon",
+        "Started container step-dind",
+        "Started container lite-engine",
+        "is now in running status on harness-delegate-ng namespace",
+        "hello from a nested container",
+        "outcome as expected",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+    // The node container is named sgsim-<run id>-node-0; nothing labelled with the run remains.
+    let run_id = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sgsim-").and_then(|r| r.strip_suffix("-node-0")))
+        .unwrap_or_else(|| panic!("no node name in:\n{err}"))
+        .to_string();
+    for what in [&["ps", "-aq"][..], &["volume", "ls", "-q"][..], &["network", "ls", "-q"][..]] {
+        let l = Command::new("docker")
+            .args(what)
+            .arg("--filter")
+            .arg(format!("label=dev.sgsim.run={run_id}"))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&l.stdout).trim().is_empty(), "left behind by {run_id}: docker {what:?}");
+    }
+}
