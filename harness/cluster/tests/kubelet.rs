@@ -711,6 +711,53 @@ async fn deleting_a_running_pod_stops_and_removes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_config_map_is_a_failed_mount_until_it_exists() {
+    let c = cluster().await;
+    let name = unique("pod-");
+    c.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": busybox_image(), "command": ["cat", "/cfg/k"],
+                            "volumeMounts": [{"name": "volume-0", "mountPath": "/cfg"}]}],
+            "volumes": [{"name": "volume-0", "configMap": {"name": "late"}}],
+        }
+    }))
+    .await;
+    let want = (
+        "Warning".to_string(),
+        "FailedMount".to_string(),
+        "MountVolume.SetUp failed for volume \"volume-0\" : configmap \"late\" not found".to_string(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let evs = c.event_messages(&name).await;
+        if evs.contains(&want) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "late", "namespace": "default"},
+        "data": {"k": "v"},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    let evs = c.event_messages(&name).await;
+    assert_eq!(evs.iter().filter(|e| **e == want).count(), 1, "{evs:?}");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_is_registered_ready() {
     let c = cluster().await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());

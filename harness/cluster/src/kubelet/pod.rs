@@ -271,10 +271,20 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
     let spec = pod.spec.clone().unwrap_or_default();
 
     // Volumes.
+    // Each distinct failure is reported once (Kubernetes aggregates repeats into one Event).
+    let mut reported: Option<String> = None;
     let volumes = loop {
-        match setup_volumes(shared, pod, id, &spec.volumes.clone().unwrap_or_default()).await {
+        match setup_volumes(shared, id, &spec.volumes.clone().unwrap_or_default()).await {
             Ok(v) => break v,
-            Err(()) => tokio::time::sleep(RETRY).await,
+            Err(msg) => {
+                if let Some(msg) = msg
+                    && reported.as_deref() != Some(msg.as_str())
+                {
+                    event(shared, pod, None, EventType::Warning, "FailedMount", &msg).await;
+                    reported = Some(msg);
+                }
+                tokio::time::sleep(RETRY).await;
+            }
         }
     };
 
@@ -290,15 +300,11 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
                 break sid;
             }
             Err(msg) => {
-                event(
-                    shared,
-                    pod,
-                    None,
-                    EventType::Warning,
-                    "FailedCreatePodSandBox",
-                    &format!("Failed to create pod sandbox: {msg}"),
-                )
-                .await;
+                let msg = format!("Failed to create pod sandbox: {msg}");
+                if reported.as_deref() != Some(msg.as_str()) {
+                    event(shared, pod, None, EventType::Warning, "FailedCreatePodSandBox", &msg).await;
+                    reported = Some(msg);
+                }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
@@ -830,10 +836,9 @@ fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
 /// or secret is missing.
 async fn setup_volumes(
     shared: &Shared,
-    pod: &Pod,
     id: &PodId,
     volumes: &[Volume],
-) -> Result<HashMap<String, NodeVolume>, ()> {
+) -> Result<HashMap<String, NodeVolume>, Option<String>> {
     let ns = id.namespace.clone();
     let mut out = HashMap::new();
     let mut to_populate: Vec<Populate> = Vec::new();
@@ -856,8 +861,7 @@ async fn setup_volumes(
                 }
                 None if cmv.optional == Some(true) => files = Some(Vec::new()),
                 None => {
-                    failed_mount(shared, pod, &v.name, &format!("configmap \"{}\" not found", cmv.name)).await;
-                    return Err(());
+                    return Err(Some(failed_mount(&v.name, &format!("configmap \"{}\" not found", cmv.name))));
                 }
             }
         } else if let Some(sv) = &v.secret {
@@ -866,8 +870,7 @@ async fn setup_volumes(
                 Some(s) => files = Some(project(&secret_data(&s), sv.items.as_deref(), sv.default_mode)),
                 None if sv.optional == Some(true) => files = Some(Vec::new()),
                 None => {
-                    failed_mount(shared, pod, &v.name, &format!("secret \"{name}\" not found")).await;
-                    return Err(());
+                    return Err(Some(failed_mount(&v.name, &format!("secret \"{name}\" not found"))));
                 }
             }
         }
@@ -884,7 +887,7 @@ async fn setup_volumes(
             };
             if let Err(e) = shared.docker.create_volume(req).await {
                 tracing::warn!(error = %e, volume = %name, "could not create volume");
-                return Err(());
+                return Err(None);
             }
             out.insert(v.name.clone(), NodeVolume::Docker { name });
             continue;
@@ -934,7 +937,7 @@ async fn setup_volumes(
         };
         if let Err(e) = shared.docker.create_volume(req).await {
             tracing::warn!(error = %e, volume = %name, "could not create volume");
-            return Err(());
+            return Err(None);
         }
         // emptyDir roots are world-writable as in Kubernetes; configMap/secret roots 0755.
         let root_mode = if files.is_some() { 0o755 } else { 0o777 };
@@ -945,16 +948,14 @@ async fn setup_volumes(
         && let Err(e) = populate(shared, id, &to_populate).await
     {
         tracing::warn!(error = %e, pod = %id.name, "could not populate volumes");
-        return Err(());
+        return Err(None);
     }
     Ok(out)
 }
 
-async fn failed_mount(shared: &Shared, pod: &Pod, volume: &str, why: &str) {
-    let msg = format!("MountVolume.SetUp failed for volume {} : {why}", super::messages::go_quote(volume));
-    // One event per distinct message per pod worker would need state; Kubernetes repeats it too.
-    event(shared, pod, None, EventType::Warning, "FailedMount", &msg).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+/// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
+fn failed_mount(volume: &str, why: &str) -> String {
+    format!("MountVolume.SetUp failed for volume {} : {why}", super::messages::go_quote(volume))
 }
 
 fn project(
