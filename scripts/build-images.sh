@@ -10,7 +10,8 @@
 #   scripts/build-images.sh --prune      # also remove older sgsim/<name>:* tags no container uses
 #
 # stdout: one "<name>=<tag>" line per image (machine-readable); progress goes to stderr.
-# Also writes target/sgsim-images.env with the same lines (merged with earlier entries).
+# Also writes target/sgsim-images.env with the same lines (merged with earlier entries), headed by
+# "# sgsim images: complete" when every image was built by this run.
 #
 # Environment:
 #   SGSIM_ENGINE_BIN_DIR  take sgsim-addon, sgsim-lite-engine, sgsim-node-agent from this
@@ -263,7 +264,7 @@ build_dind() {
     docker save -o "$p/images.tar" $(cut -d' ' -f1 "$p/preload.list" | sort -u)
     derive dind "$t" "${tag[debian-docker]}" "$s" \
         'ENTRYPOINT ["/usr/local/bin/dockerd-entrypoint.sh"]' 'CMD []' 'VOLUME /var/lib/docker' \
-        'ENV DOCKER_TLS_CERTDIR='
+        'ENV DOCKER_TLS_CERTDIR=/certs'
 }
 
 for n in "${order[@]}"; do
@@ -298,6 +299,12 @@ if [ -f "$envfile" ]; then
 fi
 for n in "${order[@]}"; do merged[$n]=${tag[$n]}; done
 {
+    # ensure_built (images.rs) trusts only a file written by a build of every image.
+    if [ ${#order[@]} -eq ${#all[@]} ]; then
+        echo "# sgsim images: complete"
+    else
+        echo "# sgsim images: partial (${order[*]})"
+    fi
     for n in "${all[@]}"; do [ -n "${merged[$n]+x}" ] && printf '%s=%s\n' "$n" "${merged[$n]}"; done
 } > "$envfile.tmp.$$"
 mv "$envfile.tmp.$$" "$envfile"

@@ -159,6 +159,9 @@ pub enum BuildEvent {
     },
 }
 
+/// The tags file's header line when every image was built by one run of the script.
+const COMPLETE_MARKER: &str = "# sgsim images: complete";
+
 /// `target/sgsim-images.env` under `repo_root` (where the build script keeps the tags).
 pub fn images_env_file(repo_root: &Path) -> PathBuf {
     std::env::var_os("SGSIM_IMAGES_ENV")
@@ -178,8 +181,10 @@ pub async fn ensure_built(
     let _guard = BUILD_LOCK.lock().await;
     let env_file = images_env_file(repo_root);
     let host = docker::host_docker().await.map_err(ImageError::Host)?;
+    let complete = std::fs::read_to_string(&env_file).is_ok_and(|t| t.lines().any(|l| l.trim() == COMPLETE_MARKER));
     let reason = match BuiltImages::from_file(&env_file) {
         Err(_) => format!("no {}", env_file.display()),
+        Ok(_) if !complete => "the last image build was partial".to_string(),
         Ok(built) => match built.missing() {
             Some(name) => format!("no {name} image recorded"),
             None => match newest_input(repo_root, &env_file) {

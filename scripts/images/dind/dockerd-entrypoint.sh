@@ -1,9 +1,11 @@
 #!/bin/bash
-# sgsim stand-in for docker:dind's entrypoint. Starts dockerd on unix:///var/run/docker.sock
-# (plus tcp://0.0.0.0:2375 when DOCKER_TLS_CERTDIR is set and empty, like the real image's
-# non-TLS mode) with its log on stdout. There is no registry: on the first start the images
-# baked into this image are loaded (through a private socket, before the public ones exist, so
-# a client never sees the daemon without them) so that `docker run alpine ...` works.
+# sgsim stand-in for docker:dind's entrypoint. Starts dockerd on unix:///var/run/docker.sock and,
+# like the real image, on TCP: with DOCKER_TLS_CERTDIR set (the image default is /certs) it makes a
+# CA and server/client certificates there (ca/, server/, client/) and serves TLS on
+# tcp://0.0.0.0:2376; with DOCKER_TLS_CERTDIR set but empty, plain tcp://0.0.0.0:2375. The daemon
+# log goes to stdout. There is no registry: on the first start the images baked into this image
+# are loaded (through a private socket, before the public ones exist, so a client never sees the
+# daemon without them) so that `docker run alpine ...` works.
 # Arguments starting with '-' go to dockerd; any other command is run instead (e.g. `sh`), as
 # the real entrypoint does. Prints "sgsim-dind: ready" once the daemon answers.
 set -uo pipefail
@@ -15,12 +17,55 @@ fi
 [ "${1:-}" = dockerd ] && shift
 
 say() { echo "sgsim-dind: $*"; }
+
+# make_cert DIR CN USAGE SAN: an EC key and a certificate signed by the CA in $certdir/ca.
+make_cert() {
+    local dir=$1 cn=$2 usage=$3 san=$4
+    mkdir -p "$dir"
+    [ -s "$dir/cert.pem" ] && return 0
+    openssl ecparam -genkey -name prime256v1 -noout -out "$dir/key.pem"
+    openssl req -new -key "$dir/key.pem" -subj "/CN=$cn" -out "$dir/csr.pem"
+    {
+        echo "extendedKeyUsage = $usage"
+        [ -n "$san" ] && echo "subjectAltName = $san"
+    } > "$dir/openssl.cnf"
+    openssl x509 -req -in "$dir/csr.pem" -CA "$certdir/ca/cert.pem" -CAkey "$certdir/ca/key.pem" \
+        -CAcreateserial -days 825 -extfile "$dir/openssl.cnf" -out "$dir/cert.pem"
+    cp "$certdir/ca/cert.pem" "$dir/ca.pem"
+    chmod 0644 "$dir/cert.pem" "$dir/ca.pem"
+    chmod 0600 "$dir/key.pem"
+    # Clients in other containers read the client key through a shared path.
+    [ "$usage" = clientAuth ] && chmod 0644 "$dir/key.pem"
+    return 0
+}
+
+make_tls() {
+    mkdir -p "$certdir/ca"
+    if [ ! -s "$certdir/ca/cert.pem" ]; then
+        openssl ecparam -genkey -name prime256v1 -noout -out "$certdir/ca/key.pem"
+        openssl req -new -x509 -key "$certdir/ca/key.pem" -subj "/CN=docker:dind CA" -days 825 \
+            -out "$certdir/ca/cert.pem"
+    fi
+    local san="DNS:localhost,DNS:docker,DNS:$(hostname),IP:127.0.0.1,IP:::1" ip
+    for ip in $(ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
+        san="$san,IP:$ip"
+    done
+    make_cert "$certdir/server" "docker:dind server" serverAuth "$san"
+    make_cert "$certdir/client" "docker:dind client" clientAuth ""
+}
+
 args=(--host unix:///var/run/docker.sock --storage-driver "${SGSIM_DIND_STORAGE_DRIVER:-overlay2}")
-if [ "${DOCKER_TLS_CERTDIR+set}" = set ] && [ -z "$DOCKER_TLS_CERTDIR" ]; then
+certdir=${DOCKER_TLS_CERTDIR-}
+if [ "${DOCKER_TLS_CERTDIR+set}" = set ] && [ -z "$certdir" ]; then
     # --tls=false says so explicitly; without it dockerd 20.10 sleeps 15 s to warn about it.
     args+=(--host tcp://0.0.0.0:2375 --tls=false)
-elif [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
-    say "TLS (DOCKER_TLS_CERTDIR=$DOCKER_TLS_CERTDIR) is not simulated; listening on the unix socket only"
+elif [ -n "$certdir" ]; then
+    if make_tls; then
+        args+=(--host tcp://0.0.0.0:2376 --tlsverify --tlscacert "$certdir/server/ca.pem"
+               --tlscert "$certdir/server/cert.pem" --tlskey "$certdir/server/key.pem")
+    else
+        say "making TLS certificates in $certdir failed; serving the unix socket only"
+    fi
 fi
 mkdir -p /var/run
 rm -f /var/run/docker.sock /var/run/docker.pid
