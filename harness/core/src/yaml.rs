@@ -240,13 +240,31 @@ fn parse_with_depth(text: &str, max_depth: usize) -> Result<Node, YamlError> {
 
 fn clean_message(s: &str) -> String {
     // serde-saphyr appends " at line X, column Y" (and sometimes a snippet); keep the first line
-    // and drop a trailing location since we print our own.
+    // and drop a trailing location since we print our own. Messages that talk about the library's
+    // API are reworded for users.
     let first = s.lines().next().unwrap_or("").trim().to_string();
-    if let Some(i) = first.rfind(" at line ") {
-        first[..i].to_string()
-    } else {
-        first
+    let first = match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first,
+    };
+    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+        return format!("duplicate key `{key}`");
     }
+    if first.starts_with("multiple YAML documents detected") {
+        return "more than one YAML document (`---`): a file holds one document".into();
+    }
+    if first.starts_with("budget breached: Depth") || first.contains("recursion limit exceeded") {
+        return format!("nesting deeper than {MAX_DEPTH} levels");
+    }
+    if first.starts_with("budget breached") {
+        return "document too large or too complex (too many nodes, aliases or bytes)".into();
+    }
+    if let Some(rest) = first.strip_prefix("non-finite float ") {
+        let v = rest.split(" rejected").next().unwrap_or(rest);
+        return format!("non-finite number {v} is not accepted; quote it to make it a string");
+    }
+    first
 }
 
 fn loc_pos(l: &serde_saphyr::Location, text: &str) -> Pos {
@@ -447,5 +465,11 @@ mod tests {
         assert!(e.pos.line >= 1, "{e:?}");
         let e = parse("a: [1, 2\n").unwrap_err();
         assert!(!e.message.is_empty());
+        assert_eq!(parse("a: 1\na: 2\n").unwrap_err().message, "duplicate key `a`");
+        assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap_err().message, "more than one YAML document (`---`): a file holds one document");
+        let deep: String = (0..80).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        assert_eq!(parse(&deep).unwrap_err().message, "nesting deeper than 64 levels");
+        assert_eq!(parse(&"[".repeat(300)).unwrap_err().message, "nesting deeper than 64 levels");
+        assert!(parse("a: .nan\n").unwrap_err().message.starts_with("non-finite number `.nan`"));
     }
 }

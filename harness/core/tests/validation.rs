@@ -442,3 +442,21 @@ fixtures:
         ]
     );
 }
+
+#[test]
+fn miette_renders_source_and_label() {
+    let body = GOOD_BODY.replace("    namespace: ns1", "    namespace: ns1\n    namespce: ns2");
+    let err = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_err();
+    let d = &err.diagnostics().items[0];
+    let mut out = String::new();
+    miette::NarratableReportHandler::new().render_report(&mut out, d).unwrap();
+    assert!(out.contains("unknown field `namespce` in stepGroupInfra.spec"), "{out}");
+    assert!(out.contains("namespce: ns2"), "{out}");
+    assert!(out.contains("p.yaml:22:23"), "{out}");
+    assert!(out.contains("did you mean") || out.contains("valid fields"), "{out}");
+    // The whole set renders as related diagnostics.
+    let mut all = String::new();
+    miette::JSONReportHandler::new().render_report(&mut all, &err).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(v["related"].as_array().unwrap().len(), 1, "{all}");
+}
