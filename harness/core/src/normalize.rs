@@ -334,6 +334,13 @@ pub fn normalize_pod(pod: &Pod) -> Pod {
             *v = normalize_text(v);
         }
     }
+    if let Some(spec) = &mut p.spec
+        && let Some(refs) = &mut spec.image_pull_secrets
+    {
+        for r in refs {
+            r.name = normalize_text(&r.name);
+        }
+    }
     if let Some(st) = &mut p.status {
         if st.pod_ip.is_some() {
             st.pod_ip = Some("<ip>".into());

@@ -364,6 +364,11 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
     {
         let pos = spec.get("os").map(|n| n.pos).unwrap_or(at);
         ctx.err(pos, format!("`os` must be one of Linux, Windows, MacOS, found `{os}`"));
+    } else if let Some(os) = &infra.os
+        && os != "Linux"
+    {
+        let pos = spec.get("os").map(|n| n.pos).unwrap_or(at);
+        ctx.warn(pos, format!("`os: {os}` is not simulated: sgsim runs the pod on Linux nodes"));
     }
     infra.harness_image_connector_ref = ctx.str_field(spec, "harnessImageConnectorRef", fqn);
     if let Some(ov) = spec.get("podSpecOverlay") {

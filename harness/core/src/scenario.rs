@@ -552,6 +552,23 @@ fn finish(
             }
         }
     }
+    if !header.bare
+        && let Some(inputs) = parse(&scenario_file.text).ok().and_then(|r| r.get("fixtures").and_then(|f| f.get("inputs")).cloned())
+        && let Some(entries) = inputs.as_map()
+    {
+        for (k, _) in entries {
+            let key = k.scalar_text().unwrap_or_default();
+            if !ctx.res.used_inputs.contains(&key) && key.starts_with("pipeline.") {
+                let d = Diagnostic::new(
+                    Severity::Warning,
+                    scenario_file,
+                    k.pos,
+                    format!("input `{key}` is not used by step group `{}` (no `<+input>` at that field path)", group.identifier),
+                );
+                ctx.diags.push(d);
+            }
+        }
+    }
     let _ = StepKind::Run;
     if diags.has_errors() {
         return fail(header, diags);
@@ -729,6 +746,14 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
         };
         if node.name.is_empty() {
             ctx.err(n.pos, "missing required field `name` in node fixture");
+        }
+        for (key, v) in [("cpu", &node.cpu), ("memory", &node.memory)] {
+            if let Some(v) = v
+                && crate::quantity::parse(v).is_none()
+            {
+                let pos = n.get(key).map(|x| x.pos).unwrap_or(n.pos);
+                ctx.err(pos, format!("node `{key}` `{v}` is not a valid Kubernetes quantity"));
+            }
         }
         for t in list(ctx, n, "taints") {
             if !ctx.strict_map(t, t.pos, &["key", "value", "effect"], "taint") {

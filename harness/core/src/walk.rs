@@ -18,6 +18,8 @@ pub(crate) struct Resolver {
     pub infer_secrets: bool,
     /// Secret values used (for masking), in first-use order.
     pub used_secrets: Vec<String>,
+    /// Input keys used.
+    pub used_inputs: std::collections::BTreeSet<String>,
 }
 
 /// A reading context for one file.
@@ -79,6 +81,7 @@ impl Ctx<'_> {
         if t.starts_with("<+input>") {
             if let Some(v) = self.res.inputs.get(fqn) {
                 let mut v = v.clone();
+                self.res.used_inputs.insert(fqn.to_string());
                 reposition(&mut v, node.pos);
                 return self.resolve_secrets_in(v);
             }

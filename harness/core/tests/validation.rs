@@ -460,3 +460,21 @@ fn miette_renders_source_and_label() {
     let v: serde_json::Value = serde_json::from_str(&all).unwrap();
     assert_eq!(v["related"].as_array().unwrap().len(), 1, "{all}");
 }
+
+#[test]
+fn unused_input_is_a_warning() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns1]
+  connectors: [{identifier: k8s, type: KubernetesCluster}]
+  inputs:
+    pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac: x
+";
+    let s = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        vec!["scenario.yaml:6:5: input `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac` is not used by step group `sg` (no `<+input>` at that field path)"]
+    );
+}
