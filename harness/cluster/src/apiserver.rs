@@ -160,11 +160,11 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
             "description": "Used for system critical pods that must not be moved from their current node.",
             "preemptionPolicy": "PreemptLowerPriority",
         });
-        handlers::create_value(app, pc_def, "", pc).map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, pc_def, "", pc, false).map_err(ApiServerError::Seed)?;
     }
     let ns_def = resources::by_id("namespaces").expect("namespaces served");
     for ns in &opts.namespaces {
-        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}})).map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false).map_err(ApiServerError::Seed)?;
     }
     Ok(())
 }

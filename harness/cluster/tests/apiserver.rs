@@ -610,3 +610,26 @@ async fn discovery_documents() {
     assert_eq!(ver.git_version, "v1.37.0-sgsim");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn dry_run_does_not_persist_and_names_are_validated() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let p = pods.create(&dry, &pod("dry", json!({}))).await.unwrap();
+    assert_eq!(p.spec.unwrap().scheduler_name.as_deref(), Some("default-scheduler"), "defaulted");
+    assert!(matches!(pods.get("dry").await, Err(kube::Error::Api(s)) if s.code == 404));
+
+    pods.create(&PostParams::default(), &pod("real", json!({}))).await.unwrap();
+    pods.delete("real", &DeleteParams { dry_run: true, ..Default::default() }).await.unwrap();
+    assert!(pods.get("real").await.is_ok());
+
+    match pods.create(&PostParams::default(), &pod("Bad_Name", json!({}))).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.starts_with("Pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", s.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    server.shutdown().await;
+}

@@ -48,6 +48,9 @@ pub type App = Arc<AppState>;
 
 type Params = HashMap<String, String>;
 
+/// How often a watch with `allowWatchBookmarks` reports its progress.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
+
 type PathParams = Path<HashMap<String, String>>;
 
 fn param(p: &HashMap<String, String>, key: &str) -> String {
@@ -265,6 +268,11 @@ async fn dispatch(
         verb: verb.to_owned(),
     };
     let ns = t.ns.clone().unwrap_or_default();
+    let dry = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("unsupported dry run value: {other:?}"))),
+    };
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
         (&Method::GET, None, None) if !t.def.stored => Err(unsupported("list")),
         (&Method::GET, None, None) if truthy(&q, "watch") => watch_objects(&app, &t, &q, shape),
@@ -276,19 +284,19 @@ async fn dispatch(
             let name = b.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
             bind(&app, &ns, &name, &b)
         }
-        (&Method::POST, None, None) => create(&app, t.def, &ns, &body),
+        (&Method::POST, None, None) => create(&app, t.def, &ns, &body, dry),
         (&Method::POST, Some(name), Some("binding")) => bind(&app, &ns, name, &parse_body(&body)?),
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
             let obj = t.def.ingest(parse_body(&body)?);
-            let stored = update_value(&app, t.def.core(), &ns, name, sub, obj, None)?;
+            let stored = update_value(&app, t.def.core(), &ns, name, sub, obj, None, dry)?;
             Ok(json_ok(&t.def.present(&stored)))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let pt = PatchType::from_content_type(ct)?;
-            patch_object(&app, t.def, &ns, name, sub, pt, &body)
+            patch_object(&app, t.def, &ns, name, sub, pt, &body, dry)
         }
-        (&Method::DELETE, Some(name), None) => delete(&app, t.def, &ns, name, &body, &q),
+        (&Method::DELETE, Some(name), None) => delete(&app, t.def, &ns, name, &body, &q, dry),
         (&Method::DELETE, None, None) if t.def.verbs.contains(&"deletecollection") => {
             delete_collection(&app, &t, &q)
         }
@@ -336,6 +344,7 @@ fn list(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, Api
 fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(t.def, q)?;
     let send_initial = truthy(q, "sendInitialEvents");
+    let bookmarks = truthy(q, "allowWatchBookmarks");
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or_default();
     let since = match rv {
         _ if send_initial => Since::Current,
@@ -365,7 +374,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
             EventType::Added => m(&ev.object).then(|| ("ADDED", Arc::clone(&ev.object))),
             EventType::Deleted => m(&ev.object).then(|| ("DELETED", Arc::clone(&ev.object))),
             EventType::Modified => {
-                let before = ev.prev.as_deref().is_some_and(|p| m(p));
+                let before = ev.prev.as_deref().is_some_and(&m);
                 match (before, m(&ev.object)) {
                     (true, true) => Some(("MODIFIED", Arc::clone(&ev.object))),
                     (false, true) => Some(("ADDED", Arc::clone(&ev.object))),
@@ -400,26 +409,42 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
                 return;
             }
         }
-        if send_initial {
-            let bookmark = json!({
-                "kind": def.kind,
-                "apiVersion": def.api_version(),
-                "metadata": {"resourceVersion": sub.after.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}},
-            });
-            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": bookmark})).unwrap_or_default();
-            line.push(b'\n');
-            if tx.send(Ok(Bytes::from(line))).await.is_err() {
-                return;
+        let bookmark = |rv: u64, initial_end: bool| -> Bytes {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
+            let object = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
+            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+            line.push(b'\n');
+            Bytes::from(line)
+        };
+        if send_initial && tx.send(Ok(bookmark(sub.after, true))).await.is_err() {
+            return;
         }
+        // With allowWatchBookmarks, a periodic BOOKMARK tells the client how far the stream got,
+        // so a re-watch after a quiet period does not start from a long-gone resourceVersion.
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let (mut seen_rv, mut bookmarked_rv) = (sub.after, sub.after);
         let mut live = sub.live;
         loop {
             tokio::select! {
                 () = &mut deadline => return,
                 () = stopped(&mut shutdown) => return,
                 () = tx.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if seen_rv > bookmarked_rv {
+                        bookmarked_rv = seen_rv;
+                        if tx.send(Ok(bookmark(seen_rv, false))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 ev = live.recv() => match ev {
                     Ok(ev) if ev.rv > sub.after => {
+                        seen_rv = ev.rv;
                         if let Some((kind, obj)) = matches(&ev)
                             && tx.send(Ok(encode(kind, &obj))).await.is_err()
                         {
@@ -462,7 +487,13 @@ fn ensure_namespace(txn: &super::store::Txn<'_>, ns: &str, def: &ResourceDef, na
 }
 
 /// Creates an object (the whole create path: naming, admission, storing, side effects).
-pub fn create_value(app: &App, def: &'static ResourceDef, ns: &str, mut obj: Value) -> Result<Arc<Value>, ApiError> {
+pub fn create_value(
+    app: &App,
+    def: &'static ResourceDef,
+    ns: &str,
+    mut obj: Value,
+    dry: bool,
+) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
         return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
     }
@@ -513,7 +544,7 @@ pub fn create_value(app: &App, def: &'static ResourceDef, ns: &str, mut obj: Val
     }
     let ns_key = if def.namespaced { ns } else { "" };
     let admission = app.admission;
-    app.store.transact(|txn| {
+    app.store.transact_with(dry, |txn| {
         for _attempt in 0..8 {
             let mut o = obj.clone();
             if !fixed_name {
@@ -523,6 +554,7 @@ pub fn create_value(app: &App, def: &'static ResourceDef, ns: &str, mut obj: Val
             if !fixed_name && txn.get(def.id, ns_key, &name).is_some() {
                 continue;
             }
+            // Kubernetes' order: NamespaceLifecycle, the other admission plugins, then validation.
             if def.namespaced {
                 ensure_namespace(txn, ns, def, &name)?;
             }
@@ -531,6 +563,7 @@ pub fn create_value(app: &App, def: &'static ResourceDef, ns: &str, mut obj: Val
                 "namespaces" => defaults::admit_namespace(&mut o),
                 _ => defaults::admit_other(def.kind, &mut o),
             }
+            defaults::validate_name(def.group, def.kind, &name)?;
             o["metadata"]["uid"] = json!(util::new_uid());
             o["metadata"]["creationTimestamp"] = json!(util::now_time());
             let stored = txn.create(def.id, ns_key, &name, o).ok_or_else(|| ApiError::AlreadyExists {
@@ -565,9 +598,9 @@ pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str) {
     let _ = txn.create("configmaps", ns, "kube-root-ca.crt", cm);
 }
 
-fn create(app: &App, def: &'static ResourceDef, ns: &str, body: &[u8]) -> Result<Response, ApiError> {
+fn create(app: &App, def: &'static ResourceDef, ns: &str, body: &[u8], dry: bool) -> Result<Response, ApiError> {
     let obj = def.ingest(parse_body(body)?);
-    let stored = create_value(app, def.core(), ns, obj)?;
+    let stored = create_value(app, def.core(), ns, obj, dry)?;
     Ok(json_response(StatusCode::CREATED, &def.present(&stored)))
 }
 
@@ -646,6 +679,7 @@ fn conflict_modified(def: &ResourceDef, name: &str) -> ApiError {
 }
 
 /// Replaces an object (or its status); `expect_rv` overrides the body's resourceVersion check.
+#[allow(clippy::too_many_arguments)]
 fn update_value(
     app: &App,
     def: &'static ResourceDef,
@@ -654,6 +688,7 @@ fn update_value(
     sub: Option<&str>,
     mut obj: Value,
     expect_rv: Option<String>,
+    dry: bool,
 ) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
         return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
@@ -665,7 +700,7 @@ fn update_value(
         )));
     }
     let ns_key = if def.namespaced { ns } else { "" };
-    let stored = app.store.transact(|txn| {
+    let stored = app.store.transact_with(dry, |txn| {
         let old = txn.get(def.id, ns_key, name).ok_or_else(|| status::not_found(def.group, def.plural, name))?;
         let old_rv = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
         let rv = expect_rv
@@ -724,6 +759,7 @@ fn update_value(
     Ok(stored)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn patch_object(
     app: &App,
     def: &'static ResourceDef,
@@ -732,6 +768,7 @@ fn patch_object(
     sub: Option<&str>,
     pt: PatchType,
     body: &[u8],
+    dry: bool,
 ) -> Result<Response, ApiError> {
     let ns_key = if def.namespaced { ns } else { "" };
     for _ in 0..16 {
@@ -739,7 +776,7 @@ fn patch_object(
             if pt == PatchType::Apply && sub.is_none() {
                 let mut obj = patch::apply(pt, &json!({}), body)?;
                 obj["metadata"]["name"] = json!(name);
-                let stored = create_value(app, def.core(), ns, def.ingest(obj))?;
+                let stored = create_value(app, def.core(), ns, def.ingest(obj), dry)?;
                 return Ok(json_response(StatusCode::CREATED, &def.present(&stored)));
             }
             return Err(status::not_found(def.group, def.plural, name));
@@ -750,7 +787,7 @@ fn patch_object(
             patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
         let explicit = !requested_rv.is_empty() && requested_rv != old_rv;
         let expect = if explicit { requested_rv } else { old_rv };
-        match update_value(app, def.core(), ns, name, sub, def.ingest(patched), Some(expect)) {
+        match update_value(app, def.core(), ns, name, sub, def.ingest(patched), Some(expect), dry) {
             // A concurrent write between read and update: retry unless the client asked for a version.
             Err(ApiError::Conflict { .. }) if !explicit => continue,
             other => return other.map(|stored| json_ok(&def.present(&stored))),
@@ -759,15 +796,25 @@ fn patch_object(
     Err(conflict_modified(def, name))
 }
 
-fn delete(app: &App, def: &'static ResourceDef, ns: &str, name: &str, body: &[u8], q: &Params) -> Result<Response, ApiError> {
+fn delete(
+    app: &App,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+    q: &Params,
+    dry: bool,
+) -> Result<Response, ApiError> {
     let def = def.core();
     let opts: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(body).unwrap_or(json!({})) };
+    let dry = dry
+        || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
     let grace = opts
         .get("gracePeriodSeconds")
         .and_then(Value::as_i64)
         .or_else(|| q.get("gracePeriodSeconds").and_then(|s| s.parse().ok()));
     let ns_key = if def.namespaced { ns } else { "" };
-    let removed = app.store.transact(|txn| {
+    let removed = app.store.transact_with(dry, |txn| {
         let old = txn.get(def.id, ns_key, name).ok_or_else(|| status::not_found(def.group, def.plural, name))?;
         if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
             let have = old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();

@@ -85,7 +85,7 @@ pub enum ApiError {
         detail: String,
     },
     /// 422 Invalid: `Pod "x" is invalid: <field errors>`.
-    #[error("{kind} {name:?} is invalid: {}", join_causes(.causes))]
+    #[error("{} {name:?} is invalid: {}", qualified_kind(.group, .kind), join_causes(.causes))]
     Invalid {
         /// API group of the kind.
         group: String,
@@ -119,6 +119,10 @@ pub enum ApiError {
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+}
+
+fn qualified_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") }
 }
 
 fn join_causes(causes: &[Cause]) -> String {

@@ -96,9 +96,14 @@ impl Store {
 
     /// Runs `f` atomically; its changes become watch events in resourceVersion order.
     pub fn transact<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
+        self.transact_with(false, f)
+    }
+
+    /// Like [`Self::transact`]; with `dry_run`, writes are computed and returned but not applied.
+    pub fn transact_with<R>(&self, dry_run: bool, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let out = f(&mut Txn { inner });
+        let out = f(&mut Txn { inner, dry_run });
         for ev in std::mem::take(&mut inner.pending) {
             if inner.history.len() >= HISTORY
                 && let Some(old) = inner.history.pop_front()
@@ -174,6 +179,7 @@ fn ns_of(obj: &Value) -> String {
 /// An open transaction on the store.
 pub struct Txn<'a> {
     inner: &'a mut Inner,
+    dry_run: bool,
 }
 
 impl Txn<'_> {
@@ -231,6 +237,9 @@ impl Txn<'_> {
         if self.inner.objects.get(resource).is_some_and(|m| m.contains_key(&key)) {
             return None;
         }
+        if self.dry_run {
+            return Some(Arc::new(obj));
+        }
         let rv = self.bump(&mut obj);
         self.inner.seq += 1;
         let seq = self.inner.seq;
@@ -263,6 +272,9 @@ impl Txn<'_> {
         if !self.inner.objects.get(resource).is_some_and(|m| m.contains_key(&key)) {
             return None;
         }
+        if self.dry_run {
+            return Some(Arc::new(obj));
+        }
         let rv = self.bump(&mut obj);
         let obj = Arc::new(obj);
         let entry = self.inner.objects.get_mut(resource)?.get_mut(&key)?;
@@ -287,6 +299,10 @@ impl Txn<'_> {
         last: Option<Value>,
     ) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
+        if self.dry_run {
+            let cur = self.inner.objects.get(resource)?.get(&key)?;
+            return Some(Arc::new(last.unwrap_or_else(|| (*cur.obj).clone())));
+        }
         let entry = self.inner.objects.get_mut(resource)?.remove(&key)?;
         let mut obj = last.unwrap_or_else(|| (*entry.obj).clone());
         let rv = self.bump(&mut obj);
