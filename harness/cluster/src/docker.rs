@@ -418,13 +418,11 @@ pub fn rewrite_request_head(head: &str, version: &str) -> String {
 }
 
 fn rewrite_path(target: &str, version: &str) -> String {
-    if let Some(rest) = target.strip_prefix("/v") {
-        if let Some(slash) = rest.find('/') {
-            let v = &rest[..slash];
-            if parse_api_version(v).is_some() {
-                return format!("/v{version}{}", &rest[slash..]);
-            }
-        }
+    if let Some(rest) = target.strip_prefix("/v")
+        && let Some(slash) = rest.find('/')
+        && parse_api_version(&rest[..slash]).is_some()
+    {
+        return format!("/v{version}{}", &rest[slash..]);
     }
     target.to_string()
 }

@@ -398,10 +398,10 @@ impl Node {
 
     /// Stops the node: removes its container, then its volume and directory.
     pub async fn shutdown(mut self) {
-        if let Some(c) = self.container.take() {
-            if let Err(e) = c.rm().await {
-                tracing::warn!("node {}: removing the container failed: {e}", self.spec.name);
-            }
+        if let Some(c) = self.container.take()
+            && let Err(e) = c.rm().await
+        {
+            tracing::warn!("node {}: removing the container failed: {e}", self.spec.name);
         }
         remove_volume(&self.volume).await;
         remove_cgroups(&self.container_name);
