@@ -363,6 +363,29 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
         res.infer_secrets = true;
         return finish(header, file.clone(), &root, path.to_string(), res, diags, &file);
     }
+    if let Some(entries) = root.as_map()
+        && !entries.iter().any(|(k, _)| SCENARIO_FIELDS.contains(&k.scalar_text().unwrap_or_default().as_str()))
+    {
+        let first = entries.first().map(|(k, _)| (k.pos, k.scalar_text().unwrap_or_default()));
+        let (pos, key) = first.unwrap_or((root.pos, String::new()));
+        let hint = suggest(&key, SCENARIO_FIELDS.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        diags.push(Diagnostic::new(
+            Severity::Error,
+            &file,
+            pos,
+            format!("expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `{key}`{hint}"),
+        ));
+        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+    }
+    if root.as_map().is_none() {
+        diags.push(Diagnostic::new(
+            Severity::Error,
+            &file,
+            root.pos,
+            format!("expected a scenario or a pipeline (a mapping), found {}", root.kind_name()),
+        ));
+        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+    }
     // Scenario.
     let mut header = ScenarioHeader { seed: 1, ..Default::default() };
     let mut ctx = Ctx { file: file.clone(), diags: &mut diags, res: &mut res };

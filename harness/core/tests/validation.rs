@@ -478,3 +478,14 @@ fixtures:
         vec!["scenario.yaml:6:5: input `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac` is not used by step group `sg` (no `<+input>` at that field path)"]
     );
 }
+
+#[test]
+fn neither_scenario_nor_pipeline() {
+    assert_eq!(
+        bare_errs("template:\n  name: t\n"),
+        vec!["p.yaml:1:1: expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `template`"]
+    );
+    assert_eq!(bare_errs("- a\n- b\n"), vec!["p.yaml:1:1: expected a scenario or a pipeline (a mapping), found a sequence"]);
+    assert_eq!(bare_errs(""), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
+    assert_eq!(bare_errs("# only a comment\n"), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
+}
