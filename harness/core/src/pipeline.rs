@@ -737,7 +737,7 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
                 if let Some(entries) = spec.as_map() {
                     for (k, v) in entries {
                         let key = k.scalar_text().unwrap_or_default();
-                        if ["connectorRef", "image", "envVariables", "resources", "privileged", "imagePullPolicy", "runAsUser", "settings", "entrypoint", "reports"]
+                        if ["connectorRef", "image", "envVariables", "resources", "privileged", "imagePullPolicy", "runAsUser", "settings", "entrypoint", "reports", "delegateSelectors"]
                             .contains(&key.as_str())
                         {
                             continue;

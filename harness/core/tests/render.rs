@@ -486,3 +486,36 @@ fn pod_spec_overlay_is_merged() {
     let msg = e.diagnostics().to_string();
     assert!(msg.starts_with("p.yaml:35:39: `podSpecOverlay` is not a valid PodSpec fragment"), "{msg}");
 }
+
+#[test]
+fn aws_sam_pipeline_from_the_documentation() {
+    let scen = "name: sam
+pipeline: sam_pipeline.yaml
+stepGroup: aws_sam_step_group
+fixtures:
+  namespaces: [harness-delegate-ng]
+  connectors: [{identifier: k8s, type: KubernetesCluster}]
+  inputs:
+    pipeline.stages.deploy_sam.spec.execution.steps.aws_sam_step_group.stepGroupInfra.spec.connectorRef: k8s
+";
+    let s = with_scenario(include_str!("fixtures/sam_pipeline.yaml"), scen);
+    assert!(s.warnings.is_empty(), "{}", s.warnings);
+    let p = render_pod(&s);
+    let names: Vec<&str> = containers(&p).iter().map(|c| c.name.as_str()).collect();
+    // Container names as in the documentation's Initialize log.
+    assert_eq!(names, vec!["step-downloadmanifests", "step-dind", "step-sambuild", "step-samdeploy", "lite-engine"]);
+    assert_eq!(find(&p, "step-sambuild").image.as_deref(), Some("harnessdev/sam-build:1.82.0-latest"));
+    let pl = plan(&s);
+    let build: std::collections::BTreeMap<_, _> = pl.flat()[2].env.iter().cloned().collect();
+    assert_eq!(build["PLUGIN_BUILD_COMMAND_OPTIONS"], "--use-container");
+    assert!(!build.contains_key("PLUGIN_DELEGATE_SELECTORS"));
+    let deploy: std::collections::BTreeMap<_, _> = pl.flat()[3].env.iter().cloned().collect();
+    assert_eq!(deploy["PLUGIN_DEPLOY_COMMAND_OPTIONS"], "--capabilities CAPABILITY_IAM");
+    assert_eq!(deploy["PLUGIN_STACK_NAME"], "sam-hello");
+    // The rollback group is selectable too, and the two groups are listed when none is chosen.
+    let both = "pipeline: sam_pipeline.yaml\nfixtures: {namespaces: [harness-delegate-ng]}\n";
+    let p2 = include_str!("fixtures/sam_pipeline.yaml").to_string();
+    let e = load("s/scenario.yaml", both, &move |_: &str| Ok::<String, String>(p2.clone())).unwrap_err();
+    let msg = e.diagnostics().to_string();
+    assert!(msg.contains("2 containerized step groups (deploy_sam.aws_sam_step_group, deploy_sam.aws_sam_rollback_step_group)"), "{msg}");
+}
