@@ -3,22 +3,42 @@
 //! An in-process axum server on `127.0.0.1:<free port>`, plain HTTP, bearer-token auth, speaking
 //! the core/v1 REST API closely enough for `kube::Client`, `kube::runtime::watcher` and `kubectl`.
 //!
-//! Design: every object is stored as JSON ([`store`]) under one global, monotonically increasing
+//! Design: every object is stored as JSON (module `store`) under one global, monotonically increasing
 //! resourceVersion; typed behaviour (defaulting, admission, validation) happens on create only where
-//! Kubernetes has it ([`defaults`]). Watches replay the change history from a resourceVersion, or
+//! Kubernetes has it (module `defaults`). Watches replay the change history from a resourceVersion, or
 //! synthesize ADDED events for the current state when none (or `0`) is given.
+//!
+//! Served: `/version`, `/healthz`, `/livez`, `/readyz`, discovery (`/api`, `/api/v1`, `/apis`,
+//! `/apis/<group>/<version>`), a minimal `/openapi/v3` (enough for kubectl's server-side field
+//! validation check, so `kubectl create/apply -f` work), and the resources of
+//! `resources::RESOURCES`: namespaces, nodes, pods (+ `status`, `binding`, `log`), events (core/v1,
+//! and events.k8s.io/v1 as a converted view of the same store, which `kube::runtime::events`
+//! uses), configmaps, secrets, serviceaccounts, services, persistentvolumeclaims,
+//! persistentvolumes, `bindings`, and scheduling.k8s.io/v1 priorityclasses (with the two built-in
+//! system classes). Verbs: get, list, watch, create, update (PUT), patch (JSON, merge, strategic
+//! merge with the merge keys sgsim's kinds use, apply approximated as strategic merge), delete,
+//! deletecollection; `dryRun=All`; label and field selectors; Tables for kubectl.
+//!
+//! Creating a namespace also creates what the service-account and root-CA controllers would: the
+//! `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap. Pod create runs defaulting, then
+//! NamespaceLifecycle, ServiceAccount (optional, see [`ApiServerOptions`]), Priority and
+//! DefaultTolerationSeconds admission, then a subset of pod validation.
 //!
 //! Deliberate simplifications (documented behaviour):
 //! - Deleting a pod removes it at once: the DELETED event (and the response) carry the last state
 //!   with `deletionTimestamp` and `deletionGracePeriodSeconds` set; there is no graceful phase.
-//! - Deleting a namespace removes everything in it at once (no lingering `Terminating` phase).
-//! - `limit`/`continue` are ignored: lists always return every item.
-//! - No managedFields; server-side apply is approximated by a strategic merge.
+//! - Deleting a namespace removes everything in it at once (no lingering `Terminating` phase);
+//!   `default`, `kube-system` and `kube-public` cannot be deleted.
+//! - `limit`/`continue` are ignored: lists return every item, in creation order.
+//! - `resourceVersion`/`resourceVersionMatch` on lists are ignored (always the latest state).
+//! - No managedFields; unknown fields are kept, not rejected (`fieldValidation` is ignored).
+//! - Watch history keeps the last 20 000 changes; older resourceVersions get a 410 `Expired`
+//!   ERROR event, upon which clients relist (kube's watcher does).
 //! - Authentication: `Authorization: Bearer <token>`, or the path prefix `/sgsim/<token>` that the
 //!   kubeconfig's server URL carries, because kubectl (client-go) drops all credentials on plain
 //!   HTTP. A missing or wrong token gets a 401 `Status`.
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
-//!   them in real clusters; everything else needs the bearer token.
+//!   them in real clusters; everything else needs the token.
 
 mod convert;
 mod defaults;

@@ -121,7 +121,11 @@ impl Store {
     pub fn subscribe(&self, resource: &'static str, since: Since) -> Result<Subscription, ApiError> {
         let inner = self.lock();
         let live = self.tx.subscribe();
-        let after = inner.rv;
+        // A watch from a future resourceVersion starts after it.
+        let after = match since {
+            Since::Rv(n) => inner.rv.max(n),
+            Since::Current => inner.rv,
+        };
         let backlog = match since {
             Since::Current => {
                 let mut items: Vec<&Entry> =
