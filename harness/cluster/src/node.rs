@@ -266,7 +266,11 @@ impl Node {
             .with_hostname(spec.name.clone())
             .with_labels(ctx.labels())
             .with_startup_timeout(NODE_STARTUP_TIMEOUT)
-            .with_host_config_modifier(move |hc| docker::apply_privileged_for(hc, mode, api_version))
+            .with_host_config_modifier(move |hc| {
+                docker::apply_privileged_for(hc, mode, api_version);
+                // No name service beyond the node: nothing listens on the node's 127.0.0.1:53.
+                hc.dns = Some(vec!["127.0.0.1".to_string()]);
+            })
             .start()
             .await;
         let container = match started_container {

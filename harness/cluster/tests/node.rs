@@ -324,6 +324,9 @@ async fn nested_dind(node: &Node, built: &BuiltImages, host: &Docker) -> Result<
     eprintln!("dind ready in {:?}", t.elapsed());
     let (code, out) = exec(nd, "dind", &["docker", "run", "--rm", "alpine", "echo", "hello-nested"]).await?;
     ensure!(code == 0 && out.lines().any(|l| l.trim() == "hello-nested"), "exit {code}, output:\n{out}");
+    let (_, resolv) = exec(nd, "dind", &["docker", "run", "--rm", "alpine", "cat", "/etc/resolv.conf"]).await?;
+    let servers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
+    ensure!(servers == ["nameserver 127.0.0.1"], "nested container resolv.conf:\n{resolv}");
     Ok(())
 }
 
@@ -367,6 +370,11 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
         "pod ip {ip} not on the node bridge {}",
         node.gateway_ip()
     );
+    // Pods get a local resolver only (no DNS traffic leaves the machine).
+    let (_, resolv) = exec(nd, "web", &["cat", "/etc/resolv.conf"]).await?;
+    let servers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
+    ensure!(servers == ["nameserver 127.0.0.1"], "pod resolv.conf:\n{resolv}");
+
     let mut body = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

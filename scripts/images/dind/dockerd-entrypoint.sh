@@ -54,7 +54,9 @@ make_tls() {
     make_cert "$certdir/client" "docker:dind client" clientAuth ""
 }
 
-args=(--host unix:///var/run/docker.sock --storage-driver "${SGSIM_DIND_STORAGE_DRIVER:-overlay2}")
+# --dns: nested containers get a local resolver, never dockerd's public fallback servers (there
+# is no network beyond this machine); a --dns argument adds to it.
+args=(--host unix:///var/run/docker.sock --storage-driver "${SGSIM_DIND_STORAGE_DRIVER:-overlay2}" --dns 127.0.0.1)
 certdir=${DOCKER_TLS_CERTDIR-}
 if [ "${DOCKER_TLS_CERTDIR+set}" = set ] && [ -z "$certdir" ]; then
     # --tls=false says so explicitly; without it dockerd 20.10 sleeps 15 s to warn about it.

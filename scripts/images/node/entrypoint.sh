@@ -17,6 +17,9 @@ say "iptables backend: $(sgsim_select_iptables)"
 dockerd_args=(
     --host "unix://$dir/docker.sock" --host unix:///var/run/docker.sock
     --bip "$bip" --storage-driver overlay2 --log-level "${SGSIM_NODE_DOCKERD_LOG_LEVEL:-warn}"
+    # Pods resolve names through /etc/hosts only; an explicit local resolver keeps them from
+    # querying the host's resolver (or dockerd's public fallback servers). Nothing listens there.
+    --dns 127.0.0.1
 )
 [ -n "${SGSIM_NODE_CGROUP_PARENT:-}" ] && dockerd_args+=(--cgroup-parent "$SGSIM_NODE_CGROUP_PARENT")
 dockerd "${dockerd_args[@]}" ${SGSIM_NODE_DOCKERD_ARGS:-} &
