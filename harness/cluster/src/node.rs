@@ -268,7 +268,11 @@ impl Node {
             .with_startup_timeout(NODE_STARTUP_TIMEOUT)
             .with_host_config_modifier(move |hc| {
                 docker::apply_privileged_for(hc, mode, api_version);
-                // No name service beyond the node: nothing listens on the node's 127.0.0.1:53.
+                // Host <-> node traffic goes through the unix sockets in /run/sgsim only: the
+                // node has no network interface beyond loopback (its pods have the node's bridge),
+                // so nothing in it can reach any address off this machine.
+                hc.network_mode = Some("none".to_string());
+                // No name service either: nothing listens on the node's 127.0.0.1:53.
                 hc.dns = Some(vec!["127.0.0.1".to_string()]);
             })
             .start()

@@ -370,6 +370,12 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
         "pod ip {ip} not on the node bridge {}",
         node.gateway_ip()
     );
+    // The node has no network beyond loopback and its pod bridge: no route off the node.
+    let node_inspect = host.inspect_container(node.container_id(), None).await?;
+    let mode = node_inspect.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+    ensure!(mode == "none", "node network mode {mode:?}");
+    let (_, routes) = exec(host, node.container_id(), &["ip", "route", "show", "default"]).await?;
+    ensure!(routes.trim().is_empty(), "the node has a default route: {routes}");
     // Pods get a local resolver only (no DNS traffic leaves the machine).
     let (_, resolv) = exec(nd, "web", &["cat", "/etc/resolv.conf"]).await?;
     let servers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
