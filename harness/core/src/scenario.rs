@@ -349,7 +349,7 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
     let root = match parse(text) {
         Ok(n) => n,
         Err(e) => {
-            diags.push(Diagnostic::new(Severity::Error, &file, e.pos, format!("YAML syntax error: {}", e.message)));
+            diags.push(Diagnostic::new(Severity::Error, &file, e.pos, yaml_message(&e)));
             return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
         }
     };
@@ -434,7 +434,7 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
                     let proot = match parse(&pfile.text) {
                         Ok(n) => n,
                         Err(e) => {
-                            diags.push(Diagnostic::new(Severity::Error, &pfile, e.pos, format!("YAML syntax error: {}", e.message)));
+                            diags.push(Diagnostic::new(Severity::Error, &pfile, e.pos, yaml_message(&e)));
                             return Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags });
                         }
                     };
@@ -1093,5 +1093,13 @@ impl Fixtures {
             });
         }
         out
+    }
+}
+
+fn yaml_message(e: &crate::yaml::YamlError) -> String {
+    match e.kind {
+        crate::yaml::YamlErrorKind::Syntax => format!("YAML syntax error: {}", e.message),
+        crate::yaml::YamlErrorKind::Limit => format!("YAML document rejected: {}", e.message),
+        crate::yaml::YamlErrorKind::Internal => e.message.clone(),
     }
 }

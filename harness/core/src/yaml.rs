@@ -53,11 +53,27 @@ pub struct Node {
     pub raw: Option<String>,
 }
 
-/// A YAML syntax (or structure) error from the parser.
+/// Errors of this module.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum YamlErrorKind {
+    /// The text is not valid YAML (syntax, tabs, duplicate keys, several documents).
+    #[error("YAML syntax error")]
+    Syntax,
+    /// The document exceeds a limit (nesting depth, size, aliases).
+    #[error("YAML document exceeds a limit")]
+    Limit,
+    /// The parser thread could not complete.
+    #[error("internal YAML parser failure")]
+    Internal,
+}
+
+/// A YAML error from the parser, with its position.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct YamlError {
-    /// The parser's message, without location or snippet.
+    /// What kind of error.
+    pub kind: YamlErrorKind,
+    /// The parser's message (reworded for users), without location or snippet.
     pub message: String,
     /// Where the parser stopped.
     pub pos: Pos,
@@ -205,7 +221,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     match spawned {
         Ok(handle) => match handle.join() {
             Ok(r) => r,
-            Err(_) => Err(YamlError { message: "internal error while parsing YAML".into(), pos: Pos::default() }),
+            Err(_) => Err(YamlError { kind: YamlErrorKind::Internal, message: "internal error while parsing YAML".into(), pos: Pos::default() }),
         },
         Err(_) => parse_with_depth(text, FALLBACK_MAX_DEPTH),
     }
@@ -233,7 +249,13 @@ fn parse_with_depth(text: &str, max_depth: usize) -> Result<Node, YamlError> {
                 .location()
                 .map(|l| loc_pos(&l, text))
                 .unwrap_or_default();
-            Err(YamlError { message: clean_message(&e.to_string()), pos })
+            let raw = e.to_string();
+            let kind = if raw.contains("budget breached") || raw.contains("recursion limit") {
+                YamlErrorKind::Limit
+            } else {
+                YamlErrorKind::Syntax
+            };
+            Err(YamlError { kind, message: clean_message(&raw), pos })
         }
     }
 }
