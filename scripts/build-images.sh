@@ -128,7 +128,12 @@ image_tag() {
     local n=$1 p f
     {
         while read -r f; do
-            printf 'file %s\n' "${f#"$repo/"}"
+            # Recipe files by their path in the repo, binaries by name: the tag must not depend
+            # on where the repo or the binaries are.
+            case "$f" in
+                "$repo"/scripts/*) printf 'file %s\n' "${f#"$repo/"}" ;;
+                *) printf 'file %s\n' "$(basename "$f")" ;;
+            esac
             sha256sum < "$f"
         done < <(image_inputs "$n")
         for p in ${parents[$n]}; do printf 'parent %s=%s\n' "$p" "${tag[$p]}"; done
