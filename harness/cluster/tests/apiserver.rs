@@ -633,3 +633,51 @@ async fn dry_run_does_not_persist_and_names_are_validated() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_watch_sees_every_change_in_resource_version_order() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let rv = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = pods.watch(&WatchParams::default().timeout(60), &rv).await.unwrap().boxed();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let pods = pods.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let name = format!("w{w}-{i}");
+                    pods.create(&PostParams::default(), &pod(&name, json!({"writer": w.to_string()}))).await.unwrap();
+                    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let (mut added, mut modified, mut last_rv) = (0, 0, 0u64);
+    while added + modified < 200 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.expect("in time").unwrap().unwrap();
+        let p = match ev {
+            WatchEvent::Added(p) => {
+                added += 1;
+                p
+            }
+            WatchEvent::Modified(p) => {
+                modified += 1;
+                assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+                continue;
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        let rv: u64 = p.metadata.resource_version.unwrap().parse().unwrap();
+        assert!(rv > last_rv, "resourceVersions increase");
+        last_rv = rv;
+    }
+    assert_eq!((added, modified), (100, 100));
+    let by_writer = pods.list(&ListParams::default().labels("writer=2")).await.unwrap();
+    assert_eq!(by_writer.items.len(), 25);
+    server.shutdown().await;
+}

@@ -95,6 +95,8 @@ pub fn router(app: App) -> Router {
     routes("", &app)
         .merge(routes(&prefixed, &app))
         .fallback(fallback)
+        // Kubernetes' request body limit (3 MiB); larger bodies get 413.
+        .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024))
         .with_state(app)
 }
 
@@ -633,6 +635,16 @@ fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<Response, Ap
     }
     app.store.transact(|txn| {
         let pod = txn.get("pods", ns, name).ok_or_else(|| status::not_found("", "pods", name))?;
+        let have_uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str).filter(|u| !u.is_empty())
+            && uid != have_uid
+        {
+            return Err(ApiError::Conflict {
+                resource: GroupResource::new("", "pods"),
+                name: name.to_owned(),
+                detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have_uid}"),
+            });
+        }
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::Conflict {
                 resource: GroupResource::new("", "pods/binding"),
@@ -900,7 +912,7 @@ fn delete_collection(app: &App, t: &Target, q: &Params) -> Result<Response, ApiE
 fn log_error(e: LogError) -> ApiError {
     match e {
         LogError::BadRequest(m) => ApiError::BadRequest(m),
-        LogError::NotFound(m) => ApiError::BadRequest(m),
+        LogError::NotFound(m) => ApiError::NotFoundMessage(m),
         LogError::Io(e) => ApiError::Internal(e.to_string()),
         LogError::Internal(m) => ApiError::Internal(m),
     }

@@ -53,6 +53,9 @@ pub enum ApiError {
         /// The object name.
         name: String,
     },
+    /// 404 NotFound with a free-form message (e.g. a node's answer to a log request).
+    #[error("{0}")]
+    NotFoundMessage(String),
     /// 404 NotFound for a URL no handler serves.
     #[error("the server could not find the requested resource")]
     PathNotFound,
@@ -185,7 +188,7 @@ impl ApiError {
     /// The HTTP status code.
     pub fn code(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } | Self::PathNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             Self::AlreadyExists { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -200,7 +203,7 @@ impl ApiError {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::NotFound { .. } | Self::PathNotFound => "NotFound",
+            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => "NotFound",
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } => "Conflict",
             Self::Forbidden { .. } => "Forbidden",
