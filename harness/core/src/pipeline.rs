@@ -376,6 +376,8 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
     }
     infra.labels = ctx.str_map(spec, "labels", fqn).into_iter().collect();
     infra.annotations = ctx.str_map(spec, "annotations", fqn).into_iter().collect();
+    check_k8s_map(ctx, spec, "labels", &infra.labels, true);
+    check_k8s_map(ctx, spec, "annotations", &infra.annotations, false);
     infra.init_timeout = ctx.str_field(spec, "initTimeout", fqn);
     if let Some(t) = &infra.init_timeout
         && crate::duration::parse_millis(t).is_none()
@@ -386,6 +388,7 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
     infra.image_pull_policy = pull_policy(ctx, spec, fqn);
     infra.run_as_user = ctx.int_field(spec, "runAsUser", fqn);
     infra.node_selector = ctx.str_map(spec, "nodeSelector", fqn).into_iter().collect();
+    check_k8s_map(ctx, spec, "nodeSelector", &infra.node_selector, true);
     infra.priority_class_name = ctx.str_field(spec, "priorityClassName", fqn);
     infra.host_names = ctx.str_list(spec, "hostNames", fqn);
     if let Some((tk, tol)) = spec.entry("tolerations") {
@@ -869,4 +872,76 @@ fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra) {
         return;
     }
     infra.pod_spec_overlay_json = Some(json);
+}
+
+/// Kubernetes label/annotation key and label value syntax (checked by hand).
+fn check_k8s_map(ctx: &mut Ctx<'_>, spec: &Node, key: &str, values: &BTreeMap<String, String>, check_values: bool) {
+    let Some(map) = spec.get(key) else { return };
+    let Some(entries) = map.as_map() else { return };
+    for (k, v) in entries {
+        let name = k.scalar_text().unwrap_or_default();
+        if let Some(why) = invalid_qualified_name(&name) {
+            ctx.err(k.pos, format!("`{name}` is not a valid Kubernetes {} key: {why}", key.trim_end_matches('s')));
+            continue;
+        }
+        if check_values
+            && let Some(val) = values.get(&name)
+            && !val.contains("<+")
+            && let Some(why) = invalid_label_value(val)
+        {
+            ctx.err(v.pos, format!("`{val}` is not a valid Kubernetes label value: {why}"));
+        }
+    }
+}
+
+fn is_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// `[prefix/]name`: prefix a DNS subdomain (≤ 253), name ≤ 63 alphanumerics, `-`, `_`, `.`,
+/// starting and ending alphanumeric.
+pub fn invalid_qualified_name(k: &str) -> Option<&'static str> {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                let b = l.as_bytes();
+                !b.is_empty()
+                    && b[0].is_ascii_alphanumeric()
+                    && b[b.len() - 1].is_ascii_alphanumeric()
+                    && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            });
+        if !ok {
+            return Some("the prefix must be a lowercase DNS subdomain");
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Some("the name must be 1 to 63 characters");
+    }
+    if !is_name_part(name) {
+        return Some("the name must consist of alphanumerics, `-`, `_` or `.`, and start and end with an alphanumeric");
+    }
+    None
+}
+
+/// Label values: empty, or ≤ 63 alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric.
+pub fn invalid_label_value(v: &str) -> Option<&'static str> {
+    if v.is_empty() {
+        return None;
+    }
+    if v.len() > 63 {
+        return Some("at most 63 characters");
+    }
+    if !is_name_part(v) {
+        return Some("alphanumerics, `-`, `_` or `.`, starting and ending with an alphanumeric");
+    }
+    None
 }

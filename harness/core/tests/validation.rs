@@ -489,3 +489,19 @@ fn neither_scenario_nor_pipeline() {
     assert_eq!(bare_errs(""), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
     assert_eq!(bare_errs("# only a comment\n"), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
 }
+
+#[test]
+fn kubernetes_label_syntax() {
+    let body = GOOD_BODY.replace(
+        "    namespace: ns1\n",
+        "    namespace: ns1\n    labels:\n      good.example.com/app: web\n      \"bad key\": x\n      tier: \"front end\"\n    annotations:\n      note: \"any text is fine here\"\n",
+    );
+    let e = bare_errs(&pipeline("Deployment", &body));
+    assert_eq!(
+        e,
+        vec![
+            "p.yaml:24:25: `bad key` is not a valid Kubernetes label key: the name must consist of alphanumerics, `-`, `_` or `.`, and start and end with an alphanumeric",
+            "p.yaml:25:31: `front end` is not a valid Kubernetes label value: alphanumerics, `-`, `_` or `.`, starting and ending with an alphanumeric",
+        ]
+    );
+}
