@@ -388,6 +388,8 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
     }
     // Scenario.
     let mut header = ScenarioHeader { seed: 1, ..Default::default() };
+    header.fixtures.account_id = DEFAULT_ACCOUNT_ID.into();
+    header.fixtures.nodes = vec![default_node()];
     let mut ctx = Ctx { file: file.clone(), diags: &mut diags, res: &mut res };
     if !ctx.strict_map(&root, root.pos, SCENARIO_FIELDS, "scenario.yaml") {
         return Err(ScenarioError::Invalid { header: None, diagnostics: diags });

@@ -505,3 +505,15 @@ fn kubernetes_label_syntax() {
         ]
     );
 }
+
+#[test]
+fn scenario_defaults_without_fixtures() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let s = load_with("scenario.yaml", "pipeline: p.yaml\n", &[("p.yaml", &text)]).unwrap();
+    assert_eq!(s.fixtures().account_id, "sgsimAccount");
+    assert_eq!(s.fixtures().nodes.len(), 1);
+    assert_eq!(s.fixtures().nodes[0].name, "node-1");
+    assert_eq!(s.seed(), 1);
+    let s = load_with("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  nodes: []\n", &[("p.yaml", &text)]).unwrap();
+    assert!(s.fixtures().nodes.is_empty());
+}
