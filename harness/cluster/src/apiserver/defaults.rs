@@ -49,9 +49,8 @@ fn default_probe(p: &mut Value) {
     set_default(m, "periodSeconds", json!(10));
     set_default(m, "successThreshold", json!(1));
     set_default(m, "failureThreshold", json!(3));
-    if let Some(h) = m.get_mut("httpGet").and_then(Value::as_object_mut) {
-        set_default(h, "path", json!("/"));
-        set_default(h, "scheme", json!("HTTP"));
+    if let Some(h) = m.get_mut("httpGet") {
+        default_http_get(h);
     }
     if let Some(g) = m.get_mut("grpc").and_then(Value::as_object_mut) {
         set_default(g, "service", json!(""));
@@ -63,6 +62,16 @@ fn default_env(env: &mut Value) {
         if let Some(f) = e.pointer_mut("/valueFrom/fieldRef").and_then(Value::as_object_mut) {
             set_default(f, "apiVersion", json!("v1"));
         }
+        if let Some(f) = e.pointer_mut("/valueFrom/resourceFieldRef").and_then(Value::as_object_mut) {
+            set_default(f, "divisor", json!("0"));
+        }
+    }
+}
+
+fn default_http_get(h: &mut Value) {
+    if let Some(h) = h.as_object_mut() {
+        set_default(h, "path", json!("/"));
+        set_default(h, "scheme", json!("HTTP"));
     }
 }
 
@@ -96,6 +105,11 @@ fn default_container(c: &mut Value) {
             default_probe(p);
         }
     }
+    for hook in ["postStart", "preStop"] {
+        if let Some(h) = m.get_mut("lifecycle").and_then(|l| l.get_mut(hook)).and_then(|h| h.get_mut("httpGet")) {
+            default_http_get(h);
+        }
+    }
 }
 
 fn default_volume(v: &mut Value) {
@@ -111,12 +125,23 @@ fn default_volume(v: &mut Value) {
     if let Some(items) = m.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
         default_env_like_items(items);
     }
+    for src in m.get_mut("projected").and_then(|p| p.get_mut("sources")).and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(t) = src.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
+            set_default(t, "expirationSeconds", json!(3600));
+        }
+        if let Some(items) = src.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
+            default_env_like_items(items);
+        }
+    }
 }
 
 fn default_env_like_items(items: &mut Value) {
     for i in items.as_array_mut().into_iter().flatten() {
         if let Some(f) = i.get_mut("fieldRef").and_then(Value::as_object_mut) {
             set_default(f, "apiVersion", json!("v1"));
+        }
+        if let Some(f) = i.get_mut("resourceFieldRef").and_then(Value::as_object_mut) {
+            set_default(f, "divisor", json!("0"));
         }
     }
 }
@@ -530,6 +555,25 @@ pub fn admit_other(kind: &str, obj: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_defaults() {
+        let mut c = json!({
+            "name": "c", "image": "busybox:1.36",
+            "ports": [{"containerPort": 80}],
+            "env": [{"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}],
+            "readinessProbe": {"httpGet": {"port": 80}},
+            "resources": {"limits": {"cpu": "1"}},
+        });
+        default_container(&mut c);
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["env"][0]["valueFrom"]["resourceFieldRef"]["divisor"], "0");
+        assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTP");
+        assert_eq!(c["readinessProbe"]["periodSeconds"], 10);
+        assert_eq!(c["resources"]["requests"]["cpu"], "1");
+        assert_eq!(c["terminationMessagePolicy"], "File");
+    }
 
     #[test]
     fn names() {
