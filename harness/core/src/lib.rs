@@ -24,4 +24,4 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use render::{ExecutionPlan, PlanNode, PlannedStep, RunIds, plan, render_pod};
-pub use scenario::{Scenario, ScenarioError, SourceLoader, load, no_files};
+pub use scenario::{LoadOptions, Scenario, ScenarioError, SourceLoader, load, load_with_options, no_files};

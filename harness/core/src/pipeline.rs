@@ -651,7 +651,7 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
         step_type: step_type.clone(),
         kind: Some(kind),
         fqn: fqn.clone(),
-        timeout: s.get("timeout").and_then(Node::scalar_text),
+        timeout: ctx.str_field(s, "timeout", &fqn),
         when: s.get("when").map(Node::to_json),
         failure_strategies: s.get("failureStrategies").map(Node::to_json),
         pos: id_pos,

@@ -341,9 +341,32 @@ fn join(dir: &str, rel: &str) -> String {
     if rel.starts_with('/') || dir.is_empty() { rel.to_string() } else { format!("{dir}/{rel}") }
 }
 
+/// Overrides for [`load_with_options`] (e.g. from CLI flags).
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Select this step group (`group` or `stage.group`), overriding scenario.yaml's `stepGroup`;
+    /// the only way to choose one in a bare pipeline with several.
+    pub step_group: Option<String>,
+    /// Use this seed instead of scenario.yaml's.
+    pub seed: Option<u64>,
+}
+
 /// Load a scenario.yaml or a bare pipeline YAML. `path` is the file's path as shown in
 /// messages; `text` its content; `loader` returns referenced files (paths as written).
 pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenario, ScenarioError> {
+    load_with_options(path, text, loader, &LoadOptions::default())
+}
+
+/// [`load`] with overrides.
+pub fn load_with_options(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOptions) -> Result<Scenario, ScenarioError> {
+    let mut r = load_inner(path, text, loader, opts);
+    if let (Some(seed), Ok(s)) = (opts.seed, &mut r) {
+        s.header.seed = seed;
+    }
+    r
+}
+
+fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOptions) -> Result<Scenario, ScenarioError> {
     let file = SourceFile::new(path, text);
     let mut diags = Diagnostics::default();
     let root = match parse(text) {
@@ -359,7 +382,7 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
     }
     let mut res = Resolver::default();
     if is_bare(&root) {
-        let header = ScenarioHeader { seed: 1, bare: true, ..Default::default() };
+        let header = ScenarioHeader { seed: 1, bare: true, step_group: opts.step_group.clone(), ..Default::default() };
         res.infer_secrets = true;
         return finish(header, file.clone(), &root, path.to_string(), res, diags, &file);
     }
@@ -397,6 +420,9 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
     header.name = scalar(&mut ctx, &root, "name").unwrap_or_default();
     header.description = scalar(&mut ctx, &root, "description").unwrap_or_default();
     header.step_group = scalar(&mut ctx, &root, "stepGroup");
+    if opts.step_group.is_some() {
+        header.step_group = opts.step_group.clone();
+    }
     if let Some(v) = root.get("seed") {
         match &v.value {
             Value::Int(i) if *i >= 0 && *i <= u64::MAX as i128 => header.seed = *i as u64,

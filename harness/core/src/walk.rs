@@ -14,7 +14,8 @@ pub(crate) struct Resolver {
     pub inputs: BTreeMap<String, Node>,
     /// Harness secrets by identifier.
     pub secrets: BTreeMap<String, String>,
-    /// Bare pipeline: unknown secrets get a generated value (with a warning) instead of an error.
+    /// Bare pipeline: unknown secrets get a generated value and runtime inputs without a value an
+    /// inferred one or none (with a warning) instead of an error.
     pub infer_secrets: bool,
     /// Secret values used (for masking), in first-use order.
     pub used_secrets: Vec<String>,
@@ -87,6 +88,29 @@ impl Ctx<'_> {
             }
             if let Some(def) = input_default(t) {
                 return Node { value: Value::Str(def), pos: node.pos, raw: None };
+            }
+            if self.res.infer_secrets {
+                // Bare pipeline: infer a value for the fields sgsim needs, leave others unset.
+                let last = fqn.rsplit('.').next().unwrap_or("");
+                let inferred = if fqn.contains(".stepGroupInfra.spec.") {
+                    match last {
+                        "namespace" => Some("default"),
+                        "connectorRef" => Some("sgsim_cluster"),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                return match inferred {
+                    Some(v) => {
+                        self.warn(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value; using `{v}`"));
+                        Node { value: Value::Str(v.to_string()), pos: node.pos, raw: None }
+                    }
+                    None => {
+                        self.warn(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value; treated as unset"));
+                        Node { value: Value::Null, pos: node.pos, raw: None }
+                    }
+                };
             }
             let known: Vec<&str> = self.res.inputs.keys().map(String::as_str).collect();
             let help = match suggest(fqn, known.iter().copied()) {

@@ -517,3 +517,35 @@ fn scenario_defaults_without_fixtures() {
     let s = load_with("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  nodes: []\n", &[("p.yaml", &text)]).unwrap();
     assert!(s.fixtures().nodes.is_empty());
 }
+
+#[test]
+fn bare_pipeline_infers_missing_inputs() {
+    let body = GOOD_BODY
+        .replace("connectorRef: k8s", "connectorRef: <+input>")
+        .replace("namespace: ns1", "namespace: <+input>")
+        .replace("command: echo hi", "command: echo hi\n        envVariables: {A: <+input>}\n      timeout: <+input>.default(5m)");
+    let s = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "default");
+    assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
+    assert_eq!(s.fixtures().namespaces, vec!["default".to_string()]);
+    let step = s.step_group.flat_steps()[0].clone();
+    assert_eq!(step.env, vec![("A".to_string(), String::new())]);
+    assert_eq!(step.timeout.as_deref(), Some("5m"));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].contains("has no value; using `sgsim_cluster`"), "{w:#?}");
+}
+
+#[test]
+fn load_options_select_group_and_seed() {
+    use sgsim_core::{LoadOptions, load_with_options};
+    let text = include_str!("fixtures/sam_pipeline.yaml");
+    let e = load_with("p.yaml", text, &[]).unwrap_err();
+    assert!(e.diagnostics().to_string().contains("choose one with `stepGroup`"));
+    let opts = LoadOptions { step_group: Some("aws_sam_rollback_step_group".into()), seed: Some(9) };
+    let s = load_with_options("p.yaml", text, &sgsim_core::no_files, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.step_group.identifier, "aws_sam_rollback_step_group");
+    assert_eq!(s.step_group.section, sgsim_core::model::Section::RollbackSteps);
+    assert_eq!(s.seed(), 9);
+    assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
+}
