@@ -681,3 +681,24 @@ async fn concurrent_writers_watch_sees_every_change_in_resource_version_order() 
     assert_eq!(by_writer.items.len(), 25);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_lists_and_delete_collection() {
+    let (server, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (n, app) in [("m1", "a"), ("m2", "a"), ("m3", "b")] {
+        pods.create(&PostParams::default(), &pod(n, json!({"app": app}))).await.unwrap();
+    }
+    let meta = pods.list_metadata(&ListParams::default().labels("app=a")).await.unwrap();
+    let names: Vec<_> = meta.items.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, ["m1", "m2"]);
+    let one = pods.get_metadata("m3").await.unwrap();
+    assert_eq!(one.metadata.labels.unwrap()["app"], "b");
+
+    let deleted = pods.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=a")).await.unwrap();
+    let gone = deleted.left().expect("list of deleted pods");
+    assert_eq!(gone.items.len(), 2);
+    let left: Vec<_> = pods.list(&ListParams::default()).await.unwrap().items.into_iter().map(|p| p.metadata.name.unwrap()).collect();
+    assert_eq!(left, ["m3"]);
+    server.shutdown().await;
+}
