@@ -142,8 +142,16 @@ impl ApiServer {
     pub async fn start(opts: ApiServerOptions) -> Result<ApiServerHandle, ApiServerError> {
         let listener = tokio::net::TcpListener::bind(opts.bind)
             .await
-            .map_err(|source| ApiServerError::Bind { addr: opts.bind, source })?;
-        let addr = listener.local_addr().map_err(|source| ApiServerError::Bind { addr: opts.bind, source })?;
+            .map_err(|source| ApiServerError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ApiServerError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
         let token = opts.token.clone().unwrap_or_else(util::random_token);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(handlers::AppState {
@@ -151,7 +159,9 @@ impl ApiServer {
             token: token.clone(),
             node_logs: RwLock::new(HashMap::new()),
             shutdown: shutdown_rx.clone(),
-            admission: defaults::Admission { service_account: opts.service_account_admission },
+            admission: defaults::Admission {
+                service_account: opts.service_account_admission,
+            },
             addr: addr.to_string(),
             git_version: opts.git_version.clone(),
         });
@@ -166,13 +176,23 @@ impl ApiServer {
                 tracing::warn!(error = %e, "embedded API server stopped with an error");
             }
         });
-        Ok(ApiServerHandle { url: format!("http://{addr}"), token, app, shutdown: shutdown_tx, task: Some(task) })
+        Ok(ApiServerHandle {
+            url: format!("http://{addr}"),
+            token,
+            app,
+            shutdown: shutdown_tx,
+            task: Some(task),
+        })
     }
 }
 
 fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
-    let pcs = [("system-node-critical", 2_000_001_000_i64), ("system-cluster-critical", 2_000_000_000)];
-    let pc_def = resources::by_id("priorityclasses.scheduling.k8s.io").expect("priorityclasses served");
+    let pcs = [
+        ("system-node-critical", 2_000_001_000_i64),
+        ("system-cluster-critical", 2_000_000_000),
+    ];
+    let pc_def =
+        resources::by_id("priorityclasses.scheduling.k8s.io").expect("priorityclasses served");
     for (name, value) in pcs {
         let pc = json!({
             "metadata": {"name": name},
@@ -184,7 +204,8 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
     }
     let ns_def = resources::by_id("namespaces").expect("namespaces served");
     for ns in &opts.namespaces {
-        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false).map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false)
+            .map_err(ApiServerError::Seed)?;
     }
     Ok(())
 }
@@ -200,7 +221,9 @@ pub struct ApiServerHandle {
 
 impl std::fmt::Debug for ApiServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServerHandle").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("ApiServerHandle")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -238,8 +261,12 @@ impl ApiServerHandle {
 
     /// Writes [`Self::kubeconfig`] to `path` (JSON, which kubectl reads as YAML), mode 0600 on Unix.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = serde_json::to_string_pretty(&self.kubeconfig()).map_err(ApiServerError::SerializeKubeconfig)?;
-        let wrap = |source| ApiServerError::WriteKubeconfig { path: path.to_owned(), source };
+        let text = serde_json::to_string_pretty(&self.kubeconfig())
+            .map_err(ApiServerError::SerializeKubeconfig)?;
+        let wrap = |source| ApiServerError::WriteKubeconfig {
+            path: path.to_owned(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(wrap)?;
         }
@@ -254,9 +281,12 @@ impl ApiServerHandle {
 
     /// A `kube::Client` for this server (default namespace `default`).
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
-        let config = kube::Config::from_custom_kubeconfig(self.kubeconfig(), &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(ApiServerError::ClientConfig)?;
+        let config = kube::Config::from_custom_kubeconfig(
+            self.kubeconfig(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(ApiServerError::ClientConfig)?;
         kube::Client::try_from(config).map_err(ApiServerError::Client)
     }
 
@@ -271,7 +301,11 @@ impl ApiServerHandle {
 
     /// Removes the log source of `node`.
     pub fn unregister_node_logs(&self, node: &str) {
-        self.app.node_logs.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(node);
+        self.app
+            .node_logs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(node);
     }
 
     /// Current global resourceVersion.
@@ -284,7 +318,10 @@ impl ApiServerHandle {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

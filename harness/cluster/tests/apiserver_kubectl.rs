@@ -8,13 +8,23 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource};
+use sgsim_cluster::apiserver::{
+    ApiServer, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
+};
 
 fn kubectl_path() -> Option<PathBuf> {
     let candidates = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"];
-    candidates.iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
-        std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join("kubectl")).find(|p| p.exists())
-    })
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|d| PathBuf::from(d).join("kubectl"))
+                .find(|p| p.exists())
+        })
 }
 
 struct Kubectl {
@@ -62,11 +72,18 @@ impl Drop for Kubectl {
 struct Lines;
 
 impl PodLogSource for Lines {
-    fn logs(&self, _ns: &str, pod: &str, opts: LogOptions) -> futures::future::BoxFuture<'static, Result<LogStream, LogError>> {
+    fn logs(
+        &self,
+        _ns: &str,
+        pod: &str,
+        opts: LogOptions,
+    ) -> futures::future::BoxFuture<'static, Result<LogStream, LogError>> {
         let text = format!("hello from {pod}/{}\nsecond line\n", opts.container);
         Box::pin(async move {
-            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-                text.split_inclusive('\n').map(|l| Ok(bytes::Bytes::from(l.to_owned()))).collect();
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = text
+                .split_inclusive('\n')
+                .map(|l| Ok(bytes::Bytes::from(l.to_owned())))
+                .collect();
             Ok(futures::stream::iter(chunks).boxed())
         })
     }
@@ -85,13 +102,28 @@ async fn setup() -> Option<(ApiServerHandle, kube::Client, PathBuf)> {
         "spec": {"containers": [{"name": "step", "image": "busybox:1.36"}]},
     }))
     .unwrap();
-    let uid = pods.create(&PostParams::default(), &pod).await.unwrap().metadata.uid.unwrap();
+    let uid = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "node-1"}});
-    let _: Value = pods.create_subresource("binding", "web", &PostParams::default(), &binding).await.unwrap();
+    let _: Value = pods
+        .create_subresource("binding", "web", &PostParams::default(), &binding)
+        .await
+        .unwrap();
     let status = json!({"status": {"phase": "Running", "podIP": "10.244.1.2", "containerStatuses": [
         {"name": "step", "ready": true, "restartCount": 0, "image": "busybox:1.36", "imageID": "", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
     ]}});
-    pods.patch_status("web", &Default::default(), &kube::api::Patch::Merge(&status)).await.unwrap();
+    pods.patch_status(
+        "web",
+        &Default::default(),
+        &kube::api::Patch::Merge(&status),
+    )
+    .await
+    .unwrap();
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let ev: Event = serde_json::from_value(json!({
         "metadata": {"name": "web.1"},
@@ -107,20 +139,28 @@ async fn setup() -> Option<(ApiServerHandle, kube::Client, PathBuf)> {
 
 #[tokio::test]
 async fn kubectl_get_pods_events_namespaces() {
-    let Some((server, _client, bin)) = setup().await else { return };
+    let Some((server, _client, bin)) = setup().await else {
+        return;
+    };
     let k = Kubectl::new(&server, bin, "get");
 
     let (ok, out, err) = k.run(&["get", "pods", "-A"]).await;
     assert!(ok, "{err}");
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..5], ["default", "web", "1/1", "Running", "0"]);
 
     let (ok, out, err) = k.run(&["get", "pods", "-n", "default", "-o", "wide"]).await;
     assert!(ok, "{err}");
-    assert!(out.contains("10.244.1.2") && out.contains("node-1"), "{out}");
+    assert!(
+        out.contains("10.244.1.2") && out.contains("node-1"),
+        "{out}"
+    );
 
     let (ok, out, err) = k.run(&["get", "pods", "-n", "default", "-o", "yaml"]).await;
     assert!(ok, "{err}");
@@ -135,14 +175,35 @@ async fn kubectl_get_pods_events_namespaces() {
     let (ok, out, err) = k.run(&["get", "events", "-A"]).await;
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAMESPACE", "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
-    assert!(out.contains("Normal") && out.contains("Scheduled") && out.contains("pod/web") && out.contains("Successfully assigned default/web to node-1"), "{out}");
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "LAST",
+            "SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "MESSAGE"
+        ]
+    );
+    assert!(
+        out.contains("Normal")
+            && out.contains("Scheduled")
+            && out.contains("pod/web")
+            && out.contains("Successfully assigned default/web to node-1"),
+        "{out}"
+    );
 
     let (ok, out, err) = k.run(&["get", "ns"]).await;
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "STATUS", "AGE"]);
-    assert!(out.lines().any(|l| l.starts_with("default ") && l.contains("Active")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("default ") && l.contains("Active")),
+        "{out}"
+    );
 
     let (ok, _, err) = k.run(&["get", "pod", "missing"]).await;
     assert!(!ok);
@@ -154,8 +215,14 @@ async fn kubectl_get_pods_events_namespaces() {
 
     let (ok, out, err) = k.run(&["describe", "pod", "web"]).await;
     assert!(ok, "{err}");
-    assert!(out.contains("Node:             node-1/") || out.contains("node-1"), "{out}");
-    assert!(out.contains("Successfully assigned default/web to node-1"), "{out}");
+    assert!(
+        out.contains("Node:             node-1/") || out.contains("node-1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Successfully assigned default/web to node-1"),
+        "{out}"
+    );
 
     // apply needs /openapi/v3 (field validation support) and strategic merge patch.
     let manifest = k.dir.join("pod.yaml");
@@ -183,7 +250,9 @@ async fn kubectl_get_pods_events_namespaces() {
 
 #[tokio::test]
 async fn kubectl_logs() {
-    let Some((server, _client, bin)) = setup().await else { return };
+    let Some((server, _client, bin)) = setup().await else {
+        return;
+    };
     let k = Kubectl::new(&server, bin, "logs");
     let (ok, out, err) = k.run(&["logs", "web", "-c", "step", "-n", "default"]).await;
     assert!(ok, "{err}");

@@ -15,10 +15,21 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Fields with the same name in both versions.
-const EVENT_SHARED: &[&str] =
-    &["metadata", "eventTime", "series", "reportingInstance", "action", "reason", "related", "type"];
+const EVENT_SHARED: &[&str] = &[
+    "metadata",
+    "eventTime",
+    "series",
+    "reportingInstance",
+    "action",
+    "reason",
+    "related",
+    "type",
+];
 
-fn rename(obj: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>) -> Map<String, Value> {
+fn rename(
+    obj: &Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for k in EVENT_SHARED {
         if let Some(v) = obj.get(*k) {
@@ -36,12 +47,23 @@ fn rename(obj: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>
 /// core/v1 Event → events.k8s.io/v1 Event (Go zero values as Kubernetes serializes them).
 pub fn event_to_events_v1(core: &Value) -> Value {
     let mut out = rename(core, EVENT_FIELDS.iter().copied());
-    for k in ["eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"] {
+    for k in [
+        "eventTime",
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+    ] {
         out.entry(k).or_insert(Value::Null);
     }
     out.entry("regarding").or_insert_with(|| json!({}));
     out.entry("deprecatedSource").or_insert_with(|| json!({}));
-    for k in ["reportingController", "reportingInstance", "note", "reason", "type", "action"] {
+    for k in [
+        "reportingController",
+        "reportingInstance",
+        "note",
+        "reason",
+        "type",
+        "action",
+    ] {
         if out.get(k).and_then(Value::as_str) == Some("") {
             out.remove(k);
         }

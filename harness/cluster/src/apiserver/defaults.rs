@@ -59,10 +59,16 @@ fn default_probe(p: &mut Value) {
 
 fn default_env(env: &mut Value) {
     for e in env.as_array_mut().into_iter().flatten() {
-        if let Some(f) = e.pointer_mut("/valueFrom/fieldRef").and_then(Value::as_object_mut) {
+        if let Some(f) = e
+            .pointer_mut("/valueFrom/fieldRef")
+            .and_then(Value::as_object_mut)
+        {
             set_default(f, "apiVersion", json!("v1"));
         }
-        if let Some(f) = e.pointer_mut("/valueFrom/resourceFieldRef").and_then(Value::as_object_mut) {
+        if let Some(f) = e
+            .pointer_mut("/valueFrom/resourceFieldRef")
+            .and_then(Value::as_object_mut)
+        {
             set_default(f, "divisor", json!("0"));
         }
     }
@@ -86,13 +92,22 @@ fn default_resources(m: &mut Map<String, Value>) {
 }
 
 fn default_container(c: &mut Value) {
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let Some(m) = c.as_object_mut() else { return };
     set_default(m, "imagePullPolicy", json!(default_pull_policy(&image)));
     set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(m, "terminationMessagePolicy", json!("File"));
     default_resources(m);
-    for p in m.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+    for p in m
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         if let Some(p) = p.as_object_mut() {
             set_default(p, "protocol", json!("TCP"));
         }
@@ -106,7 +121,11 @@ fn default_container(c: &mut Value) {
         }
     }
     for hook in ["postStart", "preStop"] {
-        if let Some(h) = m.get_mut("lifecycle").and_then(|l| l.get_mut(hook)).and_then(|h| h.get_mut("httpGet")) {
+        if let Some(h) = m
+            .get_mut("lifecycle")
+            .and_then(|l| l.get_mut(hook))
+            .and_then(|h| h.get_mut("httpGet"))
+        {
             default_http_get(h);
         }
     }
@@ -125,8 +144,17 @@ fn default_volume(v: &mut Value) {
     if let Some(items) = m.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
         default_env_like_items(items);
     }
-    for src in m.get_mut("projected").and_then(|p| p.get_mut("sources")).and_then(Value::as_array_mut).into_iter().flatten() {
-        if let Some(t) = src.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
+    for src in m
+        .get_mut("projected")
+        .and_then(|p| p.get_mut("sources"))
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = src
+            .get_mut("serviceAccountToken")
+            .and_then(Value::as_object_mut)
+        {
             set_default(t, "expirationSeconds", json!(3600));
         }
         if let Some(items) = src.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
@@ -149,7 +177,9 @@ fn default_env_like_items(items: &mut Value) {
 /// Parses a resource quantity (`100m`, `1Gi`, `2`, `1e3`) to a number.
 pub fn parse_quantity(q: &str) -> Option<f64> {
     let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult = match suffix {
@@ -186,7 +216,10 @@ pub fn qos_class(spec: &Value) -> &'static str {
         let req = c.pointer("/resources/requests").and_then(Value::as_object);
         let lim = c.pointer("/resources/limits").and_then(Value::as_object);
         let relevant = |m: Option<&Map<String, Value>>, k: &str| {
-            m.and_then(|m| m.get(k)).and_then(Value::as_str).and_then(parse_quantity).filter(|q| *q != 0.0)
+            m.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .and_then(parse_quantity)
+                .filter(|q| *q != 0.0)
         };
         for k in ["cpu", "memory"] {
             let (r, l) = (relevant(req, k), relevant(lim, k));
@@ -214,8 +247,13 @@ const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alp
 fn is_label(s: &str, first_alpha: bool) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && (if first_alpha { b[0].is_ascii_lowercase() } else { b[0].is_ascii_alphanumeric() })
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && (if first_alpha {
+            b[0].is_ascii_lowercase()
+        } else {
+            b[0].is_ascii_alphanumeric()
+        })
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
@@ -233,7 +271,11 @@ pub enum NameRule {
 /// Field-error details for a name breaking `rule` (empty when valid).
 pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
     let (max, ok, msg) = match rule {
-        NameRule::Subdomain => (253, !name.is_empty() && name.split('.').all(|l| is_label(l, false)), DNS1123_SUBDOMAIN_MSG),
+        NameRule::Subdomain => (
+            253,
+            !name.is_empty() && name.split('.').all(|l| is_label(l, false)),
+            DNS1123_SUBDOMAIN_MSG,
+        ),
         NameRule::Label => (63, is_label(name, false), DNS1123_LABEL_MSG),
         NameRule::Dns1035 => (63, is_label(name, true), DNS1035_LABEL_MSG),
     };
@@ -256,21 +298,41 @@ pub fn validate_name(group: &str, kind: &str, name: &str) -> Result<(), ApiError
     };
     let causes: Vec<Cause> = name_errors(name, rule)
         .into_iter()
-        .map(|d| cause("FieldValueInvalid", "metadata.name".into(), format!("Invalid value: {name:?}: {d}")))
+        .map(|d| {
+            cause(
+                "FieldValueInvalid",
+                "metadata.name".into(),
+                format!("Invalid value: {name:?}: {d}"),
+            )
+        })
         .collect();
     if causes.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Invalid { group: group.to_owned(), kind: kind.to_owned(), name: name.to_owned(), causes })
+        Err(ApiError::Invalid {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            causes,
+        })
     }
 }
 
 fn invalid(kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
-    ApiError::Invalid { group: String::new(), kind: kind.to_owned(), name: name.to_owned(), causes }
+    ApiError::Invalid {
+        group: String::new(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        causes,
+    }
 }
 
 fn cause(reason: &str, field: String, detail: String) -> Cause {
-    Cause { reason: reason.to_owned(), message: format!("{field}: {detail}"), field }
+    Cause {
+        reason: reason.to_owned(),
+        message: format!("{field}: {detail}"),
+        field,
+    }
 }
 
 /// Field errors of a pod spec that sgsim relies on (a subset of Kubernetes' validation).
@@ -278,38 +340,84 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
     let mut errs = Vec::new();
     let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
     let mut volume_names = std::collections::HashSet::new();
-    for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let n = v.get("name").and_then(Value::as_str).unwrap_or_default();
         let field = format!("spec.volumes[{i}].name");
         if n.is_empty() {
             errs.push(cause("FieldValueRequired", field, "Required value".into()));
         } else if !volume_names.insert(n.to_owned()) {
-            errs.push(cause("FieldValueDuplicate", field, format!("Duplicate value: {n:?}")));
+            errs.push(cause(
+                "FieldValueDuplicate",
+                field,
+                format!("Duplicate value: {n:?}"),
+            ));
         }
     }
     let containers = spec.get("containers").and_then(Value::as_array);
     if containers.is_none_or(Vec::is_empty) {
-        errs.push(cause("FieldValueRequired", "spec.containers".into(), "Required value".into()));
+        errs.push(cause(
+            "FieldValueRequired",
+            "spec.containers".into(),
+            "Required value".into(),
+        ));
     }
     let mut names = std::collections::HashSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let base = format!("spec.{list}[{i}]");
             let n = c.get("name").and_then(Value::as_str).unwrap_or_default();
             if n.is_empty() {
-                errs.push(cause("FieldValueRequired", format!("{base}.name"), "Required value".into()));
+                errs.push(cause(
+                    "FieldValueRequired",
+                    format!("{base}.name"),
+                    "Required value".into(),
+                ));
             } else if !name_errors(n, NameRule::Label).is_empty() {
                 for d in name_errors(n, NameRule::Label) {
-                    errs.push(cause("FieldValueInvalid", format!("{base}.name"), format!("Invalid value: {n:?}: {d}")));
+                    errs.push(cause(
+                        "FieldValueInvalid",
+                        format!("{base}.name"),
+                        format!("Invalid value: {n:?}: {d}"),
+                    ));
                 }
             } else if !names.insert(n.to_owned()) {
-                errs.push(cause("FieldValueDuplicate", format!("{base}.name"), format!("Duplicate value: {n:?}")));
+                errs.push(cause(
+                    "FieldValueDuplicate",
+                    format!("{base}.name"),
+                    format!("Duplicate value: {n:?}"),
+                ));
             }
-            if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
-                errs.push(cause("FieldValueRequired", format!("{base}.image"), "Required value".into()));
+            if c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+            {
+                errs.push(cause(
+                    "FieldValueRequired",
+                    format!("{base}.image"),
+                    "Required value".into(),
+                ));
             }
             let mut paths = std::collections::HashSet::new();
-            for (j, m) in c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, m) in c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let mn = m.get("name").and_then(Value::as_str).unwrap_or_default();
                 if !volume_names.contains(mn) {
                     errs.push(cause(
@@ -318,9 +426,16 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
                         format!("Not found: {mn:?}"),
                     ));
                 }
-                let p = m.get("mountPath").and_then(Value::as_str).unwrap_or_default();
+                let p = m
+                    .get("mountPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if p.is_empty() {
-                    errs.push(cause("FieldValueRequired", format!("{base}.volumeMounts[{j}].mountPath"), "Required value".into()));
+                    errs.push(cause(
+                        "FieldValueRequired",
+                        format!("{base}.volumeMounts[{j}].mountPath"),
+                        "Required value".into(),
+                    ));
                 } else if !paths.insert(p.to_owned()) {
                     errs.push(cause(
                         "FieldValueInvalid",
@@ -335,12 +450,20 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
 }
 
 fn forbidden(name: &str, detail: String) -> ApiError {
-    ApiError::Forbidden { resource: GroupResource::new("", "pods"), name: name.to_owned(), detail }
+    ApiError::Forbidden {
+        resource: GroupResource::new("", "pods"),
+        name: name.to_owned(),
+        detail,
+    }
 }
 
 /// Defaults, admits and validates a pod being created in `ns` (metadata already named).
 pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Result<(), ApiError> {
-    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let spec = obj_mut(pod, "spec");
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
@@ -349,17 +472,34 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "enableServiceLinks", json!(true));
     // `serviceAccount` is the deprecated alias of `serviceAccountName`.
-    if spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or_default().is_empty()
-        && let Some(sa) = spec.get("serviceAccount").and_then(Value::as_str).filter(|s| !s.is_empty())
+    if spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .is_empty()
+        && let Some(sa) = spec
+            .get("serviceAccount")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     {
         spec.insert("serviceAccountName".into(), json!(sa));
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             default_container(c);
         }
     }
-    for v in spec.get_mut("volumes").and_then(Value::as_array_mut).into_iter().flatten() {
+    for v in spec
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         default_volume(v);
     }
     if let Some(limits) = spec.get("resources").and_then(|r| r.get("limits")).cloned()
@@ -392,7 +532,10 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
         let automount = spec
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)
-            .or_else(|| sa.get("automountServiceAccountToken").and_then(Value::as_bool))
+            .or_else(|| {
+                sa.get("automountServiceAccountToken")
+                    .and_then(Value::as_bool)
+            })
             .unwrap_or(true);
         if automount {
             mount_token(spec);
@@ -405,11 +548,19 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
     }
 
     // Priority admission.
-    let class = spec.get("priorityClassName").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let class = spec
+        .get("priorityClassName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let found = match class {
         Some(c) => match txn.get("priorityclasses.scheduling.k8s.io", "", c) {
             Some(pc) => Some(pc),
-            None => return Err(forbidden(&name, format!("no PriorityClass with name {c} was found"))),
+            None => {
+                return Err(forbidden(
+                    &name,
+                    format!("no PriorityClass with name {c} was found"),
+                ));
+            }
         },
         None => txn
             .list("priorityclasses.scheduling.k8s.io", None)
@@ -419,7 +570,9 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
     let (priority, policy) = match &found {
         Some(pc) => (
             pc.get("value").cloned().unwrap_or(json!(0)),
-            pc.get("preemptionPolicy").cloned().unwrap_or(json!("PreemptLowerPriority")),
+            pc.get("preemptionPolicy")
+                .cloned()
+                .unwrap_or(json!("PreemptLowerPriority")),
         ),
         None => (json!(0), json!("PreemptLowerPriority")),
     };
@@ -428,7 +581,10 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
 
     // DefaultTolerationSeconds admission.
     let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let arr = tolerations.as_array_mut().expect("tolerations is an array");
         let covered = arr.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -443,7 +599,13 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
 
     let mut errs = name_errors(&name, NameRule::Subdomain)
         .into_iter()
-        .map(|d| cause("FieldValueInvalid", "metadata.name".into(), format!("Invalid value: {name:?}: {d}")))
+        .map(|d| {
+            cause(
+                "FieldValueInvalid",
+                "metadata.name".into(),
+                format!("Invalid value: {name:?}: {d}"),
+            )
+        })
         .collect::<Vec<_>>();
     errs.extend(validate_pod(pod));
     if !errs.is_empty() {
@@ -459,11 +621,17 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
 
 fn mount_token(spec: &mut Map<String, Value>) {
     let mounted = ["initContainers", "containers"].iter().any(|list| {
-        spec.get(*list).and_then(Value::as_array).into_iter().flatten().any(|c| {
-            c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().any(|m| {
-                m.get("mountPath").and_then(Value::as_str) == Some(SA_MOUNT)
+        spec.get(*list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.get("volumeMounts")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(SA_MOUNT))
             })
-        })
     });
     if mounted {
         return;
@@ -485,8 +653,15 @@ fn mount_token(spec: &mut Map<String, Value>) {
         a.push(volume);
     }
     for list in ["initContainers", "containers"] {
-        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
-            let mounts = c.as_object_mut().map(|m| m.entry("volumeMounts").or_insert_with(|| json!([])));
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let mounts = c
+                .as_object_mut()
+                .map(|m| m.entry("volumeMounts").or_insert_with(|| json!([])));
             if let Some(a) = mounts.and_then(Value::as_array_mut) {
                 a.push(json!({"mountPath": SA_MOUNT, "name": vol_name, "readOnly": true}));
             }
@@ -496,7 +671,11 @@ fn mount_token(spec: &mut Map<String, Value>) {
 
 /// Defaults a namespace being created.
 pub fn admit_namespace(ns: &mut Value) {
-    let name = ns.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = ns
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let labels = obj_mut(obj_mut_value(ns, "metadata"), "labels");
     labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     let spec = obj_mut(ns, "spec");
@@ -595,7 +774,10 @@ mod tests {
 
     #[test]
     fn qos() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});

@@ -62,24 +62,50 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
     let r = |path: &str| format!("{prefix}{path}");
     let protected = Router::new()
         .route(&r("/api"), get(api_versions))
-        .route(&r("/api/v1"), get(|| async { discovery(resources::resource_list("", "v1")) }))
+        .route(
+            &r("/api/v1"),
+            get(|| async { discovery(resources::resource_list("", "v1")) }),
+        )
         .route(&r("/api/v1/{*rest}"), any(core_handler))
-        .route(&r("/apis"), get(|| async { json_ok(&resources::api_group_list()) }))
-        .route(&r("/apis/{group}"), get(|Path(p): PathParams| async move { discovery(resources::api_group(&param(&p, "group"))) }))
+        .route(
+            &r("/apis"),
+            get(|| async { json_ok(&resources::api_group_list()) }),
+        )
+        .route(
+            &r("/apis/{group}"),
+            get(|Path(p): PathParams| async move {
+                discovery(resources::api_group(&param(&p, "group")))
+            }),
+        )
         .route(
             &r("/apis/{group}/{version}"),
             get(|Path(p): PathParams| async move {
-                discovery(resources::resource_list(&param(&p, "group"), &param(&p, "version")))
+                discovery(resources::resource_list(
+                    &param(&p, "group"),
+                    &param(&p, "version"),
+                ))
             }),
         )
         .route(&r("/apis/{group}/{version}/{*rest}"), any(group_handler))
-        .route(&r("/openapi/v3"), get(|| async { json_ok(&resources::openapi_v3_index()) }))
-        .route(&r("/openapi/v3/api/{version}"), get(|Path(p): PathParams| async move {
-            discovery(resources::openapi_v3_group("", &param(&p, "version")))
-        }))
-        .route(&r("/openapi/v3/apis/{group}/{version}"), get(|Path(p): PathParams| async move {
-            discovery(resources::openapi_v3_group(&param(&p, "group"), &param(&p, "version")))
-        }))
+        .route(
+            &r("/openapi/v3"),
+            get(|| async { json_ok(&resources::openapi_v3_index()) }),
+        )
+        .route(
+            &r("/openapi/v3/api/{version}"),
+            get(|Path(p): PathParams| async move {
+                discovery(resources::openapi_v3_group("", &param(&p, "version")))
+            }),
+        )
+        .route(
+            &r("/openapi/v3/apis/{group}/{version}"),
+            get(|Path(p): PathParams| async move {
+                discovery(resources::openapi_v3_group(
+                    &param(&p, "group"),
+                    &param(&p, "version"),
+                ))
+            }),
+        )
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
     let public = Router::new()
         .route(&r("/version"), get(version))
@@ -113,7 +139,11 @@ async fn fallback(State(app): State<App>, req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| t.trim() == app.token);
-    if authed { ApiError::PathNotFound.into_response() } else { ApiError::Unauthorized.into_response() }
+    if authed {
+        ApiError::PathNotFound.into_response()
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
 }
 
 /// Path prefix that authenticates like the bearer token: `/sgsim/<token>/api/v1/...`. kubectl
@@ -124,7 +154,11 @@ pub const TOKEN_PATH_PREFIX: &str = "/sgsim/";
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
     if let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX) {
         let token = rest.split('/').next().unwrap_or_default();
-        return if token == app.token { next.run(req).await } else { ApiError::Unauthorized.into_response() };
+        return if token == app.token {
+            next.run(req).await
+        } else {
+            ApiError::Unauthorized.into_response()
+        };
     }
     let ok = req
         .headers()
@@ -132,11 +166,20 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t.trim() == app.token);
-    if ok { next.run(req).await } else { ApiError::Unauthorized.into_response() }
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    (code, [(header::CONTENT_TYPE, "application/json")], serde_json::to_vec(v).unwrap_or_default()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 fn raw_json(code: StatusCode, body: Vec<u8>) -> Response {
@@ -204,15 +247,32 @@ struct Target {
 fn parse_target(group: &str, version: &str, rest: &str) -> Result<Target, ApiError> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let owned = |s: Option<&&str>| s.map(|s| (*s).to_owned());
-    let (ns, res, name, sub, extra) =
-        if segs.first() == Some(&"namespaces") && segs.len() >= 3 && !matches!(segs[2], "status" | "finalize") {
-            (Some(segs[1].to_owned()), segs[2], owned(segs.get(3)), owned(segs.get(4)), segs.len() > 5)
-        } else {
-            let res = segs.first().copied().ok_or(ApiError::PathNotFound)?;
-            (None, res, owned(segs.get(1)), owned(segs.get(2)), segs.len() > 3)
-        };
+    let (ns, res, name, sub, extra) = if segs.first() == Some(&"namespaces")
+        && segs.len() >= 3
+        && !matches!(segs[2], "status" | "finalize")
+    {
+        (
+            Some(segs[1].to_owned()),
+            segs[2],
+            owned(segs.get(3)),
+            owned(segs.get(4)),
+            segs.len() > 5,
+        )
+    } else {
+        let res = segs.first().copied().ok_or(ApiError::PathNotFound)?;
+        (
+            None,
+            res,
+            owned(segs.get(1)),
+            owned(segs.get(2)),
+            segs.len() > 3,
+        )
+    };
     let def = resources::lookup(group, version, res).ok_or(ApiError::PathNotFound)?;
-    if extra || (!def.namespaced && ns.is_some()) || (def.namespaced && ns.is_none() && name.is_some()) {
+    if extra
+        || (!def.namespaced && ns.is_some())
+        || (def.namespaced && ns.is_none() && name.is_some())
+    {
         return Err(ApiError::PathNotFound);
     }
     if let Some(s) = &sub
@@ -231,7 +291,9 @@ async fn core_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(app, "", "v1", &param(&p, "rest"), method, q, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    dispatch(app, "", "v1", &param(&p, "rest"), method, q, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn group_handler(
@@ -242,9 +304,18 @@ async fn group_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(app, &param(&p, "group"), &param(&p, "version"), &param(&p, "rest"), method, q, headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    dispatch(
+        app,
+        &param(&p, "group"),
+        &param(&p, "version"),
+        &param(&p, "rest"),
+        method,
+        q,
+        headers,
+        body,
+    )
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn truthy(q: &Params, key: &str) -> bool {
@@ -263,7 +334,10 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let t = parse_target(group, version, rest)?;
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let shape = Shape::negotiate(accept, q.get("includeObject").map(String::as_str));
     let unsupported = |verb: &str| ApiError::MethodNotSupported {
         resource: GroupResource::new(t.def.group, t.def.plural),
@@ -273,17 +347,27 @@ async fn dispatch(
     let dry = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("unsupported dry run value: {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported dry run value: {other:?}"
+            )));
+        }
     };
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
         (&Method::GET, None, None) if !t.def.stored => Err(unsupported("list")),
         (&Method::GET, None, None) if truthy(&q, "watch") => watch_objects(&app, &t, &q, shape),
         (&Method::GET, None, None) => list(&app, &t, &q, shape),
-        (&Method::GET, Some(name), None | Some("status")) => get_object(&app, t.def, &ns, name, shape),
+        (&Method::GET, Some(name), None | Some("status")) => {
+            get_object(&app, t.def, &ns, name, shape)
+        }
         (&Method::GET, Some(name), Some("log")) => pod_log(&app, &ns, name, &q).await,
         (&Method::POST, None, None) if t.def.id == "bindings" => {
             let b: Value = parse_body(&body)?;
-            let name = b.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let name = b
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             bind(&app, &ns, &name, &b)
         }
         (&Method::POST, None, None) => create(&app, t.def, &ns, &body, dry),
@@ -294,7 +378,10 @@ async fn dispatch(
             Ok(json_ok(&t.def.present(&stored)))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             let pt = PatchType::from_content_type(ct)?;
             patch_object(&app, t.def, &ns, name, sub, pt, &body, dry)
         }
@@ -308,17 +395,30 @@ async fn dispatch(
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("the object provided is unrecognized or could not be decoded: {e}"))
+        ApiError::BadRequest(format!(
+            "the object provided is unrecognized or could not be decoded: {e}"
+        ))
     })
 }
 
 fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn selectors(def: &ResourceDef, q: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let l = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?;
-    let f = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), def)?;
+    let l = LabelSelector::parse(
+        q.get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let f = FieldSelector::parse(
+        q.get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        def,
+    )?;
     Ok((l, f))
 }
 
@@ -330,7 +430,13 @@ fn with_type(def: &ResourceDef, obj: &Value) -> Value {
     o
 }
 
-fn get_object(app: &App, def: &'static ResourceDef, ns: &str, name: &str, shape: Shape) -> Result<Response, ApiError> {
+fn get_object(
+    app: &App,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    shape: Shape,
+) -> Result<Response, ApiError> {
     let obj = app.store.transact(|t| t.get(def.storage, ns, name));
     let obj = obj.ok_or_else(|| status::not_found(def.group, def.plural, name))?;
     Ok(json_ok(&table::render_one(def, &obj, shape)))
@@ -338,8 +444,13 @@ fn get_object(app: &App, def: &'static ResourceDef, ns: &str, name: &str, shape:
 
 fn list(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(t.def, q)?;
-    let (items, rv) = app.store.transact(|txn| (txn.list(t.def.storage, t.ns.as_deref()), txn.rv()));
-    let items: Vec<Arc<Value>> = items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)).collect();
+    let (items, rv) = app
+        .store
+        .transact(|txn| (txn.list(t.def.storage, t.ns.as_deref()), txn.rv()));
+    let items: Vec<Arc<Value>> = items
+        .into_iter()
+        .filter(|o| ls.matches(o) && fs.matches(o))
+        .collect();
     Ok(json_ok(&table::render_list(t.def, &items, rv, shape)))
 }
 
@@ -347,11 +458,17 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
     let (ls, fs) = selectors(t.def, q)?;
     let send_initial = truthy(q, "sendInitialEvents");
     let bookmarks = truthy(q, "allowWatchBookmarks");
-    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or_default();
+    let rv = q
+        .get("resourceVersion")
+        .map(String::as_str)
+        .unwrap_or_default();
     let since = match rv {
         _ if send_initial => Since::Current,
         "" | "0" => Since::Current,
-        n => Since::Rv(n.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {n}")))?),
+        n => Since::Rv(
+            n.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {n}")))?,
+        ),
     };
     let timeout = q
         .get("timeoutSeconds")
@@ -363,7 +480,8 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let encode = move |kind: &str, obj: &Value| -> Bytes {
         let object = table::render_one(def, obj, shape);
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     };
@@ -390,7 +508,8 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
         Ok(s) => s,
         Err(e) => {
             // Kubernetes reports an expired resourceVersion as an ERROR watch event.
-            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.body()})).unwrap_or_default();
+            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.body()}))
+                .unwrap_or_default();
             line.push(b'\n');
             return Ok(stream_response("application/json", Body::from(line)));
         }
@@ -416,8 +535,10 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
             if initial_end {
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            let object = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
-            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+            let object =
+                json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
+            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object}))
+                .unwrap_or_default();
             line.push(b'\n');
             Bytes::from(line)
         };
@@ -459,7 +580,10 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
             }
         }
     });
-    Ok(stream_response("application/json", Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    Ok(stream_response(
+        "application/json",
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    ))
 }
 
 /// Resolves once the server shuts down.
@@ -469,20 +593,36 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 
 fn stream_response(content_type: &'static str, body: Body) -> Response {
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
-fn ensure_namespace(txn: &super::store::Txn<'_>, ns: &str, def: &ResourceDef, name: &str) -> Result<(), ApiError> {
+fn ensure_namespace(
+    txn: &super::store::Txn<'_>,
+    ns: &str,
+    def: &ResourceDef,
+    name: &str,
+) -> Result<(), ApiError> {
     let Some(n) = txn.get("namespaces", "", ns) else {
         return Err(status::not_found("", "namespaces", ns));
     };
-    if n.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some() {
+    if n.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some()
+    {
         return Err(ApiError::Forbidden {
             resource: GroupResource::new(def.group, def.plural),
             name: name.to_owned(),
-            detail: format!("unable to create new content in namespace {ns} because it is being terminated"),
+            detail: format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         });
     }
     Ok(())
@@ -497,7 +637,9 @@ pub fn create_value(
     dry: bool,
 ) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
+        return Err(ApiError::BadRequest(
+            "the object provided is unrecognized".into(),
+        ));
     }
     if let Some(k) = obj.get("kind").and_then(Value::as_str)
         && !k.is_empty()
@@ -505,7 +647,9 @@ pub fn create_value(
     {
         return Err(ApiError::BadRequest(format!(
             "the API version in the data ({}) does not match the expected API version ({})",
-            obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+            obj.get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
             def.api_version()
         )));
     }
@@ -515,7 +659,10 @@ pub fn create_value(
         obj["metadata"] = json!({});
     }
     if def.namespaced {
-        let body_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+        let body_ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !body_ns.is_empty() && body_ns != ns {
             return Err(ApiError::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -525,7 +672,11 @@ pub fn create_value(
     } else if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("namespace");
     }
-    let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let generate = obj
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let fixed_name = !name_of(&obj).is_empty();
     if !fixed_name && generate.is_empty() {
         return Err(ApiError::Invalid {
@@ -540,7 +691,13 @@ pub fn create_value(
         });
     }
     if let Some(m) = obj["metadata"].as_object_mut() {
-        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+        ] {
             m.remove(k);
         }
     }
@@ -568,16 +725,20 @@ pub fn create_value(
             defaults::validate_name(def.group, def.kind, &name)?;
             o["metadata"]["uid"] = json!(util::new_uid());
             o["metadata"]["creationTimestamp"] = json!(util::now_time());
-            let stored = txn.create(def.id, ns_key, &name, o).ok_or_else(|| ApiError::AlreadyExists {
-                resource: GroupResource::new(def.group, def.plural),
-                name: name.clone(),
-            })?;
+            let stored =
+                txn.create(def.id, ns_key, &name, o)
+                    .ok_or_else(|| ApiError::AlreadyExists {
+                        resource: GroupResource::new(def.group, def.plural),
+                        name: name.clone(),
+                    })?;
             if def.id == "namespaces" {
                 populate_namespace(txn, &name);
             }
             return Ok(stored);
         }
-        Err(ApiError::Internal("could not generate a unique name".into()))
+        Err(ApiError::Internal(
+            "could not generate a unique name".into(),
+        ))
     })
 }
 
@@ -600,15 +761,28 @@ pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str) {
     let _ = txn.create("configmaps", ns, "kube-root-ca.crt", cm);
 }
 
-fn create(app: &App, def: &'static ResourceDef, ns: &str, body: &[u8], dry: bool) -> Result<Response, ApiError> {
+fn create(
+    app: &App,
+    def: &'static ResourceDef,
+    ns: &str,
+    body: &[u8],
+    dry: bool,
+) -> Result<Response, ApiError> {
     let obj = def.ingest(parse_body(body)?);
     let stored = create_value(app, def.core(), ns, obj, dry)?;
     Ok(json_response(StatusCode::CREATED, &def.present(&stored)))
 }
 
 fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<Response, ApiError> {
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let kind = binding.pointer("/target/kind").and_then(Value::as_str).unwrap_or("Node");
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = binding
+        .pointer("/target/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Node");
     if !kind.is_empty() && kind != "Node" {
         return Err(ApiError::Invalid {
             group: String::new(),
@@ -616,7 +790,9 @@ fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<Response, Ap
             name: name.to_owned(),
             causes: vec![status::Cause {
                 reason: "FieldValueNotSupported".into(),
-                message: format!("target.kind: Unsupported value: {kind:?}: supported values: \"Node\""),
+                message: format!(
+                    "target.kind: Unsupported value: {kind:?}: supported values: \"Node\""
+                ),
                 field: "target.kind".into(),
             }],
         });
@@ -703,7 +879,9 @@ fn update_value(
     dry: bool,
 ) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
+        return Err(ApiError::BadRequest(
+            "the object provided is unrecognized".into(),
+        ));
     }
     let body_name = name_of(&obj).to_owned();
     if !body_name.is_empty() && body_name != name {
@@ -713,11 +891,19 @@ fn update_value(
     }
     let ns_key = if def.namespaced { ns } else { "" };
     let stored = app.store.transact_with(dry, |txn| {
-        let old = txn.get(def.id, ns_key, name).ok_or_else(|| status::not_found(def.group, def.plural, name))?;
-        let old_rv = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-        let rv = expect_rv
-            .clone()
-            .unwrap_or_else(|| obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned());
+        let old = txn
+            .get(def.id, ns_key, name)
+            .ok_or_else(|| status::not_found(def.group, def.plural, name))?;
+        let old_rv = old
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let rv = expect_rv.clone().unwrap_or_else(|| {
+            obj.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        });
         if !rv.is_empty() && rv != old_rv {
             return Err(conflict_modified(def, name));
         }
@@ -729,12 +915,23 @@ fn update_value(
             }
             Some("finalize") => {
                 let mut n = (*old).clone();
-                n["spec"]["finalizers"] = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                n["spec"]["finalizers"] = obj
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
                 n
             }
             _ => {
                 let mut n = std::mem::take(&mut obj);
-                for key in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                for key in [
+                    "uid",
+                    "creationTimestamp",
+                    "namespace",
+                    "name",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
                     match old["metadata"].get(key) {
                         Some(v) => n["metadata"][key] = v.clone(),
                         None => {
@@ -755,7 +952,10 @@ fn update_value(
                     }
                 }
                 if def.id == "pods" && n.get("spec") != old.get("spec") {
-                    let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    let g = old
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
                     n["metadata"]["generation"] = json!(g + 1);
                 }
                 n
@@ -766,7 +966,9 @@ fn update_value(
             // Kubernetes does not write (or bump resourceVersion) for a no-op update.
             return Ok(old);
         }
-        Ok(txn.update(def.id, ns_key, name, new).expect("object exists in this transaction"))
+        Ok(txn
+            .update(def.id, ns_key, name, new)
+            .expect("object exists in this transaction"))
     })?;
     Ok(stored)
 }
@@ -793,13 +995,29 @@ fn patch_object(
             }
             return Err(status::not_found(def.group, def.plural, name));
         };
-        let old_rv = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let old_rv = old
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let patched = patch::apply(pt, &def.present(&old), body)?;
-        let requested_rv =
-            patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let requested_rv = patched
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let explicit = !requested_rv.is_empty() && requested_rv != old_rv;
         let expect = if explicit { requested_rv } else { old_rv };
-        match update_value(app, def.core(), ns, name, sub, def.ingest(patched), Some(expect), dry) {
+        match update_value(
+            app,
+            def.core(),
+            ns,
+            name,
+            sub,
+            def.ingest(patched),
+            Some(expect),
+            dry,
+        ) {
             // A concurrent write between read and update: retry unless the client asked for a version.
             Err(ApiError::Conflict { .. }) if !explicit => continue,
             other => return other.map(|stored| json_ok(&def.present(&stored))),
@@ -818,9 +1036,16 @@ fn delete(
     dry: bool,
 ) -> Result<Response, ApiError> {
     let def = def.core();
-    let opts: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(body).unwrap_or(json!({})) };
+    let opts: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).unwrap_or(json!({}))
+    };
     let dry = dry
-        || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        || opts
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     let grace = opts
         .get("gracePeriodSeconds")
         .and_then(Value::as_i64)
@@ -881,7 +1106,10 @@ fn delete(
     if def.id == "pods" || def.id == "namespaces" {
         return Ok(json_ok(&removed));
     }
-    let uid = removed.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+    let uid = removed
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let details = status::Details::new(name, def.group, def.plural, uid);
     Ok(raw_json(StatusCode::OK, status::success(0, Some(details))))
 }
@@ -894,7 +1122,11 @@ fn delete_collection(app: &App, t: &Target, q: &Params) -> Result<Response, ApiE
         let mut out = Vec::new();
         for o in txn.list(def.id, t.ns.as_deref()) {
             if ls.matches(&o) && fs.matches(&o) {
-                let ns = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let ns = o
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let mut last = (*o).clone();
                 if def.id == "pods" {
                     last["metadata"]["deletionTimestamp"] = json!(util::now_time());
@@ -928,7 +1160,10 @@ fn container_names(pod: &Value, list: &str) -> Vec<String> {
 }
 
 async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response, ApiError> {
-    let pod = app.store.transact(|t| t.get("pods", ns, name)).ok_or_else(|| status::not_found("", "pods", name))?;
+    let pod = app
+        .store
+        .transact(|t| t.get("pods", ns, name))
+        .ok_or_else(|| status::not_found("", "pods", name))?;
     let containers = container_names(&pod, "containers");
     let init = container_names(&pod, "initContainers");
     let ephemeral = container_names(&pod, "ephemeralContainers");
@@ -942,13 +1177,20 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
             (Some(d), _) => d,
             (None, [one]) => one.clone(),
             (None, []) => {
-                return Err(ApiError::BadRequest(format!("a container name must be specified for pod {name}")));
+                return Err(ApiError::BadRequest(format!(
+                    "a container name must be specified for pod {name}"
+                )));
             }
             _ => {
-                let mut msg =
-                    format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+                let mut msg = format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    containers.join(" ")
+                );
                 if !init.is_empty() {
-                    msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+                    msg.push_str(&format!(
+                        " or one of the init containers: [{}]",
+                        init.join(" ")
+                    ));
                 }
                 return Err(ApiError::BadRequest(msg));
             }
@@ -956,12 +1198,20 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
     } else {
         requested
     };
-    if !containers.contains(&container) && !init.contains(&container) && !ephemeral.contains(&container) {
-        return Err(ApiError::BadRequest(format!("container {container} is not valid for pod {name}")));
+    if !containers.contains(&container)
+        && !init.contains(&container)
+        && !ephemeral.contains(&container)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "container {container} is not valid for pod {name}"
+        )));
     }
     let int = |k: &str| -> Result<Option<i64>, ApiError> {
         q.get(k)
-            .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid {k}: {v:?}"))))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest(format!("invalid {k}: {v:?}")))
+            })
             .transpose()
     };
     let opts = LogOptions {
@@ -972,19 +1222,35 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
         previous: truthy(q, "previous"),
     };
     let limit = int("limitBytes")?;
-    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if node.is_empty() {
         // Kubernetes returns an empty log for a pod not yet assigned to a node.
         return Ok(stream_response("text/plain", Body::empty()));
     }
-    let source = app.node_logs.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&node).cloned();
+    let source = app
+        .node_logs
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&node)
+        .cloned();
     let Some(source) = source else {
         let reason = ["containerStatuses", "initContainerStatuses"]
             .iter()
-            .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+            .filter_map(|k| {
+                pod.pointer(&format!("/status/{k}"))
+                    .and_then(Value::as_array)
+            })
             .flatten()
             .find(|s| s.get("name").and_then(Value::as_str) == Some(container.as_str()))
-            .and_then(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|s| {
+                s.pointer("/state/waiting/reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "ContainerCreating".to_owned());
         return Err(ApiError::BadRequest(format!(
             "container {container:?} in pod {name:?} is waiting to start: {reason}"
@@ -998,13 +1264,17 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
     let body = match limit {
         Some(n) if n > 0 => {
             let mut left = usize::try_from(n).unwrap_or(usize::MAX);
-            Body::from_stream(stream.take_while(move |_| std::future::ready(left > 0)).map(move |chunk| {
-                chunk.map(|b| {
-                    let b = if b.len() > left { b.slice(..left) } else { b };
-                    left -= b.len();
-                    b
-                })
-            }))
+            Body::from_stream(
+                stream
+                    .take_while(move |_| std::future::ready(left > 0))
+                    .map(move |chunk| {
+                        chunk.map(|b| {
+                            let b = if b.len() > left { b.slice(..left) } else { b };
+                            left -= b.len();
+                            b
+                        })
+                    }),
+            )
         }
         _ => Body::from_stream(stream),
     };

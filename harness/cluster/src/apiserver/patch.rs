@@ -35,9 +35,17 @@ impl PatchType {
 /// Merge keys of list fields under strategic merge patch (by field name).
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "containerStatuses"
-        | "initContainerStatuses" | "ephemeralContainerStatuses" | "volumes" | "env"
-        | "imagePullSecrets" | "resourceClaims" | "resourceClaimStatuses" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "containerStatuses"
+        | "initContainerStatuses"
+        | "ephemeralContainerStatuses"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "resourceClaimStatuses" => "name",
         "conditions" | "readinessGates" => "type",
         "volumeMounts" | "volumeDevices" => "mountPath",
         "ports" => "containerPort",
@@ -72,7 +80,9 @@ pub fn apply(kind: PatchType, target: &Value, patch: &[u8]) -> Result<Value, Api
 
 /// RFC 7386 merge; with `strategic`, lists with a known merge key merge by that key.
 pub fn merge(target: &Value, patch: &Value, strategic: bool) -> Value {
-    let Value::Object(p) = patch else { return patch.clone() };
+    let Value::Object(p) = patch else {
+        return patch.clone();
+    };
     let mut out = match target {
         Value::Object(t) => t.clone(),
         _ => Map::new(),
@@ -122,7 +132,9 @@ fn unescape(token: &str) -> String {
 }
 
 fn split_pointer(path: &str) -> Result<(String, String), ApiError> {
-    let idx = path.rfind('/').ok_or_else(|| ApiError::BadRequest(format!("invalid JSON pointer {path:?}")))?;
+    let idx = path
+        .rfind('/')
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid JSON pointer {path:?}")))?;
     Ok((path[..idx].to_owned(), unescape(&path[idx + 1..])))
 }
 
@@ -132,7 +144,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
         return Ok(());
     }
     let (parent, last) = split_pointer(path)?;
-    let missing = || ApiError::Internal(format!("add operation does not apply: doc is missing path: {path:?}"));
+    let missing = || {
+        ApiError::Internal(format!(
+            "add operation does not apply: doc is missing path: {path:?}"
+        ))
+    };
     match doc.pointer_mut(&parent).ok_or_else(missing)? {
         Value::Object(m) => {
             m.insert(last, value);
@@ -155,7 +171,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
 
 fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let (parent, last) = split_pointer(path)?;
-    let missing = || ApiError::Internal(format!("remove operation does not apply: doc is missing path: {path:?}"));
+    let missing = || {
+        ApiError::Internal(format!(
+            "remove operation does not apply: doc is missing path: {path:?}"
+        ))
+    };
     match doc.pointer_mut(&parent).ok_or_else(missing)? {
         Value::Object(m) => m.remove(&last).ok_or_else(missing),
         Value::Array(a) => {
@@ -175,10 +195,14 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
         let name = op.get("op").and_then(Value::as_str).unwrap_or_default();
         let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
         let value = || {
-            op.get("value").cloned().ok_or_else(|| ApiError::BadRequest(format!("missing value for {name} operation")))
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| ApiError::BadRequest(format!("missing value for {name} operation")))
         };
         let from = || {
-            op.get("from").and_then(Value::as_str).ok_or_else(|| ApiError::BadRequest(format!("missing from for {name} operation")))
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::BadRequest(format!("missing from for {name} operation")))
         };
         match name {
             "add" => add(&mut doc, path, value()?)?,
@@ -188,7 +212,9 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             "replace" => {
                 let v = value()?;
                 let slot = doc.pointer_mut(path).ok_or_else(|| {
-                    ApiError::Internal(format!("replace operation does not apply: doc is missing key: {path}"))
+                    ApiError::Internal(format!(
+                        "replace operation does not apply: doc is missing key: {path}"
+                    ))
                 })?;
                 *slot = v;
             }
@@ -198,13 +224,18 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             }
             "copy" => {
                 let v = doc.pointer(from()?).cloned().ok_or_else(|| {
-                    ApiError::Internal(format!("copy operation does not apply: doc is missing from path: {}", from().unwrap_or_default()))
+                    ApiError::Internal(format!(
+                        "copy operation does not apply: doc is missing from path: {}",
+                        from().unwrap_or_default()
+                    ))
                 })?;
                 add(&mut doc, path, v)?;
             }
             "test" => {
                 if doc.pointer(path) != Some(&value()?) {
-                    return Err(ApiError::Internal(format!("testing value {path} failed: test failed")));
+                    return Err(ApiError::Internal(format!(
+                        "testing value {path} failed: test failed"
+                    )));
                 }
             }
             other => return Err(ApiError::BadRequest(format!("Unexpected kind: {other}"))),

@@ -56,7 +56,11 @@ impl ResourceDef {
 
     /// The resource definition owning the stored objects.
     pub fn core(&'static self) -> &'static ResourceDef {
-        if self.is_view() { by_id(self.storage).unwrap_or(self) } else { self }
+        if self.is_view() {
+            by_id(self.storage).unwrap_or(self)
+        } else {
+            self
+        }
     }
 
     /// A stored object as this resource serves it (converted, `apiVersion`/`kind` set).
@@ -88,10 +92,21 @@ impl ResourceDef {
     }
 }
 
-const ALL_VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
-const STATUS: SubresourceDef =
-    SubresourceDef { name: "status", kind: "", verbs: &["get", "patch", "update"] };
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+const STATUS: SubresourceDef = SubresourceDef {
+    name: "status",
+    kind: "",
+    verbs: &["get", "patch", "update"],
+};
 
 /// Every resource served.
 pub static RESOURCES: &[ResourceDef] = &[
@@ -167,11 +182,21 @@ pub static RESOURCES: &[ResourceDef] = &[
         kind: "Namespace",
         namespaced: false,
         short_names: &["ns"],
-        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         categories: &[],
         subresources: &[
-            SubresourceDef { name: "finalize", kind: "Namespace", verbs: &["update"] },
-            SubresourceDef { name: "status", kind: "Namespace", verbs: &["get", "patch", "update"] },
+            SubresourceDef {
+                name: "finalize",
+                kind: "Namespace",
+                verbs: &["update"],
+            },
+            SubresourceDef {
+                name: "status",
+                kind: "Namespace",
+                verbs: &["get", "patch", "update"],
+            },
         ],
         field_labels: &["status.phase"],
         has_status: true,
@@ -189,7 +214,11 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["no"],
         verbs: ALL_VERBS,
         categories: &[],
-        subresources: &[SubresourceDef { name: "status", kind: "Node", verbs: &["get", "patch", "update"] }],
+        subresources: &[SubresourceDef {
+            name: "status",
+            kind: "Node",
+            verbs: &["get", "patch", "update"],
+        }],
         field_labels: &["spec.unschedulable"],
         has_status: true,
         storage: "nodes",
@@ -249,9 +278,21 @@ pub static RESOURCES: &[ResourceDef] = &[
         verbs: ALL_VERBS,
         categories: &["all"],
         subresources: &[
-            SubresourceDef { name: "binding", kind: "Binding", verbs: &["create"] },
-            SubresourceDef { name: "log", kind: "Pod", verbs: &["get"] },
-            SubresourceDef { name: "status", kind: "Pod", verbs: &["get", "patch", "update"] },
+            SubresourceDef {
+                name: "binding",
+                kind: "Binding",
+                verbs: &["create"],
+            },
+            SubresourceDef {
+                name: "log",
+                kind: "Pod",
+                verbs: &["get"],
+            },
+            SubresourceDef {
+                name: "status",
+                kind: "Pod",
+                verbs: &["get", "patch", "update"],
+            },
         ],
         field_labels: &[
             "spec.nodeName",
@@ -311,7 +352,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         kind: "Service",
         namespaced: true,
         short_names: &["svc"],
-        verbs: &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        verbs: &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
         categories: &["all"],
         subresources: &[STATUS],
         field_labels: &[],
@@ -371,7 +421,9 @@ pub static GROUPS: &[(&str, &str)] = &[("events.k8s.io", "v1"), ("scheduling.k8s
 
 /// Looks a resource up by group, version and plural.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Looks a resource up by store id.
@@ -381,10 +433,17 @@ pub fn by_id(id: &str) -> Option<&'static ResourceDef> {
 
 /// `APIResourceList` of one group version.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     let mut resources = Vec::new();
     let mut any = false;
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         any = true;
         let mut entry = json!({
             "name": r.plural,
@@ -441,7 +500,10 @@ pub fn api_group_list() -> Value {
 /// `/openapi/v3` index: one entry per served group version.
 pub fn openapi_v3_index() -> Value {
     let mut paths = serde_json::Map::new();
-    paths.insert("api/v1".into(), json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", openapi_hash("", "v1"))}));
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", openapi_hash("", "v1"))}),
+    );
     for (g, v) in GROUPS {
         paths.insert(
             format!("apis/{g}/{v}"),
@@ -453,7 +515,9 @@ pub fn openapi_v3_index() -> Value {
 
 fn openapi_hash(group: &str, version: &str) -> String {
     use sha2::Digest;
-    let doc = openapi_v3_group(group, version).map(|d| d.to_string()).unwrap_or_default();
+    let doc = openapi_v3_group(group, version)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     hex::encode(sha2::Sha256::digest(doc.as_bytes())).to_uppercase()[..32].to_owned()
 }
 
@@ -461,10 +525,17 @@ fn openapi_hash(group: &str, version: &str) -> String {
 /// `x-kubernetes-group-version-kind` extension and the `fieldValidation` query parameter, which
 /// is what kubectl looks for before using server-side field validation. No schemas.
 pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
-    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let base = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     let mut paths = serde_json::Map::new();
     let mut any = false;
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version && r.stored) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version && r.stored)
+    {
         any = true;
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let field_validation = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
@@ -482,7 +553,10 @@ pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
         } else {
             format!("{base}/{}", r.plural)
         };
-        paths.insert(collection.clone(), json!({"get": op("list"), "post": op("post")}));
+        paths.insert(
+            collection.clone(),
+            json!({"get": op("list"), "post": op("post")}),
+        );
         paths.insert(
             format!("{collection}/{{name}}"),
             json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),

@@ -40,13 +40,20 @@ fn split_top(s: &str) -> Vec<&str> {
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = |part: &str| ApiError::BadRequest(format!("unable to parse requirement: {part:?}"));
+        let bad =
+            |part: &str| ApiError::BadRequest(format!("unable to parse requirement: {part:?}"));
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let p = part.trim();
@@ -112,7 +119,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             };
             let field = field.trim();
             let supported = field == "metadata.name"
@@ -123,7 +132,11 @@ impl FieldSelector {
                     "field label not supported: {field}"
                 )));
             }
-            let stored_field = if def.is_view() { super::convert::events_v1_field(field) } else { field.to_owned() };
+            let stored_field = if def.is_view() {
+                super::convert::events_v1_field(field)
+            } else {
+                field.to_owned()
+            };
             terms.push((stored_field, eq, value.trim().to_owned()));
         }
         Ok(Self(terms))
@@ -131,7 +144,9 @@ impl FieldSelector {
 
     /// Whether the object satisfies every term.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, eq, value)| (field_value(obj, field) == *value) == *eq)
+        self.0
+            .iter()
+            .all(|(field, eq, value)| (field_value(obj, field) == *value) == *eq)
     }
 }
 

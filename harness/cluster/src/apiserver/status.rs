@@ -17,7 +17,10 @@ pub struct GroupResource {
 impl GroupResource {
     /// A group resource from its parts.
     pub fn new(group: &str, resource: &str) -> Self {
-        Self { group: group.to_owned(), resource: resource.to_owned() }
+        Self {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+        }
     }
 }
 
@@ -117,7 +120,9 @@ pub enum ApiError {
     #[error("{0}")]
     Expired(String),
     /// 415 UnsupportedMediaType for a patch content type we do not understand.
-    #[error("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+    )]
     UnsupportedMediaType,
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
@@ -125,13 +130,23 @@ pub enum ApiError {
 }
 
 fn qualified_kind(group: &str, kind: &str) -> String {
-    if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") }
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}.{group}")
+    }
 }
 
 fn join_causes(causes: &[Cause]) -> String {
     match causes {
         [one] => one.message.clone(),
-        many => format!("[{}]", many.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|c| c.message.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -175,9 +190,14 @@ pub struct Details {
 impl Details {
     /// Details naming one object (uid may be empty).
     pub fn new(name: &str, group: &str, kind: &str, uid: &str) -> Self {
-        Self { name: name.into(), group: group.into(), kind: kind.into(), uid: uid.into(), causes: Vec::new() }
+        Self {
+            name: name.into(),
+            group: group.into(),
+            kind: kind.into(),
+            uid: uid.into(),
+            causes: Vec::new(),
+        }
     }
-
 }
 
 fn details(name: &str, group: &str, kind: &str) -> Details {
@@ -188,7 +208,9 @@ impl ApiError {
     /// The HTTP status code.
     pub fn code(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::AlreadyExists { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -226,7 +248,12 @@ impl ApiError {
                 Some(details(name, &resource.group, &resource.resource))
             }
             Self::PathNotFound => Some(Details::default()),
-            Self::Invalid { group, kind, name, causes } => {
+            Self::Invalid {
+                group,
+                kind,
+                name,
+                causes,
+            } => {
                 let mut d = Details::new(name, group, kind, "");
                 d.causes = causes
                     .iter()
@@ -237,9 +264,10 @@ impl ApiError {
             Self::MethodNotSupported { resource, .. } => {
                 Some(details("", &resource.group, &resource.resource))
             }
-            Self::Internal(m) => {
-                Some(Details { causes: vec![json!({"message": m})], ..Details::default() })
-            }
+            Self::Internal(m) => Some(Details {
+                causes: vec![json!({"message": m})],
+                ..Details::default()
+            }),
             _ => None,
         }
     }
@@ -270,7 +298,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.code(), [(axum::http::header::CONTENT_TYPE, "application/json")], self.body_bytes())
+        (
+            self.code(),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.body_bytes(),
+        )
             .into_response()
     }
 }
@@ -293,7 +325,10 @@ pub fn success(code: u16, details: Option<Details>) -> Vec<u8> {
 
 /// Shortcut: 404 for `resource`/`name`.
 pub fn not_found(group: &str, resource: &str, name: &str) -> ApiError {
-    ApiError::NotFound { resource: GroupResource::new(group, resource), name: name.to_owned() }
+    ApiError::NotFound {
+        resource: GroupResource::new(group, resource),
+        name: name.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -85,13 +85,18 @@ pub struct Subscription {
 
 impl Default for Store {
     fn default() -> Self {
-        Self { inner: Mutex::new(Inner::default()), tx: broadcast::channel(LIVE).0 }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            tx: broadcast::channel(LIVE).0,
+        }
     }
 }
 
 impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `f` atomically; its changes become watch events in resourceVersion order.
@@ -118,7 +123,11 @@ impl Store {
     }
 
     /// Starts a watch of `resource`.
-    pub fn subscribe(&self, resource: &'static str, since: Since) -> Result<Subscription, ApiError> {
+    pub fn subscribe(
+        &self,
+        resource: &'static str,
+        since: Since,
+    ) -> Result<Subscription, ApiError> {
         let inner = self.lock();
         let live = self.tx.subscribe();
         // A watch from a future resourceVersion starts after it.
@@ -128,8 +137,11 @@ impl Store {
         };
         let backlog = match since {
             Since::Current => {
-                let mut items: Vec<&Entry> =
-                    inner.objects.get(resource).map(|m| m.values().collect()).unwrap_or_default();
+                let mut items: Vec<&Entry> = inner
+                    .objects
+                    .get(resource)
+                    .map(|m| m.values().collect())
+                    .unwrap_or_default();
                 items.sort_by_key(|e| e.seq);
                 items
                     .into_iter()
@@ -160,7 +172,11 @@ impl Store {
                     .collect()
             }
         };
-        Ok(Subscription { backlog, live, after })
+        Ok(Subscription {
+            backlog,
+            live,
+            after,
+        })
     }
 
     /// Current resourceVersion.
@@ -177,7 +193,10 @@ fn rv_of(obj: &Value) -> u64 {
 }
 
 fn ns_of(obj: &Value) -> String {
-    obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned()
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// An open transaction on the store.
@@ -203,7 +222,9 @@ impl Txn<'_> {
 
     /// Objects of a resource (one namespace or all), in creation order.
     pub fn list(&self, resource: &'static str, ns: Option<&str>) -> Vec<Arc<Value>> {
-        let Some(map) = self.inner.objects.get(resource) else { return Vec::new() };
+        let Some(map) = self.inner.objects.get(resource) else {
+            return Vec::new();
+        };
         let mut items: Vec<&Entry> = match ns {
             Some(ns) => map
                 .range((ns.to_owned(), String::new())..)
@@ -238,7 +259,12 @@ impl Txn<'_> {
         mut obj: Value,
     ) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
-        if self.inner.objects.get(resource).is_some_and(|m| m.contains_key(&key)) {
+        if self
+            .inner
+            .objects
+            .get(resource)
+            .is_some_and(|m| m.contains_key(&key))
+        {
             return None;
         }
         if self.dry_run {
@@ -248,11 +274,13 @@ impl Txn<'_> {
         self.inner.seq += 1;
         let seq = self.inner.seq;
         let obj = Arc::new(obj);
-        self.inner
-            .objects
-            .entry(resource)
-            .or_default()
-            .insert(key, Entry { seq, obj: Arc::clone(&obj) });
+        self.inner.objects.entry(resource).or_default().insert(
+            key,
+            Entry {
+                seq,
+                obj: Arc::clone(&obj),
+            },
+        );
         self.record(WatchEvent {
             rv,
             resource,
@@ -273,7 +301,12 @@ impl Txn<'_> {
         mut obj: Value,
     ) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
-        if !self.inner.objects.get(resource).is_some_and(|m| m.contains_key(&key)) {
+        if !self
+            .inner
+            .objects
+            .get(resource)
+            .is_some_and(|m| m.contains_key(&key))
+        {
             return None;
         }
         if self.dry_run {

@@ -48,7 +48,9 @@ impl Shape {
             if meta_v1 && (has("as=PartialObjectMetadata") || has("as=PartialObjectMetadataList")) {
                 return Self::Metadata;
             }
-            if params.first().is_some_and(|t| *t == "application/json" || *t == "*/*" || t.is_empty())
+            if params
+                .first()
+                .is_some_and(|t| *t == "application/json" || *t == "*/*" || t.is_empty())
                 && !params.iter().any(|p| p.starts_with("as="))
             {
                 return Self::Plain;
@@ -126,11 +128,18 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
 }
 
 fn or_none(x: &str) -> String {
-    if x.is_empty() { "<none>".to_owned() } else { x.to_owned() }
+    if x.is_empty() {
+        "<none>".to_owned()
+    } else {
+        x.to_owned()
+    }
 }
 
 fn age_of(o: &Value) -> String {
-    util::age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
+    util::age(
+        o.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str),
+    )
 }
 
 fn columns(def: &ResourceDef) -> Vec<Value> {
@@ -139,25 +148,121 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
     match def.storage {
         "pods" => vec![
             name,
-            col("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            col("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
-            col("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            col(
+                "Ready",
+                "string",
+                "",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                "",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                "",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             age,
-            col("IP", "string", "", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-            col("Node", "string", "", 1, "Name of the Node where the pod is running, if it has been scheduled."),
-            col("Nominated Node", "string", "", 1, "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods."),
-            col("Readiness Gates", "string", "", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            col(
+                "IP",
+                "string",
+                "",
+                1,
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            ),
+            col(
+                "Node",
+                "string",
+                "",
+                1,
+                "Name of the Node where the pod is running, if it has been scheduled.",
+            ),
+            col(
+                "Nominated Node",
+                "string",
+                "",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+            ),
+            col(
+                "Readiness Gates",
+                "string",
+                "",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         "events" => vec![
-            col("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
-            col("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future."),
-            col("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-            col("Object", "string", "", 0, "The object that this event is about."),
-            col("Subobject", "string", "", 1, "The subobject (field path) within the object that this event is about."),
-            col("Source", "string", "", 1, "The component reporting this event."),
-            col("Message", "string", "", 0, "A human-readable description of the status of this operation."),
-            col("First Seen", "string", "", 1, "The time at which the event was first recorded."),
-            col("Count", "string", "", 1, "The number of times this event has occurred."),
+            col(
+                "Last Seen",
+                "string",
+                "",
+                0,
+                "The time at which the most recent occurrence of this event was recorded.",
+            ),
+            col(
+                "Type",
+                "string",
+                "",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future.",
+            ),
+            col(
+                "Reason",
+                "string",
+                "",
+                0,
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
+            col(
+                "Object",
+                "string",
+                "",
+                0,
+                "The object that this event is about.",
+            ),
+            col(
+                "Subobject",
+                "string",
+                "",
+                1,
+                "The subobject (field path) within the object that this event is about.",
+            ),
+            col(
+                "Source",
+                "string",
+                "",
+                1,
+                "The component reporting this event.",
+            ),
+            col(
+                "Message",
+                "string",
+                "",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            col(
+                "First Seen",
+                "string",
+                "",
+                1,
+                "The time at which the event was first recorded.",
+            ),
+            col(
+                "Count",
+                "string",
+                "",
+                1,
+                "The number of times this event has occurred.",
+            ),
             col("Name", "string", "", 1, NAME_DESC),
         ],
         "namespaces" => vec![
@@ -170,38 +275,148 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
             col("Status", "string", "", 0, "The status of the node"),
             col("Roles", "string", "", 0, "The roles of the node"),
             age,
-            col("Version", "string", "", 0, "Kubelet Version reported by the node."),
-            col("Internal-IP", "string", "", 1, "List of internal IPs of the node."),
-            col("External-IP", "string", "", 1, "List of external IPs of the node."),
-            col("OS-Image", "string", "", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-            col("Kernel-Version", "string", "", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-            col("Container-Runtime", "string", "", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+            col(
+                "Version",
+                "string",
+                "",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            col(
+                "Internal-IP",
+                "string",
+                "",
+                1,
+                "List of internal IPs of the node.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                "",
+                1,
+                "List of external IPs of the node.",
+            ),
+            col(
+                "OS-Image",
+                "string",
+                "",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            col(
+                "Kernel-Version",
+                "string",
+                "",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            col(
+                "Container-Runtime",
+                "string",
+                "",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            ),
         ],
-        "configmaps" => vec![name, col("Data", "integer", "", 0, "Data contains the configuration data."), age],
+        "configmaps" => vec![
+            name,
+            col(
+                "Data",
+                "integer",
+                "",
+                0,
+                "Data contains the configuration data.",
+            ),
+            age,
+        ],
         "secrets" => vec![
             name,
-            col("Type", "string", "", 0, "Used to facilitate programmatic handling of secret data."),
+            col(
+                "Type",
+                "string",
+                "",
+                0,
+                "Used to facilitate programmatic handling of secret data.",
+            ),
             col("Data", "integer", "", 0, "Data contains the secret data."),
             age,
         ],
-        "serviceaccounts" => vec![name, col("Secrets", "integer", "", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), age],
+        "serviceaccounts" => vec![
+            name,
+            col(
+                "Secrets",
+                "integer",
+                "",
+                0,
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            age,
+        ],
         "priorityclasses.scheduling.k8s.io" => vec![
             name,
-            col("Value", "integer", "", 0, "The value of this priority class."),
-            col("Global-Default", "boolean", "", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority."),
+            col(
+                "Value",
+                "integer",
+                "",
+                0,
+                "The value of this priority class.",
+            ),
+            col(
+                "Global-Default",
+                "boolean",
+                "",
+                0,
+                "globalDefault specifies whether this PriorityClass should be considered as the default priority.",
+            ),
             age,
-            col("PreemptionPolicy", "string", "", 0, "PreemptionPolicy is the Policy for preempting pods with lower priority."),
+            col(
+                "PreemptionPolicy",
+                "string",
+                "",
+                0,
+                "PreemptionPolicy is the Policy for preempting pods with lower priority.",
+            ),
         ],
         "persistentvolumeclaims" => vec![
             name,
             col("Status", "string", "", 0, "The phase of the claim."),
             col("Volume", "string", "", 0, "The volume bound to the claim."),
-            col("Capacity", "string", "", 0, "The capacity of the bound volume."),
-            col("Access Modes", "string", "", 0, "The access modes of the claim."),
-            col("StorageClass", "string", "", 0, "The storage class of the claim."),
-            col("VolumeAttributesClass", "string", "", 0, "The volume attributes class of the claim."),
+            col(
+                "Capacity",
+                "string",
+                "",
+                0,
+                "The capacity of the bound volume.",
+            ),
+            col(
+                "Access Modes",
+                "string",
+                "",
+                0,
+                "The access modes of the claim.",
+            ),
+            col(
+                "StorageClass",
+                "string",
+                "",
+                0,
+                "The storage class of the claim.",
+            ),
+            col(
+                "VolumeAttributesClass",
+                "string",
+                "",
+                0,
+                "The volume attributes class of the claim.",
+            ),
             age,
-            col("VolumeMode", "string", "", 1, "The volume mode of the claim."),
+            col(
+                "VolumeMode",
+                "string",
+                "",
+                1,
+                "The volume mode of the claim.",
+            ),
         ],
         _ => vec![name, age],
     }
@@ -221,16 +436,32 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
         "events" => event_cells(o),
         "namespaces" => vec![name, json!(s(o, "/status/phase")), json!(age_of(o))],
         "nodes" => node_cells(o),
-        "configmaps" => vec![name, json!(count_keys(o, &["data", "binaryData"])), json!(age_of(o))],
-        "secrets" => vec![name, json!(s(o, "/type")), json!(count_keys(o, &["data"])), json!(age_of(o))],
+        "configmaps" => vec![
+            name,
+            json!(count_keys(o, &["data", "binaryData"])),
+            json!(age_of(o)),
+        ],
+        "secrets" => vec![
+            name,
+            json!(s(o, "/type")),
+            json!(count_keys(o, &["data"])),
+            json!(age_of(o)),
+        ],
         "serviceaccounts" => {
-            let n = o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len);
+            let n = o
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             vec![name, json!(n), json!(age_of(o))]
         }
         "priorityclasses.scheduling.k8s.io" => vec![
             name,
             o.get("value").cloned().unwrap_or(json!(0)),
-            json!(o.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
+            json!(
+                o.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
             json!(age_of(o)),
             json!(s(o, "/preemptionPolicy")),
         ],
@@ -308,24 +539,39 @@ fn exit_reason(prefix: &str, term: &Value) -> String {
     if signal != 0 {
         format!("{prefix}Signal:{signal}")
     } else {
-        format!("{prefix}ExitCode:{}", term.get("exitCode").and_then(Value::as_i64).unwrap_or(0))
+        format!(
+            "{prefix}ExitCode:{}",
+            term.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+        )
     }
 }
 
 /// kubectl's pod row: NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES.
 fn pod_cells(o: &Value) -> Vec<Value> {
-    let arr = |p: &str| o.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default();
+    let arr = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let spec_init = arr("/spec/initContainers");
     let init_statuses = arr("/status/initContainerStatuses");
     let statuses = arr("/status/containerStatuses");
     let conditions = arr("/status/conditions");
     let cond_true = |t: &str| {
-        conditions.iter().any(|c| s(c, "/type") == t && s(c, "/status") == "True")
+        conditions
+            .iter()
+            .any(|c| s(c, "/type") == t && s(c, "/status") == "True")
     };
     let sidecar = |name: &str| {
-        spec_init.iter().any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
+        spec_init
+            .iter()
+            .any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
     };
-    let mut total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let mut total = o
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let mut ready = 0usize;
     let mut restarts = 0i64;
     let mut sidecar_restarts = 0i64;
@@ -334,7 +580,10 @@ fn pod_cells(o: &Value) -> Vec<Value> {
     if !s(o, "/status/reason").is_empty() {
         reason = s(o, "/status/reason").to_owned();
     }
-    if conditions.iter().any(|c| s(c, "/type") == "PodScheduled" && s(c, "/reason") == "SchedulingGated") {
+    if conditions
+        .iter()
+        .any(|c| s(c, "/type") == "PodScheduled" && s(c, "/reason") == "SchedulingGated")
+    {
         reason = "SchedulingGated".to_owned();
     }
     for c in &spec_init {
@@ -346,13 +595,18 @@ fn pod_cells(o: &Value) -> Vec<Value> {
     for (i, st) in init_statuses.iter().enumerate() {
         let count = st.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
         restarts += count;
-        if let Some(t) = st.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str) {
+        if let Some(t) = st
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+        {
             last_restart = latest(last_restart, t);
         }
         let is_sidecar = sidecar(s(st, "/name"));
         if is_sidecar {
             sidecar_restarts += count;
-            if st.get("started").and_then(Value::as_bool) == Some(true) && st.get("ready").and_then(Value::as_bool) == Some(true) {
+            if st.get("started").and_then(Value::as_bool) == Some(true)
+                && st.get("ready").and_then(Value::as_bool) == Some(true)
+            {
                 ready += 1;
             }
         }
@@ -366,7 +620,9 @@ fn pod_cells(o: &Value) -> Vec<Value> {
         }
         reason = match term {
             Some(t) => exit_reason("Init:", t),
-            None if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" => format!("Init:{waiting_reason}"),
+            None if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" => {
+                format!("Init:{waiting_reason}")
+            }
             None => format!("Init:{i}/{}", spec_init.len()),
         };
         initializing = true;
@@ -377,7 +633,10 @@ fn pod_cells(o: &Value) -> Vec<Value> {
         let mut has_running = false;
         for st in statuses.iter().rev() {
             restarts += st.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-            if let Some(t) = st.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str) {
+            if let Some(t) = st
+                .pointer("/lastState/terminated/finishedAt")
+                .and_then(Value::as_str)
+            {
                 last_restart = latest(last_restart, t);
             }
             let waiting_reason = s(st, "/state/waiting/reason");
@@ -386,13 +645,19 @@ fn pod_cells(o: &Value) -> Vec<Value> {
                 reason = waiting_reason.to_owned();
             } else if let Some(t) = term {
                 reason = exit_reason("", t);
-            } else if st.get("ready").and_then(Value::as_bool) == Some(true) && st.pointer("/state/running").is_some() {
+            } else if st.get("ready").and_then(Value::as_bool) == Some(true)
+                && st.pointer("/state/running").is_some()
+            {
                 has_running = true;
                 ready += 1;
             }
         }
         if reason == "Completed" && has_running {
-            reason = if cond_true("Ready") { "Running".to_owned() } else { "NotReady".to_owned() };
+            reason = if cond_true("Ready") {
+                "Running".to_owned()
+            } else {
+                "NotReady".to_owned()
+            };
         }
     }
     let terminal = matches!(s(o, "/status/phase"), "Succeeded" | "Failed");
@@ -414,7 +679,11 @@ fn pod_cells(o: &Value) -> Vec<Value> {
         Some(a) if !a.is_empty() => a.iter().map(|i| s(i, "/ip").to_owned()).collect(),
         _ => vec![s(o, "/status/podIP").to_owned()],
     };
-    let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array).cloned().unwrap_or_default();
+    let gates = o
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let gates_cell = if gates.is_empty() {
         "<none>".to_owned()
     } else {
@@ -439,26 +708,51 @@ fn pod_cells(o: &Value) -> Vec<Value> {
 
 /// kubectl's event row: LAST SEEN TYPE REASON OBJECT SUBOBJECT SOURCE MESSAGE FIRST SEEN COUNT NAME.
 fn event_cells(o: &Value) -> Vec<Value> {
-    let since = |ts: &str| if ts.is_empty() { "<unknown>".to_owned() } else { util::age(Some(ts)) };
-    let first_ts = if s(o, "/firstTimestamp").is_empty() { s(o, "/eventTime") } else { s(o, "/firstTimestamp") };
+    let since = |ts: &str| {
+        if ts.is_empty() {
+            "<unknown>".to_owned()
+        } else {
+            util::age(Some(ts))
+        }
+    };
+    let first_ts = if s(o, "/firstTimestamp").is_empty() {
+        s(o, "/eventTime")
+    } else {
+        s(o, "/firstTimestamp")
+    };
     let first = since(first_ts);
-    let mut last = if s(o, "/lastTimestamp").is_empty() { first.clone() } else { since(s(o, "/lastTimestamp")) };
+    let mut last = if s(o, "/lastTimestamp").is_empty() {
+        first.clone()
+    } else {
+        since(s(o, "/lastTimestamp"))
+    };
     let mut count = o.get("count").and_then(Value::as_i64).unwrap_or(0);
     if o.get("series").is_some_and(Value::is_object) {
         last = since(s(o, "/series/lastObservedTime"));
-        count = o.pointer("/series/count").and_then(Value::as_i64).unwrap_or(0);
+        count = o
+            .pointer("/series/count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
     } else if count == 0 {
         count = 1;
     }
     let kind = s(o, "/involvedObject/kind").to_lowercase();
     let name = s(o, "/involvedObject/name");
-    let target = if name.is_empty() { kind } else { format!("{kind}/{name}") };
+    let target = if name.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{name}")
+    };
     let (component, host) = if s(o, "/source/component").is_empty() {
         (s(o, "/reportingComponent"), s(o, "/reportingInstance"))
     } else {
         (s(o, "/source/component"), s(o, "/source/host"))
     };
-    let source = if host.is_empty() { component.to_owned() } else { format!("{component}, {host}") };
+    let source = if host.is_empty() {
+        component.to_owned()
+    } else {
+        format!("{component}, {host}")
+    };
     vec![
         json!(last),
         json!(s(o, "/type")),
@@ -475,7 +769,11 @@ fn event_cells(o: &Value) -> Vec<Value> {
 
 /// kubectl's node row.
 fn node_cells(o: &Value) -> Vec<Value> {
-    let conditions = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let conditions = o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut status = match conditions.iter().find(|c| s(c, "/type") == "Ready") {
         Some(c) if s(c, "/status") == "True" => "Ready".to_owned(),
         Some(c) if s(c, "/status") == "False" => "NotReady".to_owned(),
@@ -532,11 +830,17 @@ mod tests {
     #[test]
     fn negotiate() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(Shape::negotiate(kubectl, None), Shape::Table(Include::Metadata));
+        assert_eq!(
+            Shape::negotiate(kubectl, None),
+            Shape::Table(Include::Metadata)
+        );
         assert_eq!(Shape::negotiate("application/json", None), Shape::Plain);
         assert_eq!(Shape::negotiate("", None), Shape::Plain);
         assert_eq!(
-            Shape::negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1", None),
+            Shape::negotiate(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                None
+            ),
             Shape::Metadata
         );
     }

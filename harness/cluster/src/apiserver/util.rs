@@ -9,8 +9,13 @@ const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Seconds and microseconds since the Unix epoch.
 fn now_parts() -> (i64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_micros())
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_micros(),
+    )
 }
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
@@ -41,7 +46,12 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 fn format_secs(secs: i64) -> String {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// `metav1.Time` now: RFC 3339 with second precision, e.g. `2026-11-24T08:12:33Z`.
@@ -60,7 +70,9 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
-        let end = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
+        let end = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
         rest = &frac[end..];
     }
     let offset = match rest {
@@ -94,7 +106,11 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -102,14 +118,22 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let (d, h) = (hours / 24, hours % 24);
-        return if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") };
+        return if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h}h")
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -117,7 +141,11 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     let years = hours / 24 / 365;
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{years}y") } else { format!("{years}y{dy}d") };
+        return if dy == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{dy}d")
+        };
     }
     format!("{years}y")
 }
@@ -136,7 +164,14 @@ pub(crate) fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// `n` random characters from Kubernetes' name-suffix alphabet.
@@ -162,7 +197,10 @@ mod tests {
         assert_eq!(format_secs(0), "1970-01-01T00:00:00");
         assert_eq!(parse_time("2024-02-29T12:34:56Z"), Some(1_709_210_096));
         assert_eq!(format_secs(1_709_210_096), "2024-02-29T12:34:56");
-        assert_eq!(parse_time("2024-02-29T13:34:56.5+01:00"), Some(1_709_210_096));
+        assert_eq!(
+            parse_time("2024-02-29T13:34:56.5+01:00"),
+            Some(1_709_210_096)
+        );
     }
 
     #[test]
