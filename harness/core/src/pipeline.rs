@@ -631,6 +631,12 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
     let fqn = format!("{list_fqn}.{identifier}");
     let (type_pos, step_type) = match s.entry("type") {
         Some((_, v)) => (v.pos, v.scalar_text().unwrap_or_default()),
+        None if s.get("template").is_some() => {
+            let (tk, t) = s.entry("template").unwrap_or((s, s));
+            let r = t.get("templateRef").and_then(Node::scalar_text).unwrap_or_default();
+            ctx.err(tk.pos, format!("step `{identifier}` uses the step template `{r}`; templates are not supported by sgsim, inline the step"));
+            return None;
+        }
         None => {
             ctx.err(id_pos, format!("missing required field `type` in step `{identifier}`"));
             return None;

@@ -549,3 +549,13 @@ fn load_options_select_group_and_seed() {
     assert_eq!(s.seed(), 9);
     assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
 }
+
+#[test]
+fn step_templates_are_reported() {
+    let body = GOOD_BODY.replace(
+        "      type: Run\n      spec:\n        image: alpine:3.20\n        command: echo hi\n",
+        "      template:\n        templateRef: account.run_tpl\n        versionLabel: v1\n",
+    );
+    let e = bare_errs(&pipeline("Deployment", &body));
+    assert_eq!(e, vec!["p.yaml:26:25: step `run1` uses the step template `account.run_tpl`; templates are not supported by sgsim, inline the step"]);
+}
