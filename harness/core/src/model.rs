@@ -21,6 +21,8 @@ pub struct Pipeline {
     pub project_identifier: String,
     /// Every stage, in order (stages of `parallel` blocks flattened).
     pub stages: Vec<StageInfo>,
+    /// `pipeline.variables`: name → value (`<+input>` and secrets resolved), in source order.
+    pub variables: Vec<(String, String)>,
 }
 
 /// A stage.
@@ -34,6 +36,8 @@ pub struct StageInfo {
     pub stage_type: String,
     /// Identifiers of the containerized step groups in this stage, in order.
     pub step_groups: Vec<String>,
+    /// The stage's `failureStrategies`, raw.
+    pub failure_strategies: Option<serde_json::Value>,
     /// Where the stage's `type` is.
     #[serde(skip)]
     pub pos: Pos,
@@ -72,6 +76,10 @@ pub struct StepGroup {
     pub shared_path_pos: Vec<Pos>,
     /// The steps, as written (parallel blocks and nested step groups kept).
     pub steps: Vec<StepNode>,
+    /// The group's `failureStrategies`, raw.
+    pub failure_strategies: Option<serde_json::Value>,
+    /// The group's `when`, raw.
+    pub when: Option<serde_json::Value>,
 }
 
 impl StepGroup {

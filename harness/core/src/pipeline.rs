@@ -147,7 +147,21 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
         org_identifier: text(p, "orgIdentifier"),
         project_identifier: text(p, "projectIdentifier"),
         stages: Vec::new(),
+        variables: Vec::new(),
     };
+    if let Some(vars) = p.get("variables").and_then(Node::as_seq) {
+        for v in vars {
+            let name = text(v, "name");
+            if name.is_empty() {
+                continue;
+            }
+            let value = match v.get("value") {
+                Some(n) => ctx.resolve(n, &format!("pipeline.variables.{name}")).scalar_text().unwrap_or_default(),
+                None => String::new(),
+            };
+            pipeline.variables.push((name, value));
+        }
+    }
     if pipeline.org_identifier.is_empty() {
         pipeline.org_identifier = "default".into();
     }
@@ -185,7 +199,14 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
             Some((_, v)) => (v.pos, v.scalar_text().unwrap_or_default()),
             None => (s.pos, String::new()),
         };
-        let mut info = StageInfo { identifier: id.clone(), name: text(s, "name"), stage_type, step_groups: Vec::new(), pos: type_pos };
+        let mut info = StageInfo {
+            identifier: id.clone(),
+            name: text(s, "name"),
+            stage_type,
+            step_groups: Vec::new(),
+            failure_strategies: s.get("failureStrategies").map(Node::to_json),
+            pos: type_pos,
+        };
         let fqn = format!("pipeline.stages.{id}");
         let exec = s.get("spec").and_then(|sp| sp.get("execution"));
         let before = found.len();
@@ -248,6 +269,8 @@ pub(crate) fn read_group(ctx: &mut Ctx<'_>, f: &Found<'_>, feature_flags: &[Stri
         stage_identifier: f.stage_identifier.clone(),
         section: f.section,
         fqn: fqn.clone(),
+        failure_strategies: g.get("failureStrategies").map(Node::to_json),
+        when: g.get("when").map(Node::to_json),
         ..Default::default()
     };
     if group.identifier.is_empty() {

@@ -118,6 +118,8 @@ pub struct Fixtures {
     pub harness_secrets: BTreeMap<String, String>,
     /// Runtime inputs: field path → value (JSON).
     pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Environment variables (`<+env.variables.x>`): name → value.
+    pub env_variables: BTreeMap<String, String>,
     /// Enabled feature flags.
     pub feature_flags: Vec<String>,
     /// Image catalog overrides: vendor image → stand-in name.
@@ -137,6 +139,8 @@ pub struct NodeFixture {
     pub cpu: Option<String>,
     /// Allocatable memory (quantity, default `16Gi`).
     pub memory: Option<String>,
+    /// Files on the node (absolute path → text), for hostPath volumes.
+    pub files: BTreeMap<String, String>,
 }
 
 /// A node taint.
@@ -309,6 +313,7 @@ const FIXTURE_FIELDS: &[&str] = &[
     "inputs",
     "featureFlags",
     "images",
+    "envVariables",
 ];
 /// Feature flags sgsim knows.
 pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
@@ -785,7 +790,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             fx.nodes.push(NodeFixture { name, ..Default::default() });
             continue;
         }
-        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory"], "node fixture") {
+        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory", "files"], "node fixture") {
             continue;
         }
         let mut node = NodeFixture {
@@ -793,8 +798,15 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             labels: plain_map(ctx, n, "labels"),
             cpu: scalar(ctx, n, "cpu"),
             memory: scalar(ctx, n, "memory"),
+            files: plain_map(ctx, n, "files"),
             ..Default::default()
         };
+        for path in node.files.keys() {
+            if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+                let pos = n.get("files").map(|x| x.pos).unwrap_or(n.pos);
+                ctx.err(pos, format!("node file `{path}` must be an absolute path without `..`"));
+            }
+        }
         if node.name.is_empty() {
             ctx.err(n.pos, "missing required field `name` in node fixture");
         }
@@ -881,6 +893,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
         "region",
     ];
     fx.harness_secrets = plain_map(ctx, f, "harnessSecrets");
+    fx.env_variables = plain_map(ctx, f, "envVariables");
     for n in list(ctx, f, "connectors") {
         if !ctx.strict_map(n, n.pos, CONNECTOR_FIELDS, "connector") {
             continue;
