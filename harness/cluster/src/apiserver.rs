@@ -25,8 +25,9 @@
 //! DefaultTolerationSeconds admission, then a subset of pod validation.
 //!
 //! Deliberate simplifications (documented behaviour):
-//! - Deleting a pod removes it at once: the DELETED event (and the response) carry the last state
-//!   with `deletionTimestamp` and `deletionGracePeriodSeconds` set; there is no graceful phase.
+//! - Deleting a pod removes it at once by default: the DELETED event (and the response) carry the
+//!   last state with `deletionTimestamp` and `deletionGracePeriodSeconds` set. Kubernetes' graceful
+//!   deletion is available with [`ApiServerOptions::graceful_pod_deletion`].
 //! - Deleting a namespace removes everything in it at once (no lingering `Terminating` phase);
 //!   `default`, `kube-system` and `kube-public` cannot be deleted.
 //! - `limit`/`continue` are ignored: lists return every item, in creation order.
@@ -82,6 +83,11 @@ pub struct ApiServerOptions {
     /// Run the ServiceAccount admission plugin on pod create (require the account, mount the
     /// `kube-api-access-*` token volume) as real clusters do. Default true.
     pub service_account_admission: bool,
+    /// Graceful pod deletion as in Kubernetes: deleting a pod that is bound to a node, not
+    /// terminal, with a grace period > 0 only sets `deletionTimestamp` (now + grace) and
+    /// `deletionGracePeriodSeconds` (MODIFIED); the node's kubelet stops the pod and deletes it
+    /// with grace 0. Default false: pods are removed at once (DELETED carries the grace period).
+    pub graceful_pod_deletion: bool,
 }
 
 impl Default for ApiServerOptions {
@@ -94,6 +100,7 @@ impl Default for ApiServerOptions {
                 .map(str::to_owned)
                 .to_vec(),
             service_account_admission: true,
+            graceful_pod_deletion: false,
         }
     }
 }
@@ -164,6 +171,7 @@ impl ApiServer {
             },
             addr: addr.to_string(),
             git_version: opts.git_version.clone(),
+            graceful_pod_deletion: opts.graceful_pod_deletion,
         });
         seed(&app, &opts)?;
         let router = handlers::router(Arc::clone(&app));

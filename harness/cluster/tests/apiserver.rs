@@ -1179,3 +1179,54 @@ async fn metadata_lists_and_delete_collection() {
     assert_eq!(left, ["m3"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn graceful_pod_deletion_when_enabled() {
+    let opts = ApiServerOptions {
+        graceful_pod_deletion: true,
+        ..Default::default()
+    };
+    let server = ApiServer::start(opts).await.unwrap();
+    let client = server.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("unbound", json!({})))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("bound", json!({})))
+        .await
+        .unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"}, "target": {"kind": "Node", "name": "n1"}});
+    let _: Value = pods
+        .create_subresource("binding", "bound", &PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    // An unbound pod goes at once.
+    pods.delete("unbound", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(matches!(pods.get("unbound").await, Err(kube::Error::Api(s)) if s.code == 404));
+
+    // A bound pod is only marked; its kubelet finishes the deletion with grace 0.
+    let marked = pods
+        .delete("bound", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("pod returned");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(30));
+    let still = pods.get("bound").await.unwrap();
+    assert_eq!(still.metadata.deletion_grace_period_seconds, Some(30));
+    pods.delete(
+        "bound",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(pods.get("bound").await, Err(kube::Error::Api(s)) if s.code == 404));
+    server.shutdown().await;
+}

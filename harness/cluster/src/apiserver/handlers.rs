@@ -41,6 +41,8 @@ pub struct AppState {
     pub addr: String,
     /// gitVersion served at `/version`.
     pub git_version: String,
+    /// Pods bound to a node are marked (deletionTimestamp) instead of removed on delete.
+    pub graceful_pod_deletion: bool,
 }
 
 /// Shared state handle.
@@ -1051,6 +1053,7 @@ fn delete(
         .and_then(Value::as_i64)
         .or_else(|| q.get("gracePeriodSeconds").and_then(|s| s.parse().ok()));
     let ns_key = if def.namespaced { ns } else { "" };
+    let graceful = app.graceful_pod_deletion;
     let removed = app.store.transact_with(dry, |txn| {
         let old = txn.get(def.id, ns_key, name).ok_or_else(|| status::not_found(def.group, def.plural, name))?;
         if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
@@ -1090,6 +1093,26 @@ fn delete(
             });
             if def.id == "pods" {
                 last["metadata"]["deletionGracePeriodSeconds"] = json!(g);
+            }
+        }
+        if def.id == "pods" && graceful {
+            let g = last["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+            let bound = !old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().is_empty();
+            let terminal = matches!(
+                old.pointer("/status/phase").and_then(Value::as_str),
+                Some("Succeeded" | "Failed")
+            );
+            if bound && !terminal && g > 0 {
+                // Graceful deletion: mark the pod; its kubelet stops it and deletes it with grace 0.
+                let previous = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if previous.is_some_and(|p| p <= g) {
+                    return Ok(old);
+                }
+                last["metadata"]["deletionTimestamp"] = json!(util::time_in(g));
+                if let Some(gen_) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
+                    last["metadata"]["generation"] = json!(gen_ + 1);
+                }
+                return Ok(txn.update(def.id, ns_key, name, last).expect("object exists in this transaction"));
             }
         }
         if def.id == "namespaces" {

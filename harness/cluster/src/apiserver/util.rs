@@ -59,6 +59,11 @@ pub(crate) fn now_time() -> String {
     format!("{}Z", format_secs(now_parts().0))
 }
 
+/// `metav1.Time` of `secs` seconds after now.
+pub(crate) fn time_in(secs: i64) -> String {
+    format!("{}Z", format_secs(now_parts().0.saturating_add(secs)))
+}
+
 /// Parses an RFC 3339 timestamp (`Z` or `±hh:mm` offset, optional fraction) to Unix seconds.
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let b = s.as_bytes();
