@@ -62,6 +62,7 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<WatchEvent>>,
+    history: usize,
 }
 
 /// Where a watch starts.
@@ -85,14 +86,20 @@ pub struct Subscription {
 
 impl Default for Store {
     fn default() -> Self {
-        Self {
-            inner: Mutex::new(Inner::default()),
-            tx: broadcast::channel(LIVE).0,
-        }
+        Self::with_history(HISTORY)
     }
 }
 
 impl Store {
+    /// A store keeping `history` changes for watch replays.
+    pub fn with_history(history: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            tx: broadcast::channel(LIVE).0,
+            history: history.max(1),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -110,7 +117,7 @@ impl Store {
         let inner = &mut *guard;
         let out = f(&mut Txn { inner, dry_run });
         for ev in std::mem::take(&mut inner.pending) {
-            if inner.history.len() >= HISTORY
+            if inner.history.len() >= self.history
                 && let Some(old) = inner.history.pop_front()
             {
                 inner.floor = old.rv;
@@ -353,5 +360,47 @@ impl Txn<'_> {
             prev: Some(entry.obj),
         });
         Some(obj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns"}})
+    }
+
+    #[test]
+    fn replay_and_expiry() {
+        let store = Store::with_history(3);
+        store.transact(|t| {
+            for n in ["a", "b", "c", "d"] {
+                t.create("pods", "ns", n, pod(n));
+            }
+        });
+        // rv 1 was dropped from the history: replays from 0 are too old, from 1 are fine.
+        assert!(matches!(
+            store.subscribe("pods", Since::Rv(0)),
+            Err(ApiError::Expired(_))
+        ));
+        let sub = store.subscribe("pods", Since::Rv(1)).unwrap();
+        let rvs: Vec<u64> = sub.backlog.iter().map(|e| e.rv).collect();
+        assert_eq!(rvs, [2, 3, 4]);
+        let cur = store.subscribe("pods", Since::Current).unwrap();
+        assert_eq!(cur.backlog.len(), 4);
+        assert!(cur.backlog.iter().all(|e| e.kind == EventType::Added));
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let store = Store::default();
+        store.transact_with(true, |t| t.create("pods", "ns", "a", pod("a")));
+        assert_eq!(store.rv(), 0);
+        assert!(store.transact(|t| t.get("pods", "ns", "a")).is_none());
+        store.transact(|t| t.create("pods", "ns", "a", pod("a")));
+        store.transact_with(true, |t| t.delete("pods", "ns", "a", None));
+        assert!(store.transact(|t| t.get("pods", "ns", "a")).is_some());
+        assert_eq!(store.rv(), 1);
     }
 }
