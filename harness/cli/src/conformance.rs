@@ -80,7 +80,7 @@ impl Suite {
 /// Runs one trial; the error text is what libtest-mimic prints.
 async fn trial(s: &Suite, name: &str) -> Result<(), String> {
     let rel = PathBuf::from("scenarios").join(name);
-    let inp = input::load_in(&s.repo, &rel).map_err(|e| e.to_string())?;
+    let inp = input::load_in(&s.repo, &rel, &Default::default()).map_err(|e| e.to_string())?;
     let golden_dir = s.repo.join("golden").join(name);
     let (files, mismatches) = match &inp.scenario {
         Err(e) => {

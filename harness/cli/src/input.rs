@@ -47,13 +47,14 @@ pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
 
 /// Reads and validates the input at `arg` (a scenario dir, scenario.yaml or a pipeline); paths
 /// appear in messages as given (relative paths stay relative).
-pub fn load(arg: &Path) -> Result<Input, InputError> {
-    load_in(Path::new(""), arg)
+pub fn load(arg: &Path, step_group: Option<&str>) -> Result<Input, InputError> {
+    let opts = sgsim_core::scenario::LoadOptions { step_group: step_group.map(str::to_string), seed: None };
+    load_in(Path::new(""), arg, &opts)
 }
 
 /// Like [`load`] for `base/arg`, but messages show the path as `arg` (so goldens do not depend on
 /// where the repository is checked out).
-pub fn load_in(base: &Path, arg: &Path) -> Result<Input, InputError> {
+pub fn load_in(base: &Path, arg: &Path, opts: &sgsim_core::scenario::LoadOptions) -> Result<Input, InputError> {
     let rel = resolve(&base.join(arg))?;
     let shown_path = rel.strip_prefix(base).unwrap_or(&rel).to_path_buf();
     let shown = shown_path.display().to_string();
@@ -66,7 +67,7 @@ pub fn load_in(base: &Path, arg: &Path) -> Result<Input, InputError> {
         let p = loader_dir.join(rel);
         std::fs::read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.to_string())
     };
-    let scenario = sgsim_core::load(&shown, &text, &loader);
+    let scenario = sgsim_core::scenario::load_with_options(&shown, &text, &loader, opts);
     Ok(Input { shown, dir, scenario })
 }
 

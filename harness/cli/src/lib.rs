@@ -54,6 +54,9 @@ pub enum Command {
         /// Scenario directories, scenario.yaml files or bare pipeline YAML files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The step group to use (identifier, or stage.group), when the file has several.
+        #[arg(long)]
+        step_group: Option<String>,
     },
     /// Print the Pod the product would create for the step group.
     #[command(after_help = EXIT_CODES)]
@@ -63,6 +66,9 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: Format,
+        /// The step group to render (identifier, or stage.group), when the file has several.
+        #[arg(long)]
+        step_group: Option<String>,
     },
     /// Run the step group on a throwaway cluster: live Initialize log, step logs, summary, and a
     /// diff against golden/<scenario>/ when it exists.
@@ -76,6 +82,9 @@ pub enum Command {
         /// Keep the pod after the run (the cluster still goes away at exit).
         #[arg(long)]
         keep_pod: bool,
+        /// The step group to run (identifier, or stage.group), when the file has several.
+        #[arg(long)]
+        step_group: Option<String>,
     },
     /// Run the conformance trials (the same as `cargo test --test conformance`).
     #[command(after_help = EXIT_CODES)]
@@ -168,8 +177,8 @@ fn print_diagnostics(e: &ScenarioError) {
     }
 }
 
-fn load_or_report(file: &Path) -> Result<Scenario, i32> {
-    let inp = match input::load(file) {
+fn load_or_report(file: &Path, step_group: Option<&str>) -> Result<Scenario, i32> {
+    let inp = match input::load(file, step_group) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -190,10 +199,10 @@ fn load_or_report(file: &Path) -> Result<Scenario, i32> {
     }
 }
 
-fn cmd_validate(files: &[PathBuf]) -> i32 {
+fn cmd_validate(files: &[PathBuf], step_group: Option<&str>) -> i32 {
     let mut code = exit::OK;
     for f in files {
-        match load_or_report(f) {
+        match load_or_report(f, step_group) {
             Ok(sc) => println!(
                 "ok: {} (step group {}, {} step(s), namespace {})",
                 f.display(),
@@ -207,8 +216,8 @@ fn cmd_validate(files: &[PathBuf]) -> i32 {
     code
 }
 
-fn cmd_render(file: &Path, output: Format) -> i32 {
-    let sc = match load_or_report(file) {
+fn cmd_render(file: &Path, output: Format, step_group: Option<&str>) -> i32 {
+    let sc = match load_or_report(file, step_group) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -245,9 +254,9 @@ fn default_golden_dir(file: &Path) -> Option<PathBuf> {
     g.is_dir().then_some(g)
 }
 
-fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool) -> i32 {
+fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group: Option<&str>) -> i32 {
     let reporter = Reporter::for_terminal();
-    let inp = match input::load(file) {
+    let inp = match input::load(file, step_group) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -449,9 +458,9 @@ pub fn main_impl() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Validate { files } => cmd_validate(&files),
-        Command::Render { file, output } => cmd_render(&file, output),
-        Command::Run { file, golden, keep_pod } => cmd_run(&file, golden, keep_pod),
+        Command::Validate { files, step_group } => cmd_validate(&files, step_group.as_deref()),
+        Command::Render { file, output, step_group } => cmd_render(&file, output, step_group.as_deref()),
+        Command::Run { file, golden, keep_pod, step_group } => cmd_run(&file, golden, keep_pod, step_group.as_deref()),
         Command::Test { filter, exact, list, test_threads } => {
             let args = libtest_mimic::Arguments { filter, exact, list, test_threads, ..Default::default() };
             if conformance::run(&args).has_failed() { exit::MISMATCH } else { exit::OK }

@@ -311,3 +311,22 @@ fn cluster_up_serves_kubectl_and_kube_rs() {
 fn serde_yaml_compat(text: &str) -> kube::config::Kubeconfig {
     serde_json::from_str(text).expect("kubeconfig is JSON")
 }
+
+#[test]
+fn step_group_flag_selects_among_several() {
+    let t = TempDir::new("two-groups");
+    let second = GOOD.replace(
+        "              - stepGroup:\n                  name: group one",
+        "              - stepGroup:\n                  name: group two\n                  identifier: group_two\n                  stepGroupInfra:\n                    type: KubernetesDirect\n                    spec:\n                      connectorRef: k8s\n                      namespace: ns2\n                  steps:\n                    - step:\n                        type: Run\n                        name: b\n                        identifier: step_b\n                        spec:\n                          connectorRef: account.harnessImage\n                          image: alpine\n                          command: echo b\n              - stepGroup:\n                  name: group one",
+    );
+    assert_ne!(second, GOOD);
+    let f = write(t.path(), "two.yaml", second.as_bytes());
+    let o = sgsim().arg("render").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("group_one") && text(&o).1.contains("group_two"), "{:?}", text(&o));
+    let o = sgsim().args(["render", "-o", "json", "--step-group", "group_two"]).arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(pod.metadata.namespace.as_deref(), Some("ns2"));
+    assert!(pod.metadata.name.unwrap().starts_with("harnesscd-grouptwo-"));
+}
