@@ -215,8 +215,10 @@ impl Node {
         let probe = built.require("busybox").map_err(NodeError::Image)?.to_string();
         let host = docker::host_docker().await.map_err(NodeError::Host)?;
         let mode = docker::detect_privilege_mode(&host, &probe).await;
+        // The user-facing note is the reporter's (SessionEvent::NodeReady { fallback }); this is
+        // for logs only.
         if mode == PrivilegeMode::Fallback && !FALLBACK_SAID.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
+            tracing::info!(
                 "the Docker daemon refuses --privileged containers; nodes and privileged pod containers \
                  use the fallback (all known capabilities but SYS_RESOURCE, unconfined seccomp/apparmor/\
                  system paths, all devices, /sys/fs/cgroup rw)"
