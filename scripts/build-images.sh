@@ -23,11 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
+    [registry]="busybox"
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
@@ -85,6 +86,27 @@ ensure_host_file "$busybox_bin" busybox-static
 ensure_host_file "$bash_static_bin" bash-static
 is_static "$busybox_bin" || die "$busybox_bin is not static (install busybox-static)"
 
+# The registry stand-in: Debian's docker-registry (distribution v2), its .deb fetched with the
+# host's apt into the cache (never re-fetched while cached); its binary needs only glibc, which
+# comes from the host (same Debian release). htpasswd (apache2-utils) makes the bcrypt entries of
+# registries with credentials at run time.
+registry_deb=
+libc_so=/lib/x86_64-linux-gnu/libc.so.6
+ld_so=/lib64/ld-linux-x86-64.so.2
+if [ -n "${selected[registry]+x}" ]; then
+    registry_deb=$(find "$cache" -maxdepth 1 -name 'docker-registry_*.deb' | LC_ALL=C sort | tail -n1)
+    if [ -z "$registry_deb" ]; then
+        log "registry: fetching the docker-registry package with apt-get download"
+        (cd "$cache" && apt-get download docker-registry >&2 2>/dev/null) \
+            || { apt-get update -q >&2 && (cd "$cache" && apt-get download docker-registry >&2); } \
+            || die "cannot fetch the Debian package docker-registry"
+        registry_deb=$(find "$cache" -maxdepth 1 -name 'docker-registry_*.deb' | LC_ALL=C sort | tail -n1)
+    fi
+    [ -f "$registry_deb" ] || die "no docker-registry package in $cache"
+    [ -e "$libc_so" ] && [ -e "$ld_so" ] || die "$libc_so or $ld_so missing on the host"
+    ensure_host_file /usr/bin/htpasswd apache2-utils
+fi
+
 bindir=
 for n in "${order[@]}"; do
     if [ -n "${binary[$n]+x}" ] && [ -z "$bindir" ]; then
@@ -120,6 +142,7 @@ image_inputs() {
         node|dind) printf '%s\n' "$imgdir/iptables-select.sh" ;;
     esac
     [ "$n" = busybox ] && printf '%s\n' "$bash_static_bin"
+    [ "$n" = registry ] && printf '%s\n' "$registry_deb" "$libc_so" "$ld_so"
     [ -n "${binary[$n]+x}" ] && printf '%s\n' "$bindir/${binary[$n]}"
     return 0
 }
@@ -270,6 +293,20 @@ build_dind() {
     derive dind "$t" "${tag[debian-docker]}" "$s" \
         'ENTRYPOINT ["/usr/local/bin/dockerd-entrypoint.sh"]' 'CMD []' 'VOLUME /var/lib/docker' \
         'ENV DOCKER_TLS_CERTDIR=/certs'
+}
+
+build_registry() {
+    local t=$1 s x
+    s=$(stage_dir registry)
+    x=$work/registry-deb
+    mkdir -p "$x" "$s/usr/bin" "$s/etc/docker/registry" "$s/lib/x86_64-linux-gnu" "$s/lib64" "$s/var/lib/registry"
+    dpkg-deb -x "$registry_deb" "$x"
+    cp "$x/usr/bin/docker-registry" "$s/usr/bin/docker-registry"
+    cp -L "$libc_so" "$s/lib/x86_64-linux-gnu/libc.so.6"
+    cp -L "$ld_so" "$s/lib64/ld-linux-x86-64.so.2"
+    cp "$imgdir/registry/config.yml" "$s/etc/docker/registry/config.yml"
+    derive registry "$t" "${tag[busybox]}" "$s" \
+        'ENTRYPOINT ["/usr/bin/docker-registry"]' 'CMD ["serve", "/etc/docker/registry/config.yml"]'
 }
 
 for n in "${order[@]}"; do

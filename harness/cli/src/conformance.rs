@@ -95,7 +95,7 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
             }
             let pool = s.pool().await?;
             let cluster = pool
-                .cluster(&sc.fixtures().nodes, &sc.fixtures().images, &|_| {})
+                .cluster_for(sc.fixtures(), &|_| {})
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
             let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };

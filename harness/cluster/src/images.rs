@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -321,6 +321,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "pause" => (&["/pause"], &[]),
         "node" => (&["/usr/local/bin/sgsim-node-entrypoint"], &[]),
         "debian-docker" => (&[], &["/bin/bash"]),
+        "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
         _ => (&[], &[]),
     }
 }
@@ -476,6 +477,19 @@ pub async fn present_on_node(node: &Docker, vendor: &str) -> Result<bool, ImageE
     }
 }
 
+/// Copies the stand-in `local` (`sgsim/<name>:<hash>`) from the host daemon into the node's
+/// daemon under its own name only (to seed a registry from it).
+pub async fn load_standin(host: &Docker, node: &Docker, local: &str) -> Result<Duration, ImageError> {
+    let started = Instant::now();
+    let export = host.export_image(local);
+    let options = ImportImageOptionsBuilder::new().quiet(true).build();
+    let mut results = node.import_image_stream(options, export, None);
+    while let Some(r) = results.next().await {
+        r.map_err(|source| ImageError::Load { local: local.to_string(), vendor: local.to_string(), source })?;
+    }
+    Ok(started.elapsed())
+}
+
 /// Copies the stand-in from the host daemon into the node's daemon (`docker save | docker load`,
 /// streamed; skipped when the node already has the stand-in under another vendor name) and tags
 /// it there as the vendor name. Returns how long it took.
@@ -518,7 +532,7 @@ mod tests {
         BuiltImages::parse(
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
-             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\n",
+             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\n",
         )
     }
 

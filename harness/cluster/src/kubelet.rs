@@ -152,6 +152,17 @@ pub trait ImageProvider: Send + Sync {
         image: &'a str,
         policy: PullPolicy,
     ) -> BoxFuture<'a, Result<PullOutcome, String>>;
+    /// Like [`ImageProvider::ensure`], with the credentials the pod's imagePullSecrets hold for
+    /// the image's registry (passed to the container runtime's pull).
+    fn ensure_with_credentials<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+        credentials: Option<crate::registry::PullCredentials>,
+    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+        let _ = credentials;
+        self.ensure(image, policy)
+    }
 }
 
 /// An [`ImageProvider`] for a daemon that already holds every image (no registry): presence is

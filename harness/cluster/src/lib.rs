@@ -11,5 +11,6 @@ pub mod images;
 pub mod kubelet;
 pub mod node;
 pub mod runner;
+pub mod registry;
 pub mod session;
 pub mod scheduler;

@@ -257,6 +257,11 @@ impl Node {
             env: vec![
                 ("SGSIM_NODE_BIP".to_string(), spec.bip()),
                 ("SGSIM_NODE_CGROUP_PARENT".to_string(), cgroup_parent(&container_name)),
+                // Docker Hub names are pulled from the run's registry (crate::registry).
+                (
+                    "SGSIM_NODE_DOCKERD_ARGS".to_string(),
+                    format!("--registry-mirror={}", crate::registry::MIRROR_URL),
+                ),
             ],
             mounts: vec![
                 Mount::volume_mount(volume.clone(), "/var/lib/docker"),

@@ -352,6 +352,7 @@ pub async fn run(
     let (node, ip) = match start {
         PodStart::Running { node, ip } => {
             push_line(&mut init, sink, Level::Info, format!("Pod {name} is now in running status on {ns} namespace"));
+    crate::registry::create_pull_secrets(&client, scenario).await.map_err(kerr("create image pull secrets".to_string()))?;
             (node, ip)
         }
         PodStart::Failed(why) => {

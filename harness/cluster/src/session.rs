@@ -29,6 +29,7 @@ use crate::docker::{self, PrivilegeMode};
 use crate::images::{self, BuildEvent, BuiltImages, ImageCatalog, StandIn};
 use crate::kubelet::{self, ImageProvider, KubeletConfig, KubeletHandle, PullOutcome, PullPolicy, SandboxSpec};
 use crate::node::{LoadOutcome, Node, NodeSpec};
+use crate::registry::{self, PullCredentials, RegistryHub};
 use crate::runner::PodDialer;
 use crate::scheduler::{self, SchedulerHandle};
 
@@ -56,6 +57,9 @@ pub enum SessionError {
     /// The delegate service could not listen.
     #[error("the delegate service failed")]
     Delegate(#[source] sgsim_engine::EngineError),
+    /// The run's registries failed.
+    #[error("the registries of the run failed")]
+    Registry(#[source] crate::registry::RegistryError),
 }
 
 /// Progress of starting a session, for the reporter.
@@ -100,6 +104,7 @@ pub struct NodePool {
     host: Docker,
     built: BuiltImages,
     nodes: Vec<Arc<Node>>,
+    registries: Vec<Arc<RegistryHub>>,
     delegate: Arc<DelegateServer>,
     guards: Vec<ServeGuard>,
     sandbox: SandboxSpec,
@@ -132,7 +137,7 @@ impl NodePool {
         let pause = built.require("pause").map_err(SessionError::Images)?.to_string();
         let sandbox = SandboxSpec { image: pause.clone(), command: Vec::new() };
         let delegate = Arc::new(DelegateServer::new());
-        let mut pool = NodePool { ctx, host, built, nodes: Vec::new(), delegate, guards: Vec::new(), sandbox };
+        let mut pool = NodePool { ctx, host, built, nodes: Vec::new(), registries: Vec::new(), delegate, guards: Vec::new(), sandbox };
         for i in 0..opts.nodes.max(1) {
             let name = format!("node-{i}");
             progress(SessionEvent::NodeStarting(name.clone()));
@@ -149,6 +154,12 @@ impl NodePool {
                 fallback: node.privilege_mode() == PrivilegeMode::Fallback,
             });
             pool.guards.push(guard);
+            let registry_image = pool.built.require("registry").map_err(SessionError::Images)?.to_string();
+            let hub = RegistryHub::start(&node, pool.host.clone(), &registry_image, pool.ctx.node_level_labels())
+                .await
+                .map_err(SessionError::Registry)?;
+            hub.configure(&[]).await.map_err(SessionError::Registry)?;
+            pool.registries.push(hub);
             pool.nodes.push(Arc::new(node));
         }
         Ok(pool)
@@ -179,12 +190,41 @@ impl NodePool {
         &self.nodes
     }
 
+    /// The registries of the pool's nodes (one hub per physical node).
+    pub fn registries(&self) -> &[Arc<RegistryHub>] {
+        &self.registries
+    }
+
+    /// Starts a fresh cluster for a scenario's fixtures: its registries (Docker connectors,
+    /// `fixtures.registries` conditions), nodes (with pre-pulled images) and catalog overrides.
+    pub async fn cluster_for(
+        &self,
+        f: &sgsim_core::scenario::Fixtures,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<Cluster, SessionError> {
+        let specs = registry::specs_from_fixtures(f);
+        for hub in &self.registries {
+            hub.configure(&specs).await.map_err(SessionError::Registry)?;
+        }
+        self.cluster_with(&f.nodes, &f.images, &specs, progress).await
+    }
+
     /// Starts a fresh cluster for one trial on the pool's nodes. `fixtures` are the logical nodes
     /// (names, labels, taints); with none, one node `node-1`. `images` are catalog overrides.
     pub async fn cluster(
         &self,
         fixtures: &[NodeFixture],
         images: &BTreeMap<String, String>,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<Cluster, SessionError> {
+        self.cluster_with(fixtures, images, &[], progress).await
+    }
+
+    async fn cluster_with(
+        &self,
+        fixtures: &[NodeFixture],
+        images: &BTreeMap<String, String>,
+        specs: &[registry::RegistrySpec],
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         let _ = progress;
@@ -208,7 +248,15 @@ impl NodePool {
                 catalog: catalog.clone(),
                 sandbox: self.sandbox.clone(),
                 pulled: Mutex::new(HashSet::new()),
+                registries: self.registries[i % self.nodes.len()].clone(),
+                missing: specs.iter().flat_map(|s| s.missing.iter().cloned()).collect(),
             });
+            // Images the fixture says the node has already: pulled before the trial starts.
+            for image in &f.images {
+                if let Err(e) = provider.ensure(image, PullPolicy::Always).await {
+                    tracing::warn!("node {}: pre-pulling {image} failed: {e}", f.name);
+                }
+            }
             let mode = physical.privilege_mode();
             let mut labels = self.ctx.labels();
             labels.insert("dev.sgsim.trial".into(), trial.clone());
@@ -317,8 +365,11 @@ impl PodDialer for NodeDialer {
     }
 }
 
-/// Images of one logical node: it starts with nothing pulled (as a fresh node), and a pull loads
-/// the catalog's stand-in into the physical node (a no-op when an earlier trial loaded it).
+/// Images of one logical node: it starts with nothing pulled (as a fresh node, or with the
+/// fixture's pre-pulled images). A pull is a real pull by the node's dockerd from the run's
+/// registries ([`RegistryHub`]), which are seeded with the catalog's stand-in under the image's
+/// name first (unless the scenario declares the image missing). The pod sandbox image is loaded
+/// directly (it has no vendor name).
 struct NodeImages {
     node: Arc<Node>,
     host: Docker,
@@ -328,6 +379,37 @@ struct NodeImages {
 }
 
 impl ImageProvider for NodeImages {
+    registries: Arc<RegistryHub>,
+    missing: HashSet<String>,
+}
+
+impl NodeImages {
+    async fn pull(&self, image: &str, credentials: Option<PullCredentials>) -> Result<Duration, String> {
+        let standin = self.catalog.resolve(image);
+        let missing = self.missing.contains(image);
+        self.registries.ensure_seeded(image, &standin, missing).await.map_err(|e| docker::error_chain(&e))?;
+        let started = Instant::now();
+        let (repo, tag) = images::split_reference(&images::node_reference(image));
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&repo).tag(&tag).build();
+        let mut stream = self.node.docker().create_image(Some(opts), None, credentials.map(|c| c.docker()));
+        while let Some(item) = futures::StreamExt::next(&mut stream).await {
+            match item {
+                Ok(info) => {
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        return Err(format!("rpc error: code = Unknown desc = {message}"));
+                    }
+                }
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                    return Err(format!("rpc error: code = Unknown desc = Error response from daemon: {message}"));
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(format!("rpc error: code = Unknown desc = {error}"));
+                }
+                Err(e) => return Err(format!("rpc error: code = Unknown desc = {}", docker::error_chain(&e))),
+            }
+        }
+        Ok(started.elapsed())
+    }
     fn sandbox(&self) -> SandboxSpec {
         self.sandbox.clone()
     }
@@ -344,17 +426,32 @@ impl ImageProvider for NodeImages {
         Box::pin(async move {
             let queued = Instant::now();
             let mut pulled = self.pulled.lock().await;
+        self.ensure_with_credentials(image, policy, None)
+    }
+
+    fn ensure_with_credentials<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+        credentials: Option<PullCredentials>,
+    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
             if pulled.contains(image) && policy != PullPolicy::Always {
                 return Ok(PullOutcome::AlreadyPresent);
+            // One pull at a time per node (the kubelet's serialized image pulls).
             }
-            let started = Instant::now();
-            let outcome = self.node.ensure_image(&self.host, &self.catalog, image).await.map_err(|e| docker::error_chain(&e))?;
-            let took = match outcome {
-                LoadOutcome::AlreadyPresent => started.elapsed(),
-                LoadOutcome::Loaded { took } => took,
-            };
+            if image == self.sandbox.image {
+                let started = Instant::now();
+                let outcome = self.node.ensure_image(&self.host, &self.catalog, image).await.map_err(|e| docker::error_chain(&e))?;
+                let took = match outcome {
+                    LoadOutcome::AlreadyPresent => started.elapsed(),
+                    LoadOutcome::Loaded { took } => took,
+                };
+                pulled.insert(image.to_string());
+                return Ok(PullOutcome::Pulled { took, waited: took + (started - queued) });
+            }
+            let took = self.pull(image, credentials).await?;
             pulled.insert(image.to_string());
-            Ok(PullOutcome::Pulled { took, waited: took + (started - queued) })
+            Ok(PullOutcome::Pulled { took, waited: queued.elapsed() })
         })
     }
 }

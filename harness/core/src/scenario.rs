@@ -124,6 +124,28 @@ pub struct Fixtures {
     pub feature_flags: Vec<String>,
     /// Image catalog overrides: vendor image → stand-in name.
     pub images: BTreeMap<String, String>,
+    /// Simulated registry conditions, by registry URL.
+    pub registries: Vec<RegistryFixture>,
+}
+
+/// A registry of the run with simulated conditions (`fixtures.registries`). Its `url` names a
+/// Docker connector's registry (or Docker Hub); without `username`, it accepts what the
+/// connectors pointing at it present (anonymous connectors: no authentication).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryFixture {
+    /// Registry URL (`https://registry.mycompany.io/v2/`, `docker.io`).
+    pub url: String,
+    /// User the registry accepts (with `passwordRef`): pulls need these credentials.
+    pub username: Option<String>,
+    /// Harness secret holding the password the registry accepts.
+    pub password_ref: Option<String>,
+    /// A fixed delay before each pull (`2s`, `500ms`).
+    pub delay: Option<String>,
+    /// The first N pulls are answered `429 Too Many Requests`.
+    pub too_many_requests: u32,
+    /// Images (as written in the pod) the registry does not have.
+    pub missing_images: Vec<String>,
 }
 
 /// A cluster node.
@@ -141,6 +163,8 @@ pub struct NodeFixture {
     pub memory: Option<String>,
     /// Files on the node (absolute path → text), for hostPath volumes.
     pub files: BTreeMap<String, String>,
+    /// Images already pulled on the node when the run starts.
+    pub images: Vec<String>,
 }
 
 /// A node taint.
@@ -314,6 +338,7 @@ const FIXTURE_FIELDS: &[&str] = &[
     "featureFlags",
     "images",
     "envVariables",
+    "registries",
 ];
 /// Feature flags sgsim knows.
 pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
@@ -790,7 +815,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             fx.nodes.push(NodeFixture { name, ..Default::default() });
             continue;
         }
-        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory", "files"], "node fixture") {
+        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory", "files", "images"], "node fixture") {
             continue;
         }
         let mut node = NodeFixture {
@@ -799,6 +824,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             cpu: scalar(ctx, n, "cpu"),
             memory: scalar(ctx, n, "memory"),
             files: plain_map(ctx, n, "files"),
+            images: list(ctx, n, "images").iter().filter_map(|i| i.scalar_text()).collect(),
             ..Default::default()
         };
         for path in node.files.keys() {
@@ -938,6 +964,37 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             }
         }
         fx.connectors.push(c);
+    }
+    for n in list(ctx, f, "registries") {
+        const FIELDS: &[&str] = &["url", "username", "passwordRef", "delay", "tooManyRequests", "missingImages"];
+        if !ctx.strict_map(n, n.pos, FIELDS, "registry fixture") {
+            continue;
+        }
+        let r = RegistryFixture {
+            url: scalar(ctx, n, "url").unwrap_or_default(),
+            username: scalar(ctx, n, "username"),
+            password_ref: scalar(ctx, n, "passwordRef"),
+            delay: scalar(ctx, n, "delay"),
+            too_many_requests: scalar(ctx, n, "tooManyRequests").and_then(|v| v.parse().ok()).unwrap_or(0),
+            missing_images: list(ctx, n, "missingImages").iter().filter_map(|i| i.scalar_text()).collect(),
+        };
+        if r.url.is_empty() {
+            ctx.err(n.pos, "missing required field `url` in registry fixture");
+        }
+        if r.username.is_some() != r.password_ref.is_some() {
+            ctx.err(n.pos, "registry fixture needs both `username` and `passwordRef`, or neither");
+        }
+        if let Some(p) = &r.password_ref
+            && !fx.harness_secrets.contains_key(p)
+        {
+            ctx.err(n.pos, format!("registry `passwordRef` names `{p}`, which is not in fixtures.harnessSecrets"));
+        }
+        if let Some(d) = &r.delay
+            && crate::duration::parse_millis(d).is_none()
+        {
+            ctx.err(n.pos, format!("registry `delay` `{d}` is not a duration (e.g. 2s, 500ms)"));
+        }
+        fx.registries.push(r);
     }
     if let Some(v) = f.get("inputs") {
         match v.as_map() {

@@ -29,9 +29,16 @@ agent_args=(--socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --
 sgsim-node-agent "${agent_args[@]}" &
 agent_pid=$!
 
+# The run's registries: the node's loopback :80 (dockerd's registry mirror http://127.0.0.1 and
+# every private registry host, mapped to 127.0.0.1 in /etc/hosts) is forwarded to
+# /run/sgsim/registry.sock, where sgsim's registry proxy picks the instance by Host header.
+registry_args=(--socket "$dir/registry-agent.sock" --delegate-socket "$dir/registry.sock" --listen 127.0.0.1:80)
+sgsim-node-agent "${registry_args[@]}" &
+registry_pid=$!
+
 stop() {
     say "stopping"
-    kill -TERM "$agent_pid" "$dockerd_pid" 2>/dev/null
+    kill -TERM "$agent_pid" "$registry_pid" "$dockerd_pid" 2>/dev/null
     wait "$dockerd_pid" 2>/dev/null
     wait "$agent_pid" 2>/dev/null
     exit 0
@@ -49,8 +56,8 @@ for _ in $(seq 1 600); do
 done
 [ -S "$dir/agent.sock" ] || { say "not ready after 60s"; exit 1; }
 
-wait -n "$dockerd_pid" "$agent_pid"
+wait -n "$dockerd_pid" "$agent_pid" "$registry_pid"
 rc=$?
 say "a node process exited (status $rc)"
-kill -TERM "$agent_pid" "$dockerd_pid" 2>/dev/null
+kill -TERM "$agent_pid" "$registry_pid" "$dockerd_pid" 2>/dev/null
 exit "$rc"

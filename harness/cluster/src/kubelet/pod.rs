@@ -676,7 +676,8 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
         }
         event(shared, pod, fp.clone(), EventType::Normal, "Pulling", &m.pulling(&image)).await;
         let start = Instant::now();
-        match shared.images.ensure(&image, policy).await {
+        let credentials = crate::registry::pod_pull_credentials(&shared.client, pod, &image).await;
+        match shared.images.ensure_with_credentials(&image, policy, credentials).await {
             Ok(outcome) => {
                 let (took, waited) = match outcome {
                     PullOutcome::Pulled { took, waited } => (took, waited),
