@@ -86,6 +86,15 @@ struct StepResult {
     error: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     outputs: BTreeMap<String, String>,
+    /// Executions (shown when a failure strategy retried the step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    /// The failure strategy applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_strategy: Option<String>,
+    /// reportPaths files collected: path → content.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    reports: BTreeMap<String, String>,
 }
 
 /// One line of initialize.log: the message verbatim, `WARN ` before Warning events.
@@ -130,6 +139,9 @@ pub fn files_for_run(scenario: &Scenario, rec: &RunRecord) -> Result<BTreeMap<St
                 exit_code: s.exit_code,
                 error: s.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
                 outputs: s.outputs.iter().map(|(k, v)| (k.clone(), normalize::mask_secrets(v, secrets))).collect(),
+                attempts: (s.attempts > 1).then_some(s.attempts),
+                failure_strategy: s.strategy.clone(),
+                reports: s.reports.iter().map(|(k, v)| (k.clone(), normalize::normalize_log(v, secrets))).collect(),
             })
             .collect(),
     };

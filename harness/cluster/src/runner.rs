@@ -19,6 +19,16 @@ use sgsim_core::render::{ExecutionPlan, PlanNode, PlannedStep};
 use sgsim_core::{Scenario, model};
 use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, Shell, Status, StepKind, StepSpec};
 
+pub mod expr;
+pub mod strategy;
+
+use expr::{ExprEnv, StepValues};
+use strategy::{Action, FailureType};
+
+/// The product's failure message for a step killed by its `timeout` (harness-core
+/// `ExpiryHelper.EXPIRE_ERROR_MESSAGE`, status EXPIRED, failure type TIMEOUT_FAILURE).
+pub const STEP_EXPIRED_MESSAGE: &str = "Please Check the timeout configuration on the step to extend the duration of the step";
+
 /// Opens a byte stream to `ip:port` of a pod running on `node`.
 pub trait PodDialer: Send + Sync + 'static {
     /// Dial `ip:port` on the node named `node` (the Kubernetes node name).
@@ -73,8 +83,10 @@ pub enum Outcome {
     Success,
     /// Failed (non-zero exit or error).
     Failed,
-    /// Killed by its timeout.
+    /// Killed by its timeout (the product's status EXPIRED).
     Timeout,
+    /// Failed, and a failure strategy ignored it (the product's IGNORE_FAILED).
+    IgnoreFailed,
     /// Aborted.
     Aborted,
     /// Not run.
@@ -87,7 +99,8 @@ impl Outcome {
         match self {
             Outcome::Success => "Success",
             Outcome::Failed => "Failed",
-            Outcome::Timeout => "Timeout",
+            Outcome::Timeout => "Expired",
+            Outcome::IgnoreFailed => "IgnoreFailed",
             Outcome::Aborted => "Aborted",
             Outcome::Skipped => "Skipped",
         }
@@ -118,6 +131,13 @@ pub struct StepRecord {
     pub background: bool,
     /// How long it took.
     pub took: Duration,
+    /// How many times it was executed (retries included; 0 when it never ran).
+    pub attempts: u32,
+    /// The failure strategy that was applied, e.g. `Retry`, `Ignore`, `Retry, then Ignore`
+    /// (with where it was declared).
+    pub strategy: Option<String>,
+    /// Report files (reportPaths) collected when the group ended: path → content.
+    pub reports: BTreeMap<String, String>,
 }
 
 /// Everything a run observed.
@@ -262,7 +282,33 @@ fn meta(name: &str, ns: Option<&str>) -> k8s_openapi::apimachinery::pkg::apis::m
 enum PodStart {
     Running { node: String, ip: IpAddr },
     Failed(String),
-    TimedOut,
+    /// initTimeout passed; the product's error message.
+    TimedOut(String),
+}
+
+/// Why a pod is not running when initTimeout has passed, as the product reports it
+/// (harness-core `K8sTaskExecutor`-side pod wait: the waiting containers' messages, or else the pod
+/// conditions' messages, joined with ", "; when there is none, "Timeout exception: Pod containers
+/// failed to reach running state within N seconds"). Conditions without a message are left out.
+pub fn init_timeout_message(p: &Pod, init_timeout_secs: u64) -> String {
+    let status = p.status.as_ref();
+    let containers = status.and_then(|s| s.container_statuses.as_ref()).filter(|c| !c.is_empty());
+    let parts: Vec<String> = match containers {
+        Some(cs) => cs
+            .iter()
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone())
+            .collect(),
+        None => status
+            .and_then(|s| s.conditions.as_ref())
+            .map(|cs| cs.iter().filter_map(|c| c.message.clone()).collect())
+            .unwrap_or_default(),
+    };
+    let msg = parts.join(", ");
+    if msg.is_empty() {
+        format!("Timeout exception: Pod containers failed to reach running state within {init_timeout_secs} seconds")
+    } else {
+        msg
+    }
 }
 
 /// Streams the pod's events into the Initialize log (deduplicated by uid, in creation order).
@@ -305,8 +351,24 @@ pub async fn run(
     sink: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunRecord, RunError> {
     create_fixtures(&client, scenario).await?;
+    crate::registry::create_pull_secrets(&client, scenario).await.map_err(kerr("create image pull secrets".to_string()))?;
     let pod = sgsim_core::render_pod(scenario);
     let plan = sgsim_core::plan(scenario);
+    // The group's own `when` (evaluated while the stage status is Success): a skipped group never
+    // creates its pod.
+    match group_runs(scenario, &plan) {
+        Ok(true) => {}
+        Ok(false) => {
+            let steps = skipped_steps(&plan);
+            for s in &steps {
+                sink(RunEvent::StepFinished(s.clone()));
+            }
+            return Ok(RunRecord { pod: None, initialize: Vec::new(), steps, status: Outcome::Skipped, error: None, node: None });
+        }
+        Err(why) => {
+            return Ok(RunRecord { pod: None, initialize: Vec::new(), steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
+        }
+    }
     let ns = plan.namespace.clone();
     let name = plan.pod_name.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -341,7 +403,7 @@ pub async fn run(
         let p = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
         match pod_start_state(&p) {
             Some(s) => break s,
-            None if Instant::now() >= deadline => break PodStart::TimedOut,
+            None if Instant::now() >= deadline => break PodStart::TimedOut(init_timeout_message(&p, plan.init_timeout_secs)),
             None => tokio::time::sleep(opts.poll).await,
         }
     };
@@ -352,7 +414,6 @@ pub async fn run(
     let (node, ip) = match start {
         PodStart::Running { node, ip } => {
             push_line(&mut init, sink, Level::Info, format!("Pod {name} is now in running status on {ns} namespace"));
-    crate::registry::create_pull_secrets(&client, scenario).await.map_err(kerr("create image pull secrets".to_string()))?;
             (node, ip)
         }
         PodStart::Failed(why) => {
@@ -361,9 +422,8 @@ pub async fn run(
             cleanup(&pods, &name, opts).await;
             return Ok(RunRecord { pod: stored, initialize: init, steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
         }
-        PodStart::TimedOut => {
+        PodStart::TimedOut(why) => {
             push_line(&mut init, sink, Level::Info, format!("Pod {name} has failed to start on {ns} namespace"));
-            let why = format!("Pod {name} did not reach running status within the init timeout of {}s", plan.init_timeout_secs);
             let stored = pods.get(&name).await.ok();
             cleanup(&pods, &name, opts).await;
             return Ok(RunRecord { pod: stored, initialize: init, steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
@@ -383,15 +443,36 @@ pub async fn run(
     };
     wait_engine_ready(&engine, &name).await?;
 
-    let ctx = StepCtx { engine: &engine, delegate, pods: &pods, pod: &name, plan: &plan, opts, sink };
-    let mut steps = Vec::new();
-    let mut failed = false;
+    let ctx = StepCtx {
+        engine: &engine,
+        delegate,
+        pods: &pods,
+        pod: &name,
+        plan: &plan,
+        opts,
+        sink,
+        group_failure_strategies: scenario.step_group.failure_strategies.as_ref(),
+        stage_failure_strategies: scenario.stage.failure_strategies.as_ref(),
+    };
+    let mut env = expr_env(scenario, &plan);
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut state = GroupState::default();
     for node_ in &plan.steps {
-        let batch = ctx.run_node(node_, failed).await;
-        failed |= batch.iter().any(|s| matches!(s.status, Outcome::Failed | Outcome::Timeout | Outcome::Aborted));
-        steps.extend(batch);
+        let batch = ctx.run_node(node_, state, &env).await;
+        for (rec, effect, fqn) in batch {
+            match effect {
+                Effect::None => {}
+                Effect::Fail => state.failed = true,
+                Effect::Abort => state.aborted = true,
+            }
+            env.steps.insert(rec.id.clone(), StepValues { fqn, outputs: rec.outputs.clone() });
+            steps.push(rec);
+        }
     }
     for (rec, planned) in steps.iter_mut().zip(plan.flat()) {
+        if !planned.report_paths.is_empty() && rec.attempts > 0 {
+            rec.reports = ctx.collect_reports(planned).await;
+        }
         if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status) {
             rec.log = ctx.container_log(c).await;
         }
@@ -402,10 +483,60 @@ pub async fn run(
         pod: Some(stored),
         initialize: init,
         steps,
-        status: if failed { Outcome::Failed } else { Outcome::Success },
+        status: if state.aborted {
+            Outcome::Aborted
+        } else if state.failed {
+            Outcome::Failed
+        } else {
+            Outcome::Success
+        },
         error: None,
         node: Some(node),
     })
+}
+
+/// The values of run-time expressions for this scenario's run.
+fn expr_env(scenario: &Scenario, plan: &ExecutionPlan) -> ExprEnv {
+    ExprEnv {
+        pipeline_name: scenario.pipeline.name.clone(),
+        pipeline_identifier: scenario.pipeline.identifier.clone(),
+        sequence_id: plan.ids.build_id.clone(),
+        execution_id: plan.ids.execution_id.clone(),
+        stage_name: scenario.stage.name.clone(),
+        stage_identifier: scenario.stage.identifier.clone(),
+        pipeline_variables: scenario.pipeline.variables.iter().cloned().collect(),
+        env_variables: scenario.fixtures().env_variables.clone(),
+        steps: BTreeMap::new(),
+    }
+}
+
+/// Whether the group's own `when` lets it run. `Err` carries why it cannot be evaluated.
+fn group_runs(scenario: &Scenario, plan: &ExecutionPlan) -> Result<bool, String> {
+    let w = strategy::parse_when(scenario.step_group.when.as_ref())?;
+    if !w.stage_status.admits(false) {
+        return Ok(false);
+    }
+    match &w.condition {
+        None => Ok(true),
+        Some(c) => expr_env(scenario, plan).condition(c).map_err(|e| e.to_string()),
+    }
+}
+
+/// What the execution so far looks like to the next step.
+#[derive(Clone, Copy, Debug, Default)]
+struct GroupState {
+    /// A step failed and no strategy absorbed it (the stage status is Failure).
+    failed: bool,
+    /// A strategy aborted the execution.
+    aborted: bool,
+}
+
+/// What a finished step does to the rest of the group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    None,
+    Fail,
+    Abort,
 }
 
 const fn plan_port() -> u16 {
@@ -467,6 +598,9 @@ fn skipped(s: &PlannedStep) -> StepRecord {
         log: String::new(),
         background: s.detach,
         took: Duration::ZERO,
+        attempts: 0,
+        strategy: None,
+        reports: BTreeMap::new(),
     }
 }
 
@@ -478,67 +612,169 @@ struct StepCtx<'a> {
     plan: &'a ExecutionPlan,
     opts: &'a RunOptions,
     sink: &'a (dyn Fn(RunEvent) + Send + Sync),
+    group_failure_strategies: Option<&'a serde_json::Value>,
+    stage_failure_strategies: Option<&'a serde_json::Value>,
+}
+
+/// Most report files collected per step.
+const MAX_REPORTS: usize = 16;
+
+/// How one attempt ended.
+struct Attempt {
+    status: Outcome,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    outputs: BTreeMap<String, String>,
 }
 
 impl StepCtx<'_> {
-    fn run_node<'b>(&'b self, node: &'b PlanNode, skip: bool) -> BoxFuture<'b, Vec<StepRecord>> {
+    /// Runs a plan node; a `Parallel` node runs its children concurrently, each seeing the group
+    /// state from before the block. Returns each step's record, effect and FQN.
+    fn run_node<'b>(&'b self, node: &'b PlanNode, state: GroupState, env: &'b ExprEnv) -> BoxFuture<'b, Vec<(StepRecord, Effect, String)>> {
         Box::pin(async move {
             match node {
-                PlanNode::Step(s) if skip => {
-                    let r = skipped(s);
-                    (self.sink)(RunEvent::StepFinished(r.clone()));
-                    vec![r]
+                PlanNode::Step(s) => {
+                    let (r, e) = self.run_step(s, state, env).await;
+                    vec![(r, e, s.fqn.clone())]
                 }
-                PlanNode::Step(s) => vec![self.run_step(s).await],
                 PlanNode::Parallel(children) => {
-                    let runs = children.iter().map(|c| self.run_node(c, skip));
+                    let runs = children.iter().map(|c| self.run_node(c, state, env));
                     futures::future::join_all(runs).await.into_iter().flatten().collect()
                 }
             }
         })
     }
 
-    async fn run_step(&self, s: &PlannedStep) -> StepRecord {
+    fn finish_skipped(&self, s: &PlannedStep, why: Option<String>) -> (StepRecord, Effect) {
+        let mut r = skipped(s);
+        r.error = why;
+        (self.sink)(RunEvent::StepFinished(r.clone()));
+        (r, Effect::None)
+    }
+
+    /// `when`, then the step with its failure strategy.
+    async fn run_step(&self, s: &PlannedStep, state: GroupState, env: &ExprEnv) -> (StepRecord, Effect) {
+        if state.aborted {
+            return self.finish_skipped(s, None);
+        }
+        let when = match strategy::parse_when(s.when.as_ref()) {
+            Ok(w) => w,
+            Err(why) => return self.fail_without_running(s, why),
+        };
+        if !when.stage_status.admits(state.failed) {
+            return self.finish_skipped(s, None);
+        }
+        if let Some(c) = &when.condition {
+            match env.condition(c) {
+                Ok(true) => {}
+                Ok(false) => return self.finish_skipped(s, None),
+                Err(e) => return self.fail_without_running(s, e.to_string()),
+            }
+        }
         (self.sink)(RunEvent::StepStarted { id: s.id.clone(), name: s.name.clone() });
         let started = Instant::now();
         let mut rec = skipped(s);
-        match (s.kind, s.port) {
-            (model::StepKind::Run | model::StepKind::Background, Some(port)) => {
-                let spec = self.step_spec(s, port);
-                match self.engine.execute_step(self.delegate, spec).await {
-                    Ok(st) => {
-                        rec.status = match st.status {
-                            Status::Success => Outcome::Success,
-                            Status::Failure => Outcome::Failed,
-                            Status::Timeout => Outcome::Timeout,
-                            Status::Aborted => Outcome::Aborted,
-                            Status::Skipped => Outcome::Skipped,
-                        };
-                        rec.exit_code = st.exit_code;
-                        rec.error = st.error;
-                        rec.outputs = st.outputs;
-                    }
-                    Err(e) => {
-                        rec.status = Outcome::Failed;
-                        rec.error = Some(e.to_string());
+        let mut applied: Vec<String> = Vec::new();
+        let mut attempt = self.attempt(s, env, 0).await;
+        rec.attempts = 1;
+        let mut effect = Effect::None;
+        if let Some(ty) = failure_type(attempt.status) {
+            let chosen = strategy::choose(ty, s.failure_strategies.as_ref(), self.group_failure_strategies, self.stage_failure_strategies);
+            let mut action = chosen.as_ref().map(|c| c.action.clone()).unwrap_or(Action::MarkAsFailure);
+            if let Some(c) = &chosen {
+                let level = match c.level {
+                    strategy::Level::Step => "step",
+                    strategy::Level::StepGroup => "step group",
+                    strategy::Level::Stage => "stage",
+                };
+                applied.push(format!("{} ({level})", c.action.name()));
+            }
+            if let Action::ManualIntervention { on_timeout } = action {
+                applied.push(format!("{} (no manual intervention in sgsim: its onTimeout action)", on_timeout.name()));
+                action = *on_timeout;
+            }
+            if let Action::Retry { count, intervals, on_retry_failure } = action {
+                for n in 1..=count {
+                    tokio::time::sleep(strategy::retry_wait(&intervals, n)).await;
+                    attempt = self.attempt(s, env, n).await;
+                    rec.attempts += 1;
+                    if failure_type(attempt.status).is_none() {
+                        break;
                     }
                 }
+                action = if failure_type(attempt.status).is_some() {
+                    applied.push(format!("{} (onRetryFailure)", on_retry_failure.name()));
+                    match *on_retry_failure {
+                        Action::ManualIntervention { on_timeout } => *on_timeout,
+                        a => a,
+                    }
+                } else {
+                    Action::MarkAsFailure // unused: the last attempt succeeded
+                };
             }
-            (kind, _) => {
-                rec.status = Outcome::Failed;
-                rec.error = Some(format!("step type {} ({kind:?}) is not supported by sgsim yet", s.step_type));
+            if failure_type(attempt.status).is_some() {
+                match action {
+                    Action::Ignore => attempt.status = Outcome::IgnoreFailed,
+                    Action::MarkAsSuccess => attempt.status = Outcome::Success,
+                    Action::Abort => effect = Effect::Abort,
+                    _ => effect = Effect::Fail,
+                }
             }
         }
+        rec.status = attempt.status;
+        rec.exit_code = attempt.exit_code;
+        rec.error = attempt.error;
+        rec.outputs = attempt.outputs;
+        rec.strategy = (!applied.is_empty()).then(|| applied.join(", then "));
         rec.took = started.elapsed();
         // A Background step keeps running: its log is read when the group ends.
         if let (Some(c), false) = (&s.container, s.detach) {
             rec.log = self.container_log(c).await;
         }
         (self.sink)(RunEvent::StepFinished(rec.clone()));
-        rec
+        (rec, effect)
     }
 
-    fn step_spec(&self, s: &PlannedStep, port: u16) -> StepSpec {
+    /// A step that fails before it runs (a `when` sgsim cannot evaluate): the product fails it.
+    fn fail_without_running(&self, s: &PlannedStep, why: String) -> (StepRecord, Effect) {
+        let mut r = skipped(s);
+        r.status = Outcome::Failed;
+        r.error = Some(why);
+        (self.sink)(RunEvent::StepFinished(r.clone()));
+        (r, Effect::Fail)
+    }
+
+    /// One execution of the step (attempt 0, then retries 1..).
+    async fn attempt(&self, s: &PlannedStep, env: &ExprEnv, n: u32) -> Attempt {
+        let failed = |error: String| Attempt { status: Outcome::Failed, exit_code: None, error: Some(error), outputs: BTreeMap::new() };
+        let (kind, port) = (s.kind, s.port);
+        let port = match (kind, port) {
+            (model::StepKind::Run | model::StepKind::Background, Some(port)) => port,
+            (kind, _) => return failed(format!("step type {} ({kind:?}) is not supported by sgsim yet", s.step_type)),
+        };
+        let spec = match self.step_spec(s, port, env, n) {
+            Ok(spec) => spec,
+            Err(e) => return failed(e.to_string()),
+        };
+        match self.engine.execute_step(self.delegate, spec).await {
+            Ok(st) => {
+                let status = match st.status {
+                    Status::Success => Outcome::Success,
+                    Status::Failure => Outcome::Failed,
+                    Status::Timeout => Outcome::Timeout,
+                    Status::Aborted => Outcome::Aborted,
+                    Status::Skipped => Outcome::Skipped,
+                };
+                let error = if status == Outcome::Timeout { Some(STEP_EXPIRED_MESSAGE.to_string()) } else { st.error };
+                Attempt { status, exit_code: st.exit_code, error, outputs: st.outputs }
+            }
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    /// The UnitStep of attempt `n` (retries get their own id: the lite-engine and the addon are
+    /// idempotent per step id), with run-time expressions resolved.
+    fn step_spec(&self, s: &PlannedStep, port: u16, env: &ExprEnv, n: u32) -> Result<StepSpec, expr::ExprError> {
         let shell = match s.shell {
             model::Shell::Sh => Shell::Sh,
             model::Shell::Bash => Shell::Bash,
@@ -546,10 +782,11 @@ impl StepCtx<'_> {
             model::Shell::Pwsh => Shell::Pwsh,
             model::Shell::Python => Shell::Python,
         };
-        let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, s.id);
+        let id = if n == 0 { s.id.clone() } else { format!("{}_retry_{n}", s.id) };
+        let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
         // A Background step with neither entrypoint nor command runs its image's own
         // ENTRYPOINT + CMD (what the product learns through GetImageEntrypoint).
-        let mut entrypoint = s.entrypoint.clone();
+        let mut entrypoint = s.entrypoint.iter().map(|a| env.render(a)).collect::<Result<Vec<_>, _>>()?;
         let no_command = s.command.as_deref().is_none_or(|c| c.trim().is_empty());
         if s.detach && entrypoint.is_empty() && no_command {
             if let (Some(lookup), Some(image)) = (&self.opts.image_entrypoint, &s.image) {
@@ -558,14 +795,16 @@ impl StepCtx<'_> {
                 }
             }
         }
-        StepSpec {
-            id: s.id.clone(),
+        let command = env.render(s.command.as_deref().unwrap_or_default())?;
+        let vars = s.env.iter().map(|(k, v)| Ok((k.clone(), env.render(v)?))).collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;
+        Ok(StepSpec {
+            id: id.clone(),
             display_name: s.name.clone(),
             container_port: port,
             kind: StepKind::Run {
-                command: s.command.clone().unwrap_or_default(),
+                command,
                 shell,
-                env: s.env.iter().cloned().collect(),
+                env: vars,
                 image: s.image.clone().unwrap_or_default(),
                 entrypoint,
                 detach: s.detach,
@@ -574,10 +813,59 @@ impl StepCtx<'_> {
             },
             timeout: Some(Duration::from_secs(s.timeout_secs)),
             callback_token: format!("token-{task_id}"),
-            log_key: format!("{}/{}", self.plan.ids.execution_id, s.id),
+            log_key: format!("{}/{}", self.plan.ids.execution_id, id),
             account_id: self.plan.ids.account_id.clone(),
             task_id,
+        })
+    }
+
+    /// Reads the step's report files (reportPaths, globs expanded by the shell, relative to
+    /// /harness) through a follow-up step in the same container that exports each file base64-encoded
+    /// as an output variable (nothing is printed, so the step's log is untouched).
+    async fn collect_reports(&self, s: &PlannedStep) -> BTreeMap<String, String> {
+        let Some(port) = s.port else { return BTreeMap::new() };
+        let id = format!("{}_reports", s.id);
+        let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
+        let vars: Vec<String> = (0..MAX_REPORTS).map(|i| format!("SGSIM_REPORT_{i}")).collect();
+        let spec = StepSpec {
+            id: id.clone(),
+            display_name: format!("{} reports", s.name),
+            container_port: port,
+            kind: StepKind::Run {
+                command: report_script(&s.report_paths),
+                shell: Shell::Sh,
+                env: BTreeMap::new(),
+                image: s.image.clone().unwrap_or_default(),
+                entrypoint: Vec::new(),
+                detach: false,
+                output_vars: vars.clone(),
+                reports: Vec::new(),
+            },
+            timeout: Some(Duration::from_secs(60)),
+            callback_token: format!("token-{task_id}"),
+            log_key: format!("{}/{}", self.plan.ids.execution_id, id),
+            account_id: self.plan.ids.account_id.clone(),
+            task_id,
+        };
+        let mut out = BTreeMap::new();
+        match self.engine.execute_step(self.delegate, spec).await {
+            Ok(st) if st.status == Status::Success => {
+                for v in &vars {
+                    let Some(val) = st.outputs.get(v).filter(|x| !x.is_empty()) else { continue };
+                    if let Some((path, b64)) = val.split_once(':') {
+                        let content = decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
+                        out.insert(path.to_string(), content.unwrap_or_else(|| "<sgsim: report content is not valid base64>".into()));
+                    }
+                }
+            }
+            Ok(st) => {
+                out.insert("<sgsim>".into(), format!("could not collect reports: {}", st.error.unwrap_or_default()));
+            }
+            Err(e) => {
+                out.insert("<sgsim>".into(), format!("could not collect reports: {e}"));
+            }
         }
+        out
     }
 
     /// The step container's log (the addon prints exactly the step's output).
@@ -587,5 +875,89 @@ impl StepCtx<'_> {
             Ok(s) => s,
             Err(e) => format!("<sgsim: could not read the log of container {container}: {e}>\n"),
         }
+    }
+}
+
+/// The failure type of an attempt's outcome (None: it did not fail).
+fn failure_type(o: Outcome) -> Option<FailureType> {
+    match o {
+        Outcome::Failed | Outcome::Aborted => Some(FailureType::Unknown),
+        Outcome::Timeout => Some(FailureType::Timeout),
+        Outcome::Success | Outcome::Skipped | Outcome::IgnoreFailed => None,
+    }
+}
+
+/// A POSIX sh script that exports `SGSIM_REPORT_<i>=<path>:<base64 content>` for each file the
+/// report paths match (at most [`MAX_REPORTS`]).
+fn report_script(paths: &[String]) -> String {
+    let mut script = String::from("cd /harness 2>/dev/null || true\nn=0\n");
+    for p in paths {
+        // Keep glob characters active, quote everything else.
+        let quoted: String = p
+            .chars()
+            .map(|c| match c {
+                '*' | '?' | '[' | ']' => c.to_string(),
+                '\'' => "'\\''".to_string(),
+                c => format!("'{c}'"),
+            })
+            .collect();
+        script.push_str(&format!(
+            "for f in {quoted}; do\n  [ -f \"$f\" ] || continue\n  [ \"$n\" -lt {MAX_REPORTS} ] || break\n  export SGSIM_REPORT_$n=\"$f:$(base64 < \"$f\" | tr -d '\\n')\"\n  n=$((n+1))\ndone\n"
+        ));
+    }
+    script
+}
+
+/// Standard base64 (padding optional, whitespace ignored); None when invalid.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trip() {
+        for s in ["", "a", "ab", "abc", "<testsuite name=\"x\"/>\n"] {
+            let enc = sgsim_core::render::base64(s.as_bytes());
+            assert_eq!(decode_base64(&enc).as_deref(), Some(s.as_bytes()), "{s}");
+        }
+        assert_eq!(decode_base64("a!b"), None);
+    }
+
+    #[test]
+    fn report_script_quotes_all_but_globs() {
+        let s = report_script(&["reports/*.xml".into(), "it's.xml".into()]);
+        assert!(s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"), "{s}");
+        assert!(s.contains("'i''t''\\'''s'"), "{s}");
+    }
+
+    #[test]
+    fn failure_types() {
+        assert_eq!(failure_type(Outcome::Timeout), Some(FailureType::Timeout));
+        assert_eq!(failure_type(Outcome::Failed), Some(FailureType::Unknown));
+        assert_eq!(failure_type(Outcome::IgnoreFailed), None);
     }
 }
