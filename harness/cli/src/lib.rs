@@ -291,6 +291,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
         }
     };
     let name = if sc.header.name.is_empty() { sc.step_group.identifier.clone() } else { sc.header.name.clone() };
+    reporter.mask_secrets(&sc.secrets);
     let rt = runtime();
     rt.block_on(async {
         let started = Instant::now();

@@ -47,6 +47,8 @@ pub struct Reporter {
     color: bool,
     progress: bool,
     state: Mutex<State>,
+    /// Harness secret values masked in everything printed on stdout.
+    secrets: Mutex<Vec<String>>,
 }
 
 fn fmt_dur(d: Duration) -> String {
@@ -56,7 +58,12 @@ fn fmt_dur(d: Duration) -> String {
 impl Reporter {
     /// A reporter; `color` for ANSI styles, `progress` for spinners (a terminal on stderr).
     pub fn new(color: bool, progress: bool) -> Self {
-        Reporter { color, progress, state: Mutex::new(State::default()) }
+        Reporter { color, progress, state: Mutex::new(State::default()), secrets: Mutex::new(Vec::new()) }
+    }
+
+    /// Mask these Harness secret values (as `**************`) in every line printed from now on.
+    pub fn mask_secrets(&self, secrets: &[String]) {
+        *self.secrets.lock().unwrap_or_else(|e| e.into_inner()) = secrets.to_vec();
     }
 
     /// A reporter configured from the terminal and `NO_COLOR`/`CI`.
@@ -72,6 +79,8 @@ impl Reporter {
     }
 
     fn out(&self, line: &str) {
+        let masked = sgsim_core::normalize::mask_secrets(line, &self.secrets.lock().unwrap_or_else(|e| e.into_inner()));
+        let line = masked.as_str();
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &st.spinner {
             Some(sp) => sp.suspend(|| println!("{line}")),

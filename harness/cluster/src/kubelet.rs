@@ -421,6 +421,24 @@ impl Drop for KubeletHandle {
     }
 }
 
+/// Put fixture files (absolute node path → text) on a node's filesystem, for hostPath volumes.
+/// `labels` go on the short-lived helper container (so a sweep finds it if the call is
+/// interrupted).
+pub async fn write_node_files(
+    docker: &Docker,
+    images: &dyn ImageProvider,
+    labels: HashMap<String, String>,
+    files: &BTreeMap<String, String>,
+) -> Result<(), KubeletError> {
+    let docker = docker.clone().negotiate_version().await.map_err(|source| KubeletError::Docker {
+        what: "negotiate API version".into(),
+        source,
+    })?;
+    pod::write_node_files(&docker, images, labels, files)
+        .await
+        .map_err(|source| KubeletError::Docker { what: "write node files".into(), source })
+}
+
 /// Start a kubelet with the default Kubernetes strings ([`messages::DEFAULT`]).
 pub async fn start_kubelet(
     client: kube::Client,

@@ -260,6 +260,9 @@ impl NodePool {
             let mode = physical.privilege_mode();
             let mut labels = self.ctx.labels();
             labels.insert("dev.sgsim.trial".into(), trial.clone());
+            let mut helper_labels = labels.clone();
+            helper_labels.extend([("dev.sgsim.managed".to_string(), "true".to_string()), (kubelet::NODE_LABEL.to_string(), f.name.clone())]);
+            kubelet::write_node_files(physical.docker(), provider.as_ref(), helper_labels, &f.files).await.map_err(SessionError::Kubelet)?;
             let cfg = KubeletConfig {
                 node_name: f.name.clone(),
                 docker: physical.docker().clone(),

@@ -392,7 +392,19 @@ pub fn render_pod(s: &Scenario) -> Pod {
     let spec = match &infra.pod_spec_overlay_json {
         Some(ov) => {
             let mut v = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
-            merge_overlay(&mut v, ov);
+            // As Harness documents for the Pod Spec Overlay: `containers` entries apply to existing
+            // containers only (others are dropped) and `initContainers` is ignored.
+            let mut ov = ov.clone();
+            if let Some(o) = ov.as_object_mut() {
+                o.remove("initContainers");
+                if let Some(serde_json::Value::Array(cs)) = o.get_mut("containers") {
+                    cs.retain(|c| {
+                        let name = c.get("name").and_then(serde_json::Value::as_str);
+                        spec.containers.iter().any(|e| Some(e.name.as_str()) == name)
+                    });
+                }
+            }
+            merge_overlay(&mut v, &ov);
             serde_json::from_value(v).unwrap_or(spec)
         }
         None => spec,

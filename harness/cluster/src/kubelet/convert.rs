@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 
 use super::resources::{milli, units};
@@ -117,11 +117,14 @@ pub(crate) fn container_body(
     for vm in c.volume_mounts.iter().flatten() {
         let ro = vm.read_only.unwrap_or(false);
         match volumes.get(&vm.name) {
+            // nocopy: Kubernetes never copies the image's content at the mount path into a volume
+            // (Docker would, and would chmod an empty volume's root to the image directory's mode).
             Some(NodeVolume::Docker { name }) => mounts.push(Mount {
                 target: Some(vm.mount_path.clone()),
                 source: Some(name.clone()),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(ro),
+                volume_options: Some(MountVolumeOptions { no_copy: Some(true), ..MountVolumeOptions::default() }),
                 ..Mount::default()
             }),
             Some(NodeVolume::Bind { path }) => {
@@ -185,6 +188,11 @@ pub(crate) fn container_body(
     if csc.allow_privilege_escalation == Some(false) {
         security_opt.push("no-new-privileges".to_string());
     }
+    // procMount Unmasked: /proc without the runtime's masked and read-only paths.
+    if csc.proc_mount.as_deref() == Some("Unmasked") {
+        hc.masked_paths = Some(Vec::new());
+        hc.readonly_paths = Some(Vec::new());
+    }
     if !security_opt.is_empty() {
         hc.security_opt = Some(security_opt);
     }
@@ -237,6 +245,22 @@ pub(crate) fn sandbox_body(shared: &Shared, pod: &Pod, id: &PodId) -> ContainerC
     }
     let hostname = spec.hostname.clone().unwrap_or_else(|| id.name.clone());
     let hostname: String = hostname.chars().take(63).collect();
+    // dnsConfig: nameservers, searches and options go into the sandbox's /etc/resolv.conf, which
+    // every container of the pod shares.
+    let dns = spec.dns_config.clone().unwrap_or_default();
+    let dns_options: Vec<String> = dns
+        .options
+        .iter()
+        .flatten()
+        .filter_map(|o| {
+            let name = o.name.clone()?;
+            Some(match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name,
+            })
+        })
+        .collect();
+    let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     ContainerCreateBody {
         image: Some(sandbox.image),
         entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
@@ -247,6 +271,9 @@ pub(crate) fn sandbox_body(shared: &Shared, pod: &Pod, id: &PodId) -> ContainerC
             network_mode: Some("bridge".into()),
             ipc_mode: Some("shareable".into()),
             extra_hosts: Some(extra_hosts),
+            dns: nonempty(dns.nameservers.clone().unwrap_or_default()),
+            dns_search: nonempty(dns.searches.clone().unwrap_or_default()),
+            dns_options: nonempty(dns_options),
             ..HostConfig::default()
         }),
         ..ContainerCreateBody::default()

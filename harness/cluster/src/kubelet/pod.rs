@@ -898,7 +898,8 @@ async fn setup_volumes(
             let mode = u32::try_from(pr.default_mode.unwrap_or(0o644)).unwrap_or(0o644);
             for src in pr.sources.iter().flatten() {
                 if let Some(t) = &src.service_account_token {
-                    fs.push((t.path.clone(), format!("sgsim-token-{}", id.uid).into_bytes(), mode));
+                    let sa = pod_service_account(shared, &id.namespace, &id.name).await;
+                    fs.push((t.path.clone(), service_account_token(&ns, &sa, id).into_bytes(), mode));
                 }
                 if let Some(cm) = &src.config_map
                     && let Some(c) = get_config_map(shared, &ns, &cm.name).await
@@ -952,6 +953,43 @@ async fn setup_volumes(
         return Err(None);
     }
     Ok(out)
+}
+
+/// The pod's `spec.serviceAccountName` as stored (admission defaults it to `default`).
+async fn pod_service_account(shared: &Shared, ns: &str, name: &str) -> String {
+    Api::<Pod>::namespaced(shared.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.spec)
+        .and_then(|s| s.service_account_name)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// A JWT-shaped bound service-account token with the claims Kubernetes puts in one (issuer,
+/// audience, `sub` = `system:serviceaccount:<ns>:<name>`, the `kubernetes.io` claim naming the
+/// namespace, account and pod); the signature is a digest, not an RSA signature.
+pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
+    use sha2::Digest;
+    fn b64url(data: &[u8]) -> String {
+        sgsim_core::render::base64(data).trim_end_matches('=').replace('+', "-").replace('/', "_")
+    }
+    let header = serde_json::json!({"alg": "RS256", "kid": "sgsim"});
+    let payload = serde_json::json!({
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "kubernetes.io": {
+            "namespace": ns,
+            "pod": {"name": id.name, "uid": id.uid},
+            "serviceaccount": {"name": sa},
+        },
+        "sub": format!("system:serviceaccount:{ns}:{sa}"),
+    });
+    let signing = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(payload.to_string().as_bytes()));
+    let sig = sha2::Sha256::digest(format!("{signing}.{}", id.uid).as_bytes());
+    format!("{signing}.{}", b64url(&sig))
 }
 
 /// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
@@ -1034,6 +1072,56 @@ async fn populate(
         .await;
     let _ = shared
         .docker
+        .remove_container(&c.id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .await;
+    res
+}
+
+/// Write `files` (absolute node path → content) onto the node's filesystem, through one created
+/// (never started) helper container that binds the node's `/` at `/sgsim-node-root`. Used for
+/// `nodes[].files` fixtures that hostPath volumes then expose.
+pub(crate) async fn write_node_files(
+    docker: &bollard::Docker,
+    images: &dyn super::ImageProvider,
+    labels: HashMap<String, String>,
+    files: &BTreeMap<String, String>,
+) -> Result<(), bollard::errors::Error> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let sandbox = images.sandbox();
+    let _ = images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(sandbox.image),
+        entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
+        labels: Some(labels),
+        network_disabled: Some(true),
+        host_config: Some(bollard::models::HostConfig {
+            binds: Some(vec!["/:/sgsim-node-root".to_string()]),
+            network_mode: Some("none".into()),
+            ..bollard::models::HostConfig::default()
+        }),
+        ..bollard::models::ContainerCreateBody::default()
+    };
+    let c = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+    let entries: Vec<TarEntry> = files
+        .iter()
+        .map(|(path, text)| TarEntry {
+            path: format!("sgsim-node-root/{}", path.trim_start_matches('/')),
+            data: text.clone().into_bytes(),
+            mode: 0o644,
+            dir: false,
+        })
+        .collect();
+    let tar = tar_archive(&entries);
+    let res = docker
+        .upload_to_container(
+            &c.id,
+            Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+            bollard::body_full(tar.into()),
+        )
+        .await;
+    let _ = docker
         .remove_container(&c.id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
         .await;
     res
