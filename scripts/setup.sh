@@ -18,6 +18,12 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# The official Kubernetes Python client, for tests/python/suite.py (harness/cli/tests/clients.rs).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+  log "installing the Kubernetes Python client (pip install kubernetes)"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes >&2
+fi
+
 if ! docker info >/dev/null 2>&1; then
   log "Docker Engine is not running; starting dockerd"
   as_root sh -c 'nohup dockerd >/var/log/sgsim-dockerd.log 2>&1 &'

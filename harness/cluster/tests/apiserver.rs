@@ -1230,3 +1230,40 @@ async fn graceful_pod_deletion_when_enabled() {
     assert!(matches!(pods.get("bound").await, Err(kube::Error::Api(s)) if s.code == 404));
     server.shutdown().await;
 }
+
+/// What real clients need beyond kube-rs: the Python client's `/version/`, and a 415 (which
+/// client-go understands) rather than a decode error for a protobuf body.
+#[tokio::test]
+async fn version_with_slash_and_protobuf_body_is_415() {
+    let (server, _client) = start().await;
+    let (code, body) = raw(&server, "GET", "/version/", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"gitVersion\""), "{body}");
+
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let payload = b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09Namespace";
+    let head = format!(
+        "POST /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: {}\r\n\r\n",
+        server.token(),
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.write_all(payload).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("HTTP/1.1 415"), "{text}");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v: Value = serde_json::from_str(body).expect("Status body");
+    assert_eq!(v["kind"], "Status");
+    assert_eq!(v["reason"], "UnsupportedMediaType");
+    assert_eq!(v["code"], 415);
+    assert_eq!(
+        v["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json"
+    );
+    server.shutdown().await;
+}

@@ -111,6 +111,8 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
     let public = Router::new()
         .route(&r("/version"), get(version))
+        // The Python client asks for `/version/`; kube-apiserver serves both.
+        .route(&r("/version/"), get(version))
         .route(&r("/healthz"), get(|| async { "ok" }))
         .route(&r("/livez"), get(|| async { "ok" }))
         .route(&r("/readyz"), get(|| async { "ok" }));
@@ -355,6 +357,18 @@ async fn dispatch(
             )));
         }
     };
+    // Objects are JSON only: a protobuf (or other) body gets 415, which makes client-go (kubectl
+    // `create namespace`, ...) fall back to JSON, as against a server without that codec.
+    if matches!(method, Method::POST | Method::PUT) {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let base = ct.split(';').next().unwrap_or_default().trim();
+        if !matches!(base, "" | "application/json" | "*/*") {
+            return Err(ApiError::UnsupportedBodyType);
+        }
+    }
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
         (&Method::GET, None, None) if !t.def.stored => Err(unsupported("list")),
         (&Method::GET, None, None) if truthy(&q, "watch") => watch_objects(&app, &t, &q, shape),

@@ -124,6 +124,11 @@ pub enum ApiError {
         "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
     )]
     UnsupportedMediaType,
+    /// 415 UnsupportedMediaType for an object body that is not JSON (e.g. protobuf).
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json"
+    )]
+    UnsupportedBodyType,
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
@@ -218,7 +223,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotSupported { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Expired(_) => StatusCode::GONE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedBodyType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -234,7 +239,7 @@ impl ApiError {
             Self::Unauthorized => "Unauthorized",
             Self::MethodNotSupported { .. } => "MethodNotAllowed",
             Self::Expired(_) => "Expired",
-            Self::UnsupportedMediaType => "UnsupportedMediaType",
+            Self::UnsupportedMediaType | Self::UnsupportedBodyType => "UnsupportedMediaType",
             Self::Internal(_) => "InternalError",
         }
     }

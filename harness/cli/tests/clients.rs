@@ -1,0 +1,208 @@
+//! Real Kubernetes clients against `sgsim cluster up`: the kubectl suite (tests/kubectl/suite.sh)
+//! and the official Python client suite (tests/python/suite.py), each against its own cluster.
+//! Skipped, with the reason printed, only when kubectl or python3 is not installed; the Python
+//! client itself (`pip install kubernetes`) is installed by scripts/setup.sh.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A program on PATH (or at one of `extra` absolute paths).
+fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
+    extra
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `sgsim cluster up` in the background; interrupted (Ctrl-C, so it removes its node) on drop,
+/// also when the test panics.
+struct ClusterUp {
+    child: Child,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl ClusterUp {
+    fn start(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sgsim-clients-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        let kubeconfig = dir.join("kubeconfig");
+        let log = File::create(dir.join("cluster.log")).expect("create cluster.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+            .current_dir(repo())
+            .env("NO_COLOR", "1")
+            .args(["cluster", "up", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn sgsim cluster up");
+        let mut up = Self {
+            child,
+            dir,
+            kubeconfig,
+        };
+        // Images may be built on first use: allow for it.
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            if std::fs::read_to_string(&up.kubeconfig).is_ok_and(|k| k.contains("current-context"))
+            {
+                break;
+            }
+            if let Ok(Some(status)) = up.child.try_wait() {
+                panic!(
+                    "sgsim cluster up exited ({status}) before writing a kubeconfig:\n{}",
+                    up.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no kubeconfig from sgsim cluster up after 900s:\n{}",
+                up.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        up
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cluster.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ClusterUp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGINT: `cluster up` removes its containers and volumes on Ctrl-C.
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn kubectl_suite_against_cluster_up() {
+    let Some(kubectl) = find_program("kubectl", &["/usr/bin/kubectl", "/usr/local/bin/kubectl"])
+    else {
+        println!("skipped: kubectl is not installed (the kubectl suite needs it on PATH)");
+        return;
+    };
+    let Some(bash) = find_program("bash", &["/bin/bash", "/usr/bin/bash"]) else {
+        println!("skipped: bash is not installed");
+        return;
+    };
+    let up = ClusterUp::start("kubectl");
+    // The script runs the kubectl found here ($KUBECTL).
+    let script = repo().join("tests/kubectl/suite.sh");
+    run_suite(
+        &up,
+        &bash,
+        &script,
+        &[("KUBECTL", kubectl.as_os_str())],
+        Duration::from_secs(600),
+    );
+}
+
+#[test]
+fn python_client_suite_against_cluster_up() {
+    let Some(python) = find_program("python3", &[]) else {
+        println!("skipped: python3 is not installed (the Python client suite needs it)");
+        return;
+    };
+    let probe = Command::new(&python)
+        .args(["-c", "import kubernetes"])
+        .output()
+        .expect("run python3");
+    assert!(
+        probe.status.success(),
+        "the official Python client is missing: `pip install kubernetes` (scripts/setup.sh installs it)\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let up = ClusterUp::start("python");
+    run_suite(
+        &up,
+        &python,
+        &repo().join("tests/python/suite.py"),
+        &[],
+        Duration::from_secs(600),
+    );
+}
+
+/// Run a suite script (with `env` added) against the cluster; panics with its output and the
+/// cluster's log unless it exits 0 within `limit`.
+fn run_suite(
+    up: &ClusterUp,
+    program: &Path,
+    script: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+) {
+    let out_path = up.dir.join("suite.out");
+    let out = File::create(&out_path).expect("create suite.out");
+    let mut cmd = Command::new(program);
+    cmd.arg(script)
+        .arg(&up.kubeconfig)
+        .current_dir(repo())
+        .env("TMPDIR", &up.dir)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("clone the output handle"))
+        .stderr(out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} {}: {e}", program.display(), script.display()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => panic!("wait for the suite: {e}"),
+        }
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    println!("{output}");
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!(
+            "{} failed ({s}):\n{output}\n--- cluster log ---\n{}",
+            script.display(),
+            up.log()
+        ),
+        None => panic!(
+            "{} did not finish in {limit:?}:\n{output}\n--- cluster log ---\n{}",
+            script.display(),
+            up.log()
+        ),
+    }
+}
