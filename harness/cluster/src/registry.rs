@@ -113,9 +113,9 @@ pub struct RegistrySpec {
     pub host: String,
     /// When set, the instance requires these credentials (htpasswd).
     pub credentials: Option<(String, String)>,
-    /// A fixed delay before every manifest request (each pull).
+    /// A fixed delay before every manifest GET (each pull).
     pub delay: Duration,
-    /// The first N manifest requests are answered `429 Too Many Requests`.
+    /// The first N manifest GETs (pulls) are answered `429 Too Many Requests`.
     pub too_many_requests: u32,
     /// Image references (as written in the pod) the registry does not have.
     pub missing: Vec<String>,
@@ -365,6 +365,14 @@ impl RegistryHub {
                 Conditions { delay: spec.delay, remaining_429: spec.too_many_requests },
             );
         }
+        // dockerd sees a new /etc/hosts entry only once Go's resolver re-reads the file.
+        let changed = self.state.lock().await.hosts_changed;
+        if let Some(t) = changed {
+            let wait = (t + HOSTS_CACHE).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         Ok(())
     }
 
@@ -541,6 +549,7 @@ impl RegistryHub {
             }
         }
         if !wait.is_zero() {
+            // Only when a host was added after this trial's configure (another trial's).
             tokio::time::sleep(wait).await;
         }
         Ok(())
@@ -703,7 +712,9 @@ async fn proxy_one(
 ) -> std::io::Result<()> {
     let Some(head) = read_head(&mut conn).await? else { return Ok(()) };
     let key = route_key(&head.host);
-    let is_pull = (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
+    // A pull is a manifest GET (what Docker Hub counts against its rate limit; HEAD requests
+    // are free there and pass here too).
+    let is_pull = head.method == "GET" && head.path.contains("/manifests/");
     let (delay, limited) = if is_pull {
         let mut c = conditions.lock().unwrap_or_else(|e| e.into_inner());
         match c.get_mut(&key) {

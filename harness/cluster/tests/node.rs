@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         trial("node_agent_tunnels_both_ways", node_agent_tunnels_both_ways),
         trial("node_drop_cleans_up", node_drop_cleans_up),
         trial("node_panic_cleans_up", node_panic_cleans_up),
+        trial("registry_pulls_are_real", registry_pulls_are_real),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -445,4 +446,81 @@ async fn node_panic_cleans_up() -> Result<()> {
     ensure!(err.is_panic(), "task ended with {err}");
     let container_name = rx.await.context("the node did not start")?;
     assert_nothing_left(&host, &run_id, &container_name).await
+}
+
+/// The messages of the kubelet's events about `pod` (in creation order).
+async fn pod_event_messages(client: &kube::Client, pod: &str) -> Result<Vec<String>> {
+    use k8s_openapi::api::core::v1::Event;
+    let api = kube::Api::<Event>::namespaced(client.clone(), "default");
+    let mut evs = api.list(&kube::api::ListParams::default()).await?.items;
+    evs.retain(|e| e.involved_object.name.as_deref() == Some(pod));
+    evs.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(evs.into_iter().filter_map(|e| e.message).collect())
+}
+
+/// Creates a one-container pod with `image` (IfNotPresent) and waits until the kubelet reports
+/// the image pulled or present; returns the pod's event messages.
+async fn pull_in_pod(client: &kube::Client, pod: &str, image: &str) -> Result<Vec<String>> {
+    use k8s_openapi::api::core::v1::Pod;
+    let api = kube::Api::<Pod>::namespaced(client.clone(), "default");
+    let obj: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "namespace": "default"},
+        "spec": {"nodeName": "node-1", "restartPolicy": "Never", "containers": [
+            {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "sleep 30"]}
+        ]}
+    }))?;
+    api.create(&kube::api::PostParams::default(), &obj).await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let msgs = pod_event_messages(client, pod).await?;
+        if msgs.iter().any(|m| m.starts_with("Successfully pulled") || m.contains("already present") || m.starts_with("Failed")) {
+            let _ = api.delete(pod, &kube::api::DeleteParams::default().grace_period(0)).await;
+            return Ok(msgs);
+        }
+        ensure!(Instant::now() < deadline, "no pull event for {pod}: {msgs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A pull really goes through the run's registry (its own access log shows the manifest requests),
+/// and `already present on machine` shows only when the (logical) node kept the image: a second
+/// pod on the same node finds it, a fresh trial's node pulls again.
+async fn registry_pulls_are_real() -> Result<()> {
+    use sgsim_cluster::session::{NodePool, PoolOptions};
+    let pool = NodePool::start(&PoolOptions { repo_root: repo_root(), nodes: 1 }, &|_| {}).await?;
+    let result = async {
+        let hub = pool.registries().first().cloned().context("no registry hub")?;
+        let fixtures = sgsim_core::scenario::Fixtures::default();
+        let image = "alpine:3.18";
+        let cluster = pool.cluster_for(&fixtures, &|_| {}).await?;
+        let t = Instant::now();
+        let first = pull_in_pod(&cluster.client(), "first", image).await?;
+        eprintln!("first pull (seed + pull): {:?}: {first:?}", t.elapsed());
+        ensure!(first.iter().any(|m| m == &format!("Pulling image \"{image}\"")), "first pod: {first:?}");
+        ensure!(first.iter().any(|m| m.starts_with(&format!("Successfully pulled image \"{image}\" in "))), "first pod: {first:?}");
+        let log = hub.registry_log("docker.io").await;
+        ensure!(
+            log.contains("\"HEAD /v2/library/alpine/manifests/3.18 HTTP/1.1\" 200")
+                && log.contains("\"GET /v2/library/alpine/manifests/sha256:"),
+            "the registry's access log does not show the pull of {image}:\n{log}"
+        );
+        let second = pull_in_pod(&cluster.client(), "second", image).await?;
+        ensure!(
+            second.iter().any(|m| m == &format!("Container image \"{image}\" already present on machine")),
+            "second pod on the same node: {second:?}"
+        );
+        cluster.shutdown().await;
+        let fresh = pool.cluster_for(&fixtures, &|_| {}).await?;
+        let third = pull_in_pod(&fresh.client(), "third", image).await?;
+        ensure!(!third.iter().any(|m| m.contains("already present")), "fresh node: {third:?}");
+        ensure!(third.iter().any(|m| m == &format!("Pulling image \"{image}\"")), "fresh node: {third:?}");
+        let heads = hub.registry_log("docker.io").await.matches("\"HEAD /v2/library/alpine/manifests/3.18 HTTP/1.1\" 200").count();
+        ensure!(heads == 2, "expected two pulls of {image} in the registry's access log, found {heads}");
+        fresh.shutdown().await;
+        Ok(())
+    }
+    .await;
+    pool.shutdown().await;
+    result
 }
