@@ -68,6 +68,12 @@ printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$ns" >"$work/
 run "apply namespace" k apply -f "$work/ns.yaml" && expect "apply namespace" "$out" "namespace/$ns created"
 run "get namespace" k get namespace "$ns" && expect "get namespace" "$out" "^$ns +Active +[0-9]+s$"
 
+# kubectl explain reads the OpenAPI v3 schemas.
+run "explain pod.spec" k explain pod.spec &&
+  expect "explain pod.spec" "$out" "^KIND: +Pod$" "^FIELD: +spec <PodSpec>" "^  containers\s+<\[\]Container> -required-"
+run "explain priorityclass" k explain priorityclass.value &&
+  expect "explain priorityclass.value" "$out" "^GROUP: +scheduling.k8s.io$" "^FIELD: +value <integer>"
+
 # Default client-side validation (no --validate=false).
 run "apply -f" k apply -f "$work/pod.yaml" && expect "apply -f" "$out" "^pod/web created$"
 run "wait Ready" k -n "$ns" wait --for=condition=Ready pod/web --timeout=120s &&

@@ -45,6 +45,7 @@ mod convert;
 mod defaults;
 mod handlers;
 mod logs;
+mod openapi;
 mod patch;
 mod resources;
 mod selectors;

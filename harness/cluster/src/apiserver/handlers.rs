@@ -90,6 +90,10 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
         )
         .route(&r("/apis/{group}/{version}/{*rest}"), any(group_handler))
         .route(
+            &r("/openapi/v2"),
+            get(|| async { json_ok(super::openapi::v2_document()) }),
+        )
+        .route(
             &r("/openapi/v3"),
             get(|| async { json_ok(&resources::openapi_v3_index()) }),
         )

@@ -523,7 +523,8 @@ fn openapi_hash(group: &str, version: &str) -> String {
 
 /// A minimal OpenAPI v3 document of one group version: every object path with its verbs, the
 /// `x-kubernetes-group-version-kind` extension and the `fieldValidation` query parameter, which
-/// is what kubectl looks for before using server-side field validation. No schemas.
+/// is what kubectl looks for before using server-side field validation, and the schemas of the
+/// served kinds (`kubectl explain`).
 pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
     let base = if group.is_empty() {
         format!("/api/{version}")
@@ -567,7 +568,7 @@ pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": "v1.37.0"},
             "paths": paths,
-            "components": {"schemas": {}},
+            "components": {"schemas": super::openapi::v3_schemas()},
         })
     })
 }
