@@ -48,6 +48,7 @@ mod logs;
 mod openapi;
 mod patch;
 mod resources;
+mod sa_token;
 mod selectors;
 mod status;
 mod store;

@@ -146,7 +146,7 @@ async fn fallback(State(app): State<App>, req: Request) -> Response {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == app.token);
+            .is_some_and(|t| t.trim() == app.token || super::sa_token::verify(&app, t.trim()));
     if authed {
         ApiError::PathNotFound.into_response()
     } else {
@@ -173,7 +173,7 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == app.token);
+        .is_some_and(|t| t.trim() == app.token || super::sa_token::verify(&app, t.trim()));
     if ok {
         next.run(req).await
     } else {
@@ -392,6 +392,9 @@ async fn dispatch(
         }
         (&Method::POST, None, None) => create(&app, t.def, &ns, &body, dry),
         (&Method::POST, Some(name), Some("binding")) => bind(&app, &ns, name, &parse_body(&body)?),
+        (&Method::POST, Some(name), Some("token")) if t.def.id == "serviceaccounts" => {
+            Ok(json_response(StatusCode::CREATED, &super::sa_token::issue(&app, &ns, name, &parse_body(&body)?)?))
+        }
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
             let obj = t.def.ingest(parse_body(&body)?);
             let stored = update_value(&app, t.def.core(), &ns, name, sub, obj, None, dry)?;

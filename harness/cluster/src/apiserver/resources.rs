@@ -337,7 +337,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["sa"],
         verbs: ALL_VERBS,
         categories: &[],
-        subresources: &[],
+        subresources: &[SubresourceDef { name: "token", kind: "TokenRequest", verbs: &["create"] }],
         field_labels: &[],
         has_status: false,
         storage: "serviceaccounts",

@@ -899,7 +899,11 @@ async fn setup_volumes(
             for src in pr.sources.iter().flatten() {
                 if let Some(t) = &src.service_account_token {
                     let sa = pod_service_account(shared, &id.namespace, &id.name).await;
-                    fs.push((t.path.clone(), service_account_token(&ns, &sa, id).into_bytes(), mode));
+                    let token = match request_token(shared, &ns, &sa, id, t.expiration_seconds, t.audience.clone()).await {
+                        Some(token) => token,
+                        None => service_account_token(&ns, &sa, id),
+                    };
+                    fs.push((t.path.clone(), token.into_bytes(), mode));
                 }
                 if let Some(cm) = &src.config_map
                     && let Some(c) = get_config_map(shared, &ns, &cm.name).await
@@ -968,9 +972,46 @@ async fn pod_service_account(shared: &Shared, ns: &str, name: &str) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// Ask the API server for a token of ServiceAccount `ns/sa` bound to the pod (TokenRequest on
+/// `serviceaccounts/{sa}/token`, as the kubelet's token manager does). `None` when the server
+/// does not serve TokenRequests.
+async fn request_token(
+    shared: &Shared,
+    ns: &str,
+    sa: &str,
+    id: &PodId,
+    expiration: Option<i64>,
+    audience: Option<String>,
+) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: audience.map(|a| vec![a]),
+            expiration_seconds: expiration,
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(id.name.clone()),
+                uid: Some(id.uid.clone()),
+            }),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(shared.client.clone(), ns);
+    match api.create_subresource::<_, TokenRequest>("token", sa, &PostParams::default(), &req).await {
+        Ok(tr) => tr.status.and_then(|s| s.token).filter(|t| !t.is_empty()),
+        Err(e) => {
+            tracing::debug!(error = %e, "TokenRequest failed; using a local token");
+            None
+        }
+    }
+}
+
 /// A JWT-shaped bound service-account token with the claims Kubernetes puts in one (issuer,
 /// audience, `sub` = `system:serviceaccount:<ns>:<name>`, the `kubernetes.io` claim naming the
-/// namespace, account and pod); the signature is a digest, not an RSA signature.
+/// namespace, account and pod); the signature is a digest, not an RSA signature. Used when the
+/// API server serves no TokenRequest.
 pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
     use sha2::Digest;
     fn b64url(data: &[u8]) -> String {

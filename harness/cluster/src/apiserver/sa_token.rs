@@ -1,0 +1,132 @@
+//! ServiceAccount tokens. `POST serviceaccounts/{name}/token` (a TokenRequest, as the kubelet
+//! sends for the `kube-api-access-*` projected volume) issues a JWT-shaped token with Kubernetes'
+//! claims (`iss`, `aud`, `exp`, `iat`, `nbf`, `sub` = `system:serviceaccount:<ns>:<name>`, and the
+//! `kubernetes.io` claim naming namespace, account and bound pod). It is signed with SHA-256 over
+//! the server's own bearer token (not RS256), and the authenticator accepts it as a bearer token
+//! while it has not expired and its ServiceAccount still exists with the same uid.
+
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use super::handlers::App;
+use super::status::{self, ApiError};
+use super::util;
+
+/// Issuer and default audience of the tokens.
+pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+fn b64url(data: &[u8]) -> String {
+    sgsim_core::render::base64(data).trim_end_matches('=').replace('+', "-").replace('/', "_")
+}
+
+fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+fn signature(app: &App, signing_input: &str) -> String {
+    b64url(&sha2::Sha256::digest(format!("{signing_input}.{}", app.token).as_bytes()))
+}
+
+fn now_secs() -> i64 {
+    util::parse_time(&util::now_time()).unwrap_or(0)
+}
+
+/// Handle a TokenRequest for ServiceAccount `ns/name`; returns the TokenRequest with its status.
+pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Value, ApiError> {
+    let sa = app
+        .store
+        .transact(|t| t.get("serviceaccounts", ns, name))
+        .ok_or_else(|| status::not_found("", "serviceaccounts", name))?;
+    let sa_uid = sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let expiration = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600).clamp(600, 1 << 32);
+    let audiences = match spec.get("audiences").and_then(Value::as_array) {
+        Some(a) if !a.is_empty() => Value::Array(a.clone()),
+        _ => json!([ISSUER]),
+    };
+    let now = now_secs();
+    let mut k8s = json!({"namespace": ns, "serviceaccount": {"name": name, "uid": sa_uid}});
+    if let Some(bound) = spec.get("boundObjectRef")
+        && bound.get("kind").and_then(Value::as_str) == Some("Pod")
+    {
+        k8s["pod"] = json!({
+            "name": bound.get("name").cloned().unwrap_or(Value::Null),
+            "uid": bound.get("uid").cloned().unwrap_or(Value::Null),
+        });
+    }
+    let claims = json!({
+        "aud": audiences,
+        "exp": now + expiration,
+        "iat": now,
+        "iss": ISSUER,
+        "kubernetes.io": k8s,
+        "nbf": now,
+        "sub": format!("system:serviceaccount:{ns}:{name}"),
+    });
+    let header = json!({"alg": "RS256", "kid": "sgsim"});
+    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let token = format!("{signing_input}.{}", signature(app, &signing_input));
+    Ok(json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": spec.get("boundObjectRef").cloned().unwrap_or(Value::Null)},
+        "status": {"token": token, "expirationTimestamp": util::time_in(expiration)},
+    }))
+}
+
+/// Whether `token` is a token this server issued, unexpired, for a ServiceAccount that still
+/// exists (same uid).
+pub(crate) fn verify(app: &App, token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let signing_input = format!("{h}.{p}");
+    if signature(app, &signing_input) != sig {
+        return false;
+    }
+    let Some(claims) = b64url_decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+        return false;
+    };
+    if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp <= now_secs()) {
+        return false;
+    }
+    let ns = claims.pointer("/kubernetes.io/namespace").and_then(Value::as_str).unwrap_or_default();
+    let name = claims.pointer("/kubernetes.io/serviceaccount/name").and_then(Value::as_str).unwrap_or_default();
+    let uid = claims.pointer("/kubernetes.io/serviceaccount/uid").and_then(Value::as_str).unwrap_or_default();
+    app.store
+        .transact(|t| t.get("serviceaccounts", ns, name))
+        .is_some_and(|sa| sa.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{b64url, b64url_decode};
+
+    #[test]
+    fn base64url_round_trip() {
+        for s in ["", "a", "ab", "abc", "abcd", "{\"sub\":\"system:serviceaccount:ns:x\"}"] {
+            assert_eq!(b64url_decode(&b64url(s.as_bytes())).as_deref(), Some(s.as_bytes()));
+        }
+        assert_eq!(b64url_decode("a*b"), None);
+    }
+}
