@@ -113,9 +113,9 @@ pub struct RegistrySpec {
     pub host: String,
     /// When set, the instance requires these credentials (htpasswd).
     pub credentials: Option<(String, String)>,
-    /// A fixed delay before every manifest GET (each pull).
+    /// A fixed delay before each pull (its manifest request by tag).
     pub delay: Duration,
-    /// The first N manifest GETs (pulls) are answered `429 Too Many Requests`.
+    /// The first N pulls are answered `429 Too Many Requests`.
     pub too_many_requests: u32,
     /// Image references (as written in the pod) the registry does not have.
     pub missing: Vec<String>,
@@ -712,18 +712,21 @@ async fn proxy_one(
 ) -> std::io::Result<()> {
     let Some(head) = read_head(&mut conn).await? else { return Ok(()) };
     let key = route_key(&head.host);
-    // A pull is a manifest GET (what Docker Hub counts against its rate limit; HEAD requests
-    // are free there and pass here too).
-    let is_pull = head.method == "GET" && head.path.contains("/manifests/");
-    let (delay, limited) = if is_pull {
+    // A pull starts with a manifest request by tag (dockerd: HEAD, then GET by digest unless it
+    // has that manifest cached; the distribution client falls back from a failed HEAD to a GET).
+    // The delay applies once per pull (the request by tag); while 429s remain, every manifest
+    // request is refused and each refused GET uses one up, so N means N failed pulls.
+    let is_manifest = (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
+    let by_tag = is_manifest && !head.path.rsplit('/').next().unwrap_or_default().starts_with("sha256:");
+    let (delay, limited) = if is_manifest {
         let mut c = conditions.lock().unwrap_or_else(|e| e.into_inner());
         match c.get_mut(&key) {
             Some(cond) => {
                 let limited = cond.remaining_429 > 0;
-                if limited {
+                if limited && head.method == "GET" {
                     cond.remaining_429 -= 1;
                 }
-                (cond.delay, limited)
+                (if by_tag { cond.delay } else { Duration::ZERO }, limited)
             }
             None => (Duration::ZERO, false),
         }
