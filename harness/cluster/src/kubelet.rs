@@ -329,7 +329,9 @@ impl Shared {
             if let Some(id) = c.id {
                 let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
                 match self.docker.remove_container(&id, Some(rm)).await {
-                    Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                    // 409: a removal of the same container is already in progress.
+                    Ok(())
+                    | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
                     Err(source) => {
                         return Err(KubeletError::Docker { what: format!("remove container {id}"), source });
                     }
