@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod exit;
 pub mod golden;
+pub mod images_cmd;
 pub mod input;
 pub mod reporter;
 
@@ -105,6 +106,12 @@ pub enum Command {
     Accept {
         /// Only scenarios whose name contains this.
         filter: Option<String>,
+    },
+    /// Show, build and prune the stand-in images and the vendor names they stand in for.
+    Images {
+        /// What to do.
+        #[command(subcommand)]
+        action: images_cmd::ImagesAction,
     },
     /// Manage the embedded cluster.
     Cluster {
@@ -473,6 +480,7 @@ pub fn main_impl() -> i32 {
         }
         Command::Accept { filter } => cmd_accept(filter.as_deref()),
         Command::Cluster { action: ClusterAction::Up { kubeconfig, api_only } } => cmd_cluster_up(&kubeconfig, api_only),
+        Command::Images { action } => images_cmd::cmd_images(&action),
     }
 }
 

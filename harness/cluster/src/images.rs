@@ -365,6 +365,11 @@ impl ImageCatalog {
         self
     }
 
+    /// The rules in order: (vendor pattern, stand-in name).
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rules.iter().map(|(p, s)| (p.as_str(), s.as_str()))
+    }
+
     /// The stand-in name a vendor image maps to.
     pub fn standin_name(&self, vendor: &str) -> &str {
         let norm = normalize_reference(vendor);
@@ -475,6 +480,31 @@ pub async fn present_on_node(node: &Docker, vendor: &str) -> Result<bool, ImageE
         Err(e) if is_not_found(&e) => Ok(false),
         Err(source) => Err(ImageError::Inspect { image: reference, source }),
     }
+}
+
+/// Removes `sgsim/<name>:*` tags on the host daemon other than the current ones in `built`;
+/// a tag a container still uses stays (the daemon refuses). Returns the removed tags.
+pub async fn prune_host(built: &BuiltImages) -> Result<Vec<String>, ImageError> {
+    let host = docker::host_docker().await.map_err(ImageError::Host)?;
+    let current: std::collections::HashSet<&str> = built.iter().map(|(_, t)| t).collect();
+    let mut removed = Vec::new();
+    for name in IMAGE_NAMES {
+        let filters = std::collections::HashMap::from([("reference".to_string(), vec![format!("sgsim/{name}")])]);
+        let opts = bollard::query_parameters::ListImagesOptionsBuilder::new().filters(&filters).build();
+        let Ok(list) = host.list_images(Some(opts)).await else { continue };
+        for img in list {
+            for tag in img.repo_tags {
+                if current.contains(tag.as_str()) {
+                    continue;
+                }
+                let rm = bollard::query_parameters::RemoveImageOptionsBuilder::new().build();
+                if host.remove_image(&tag, Some(rm), None).await.is_ok() {
+                    removed.push(tag);
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Copies the stand-in `local` (`sgsim/<name>:<hash>`) from the host daemon into the node's
