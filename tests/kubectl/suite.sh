@@ -62,11 +62,18 @@ spec:
 YAML
 
 run "version" k version && expect "version" "$out" "Server Version: v1\."
-# `kubectl create namespace` sends protobuf, which the embedded API server does not decode (415);
-# kubectl apply sends JSON.
-printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$ns" >"$work/ns.yaml"
-run "apply namespace" k apply -f "$work/ns.yaml" && expect "apply namespace" "$out" "namespace/$ns created"
+# kubectl's typed `create` commands send protobuf bodies.
+run "create namespace" k create namespace "$ns" && expect "create namespace" "$out" "^namespace/$ns created$"
 run "get namespace" k get namespace "$ns" && expect "get namespace" "$out" "^$ns +Active +[0-9]+s$"
+run "create configmap" k -n "$ns" create configmap settings --from-literal=greeting=hello &&
+  expect "create configmap" "$out" "^configmap/settings created$"
+run "create secret" k -n "$ns" create secret generic creds --from-literal=token=s3cr3t &&
+  expect "create secret" "$out" "^secret/creds created$"
+run "create serviceaccount" k -n "$ns" create serviceaccount builder &&
+  expect "create serviceaccount" "$out" "^serviceaccount/builder created$"
+run "created objects" k -n "$ns" get configmap/settings secret/creds serviceaccount/builder \
+  -o 'jsonpath={.items[0].data.greeting}/{.items[1].data.token}/{.items[1].type}/{.items[2].metadata.name}' &&
+  expect "created objects" "$out" "^hello/czNjcjN0/Opaque/builder$"
 
 # kubectl explain reads the OpenAPI v3 schemas.
 run "explain pod.spec" k explain pod.spec &&

@@ -47,6 +47,7 @@ mod handlers;
 mod logs;
 mod openapi;
 mod patch;
+mod protobuf;
 mod resources;
 mod sa_token;
 mod selectors;

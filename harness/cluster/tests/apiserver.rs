@@ -1232,7 +1232,7 @@ async fn graceful_pod_deletion_when_enabled() {
 }
 
 /// What real clients need beyond kube-rs: the Python client's `/version/`, and a 415 (which
-/// client-go understands) rather than a decode error for a protobuf body.
+/// client-go understands) rather than a decode error for a protobuf body it cannot decode.
 #[tokio::test]
 async fn version_with_slash_and_protobuf_body_is_415() {
     let (server, _client) = start().await;
@@ -1244,7 +1244,8 @@ async fn version_with_slash_and_protobuf_body_is_415() {
     let mut s = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
-    let payload = b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09Namespace";
+    // A Pod in protobuf: not one of the kinds the server decodes.
+    let payload = b"k8s\x00\x0a\x09\x0a\x02v1\x12\x03Pod\x12\x05\x0a\x03\x0a\x01p";
     let head = format!(
         "POST /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: {}\r\n\r\n",
         server.token(),
@@ -1265,5 +1266,39 @@ async fn version_with_slash_and_protobuf_body_is_415() {
         v["message"],
         "the body of the request was in an unknown format - accepted media types include: application/json"
     );
+    server.shutdown().await;
+}
+
+/// `kubectl create namespace` sends a protobuf Namespace: the server decodes it.
+#[tokio::test]
+async fn protobuf_namespace_create() {
+    let (server, client) = start().await;
+    let name = format!("pb-{}", std::process::id());
+    let mut meta = vec![0x0a, name.len() as u8];
+    meta.extend_from_slice(name.as_bytes());
+    let mut raw = vec![0x0a, meta.len() as u8];
+    raw.extend(meta);
+    let mut payload = b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09Namespace".to_vec();
+    payload.push(0x12);
+    payload.push(raw.len() as u8);
+    payload.extend(raw);
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: {}\r\n\r\n",
+        server.token(),
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.write_all(&payload).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    let ns: Api<Namespace> = Api::all(client);
+    let got = ns.get(&name).await.expect("namespace exists");
+    assert_eq!(got.metadata.name.as_deref(), Some(name.as_str()));
     server.shutdown().await;
 }

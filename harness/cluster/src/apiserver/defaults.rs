@@ -696,6 +696,10 @@ pub fn admit_other(kind: &str, obj: &mut Value) {
     match kind {
         "Secret" => {
             if let Some(m) = obj.as_object_mut() {
+                // SetDefaults_Secret: an empty type is Opaque too.
+                if m.get("type").and_then(Value::as_str) == Some("") {
+                    m.remove("type");
+                }
                 set_default(m, "type", json!("Opaque"));
             }
         }

@@ -361,18 +361,27 @@ async fn dispatch(
             )));
         }
     };
-    // Objects are JSON only: a protobuf (or other) body gets 415, which makes client-go (kubectl
-    // `create namespace`, ...) fall back to JSON, as against a server without that codec.
-    if matches!(method, Method::POST | Method::PUT) {
+    // Object bodies are JSON, or protobuf for the few kinds kubectl's typed clients create
+    // (`kubectl create namespace|configmap|secret|serviceaccount`); any other body gets 415.
+    let body = if matches!(method, Method::POST | Method::PUT) {
         let ct = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let base = ct.split(';').next().unwrap_or_default().trim();
-        if !matches!(base, "" | "application/json" | "*/*") {
-            return Err(ApiError::UnsupportedBodyType);
+        match base {
+            "" | "application/json" | "*/*" => body,
+            super::protobuf::MEDIA_TYPE if method == Method::POST && t.name.is_none() => {
+                match super::protobuf::decode(&body) {
+                    Some(v) => Bytes::from(v.to_string()),
+                    None => return Err(ApiError::UnsupportedBodyType),
+                }
+            }
+            _ => return Err(ApiError::UnsupportedBodyType),
         }
-    }
+    } else {
+        body
+    };
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
         (&Method::GET, None, None) if !t.def.stored => Err(unsupported("list")),
         (&Method::GET, None, None) if truthy(&q, "watch") => watch_objects(&app, &t, &q, shape),
