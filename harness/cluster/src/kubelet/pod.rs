@@ -876,8 +876,10 @@ async fn setup_volumes(
             }
         }
         if let Some(pvc) = &v.persistent_volume_claim {
-            // sgsim provisions every claim as a node-local Docker volume shared by the claim's pods.
-            let name = format!("sgsim_pvc_{ns}_{}", pvc.claim_name);
+            // sgsim provisions every claim as a node-local Docker volume shared by the claim's pods;
+            // one per cluster (trial), since parallel trials share the physical node.
+            let cluster = shared.labels.get("dev.sgsim.trial").map(|t| format!("{t}_")).unwrap_or_default();
+            let name = format!("sgsim_pvc_{cluster}{ns}_{}", pvc.claim_name);
             let mut labels = shared.resource_labels("");
             labels.remove(POD_UID_LABEL);
             let req = VolumeCreateRequest {
