@@ -20,7 +20,11 @@ pub enum ImagesAction {
 
 /// Runs an `images` action; returns the exit code.
 pub fn cmd_images(action: &ImagesAction) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -32,18 +36,24 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
         let progress = |e: BuildEvent| match e {
             BuildEvent::Progress(line) => eprintln!("{line}"),
             BuildEvent::Building { reason } => eprintln!("building images: {reason}"),
-            BuildEvent::Finished { took } => eprintln!("images built in {:.1}s", took.as_secs_f64()),
+            BuildEvent::Finished { took } => {
+                eprintln!("images built in {:.1}s", took.as_secs_f64())
+            }
             BuildEvent::UpToDate => eprintln!("images are up to date"),
         };
         let built = match action {
-            ImagesAction::List => BuiltImages::from_file(&images::images_env_file(&repo)).unwrap_or_default(),
-            ImagesAction::Build | ImagesAction::Prune => match images::ensure_built(&repo, &progress).await {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                    return exit::INFRASTRUCTURE;
+            ImagesAction::List => {
+                BuiltImages::from_file(&images::images_env_file(&repo)).unwrap_or_default()
+            }
+            ImagesAction::Build | ImagesAction::Prune => {
+                match images::ensure_built(&repo, &progress).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                        return exit::INFRASTRUCTURE;
+                    }
                 }
-            },
+            }
         };
         if let ImagesAction::Prune = action {
             match images::prune_host(&built).await {
@@ -68,20 +78,29 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
 async fn list(built: &BuiltImages) {
     let host = sgsim_cluster::docker::host_docker().await.ok();
     let catalog = ImageCatalog::builtin(built);
-    println!("{:<14} {:<32} {:<8} STANDS IN FOR", "STAND-IN", "TAG", "PRESENT");
+    println!(
+        "{:<14} {:<32} {:<8} STANDS IN FOR",
+        "STAND-IN", "TAG", "PRESENT"
+    );
     for name in images::IMAGE_NAMES {
         let tag = built.get(name).unwrap_or("(not built)");
         let present = match (&host, built.get(name)) {
-            (Some(h), Some(t)) => if h.inspect_image(t).await.is_ok() { "yes" } else { "no" },
             (None, _) => "?",
+            (Some(h), Some(t)) if h.inspect_image(t).await.is_ok() => "yes",
             _ => "no",
         };
-        let mut vendors: Vec<&str> = catalog.rules().filter(|(_, s)| s == name).map(|(p, _)| p).collect();
+        let mut vendors: Vec<&str> = catalog
+            .rules()
+            .filter(|(_, s)| s == name)
+            .map(|(p, _)| p)
+            .collect();
         match *name {
             "busybox" => vendors.push("(any image the catalog does not know)"),
             "pause" => vendors.push("(the pod sandbox)"),
             "node" => vendors.push("(a Kubernetes node)"),
-            "registry" => vendors.push("(the run's registries: Docker Hub mirror, private registries)"),
+            "registry" => {
+                vendors.push("(the run's registries: Docker Hub mirror, private registries)")
+            }
             "debian-docker" => vendors.push("(base of node and dind)"),
             _ => {}
         }

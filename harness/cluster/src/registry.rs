@@ -11,6 +11,7 @@
 //!   node's /etc/hosts entry `127.0.0.1 <host>` that [`RegistryHub::configure`] adds; loopback
 //!   registries are insecure by default in dockerd, so it falls back from https (nothing on :443)
 //!   to http on :80.
+//!
 //! Port 80 of the node's loopback is a second node-agent instance forwarding every connection to
 //! `<node dir>/registry.sock`, served here by a small HTTP/1.1 proxy: it picks the registry
 //! instance by the `Host` header, applies the scenario's simulated conditions (a fixed delay per
@@ -33,8 +34,8 @@ use bollard::auth::DockerCredentials;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -169,10 +170,16 @@ pub fn repository(image: &str) -> (String, String) {
             .unwrap_or(&name)
             .to_string()
     } else {
-        name.split_once('/').map(|(_, r)| r.to_string()).unwrap_or_default()
+        name.split_once('/')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default()
     };
     let (path, tag) = images::split_reference(&rest);
-    let path = if host == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+    let path = if host == DOCKER_HUB && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
     (path, tag)
 }
 
@@ -180,10 +187,15 @@ pub fn repository(image: &str) -> (String, String) {
 /// `https://index.docker.io/v1/` for Docker Hub).
 pub fn auth_key_matches(key: &str, host: &str) -> bool {
     let k = key.trim();
-    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
     let k = k.split('/').next().unwrap_or(k);
     let k = match k {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB
+        }
         other => other,
     };
     k == host
@@ -193,22 +205,41 @@ pub fn auth_key_matches(key: &str, host: &str) -> bool {
 pub fn credentials_for(image: &str, configs: &[Vec<u8>]) -> Option<PullCredentials> {
     let host = registry_host(image);
     for raw in configs {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else { continue };
-        let Some(auths) = v.get("auths").and_then(|a| a.as_object()) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else {
+            continue;
+        };
+        let Some(auths) = v.get("auths").and_then(|a| a.as_object()) else {
+            continue;
+        };
         for (key, entry) in auths {
             if !auth_key_matches(key, &host) {
                 continue;
             }
-            let mut user = entry.get("username").and_then(|u| u.as_str()).unwrap_or_default().to_string();
-            let mut pass = entry.get("password").and_then(|u| u.as_str()).unwrap_or_default().to_string();
+            let mut user = entry
+                .get("username")
+                .and_then(|u| u.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let mut pass = entry
+                .get("password")
+                .and_then(|u| u.as_str())
+                .unwrap_or_default()
+                .to_string();
             if user.is_empty()
-                && let Some(decoded) = entry.get("auth").and_then(|a| a.as_str()).and_then(base64_decode)
+                && let Some(decoded) = entry
+                    .get("auth")
+                    .and_then(|a| a.as_str())
+                    .and_then(base64_decode)
                 && let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':')
             {
                 user = u.to_string();
                 pass = p.to_string();
             }
-            return Some(PullCredentials { server: key.clone(), username: user, password: pass });
+            return Some(PullCredentials {
+                server: key.clone(),
+                username: user,
+                password: pass,
+            });
         }
     }
     None
@@ -222,16 +253,26 @@ pub async fn pod_pull_credentials(
     image: &str,
 ) -> Option<PullCredentials> {
     use k8s_openapi::api::core::v1::Secret;
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let refs = pod.spec.as_ref()?.image_pull_secrets.clone()?;
     let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &ns);
     let mut configs = Vec::new();
     for r in refs {
-        let Ok(secret) = api.get(&r.name).await else { continue };
+        let Ok(secret) = api.get(&r.name).await else {
+            continue;
+        };
         if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
             continue;
         }
-        if let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
+        if let Some(data) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(".dockerconfigjson"))
+        {
             configs.push(data.0.clone());
         }
     }
@@ -249,7 +290,10 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=' && !b.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;
@@ -305,7 +349,9 @@ pub struct RegistryHub {
 
 impl std::fmt::Debug for RegistryHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryHub").field("node", &self.node_container).finish()
+        f.debug_struct("RegistryHub")
+            .field("node", &self.node_container)
+            .finish()
     }
 }
 
@@ -326,13 +372,21 @@ impl RegistryHub {
     ) -> Result<Arc<RegistryHub>, RegistryError> {
         let sock = node.dir().join(PROXY_SOCKET);
         let _ = std::fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock)
-            .map_err(|source| RegistryError::Io { what: format!("cannot listen on {}", sock.display()), source })?;
+        let listener = UnixListener::bind(&sock).map_err(|source| RegistryError::Io {
+            what: format!("cannot listen on {}", sock.display()),
+            source,
+        })?;
         let routes: Arc<std::sync::Mutex<HashMap<String, u16>>> = Arc::default();
         let conditions: Arc<std::sync::Mutex<HashMap<String, Conditions>>> = Arc::default();
         let access: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
         let agent = node.agent_socket();
-        let server = tokio::spawn(serve(listener, agent.clone(), routes.clone(), conditions.clone(), access.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            agent.clone(),
+            routes.clone(),
+            conditions.clone(),
+            access.clone(),
+        ));
         Ok(Arc::new(RegistryHub {
             host_docker,
             node_docker: node.docker().clone(),
@@ -353,7 +407,13 @@ impl RegistryHub {
     /// conditions (resetting earlier counts). Docker Hub always exists.
     pub async fn configure(&self, specs: &[RegistrySpec]) -> Result<(), RegistryError> {
         let mut all: BTreeMap<String, RegistrySpec> = BTreeMap::new();
-        all.insert(DOCKER_HUB.into(), RegistrySpec { host: DOCKER_HUB.into(), ..Default::default() });
+        all.insert(
+            DOCKER_HUB.into(),
+            RegistrySpec {
+                host: DOCKER_HUB.into(),
+                ..Default::default()
+            },
+        );
         for s in specs {
             all.insert(s.host.clone(), s.clone());
         }
@@ -362,7 +422,10 @@ impl RegistryHub {
             let mut c = self.conditions.lock().unwrap_or_else(|e| e.into_inner());
             c.insert(
                 spec.host.clone(),
-                Conditions { delay: spec.delay, remaining_429: spec.too_many_requests },
+                Conditions {
+                    delay: spec.delay,
+                    remaining_429: spec.too_many_requests,
+                },
             );
         }
         // dockerd sees a new /etc/hosts entry only once Go's resolver re-reads the file.
@@ -381,12 +444,15 @@ impl RegistryHub {
         let mut st = self.state.lock().await;
         if let Some(inst) = st.instances.get_mut(&spec.host) {
             if inst.credentials != spec.credentials && spec.credentials.is_some() {
-                self.write_htpasswd(&spec.host, spec.credentials.as_ref()).await?;
+                self.write_htpasswd(&spec.host, spec.credentials.as_ref())
+                    .await?;
                 inst.credentials = spec.credentials.clone();
             }
             return Ok(inst.port);
         }
-        if spec.host != DOCKER_HUB && (spec.host.contains(':') || spec.host.contains('/') || spec.host.is_empty()) {
+        if spec.host != DOCKER_HUB
+            && (spec.host.contains(':') || spec.host.contains('/') || spec.host.is_empty())
+        {
             return Err(RegistryError::Host(spec.host.clone()));
         }
         if st.instances.is_empty() {
@@ -397,11 +463,20 @@ impl RegistryHub {
                 cmd: vec![],
                 user: None,
             };
-            if !images::present_on_node(&self.node_docker, &self.registry_image).await.unwrap_or(false) {
-                images::load_into_node(&self.host_docker, &self.node_docker, &standin).await.map_err(RegistryError::Image)?;
+            if !images::present_on_node(&self.node_docker, &self.registry_image)
+                .await
+                .unwrap_or(false)
+            {
+                images::load_into_node(&self.host_docker, &self.node_docker, &standin)
+                    .await
+                    .map_err(RegistryError::Image)?;
             }
         }
-        let port = if spec.host == DOCKER_HUB { HUB_PORT } else { HUB_PORT + 1 + st.instances.len() as u16 };
+        let port = if spec.host == DOCKER_HUB {
+            HUB_PORT
+        } else {
+            HUB_PORT + 1 + st.instances.len() as u16
+        };
         let name = format!("sgsim-registry-{port}");
         let mut env = vec![
             format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
@@ -409,7 +484,9 @@ impl RegistryHub {
         ];
         let mut mounts = Vec::new();
         if spec.credentials.is_some() {
-            let dir = self.write_htpasswd(&spec.host, spec.credentials.as_ref()).await?;
+            let dir = self
+                .write_htpasswd(&spec.host, spec.credentials.as_ref())
+                .await?;
             env.push("REGISTRY_AUTH=htpasswd".into());
             env.push(format!("REGISTRY_AUTH_HTPASSWD_REALM={}", spec.host));
             env.push("REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd".into());
@@ -425,39 +502,70 @@ impl RegistryHub {
             image: Some(self.registry_image.clone()),
             env: Some(env),
             labels: Some(self.labels.clone()),
-            host_config: Some(HostConfig { network_mode: Some("host".into()), mounts: Some(mounts), ..Default::default() }),
+            host_config: Some(HostConfig {
+                network_mode: Some("host".into()),
+                mounts: Some(mounts),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let docker_err = |what: String| move |source| RegistryError::Docker { what, source };
         let _ = self
             .node_docker
-            .remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+            .remove_container(
+                &name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
             .await;
         let created = self
             .node_docker
-            .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                body,
+            )
             .await
-            .map_err(docker_err(format!("cannot create the registry container for {}", spec.host)))?;
+            .map_err(docker_err(format!(
+                "cannot create the registry container for {}",
+                spec.host
+            )))?;
         self.node_docker
-            .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
             .await
-            .map_err(docker_err(format!("cannot start the registry container for {}", spec.host)))?;
+            .map_err(docker_err(format!(
+                "cannot start the registry container for {}",
+                spec.host
+            )))?;
         self.wait_ready(&spec.host, &created.id, port).await?;
         if spec.host != DOCKER_HUB && st.hosts.insert(spec.host.clone()) {
             self.add_hosts_entry(&spec.host).await?;
             st.hosts_changed = Some(Instant::now());
         }
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.host.clone(), port);
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec.host.clone(), port);
         st.instances.insert(
             spec.host.clone(),
-            Instance { port, container: created.id, credentials: spec.credentials.clone(), seeded: HashSet::new() },
+            Instance {
+                port,
+                container: created.id,
+                credentials: spec.credentials.clone(),
+                seeded: HashSet::new(),
+            },
         );
         Ok(port)
     }
 
     /// Writes `<node dir>/registries/<host>/htpasswd` (bcrypt by Debian's htpasswd); returns the
     /// directory as the node sees it.
-    async fn write_htpasswd(&self, host: &str, creds: Option<&(String, String)>) -> Result<String, RegistryError> {
+    async fn write_htpasswd(
+        &self,
+        host: &str,
+        creds: Option<&(String, String)>,
+    ) -> Result<String, RegistryError> {
         let dir = self.node_dir.join("registries").join(host);
         let io = |what: String| move |source| RegistryError::Io { what, source };
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
@@ -470,12 +578,20 @@ impl RegistryHub {
         Ok(format!("/run/sgsim/registries/{host}"))
     }
 
-    async fn wait_ready(&self, host: &str, container: &str, port: u16) -> Result<(), RegistryError> {
+    async fn wait_ready(
+        &self,
+        host: &str,
+        container: &str,
+        port: u16,
+    ) -> Result<(), RegistryError> {
         let deadline = Instant::now() + INSTANCE_STARTUP;
         let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         loop {
-            if let Ok(mut s) = sgsim_engine::node_agent::connect_via_agent(&self.agent_socket, target).await
-                && s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n").await.is_ok()
+            if let Ok(mut s) =
+                sgsim_engine::node_agent::connect_via_agent(&self.agent_socket, target).await
+                && s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n")
+                    .await
+                    .is_ok()
             {
                 let mut buf = [0u8; 12];
                 if s.read_exact(&mut buf).await.is_ok() && buf.starts_with(b"HTTP/1.1") {
@@ -484,38 +600,68 @@ impl RegistryHub {
             }
             if Instant::now() > deadline {
                 let log = container_log(&self.node_docker, container).await;
-                return Err(RegistryError::Start { host: host.to_string(), log });
+                return Err(RegistryError::Start {
+                    host: host.to_string(),
+                    log,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     async fn add_hosts_entry(&self, host: &str) -> Result<(), RegistryError> {
-        let script = format!("grep -q ' {host}$' /etc/hosts || echo '127.0.0.1 {host}' >> /etc/hosts");
+        let script =
+            format!("grep -q ' {host}$' /etc/hosts || echo '127.0.0.1 {host}' >> /etc/hosts");
         exec(&self.host_docker, &self.node_container, &script).await
     }
 
     /// Makes the registry of `image` hold it (pushing the stand-in under the image's repository
     /// and tag), unless the scenario declared it missing. Waits until dockerd can resolve a
     /// newly added registry host.
-    pub async fn ensure_seeded(&self, image: &str, standin: &StandIn, missing: bool) -> Result<(), RegistryError> {
+    pub async fn ensure_seeded(
+        &self,
+        image: &str,
+        standin: &StandIn,
+        missing: bool,
+    ) -> Result<(), RegistryError> {
         let host = registry_host(image);
         let (path, tag) = repository(image);
         let key = format!("{path}:{tag}");
         let (port, creds, wait) = {
             let st = self.state.lock().await;
-            let Some(inst) = st.instances.get(&host) else { return Ok(()) };
-            let wait = st.hosts_changed.map(|t| (t + HOSTS_CACHE).saturating_duration_since(Instant::now()));
-            (inst.port, inst.credentials.clone(), wait.unwrap_or_default())
+            let Some(inst) = st.instances.get(&host) else {
+                return Ok(());
+            };
+            let wait = st
+                .hosts_changed
+                .map(|t| (t + HOSTS_CACHE).saturating_duration_since(Instant::now()));
+            (
+                inst.port,
+                inst.credentials.clone(),
+                wait.unwrap_or_default(),
+            )
         };
         if !missing && !self.is_seeded(&host, &key).await {
             let target = format!("127.0.0.1:{port}/{path}");
             let node_err = |what: String| move |source| RegistryError::Docker { what, source };
-            if !images::present_on_node(&self.node_docker, &standin.local).await.unwrap_or(false) {
-                images::load_standin(&self.host_docker, &self.node_docker, &standin.local).await.map_err(RegistryError::Image)?;
+            if !images::present_on_node(&self.node_docker, &standin.local)
+                .await
+                .unwrap_or(false)
+            {
+                images::load_standin(&self.host_docker, &self.node_docker, &standin.local)
+                    .await
+                    .map_err(RegistryError::Image)?;
             }
             self.node_docker
-                .tag_image(&standin.local, Some(TagImageOptionsBuilder::new().repo(&target).tag(&tag).build()))
+                .tag_image(
+                    &standin.local,
+                    Some(
+                        TagImageOptionsBuilder::new()
+                            .repo(&target)
+                            .tag(&tag)
+                            .build(),
+                    ),
+                )
                 .await
                 .map_err(node_err(format!("cannot tag {target}:{tag}")))?;
             let creds = creds.map(|(u, p)| DockerCredentials {
@@ -524,7 +670,11 @@ impl RegistryHub {
                 serveraddress: Some(format!("127.0.0.1:{port}")),
                 ..Default::default()
             });
-            let mut push = self.node_docker.push_image(&target, Some(PushImageOptionsBuilder::new().tag(&tag).build()), creds);
+            let mut push = self.node_docker.push_image(
+                &target,
+                Some(PushImageOptionsBuilder::new().tag(&tag).build()),
+                creds,
+            );
             let mut failure = None;
             while let Some(r) = push.next().await {
                 match r {
@@ -538,10 +688,18 @@ impl RegistryHub {
             }
             let _ = self
                 .node_docker
-                .remove_image(&format!("{target}:{tag}"), Some(RemoveImageOptionsBuilder::new().noprune(true).build()), None)
+                .remove_image(
+                    &format!("{target}:{tag}"),
+                    Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
+                    None,
+                )
                 .await;
             if let Some(message) = failure {
-                return Err(RegistryError::Push { host, image: image.to_string(), message });
+                return Err(RegistryError::Push {
+                    host,
+                    image: image.to_string(),
+                    message,
+                });
             }
             let mut st = self.state.lock().await;
             if let Some(inst) = st.instances.get_mut(&host) {
@@ -556,7 +714,12 @@ impl RegistryHub {
     }
 
     async fn is_seeded(&self, host: &str, key: &str) -> bool {
-        self.state.lock().await.instances.get(host).is_some_and(|i| i.seeded.contains(key))
+        self.state
+            .lock()
+            .await
+            .instances
+            .get(host)
+            .is_some_and(|i| i.seeded.contains(key))
     }
 
     /// Whether the run has a registry for this host.
@@ -566,7 +729,13 @@ impl RegistryHub {
 
     /// The registry instance's own log (docker-registry's access log included).
     pub async fn registry_log(&self, host: &str) -> String {
-        let container = self.state.lock().await.instances.get(host).map(|i| i.container.clone());
+        let container = self
+            .state
+            .lock()
+            .await
+            .instances
+            .get(host)
+            .map(|i| i.container.clone());
         match container {
             Some(c) => container_log(&self.node_docker, &c).await,
             None => String::new(),
@@ -575,7 +744,10 @@ impl RegistryHub {
 
     /// The proxy's access lines (`<host> <method> <path> <status>`).
     pub fn proxy_log(&self) -> Vec<String> {
-        self.access.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -585,7 +757,10 @@ async fn htpasswd_line(user: &str, pass: &str) -> Result<String, RegistryError> 
         .args(["-nbB", "-C", "5", user, pass])
         .output()
         .await
-        .map_err(|source| RegistryError::Io { what: "cannot run htpasswd (install apache2-utils)".into(), source })?;
+        .map_err(|source| RegistryError::Io {
+            what: "cannot run htpasswd (install apache2-utils)".into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(RegistryError::Io {
             what: "htpasswd failed".into(),
@@ -596,7 +771,10 @@ async fn htpasswd_line(user: &str, pass: &str) -> Result<String, RegistryError> 
 }
 
 async fn exec(docker: &Docker, container: &str, script: &str) -> Result<(), RegistryError> {
-    let err = |source| RegistryError::Docker { what: format!("cannot run `{script}` in the node"), source };
+    let err = |source| RegistryError::Docker {
+        what: format!("cannot run `{script}` in the node"),
+        source,
+    };
     let created = docker
         .create_exec(
             container,
@@ -609,7 +787,9 @@ async fn exec(docker: &Docker, container: &str, script: &str) -> Result<(), Regi
         )
         .await
         .map_err(err)?;
-    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&created.id, None).await.map_err(err)? {
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&created.id, None).await.map_err(err)?
+    {
         while output.next().await.is_some() {}
     }
     Ok(())
@@ -633,8 +813,15 @@ async fn serve(
     access: Arc<std::sync::Mutex<Vec<String>>>,
 ) {
     loop {
-        let Ok((conn, _)) = listener.accept().await else { return };
-        let (agent, routes, conditions, access) = (agent.clone(), routes.clone(), conditions.clone(), access.clone());
+        let Ok((conn, _)) = listener.accept().await else {
+            return;
+        };
+        let (agent, routes, conditions, access) = (
+            agent.clone(),
+            routes.clone(),
+            conditions.clone(),
+            access.clone(),
+        );
         tokio::spawn(async move {
             if let Err(e) = proxy_one(conn, &agent, &routes, &conditions, &access).await {
                 tracing::debug!("registry proxy: {e}");
@@ -691,12 +878,22 @@ async fn read_head(conn: &mut UnixStream) -> std::io::Result<Option<Head>> {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"Connection: close\r\n\r\n");
-    Ok(Some(Head { method, path, host, raw, rest: buf[end..].to_vec() }))
+    Ok(Some(Head {
+        method,
+        path,
+        host,
+        raw,
+        rest: buf[end..].to_vec(),
+    }))
 }
 
 /// The registry a `Host` header names: the mirror's loopback address is Docker Hub.
 fn route_key(host: &str) -> String {
-    let h = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map(|(h, _)| h).unwrap_or(host);
+    let h = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(host);
     match h {
         "127.0.0.1" | "localhost" | "" => DOCKER_HUB.to_string(),
         other => other.to_string(),
@@ -710,14 +907,23 @@ async fn proxy_one(
     conditions: &std::sync::Mutex<HashMap<String, Conditions>>,
     access: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    let Some(head) = read_head(&mut conn).await? else { return Ok(()) };
+    let Some(head) = read_head(&mut conn).await? else {
+        return Ok(());
+    };
     let key = route_key(&head.host);
     // A pull starts with a manifest request by tag (dockerd: HEAD, then GET by digest unless it
     // has that manifest cached; the distribution client falls back from a failed HEAD to a GET).
     // The delay applies once per pull (the request by tag); while 429s remain, every manifest
     // request is refused and each refused GET uses one up, so N means N failed pulls.
-    let is_manifest = (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
-    let by_tag = is_manifest && !head.path.rsplit('/').next().unwrap_or_default().starts_with("sha256:");
+    let is_manifest =
+        (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
+    let by_tag = is_manifest
+        && !head
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .starts_with("sha256:");
     let (delay, limited) = if is_manifest {
         let mut c = conditions.lock().unwrap_or_else(|e| e.into_inner());
         match c.get_mut(&key) {
@@ -737,11 +943,18 @@ async fn proxy_one(
         tokio::time::sleep(delay).await;
     }
     let log = |status: &str| {
-        access.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{key} {} {} {status}", head.method, head.path));
+        access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{key} {} {} {status}", head.method, head.path));
     };
     if limited {
         log("429");
-        let body = if head.method == "HEAD" { "" } else { RATE_LIMIT_BODY };
+        let body = if head.method == "HEAD" {
+            ""
+        } else {
+            RATE_LIMIT_BODY
+        };
         let resp = format!(
             "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             RATE_LIMIT_BODY.len()
@@ -749,18 +962,26 @@ async fn proxy_one(
         conn.write_all(resp.as_bytes()).await?;
         return conn.shutdown().await;
     }
-    let port = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+    let port = routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .copied();
     let Some(port) = port else {
         log("502");
         let body = format!("no registry {key} in this run\n");
-        let resp = format!("HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let resp = format!(
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         conn.write_all(resp.as_bytes()).await?;
         return conn.shutdown().await;
     };
     log("forwarded");
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut upstream =
-        sgsim_engine::node_agent::connect_via_agent(agent, target).await.map_err(std::io::Error::other)?;
+    let mut upstream = sgsim_engine::node_agent::connect_via_agent(agent, target)
+        .await
+        .map_err(std::io::Error::other)?;
     upstream.write_all(&head.raw).await?;
     upstream.write_all(&head.rest).await?;
     tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
@@ -775,19 +996,35 @@ mod tests {
     fn hosts_and_repositories() {
         assert_eq!(registry_host("alpine:3"), "docker.io");
         assert_eq!(registry_host("harness/ci-addon:1.16.8"), "docker.io");
-        assert_eq!(registry_host("registry.mycompany.io/harness/ci-addon:1"), "registry.mycompany.io");
+        assert_eq!(
+            registry_host("registry.mycompany.io/harness/ci-addon:1"),
+            "registry.mycompany.io"
+        );
         assert_eq!(registry_host("docker.io/library/alpine"), "docker.io");
-        assert_eq!(repository("alpine"), ("library/alpine".into(), "latest".into()));
-        assert_eq!(repository("harness/ci-addon:1.16.8"), ("harness/ci-addon".into(), "1.16.8".into()));
-        assert_eq!(repository("registry.x.io/a/b/c:2"), ("a/b/c".into(), "2".into()));
-        assert_eq!(repository("docker.io/library/alpine:3"), ("library/alpine".into(), "3".into()));
+        assert_eq!(
+            repository("alpine"),
+            ("library/alpine".into(), "latest".into())
+        );
+        assert_eq!(
+            repository("harness/ci-addon:1.16.8"),
+            ("harness/ci-addon".into(), "1.16.8".into())
+        );
+        assert_eq!(
+            repository("registry.x.io/a/b/c:2"),
+            ("a/b/c".into(), "2".into())
+        );
+        assert_eq!(
+            repository("docker.io/library/alpine:3"),
+            ("library/alpine".into(), "3".into())
+        );
         assert_eq!(route_key("127.0.0.1"), "docker.io");
         assert_eq!(route_key("registry.x.io:80"), "registry.x.io");
     }
 
     #[test]
     fn credentials_from_docker_config() {
-        let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#.to_vec();
+        let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#
+            .to_vec();
         let c = credentials_for("registry.x.io/a:1", &[cfg.clone()]).expect("match");
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
         assert!(credentials_for("alpine", &[cfg]).is_none());
@@ -819,9 +1056,17 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
         }
         let Some(url) = &c.url else { continue };
         let host = url_host(url);
-        let spec = out.entry(host.clone()).or_insert_with(|| RegistrySpec { host, ..Default::default() });
+        let spec = out.entry(host.clone()).or_insert_with(|| RegistrySpec {
+            host,
+            ..Default::default()
+        });
         if c.auth == "usernamePassword"
-            && let (Some(u), Some(p)) = (&c.username, c.password_ref.as_ref().and_then(|r| f.harness_secrets.get(r)))
+            && let (Some(u), Some(p)) = (
+                &c.username,
+                c.password_ref
+                    .as_ref()
+                    .and_then(|r| f.harness_secrets.get(r)),
+            )
             && spec.credentials.is_none()
         {
             spec.credentials = Some((u.clone(), p.clone()));
@@ -829,11 +1074,24 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
     }
     for r in &f.registries {
         let host = url_host(&r.url);
-        let spec = out.entry(host.clone()).or_insert_with(|| RegistrySpec { host, ..Default::default() });
-        if let (Some(u), Some(p)) = (&r.username, r.password_ref.as_ref().and_then(|p| f.harness_secrets.get(p))) {
+        let spec = out.entry(host.clone()).or_insert_with(|| RegistrySpec {
+            host,
+            ..Default::default()
+        });
+        if let (Some(u), Some(p)) = (
+            &r.username,
+            r.password_ref
+                .as_ref()
+                .and_then(|p| f.harness_secrets.get(p)),
+        ) {
             spec.credentials = Some((u.clone(), p.clone()));
         }
-        spec.delay = r.delay.as_deref().and_then(sgsim_core::duration::parse_millis).map(Duration::from_millis).unwrap_or_default();
+        spec.delay = r
+            .delay
+            .as_deref()
+            .and_then(sgsim_core::duration::parse_millis)
+            .map(Duration::from_millis)
+            .unwrap_or_default();
         spec.too_many_requests = r.too_many_requests;
         spec.missing.extend(r.missing_images.iter().cloned());
     }
@@ -846,10 +1104,17 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
 
 /// Creates the image pull secrets the product creates beside the pod (`<pod>-image-<container>`,
 /// type `kubernetes.io/dockerconfigjson`) for containers whose Docker connector has credentials.
-pub async fn create_pull_secrets(client: &kube::Client, scenario: &sgsim_core::Scenario) -> Result<(), kube::Error> {
+pub async fn create_pull_secrets(
+    client: &kube::Client,
+    scenario: &sgsim_core::Scenario,
+) -> Result<(), kube::Error> {
     use k8s_openapi::api::core::v1::Secret;
     for secret in sgsim_core::render::image_pull_secrets(scenario) {
-        let ns = secret.metadata.namespace.clone().unwrap_or_else(|| scenario.namespace().to_string());
+        let ns = secret
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| scenario.namespace().to_string());
         let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &ns);
         match api.create(&kube::api::PostParams::default(), &secret).await {
             Ok(_) => {}
