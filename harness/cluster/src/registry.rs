@@ -418,6 +418,14 @@ impl RegistryHub {
             all.insert(s.host.clone(), s.clone());
         }
         for spec in all.values() {
+            if spec.host != DOCKER_HUB && !valid_host(&spec.host) {
+                // Pulls from it fail as from an unknown host (nothing resolves it).
+                tracing::warn!(
+                    "registry host `{}` is not served (a host name without port is needed)",
+                    spec.host
+                );
+                continue;
+            }
             self.instance(spec).await?;
             let mut c = self.conditions.lock().unwrap_or_else(|e| e.into_inner());
             c.insert(
@@ -450,9 +458,7 @@ impl RegistryHub {
             }
             return Ok(inst.port);
         }
-        if spec.host != DOCKER_HUB
-            && (spec.host.contains(':') || spec.host.contains('/') || spec.host.is_empty())
-        {
+        if spec.host != DOCKER_HUB && !valid_host(&spec.host) {
             return Err(RegistryError::Host(spec.host.clone()));
         }
         if st.instances.is_empty() {
@@ -751,6 +757,16 @@ impl RegistryHub {
     }
 }
 
+/// A registry host sgsim serves: a DNS name (letters, digits, `-`, `.`), no port.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !host.starts_with(['-', '.'])
+}
+
 /// An htpasswd line with a bcrypt hash, made by Debian's htpasswd (apache2-utils).
 async fn htpasswd_line(user: &str, pass: &str) -> Result<String, RegistryError> {
     let out = tokio::process::Command::new("htpasswd")
@@ -1018,6 +1034,13 @@ mod tests {
             ("library/alpine".into(), "3".into())
         );
         assert_eq!(route_key("127.0.0.1"), "docker.io");
+        assert!(valid_host("registry.x.io"));
+        assert!(
+            !valid_host("a;reboot")
+                && !valid_host("x.io:5000")
+                && !valid_host("")
+                && !valid_host("-x")
+        );
         assert_eq!(route_key("registry.x.io:80"), "registry.x.io");
     }
 
