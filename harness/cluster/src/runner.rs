@@ -256,7 +256,6 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
         };
         create_ignoring_conflict(&api, &obj, format!("create secret {ns}/{}", s.name)).await?;
     }
-    crate::fixtures::create_pod_fixtures(client, scenario).await.map_err(|crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source })?;
     Ok(())
 }
 
@@ -953,6 +952,26 @@ mod tests {
         let s = report_script(&["reports/*.xml".into(), "it's.xml".into()]);
         assert!(s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"), "{s}");
         assert!(s.contains("'i''t''\\'''s'"), "{s}");
+    }
+
+    #[test]
+    fn init_timeout_message_as_the_product_builds_it() {
+        let pod = |status: serde_json::Value| -> Pod { serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status})).unwrap() };
+        let pending = pod(serde_json::json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "message": "0/1 nodes are available: x."},
+            {"type": "Other", "status": "False"}]}));
+        assert_eq!(init_timeout_message(&pending, 5), "0/1 nodes are available: x.");
+        let waiting = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [
+            {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "pull failed"}}},
+            {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "back-off"}}},
+            {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}],
+            "conditions": [{"type": "PodScheduled", "status": "True", "message": "ignored"}]}));
+        assert_eq!(init_timeout_message(&waiting, 5), "pull failed, back-off");
+        assert_eq!(
+            init_timeout_message(&pod(serde_json::json!({})), 480),
+            "Timeout exception: Pod containers failed to reach running state within 480 seconds"
+        );
+        assert_eq!(init_timeout_message(&Pod::default(), 7), "Timeout exception: Pod containers failed to reach running state within 7 seconds");
     }
 
     #[test]
