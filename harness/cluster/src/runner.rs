@@ -256,6 +256,7 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
         };
         create_ignoring_conflict(&api, &obj, format!("create secret {ns}/{}", s.name)).await?;
     }
+    crate::fixtures::create_pod_fixtures(client, scenario).await.map_err(|crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source })?;
     Ok(())
 }
 
