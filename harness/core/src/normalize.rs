@@ -287,6 +287,13 @@ pub fn normalize_log(text: &str, secrets: &[String]) -> String {
 
 fn norm_state(st: &mut Option<ContainerState>) {
     if let Some(s) = st {
+        // Waiting/terminated messages may quote the pod as `name_namespace(uid)` (kubelet config
+        // errors such as runAsNonRoot).
+        if let Some(w) = &mut s.waiting
+            && let Some(m) = &mut w.message
+        {
+            *m = normalize_text(m);
+        }
         if let Some(r) = &mut s.running {
             r.started_at = None;
         }
