@@ -584,7 +584,7 @@ fn pod_start_state(p: &Pod) -> Option<PodStart> {
 }
 
 fn skipped_steps(plan: &ExecutionPlan) -> Vec<StepRecord> {
-    plan.flat().into_iter().map(|s| skipped(s)).collect()
+    plan.flat().into_iter().map(skipped).collect()
 }
 
 fn skipped(s: &PlannedStep) -> StepRecord {
@@ -789,12 +789,13 @@ impl StepCtx<'_> {
         // ENTRYPOINT + CMD (what the product learns through GetImageEntrypoint).
         let mut entrypoint = s.entrypoint.iter().map(|a| env.render(a)).collect::<Result<Vec<_>, _>>()?;
         let no_command = s.command.as_deref().is_none_or(|c| c.trim().is_empty());
-        if s.detach && entrypoint.is_empty() && no_command {
-            if let (Some(lookup), Some(image)) = (&self.opts.image_entrypoint, &s.image) {
-                if let Some((ep, cmd)) = lookup(image) {
-                    entrypoint = ep.into_iter().chain(cmd).collect();
-                }
-            }
+        if s.detach
+            && entrypoint.is_empty()
+            && no_command
+            && let (Some(lookup), Some(image)) = (&self.opts.image_entrypoint, &s.image)
+            && let Some((ep, cmd)) = lookup(image)
+        {
+            entrypoint = ep.into_iter().chain(cmd).collect();
         }
         let command = env.render(s.command.as_deref().unwrap_or_default())?;
         let vars = s.env.iter().map(|(k, v)| Ok((k.clone(), env.render(v)?))).collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;

@@ -215,9 +215,9 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         let c = b[i] as char;
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if rest.starts_with("<+") {
-            let end = expr_end(&rest[2..]).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
-            out.push(Tok::Expr(rest[2..2 + end].to_string()));
+        } else if let Some(body) = rest.strip_prefix("<+") {
+            let end = expr_end(body).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
+            out.push(Tok::Expr(body[..end].to_string()));
             i += 2 + end + 1;
         } else if c == '"' || c == '\'' {
             let close = rest[1..].find(c).ok_or_else(|| "a string literal is not closed".to_string())?;

@@ -7,8 +7,9 @@
 //! - Failure types: a command that exits non-zero (or cannot start) is `Unknown` in the
 //!   product's error taxonomy; a step killed by its `timeout` is `Timeout`.
 //! - `ManualIntervention` has nobody to answer it in sgsim: its `onTimeout` action applies at once
-//!   (default `Abort`... in the product the default onTimeout action is set by the UI; sgsim uses
-//!   what the YAML says and falls back to `MarkAsFailure`).
+//!   (what the YAML says; `MarkAsFailure` when it says nothing usable). The result records both.
+//! - `Retry` runs the step again `retryCount` times at most, waiting `retryIntervals[n-1]` (the
+//!   last interval repeats), then applies `onRetryFailure`.
 
 use std::time::Duration;
 
