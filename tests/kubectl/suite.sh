@@ -136,6 +136,32 @@ else
   expect "get deleted pod (NotFound)" "$out" 'pods "web" not found'
 fi
 
+# A step-group pod as sgsim renders it for a scenario (setup-addon init container, a step
+# container, lite-engine): applied as is, it runs with READY 2/2. Needs the sgsim binary ($SGSIM).
+sgsim_bin="${SGSIM:-$(command -v sgsim || true)}"
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ -n "$sgsim_bin" ] && [ -x "$sgsim_bin" ]; then
+  if "$sgsim_bin" render "$repo/scenarios/run-single" >"$work/scenario-pod.yaml" 2>"$work/render.err"; then
+    pod="$(sed -n 's/^  name: //p' "$work/scenario-pod.yaml" | head -n 1)"
+    pns="$(sed -n 's/^  namespace: //p' "$work/scenario-pod.yaml" | head -n 1)"
+    k create namespace "$pns" >/dev/null 2>&1 || true
+    run "apply scenario pod" k apply -f "$work/scenario-pod.yaml" && expect "apply scenario pod" "$out" "^pod/$pod created$"
+    run "wait scenario pod" k -n "$pns" wait --for=condition=Ready "pod/$pod" --timeout=120s &&
+      expect "wait scenario pod Ready" "$out" "condition met"
+    run "get scenario pod" k -n "$pns" get pods &&
+      expect "get pods (scenario pod)" "$out" "^NAME +READY +STATUS +RESTARTS +AGE$" "^$pod +2/2 +Running +0 +[0-9]+s$"
+    run "describe scenario pod" k -n "$pns" describe pod "$pod" &&
+      expect "describe scenario pod" "$out" "^Init Containers:" "^  setup-addon:" "Reason: +Completed" \
+        "^  lite-engine:" "Started container lite-engine"
+    run "delete scenario pod" k -n "$pns" delete pod "$pod" --wait=true --timeout=60s &&
+      expect "delete scenario pod" "$out" "pod \"$pod\" deleted"
+  else
+    fail "sgsim render" "$(cat "$work/render.err")"
+  fi
+else
+  echo "note  scenario pod checks skipped: no sgsim binary (set SGSIM)"
+fi
+
 if [ "$failures" -gt 0 ]; then
   echo "kubectl suite: $failures check(s) failed"
   exit 1

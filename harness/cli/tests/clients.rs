@@ -121,7 +121,10 @@ fn kubectl_suite_against_cluster_up() {
         &up,
         &bash,
         &script,
-        &[("KUBECTL", kubectl.as_os_str())],
+        &[
+            ("KUBECTL", kubectl.as_os_str()),
+            ("SGSIM", std::ffi::OsStr::new(env!("CARGO_BIN_EXE_sgsim"))),
+        ],
         Duration::from_secs(600),
     );
 }
