@@ -27,12 +27,18 @@ use strategy::{Action, FailureType};
 
 /// The product's failure message for a step killed by its `timeout` (harness-core
 /// `ExpiryHelper.EXPIRE_ERROR_MESSAGE`, status EXPIRED, failure type TIMEOUT_FAILURE).
-pub const STEP_EXPIRED_MESSAGE: &str = "Please Check the timeout configuration on the step to extend the duration of the step";
+pub const STEP_EXPIRED_MESSAGE: &str =
+    "Please Check the timeout configuration on the step to extend the duration of the step";
 
 /// Opens a byte stream to `ip:port` of a pod running on `node`.
 pub trait PodDialer: Send + Sync + 'static {
     /// Dial `ip:port` on the node named `node` (the Kubernetes node name).
-    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>>;
+    fn dial(
+        &self,
+        node: &str,
+        ip: IpAddr,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>>;
 }
 
 /// Errors of a run that prevent a [`RunRecord`] (the step group failing is not an error).
@@ -192,13 +198,21 @@ pub struct RunOptions {
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions").field("task_prefix", &self.task_prefix).field("keep_pod", &self.keep_pod).finish()
+        f.debug_struct("RunOptions")
+            .field("task_prefix", &self.task_prefix)
+            .field("keep_pod", &self.keep_pod)
+            .finish()
     }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { task_prefix: "sgsim".into(), keep_pod: false, poll: Duration::from_millis(150), image_entrypoint: None }
+        RunOptions {
+            task_prefix: "sgsim".into(),
+            keep_pod: false,
+            poll: Duration::from_millis(150),
+            image_entrypoint: None,
+        }
     }
 }
 
@@ -220,7 +234,10 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
     }
     let ns_api: Api<Namespace> = Api::all(client.clone());
     for ns in &namespaces {
-        let obj = Namespace { metadata: meta(ns, None), ..Default::default() };
+        let obj = Namespace {
+            metadata: meta(ns, None),
+            ..Default::default()
+        };
         match ns_api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(e) if is_already_exists(&e) => {}
@@ -232,8 +249,16 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
     for sa in &f.service_accounts {
         let ns = ns_of(&sa.namespace);
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-        let obj = ServiceAccount { metadata: meta(&sa.name, Some(&ns)), ..Default::default() };
-        create_ignoring_conflict(&api, &obj, format!("create serviceaccount {ns}/{}", sa.name)).await?;
+        let obj = ServiceAccount {
+            metadata: meta(&sa.name, Some(&ns)),
+            ..Default::default()
+        };
+        create_ignoring_conflict(
+            &api,
+            &obj,
+            format!("create serviceaccount {ns}/{}", sa.name),
+        )
+        .await?;
     }
     for cm in &f.config_maps {
         let ns = ns_of(&cm.namespace);
@@ -256,7 +281,11 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
         };
         create_ignoring_conflict(&api, &obj, format!("create secret {ns}/{}", s.name)).await?;
     }
-    crate::fixtures::create_pod_fixtures(client, scenario).await.map_err(|crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source })?;
+    crate::fixtures::create_pod_fixtures(client, scenario)
+        .await
+        .map_err(
+            |crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source },
+        )?;
     Ok(())
 }
 
@@ -271,7 +300,10 @@ where
     }
 }
 
-fn meta(name: &str, ns: Option<&str>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+fn meta(
+    name: &str,
+    ns: Option<&str>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         name: Some(name.to_string()),
         namespace: ns.map(str::to_string),
@@ -281,7 +313,10 @@ fn meta(name: &str, ns: Option<&str>) -> k8s_openapi::apimachinery::pkg::apis::m
 
 /// Where the pod got to while waiting for it.
 enum PodStart {
-    Running { node: String, ip: IpAddr },
+    Running {
+        node: String,
+        ip: IpAddr,
+    },
     Failed(String),
     /// initTimeout passed; the product's error message.
     TimedOut(String),
@@ -293,7 +328,9 @@ enum PodStart {
 /// failed to reach running state within N seconds"). Conditions without a message are left out.
 pub fn init_timeout_message(p: &Pod, init_timeout_secs: u64) -> String {
     let status = p.status.as_ref();
-    let containers = status.and_then(|s| s.container_statuses.as_ref()).filter(|c| !c.is_empty());
+    let containers = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .filter(|c| !c.is_empty());
     let parts: Vec<String> = match containers {
         Some(cs) => cs
             .iter()
@@ -306,7 +343,9 @@ pub fn init_timeout_message(p: &Pod, init_timeout_secs: u64) -> String {
     };
     let msg = parts.join(", ");
     if msg.is_empty() {
-        format!("Timeout exception: Pod containers failed to reach running state within {init_timeout_secs} seconds")
+        format!(
+            "Timeout exception: Pod containers failed to reach running state within {init_timeout_secs} seconds"
+        )
     } else {
         msg
     }
@@ -320,15 +359,35 @@ struct EventTail {
 }
 
 impl EventTail {
-    async fn poll(&mut self, out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send + Sync)) -> Result<(), RunError> {
-        let list = self.api.list(&ListParams::default().fields(&self.selector)).await.map_err(kerr("list pod events"))?;
+    async fn poll(
+        &mut self,
+        out: &mut Vec<InitLine>,
+        sink: &(dyn Fn(RunEvent) + Send + Sync),
+    ) -> Result<(), RunError> {
+        let list = self
+            .api
+            .list(&ListParams::default().fields(&self.selector))
+            .await
+            .map_err(kerr("list pod events"))?;
         for ev in list.items {
-            let key = ev.metadata.uid.clone().or(ev.metadata.name.clone()).unwrap_or_default();
+            let key = ev
+                .metadata
+                .uid
+                .clone()
+                .or(ev.metadata.name.clone())
+                .unwrap_or_default();
             if !self.seen.insert(key) {
                 continue;
             }
-            let level = if ev.type_.as_deref() == Some("Warning") { Level::Warn } else { Level::Info };
-            let line = InitLine { level, text: ev.message.unwrap_or_default() };
+            let level = if ev.type_.as_deref() == Some("Warning") {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            let line = InitLine {
+                level,
+                text: ev.message.unwrap_or_default(),
+            };
             sink(RunEvent::Init(line.clone()));
             out.push(line);
         }
@@ -336,7 +395,12 @@ impl EventTail {
     }
 }
 
-fn push_line(out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send + Sync), level: Level, text: String) {
+fn push_line(
+    out: &mut Vec<InitLine>,
+    sink: &(dyn Fn(RunEvent) + Send + Sync),
+    level: Level,
+    text: String,
+) {
     let line = InitLine { level, text };
     sink(RunEvent::Init(line.clone()));
     out.push(line);
@@ -352,7 +416,9 @@ pub async fn run(
     sink: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunRecord, RunError> {
     create_fixtures(&client, scenario).await?;
-    crate::registry::create_pull_secrets(&client, scenario).await.map_err(kerr("create image pull secrets".to_string()))?;
+    crate::registry::create_pull_secrets(&client, scenario)
+        .await
+        .map_err(kerr("create image pull secrets".to_string()))?;
     let pod = sgsim_core::render_pod(scenario);
     let plan = sgsim_core::plan(scenario);
     // The group's own `when` (evaluated while the stage status is Success): a skipped group never
@@ -364,17 +430,36 @@ pub async fn run(
             for s in &steps {
                 sink(RunEvent::StepFinished(s.clone()));
             }
-            return Ok(RunRecord { pod: None, initialize: Vec::new(), steps, status: Outcome::Skipped, error: None, node: None });
+            return Ok(RunRecord {
+                pod: None,
+                initialize: Vec::new(),
+                steps,
+                status: Outcome::Skipped,
+                error: None,
+                node: None,
+            });
         }
         Err(why) => {
-            return Ok(RunRecord { pod: None, initialize: Vec::new(), steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
+            return Ok(RunRecord {
+                pod: None,
+                initialize: Vec::new(),
+                steps: skipped_steps(&plan),
+                status: Outcome::Failed,
+                error: Some(why),
+                node: None,
+            });
         }
     }
     let ns = plan.namespace.clone();
     let name = plan.pod_name.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut init = Vec::new();
-    push_line(&mut init, sink, Level::Info, format!("Starting job to create pod {name} on {ns} namespace"));
+    push_line(
+        &mut init,
+        sink,
+        Level::Info,
+        format!("Starting job to create pod {name} on {ns} namespace"),
+    );
 
     if let Err(e) = pods.create(&PostParams::default(), &pod).await {
         let msg = match &e {
@@ -382,7 +467,12 @@ pub async fn run(
             other => other.to_string(),
         };
         push_line(&mut init, sink, Level::Warn, msg.clone());
-        push_line(&mut init, sink, Level::Info, format!("Pod {name} has failed to start on {ns} namespace"));
+        push_line(
+            &mut init,
+            sink,
+            Level::Info,
+            format!("Pod {name} has failed to start on {ns} namespace"),
+        );
         return Ok(RunRecord {
             pod: None,
             initialize: init,
@@ -401,10 +491,15 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(plan.init_timeout_secs);
     let start = loop {
         tail.poll(&mut init, sink).await?;
-        let p = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
+        let p = pods
+            .get(&name)
+            .await
+            .map_err(kerr(format!("get pod {ns}/{name}")))?;
         match pod_start_state(&p) {
             Some(s) => break s,
-            None if Instant::now() >= deadline => break PodStart::TimedOut(init_timeout_message(&p, plan.init_timeout_secs)),
+            None if Instant::now() >= deadline => {
+                break PodStart::TimedOut(init_timeout_message(&p, plan.init_timeout_secs));
+            }
             None => tokio::time::sleep(opts.poll).await,
         }
     };
@@ -414,20 +509,49 @@ pub async fn run(
 
     let (node, ip) = match start {
         PodStart::Running { node, ip } => {
-            push_line(&mut init, sink, Level::Info, format!("Pod {name} is now in running status on {ns} namespace"));
+            push_line(
+                &mut init,
+                sink,
+                Level::Info,
+                format!("Pod {name} is now in running status on {ns} namespace"),
+            );
             (node, ip)
         }
         PodStart::Failed(why) => {
-            push_line(&mut init, sink, Level::Info, format!("Pod {name} has failed to start on {ns} namespace"));
+            push_line(
+                &mut init,
+                sink,
+                Level::Info,
+                format!("Pod {name} has failed to start on {ns} namespace"),
+            );
             let stored = pods.get(&name).await.ok();
             cleanup(&pods, &name, opts).await;
-            return Ok(RunRecord { pod: stored, initialize: init, steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
+            return Ok(RunRecord {
+                pod: stored,
+                initialize: init,
+                steps: skipped_steps(&plan),
+                status: Outcome::Failed,
+                error: Some(why),
+                node: None,
+            });
         }
         PodStart::TimedOut(why) => {
-            push_line(&mut init, sink, Level::Info, format!("Pod {name} has failed to start on {ns} namespace"));
+            push_line(
+                &mut init,
+                sink,
+                Level::Info,
+                format!("Pod {name} has failed to start on {ns} namespace"),
+            );
             let stored = pods.get(&name).await.ok();
             cleanup(&pods, &name, opts).await;
-            return Ok(RunRecord { pod: stored, initialize: init, steps: skipped_steps(&plan), status: Outcome::Failed, error: Some(why), node: None });
+            return Ok(RunRecord {
+                pod: stored,
+                initialize: init,
+                steps: skipped_steps(&plan),
+                status: Outcome::Failed,
+                error: Some(why),
+                node: None,
+            });
         }
     };
 
@@ -440,7 +564,10 @@ pub async fn run(
             async move { dialer.dial(&node, ip, plan_port()).await }
         })
         .await
-        .map_err(|source| RunError::Engine { pod: name.clone(), source })?
+        .map_err(|source| RunError::Engine {
+            pod: name.clone(),
+            source,
+        })?
     };
     wait_engine_ready(&engine, &name).await?;
 
@@ -466,7 +593,13 @@ pub async fn run(
                 Effect::Fail => state.failed = true,
                 Effect::Abort => state.aborted = true,
             }
-            env.steps.insert(rec.id.clone(), StepValues { fqn, outputs: rec.outputs.clone() });
+            env.steps.insert(
+                rec.id.clone(),
+                StepValues {
+                    fqn,
+                    outputs: rec.outputs.clone(),
+                },
+            );
             steps.push(rec);
         }
     }
@@ -474,11 +607,15 @@ pub async fn run(
         if !planned.report_paths.is_empty() && rec.attempts > 0 {
             rec.reports = ctx.collect_reports(planned).await;
         }
-        if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status) {
+        if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status)
+        {
             rec.log = ctx.container_log(c).await;
         }
     }
-    let stored = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
+    let stored = pods
+        .get(&name)
+        .await
+        .map_err(kerr(format!("get pod {ns}/{name}")))?;
     cleanup(&pods, &name, opts).await;
     Ok(RunRecord {
         pod: Some(stored),
@@ -519,7 +656,9 @@ fn group_runs(scenario: &Scenario, plan: &ExecutionPlan) -> Result<bool, String>
     }
     match &w.condition {
         None => Ok(true),
-        Some(c) => expr_env(scenario, plan).condition(c).map_err(|e| e.to_string()),
+        Some(c) => expr_env(scenario, plan)
+            .condition(c)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -549,7 +688,12 @@ async fn wait_engine_ready(engine: &LiteEngineClient, pod: &str) -> Result<(), R
     loop {
         match engine.ping().await {
             Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(RunError::Engine { pod: pod.to_string(), source: e }),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(RunError::Engine {
+                    pod: pod.to_string(),
+                    source: e,
+                });
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -559,17 +703,21 @@ async fn cleanup(pods: &Api<Pod>, name: &str, opts: &RunOptions) {
     if opts.keep_pod {
         return;
     }
-    let _ = pods.delete(name, &DeleteParams::default().grace_period(0)).await;
+    let _ = pods
+        .delete(name, &DeleteParams::default().grace_period(0))
+        .await;
 }
 
 fn pod_start_state(p: &Pod) -> Option<PodStart> {
     let status = p.status.as_ref()?;
     match status.phase.as_deref() {
         Some("Running") => {
-            let all_started = status
-                .container_statuses
-                .as_ref()
-                .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())));
+            let all_started = status.container_statuses.as_ref().is_some_and(|cs| {
+                !cs.is_empty()
+                    && cs
+                        .iter()
+                        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            });
             if !all_started {
                 return None;
             }
@@ -577,8 +725,15 @@ fn pod_start_state(p: &Pod) -> Option<PodStart> {
             let node = p.spec.as_ref().and_then(|s| s.node_name.clone())?;
             Some(PodStart::Running { node, ip })
         }
-        Some("Failed") => Some(PodStart::Failed(status.message.clone().unwrap_or_else(|| "pod failed".into()))),
-        Some("Succeeded") => Some(PodStart::Failed("pod completed before its steps ran".into())),
+        Some("Failed") => Some(PodStart::Failed(
+            status
+                .message
+                .clone()
+                .unwrap_or_else(|| "pod failed".into()),
+        )),
+        Some("Succeeded") => Some(PodStart::Failed(
+            "pod completed before its steps ran".into(),
+        )),
         _ => None,
     }
 }
@@ -631,7 +786,12 @@ struct Attempt {
 impl StepCtx<'_> {
     /// Runs a plan node; a `Parallel` node runs its children concurrently, each seeing the group
     /// state from before the block. Returns each step's record, effect and FQN.
-    fn run_node<'b>(&'b self, node: &'b PlanNode, state: GroupState, env: &'b ExprEnv) -> BoxFuture<'b, Vec<(StepRecord, Effect, String)>> {
+    fn run_node<'b>(
+        &'b self,
+        node: &'b PlanNode,
+        state: GroupState,
+        env: &'b ExprEnv,
+    ) -> BoxFuture<'b, Vec<(StepRecord, Effect, String)>> {
         Box::pin(async move {
             match node {
                 PlanNode::Step(s) => {
@@ -640,7 +800,11 @@ impl StepCtx<'_> {
                 }
                 PlanNode::Parallel(children) => {
                     let runs = children.iter().map(|c| self.run_node(c, state, env));
-                    futures::future::join_all(runs).await.into_iter().flatten().collect()
+                    futures::future::join_all(runs)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect()
                 }
             }
         })
@@ -654,7 +818,12 @@ impl StepCtx<'_> {
     }
 
     /// `when`, then the step with its failure strategy.
-    async fn run_step(&self, s: &PlannedStep, state: GroupState, env: &ExprEnv) -> (StepRecord, Effect) {
+    async fn run_step(
+        &self,
+        s: &PlannedStep,
+        state: GroupState,
+        env: &ExprEnv,
+    ) -> (StepRecord, Effect) {
         if state.aborted {
             return self.finish_skipped(s, None);
         }
@@ -672,7 +841,10 @@ impl StepCtx<'_> {
                 Err(e) => return self.fail_without_running(s, e.to_string()),
             }
         }
-        (self.sink)(RunEvent::StepStarted { id: s.id.clone(), name: s.name.clone() });
+        (self.sink)(RunEvent::StepStarted {
+            id: s.id.clone(),
+            name: s.name.clone(),
+        });
         let started = Instant::now();
         let mut rec = skipped(s);
         let mut applied: Vec<String> = Vec::new();
@@ -680,8 +852,16 @@ impl StepCtx<'_> {
         rec.attempts = 1;
         let mut effect = Effect::None;
         if let Some(ty) = failure_type(attempt.status) {
-            let chosen = strategy::choose(ty, s.failure_strategies.as_ref(), self.group_failure_strategies, self.stage_failure_strategies);
-            let mut action = chosen.as_ref().map(|c| c.action.clone()).unwrap_or(Action::MarkAsFailure);
+            let chosen = strategy::choose(
+                ty,
+                s.failure_strategies.as_ref(),
+                self.group_failure_strategies,
+                self.stage_failure_strategies,
+            );
+            let mut action = chosen
+                .as_ref()
+                .map(|c| c.action.clone())
+                .unwrap_or(Action::MarkAsFailure);
             if let Some(c) = &chosen {
                 let level = match c.level {
                     strategy::Level::Step => "step",
@@ -691,10 +871,18 @@ impl StepCtx<'_> {
                 applied.push(format!("{} ({level})", c.action.name()));
             }
             if let Action::ManualIntervention { on_timeout } = action {
-                applied.push(format!("{} (no manual intervention in sgsim: its onTimeout action)", on_timeout.name()));
+                applied.push(format!(
+                    "{} (no manual intervention in sgsim: its onTimeout action)",
+                    on_timeout.name()
+                ));
                 action = *on_timeout;
             }
-            if let Action::Retry { count, intervals, on_retry_failure } = action {
+            if let Action::Retry {
+                count,
+                intervals,
+                on_retry_failure,
+            } = action
+            {
                 for n in 1..=count {
                     tokio::time::sleep(strategy::retry_wait(&intervals, n)).await;
                     attempt = self.attempt(s, env, n).await;
@@ -747,11 +935,21 @@ impl StepCtx<'_> {
 
     /// One execution of the step (attempt 0, then retries 1..).
     async fn attempt(&self, s: &PlannedStep, env: &ExprEnv, n: u32) -> Attempt {
-        let failed = |error: String| Attempt { status: Outcome::Failed, exit_code: None, error: Some(error), outputs: BTreeMap::new() };
+        let failed = |error: String| Attempt {
+            status: Outcome::Failed,
+            exit_code: None,
+            error: Some(error),
+            outputs: BTreeMap::new(),
+        };
         let (kind, port) = (s.kind, s.port);
         let port = match (kind, port) {
             (model::StepKind::Run | model::StepKind::Background, Some(port)) => port,
-            (kind, _) => return failed(format!("step type {} ({kind:?}) is not supported by sgsim yet", s.step_type)),
+            (kind, _) => {
+                return failed(format!(
+                    "step type {} ({kind:?}) is not supported by sgsim yet",
+                    s.step_type
+                ));
+            }
         };
         let spec = match self.step_spec(s, port, env, n) {
             Ok(spec) => spec,
@@ -766,8 +964,17 @@ impl StepCtx<'_> {
                     Status::Aborted => Outcome::Aborted,
                     Status::Skipped => Outcome::Skipped,
                 };
-                let error = if status == Outcome::Timeout { Some(STEP_EXPIRED_MESSAGE.to_string()) } else { st.error };
-                Attempt { status, exit_code: st.exit_code, error, outputs: st.outputs }
+                let error = if status == Outcome::Timeout {
+                    Some(STEP_EXPIRED_MESSAGE.to_string())
+                } else {
+                    st.error
+                };
+                Attempt {
+                    status,
+                    exit_code: st.exit_code,
+                    error,
+                    outputs: st.outputs,
+                }
             }
             Err(e) => failed(e.to_string()),
         }
@@ -775,7 +982,13 @@ impl StepCtx<'_> {
 
     /// The UnitStep of attempt `n` (retries get their own id: the lite-engine and the addon are
     /// idempotent per step id), with run-time expressions resolved.
-    fn step_spec(&self, s: &PlannedStep, port: u16, env: &ExprEnv, n: u32) -> Result<StepSpec, expr::ExprError> {
+    fn step_spec(
+        &self,
+        s: &PlannedStep,
+        port: u16,
+        env: &ExprEnv,
+        n: u32,
+    ) -> Result<StepSpec, expr::ExprError> {
         let shell = match s.shell {
             model::Shell::Sh => Shell::Sh,
             model::Shell::Bash => Shell::Bash,
@@ -783,11 +996,19 @@ impl StepCtx<'_> {
             model::Shell::Pwsh => Shell::Pwsh,
             model::Shell::Python => Shell::Python,
         };
-        let id = if n == 0 { s.id.clone() } else { format!("{}_retry_{n}", s.id) };
+        let id = if n == 0 {
+            s.id.clone()
+        } else {
+            format!("{}_retry_{n}", s.id)
+        };
         let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
         // A Background step with neither entrypoint nor command runs its image's own
         // ENTRYPOINT + CMD (what the product learns through GetImageEntrypoint).
-        let mut entrypoint = s.entrypoint.iter().map(|a| env.render(a)).collect::<Result<Vec<_>, _>>()?;
+        let mut entrypoint = s
+            .entrypoint
+            .iter()
+            .map(|a| env.render(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let no_command = s.command.as_deref().is_none_or(|c| c.trim().is_empty());
         if s.detach
             && entrypoint.is_empty()
@@ -798,7 +1019,11 @@ impl StepCtx<'_> {
             entrypoint = ep.into_iter().chain(cmd).collect();
         }
         let command = env.render(s.command.as_deref().unwrap_or_default())?;
-        let vars = s.env.iter().map(|(k, v)| Ok((k.clone(), env.render(v)?))).collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;
+        let vars = s
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), env.render(v)?)))
+            .collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;
         Ok(StepSpec {
             id: id.clone(),
             display_name: s.name.clone(),
@@ -825,10 +1050,14 @@ impl StepCtx<'_> {
     /// /harness) through a follow-up step in the same container that exports each file base64-encoded
     /// as an output variable (nothing is printed, so the step's log is untouched).
     async fn collect_reports(&self, s: &PlannedStep) -> BTreeMap<String, String> {
-        let Some(port) = s.port else { return BTreeMap::new() };
+        let Some(port) = s.port else {
+            return BTreeMap::new();
+        };
         let id = format!("{}_reports", s.id);
         let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
-        let vars: Vec<String> = (0..MAX_REPORTS).map(|i| format!("SGSIM_REPORT_{i}")).collect();
+        let vars: Vec<String> = (0..MAX_REPORTS)
+            .map(|i| format!("SGSIM_REPORT_{i}"))
+            .collect();
         let spec = StepSpec {
             id: id.clone(),
             display_name: format!("{} reports", s.name),
@@ -853,15 +1082,29 @@ impl StepCtx<'_> {
         match self.engine.execute_step(self.delegate, spec).await {
             Ok(st) if st.status == Status::Success => {
                 for v in &vars {
-                    let Some(val) = st.outputs.get(v).filter(|x| !x.is_empty()) else { continue };
+                    let Some(val) = st.outputs.get(v).filter(|x| !x.is_empty()) else {
+                        continue;
+                    };
                     if let Some((path, b64)) = val.split_once(':') {
-                        let content = decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
-                        out.insert(path.to_string(), content.unwrap_or_else(|| "<sgsim: report content is not valid base64>".into()));
+                        let content =
+                            decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
+                        out.insert(
+                            path.to_string(),
+                            content.unwrap_or_else(|| {
+                                "<sgsim: report content is not valid base64>".into()
+                            }),
+                        );
                     }
                 }
             }
             Ok(st) => {
-                out.insert("<sgsim>".into(), format!("could not collect reports: {}", st.error.unwrap_or_default()));
+                out.insert(
+                    "<sgsim>".into(),
+                    format!(
+                        "could not collect reports: {}",
+                        st.error.unwrap_or_default()
+                    ),
+                );
             }
             Err(e) => {
                 out.insert("<sgsim>".into(), format!("could not collect reports: {e}"));
@@ -872,7 +1115,10 @@ impl StepCtx<'_> {
 
     /// The step container's log (the addon prints exactly the step's output).
     async fn container_log(&self, container: &str) -> String {
-        let params = LogParams { container: Some(container.to_string()), ..Default::default() };
+        let params = LogParams {
+            container: Some(container.to_string()),
+            ..Default::default()
+        };
         match self.pods.logs(self.pod, &params).await {
             Ok(s) => s,
             Err(e) => format!("<sgsim: could not read the log of container {container}: {e}>\n"),
@@ -952,28 +1198,42 @@ mod tests {
     #[test]
     fn report_script_quotes_all_but_globs() {
         let s = report_script(&["reports/*.xml".into(), "it's.xml".into()]);
-        assert!(s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"), "{s}");
+        assert!(
+            s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"),
+            "{s}"
+        );
         assert!(s.contains("'i''t''\\'''s'"), "{s}");
     }
 
     #[test]
     fn init_timeout_message_as_the_product_builds_it() {
-        let pod = |status: serde_json::Value| -> Pod { serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status})).unwrap() };
+        let pod = |status: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
+                .unwrap()
+        };
         let pending = pod(serde_json::json!({"phase": "Pending", "conditions": [
             {"type": "PodScheduled", "status": "False", "message": "0/1 nodes are available: x."},
             {"type": "Other", "status": "False"}]}));
-        assert_eq!(init_timeout_message(&pending, 5), "0/1 nodes are available: x.");
-        let waiting = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [
+        assert_eq!(
+            init_timeout_message(&pending, 5),
+            "0/1 nodes are available: x."
+        );
+        let waiting = pod(
+            serde_json::json!({"phase": "Pending", "containerStatuses": [
             {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "pull failed"}}},
             {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "back-off"}}},
             {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}],
-            "conditions": [{"type": "PodScheduled", "status": "True", "message": "ignored"}]}));
+            "conditions": [{"type": "PodScheduled", "status": "True", "message": "ignored"}]}),
+        );
         assert_eq!(init_timeout_message(&waiting, 5), "pull failed, back-off");
         assert_eq!(
             init_timeout_message(&pod(serde_json::json!({})), 480),
             "Timeout exception: Pod containers failed to reach running state within 480 seconds"
         );
-        assert_eq!(init_timeout_message(&Pod::default(), 7), "Timeout exception: Pod containers failed to reach running state within 7 seconds");
+        assert_eq!(
+            init_timeout_message(&Pod::default(), 7),
+            "Timeout exception: Pod containers failed to reach running state within 7 seconds"
+        );
     }
 
     #[test]

@@ -86,7 +86,10 @@ impl ExprEnv {
         if let Some(v) = simple {
             return Ok(v.clone());
         }
-        let unresolved = |why: String| ExprError::Unresolved { expr: e.to_string(), why };
+        let unresolved = |why: String| ExprError::Unresolved {
+            expr: e.to_string(),
+            why,
+        };
         if let Some(name) = e.strip_prefix("pipeline.variables.") {
             return self
                 .pipeline_variables
@@ -108,20 +111,24 @@ impl ExprEnv {
                 self.steps.get(id)
             } else if let Some(rest) = path.strip_prefix("execution.steps.") {
                 let suffix = format!(".spec.execution.steps.{rest}");
-                self.steps.values().find(|s| s.fqn.ends_with(&suffix) && s.fqn.starts_with(&format!("pipeline.stages.{}.", self.stage_identifier)))
+                self.steps.values().find(|s| {
+                    s.fqn.ends_with(&suffix)
+                        && s.fqn
+                            .starts_with(&format!("pipeline.stages.{}.", self.stage_identifier))
+                })
             } else if path.starts_with("pipeline.stages.") {
                 self.steps.values().find(|s| s.fqn == path)
             } else {
                 return Err(ExprError::Unsupported(e.to_string()));
             };
             let Some(step) = step else {
-                return Err(unresolved(format!("no step `{path}` has run before this point")));
+                return Err(unresolved(format!(
+                    "no step `{path}` has run before this point"
+                )));
             };
-            return step
-                .outputs
-                .get(var)
-                .cloned()
-                .ok_or_else(|| unresolved(format!("step `{path}` exported no output variable `{var}`")));
+            return step.outputs.get(var).cloned().ok_or_else(|| {
+                unresolved(format!("step `{path}` exported no output variable `{var}`"))
+            });
         }
         Err(ExprError::Unsupported(e.to_string()))
     }
@@ -133,7 +140,8 @@ impl ExprEnv {
         while let Some(i) = rest.find("<+") {
             out.push_str(&rest[..i]);
             let after = &rest[i + 2..];
-            let end = expr_end(after).ok_or_else(|| ExprError::Unclosed(rest[i..].chars().take(40).collect()))?;
+            let end = expr_end(after)
+                .ok_or_else(|| ExprError::Unclosed(rest[i..].chars().take(40).collect()))?;
             out.push_str(&self.lookup(&after[..end])?);
             rest = &after[end + 1..];
         }
@@ -143,9 +151,16 @@ impl ExprEnv {
 
     /// Evaluates a `when.condition`.
     pub fn condition(&self, condition: &str) -> Result<bool, ExprError> {
-        let cerr = |why: String| ExprError::Condition { condition: condition.to_string(), why };
+        let cerr = |why: String| ExprError::Condition {
+            condition: condition.to_string(),
+            why,
+        };
         let tokens = tokenize(condition).map_err(cerr)?;
-        let mut p = Parser { toks: &tokens, at: 0, env: self };
+        let mut p = Parser {
+            toks: &tokens,
+            at: 0,
+            env: self,
+        };
         let v = p.or().map_err(|e| match e {
             PErr::Expr(x) => x,
             PErr::Syntax(why) => cerr(why),
@@ -158,7 +173,9 @@ impl ExprEnv {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Index of the `>` closing an expression body (quotes and parentheses skipped).
@@ -216,14 +233,20 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         if c.is_ascii_whitespace() {
             i += 1;
         } else if let Some(body) = rest.strip_prefix("<+") {
-            let end = expr_end(body).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
+            let end =
+                expr_end(body).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
             out.push(Tok::Expr(body[..end].to_string()));
             i += 2 + end + 1;
         } else if c == '"' || c == '\'' {
-            let close = rest[1..].find(c).ok_or_else(|| "a string literal is not closed".to_string())?;
+            let close = rest[1..]
+                .find(c)
+                .ok_or_else(|| "a string literal is not closed".to_string())?;
             out.push(Tok::Str(rest[1..1 + close].to_string()));
             i += close + 2;
-        } else if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||", "<", ">", "!"].into_iter().find(|o| rest.starts_with(o)) {
+        } else if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||", "<", ">", "!"]
+            .into_iter()
+            .find(|o| rest.starts_with(o))
+        {
             out.push(Tok::Op(op));
             i += op.len();
         } else if c == '(' {
@@ -232,13 +255,21 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         } else if c == ')' {
             out.push(Tok::RParen);
             i += 1;
-        } else if c.is_ascii_digit() || (c == '-' && rest[1..].starts_with(|d: char| d.is_ascii_digit())) {
-            let len = rest[1..].find(|d: char| !(d.is_ascii_digit() || d == '.')).map_or(rest.len(), |n| n + 1);
-            let n: f64 = rest[..len].parse().map_err(|_| format!("`{}` is not a number", &rest[..len]))?;
+        } else if c.is_ascii_digit()
+            || (c == '-' && rest[1..].starts_with(|d: char| d.is_ascii_digit()))
+        {
+            let len = rest[1..]
+                .find(|d: char| !(d.is_ascii_digit() || d == '.'))
+                .map_or(rest.len(), |n| n + 1);
+            let n: f64 = rest[..len]
+                .parse()
+                .map_err(|_| format!("`{}` is not a number", &rest[..len]))?;
             out.push(Tok::Num(n));
             i += len;
         } else if c.is_ascii_alphabetic() {
-            let len = rest.find(|d: char| !(d.is_ascii_alphanumeric() || d == '_')).unwrap_or(rest.len());
+            let len = rest
+                .find(|d: char| !(d.is_ascii_alphanumeric() || d == '_'))
+                .unwrap_or(rest.len());
             match &rest[..len] {
                 "true" => out.push(Tok::Bool(true)),
                 "false" => out.push(Tok::Bool(false)),
@@ -246,12 +277,18 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                 "and" => out.push(Tok::Op("&&")),
                 "or" => out.push(Tok::Op("||")),
                 "not" => out.push(Tok::Op("!")),
-                w => return Err(format!("`{w}` is not supported (only literals, expressions and ==, !=, <, <=, >, >=, &&, ||, !)")),
+                w => {
+                    return Err(format!(
+                        "`{w}` is not supported (only literals, expressions and ==, !=, <, <=, >, >=, &&, ||, !)"
+                    ));
+                }
             }
             i += len;
         } else {
             let ch = rest.chars().next().unwrap_or(c);
-            return Err(format!("`{ch}` is not supported (only literals, expressions and ==, !=, <, <=, >, >=, &&, ||, !)"));
+            return Err(format!(
+                "`{ch}` is not supported (only literals, expressions and ==, !=, <, <=, >, >=, &&, ||, !)"
+            ));
         }
     }
     Ok(out)
@@ -326,7 +363,9 @@ impl Parser<'_> {
     }
     fn cmp(&mut self) -> Result<Val, PErr> {
         let l = self.unary()?;
-        let Some(Tok::Op(op)) = self.toks.get(self.at) else { return Ok(l) };
+        let Some(Tok::Op(op)) = self.toks.get(self.at) else {
+            return Ok(l);
+        };
         let op = *op;
         if !["==", "!=", "<", "<=", ">", ">="].contains(&op) {
             return Ok(l);
@@ -356,7 +395,11 @@ impl Parser<'_> {
             self.at += 1;
             return Ok(Val::Bool(!self.unary()?.truthy()));
         }
-        let t = self.toks.get(self.at).cloned().ok_or_else(|| PErr::Syntax("the condition ends too early".into()))?;
+        let t = self
+            .toks
+            .get(self.at)
+            .cloned()
+            .ok_or_else(|| PErr::Syntax("the condition ends too early".into()))?;
         self.at += 1;
         Ok(match t {
             Tok::Expr(e) => {
@@ -414,25 +457,65 @@ mod tests {
     #[test]
     fn renders_known_expressions() {
         let e = env();
-        assert_eq!(e.render("<+pipeline.name>/<+pipeline.identifier>#<+pipeline.sequenceId>").unwrap(), "My pipe/my_pipe#1");
-        assert_eq!(e.render("<+stage.identifier> <+env.variables.region> <+pipeline.variables.target>").unwrap(), "deploy eu prod");
-        assert_eq!(e.render("v=<+steps.build.output.outputVariables.VERSION>").unwrap(), "v=1.2.3");
-        assert_eq!(e.render("<+execution.steps.sg.steps.build.output.outputVariables.VERSION>").unwrap(), "1.2.3");
+        assert_eq!(
+            e.render("<+pipeline.name>/<+pipeline.identifier>#<+pipeline.sequenceId>")
+                .unwrap(),
+            "My pipe/my_pipe#1"
+        );
+        assert_eq!(
+            e.render("<+stage.identifier> <+env.variables.region> <+pipeline.variables.target>")
+                .unwrap(),
+            "deploy eu prod"
+        );
+        assert_eq!(
+            e.render("v=<+steps.build.output.outputVariables.VERSION>")
+                .unwrap(),
+            "v=1.2.3"
+        );
+        assert_eq!(
+            e.render("<+execution.steps.sg.steps.build.output.outputVariables.VERSION>")
+                .unwrap(),
+            "1.2.3"
+        );
         assert_eq!(
             e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.build.output.outputVariables.VERSION>").unwrap(),
             "1.2.3"
         );
-        assert_eq!(e.render("no expressions > here").unwrap(), "no expressions > here");
+        assert_eq!(
+            e.render("no expressions > here").unwrap(),
+            "no expressions > here"
+        );
     }
 
     #[test]
     fn reports_unknown_and_unresolved_by_name() {
         let e = env();
-        assert_eq!(e.render("<+trigger.branch>").unwrap_err().to_string(), "expression `<+trigger.branch>` is not supported by sgsim");
-        assert!(e.render("<+pipeline.variables.nope>").unwrap_err().to_string().contains("no variable `nope`"));
-        assert!(e.render("<+steps.other.output.outputVariables.X>").unwrap_err().to_string().contains("no step `steps.other`"));
-        assert!(e.render("<+steps.build.output.outputVariables.X>").unwrap_err().to_string().contains("no output variable `X`"));
-        assert!(matches!(e.render("a <+pipeline.name"), Err(ExprError::Unclosed(_))));
+        assert_eq!(
+            e.render("<+trigger.branch>").unwrap_err().to_string(),
+            "expression `<+trigger.branch>` is not supported by sgsim"
+        );
+        assert!(
+            e.render("<+pipeline.variables.nope>")
+                .unwrap_err()
+                .to_string()
+                .contains("no variable `nope`")
+        );
+        assert!(
+            e.render("<+steps.other.output.outputVariables.X>")
+                .unwrap_err()
+                .to_string()
+                .contains("no step `steps.other`")
+        );
+        assert!(
+            e.render("<+steps.build.output.outputVariables.X>")
+                .unwrap_err()
+                .to_string()
+                .contains("no output variable `X`")
+        );
+        assert!(matches!(
+            e.render("a <+pipeline.name"),
+            Err(ExprError::Unclosed(_))
+        ));
     }
 
     #[test]
@@ -440,10 +523,22 @@ mod tests {
         let e = env();
         assert!(e.condition("true").unwrap());
         assert!(!e.condition("false").unwrap());
-        assert!(e.condition("<+pipeline.variables.target> == \"prod\"").unwrap());
-        assert!(!e.condition("<+pipeline.variables.target> == 'dev'").unwrap());
-        assert!(e.condition("<+pipeline.variables.target> != 'dev' && <+pipeline.variables.count> > 2").unwrap());
-        assert!(e.condition("<+steps.build.output.outputVariables.VERSION> == \"1.2.3\"").unwrap());
+        assert!(
+            e.condition("<+pipeline.variables.target> == \"prod\"")
+                .unwrap()
+        );
+        assert!(
+            !e.condition("<+pipeline.variables.target> == 'dev'")
+                .unwrap()
+        );
+        assert!(
+            e.condition("<+pipeline.variables.target> != 'dev' && <+pipeline.variables.count> > 2")
+                .unwrap()
+        );
+        assert!(
+            e.condition("<+steps.build.output.outputVariables.VERSION> == \"1.2.3\"")
+                .unwrap()
+        );
         assert!(e.condition("!(1 == 2) || false").unwrap());
         assert!(e.condition("<+pipeline.variables.count> == 3").unwrap());
     }
@@ -451,9 +546,26 @@ mod tests {
     #[test]
     fn bad_conditions_are_errors_not_panics() {
         let e = env();
-        for c in ["", "(", "1 ==", "\"open", "<+x", "a.contains(b)", "1 == 2)", "<+pipeline.variables.target>.startsWith('p')", "é", "-", "1..2 == 3"] {
+        for c in [
+            "",
+            "(",
+            "1 ==",
+            "\"open",
+            "<+x",
+            "a.contains(b)",
+            "1 == 2)",
+            "<+pipeline.variables.target>.startsWith('p')",
+            "é",
+            "-",
+            "1..2 == 3",
+        ] {
             assert!(e.condition(c).is_err(), "{c}");
         }
-        assert!(e.condition("<+trigger.event> == 'PR'").unwrap_err().to_string().contains("<+trigger.event>"));
+        assert!(
+            e.condition("<+trigger.event> == 'PR'")
+                .unwrap_err()
+                .to_string()
+                .contains("<+trigger.event>")
+        );
     }
 }

@@ -100,12 +100,29 @@ pub struct Chosen {
 
 /// The action for a failure of `ty`, searching step, group, then stage strategies (raw JSON).
 /// Malformed entries are skipped (the product's schema validation would have rejected them).
-pub fn choose(ty: FailureType, step: Option<&serde_json::Value>, group: Option<&serde_json::Value>, stage: Option<&serde_json::Value>) -> Option<Chosen> {
-    for (level, list) in [(Level::Step, step), (Level::StepGroup, group), (Level::Stage, stage)] {
-        let Some(items) = list.and_then(|l| l.as_array()) else { continue };
+pub fn choose(
+    ty: FailureType,
+    step: Option<&serde_json::Value>,
+    group: Option<&serde_json::Value>,
+    stage: Option<&serde_json::Value>,
+) -> Option<Chosen> {
+    for (level, list) in [
+        (Level::Step, step),
+        (Level::StepGroup, group),
+        (Level::Stage, stage),
+    ] {
+        let Some(items) = list.and_then(|l| l.as_array()) else {
+            continue;
+        };
         for it in items {
-            let Some(on) = it.get("onFailure") else { continue };
-            let errors: Vec<&str> = on.get("errors").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+            let Some(on) = it.get("onFailure") else {
+                continue;
+            };
+            let errors: Vec<&str> = on
+                .get("errors")
+                .and_then(|e| e.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
             if !errors.iter().any(|e| *e == "AllErrors" || *e == ty.name()) {
                 continue;
             }
@@ -127,11 +144,20 @@ fn parse_action(a: &serde_json::Value) -> Option<Action> {
         "StepGroupRollback" => Action::StepGroupRollback,
         "MarkAsFailure" => Action::MarkAsFailure,
         "Retry" => {
-            let count = spec.and_then(|s| s.get("retryCount")).and_then(number).unwrap_or(1).min(100) as u32;
+            let count = spec
+                .and_then(|s| s.get("retryCount"))
+                .and_then(number)
+                .unwrap_or(1)
+                .min(100) as u32;
             let intervals = spec
                 .and_then(|s| s.get("retryIntervals"))
                 .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().and_then(sgsim_core::duration::parse_millis)).map(Duration::from_millis).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().and_then(sgsim_core::duration::parse_millis))
+                        .map(Duration::from_millis)
+                        .collect()
+                })
                 .unwrap_or_default();
             let on_retry_failure = spec
                 .and_then(|s| s.get("onRetryFailure"))
@@ -139,7 +165,11 @@ fn parse_action(a: &serde_json::Value) -> Option<Action> {
                 .and_then(parse_action)
                 .filter(|a| !matches!(a, Action::Retry { .. }))
                 .unwrap_or(Action::MarkAsFailure);
-            Action::Retry { count, intervals, on_retry_failure: Box::new(on_retry_failure) }
+            Action::Retry {
+                count,
+                intervals,
+                on_retry_failure: Box::new(on_retry_failure),
+            }
         }
         "ManualIntervention" => {
             let on_timeout = spec
@@ -148,20 +178,27 @@ fn parse_action(a: &serde_json::Value) -> Option<Action> {
                 .and_then(parse_action)
                 .filter(|a| !matches!(a, Action::ManualIntervention { .. } | Action::Retry { .. }))
                 .unwrap_or(Action::MarkAsFailure);
-            Action::ManualIntervention { on_timeout: Box::new(on_timeout) }
+            Action::ManualIntervention {
+                on_timeout: Box::new(on_timeout),
+            }
         }
         _ => return None,
     })
 }
 
 fn number(v: &serde_json::Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// The wait before retry number `n` (1-based).
 pub fn retry_wait(intervals: &[Duration], n: u32) -> Duration {
     let i = (n as usize).saturating_sub(1);
-    intervals.get(i).or(intervals.last()).copied().unwrap_or(Duration::ZERO)
+    intervals
+        .get(i)
+        .or(intervals.last())
+        .copied()
+        .unwrap_or(Duration::ZERO)
 }
 
 /// A step's `when`: `stageStatus` (Success, Failure, All; default Success) and an optional
@@ -188,14 +225,22 @@ pub enum StageStatus {
 /// Parses a raw `when` (None: the default, Success without condition). An unknown
 /// `stageStatus` is an error naming it.
 pub fn parse_when(w: Option<&serde_json::Value>) -> Result<When, String> {
-    let mut out = When { stage_status: StageStatus::Success, condition: None };
+    let mut out = When {
+        stage_status: StageStatus::Success,
+        condition: None,
+    };
     let Some(w) = w else { return Ok(out) };
     if let Some(s) = w.get("stageStatus") {
         out.stage_status = match s.as_str() {
             Some("Success") => StageStatus::Success,
             Some("Failure") => StageStatus::Failure,
             Some("All") => StageStatus::All,
-            _ => return Err(format!("when.stageStatus `{}` is not one of Success, Failure, All", s.as_str().map_or_else(|| s.to_string(), str::to_string))),
+            _ => {
+                return Err(format!(
+                    "when.stageStatus `{}` is not one of Success, Failure, All",
+                    s.as_str().map_or_else(|| s.to_string(), str::to_string)
+                ));
+            }
         };
     }
     out.condition = match w.get("condition") {
@@ -225,12 +270,29 @@ mod tests {
     #[test]
     fn step_overrides_group_overrides_stage() {
         let step = json!([{"onFailure": {"errors": ["Timeout"], "action": {"type": "Ignore"}}}]);
-        let group = json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "MarkAsSuccess"}}}]);
-        let stage = json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "StageRollback"}}}]);
-        let c = choose(FailureType::Timeout, Some(&step), Some(&group), Some(&stage)).unwrap();
+        let group =
+            json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "MarkAsSuccess"}}}]);
+        let stage =
+            json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "StageRollback"}}}]);
+        let c = choose(
+            FailureType::Timeout,
+            Some(&step),
+            Some(&group),
+            Some(&stage),
+        )
+        .unwrap();
         assert_eq!((c.action, c.level), (Action::Ignore, Level::Step));
-        let c = choose(FailureType::Unknown, Some(&step), Some(&group), Some(&stage)).unwrap();
-        assert_eq!((c.action, c.level), (Action::MarkAsSuccess, Level::StepGroup));
+        let c = choose(
+            FailureType::Unknown,
+            Some(&step),
+            Some(&group),
+            Some(&stage),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.action, c.level),
+            (Action::MarkAsSuccess, Level::StepGroup)
+        );
         let c = choose(FailureType::Unknown, Some(&step), None, Some(&stage)).unwrap();
         assert_eq!((c.action, c.level), (Action::StageRollback, Level::Stage));
         assert_eq!(choose(FailureType::Unknown, Some(&step), None, None), None);
@@ -243,30 +305,68 @@ mod tests {
         let c = choose(FailureType::Unknown, Some(&s), None, None).unwrap();
         assert_eq!(
             c.action,
-            Action::Retry { count: 2, intervals: vec![Duration::from_secs(1), Duration::from_secs(2)], on_retry_failure: Box::new(Action::Ignore) }
+            Action::Retry {
+                count: 2,
+                intervals: vec![Duration::from_secs(1), Duration::from_secs(2)],
+                on_retry_failure: Box::new(Action::Ignore)
+            }
         );
-        assert_eq!(retry_wait(&[Duration::from_secs(1), Duration::from_secs(2)], 5), Duration::from_secs(2));
+        assert_eq!(
+            retry_wait(&[Duration::from_secs(1), Duration::from_secs(2)], 5),
+            Duration::from_secs(2)
+        );
         assert_eq!(retry_wait(&[], 1), Duration::ZERO);
         let m = json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "ManualIntervention", "spec": {
             "timeout": "1h", "onTimeout": {"action": {"type": "MarkAsSuccess"}}}}}}]);
         let c = choose(FailureType::Unknown, Some(&m), None, None).unwrap();
-        assert_eq!(c.action, Action::ManualIntervention { on_timeout: Box::new(Action::MarkAsSuccess) });
+        assert_eq!(
+            c.action,
+            Action::ManualIntervention {
+                on_timeout: Box::new(Action::MarkAsSuccess)
+            }
+        );
     }
 
     #[test]
     fn malformed_entries_are_skipped() {
         let s = json!([{"x": 1}, {"onFailure": {"errors": "AllErrors"}}, {"onFailure": {"errors": ["AllErrors"], "action": {"type": "Nope"}}}, 3]);
         assert_eq!(choose(FailureType::Unknown, Some(&s), None, None), None);
-        assert_eq!(choose(FailureType::Unknown, Some(&json!("str")), None, None), None);
+        assert_eq!(
+            choose(FailureType::Unknown, Some(&json!("str")), None, None),
+            None
+        );
     }
 
     #[test]
     fn when_parsing() {
         assert_eq!(parse_when(None).unwrap().stage_status, StageStatus::Success);
-        let w = parse_when(Some(&json!({"stageStatus": "All", "condition": "<+a> == 'b'"}))).unwrap();
-        assert_eq!(w, When { stage_status: StageStatus::All, condition: Some("<+a> == 'b'".into()) });
-        assert_eq!(parse_when(Some(&json!({"condition": true}))).unwrap().condition.as_deref(), Some("true"));
-        assert!(parse_when(Some(&json!({"stageStatus": "Sometimes"}))).unwrap_err().contains("Sometimes"));
-        assert!(StageStatus::Failure.admits(true) && !StageStatus::Failure.admits(false) && StageStatus::All.admits(false));
+        let w = parse_when(Some(
+            &json!({"stageStatus": "All", "condition": "<+a> == 'b'"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            w,
+            When {
+                stage_status: StageStatus::All,
+                condition: Some("<+a> == 'b'".into())
+            }
+        );
+        assert_eq!(
+            parse_when(Some(&json!({"condition": true})))
+                .unwrap()
+                .condition
+                .as_deref(),
+            Some("true")
+        );
+        assert!(
+            parse_when(Some(&json!({"stageStatus": "Sometimes"})))
+                .unwrap_err()
+                .contains("Sometimes")
+        );
+        assert!(
+            StageStatus::Failure.admits(true)
+                && !StageStatus::Failure.admits(false)
+                && StageStatus::All.admits(false)
+        );
     }
 }
