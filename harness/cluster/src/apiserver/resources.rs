@@ -499,6 +499,12 @@ pub fn api_group_list() -> Value {
 
 /// `/openapi/v3` index: one entry per served group version.
 pub fn openapi_v3_index() -> Value {
+    // The documents are static: hash them once.
+    static INDEX: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    INDEX.get_or_init(build_openapi_v3_index).clone()
+}
+
+fn build_openapi_v3_index() -> Value {
     let mut paths = serde_json::Map::new();
     paths.insert(
         "api/v1".into(),
