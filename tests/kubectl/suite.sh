@@ -136,6 +136,36 @@ else
   expect "get deleted pod (NotFound)" "$out" 'pods "web" not found'
 fi
 
+# A failure mode as kubectl shows it: env from a Secret key that does not exist.
+cat >"$work/bad-env.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bad-env
+  namespace: $ns
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+      env:
+        - name: TOKEN
+          valueFrom:
+            secretKeyRef: {name: creds, key: missing}
+YAML
+run "apply bad-env" k apply -f "$work/bad-env.yaml" && expect "apply bad-env" "$out" "^pod/bad-env created$"
+seen=""
+for _ in $(seq 1 60); do
+  seen="$(k -n "$ns" get pod bad-env 2>&1)"
+  grep -Eq "^bad-env +0/1 +CreateContainerConfigError +0 +" <<<"$seen" && break
+  sleep 1
+done
+expect "get pods (CreateContainerConfigError)" "$seen" "^bad-env +0/1 +CreateContainerConfigError +0 +[0-9]+s$"
+run "events (missing key)" k -n "$ns" get events --field-selector involvedObject.name=bad-env,type=Warning &&
+  expect "events (missing key)" "$out" "Warning +Failed +pod/bad-env +Error: couldn't find key missing in Secret $ns/creds"
+k -n "$ns" delete pod bad-env --wait=false >/dev/null 2>&1
+
 # A step-group pod as sgsim renders it for a scenario (setup-addon init container, a step
 # container, lite-engine): applied as is, it runs with READY 2/2. Needs the sgsim binary ($SGSIM).
 sgsim_bin="${SGSIM:-$(command -v sgsim || true)}"
