@@ -145,6 +145,11 @@ def run(api_client, v1, ns):
     msgs = [e.message for e in events.items]
     check("event message", f"Successfully assigned {ns}/ticker to {running.spec.node_name}" in msgs, msgs)
 
+    ev1 = client.EventsV1Api(api_client)
+    new_events = ev1.list_namespaced_event(ns, field_selector="regarding.name=ticker")
+    check("events.k8s.io/v1", any(e.reason == "Started" and e.regarding.kind == "Pod" for e in new_events.items),
+          [(e.reason, e.regarding) for e in new_events.items])
+
     patched = v1.patch_namespaced_pod("ticker", ns, {"metadata": {"labels": {"tier": "front"}}})
     check("patch labels", patched.metadata.labels.get("tier") == "front", patched.metadata.labels)
 
