@@ -341,6 +341,9 @@ pub struct RegistryHub {
     registry_image: String,
     labels: HashMap<String, String>,
     state: Mutex<State>,
+    /// One seeding at a time per (registry, image): parallel trials pulling the same image must
+    /// not untag each other's push.
+    seeding: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     routes: Arc<std::sync::Mutex<HashMap<String, u16>>>,
     conditions: Arc<std::sync::Mutex<HashMap<String, Conditions>>>,
     access: Arc<std::sync::Mutex<Vec<String>>>,
@@ -396,6 +399,7 @@ impl RegistryHub {
             registry_image: registry_image.to_string(),
             labels,
             state: Mutex::new(State::default()),
+            seeding: Mutex::new(HashMap::new()),
             routes,
             conditions,
             access,
@@ -647,7 +651,16 @@ impl RegistryHub {
                 wait.unwrap_or_default(),
             )
         };
+        let lock = self
+            .seeding
+            .lock()
+            .await
+            .entry(format!("{host}/{key}"))
+            .or_default()
+            .clone();
+        let _seeding = lock.lock().await;
         if !missing && !self.is_seeded(&host, &key).await {
+            let seed_started = Instant::now();
             let target = format!("127.0.0.1:{port}/{path}");
             let node_err = |what: String| move |source| RegistryError::Docker { what, source };
             if !images::present_on_node(&self.node_docker, &standin.local)
@@ -658,6 +671,7 @@ impl RegistryHub {
                     .await
                     .map_err(RegistryError::Image)?;
             }
+            let loaded = seed_started.elapsed();
             self.node_docker
                 .tag_image(
                     &standin.local,
@@ -692,6 +706,7 @@ impl RegistryHub {
                     Err(e) => failure = Some(crate::docker::error_chain(&e)),
                 }
             }
+            tracing::debug!(image, host = %host, ?loaded, took = ?seed_started.elapsed(), "registry seeded");
             let _ = self
                 .node_docker
                 .remove_image(
