@@ -1114,17 +1114,35 @@ impl StepCtx<'_> {
     }
 
     /// The step container's log (the addon prints exactly the step's output).
+    ///
+    /// The container runtime copies a container's output into its log asynchronously, so the last
+    /// lines a step printed just before it ended may not be readable yet when its status arrives:
+    /// the log is read until it has been the same for [`LOG_SETTLE`] (at most [`LOG_SETTLE_MAX`]).
     async fn container_log(&self, container: &str) -> String {
         let params = LogParams {
             container: Some(container.to_string()),
             ..Default::default()
         };
-        match self.pods.logs(self.pod, &params).await {
-            Ok(s) => s,
-            Err(e) => format!("<sgsim: could not read the log of container {container}: {e}>\n"),
+        let deadline = Instant::now() + LOG_SETTLE_MAX;
+        let mut last: Option<String> = None;
+        loop {
+            let now = match self.pods.logs(self.pod, &params).await {
+                Ok(s) => s,
+                Err(e) => return format!("<sgsim: could not read the log of container {container}: {e}>\n"),
+            };
+            if last.as_deref() == Some(now.as_str()) || Instant::now() >= deadline {
+                return now;
+            }
+            last = Some(now);
+            tokio::time::sleep(LOG_SETTLE).await;
         }
     }
 }
+
+/// How long a container log must stay unchanged to count as complete.
+const LOG_SETTLE: Duration = Duration::from_millis(250);
+/// The longest a runner waits for a container log to settle.
+const LOG_SETTLE_MAX: Duration = Duration::from_secs(3);
 
 /// The failure type of an attempt's outcome (None: it did not fail).
 fn failure_type(o: Outcome) -> Option<FailureType> {
