@@ -23,12 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
-    [registry]="busybox"
+    [registry]="busybox" [python]="debian-docker"
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
@@ -107,6 +107,20 @@ if [ -n "${selected[registry]+x}" ]; then
     ensure_host_file /usr/bin/htpasswd apache2-utils
 fi
 
+# The python stand-in (python:* images): Debian's python3-minimal and what it needs beyond
+# debian-docker, .debs fetched with the host's apt into the cache (never re-fetched while cached).
+python_debs=$cache/python-debs
+python_pkgs=(python3-minimal python3.11-minimal libpython3.11-minimal libexpat1)
+if [ -n "${selected[python]+x}" ]; then
+    mkdir -p "$python_debs"
+    for pkg in "${python_pkgs[@]}"; do
+        [ -n "$(find "$python_debs" -maxdepth 1 -name "${pkg}_*.deb")" ] && continue
+        (cd "$python_debs" && apt-get download "$pkg" >&2 2>/dev/null) \
+            || { apt-get update -q >&2 && (cd "$python_debs" && apt-get download "$pkg" >&2); } \
+            || die "cannot fetch the Debian package $pkg"
+    done
+fi
+
 bindir=
 for n in "${order[@]}"; do
     if [ -n "${binary[$n]+x}" ] && [ -z "$bindir" ]; then
@@ -143,6 +157,7 @@ image_inputs() {
     esac
     [ "$n" = busybox ] && printf '%s\n' "$bash_static_bin"
     [ "$n" = registry ] && printf '%s\n' "$registry_deb" "$libc_so" "$ld_so"
+    [ "$n" = python ] && find "$python_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
     [ -n "${binary[$n]+x}" ] && printf '%s\n' "$bindir/${binary[$n]}"
     return 0
 }
@@ -307,6 +322,19 @@ build_registry() {
     cp "$imgdir/registry/config.yml" "$s/etc/docker/registry/config.yml"
     derive registry "$t" "${tag[busybox]}" "$s" \
         'ENTRYPOINT ["/usr/bin/docker-registry"]' 'CMD ["serve", "/etc/docker/registry/config.yml"]'
+}
+
+build_python() {
+    local t=$1 s d
+    s=$(stage_dir python)
+    for d in "$python_debs"/*.deb; do dpkg-deb -x "$d" "$s"; done
+    # debian-docker is merged-/usr: /lib is a symlink there, so nothing may be copied onto it.
+    if [ -d "$s/lib" ]; then
+        mkdir -p "$s/usr/lib"
+        cp -a "$s/lib/." "$s/usr/lib/"
+        rm -rf "$s/lib"
+    fi
+    derive python "$t" "${tag[debian-docker]}" "$s" 'ENTRYPOINT []' 'CMD ["python3"]'
 }
 
 for n in "${order[@]}"; do

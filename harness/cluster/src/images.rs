@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -322,6 +322,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "node" => (&["/usr/local/bin/sgsim-node-entrypoint"], &[]),
         "debian-docker" => (&[], &["/bin/bash"]),
         "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
+        "python" => (&[], &["python3"]),
         _ => (&[], &[]),
     }
 }
@@ -346,6 +347,7 @@ impl ImageCatalog {
             ("docker:*dind*", "dind"),
             ("docker:*", "dind"),
             ("hello-world:*", "hello-world"),
+            ("python:*", "python"),
             ("alpine*", "busybox"),
             ("busybox*", "busybox"),
             ("ubuntu*", "busybox"),
@@ -562,7 +564,7 @@ mod tests {
         BuiltImages::parse(
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
-             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\n",
+             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n",
         )
     }
 
