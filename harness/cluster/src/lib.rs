@@ -7,6 +7,7 @@
 pub mod apiserver;
 pub mod context;
 pub mod docker;
+pub mod fake_kubelet;
 pub mod fixtures;
 pub mod images;
 pub mod kubelet;
