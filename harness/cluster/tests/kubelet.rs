@@ -338,9 +338,11 @@ async fn containers_talk_over_localhost() {
             "restartPolicy": "Never",
             "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["alias.example"]}],
             "containers": [
-                container("server", "echo pong | nc -l -p 18080"),
+                // stdin stays open a while: busybox nc may end the connection when its stdin ends,
+                // before the peer's line has arrived (a flake under load).
+                container("server", "(echo pong; sleep 2) | nc -l -p 18080"),
                 container("client", "grep -q alias.example /etc/hosts || exit 7; for i in $(seq 100); do \
-                                     if echo ping | nc localhost 18080; then exit 0; fi; sleep 0.1; done; exit 1"),
+                                     if (echo ping; sleep 2) | nc localhost 18080; then exit 0; fi; sleep 0.1; done; exit 1"),
             ],
             "volumes": [{"name": "data", "emptyDir": {"medium": "Memory"}}],
         }
