@@ -509,19 +509,6 @@ pub async fn prune_host(built: &BuiltImages) -> Result<Vec<String>, ImageError> 
     Ok(removed)
 }
 
-/// Copies the stand-in `local` (`sgsim/<name>:<hash>`) from the host daemon into the node's
-/// daemon under its own name only (to seed a registry from it).
-pub async fn load_standin(host: &Docker, node: &Docker, local: &str) -> Result<Duration, ImageError> {
-    let started = Instant::now();
-    let export = host.export_image(local);
-    let options = ImportImageOptionsBuilder::new().quiet(true).build();
-    let mut results = node.import_image_stream(options, export, None);
-    while let Some(r) = results.next().await {
-        r.map_err(|source| ImageError::Load { local: local.to_string(), vendor: local.to_string(), source })?;
-    }
-    Ok(started.elapsed())
-}
-
 /// Copies the stand-in from the host daemon into the node's daemon (`docker save | docker load`,
 /// streamed; skipped when the node already has the stand-in under another vendor name) and tags
 /// it there as the vendor name. Returns how long it took.

@@ -19,10 +19,11 @@
 //! agent's tunnel to that instance. Credentials are checked by the instance itself (htpasswd,
 //! bcrypt entries made with Debian's `htpasswd` from apache2-utils).
 //!
-//! Each instance is seeded on demand: before a pull, the stand-in of the image is loaded into the
-//! node's dockerd and pushed to the instance under the image's repository and tag (directly to
-//! `127.0.0.1:<port>`, past the proxy). An image a scenario declares missing is never pushed, so
-//! the registry itself answers `manifest unknown`.
+//! Each instance is seeded on demand: before a pull, the stand-in of the image is exported from
+//! the host daemon and its blobs are written straight into the instance's storage (a bind mount of
+//! `<node dir>/registries/<host>/storage`) under the image's repository and tag. An image a
+//! scenario declares missing is never written, so the registry itself answers `manifest unknown`.
+//! The node's dockerd then pulls it like any image: manifest, config and layers over HTTP.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
