@@ -264,6 +264,8 @@ impl Worker {
         }
         let mut statuses: Vec<Value> = Vec::new();
         for c in &spec.containers {
+            // As the kubelet: the image first, then the container's config (runAsNonRoot).
+            self.pull(pod, c, false).await;
             let mut last = None;
             while let Some(msg) = self.config_error(pod, c) {
                 if last.as_deref() != Some(msg.as_str()) {
@@ -284,7 +286,7 @@ impl Worker {
                 }
                 tokio::time::sleep(RETRY).await;
             }
-            self.start(pod, c, false).await;
+            self.create_start(pod, c, false).await;
             statuses.push(json!({
                 "name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
                 "started": true, "state": {"running": {"startedAt": now()}},
@@ -346,13 +348,23 @@ impl Worker {
         }
     }
 
-    /// Pull (fake latency), Created, Started.
+    /// Pull (fake latency), then Created, Started.
     async fn start(&self, pod: &Pod, c: &Container, init: bool) {
-        let fp = format!(
+        self.pull(pod, c, init).await;
+        self.create_start(pod, c, init).await;
+    }
+
+    fn field_path(c: &Container, init: bool) -> String {
+        format!(
             "spec.{}{{{}}}",
             if init { "initContainers" } else { "containers" },
             c.name
-        );
+        )
+    }
+
+    /// `Pulling` and `Pulled` after the profile's pull time.
+    async fn pull(&self, pod: &Pod, c: &Container, init: bool) {
+        let fp = Self::field_path(c, init);
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
         self.event(
@@ -365,8 +377,14 @@ impl Worker {
         .await;
         tokio::time::sleep(self.profile.pull).await;
         let pulled = m.pulled(&image, self.profile.pull, self.profile.pull, None);
-        self.event(pod, Some(fp.clone()), EventType::Normal, "Pulled", &pulled)
+        self.event(pod, Some(fp), EventType::Normal, "Pulled", &pulled)
             .await;
+    }
+
+    /// `Created` and `Started`.
+    async fn create_start(&self, pod: &Pod, c: &Container, init: bool) {
+        let fp = Self::field_path(c, init);
+        let m = self.messages;
         self.event(
             pod,
             Some(fp.clone()),
