@@ -379,9 +379,6 @@ struct NodeImages {
     catalog: Arc<ImageCatalog>,
     sandbox: SandboxSpec,
     pulled: Mutex<HashSet<String>>,
-}
-
-impl ImageProvider for NodeImages {
     registries: Arc<RegistryHub>,
     missing: HashSet<String>,
 }
@@ -413,6 +410,9 @@ impl NodeImages {
         }
         Ok(started.elapsed())
     }
+}
+
+impl ImageProvider for NodeImages {
     fn sandbox(&self) -> SandboxSpec {
         self.sandbox.clone()
     }
@@ -426,9 +426,6 @@ impl NodeImages {
     }
 
     fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>> {
-        Box::pin(async move {
-            let queued = Instant::now();
-            let mut pulled = self.pulled.lock().await;
         self.ensure_with_credentials(image, policy, None)
     }
 
@@ -438,9 +435,12 @@ impl NodeImages {
         policy: PullPolicy,
         credentials: Option<PullCredentials>,
     ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+        Box::pin(async move {
+            let queued = Instant::now();
+            // One pull at a time per node (the kubelet's serialized image pulls).
+            let mut pulled = self.pulled.lock().await;
             if pulled.contains(image) && policy != PullPolicy::Always {
                 return Ok(PullOutcome::AlreadyPresent);
-            // One pull at a time per node (the kubelet's serialized image pulls).
             }
             if image == self.sandbox.image {
                 let started = Instant::now();
