@@ -140,11 +140,17 @@ pub(crate) fn container_body(
         hc.binds = Some(binds);
     }
     // Resources.
+    const CFS_PERIOD_US: i128 = 100_000;
+    const MIN_CFS_QUOTA_US: i128 = 1_000;
     if let Some(limits) = c.resources.as_ref().and_then(|r| r.limits.as_ref()) {
+        // As the kubelet does: a CFS quota per 100ms period (milliCPU × 100 µs), not Docker's
+        // NanoCpus, which Docker refuses above the host's CPU count (a pod's lite-engine limit is
+        // the sum of its steps' and easily exceeds a small machine's cores).
         if let Some(cpu) = limits.get("cpu") {
-            let nano = milli(cpu) * 1_000_000;
-            if nano > 0 {
-                hc.nano_cpus = i64::try_from(nano).ok();
+            let quota = milli(cpu).saturating_mul(CFS_PERIOD_US) / 1000;
+            if quota > 0 {
+                hc.cpu_period = i64::try_from(CFS_PERIOD_US).ok();
+                hc.cpu_quota = i64::try_from(quota.max(MIN_CFS_QUOTA_US)).ok();
             }
         }
         if let Some(mem) = limits.get("memory") {
