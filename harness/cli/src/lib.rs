@@ -254,6 +254,16 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
 }
 
+/// Starts the node pool of a command (one node), reporting progress; an error is reported and
+/// turned into the infrastructure exit code.
+async fn start_pool(reporter: &Reporter) -> Result<NodePool, i32> {
+    let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
+    NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await.map_err(|e| {
+        eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+        exit::INFRASTRUCTURE
+    })
+}
+
 fn default_golden_dir(file: &Path) -> Option<PathBuf> {
     let dir = if file.is_dir() { file.to_path_buf() } else { file.parent()?.to_path_buf() };
     let dir = dir.canonicalize().ok()?;
@@ -302,13 +312,9 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
     let rt = runtime();
     rt.block_on(async {
         let started = Instant::now();
-        let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
-        let pool = match NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await {
+        let pool = match start_pool(&reporter).await {
             Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                return exit::INFRASTRUCTURE;
-            }
+            Err(code) => return code,
         };
         let work = async {
             let cluster = pool
@@ -421,13 +427,9 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             api.shutdown().await;
             return exit::OK;
         }
-        let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
-        let pool = match NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await {
+        let pool = match start_pool(&reporter).await {
             Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                return exit::INFRASTRUCTURE;
-            }
+            Err(code) => return code,
         };
         let cluster = match pool.cluster(&[], &Default::default(), &|_| {}).await {
             Ok(c) => c,
