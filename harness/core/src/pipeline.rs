@@ -107,6 +107,31 @@ pub const SUPPORTED_STEP_TYPES: &[(&str, StepKind, Option<&str>)] = &[
     ("AwsCdkDeploy", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkDestroy", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkRollback", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
+    // Google Cloud Run (the product's generated step group names the image in each step).
+    ("GoogleCloudRunPrepareRollbackData", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    ("GoogleCloudRunDeploy", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    ("GoogleCloudRunTrafficShift", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    ("GoogleCloudRunRollback", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    ("GoogleCloudRunJob", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    // Other steps documented as running in a containerized step group: GitHub Actions, Slack
+    // notifications, Database DevOps, supply-chain (SBOM/SLSA) and STO scanner steps. Their
+    // default images are sgsim's best knowledge of the product's plugin images.
+    ("Action", StepKind::Plugin, Some("plugins/github-actions:1.0.0")),
+    ("SlackNotify", StepKind::Plugin, Some("plugins/slack:1.4.1")),
+    ("DBSchemaApply", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
+    ("DBSchemaRollback", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
+    ("DBSchemaApplyV2", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
+    ("provenance", StepKind::Plugin, Some("harness/slsa-plugin:latest")),
+    ("SlsaVerification", StepKind::Plugin, Some("harness/slsa-plugin:latest")),
+    ("SscaOrchestration", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    ("SscaEnforcement", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    ("CdSscaOrchestration", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    ("CdSscaEnforcement", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    ("CustomIngest", StepKind::Plugin, Some("harness/sto-plugin:latest")),
+    ("Wiz", StepKind::Plugin, Some("harness/sto-plugin:latest")),
+    ("AquaTrivy", StepKind::Plugin, Some("harness/sto-plugin:latest")),
+    ("Snyk", StepKind::Plugin, Some("harness/sto-plugin:latest")),
+    ("Grype", StepKind::Plugin, Some("harness/sto-plugin:latest")),
     ("HarnessApproval", StepKind::NoContainer, None),
     ("JiraApproval", StepKind::NoContainer, None),
     ("ServiceNowApproval", StepKind::NoContainer, None),
@@ -723,7 +748,11 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
     step.image = if needs_image {
         ctx.req_str(spec, spec_pos, "image", &sfqn, &format!("{step_type} step `{identifier}`"))
     } else {
-        ctx.str_field(spec, "image", &sfqn).or(default_image.map(str::to_string))
+        // Some product-managed steps (STO scanners) use `image` for the scanned target, a mapping.
+        match spec.get("image") {
+            Some(n) if n.as_map().is_some() => default_image.map(str::to_string),
+            _ => ctx.str_field(spec, "image", &sfqn).or(default_image.map(str::to_string)),
+        }
     };
     if let (Some(img), Some(n)) = (&step.image, spec.get("image"))
         && img.chars().any(char::is_whitespace)
@@ -769,7 +798,8 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
                 if let Some(entries) = spec.as_map() {
                     for (k, v) in entries {
                         let key = k.scalar_text().unwrap_or_default();
-                        if ["connectorRef", "image", "envVariables", "resources", "privileged", "imagePullPolicy", "runAsUser", "settings", "entrypoint", "reports", "delegateSelectors"]
+                        if (key == "image" && v.as_map().is_none())
+                            || ["connectorRef", "envVariables", "resources", "privileged", "imagePullPolicy", "runAsUser", "settings", "entrypoint", "reports", "delegateSelectors"]
                             .contains(&key.as_str())
                         {
                             continue;

@@ -1,0 +1,104 @@
+//! Real public pipelines with containerized step groups (sources in each fixture's header
+//! comment): they load as the product accepts them and render the expected step containers.
+
+use k8s_openapi::api::core::v1::Pod;
+use sgsim_core::{LoadOptions, Scenario, load_with_options, no_files, render_pod};
+
+fn load_public(name: &str, text: &str, step_group: Option<&str>) -> Result<Scenario, String> {
+    let opts = LoadOptions { step_group: step_group.map(str::to_string), ..Default::default() };
+    load_with_options(&format!("fixtures/public/{name}"), text, &no_files, &opts).map_err(|e| e.diagnostics().render_plain())
+}
+
+/// (container name, image, port) of each step container, in pod order.
+fn steps(p: &Pod) -> Vec<(String, String, i32)> {
+    p.spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .filter(|c| c.name.starts_with("step-"))
+        .map(|c| {
+            let port = c.ports.as_ref().and_then(|ps| ps.first()).map(|p| p.container_port).unwrap_or_default();
+            (c.name.clone(), c.image.clone().unwrap_or_default(), port)
+        })
+        .collect()
+}
+
+fn check(name: &str, text: &str, step_group: Option<&str>, expected: &[(&str, &str)]) {
+    let s = load_public(name, text, step_group).unwrap_or_else(|e| panic!("{name} should load:\n{e}"));
+    assert!(!s.warnings.has_errors());
+    let got = steps(&render_pod(&s));
+    let want: Vec<(String, String, i32)> =
+        expected.iter().enumerate().map(|(i, (n, img))| (n.to_string(), img.to_string(), 20002 + i as i32)).collect();
+    assert_eq!(got, want, "{name}");
+}
+
+#[test]
+fn aws_sam_provisioning() {
+    check(
+        "aws_sam_provisioning.yaml",
+        include_str!("fixtures/public/aws_sam_provisioning.yaml"),
+        None,
+        &[
+            ("step-dind", "docker:28-dind"),
+            ("step-downloadmanifests", "harness/drone-git:1.3.4-rootless"),
+            ("step-sambuild", "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64"),
+            ("step-samdeploy", "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64"),
+        ],
+    );
+}
+
+#[test]
+fn cloud_run_with_harness_approval() {
+    let text = include_str!("fixtures/public/cloud_run_approval.yaml");
+    // Two containerized step groups: the product runs each; sgsim needs one chosen.
+    let err = load_public("cloud_run_approval.yaml", text, None).unwrap_err();
+    assert!(err.contains("the pipeline has 2 containerized step groups"), "{err}");
+    let run = "harness/google-cloud-run-plugin:1.0.9-linux-amd64";
+    check(
+        "cloud_run_approval.yaml",
+        text,
+        Some("Google_Cloud_Run_Step_Group"),
+        &[
+            ("step-downloadmanifests", "harness/drone-git:1.3.4-rootless"),
+            ("step-googlecloudrunpreparerollbackdata", run),
+            ("step-googlecloudrundeploy", run),
+            // HarnessApproval_1 has no container.
+            ("step-googlecloudruntrafficshift", run),
+        ],
+    );
+    check("cloud_run_approval.yaml", text, Some("Google_Cloud_Run_Rollback_Step_Group"), &[("step-googlecloudrunrollback", run)]);
+}
+
+#[test]
+fn slack_notify() {
+    check("slack_notify.yaml", include_str!("fixtures/public/slack_notify.yaml"), None, &[("step-slacknotify1", "plugins/slack:1.4.1")]);
+}
+
+#[test]
+fn db_schema_apply_infra_after_steps() {
+    check(
+        "db_schema_apply.yaml",
+        include_str!("fixtures/public/db_schema_apply.yaml"),
+        None,
+        &[("step-applyschema", "harness/drone-liquibase:latest")],
+    );
+}
+
+#[test]
+fn slsa_provenance() {
+    check(
+        "slsa_provenance.yaml",
+        include_str!("fixtures/public/slsa_provenance.yaml"),
+        None,
+        &[("step-slsagenerationcd", "harness/slsa-plugin:latest")],
+    );
+}
+
+#[test]
+fn wiz_scan_without_namespace_is_rejected() {
+    let err = load_public("wiz_no_namespace.yaml", include_str!("fixtures/public/wiz_no_namespace.yaml"), None).unwrap_err();
+    // Only the missing namespace: the Wiz step itself (with its `image:` mapping) is accepted.
+    assert!(err.contains("fixtures/public/wiz_no_namespace.yaml:58:21: missing required field `namespace` in stepGroupInfra.spec"), "{err}");
+    assert!(!err.contains("Wiz"), "{err}");
+}
