@@ -360,6 +360,40 @@ fn is_bare(root: &Node) -> bool {
         })
 }
 
+/// A step group template file (top level only `template:` with `type: StepGroup`) as a one-stage
+/// pipeline whose execution is that step group: identifier and name from the template, every
+/// `spec` field but `stageType` on the group, the stage's type from `stageType` (default Custom).
+/// Nodes read from the file keep their positions; the synthetic ones take the template's.
+fn step_group_template_as_pipeline(root: &Node) -> Option<Node> {
+    let (tk, t) = root.entry("template")?;
+    if root.as_map()?.len() != 1 || t.get("type").and_then(Node::scalar_text).as_deref() != Some("StepGroup") {
+        return None;
+    }
+    let spec = t.get("spec").filter(|s| s.as_map().is_some())?;
+    let pos = tk.pos;
+    let node = |value: Value| Node { value, pos, raw: None };
+    let s = |v: &str| node(Value::Str(v.to_string()));
+    let map = |kv: Vec<(&str, Node)>| node(Value::Map(kv.into_iter().map(|(k, v)| (s(k), v)).collect()));
+    let id = t.get("identifier").and_then(Node::scalar_text).unwrap_or_default();
+    let name = t.get("name").and_then(Node::scalar_text).unwrap_or_else(|| id.clone());
+    let stage_type = spec.get("stageType").cloned().unwrap_or_else(|| s("Custom"));
+    let mut group = vec![(s("identifier"), t.get("identifier").cloned().unwrap_or_else(|| s(&id))), (s("name"), s(&name))];
+    for (k, v) in spec.as_map().unwrap_or_default() {
+        if k.scalar_text().as_deref() != Some("stageType") {
+            group.push((k.clone(), v.clone()));
+        }
+    }
+    let steps = node(Value::Seq(vec![map(vec![("stepGroup", node(Value::Map(group)))])]));
+    let stage = map(vec![
+        ("identifier", s(&id)),
+        ("name", s(&name)),
+        ("type", stage_type),
+        ("spec", map(vec![("execution", map(vec![("steps", steps)]))])),
+    ]);
+    let stages = node(Value::Seq(vec![map(vec![("stage", stage)])]));
+    Some(map(vec![("pipeline", map(vec![("identifier", s(&id)), ("name", s(&name)), ("stages", stages)]))]))
+}
+
 fn dirname(path: &str) -> &str {
     match path.rfind('/') {
         Some(i) => &path[..i],
@@ -415,6 +449,12 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
         let header = ScenarioHeader { seed: 1, bare: true, step_group: opts.step_group.clone(), ..Default::default() };
         res.infer_secrets = true;
         return finish(header, file.clone(), &root, path.to_string(), res, diags, &file);
+    }
+    if let Some(proot) = step_group_template_as_pipeline(&root) {
+        // A step group template is loaded like a bare pipeline that uses it.
+        let header = ScenarioHeader { seed: 1, bare: true, step_group: opts.step_group.clone(), ..Default::default() };
+        res.infer_secrets = true;
+        return finish(header, file.clone(), &proot, path.to_string(), res, diags, &file);
     }
     if let Some(entries) = root.as_map()
         && !entries.iter().any(|(k, _)| SCENARIO_FIELDS.contains(&k.scalar_text().unwrap_or_default().as_str()))

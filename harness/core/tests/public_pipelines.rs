@@ -102,3 +102,31 @@ fn wiz_scan_without_namespace_is_rejected() {
     assert!(err.contains("fixtures/public/wiz_no_namespace.yaml:58:21: missing required field `namespace` in stepGroupInfra.spec"), "{err}");
     assert!(!err.contains("Wiz"), "{err}");
 }
+
+#[test]
+fn ansible_step_group_template() {
+    // A `template: {type: StepGroup}` file loads as a one-stage pipeline using it; its `<+input>`
+    // connectorRef and namespace get the bare-pipeline defaults.
+    let text = include_str!("fixtures/public/ansible_step_group_template.yaml");
+    let s = load_public("ansible_step_group_template.yaml", text, None).unwrap();
+    assert_eq!(s.namespace(), "default");
+    assert_eq!(s.stage.identifier, "ansible_step_group");
+    check(
+        "ansible_step_group_template.yaml",
+        text,
+        None,
+        &[("step-clone", "harness/drone-git:1.3.4-rootless"), ("step-playbook", "pad92/ansible-alpine:9.1.0")],
+    );
+}
+
+#[test]
+fn dbops_preview_sql_without_namespace_is_rejected() {
+    let text = include_str!("fixtures/public/dbops_preview_sql.yaml");
+    for (group, line) in [("preview", 35), ("deploy", 68)] {
+        let err = load_public("dbops_preview_sql.yaml", text, Some(group)).unwrap_err();
+        let want = format!("fixtures/public/dbops_preview_sql.yaml:{line}:21: missing required field `namespace` in stepGroupInfra.spec");
+        assert!(err.contains(&want), "{group}: {err}");
+        // LiquibaseCommand and DBSchemaApply themselves are accepted.
+        assert!(!err.contains("not supported"), "{err}");
+    }
+}
