@@ -130,3 +130,29 @@ fn dbops_preview_sql_without_namespace_is_rejected() {
         assert!(!err.contains("not supported"), "{err}");
     }
 }
+
+#[test]
+fn ansible_custom_deployment_with_inputs() {
+    // `<+input>` connectorRef/namespace of the group and of the steps; a looping `strategy` on a step.
+    check(
+        "ansible_custom_deployment.yaml",
+        include_str!("fixtures/public/ansible_custom_deployment.yaml"),
+        None,
+        &[("step-gitclone", "harness/drone-git:1.3.4-rootless"), ("step-run", "alpinelinux/ansible")],
+    );
+}
+
+#[test]
+fn dbops_groups_in_parallel_block() {
+    let text = include_str!("fixtures/public/dbops_multi_env_parallel.yaml");
+    let err = load_public("dbops_multi_env_parallel.yaml", text, None).unwrap_err();
+    assert!(err.contains("the pipeline has 2 containerized step groups"), "{err}");
+    let img = "harness/drone-liquibase:latest";
+    check("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_staging"), &[("step-applytostaging", img)]);
+    check("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_prod_us"), &[("step-applytoproductionus", img)]);
+    let s = load_public("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_staging")).unwrap();
+    let pod = render_pod(&s);
+    let c = pod.spec.as_ref().unwrap().containers.iter().find(|c| c.name == "step-applytostaging").unwrap();
+    let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!((limits["cpu"].0.as_str(), limits["memory"].0.as_str()), ("400m", "500Mi"));
+}
