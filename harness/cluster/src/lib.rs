@@ -12,7 +12,7 @@ pub mod fixtures;
 pub mod images;
 pub mod kubelet;
 pub mod node;
-pub mod runner;
 pub mod registry;
+pub mod runner;
 pub mod session;
 pub mod scheduler;

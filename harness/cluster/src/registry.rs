@@ -1057,6 +1057,26 @@ async fn proxy_one(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn concurrent_writers_of_one_blob_all_succeed() {
+        let root = std::env::temp_dir().join(format!("sgsim-blob-race-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let data = b"same layer, two images".to_vec();
+        let hex = super::sha256_hex(&data);
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (root, data, hex) = (root.clone(), data.clone(), hex.clone());
+                std::thread::spawn(move || super::write_blob(&root, &hex, &data).is_ok())
+            })
+            .collect();
+        assert!(handles.into_iter().all(|h| h.join().unwrap()));
+        let blob = root.join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(&hex).join("data");
+        assert_eq!(std::fs::read(&blob).unwrap(), data);
+        let leftovers = std::fs::read_dir(blob.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "temporary files left behind");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     use super::*;
 
     #[test]
@@ -1228,9 +1248,20 @@ fn write_blob(root: &Path, digest_hex: &str, data: &[u8]) -> Result<(), Registry
         return Ok(());
     }
     std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
-    let tmp = dir.join(format!("data.tmp.{}", std::process::id()));
+    // Images that share a layer are seeded concurrently by parallel trials: every writer gets its
+    // own temporary file, and the blob is content-addressed, so whichever rename lands is right.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
     std::fs::write(&tmp, data).map_err(io_err(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, &file).map_err(io_err(format!("cannot write {}", file.display())))
+    match std::fs::rename(&tmp, &file) {
+        Ok(()) => Ok(()),
+        Err(_) if file.exists() => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(io_err(format!("cannot write {}", file.display()))(e)),
+    }
 }
 
 fn write_link(file: PathBuf, digest_hex: &str) -> Result<(), RegistryError> {
