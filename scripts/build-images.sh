@@ -121,6 +121,19 @@ if [ -n "${selected[python]+x}" ]; then
     done
 fi
 
+# docker-compose in the dind stand-in: the .debs of dind/compose-packages.txt, fetched with the
+# host's apt into the cache (never re-fetched while cached), extracted into the image.
+compose_debs=$cache/compose-debs
+if [ -n "${selected[dind]+x}" ]; then
+    mkdir -p "$compose_debs"
+    for pkg in $(sed -e 's/#.*//' "$imgdir/dind/compose-packages.txt"); do
+        [ -n "$(find "$compose_debs" -maxdepth 1 -name "${pkg}_*.deb")" ] && continue
+        (cd "$compose_debs" && apt-get download "$pkg" >&2 2>/dev/null) \
+            || { apt-get update -q >&2 && (cd "$compose_debs" && apt-get download "$pkg" >&2); } \
+            || die "cannot fetch the Debian package $pkg"
+    done
+fi
+
 bindir=
 for n in "${order[@]}"; do
     if [ -n "${binary[$n]+x}" ] && [ -z "$bindir" ]; then
@@ -158,6 +171,7 @@ image_inputs() {
     [ "$n" = busybox ] && printf '%s\n' "$bash_static_bin"
     [ "$n" = registry ] && printf '%s\n' "$registry_deb" "$libc_so" "$ld_so"
     [ "$n" = python ] && find "$python_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
+    [ "$n" = dind ] && find "$compose_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
     [ -n "${binary[$n]+x}" ] && printf '%s\n' "$bindir/${binary[$n]}"
     return 0
 }
@@ -305,6 +319,13 @@ build_dind() {
         printf '%s %s\n' "${tag[$src]}" "$dst" >> "$p/preload.list"
     done < "$imgdir/dind/preload.list"
     docker save -o "$p/images.tar" $(cut -d' ' -f1 "$p/preload.list" | sort -u)
+    for d in "$compose_debs"/*.deb; do dpkg-deb -x "$d" "$s"; done
+    # debian-docker is merged-/usr: /lib is a symlink there, so nothing may be copied onto it.
+    if [ -d "$s/lib" ]; then
+        mkdir -p "$s/usr/lib"
+        cp -a "$s/lib/." "$s/usr/lib/"
+        rm -rf "$s/lib"
+    fi
     derive dind "$t" "${tag[debian-docker]}" "$s" \
         'ENTRYPOINT ["/usr/local/bin/dockerd-entrypoint.sh"]' 'CMD []' 'VOLUME /var/lib/docker' \
         'ENV DOCKER_TLS_CERTDIR=/certs'
