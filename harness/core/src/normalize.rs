@@ -379,12 +379,32 @@ pub fn normalize_pod(pod: &Pod) -> Pod {
     p
 }
 
-/// The normalized pod as YAML (serde-saphyr), secrets masked.
+/// The normalized pod as YAML (serde-saphyr), secrets masked. Masking happens on the object's
+/// strings before serializing, so a masked value is quoted as YAML requires (`**************`
+/// alone would read as an alias) and pod.yaml stays a valid Pod for schema checks.
 pub fn pod_yaml(pod: &Pod, secrets: &[String]) -> Result<String, NormalizeError> {
     let p = normalize_pod(pod);
+    let p = mask_pod(&p, secrets);
     let y = serde_saphyr::to_string(&p).map_err(NormalizeError::Serialize)?;
-    let y = replace_all(&y, false, match_token_volume);
-    Ok(mask_secrets(&y, secrets))
+    Ok(replace_all(&y, false, match_token_volume))
+}
+
+/// Every string of the pod with the secrets masked (the pod unchanged if it cannot round-trip).
+fn mask_pod(pod: &Pod, secrets: &[String]) -> Pod {
+    fn walk(v: &mut serde_json::Value, secrets: &[String]) {
+        match v {
+            serde_json::Value::String(s) => *s = mask_secrets(s, secrets),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secrets)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, secrets)),
+            _ => {}
+        }
+    }
+    if secrets.iter().all(|s| s.is_empty()) {
+        return pod.clone();
+    }
+    let Ok(mut v) = serde_json::to_value(pod) else { return pod.clone() };
+    walk(&mut v, secrets);
+    serde_json::from_value(v).unwrap_or_else(|_| pod.clone())
 }
 
 #[cfg(test)]
@@ -403,6 +423,17 @@ mod tests {
         assert_eq!(normalize_text("at 2026-11-24T08:21:52+02:00"), "at <timestamp>");
         assert_eq!(normalize_text("pod ip 10.244.0.5:8080"), "pod ip <ip>:8080");
         assert_eq!(normalize_text("name: kube-api-access-hphzh"), "name: kube-api-access-<suffix>");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "env": [{"name": "TOKEN", "value": "s3cr3t"}, {"name": "URL", "value": "https://u:s3cr3t@h"}]}]}
+        }))
+        .unwrap();
+        let y = pod_yaml(&pod, &["s3cr3t".to_string()]).unwrap();
+        assert!(!y.contains("s3cr3t"), "{y}");
+        let back: Pod = serde_saphyr::from_str(&y).expect("masked pod.yaml is valid YAML for a Pod");
+        let env = back.spec.unwrap().containers[0].env.clone().unwrap();
+        assert_eq!(env[0].value.as_deref(), Some(MASK));
+        assert_eq!(env[1].value.as_deref(), Some("https://u:**************@h"));
         assert_eq!(normalize_text("kube-api-access-toolong1"), "kube-api-access-toolong1");
         assert_eq!(normalize_text("image harness/ci-addon:1.16.8"), "image harness/ci-addon:1.16.8");
         let id = "a".repeat(64);
