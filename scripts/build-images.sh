@@ -23,12 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
-    [registry]="busybox" [python]="debian-docker"
+    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox"
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
@@ -356,6 +356,17 @@ build_python() {
         rm -rf "$s/lib"
     fi
     derive python "$t" "${tag[debian-docker]}" "$s" 'ENTRYPOINT []' 'CMD ["python3"]'
+}
+
+# The AWS SAM / Serverless.com plugin stand-in: a script that reports the credentials and the
+# command the real image would use (scripts/images/aws-plugin/aws-plugin.sh).
+build_aws_plugin() {
+    local t=$1 s
+    s=$(stage_dir aws-plugin)
+    mkdir -p "$s/usr/local/bin"
+    cp "$imgdir/aws-plugin/aws-plugin.sh" "$s/usr/local/bin/aws-plugin"
+    chmod 755 "$s/usr/local/bin/aws-plugin"
+    derive aws-plugin "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/aws-plugin"]' 'CMD []'
 }
 
 for n in "${order[@]}"; do

@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -323,6 +323,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "debian-docker" => (&[], &["/bin/bash"]),
         "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
         "python" => (&[], &["python3"]),
+        "aws-plugin" => (&["/usr/local/bin/aws-plugin"], &[]),
         _ => (&[], &[]),
     }
 }
@@ -348,6 +349,12 @@ impl ImageCatalog {
             ("docker:*", "dind"),
             ("hello-world:*", "hello-world"),
             ("python:*", "python"),
+            ("harnessdev/sam-*", "aws-plugin"),
+            ("harnessdev/serverless-*", "aws-plugin"),
+            ("*/harnessdev/sam-*", "aws-plugin"),
+            ("*/harnessdev/serverless-*", "aws-plugin"),
+            ("harness/drone-git:*", "aws-plugin"),
+            ("*/harness/drone-git:*", "aws-plugin"),
             ("alpine*", "busybox"),
             ("busybox*", "busybox"),
             ("ubuntu*", "busybox"),

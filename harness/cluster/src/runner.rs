@@ -943,7 +943,7 @@ impl StepCtx<'_> {
         };
         let (kind, port) = (s.kind, s.port);
         let port = match (kind, port) {
-            (model::StepKind::Run | model::StepKind::Background, Some(port)) => port,
+            (model::StepKind::Run | model::StepKind::Background | model::StepKind::Plugin, Some(port)) => port,
             (kind, _) => {
                 return failed(format!(
                     "step type {} ({kind:?}) is not supported by sgsim yet",
@@ -1009,6 +1009,39 @@ impl StepCtx<'_> {
             .iter()
             .map(|a| env.render(a))
             .collect::<Result<Vec<_>, _>>()?;
+        let vars = s
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), env.render(v)?)))
+            .collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;
+        // A plugin step runs its image's ENTRYPOINT + CMD unless the step sets an entrypoint;
+        // its settings arrive as PLUGIN_* variables.
+        if s.kind == model::StepKind::Plugin {
+            if entrypoint.is_empty()
+                && let (Some(lookup), Some(image)) = (&self.opts.image_entrypoint, &s.image)
+                && let Some((ep, cmd)) = lookup(image)
+            {
+                entrypoint = ep.into_iter().chain(cmd).collect();
+            }
+            return Ok(StepSpec {
+                id: id.clone(),
+                display_name: s.name.clone(),
+                container_port: port,
+                kind: StepKind::Plugin {
+                    image: s.image.clone().unwrap_or_default(),
+                    entrypoint,
+                    env: vars,
+                    output_vars: s.output_variables.clone(),
+                    reports: s.report_paths.clone(),
+                    artifact_file_path: String::new(),
+                },
+                timeout: Some(Duration::from_secs(s.timeout_secs)),
+                callback_token: format!("token-{task_id}"),
+                log_key: format!("{}/{}", self.plan.ids.execution_id, id),
+                account_id: self.plan.ids.account_id.clone(),
+                task_id,
+            });
+        }
         let no_command = s.command.as_deref().is_none_or(|c| c.trim().is_empty());
         if s.detach
             && entrypoint.is_empty()
@@ -1019,11 +1052,6 @@ impl StepCtx<'_> {
             entrypoint = ep.into_iter().chain(cmd).collect();
         }
         let command = env.render(s.command.as_deref().unwrap_or_default())?;
-        let vars = s
-            .env
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), env.render(v)?)))
-            .collect::<Result<BTreeMap<_, _>, expr::ExprError>>()?;
         Ok(StepSpec {
             id: id.clone(),
             display_name: s.name.clone(),
