@@ -360,6 +360,28 @@ fn is_bare(root: &Node) -> bool {
         })
 }
 
+/// Step groups that use a template (`stepGroup: {template: {templateRef}}`): position of the
+/// `template` key, group identifier, template reference.
+fn templated_step_groups(n: &Node, out: &mut Vec<(Pos, String, String)>) {
+    match &n.value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                if k.scalar_text().as_deref() == Some("stepGroup")
+                    && let Some((tk, t)) = v.entry("template")
+                {
+                    let id = v.get("identifier").and_then(Node::scalar_text).unwrap_or_default();
+                    let r = t.get("templateRef").and_then(Node::scalar_text).unwrap_or_default();
+                    out.push((tk.pos, id, r));
+                } else {
+                    templated_step_groups(v, out);
+                }
+            }
+        }
+        Value::Seq(items) => items.iter().for_each(|i| templated_step_groups(i, out)),
+        _ => {}
+    }
+}
+
 /// A step group template file (top level only `template:` with `type: StepGroup`) as a one-stage
 /// pipeline whose execution is that step group: identifier and name from the template, every
 /// `spec` field but `stageType` on the group, the stage's type from `stageType` (default Custom).
@@ -572,6 +594,18 @@ fn finish(
         header.name = pipeline.identifier.clone();
     }
     if found.is_empty() {
+        let mut templated = Vec::new();
+        templated_step_groups(proot, &mut templated);
+        if !templated.is_empty() {
+            for (pos, id, r) in templated {
+                ctx.err_help(
+                    pos,
+                    format!("step group `{id}` uses the step group template `{r}`, which sgsim cannot fetch"),
+                    "validate the template's own YAML (a `template:` file with `type: StepGroup`), or inline the step group",
+                );
+            }
+            return fail(header, diags);
+        }
         let pos = proot.get("pipeline").map(|p| p.pos).unwrap_or(proot.pos);
         ctx.err_help(
             pos,

@@ -156,3 +156,15 @@ fn dbops_groups_in_parallel_block() {
     let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!((limits["cpu"].0.as_str(), limits["memory"].0.as_str()), ("400m", "500Mi"));
 }
+
+#[test]
+fn step_group_template_reference_is_named() {
+    // A pipeline whose containerized step group comes from a template (as the ansible template
+    // above is used): sgsim cannot fetch it and says so at the `template` key.
+    let text = "pipeline:\n  identifier: p\n  stages:\n    - stage:\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - stepGroup:\n                  name: ansible\n                  identifier: ansible\n                  template:\n                    templateRef: ansible_step_group\n                    versionLabel: 1.0.0\n";
+    let err = load_public("templated.yaml", text, None).unwrap_err();
+    assert!(
+        err.contains("templated.yaml:13:19: step group `ansible` uses the step group template `ansible_step_group`, which sgsim cannot fetch"),
+        "{err}"
+    );
+}
