@@ -655,7 +655,11 @@ fn finish(
             ctx.err_help(
                 pos,
                 format!("the pipeline has {} containerized step groups ({}); choose one with `stepGroup`", found.len(), names.join(", ")),
-                "set `stepGroup: <identifier>` in scenario.yaml",
+                if header.bare {
+                    "pass `--step-group <identifier>` (or `stage.group`), or use a scenario.yaml with `stepGroup`"
+                } else {
+                    "set `stepGroup: <identifier>` in scenario.yaml"
+                },
             );
             None
         }
