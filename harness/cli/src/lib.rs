@@ -6,6 +6,7 @@ pub mod exit;
 pub mod golden;
 pub mod images_cmd;
 pub mod input;
+pub mod new_cmd;
 pub mod reporter;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,20 @@ pub enum Command {
     Accept {
         /// Only scenarios whose name contains this.
         filter: Option<String>,
+    },
+    /// Write a scenario with the step group the product adds for an AWS SAM or Serverless.com
+    /// deployment (and its fixtures), then validate it.
+    #[command(after_help = EXIT_CODES)]
+    New {
+        /// The deployment type.
+        #[arg(value_enum)]
+        kind: new_cmd::NewKind,
+        /// The scenario directory to write (default: ./aws-sam or ./serverless).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Give the AWS connector no keys and run the pod as this service account.
+        #[arg(long)]
+        service_account: Option<String>,
     },
     /// Show, build and prune the stand-in images and the vendor names they stand in for.
     Images {
@@ -483,6 +498,12 @@ pub fn main_impl() -> i32 {
         Command::Accept { filter } => cmd_accept(filter.as_deref()),
         Command::Cluster { action: ClusterAction::Up { kubeconfig, api_only } } => cmd_cluster_up(&kubeconfig, api_only),
         Command::Images { action } => images_cmd::cmd_images(&action),
+        Command::New { kind, output, service_account } => {
+            match new_cmd::cmd_new(kind, output.as_deref(), service_account.as_deref()) {
+                Ok(dir) => cmd_validate(&[dir], None),
+                Err(code) => code,
+            }
+        }
     }
 }
 
