@@ -558,7 +558,8 @@ mod tests {
         BuiltImages::parse(
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
-             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n",
+             node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n\
+             aws-plugin=sgsim/aws-plugin:kkk\n",
         )
     }
 
@@ -586,6 +587,11 @@ mod tests {
         assert_eq!(name("ubuntu:22.04"), "sgsim/busybox:bbb");
         assert_eq!(name("hello-world"), "sgsim/hello-world:ddd");
         assert_eq!(name("maven:3-openjdk"), "sgsim/busybox:bbb");
+        assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("harnessdev/serverless-deploy:3.30.1-1.0.0"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("registry.example.com/harnessdev/sam-deploy:1.82.0-latest"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("harness/drone-git:1.3.4-rootless"), "sgsim/aws-plugin:kkk");
+        assert_eq!(c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint, ["/usr/local/bin/aws-plugin"]);
         let s = c.resolve("docker:dind");
         assert_eq!(s.vendor, "docker:dind");
         assert_eq!(s.entrypoint, ["/usr/local/bin/dockerd-entrypoint.sh"]);
