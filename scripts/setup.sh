@@ -24,6 +24,12 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import kubernetes' >/dev/
   python3 -m pip install --quiet --disable-pip-version-check kubernetes >&2
 fi
 
+# kubernetes-validate (Kubernetes 1.37 schemas), for scripts/check-golden-pods.sh.
+if command -v python3 >/dev/null 2>&1 && ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "installing kubernetes-validate 1.37.0 (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' >&2
+fi
+
 if ! docker info >/dev/null 2>&1; then
   log "Docker Engine is not running; starting dockerd"
   as_root sh -c 'nohup dockerd >/var/log/sgsim-dockerd.log 2>&1 &'
