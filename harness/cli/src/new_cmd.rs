@@ -215,6 +215,22 @@ pub fn scenario_yaml(kind: NewKind, name: &str, service_account: Option<&str>) -
             String::new(),
         ),
     };
+    let ids: &[&str] = match kind {
+        NewKind::AwsSam => &["DownloadManifests", "dind", "SamBuild", "SamDeploy"],
+        NewKind::Serverless => &[
+            "DownloadManifests",
+            "ServerlessAwsLambdaPrepareRollbackV2",
+            "ServerlessAwsLambdaPackageV2",
+            "ServerlessAwsLambdaDeployV2",
+        ],
+    };
+    let steps: String = ids
+        .iter()
+        .map(|id| match *id {
+            "dind" => format!("    {id}: {{status: Success}}\n"),
+            _ => format!("    {id}: {{status: Success, exitCode: 0}}\n"),
+        })
+        .collect();
     format!(
         "name: {name}
 description: >-
@@ -232,7 +248,8 @@ fixtures:
       url: https://index.docker.io/v2/
 {aws}{sa}{secrets}expect:
   status: Success
-"
+  steps:
+{steps}"
     )
 }
 
