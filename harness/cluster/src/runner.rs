@@ -517,25 +517,7 @@ pub async fn run(
             );
             (node, ip)
         }
-        PodStart::Failed(why) => {
-            push_line(
-                &mut init,
-                sink,
-                Level::Info,
-                format!("Pod {name} has failed to start on {ns} namespace"),
-            );
-            let stored = pods.get(&name).await.ok();
-            cleanup(&pods, &name, opts).await;
-            return Ok(RunRecord {
-                pod: stored,
-                initialize: init,
-                steps: skipped_steps(&plan),
-                status: Outcome::Failed,
-                error: Some(why),
-                node: None,
-            });
-        }
-        PodStart::TimedOut(why) => {
+        PodStart::Failed(why) | PodStart::TimedOut(why) => {
             push_line(
                 &mut init,
                 sink,
