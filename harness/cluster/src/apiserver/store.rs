@@ -266,12 +266,7 @@ impl Txn<'_> {
         mut obj: Value,
     ) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
-        if self
-            .inner
-            .objects
-            .get(resource)
-            .is_some_and(|m| m.contains_key(&key))
-        {
+        if self.get(resource, ns, name).is_some() {
             return None;
         }
         if self.dry_run {
@@ -308,12 +303,7 @@ impl Txn<'_> {
         mut obj: Value,
     ) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
-        if !self
-            .inner
-            .objects
-            .get(resource)
-            .is_some_and(|m| m.contains_key(&key))
-        {
+        if self.get(resource, ns, name).is_none() {
             return None;
         }
         if self.dry_run {
