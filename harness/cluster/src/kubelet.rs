@@ -13,6 +13,7 @@ pub mod resources;
 
 mod convert;
 mod pod;
+pub(crate) mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
