@@ -8,18 +8,21 @@
 //! This is the first part of `--runtime fake`: the scheduler and API server are the real ones;
 //! wiring it into `sgsim run` (a fake lite-engine for the steps) is still to do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, Pod, PodIP, Secret,
+};
+use kube::api::Api;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::kubelet::events::{EventType, Recorder, pod_ref};
 use crate::kubelet::messages::{K8sMessages, go_quote};
+use crate::kubelet::status::{Tracker, now, waiting};
 
 /// What the fake runtime does, as data.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +34,8 @@ pub struct FakeProfile {
     /// Exit code of a container by name when it terminates (init containers terminate at once;
     /// default 0).
     pub exit_codes: BTreeMap<String, i32>,
+    /// Images the node has before any pod runs (pulled ones are added as pods pull them).
+    pub present: Vec<String>,
 }
 
 /// A running fake kubelet; stops on drop.
@@ -72,6 +77,7 @@ pub fn spawn_fake_kubelet(
             kube::runtime::watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let mut stream = kube::runtime::watcher(pods, cfg).boxed();
         let mut started = std::collections::HashSet::new();
+        let present: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(profile.present.iter().cloned().collect()));
         let recorder = Recorder {
             component: "kubelet".into(),
             host: Some(node.clone()),
@@ -106,6 +112,7 @@ pub fn spawn_fake_kubelet(
                     recorder: recorder.clone(),
                     messages,
                     profile: profile.clone(),
+                    present: present.clone(),
                 };
                 let cancel = c.child_token();
                 tokio::spawn(async move { w.run(pod, cancel).await });
@@ -123,31 +130,27 @@ struct Worker {
     recorder: Recorder,
     messages: &'static K8sMessages,
     profile: FakeProfile,
+    /// Images on the node.
+    present: Arc<Mutex<HashSet<String>>>,
 }
 
 const RETRY: Duration = Duration::from_millis(500);
+/// The fake node's address and the address of its pods.
+const HOST_IP: &str = "10.244.0.1";
+const POD_IP: &str = "10.244.0.2";
 
-fn now() -> Value {
-    let t =
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
-    serde_json::to_value(t).unwrap_or(Value::Null)
-}
-
-fn waiting(reason: &str, message: Option<&str>) -> Value {
-    match message {
-        Some(m) => json!({"waiting": {"reason": reason, "message": m}}),
-        None => json!({"waiting": {"reason": reason}}),
-    }
+/// A container id as the Docker-backed kubelet reports it (`docker://<64 hex>`).
+fn container_id() -> String {
+    let a = crate::context::random_suffix(32);
+    let b = crate::context::random_suffix(32);
+    let hex: String = format!("{a}{b}")
+        .bytes()
+        .map(|c| char::from(b"0123456789abcdef"[usize::from(c) % 16]))
+        .collect();
+    format!("docker://{hex}")
 }
 
 impl Worker {
-    fn pods(&self, pod: &Pod) -> Api<Pod> {
-        Api::namespaced(
-            self.client.clone(),
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-        )
-    }
-
     async fn event(
         &self,
         pod: &Pod,
@@ -161,41 +164,58 @@ impl Worker {
             .await;
     }
 
-    async fn status(&self, pod: &Pod, status: Value) {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let patch = json!({"status": status});
-        if let Err(e) = self
-            .pods(pod)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::warn!(error = %e, pod = %name, "fake kubelet: status update failed");
-        }
-    }
-
     async fn run(self, pod: Pod, cancel: CancellationToken) {
         let deadline = pod
             .spec
             .as_ref()
             .and_then(|s| s.active_deadline_seconds)
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
-        self.status(&pod, json!({"phase": "Pending", "startTime": now()}))
-            .await;
-        let life = self.lifecycle(&pod);
+        let mut st = Tracker::new(self.client.clone(), HOST_IP.to_string(), &pod);
         let deadline_sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep(d).await,
                 None => futures::future::pending::<()>().await,
             }
         };
-        tokio::select! {
-            () = life => {}
-            () = cancel.cancelled() => {}
-            () = deadline_sleep => {
-                let msg = "Pod was active on the node longer than the specified deadline";
-                self.event(&pod, None, EventType::Normal, "DeadlineExceeded", msg).await;
-                self.status(&pod, json!({"phase": "Failed", "reason": "DeadlineExceeded", "message": msg})).await;
+        let exceeded = tokio::select! {
+            () = self.lifecycle(&pod, &mut st) => false,
+            () = cancel.cancelled() => false,
+            () = deadline_sleep => true,
+        };
+        if exceeded {
+            let msg = "Pod was active on the node longer than the specified deadline";
+            self.event(&pod, None, EventType::Normal, "DeadlineExceeded", msg).await;
+            // What runs is killed (SIGKILL after no grace: exit code 137).
+            for init in [true, false] {
+                let n = if init {
+                    st.status.init_container_statuses.as_ref().map_or(0, Vec::len)
+                } else {
+                    st.names.len()
+                };
+                for i in 0..n {
+                    let s = st.status_mut(init, i);
+                    if let Some(running) = s.state.as_ref().and_then(|x| x.running.clone()) {
+                        let cid = s.container_id.clone();
+                        s.state = Some(ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: 137,
+                                reason: Some("Error".into()),
+                                started_at: running.started_at,
+                                finished_at: Some(now()),
+                                container_id: cid,
+                                ..ContainerStateTerminated::default()
+                            }),
+                            ..ContainerState::default()
+                        });
+                        s.ready = false;
+                        s.started = Some(false);
+                    }
+                }
             }
+            st.status.phase = Some("Failed".into());
+            st.status.reason = Some("DeadlineExceeded".into());
+            st.status.message = Some(msg.into());
+            st.push().await;
         }
     }
 
@@ -230,7 +250,11 @@ impl Worker {
         None
     }
 
-    async fn lifecycle(&self, pod: &Pod) {
+    /// The same steps and statuses as the Docker-backed kubelet's pod worker, without containers:
+    /// volumes, sandbox (pod IP), init containers to completion (exit codes as data), then the
+    /// containers, which run until the pod is deleted.
+    async fn lifecycle(&self, pod: &Pod, st: &mut Tracker) {
+        st.push().await;
         // Volumes first (ContainerCreating until they mount).
         let mut reported = None;
         while let Some(msg) = self.missing_volume(pod).await {
@@ -241,70 +265,52 @@ impl Worker {
             }
             tokio::time::sleep(RETRY).await;
         }
+        // Sandbox.
+        st.status.pod_ip = Some(POD_IP.into());
+        st.status.pod_ips = Some(vec![PodIP { ip: POD_IP.into() }]);
+        if self.messages.ready_to_start_condition {
+            st.set_condition("PodReadyToStartContainers", true, None, None);
+        }
+        st.push().await;
+
         let spec = pod.spec.clone().unwrap_or_default();
-        let mut init_statuses: Vec<Value> = Vec::new();
-        for c in spec.init_containers.iter().flatten() {
-            self.start(pod, c, true).await;
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            self.start(pod, st, c, true, i).await;
+            st.push().await;
             let code = self.profile.exit_codes.get(&c.name).copied().unwrap_or(0);
-            let reason = if code == 0 { "Completed" } else { "Error" };
-            init_statuses.push(json!({
-                "name": c.name, "image": c.image, "imageID": "", "ready": code == 0, "restartCount": 0,
-                "started": false,
-                "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": now(), "finishedAt": now()}},
-            }));
+            let s = st.status_mut(true, i);
+            let started_at = s.state.as_ref().and_then(|x| x.running.as_ref()).and_then(|r| r.started_at.clone());
+            s.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                    started_at,
+                    finished_at: Some(now()),
+                    container_id: s.container_id.clone(),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            });
+            // prober_manager.go: a terminated init container is ready when it exited 0.
+            s.ready = code == 0;
+            s.started = Some(false);
             if code != 0 {
                 // restartPolicy Never: the pod fails.
-                self.status(
-                    pod,
-                    json!({"phase": "Failed", "initContainerStatuses": init_statuses}),
-                )
-                .await;
+                st.status.phase = Some("Failed".into());
+                st.push().await;
                 return;
             }
+            st.push().await;
         }
-        let mut statuses: Vec<Value> = Vec::new();
-        for c in &spec.containers {
-            // As the kubelet: the image first, then the container's config (runAsNonRoot).
-            self.pull(pod, c, false).await;
-            let mut last = None;
-            while let Some(msg) = self.config_error(pod, c) {
-                if last.as_deref() != Some(msg.as_str()) {
-                    let st = json!([{"name": c.name, "image": c.image, "imageID": "", "ready": false,
-                        "restartCount": 0, "started": false,
-                        "state": waiting("CreateContainerConfigError", Some(&msg))}]);
-                    self.status(pod, json!({"containerStatuses": st})).await;
-                    let fp = format!("spec.containers{{{}}}", c.name);
-                    self.event(
-                        pod,
-                        Some(fp),
-                        EventType::Warning,
-                        "Failed",
-                        &self.messages.error(&msg),
-                    )
-                    .await;
-                    last = Some(msg);
-                }
-                tokio::time::sleep(RETRY).await;
-            }
-            self.create_start(pod, c, false).await;
-            statuses.push(json!({
-                "name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
-                "started": true, "state": {"running": {"startedAt": now()}},
-            }));
+        for i in 0..st.names.len() {
+            st.main_mut(i).state = Some(waiting("ContainerCreating", None));
         }
-        let ready = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now()});
-        self.status(
-            pod,
-            json!({
-                "phase": "Running",
-                "podIP": "10.244.0.2",
-                "podIPs": [{"ip": "10.244.0.2"}],
-                "conditions": [ready("Initialized"), ready("Ready"), ready("ContainersReady"), ready("PodScheduled")],
-                "initContainerStatuses": init_statuses,
-                "containerStatuses": statuses,
-            }),
-        )
-        .await;
+        for (i, c) in spec.containers.iter().enumerate() {
+            self.start(pod, st, c, false, i).await;
+        }
+        st.status.phase = Some("Running".into());
+        st.push().await;
+        futures::future::pending::<()>().await;
     }
 
     /// `runAsNonRoot` against the image's user (data), as `verifyRunAsNonRoot` words it.
@@ -348,10 +354,30 @@ impl Worker {
         }
     }
 
-    /// Pull (fake latency), then Created, Started.
-    async fn start(&self, pod: &Pod, c: &Container, init: bool) {
-        self.pull(pod, c, init).await;
+    /// Pull (fake latency), the container's config (runAsNonRoot, retried until it resolves),
+    /// then Created and Started: the container runs.
+    async fn start(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
+        self.pull(pod, st, c, init, i).await;
+        let mut last = None;
+        while let Some(msg) = self.config_error(pod, c) {
+            if last.as_deref() != Some(msg.as_str()) {
+                st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
+                st.push().await;
+                let fp = Self::field_path(c, init);
+                self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg)).await;
+                last = Some(msg);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
         self.create_start(pod, c, init).await;
+        let s = st.status_mut(init, i);
+        s.container_id = Some(container_id());
+        s.state = Some(ContainerState {
+            running: Some(ContainerStateRunning { started_at: Some(now()) }),
+            ..ContainerState::default()
+        });
+        s.started = Some(true);
+        s.ready = !init;
     }
 
     fn field_path(c: &Container, init: bool) -> String {
@@ -362,23 +388,38 @@ impl Worker {
         )
     }
 
-    /// `Pulling` and `Pulled` after the profile's pull time.
-    async fn pull(&self, pod: &Pod, c: &Container, init: bool) {
+    /// The image per the container's pull policy, as the kubelet's image manager does it:
+    /// `Pulling` and `Pulled` after the profile's pull time, `already present on machine`, or
+    /// `ErrImageNeverPull` (retried until the pod goes away).
+    async fn pull(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
         let fp = Self::field_path(c, init);
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
-        self.event(
-            pod,
-            Some(fp.clone()),
-            EventType::Normal,
-            "Pulling",
-            &m.pulling(&image),
-        )
-        .await;
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
+            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t);
+            if image.contains('@') || tag.is_some_and(|t| t != "latest") { "IfNotPresent" } else { "Always" }.to_string()
+        });
+        let present = || self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&image);
+        match policy.as_str() {
+            "Never" | "IfNotPresent" if present() => {
+                self.event(pod, Some(fp), EventType::Normal, "Pulled", &m.already_present(&image)).await;
+                return;
+            }
+            "Never" => {
+                let msg = m.never_pull(&image);
+                self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg).await;
+                self.event(pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error("ErrImageNeverPull")).await;
+                st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
+                st.push().await;
+                futures::future::pending::<()>().await;
+            }
+            _ => {}
+        }
+        self.event(pod, Some(fp.clone()), EventType::Normal, "Pulling", &m.pulling(&image)).await;
         tokio::time::sleep(self.profile.pull).await;
+        self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(image.clone());
         let pulled = m.pulled(&image, self.profile.pull, self.profile.pull, None);
-        self.event(pod, Some(fp), EventType::Normal, "Pulled", &pulled)
-            .await;
+        self.event(pod, Some(fp), EventType::Normal, "Pulled", &pulled).await;
     }
 
     /// `Created` and `Started`.
