@@ -90,6 +90,56 @@ pub struct ScenarioHeader {
     pub expect: Expect,
     /// Whether the input was a bare pipeline (fixtures inferred).
     pub bare: bool,
+    /// What the fake runtime tier (`--runtime fake`) does in place of containers.
+    pub fake: FakeSpec,
+}
+
+/// The fake runtime tier's data (`fake:` in scenario.yaml): container lifecycles and latencies
+/// that the Docker tier gets from real containers. Everything not given uses its default: pulls
+/// take no time, images run as root, containers exit 0, steps succeed at once with an empty log.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakeSpec {
+    /// Why the scenario cannot run on the fake tier (it needs real containers); `None`: it can.
+    pub skip: Option<String>,
+    /// How long every image pull takes, in milliseconds.
+    pub pull_millis: u64,
+    /// User id an image runs as (images not listed run as root).
+    pub image_users: BTreeMap<String, i64>,
+    /// Exit code of a container by name (init containers such as `setup-addon`).
+    pub exit_codes: BTreeMap<String, i32>,
+    /// What each step does, by step identifier.
+    pub steps: BTreeMap<String, FakeStep>,
+}
+
+/// One step on the fake tier: its attempts in order (retries take the next one; the last one
+/// repeats).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakeStep {
+    /// Attempts in order (at least one).
+    pub attempts: Vec<FakeAttempt>,
+}
+
+impl FakeStep {
+    /// The attempt numbered `n` (0 is the first run; the last given repeats).
+    pub fn attempt(&self, n: usize) -> FakeAttempt {
+        self.attempts.get(n).or(self.attempts.last()).cloned().unwrap_or_default()
+    }
+}
+
+/// One execution of a step on the fake tier.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakeAttempt {
+    /// The command's exit code.
+    pub exit_code: i32,
+    /// How long the command runs, in milliseconds (a step whose timeout is shorter expires).
+    pub duration_millis: u64,
+    /// What the command prints (appended to the step container's log).
+    pub log: String,
+    /// Output variables the command exports.
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Fixtures: what exists in the simulated cluster and Harness account.
@@ -322,7 +372,7 @@ impl Scenario {
     }
 }
 
-const SCENARIO_FIELDS: &[&str] = &["name", "description", "pipeline", "stepGroup", "seed", "fixtures", "expect"];
+const SCENARIO_FIELDS: &[&str] = &["name", "description", "pipeline", "stepGroup", "seed", "fixtures", "expect", "fake"];
 const FIXTURE_FIELDS: &[&str] = &[
     "accountId",
     "namespaces",
@@ -527,6 +577,9 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
     if let Some((ek, e)) = root.entry("expect") {
         read_expect(&mut ctx, e, ek.pos, &mut header.expect);
     }
+    if let Some((fk, f)) = root.entry("fake") {
+        read_fake(&mut ctx, f, fk.pos, &mut header.fake);
+    }
     for (k, v) in &header.fixtures.harness_secrets {
         ctx.res.secrets.insert(k.clone(), v.clone());
     }
@@ -708,6 +761,29 @@ fn finish(
                     format!("expect.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
                 );
                 ctx.diags.push(d);
+            }
+        }
+    }
+    if !header.bare {
+        let steps = group.flat_steps();
+        let ids: Vec<&str> = steps.iter().map(|s| s.identifier.as_str()).collect();
+        let sc_root = parse(&scenario_file.text).ok();
+        for id in header.fake.steps.keys() {
+            if !ids.contains(&id.as_str()) {
+                let pos = sc_root
+                    .as_ref()
+                    .and_then(|r| r.get("fake"))
+                    .and_then(|e| e.get("steps"))
+                    .and_then(|s| s.entry(id))
+                    .map(|(k, _)| k.pos)
+                    .unwrap_or_default();
+                let hint = suggest(id, ids.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                ctx.diags.push(Diagnostic::new(
+                    Severity::Error,
+                    scenario_file,
+                    pos,
+                    format!("fake.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
+                ));
             }
         }
     }
@@ -1155,6 +1231,100 @@ fn read_expect(ctx: &mut Ctx<'_>, e: &Node, at: Pos, ex: &mut Expect) {
             }
             None if steps.is_null() => {}
             None => ctx.err(steps.pos, format!("`expect.steps` must be a mapping, found {}", steps.kind_name())),
+        }
+    }
+}
+
+fn duration_millis(ctx: &mut Ctx<'_>, map: &Node, key: &str) -> u64 {
+    let Some(text) = scalar(ctx, map, key) else { return 0 };
+    match crate::duration::parse_millis(&text) {
+        Some(ms) => ms,
+        None => {
+            let pos = map.get(key).map(|n| n.pos).unwrap_or_default();
+            ctx.err(pos, format!("`{key}` `{text}` is not a duration (e.g. 2s, 500ms)"));
+            0
+        }
+    }
+}
+
+fn int_in(ctx: &mut Ctx<'_>, v: &Node, what: &str, range: std::ops::RangeInclusive<i128>) -> Option<i128> {
+    match &v.value {
+        Value::Int(i) if range.contains(i) => Some(*i),
+        _ => {
+            ctx.err(v.pos, format!("`{what}` must be an integer between {} and {}", range.start(), range.end()));
+            None
+        }
+    }
+}
+
+fn read_fake_attempt(ctx: &mut Ctx<'_>, v: &Node, at: Pos) -> FakeAttempt {
+    const FIELDS: &[&str] = &["exitCode", "duration", "log", "outputs"];
+    let mut a = FakeAttempt::default();
+    if v.is_null() || !ctx.strict_map(v, at, FIELDS, "fake step") {
+        return a;
+    }
+    if let Some(c) = v.get("exitCode") {
+        a.exit_code = int_in(ctx, c, "exitCode", 0..=255).unwrap_or(0) as i32;
+    }
+    a.duration_millis = duration_millis(ctx, v, "duration");
+    a.log = scalar(ctx, v, "log").unwrap_or_default();
+    a.outputs = plain_map(ctx, v, "outputs");
+    a
+}
+
+fn read_fake(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fake: &mut FakeSpec) {
+    const FIELDS: &[&str] = &["skip", "pull", "imageUsers", "exitCodes", "steps"];
+    if f.is_null() || !ctx.strict_map(f, at, FIELDS, "fake") {
+        return;
+    }
+    fake.skip = scalar(ctx, f, "skip");
+    fake.pull_millis = duration_millis(ctx, f, "pull");
+    for (key, out) in [("imageUsers", 0), ("exitCodes", 1)] {
+        let Some(m) = f.get(key) else { continue };
+        match m.as_map() {
+            Some(entries) => {
+                for (k, v) in entries {
+                    let name = k.scalar_text().unwrap_or_default();
+                    if out == 0 {
+                        if let Some(uid) = int_in(ctx, v, &format!("{key}.{name}"), 0..=i64::MAX as i128) {
+                            fake.image_users.insert(name, uid as i64);
+                        }
+                    } else if let Some(code) = int_in(ctx, v, &format!("{key}.{name}"), 0..=255) {
+                        fake.exit_codes.insert(name, code as i32);
+                    }
+                }
+            }
+            None if m.is_null() => {}
+            None => ctx.err(m.pos, format!("`fake.{key}` must be a mapping, found {}", m.kind_name())),
+        }
+    }
+    if let Some(steps) = f.get("steps") {
+        match steps.as_map() {
+            Some(entries) => {
+                for (k, v) in entries {
+                    let id = k.scalar_text().unwrap_or_default();
+                    let step = match v.get("attempts") {
+                        Some(list) => {
+                            if v.as_map().is_some_and(|m| m.len() > 1) {
+                                ctx.err(k.pos, "a fake step has either `attempts` or one attempt's fields, not both");
+                            }
+                            match list.as_seq() {
+                                Some(items) if !items.is_empty() => {
+                                    FakeStep { attempts: items.iter().map(|i| read_fake_attempt(ctx, i, i.pos)).collect() }
+                                }
+                                _ => {
+                                    ctx.err(list.pos, "`attempts` must be a non-empty list");
+                                    FakeStep::default()
+                                }
+                            }
+                        }
+                        None => FakeStep { attempts: vec![read_fake_attempt(ctx, v, k.pos)] },
+                    };
+                    fake.steps.insert(id, step);
+                }
+            }
+            None if steps.is_null() => {}
+            None => ctx.err(steps.pos, format!("`fake.steps` must be a mapping, found {}", steps.kind_name())),
         }
     }
 }
