@@ -8,6 +8,7 @@ pub mod apiserver;
 pub mod context;
 pub mod docker;
 pub mod fake_kubelet;
+pub mod fake_runtime;
 pub mod fixtures;
 pub mod images;
 pub mod kubelet;

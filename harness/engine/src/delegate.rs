@@ -320,6 +320,12 @@ impl DelegateServer {
         })
     }
 
+    /// Delivers `status` for `task_id` as if a lite-engine had called `SendStepStatus` (for
+    /// in-process lite-engines, e.g. the fake runtime tier's).
+    pub fn deliver(&self, task_id: &str, status: StepStatus) {
+        self.sink.deliver(task_id.to_string(), status);
+    }
+
     /// A receiver for the status of `task_id` (also when it already arrived).
     pub fn expect(&self, task_id: &str) -> oneshot::Receiver<StepStatus> {
         let (tx, rx) = oneshot::channel();

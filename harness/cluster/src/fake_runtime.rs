@@ -1,0 +1,400 @@
+//! The fake runtime tier (`--runtime fake`, kwok-like): the real API server and scheduler, fake
+//! kubelets ([`crate::fake_kubelet`]) and a fake lite-engine, so a scenario runs with no container
+//! and no Docker. Container lifecycles, latencies, step exit codes, logs and outputs come from the
+//! scenario's `fake:` data ([`sgsim_core::scenario::FakeSpec`]); the runner ([`crate::runner::run`])
+//! is the same as on the Docker tier, so Initialize logs, failure strategies, `when`, retries and
+//! results are produced by the same code.
+//!
+//! The fake lite-engine is a real `LiteEngine` gRPC server on a unix socket (the [`PodDialer`] of
+//! a [`FakeCluster`] dials it for every pod); each `ExecuteStep` waits the step's `duration`, appends
+//! its `log` to the step container's log (served through `pods/log`) and delivers its status to the
+//! run's [`DelegateServer`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, PostParams};
+use sgsim_core::Scenario;
+use sgsim_core::render::PlannedStep;
+use sgsim_core::scenario::FakeSpec;
+use sgsim_engine::delegate::{DelegateServer, Status, StepStatus};
+use sgsim_engine::proto::engine::lite_engine_server::{LiteEngine, LiteEngineServer};
+use sgsim_engine::proto::engine::{
+    EvaluateJexlRequest, EvaluateJexlResponse, ExecuteStepRequest, ExecuteStepResponse, GetImageEntrypointRequest,
+    GetImageEntrypointResponse, PingRequest, PingResponse, UpdateStateRequest, UpdateStateResponse,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response};
+
+use crate::apiserver::{
+    ApiServer, ApiServerError, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
+};
+use crate::fake_kubelet::{FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
+use crate::kubelet::messages::DEFAULT;
+use crate::runner::PodDialer;
+use crate::scheduler::{SchedulerHandle, spawn_scheduler_with};
+
+/// Errors starting a fake cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// The API server did not start.
+    #[error("the API server did not start")]
+    ApiServer(#[source] ApiServerError),
+    /// A fixture node could not be created.
+    #[error("cannot create node {node}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The fake lite-engine's socket could not be served.
+    #[error("cannot serve the fake lite-engine at {path}")]
+    Serve {
+        /// Socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The [`FakeProfile`] of a scenario's `fake:` data.
+pub fn profile(fake: &FakeSpec) -> FakeProfile {
+    FakeProfile {
+        pull: Duration::from_millis(fake.pull_millis),
+        image_users: fake.image_users.clone(),
+        exit_codes: fake.exit_codes.clone(),
+        present: Vec::new(),
+    }
+}
+
+/// Container logs written by the fake lite-engine: `container → text` (one pod per cluster).
+#[derive(Clone, Default)]
+struct FakeLogs {
+    logs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl FakeLogs {
+    fn append(&self, container: &str, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let mut logs = self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let log = logs.entry(container.to_string()).or_default();
+        log.push_str(text);
+        if !text.ends_with('\n') {
+            log.push('\n');
+        }
+    }
+
+    fn get(&self, container: &str) -> String {
+        let logs = self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        logs.get(container).cloned().unwrap_or_default()
+    }
+}
+
+impl PodLogSource for FakeLogs {
+    fn logs(&self, _namespace: &str, _pod: &str, opts: LogOptions) -> BoxFuture<'static, Result<LogStream, LogError>> {
+        let mut text = self.get(&opts.container);
+        if let Some(n) = opts.tail_lines {
+            let lines: Vec<&str> = text.lines().collect();
+            let keep = usize::try_from(n.max(0)).unwrap_or(0).min(lines.len());
+            text = lines[lines.len() - keep..].iter().map(|l| format!("{l}\n")).collect();
+        }
+        Box::pin(async move {
+            let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(text));
+            let s: LogStream = Box::pin(futures::stream::iter([chunk]));
+            Ok(s)
+        })
+    }
+}
+
+/// One planned step, as the fake lite-engine needs it.
+#[derive(Clone, Debug)]
+struct FakeTarget {
+    container: Option<String>,
+    timeout: Duration,
+    detach: bool,
+    output_vars: Vec<String>,
+}
+
+#[derive(Clone)]
+struct FakeLiteEngine {
+    fake: Arc<FakeSpec>,
+    steps: Arc<BTreeMap<String, FakeTarget>>,
+    delegate: DelegateServer,
+    logs: FakeLogs,
+    started: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// `deploy_retry_2` → (`deploy`, 2); `deploy_reports` → (`deploy`, reports).
+fn parse_step_id(id: &str) -> (&str, usize, bool) {
+    if let Some((base, n)) = id.rsplit_once("_retry_")
+        && let Ok(n) = n.parse::<usize>()
+    {
+        return (base, n, false);
+    }
+    if let Some(base) = id.strip_suffix("_reports") {
+        return (base, 0, true);
+    }
+    (id, 0, false)
+}
+
+impl FakeLiteEngine {
+    /// Runs one step as its data says and returns its status.
+    async fn execute(&self, id: &str) -> StepStatus {
+        let (base, n, reports) = parse_step_id(id);
+        let mut st = StepStatus {
+            step_id: id.to_string(),
+            status: Status::Success,
+            exit_code: Some(0),
+            error: None,
+            outputs: BTreeMap::new(),
+        };
+        if reports {
+            // Report collection: the fake tier has no report files.
+            return st;
+        }
+        let target = self.steps.get(base).cloned().unwrap_or(FakeTarget {
+            container: None,
+            timeout: Duration::from_secs(600),
+            detach: false,
+            output_vars: Vec::new(),
+        });
+        let attempt = self.fake.steps.get(base).map(|s| s.attempt(n)).unwrap_or_default();
+        let took = Duration::from_millis(attempt.duration_millis);
+        if !target.detach && took >= target.timeout {
+            tokio::time::sleep(target.timeout).await;
+            if let Some(c) = &target.container {
+                self.logs.append(c, &attempt.log);
+            }
+            st.status = Status::Timeout;
+            st.exit_code = None;
+            return st;
+        }
+        if !target.detach {
+            tokio::time::sleep(took).await;
+        }
+        if let Some(c) = &target.container {
+            self.logs.append(c, &attempt.log);
+        }
+        if attempt.exit_code != 0 && !target.detach {
+            st.status = Status::Failure;
+            st.exit_code = Some(attempt.exit_code);
+            st.error = Some(format!("exit status {}", attempt.exit_code));
+            return st;
+        }
+        st.outputs = attempt
+            .outputs
+            .iter()
+            .filter(|(k, _)| target.output_vars.is_empty() || target.output_vars.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        st
+    }
+}
+
+#[tonic::async_trait]
+impl LiteEngine for FakeLiteEngine {
+    async fn update_state(&self, _r: Request<UpdateStateRequest>) -> Result<Response<UpdateStateResponse>, tonic::Status> {
+        Ok(Response::new(UpdateStateResponse {}))
+    }
+
+    async fn get_image_entrypoint(
+        &self,
+        _r: Request<GetImageEntrypointRequest>,
+    ) -> Result<Response<GetImageEntrypointResponse>, tonic::Status> {
+        Ok(Response::new(GetImageEntrypointResponse::default()))
+    }
+
+    async fn evaluate_jexl(&self, _r: Request<EvaluateJexlRequest>) -> Result<Response<EvaluateJexlResponse>, tonic::Status> {
+        Ok(Response::new(EvaluateJexlResponse::default()))
+    }
+
+    async fn ping(&self, _r: Request<PingRequest>) -> Result<Response<PingResponse>, tonic::Status> {
+        Ok(Response::new(PingResponse {}))
+    }
+
+    async fn execute_step(&self, r: Request<ExecuteStepRequest>) -> Result<Response<ExecuteStepResponse>, tonic::Status> {
+        let step = r.into_inner().step.ok_or_else(|| tonic::Status::invalid_argument("no step"))?;
+        let task_id = if step.task_id.is_empty() { step.id.clone() } else { step.task_id.clone() };
+        let fresh = self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(step.id.clone());
+        if fresh {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let st = me.execute(&step.id).await;
+                me.delegate.deliver(&task_id, st);
+            });
+        }
+        Ok(Response::new(ExecuteStepResponse::default()))
+    }
+}
+
+struct FakeDialer {
+    socket: PathBuf,
+}
+
+impl PodDialer for FakeDialer {
+    fn dial(&self, _node: &str, _ip: IpAddr, _port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+        let path = self.socket.clone();
+        Box::pin(async move { tokio::net::UnixStream::connect(path).await })
+    }
+}
+
+/// A cluster of the fake tier for one scenario; stops everything on [`FakeCluster::shutdown`]
+/// (or drop).
+pub struct FakeCluster {
+    api: Option<ApiServerHandle>,
+    client: kube::Client,
+    kubelets: Vec<FakeKubeletHandle>,
+    scheduler: Option<SchedulerHandle>,
+    delegate: DelegateServer,
+    dialer: Arc<FakeDialer>,
+    engine_stop: CancellationToken,
+    dir: PathBuf,
+}
+
+impl FakeCluster {
+    /// Starts the API server, one fake kubelet per fixture node (with the scenario's `fake:`
+    /// profile), the scheduler and the fake lite-engine.
+    pub async fn start(scenario: &Scenario) -> Result<FakeCluster, FakeError> {
+        let api = ApiServer::start(ApiServerOptions::default()).await.map_err(FakeError::ApiServer)?;
+        let client = api.client().await.map_err(FakeError::ApiServer)?;
+        let fake = &scenario.header.fake;
+        let logs = FakeLogs::default();
+        let nodes = scenario.fixtures().k8s_objects(scenario.namespace()).nodes;
+        let node_api: Api<Node> = Api::all(client.clone());
+        let mut kubelets = Vec::new();
+        for n in nodes {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            node_api
+                .create(&PostParams::default(), &n)
+                .await
+                .map_err(|source| FakeError::Node { node: name.clone(), source })?;
+            let mut p = profile(fake);
+            p.present = scenario.fixtures().nodes.iter().filter(|f| f.name == name).flat_map(|f| f.images.clone()).collect();
+            kubelets.push(spawn_fake_kubelet(client.clone(), &name, DEFAULT, p));
+            api.register_node_logs(&name, Arc::new(logs.clone()));
+        }
+        let scheduler = spawn_scheduler_with(client.clone(), DEFAULT);
+
+        let plan = sgsim_core::plan(scenario);
+        let steps: BTreeMap<String, FakeTarget> = plan
+            .flat()
+            .into_iter()
+            .map(|s: &PlannedStep| {
+                (
+                    s.id.clone(),
+                    FakeTarget {
+                        container: s.container.clone(),
+                        timeout: Duration::from_secs(s.timeout_secs),
+                        detach: s.detach,
+                        output_vars: s.output_variables.clone(),
+                    },
+                )
+            })
+            .collect();
+        let delegate = DelegateServer::new();
+        let engine = FakeLiteEngine {
+            fake: Arc::new(fake.clone()),
+            steps: Arc::new(steps),
+            delegate: delegate.clone(),
+            logs,
+            started: Arc::default(),
+        };
+        let dir = std::env::temp_dir().join(format!("sgsim-fake-{}", crate::context::random_suffix(10)));
+        std::fs::create_dir_all(&dir).map_err(|source| FakeError::Serve { path: dir.clone(), source })?;
+        let socket = dir.join("lite-engine.sock");
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|source| FakeError::Serve { path: socket.clone(), source })?;
+        let engine_stop = CancellationToken::new();
+        let stop = engine_stop.clone();
+        tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(LiteEngineServer::new(engine))
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await;
+        });
+        Ok(FakeCluster {
+            api: Some(api),
+            client,
+            kubelets,
+            scheduler: Some(scheduler),
+            delegate,
+            dialer: Arc::new(FakeDialer { socket }),
+            engine_stop,
+            dir,
+        })
+    }
+
+    /// A client of the cluster's API server.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The API server.
+    pub fn api(&self) -> Option<&ApiServerHandle> {
+        self.api.as_ref()
+    }
+
+    /// Dials the fake lite-engine for any pod.
+    pub fn dialer(&self) -> Arc<dyn PodDialer> {
+        self.dialer.clone()
+    }
+
+    /// Where step statuses arrive.
+    pub fn delegate(&self) -> &DelegateServer {
+        &self.delegate
+    }
+
+    /// Stops the lite-engine, the kubelets, the scheduler and the API server.
+    pub async fn shutdown(mut self) {
+        self.engine_stop.cancel();
+        for k in self.kubelets.drain(..) {
+            k.shutdown().await;
+        }
+        if let Some(s) = self.scheduler.take() {
+            s.shutdown().await;
+        }
+        if let Some(api) = self.api.take() {
+            api.shutdown().await;
+        }
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.engine_stop.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_of_retries_and_reports() {
+        assert_eq!(parse_step_id("deploy"), ("deploy", 0, false));
+        assert_eq!(parse_step_id("deploy_retry_2"), ("deploy", 2, false));
+        assert_eq!(parse_step_id("deploy_reports"), ("deploy", 0, true));
+        assert_eq!(parse_step_id("my_retry_x"), ("my_retry_x", 0, false));
+    }
+
+    #[test]
+    fn tail_of_a_fake_log() {
+        let logs = FakeLogs::default();
+        logs.append("step-a", "one\ntwo\nthree");
+        assert_eq!(logs.get("step-a"), "one\ntwo\nthree\n");
+        logs.append("step-a", "");
+        assert_eq!(logs.get("step-b"), "");
+    }
+}
