@@ -12,9 +12,48 @@ use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
 use sgsim_cluster::session::{NodePool, PoolOptions};
 use tokio::runtime::Runtime;
 
-use crate::golden::{self, BlessMode};
+use sgsim_cluster::runner::{RunEvent, RunRecord};
+use sgsim_core::Scenario;
+
+use crate::golden::{self, BlessMode, GoldenError, GoldenReport};
 use crate::reporter::{Event, Reporter};
-use crate::{expectation_mismatches, input};
+use crate::{RuntimeKind, expectation_mismatches, input};
+
+/// What the fake runtime compares with the goldens (blessed on the Docker tier).
+pub const FAKE_COMPARED: &str = "pod.yaml, initialize.log, result.yaml and the step logs given as fake data";
+
+/// Runs `sc` on a fresh fake-tier cluster (no containers).
+pub async fn run_fake(
+    sc: &Scenario,
+    task_prefix: &str,
+    sink: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<RunRecord, String> {
+    let cluster = sgsim_cluster::fake_runtime::FakeCluster::start(sc)
+        .await
+        .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
+    let opts = sgsim_cluster::runner::RunOptions { task_prefix: task_prefix.to_string(), ..Default::default() };
+    let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), cluster.delegate(), sc, &opts, sink).await;
+    cluster.shutdown().await;
+    rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))
+}
+
+/// Compares a fake-tier run with the goldens: pod.yaml, initialize.log, result.yaml, and the
+/// logs of steps whose `fake:` data prints something. Never writes: goldens come from real runs.
+pub fn check_fake_goldens(sc: &Scenario, rec: &RunRecord, dir: &Path) -> Result<GoldenReport, GoldenError> {
+    let mut files = golden::files_for_run(sc, rec)?;
+    let logged: Vec<String> = sc
+        .header
+        .fake
+        .steps
+        .iter()
+        .filter(|(_, s)| s.attempts.iter().any(|a| !a.log.is_empty()))
+        .map(|(id, _)| format!("steps/{id}.log"))
+        .collect();
+    files.retain(|name, _| !name.starts_with("steps/") || logged.contains(name));
+    let mut report = golden::check(dir, &files, BlessMode::Never)?;
+    report.stale.clear();
+    Ok(report)
+}
 
 /// Scenario directory names under `repo/scenarios`, sorted.
 pub fn discover(repo: &Path) -> Vec<String> {
@@ -37,6 +76,7 @@ struct Suite {
     mode: BlessMode,
     color: bool,
     reporter: Reporter,
+    runtime: RuntimeKind,
 }
 
 static SUITE: OnceLock<Suite> = OnceLock::new();
@@ -93,6 +133,18 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
             if let Some(err) = &sc.expect().error {
                 return Err(format!("the scenario expects the error `{err}`, but it validated"));
             }
+            if s.runtime == RuntimeKind::Fake {
+                let rec = run_fake(sc, &format!("fake-{name}"), &|_| {}).await?;
+                let report = check_fake_goldens(sc, &rec, &golden_dir).map_err(|e| e.to_string())?;
+                let mut failure = String::new();
+                if !report.ok() {
+                    failure.push_str(&report.render(name, s.color));
+                }
+                for m in expectation_mismatches(sc, &rec) {
+                    failure.push_str(&format!("unexpected outcome: {m}\n"));
+                }
+                return if failure.is_empty() { Ok(()) } else { Err(failure) };
+            }
             let pool = s.pool().await?;
             let cluster = pool
                 .cluster_for(sc.fixtures(), &|_| {})
@@ -117,8 +169,27 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
     if failure.is_empty() { Ok(()) } else { Err(failure) }
 }
 
-/// Runs the suite with libtest-mimic arguments (filters, --list, --exact, --test-threads …).
+/// Runs the suite with libtest-mimic arguments (filters, --list, --exact, --test-threads …) on
+/// the Docker runtime.
 pub fn run(args: &Arguments) -> Conclusion {
+    run_with(args, RuntimeKind::Docker)
+}
+
+/// Whether a trial is ignored on `runtime`: on the fake runtime, scenarios whose `fake.skip`
+/// says they need real containers.
+fn ignored_on(repo: &Path, name: &str, runtime: RuntimeKind) -> bool {
+    if runtime != RuntimeKind::Fake {
+        return false;
+    }
+    let rel = PathBuf::from("scenarios").join(name);
+    match input::load_in(repo, &rel, &Default::default()) {
+        Ok(inp) => inp.scenario.as_ref().is_ok_and(|sc| sc.header.fake.skip.is_some()),
+        Err(_) => false,
+    }
+}
+
+/// [`run`] on the given runtime.
+pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
     let repo = input::repo_root();
     let mode = match golden::bless_mode() {
         Ok(m) => m,
@@ -136,6 +207,7 @@ pub fn run(args: &Arguments) -> Conclusion {
         mode,
         color,
         reporter: Reporter::new(color, false),
+        runtime,
     });
     // Ctrl-C: remove everything the suite started, then exit.
     suite.rt.spawn(async {
@@ -151,6 +223,7 @@ pub fn run(args: &Arguments) -> Conclusion {
         .into_iter()
         .map(|name| {
             let n = name.clone();
+            let ignored = ignored_on(&repo, &name, runtime);
             Trial::test(name, move || {
                 let s = SUITE.get().ok_or_else(|| Failed::from("suite not initialized"))?;
                 let started = Instant::now();
@@ -158,6 +231,7 @@ pub fn run(args: &Arguments) -> Conclusion {
                 tracing::debug!("trial {n} took {:?}", started.elapsed());
                 r.map_err(Failed::from)
             })
+            .with_ignored_flag(ignored)
         })
         .collect();
     let conclusion = libtest_mimic::run(args, trials);

@@ -47,6 +47,18 @@ pub enum Format {
     Json,
 }
 
+/// Where pods run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// Real containers on kind-style Docker-in-Docker nodes (the default).
+    #[default]
+    Docker,
+    /// No containers (kwok-like): the same API server, scheduler and runner with fake kubelets
+    /// and a fake lite-engine driven by the scenario's `fake:` data. Compares pod.yaml,
+    /// initialize.log, result.yaml and the step logs the data gives; never writes goldens.
+    Fake,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -87,6 +99,9 @@ pub enum Command {
         /// The step group to run (identifier, or stage.group), when the file has several.
         #[arg(long)]
         step_group: Option<String>,
+        /// Where pods run.
+        #[arg(long, value_enum, default_value = "docker")]
+        runtime: RuntimeKind,
     },
     /// Run the conformance trials (the same as `cargo test --test conformance`).
     #[command(after_help = EXIT_CODES)]
@@ -102,6 +117,10 @@ pub enum Command {
         /// How many trials run at once.
         #[arg(long)]
         test_threads: Option<usize>,
+        /// Where pods run (`fake` skips the scenarios whose `fake.skip` says why they need
+        /// containers).
+        #[arg(long, value_enum, default_value = "docker")]
+        runtime: RuntimeKind,
     },
     /// Accept pending golden files (`*.new`, written when a trial's output differed).
     Accept {
@@ -393,6 +412,73 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
     })
 }
 
+/// `sgsim run --runtime fake`: the same runner on a [`sgsim_cluster::fake_runtime::FakeCluster`].
+fn cmd_run_fake(file: &Path, golden_dir: Option<PathBuf>, step_group: Option<&str>) -> i32 {
+    let reporter = Reporter::for_terminal();
+    let inp = match input::load(file, step_group) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let sc = match inp.scenario {
+        Ok(sc) => sc,
+        Err(e) => {
+            print_diagnostics(&e);
+            if e.is_expected() {
+                eprintln!("the scenario expects this validation error: outcome as expected");
+                return exit::OK;
+            }
+            return exit::INVALID_INPUT;
+        }
+    };
+    for w in &sc.warnings.items {
+        eprintln!("{}", w.render_plain());
+    }
+    if let Some(why) = &sc.header.fake.skip {
+        eprintln!("note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway");
+    }
+    let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
+    let name = if sc.header.name.is_empty() { sc.step_group.identifier.clone() } else { sc.header.name.clone() };
+    reporter.mask_secrets(&sc.secrets);
+    let rt = runtime();
+    rt.block_on(async {
+        let started = Instant::now();
+        let rec = match conformance::run_fake(&sc, "sgsim", &|e| reporter.event(&Event::Run(e))).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INFRASTRUCTURE;
+            }
+        };
+        let mismatch = expectation_mismatches(&sc, &rec);
+        reporter.event(&Event::Summary {
+            scenario: name.clone(),
+            status: rec.status,
+            as_expected: mismatch.is_empty(),
+            mismatch: mismatch.clone(),
+            took: started.elapsed(),
+        });
+        let mut code = if mismatch.is_empty() { exit::OK } else { exit::MISMATCH };
+        if let Some(dir) = golden_dir {
+            match conformance::check_fake_goldens(&sc, &rec, &dir) {
+                Ok(r) if r.ok() => println!("goldens in {} match (fake runtime: {})", dir.display(), conformance::FAKE_COMPARED),
+                Ok(r) => {
+                    let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
+                    print!("{}", r.render(&name, color));
+                    code = exit::MISMATCH;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::INFRASTRUCTURE;
+                }
+            }
+        }
+        code
+    })
+}
+
 fn cmd_accept(filter: Option<&str>) -> i32 {
     let repo = input::repo_root();
     let mut n = 0;
@@ -490,10 +576,15 @@ pub fn main_impl() -> i32 {
     match cli.command {
         Command::Validate { files, step_group } => cmd_validate(&files, step_group.as_deref()),
         Command::Render { file, output, step_group } => cmd_render(&file, output, step_group.as_deref()),
-        Command::Run { file, golden, keep_pod, step_group } => cmd_run(&file, golden, keep_pod, step_group.as_deref()),
-        Command::Test { filter, exact, list, test_threads } => {
+        Command::Run { file, golden, keep_pod, step_group, runtime: RuntimeKind::Docker } => {
+            cmd_run(&file, golden, keep_pod, step_group.as_deref())
+        }
+        Command::Run { file, golden, keep_pod: _, step_group, runtime: RuntimeKind::Fake } => {
+            cmd_run_fake(&file, golden, step_group.as_deref())
+        }
+        Command::Test { filter, exact, list, test_threads, runtime } => {
             let args = libtest_mimic::Arguments { filter, exact, list, test_threads, ..Default::default() };
-            if conformance::run(&args).has_failed() { exit::MISMATCH } else { exit::OK }
+            if conformance::run_with(&args, runtime).has_failed() { exit::MISMATCH } else { exit::OK }
         }
         Command::Accept { filter } => cmd_accept(filter.as_deref()),
         Command::Cluster { action: ClusterAction::Up { kubeconfig, api_only } } => cmd_cluster_up(&kubeconfig, api_only),

@@ -1,0 +1,9 @@
+//! The conformance suite on the fake runtime tier (no containers, no Docker): one trial per
+//! scenario, ignored when its `fake.skip` says it needs real containers. Compares pod.yaml,
+//! initialize.log, result.yaml and the step logs given as fake data with the goldens blessed on
+//! the Docker tier (`sgsim test --runtime fake` is the same). See docs/testing.md.
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    sgsim_cli::conformance::run_with(&args, sgsim_cli::RuntimeKind::Fake).exit();
+}
