@@ -142,3 +142,39 @@ async fn newer_versions_word_failures_their_way() {
     );
     server.shutdown().await;
 }
+
+/// Pending pods are tried highest priority first (then oldest first): with room for one pod,
+/// the high-priority pod created last gets the node and the earlier low-priority one stays
+/// pending with FailedScheduling.
+#[tokio::test]
+async fn pending_pods_are_scheduled_by_priority() {
+    let (server, client) = api().await;
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(client.clone());
+    for (name, value) in [("low", 10), ("high", 1000)] {
+        let pc = serde_json::from_value(serde_json::json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value,
+        }))
+        .unwrap();
+        classes.create(&PostParams::default(), &pc).await.unwrap();
+    }
+    node(&client, "only", "1", serde_json::json!({}), serde_json::json!([])).await;
+    // Both pods exist before the scheduler starts, the low-priority one first.
+    pod(&client, "early-low", serde_json::json!({"cpu": "600m", "priorityClassName": "low"})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pod(&client, "late-high", serde_json::json!({"cpu": "600m", "priorityClassName": "high"})).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    assert_eq!(pods.get("late-high").await.unwrap().spec.unwrap().priority, Some(1000));
+    let _s = spawn_scheduler(client.clone());
+    let ev = wait_event(&client, "late-high", "Scheduled").await;
+    assert_eq!(ev.message.as_deref(), Some("Successfully assigned default/late-high to only"));
+    let failed = wait_event(&client, "early-low", "FailedScheduling").await;
+    assert!(
+        failed.message.as_deref().unwrap_or_default().starts_with("0/1 nodes are available: 1 Insufficient cpu."),
+        "{:?}",
+        failed.message
+    );
+    let low = pods.get("early-low").await.unwrap();
+    assert_eq!(low.spec.and_then(|s| s.node_name), None);
+    server.shutdown().await;
+}
