@@ -559,3 +559,54 @@ fn step_templates_are_reported() {
     let e = bare_errs(&pipeline("Deployment", &body));
     assert_eq!(e, vec!["p.yaml:26:25: step `run1` uses the step template `account.run_tpl`; templates are not supported by sgsim, inline the step"]);
 }
+
+#[test]
+fn fake_runtime_data_is_read() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fake:
+  pull: 1500ms
+  imageUsers: {alpine:3.20: 1000}
+  exitCodes: {setup-addon: 1}
+  steps:
+    run1:
+      attempts:
+        - {exitCode: 3, duration: 2s, log: boom}
+        - {outputs: {V: x}}
+";
+    let s = load_with("s/scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let f = &s.header.fake;
+    assert_eq!(f.pull_millis, 1500);
+    assert_eq!(f.image_users.get("alpine:3.20"), Some(&1000));
+    assert_eq!(f.exit_codes.get("setup-addon"), Some(&1));
+    let step = &f.steps["run1"];
+    assert_eq!(step.attempt(0).exit_code, 3);
+    assert_eq!(step.attempt(0).duration_millis, 2000);
+    assert_eq!(step.attempt(0).log, "boom");
+    assert_eq!(step.attempt(1).outputs.get("V").map(String::as_str), Some("x"));
+    // The last attempt repeats.
+    assert_eq!(step.attempt(5).exit_code, 0);
+    assert!(f.skip.is_none());
+}
+
+#[test]
+fn fake_runtime_data_errors_have_positions() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fake:
+  pull: soon
+  steps:
+    run2: {exitCode: 300}
+    run1: {exitCod: 1}
+";
+    let e = errs("s/scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "s/scenario.yaml:3:9: `pull` `soon` is not a duration (e.g. 2s, 500ms)",
+            "s/scenario.yaml:5:5: fake.steps names `run2`, which is not a step of `sg` (did you mean `run1`?)",
+            "s/scenario.yaml:5:22: `exitCode` must be an integer between 0 and 255",
+            "s/scenario.yaml:6:12: unknown field `exitCod` in fake step, did you mean `exitCode`?",
+        ]
+    );
+}
