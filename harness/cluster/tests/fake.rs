@@ -292,3 +292,81 @@ async fn active_deadline_fails_the_pod() {
     assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
     tier.shutdown().await;
 }
+
+/// Scale on the fake tier: 60 pods on 3 nodes of 2 CPUs each, 250m each. Exactly 24 fit (8 per
+/// node) and run; the other 36 stay pending with the scheduler's resource message.
+#[tokio::test]
+async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
+    let api = ApiServer::start(ApiServerOptions { service_account_admission: false, ..Default::default() })
+        .await
+        .expect("api server");
+    let client = api.client().await.expect("client");
+    let mut kubelets = Vec::new();
+    for n in ["node-a", "node-b", "node-c"] {
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n},
+            "status": {
+                "capacity": {"cpu": "2", "memory": "16Gi", "pods": "110"},
+                "allocatable": {"cpu": "2", "memory": "16Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }))
+        .expect("node");
+        Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await.expect("create node");
+        kubelets.push(spawn_fake_kubelet(client.clone(), n, DEFAULT, FakeProfile::default()));
+    }
+    let scheduler = spawn_scheduler_with(client.clone(), DEFAULT);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for i in 0..60 {
+        let p: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("load-{i:02}"), "namespace": "default"},
+            "spec": {"restartPolicy": "Never", "containers": [{
+                "name": "c", "image": "busybox:1.36",
+                "resources": {"requests": {"cpu": "250m"}},
+            }]},
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &p).await.expect("create pod");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (running, per_node) = loop {
+        let list = pods.list(&ListParams::default()).await.expect("list").items;
+        let running: Vec<&Pod> =
+            list.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).collect();
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        for p in &running {
+            *per_node.entry(p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()).or_default() += 1;
+        }
+        if running.len() >= 24 || Instant::now() >= deadline {
+            break (running.len(), per_node);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(running, 24, "{per_node:?}");
+    assert_eq!(per_node.values().copied().collect::<Vec<_>>(), vec![8, 8, 8]);
+    let unbound = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+        .count();
+    assert_eq!(unbound, 36);
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let failed = events
+        .list(&ListParams::default().fields("reason=FailedScheduling"))
+        .await
+        .expect("events")
+        .items;
+    assert!(!failed.is_empty());
+    let msg = failed[0].message.clone().unwrap_or_default();
+    assert!(msg.starts_with("0/3 nodes are available: 3 Insufficient cpu."), "{msg}");
+    for k in kubelets {
+        k.shutdown().await;
+    }
+    scheduler.shutdown().await;
+    api.shutdown().await;
+}
