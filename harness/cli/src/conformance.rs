@@ -52,6 +52,10 @@ pub fn check_fake_goldens(sc: &Scenario, rec: &RunRecord, dir: &Path) -> Result<
     files.retain(|name, _| !name.starts_with("steps/") || logged.contains(name));
     let mut report = golden::check(dir, &files, BlessMode::Never)?;
     report.stale.clear();
+    report.check_only = Some(
+        "the fake runtime never writes goldens (they come from real runs): fix the scenario's fake: data, or re-bless on the Docker runtime"
+            .into(),
+    );
     Ok(report)
 }
 

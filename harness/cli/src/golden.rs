@@ -167,6 +167,8 @@ pub struct GoldenReport {
     pub written: Vec<String>,
     /// Pending `.new` files written for review.
     pub pending: Vec<String>,
+    /// The run cannot bless (the fake runtime): say so instead of how to accept.
+    pub check_only: Option<String>,
 }
 
 impl GoldenReport {
@@ -187,9 +189,12 @@ impl GoldenReport {
         if !self.pending.is_empty() {
             out.push_str(&format!("pending: {}\n", self.pending.join(", ")));
         }
-        out.push_str(&format!(
-            "to accept the new output: SGSIM_BLESS=1 cargo test --test conformance -- --exact {scenario}\n   or review and accept the pending files: sgsim accept {scenario}\n"
-        ));
+        match &self.check_only {
+            Some(why) => out.push_str(&format!("{why}\n")),
+            None => out.push_str(&format!(
+                "to accept the new output: SGSIM_BLESS=1 cargo test --test conformance -- --exact {scenario}\n   or review and accept the pending files: sgsim accept {scenario}\n"
+            )),
+        }
         out
     }
 }

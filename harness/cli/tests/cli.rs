@@ -330,3 +330,31 @@ fn step_group_flag_selects_among_several() {
     assert_eq!(pod.metadata.namespace.as_deref(), Some("ns2"));
     assert!(pod.metadata.name.unwrap().starts_with("harnesscd-grouptwo-"));
 }
+
+/// `sgsim run --runtime fake`: no Docker; a scenario's failure strategy and exit code come out
+/// as the Docker-tier goldens say; a changed fake exit code is a mismatch (exit 3) with a diff,
+/// and nothing is written into the golden directory.
+#[test]
+fn run_on_the_fake_runtime_checks_goldens_without_writing() {
+    let src = repo().join("scenarios/step-fails");
+    let o = sgsim().args(["run", "--runtime", "fake"]).arg(&src).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("match (fake runtime"), "{out}");
+
+    // The same scenario with another exit code: the result differs from the golden.
+    let t = TempDir::new("fake-run");
+    let dir = t.path().join("step-fails");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("pipeline.yaml"), dir.join("pipeline.yaml")).unwrap();
+    let sc = std::fs::read_to_string(src.join("scenario.yaml")).unwrap().replace("deploy: {exitCode: 3}", "deploy: {exitCode: 9}");
+    std::fs::write(dir.join("scenario.yaml"), sc).unwrap();
+    let golden = repo().join("golden/step-fails");
+    let before: Vec<_> = std::fs::read_dir(&golden).unwrap().flatten().map(|e| e.file_name()).collect();
+    let o = sgsim().args(["run", "--runtime", "fake", "--golden"]).arg(&golden).arg(&dir).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("-  exitCode: 3") && out.contains("+  exitCode: 9"), "{out}");
+    let after: Vec<_> = std::fs::read_dir(&golden).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(before, after, "the fake runtime wrote into the golden directory");
+}

@@ -191,6 +191,10 @@ impl FakeLiteEngine {
             st.error = Some(format!("exit status {}", attempt.exit_code));
             return st;
         }
+        if target.detach {
+            // A Background step reports at once that it started; it has no exit code yet.
+            st.exit_code = None;
+        }
         st.outputs = attempt
             .outputs
             .iter()
