@@ -937,6 +937,50 @@ impl StepCtx<'_> {
             Ok(spec) => spec,
             Err(e) => return failed(e.to_string()),
         };
+        let mut a = self.execute(spec).await;
+        // A step whose container was OOM-killed fails without an exit code of its own (the addon
+        // died with it) or with 137.
+        if a.status != Outcome::Success
+            && matches!(a.exit_code, None | Some(137))
+            && a.status != Outcome::Timeout
+            && let Some(c) = &s.container
+            && self.oom_killed(c).await
+        {
+            a.status = Outcome::Failed;
+            a.exit_code = Some(137);
+            a.error = Some(format!("OOMKilled: container {c} exceeded its memory limit (exit code 137)"));
+        }
+        a
+    }
+
+    /// Whether the pod's status shows `container` terminated with reason `OOMKilled` (waits
+    /// briefly for the kubelet to record the exit).
+    async fn oom_killed(&self, container: &str) -> bool {
+        for _ in 0..10 {
+            let Ok(p) = self.pods.get(self.pod).await else { return false };
+            let terminated = p
+                .status
+                .and_then(|st| st.container_statuses)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|cs| cs.name == container)
+                .and_then(|cs| cs.state.and_then(|st| st.terminated));
+            match terminated {
+                Some(t) => return t.reason.as_deref() == Some("OOMKilled"),
+                None => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        false
+    }
+
+    /// Sends one UnitStep to the lite-engine and waits for its status.
+    async fn execute(&self, spec: StepSpec) -> Attempt {
+        let failed = |error: String| Attempt {
+            status: Outcome::Failed,
+            exit_code: None,
+            error: Some(error),
+            outputs: BTreeMap::new(),
+        };
         match self.engine.execute_step(self.delegate, spec).await {
             Ok(st) => {
                 let status = match st.status {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerInspectResponse, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
@@ -163,6 +163,14 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
     }
     st.push().await;
 
+    // memory.oom.group: an OOM kill in a container with a memory limit ends the whole container.
+    let since = Timestamp::now().as_second() - 5;
+    let _oom_watchers: Vec<AbortOnDrop> = running
+        .iter()
+        .filter(|(i, _)| has_memory_limit(&spec.containers[*i]))
+        .map(|(_, cid)| AbortOnDrop(tokio::spawn(oom_group_kill(shared.docker.clone(), cid.clone(), since))))
+        .collect();
+
     // Wait for every container to exit.
     let docker = shared.docker.clone();
     let mut waits: FuturesUnordered<_> = running
@@ -185,6 +193,45 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
     }
     finish_phase(st);
     st.push().await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn has_memory_limit(c: &Container) -> bool {
+    c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory"))
+}
+
+/// Kubernetes (≥ 1.28 on cgroup v2) sets `memory.oom.group` on a container's cgroup, so the kernel's
+/// OOM killer ends every process of the container, not only the one that exceeded the limit. The
+/// nodes here may run cgroup v1, where only that process dies: on the runtime's `oom` event for
+/// the container, the kubelet kills the rest (SIGKILL). The runtime then reports the exit as
+/// OOM-killed (exit code 137), which the status shows as reason `OOMKilled`.
+async fn oom_group_kill(docker: bollard::Docker, cid: String, since: i64) {
+    let filters: HashMap<&str, Vec<&str>> =
+        HashMap::from([("type", vec!["container"]), ("event", vec!["oom"]), ("container", vec![cid.as_str()])]);
+    let opts = EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
+    let mut events = docker.events(Some(opts));
+    while let Some(ev) = events.next().await {
+        match ev {
+            Ok(_) => {
+                tracing::debug!(container = %cid, "OOM in container: killing the container (memory.oom.group)");
+                let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+                let _ = docker.kill_container(&cid, Some(kill)).await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(container = %cid, error = %e, "docker events");
+                return;
+            }
+        }
+    }
 }
 
 fn terminated_exit(s: &ContainerStatus) -> Option<i32> {
