@@ -164,7 +164,25 @@ impl Worker {
             .await;
     }
 
+    /// The scheduler writes its `Scheduled` event right after the binding; a real kubelet takes
+    /// far longer to start a pod, so its events always come later. The fake one starts at once:
+    /// it waits (briefly) for that event so that the pod's events keep Kubernetes' order.
+    async fn scheduled_event_written(&self, pod: &Pod) {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
+        let lp = kube::api::ListParams::default()
+            .fields(&format!("involvedObject.name={name},involvedObject.kind=Pod,reason=Scheduled"));
+        for _ in 0..40 {
+            if events.list(&lp).await.is_ok_and(|l| !l.items.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn run(self, pod: Pod, cancel: CancellationToken) {
+        self.scheduled_event_written(&pod).await;
         let deadline = pod
             .spec
             .as_ref()
