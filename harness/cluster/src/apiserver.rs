@@ -91,6 +91,9 @@ pub struct ApiServerOptions {
     /// `deletionGracePeriodSeconds` (MODIFIED); the node's kubelet stops the pod and deletes it
     /// with grace 0. Default false: pods are removed at once (DELETED carries the grace period).
     pub graceful_pod_deletion: bool,
+    /// The cluster CA bundle published as `ca.crt` of every namespace's `kube-root-ca.crt`
+    /// (the CA of the TLS endpoint pods reach, see [`crate::pod_api`]); `None`: a placeholder.
+    pub root_ca: Option<String>,
 }
 
 impl Default for ApiServerOptions {
@@ -104,6 +107,7 @@ impl Default for ApiServerOptions {
                 .to_vec(),
             service_account_admission: true,
             graceful_pod_deletion: false,
+            root_ca: None,
         }
     }
 }
@@ -175,6 +179,7 @@ impl ApiServer {
             addr: addr.to_string(),
             git_version: opts.git_version.clone(),
             graceful_pod_deletion: opts.graceful_pod_deletion,
+            root_ca: opts.root_ca.clone().unwrap_or_else(|| defaults::ROOT_CA_PLACEHOLDER.to_owned()),
         });
         seed(&app, &opts)?;
         let router = handlers::router(Arc::clone(&app));
@@ -247,6 +252,17 @@ impl ApiServerHandle {
     /// The bearer token clients must send.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The key id (`kid`) in the header of the ServiceAccount tokens this server issues: unique
+    /// per server, so a router can tell which server a pod's token belongs to.
+    pub fn token_key_id(&self) -> String {
+        sa_token::key_id(&self.token)
+    }
+
+    /// `host:port` the server listens on (plain HTTP, loopback).
+    pub fn addr(&self) -> SocketAddr {
+        self.app.addr.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Server URL written into kubeconfigs: [`Self::url`] plus `/sgsim/<token>`. kubectl

@@ -43,6 +43,8 @@ pub struct AppState {
     pub git_version: String,
     /// Pods bound to a node are marked (deletionTimestamp) instead of removed on delete.
     pub graceful_pod_deletion: bool,
+    /// `ca.crt` of every namespace's `kube-root-ca.crt`.
+    pub root_ca: String,
 }
 
 /// Shared state handle.
@@ -764,7 +766,7 @@ pub fn create_value(
                         name: name.clone(),
                     })?;
             if def.id == "namespaces" {
-                populate_namespace(txn, &name);
+                populate_namespace(txn, &name, &app.root_ca);
             }
             return Ok(stored);
         }
@@ -775,7 +777,7 @@ pub fn create_value(
 }
 
 /// What the service-account and root-CA controllers create in every new namespace.
-pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str) {
+pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str, root_ca: &str) {
     let now = util::now_time();
     let sa = json!({
         "apiVersion": "v1", "kind": "ServiceAccount",
@@ -788,7 +790,7 @@ pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str) {
             "name": "kube-root-ca.crt", "namespace": ns, "uid": util::new_uid(), "creationTimestamp": now,
             "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."},
         },
-        "data": {"ca.crt": defaults::ROOT_CA_PLACEHOLDER},
+        "data": {"ca.crt": root_ca},
     });
     let _ = txn.create("configmaps", ns, "kube-root-ca.crt", cm);
 }

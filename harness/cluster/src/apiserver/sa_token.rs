@@ -45,6 +45,12 @@ fn signature(app: &App, signing_input: &str) -> String {
     b64url(&sha2::Sha256::digest(format!("{signing_input}.{}", app.token).as_bytes()))
 }
 
+/// The `kid` of this server's tokens: a digest of its secret, unique per server.
+pub(crate) fn key_id(secret: &str) -> String {
+    let d = sha2::Sha256::digest(format!("sgsim-kid:{secret}").as_bytes());
+    format!("sgsim-{}", hex::encode(&d[..8]))
+}
+
 fn now_secs() -> i64 {
     util::parse_time(&util::now_time()).unwrap_or(0)
 }
@@ -81,7 +87,7 @@ pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Valu
         "nbf": now,
         "sub": format!("system:serviceaccount:{ns}:{name}"),
     });
-    let header = json!({"alg": "RS256", "kid": "sgsim"});
+    let header = json!({"alg": "RS256", "kid": key_id(&app.token)});
     let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
     let token = format!("{signing_input}.{}", signature(app, &signing_input));
     Ok(json!({
