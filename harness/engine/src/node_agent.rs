@@ -5,6 +5,8 @@
 //!   then copies bytes both ways until either side closes.
 //! - Pod → delegate: a TCP listener (`0.0.0.0:8080`) whose every connection is forwarded to the
 //!   unix socket `/run/sgsim/delegate.sock`, which the sgsim process serves.
+//! - Pod → API server: a TCP listener (`0.0.0.0:443`, where `KUBERNETES_SERVICE_HOST` points)
+//!   forwarded the same way to `/run/sgsim/apiserver.sock` (sgsim's TLS endpoint for pods).
 //!
 //! [`connect_via_agent`] is the client half of the first tunnel, for the host side.
 
@@ -23,6 +25,10 @@ pub const DEFAULT_AGENT_SOCKET: &str = "/run/sgsim/agent.sock";
 pub const DEFAULT_DELEGATE_SOCKET: &str = "/run/sgsim/delegate.sock";
 /// Default TCP address forwarded to the delegate socket.
 pub const DEFAULT_DELEGATE_LISTEN: &str = "0.0.0.0:8080";
+/// Default path of the API server socket inside a node.
+pub const DEFAULT_API_SOCKET: &str = "/run/sgsim/apiserver.sock";
+/// Default TCP address forwarded to the API server socket (the `kubernetes` Service's port).
+pub const DEFAULT_API_LISTEN: &str = "0.0.0.0:443";
 
 const MAX_REQUEST_LINE: usize = 512;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +77,9 @@ pub struct AgentConfig {
     pub agent_socket: PathBuf,
     pub delegate_listen: SocketAddr,
     pub delegate_socket: PathBuf,
+    /// The pod → API server forward (`None`: off).
+    pub api_listen: Option<SocketAddr>,
+    pub api_socket: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -79,6 +88,8 @@ impl Default for AgentConfig {
             agent_socket: DEFAULT_AGENT_SOCKET.into(),
             delegate_listen: DEFAULT_DELEGATE_LISTEN.parse().expect("valid default address"),
             delegate_socket: DEFAULT_DELEGATE_SOCKET.into(),
+            api_listen: None,
+            api_socket: DEFAULT_API_SOCKET.into(),
         }
     }
 }
@@ -210,9 +221,20 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             addr: config.delegate_listen,
             source,
         })?;
+    let api = match config.api_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| AgentError::BindTcp { addr, source })?),
+        None => None,
+    };
+    let api_forward = async {
+        match api {
+            Some(l) => serve_delegate_forward(l, config.api_socket.clone()).await,
+            None => futures::future::pending().await,
+        }
+    };
     tokio::select! {
         r = serve_tunnel(tunnel) => r,
         r = serve_delegate_forward(tcp, config.delegate_socket.clone()) => r,
+        r = api_forward => r,
     }
 }
 

@@ -25,7 +25,10 @@ dockerd_args=(
 dockerd "${dockerd_args[@]}" ${SGSIM_NODE_DOCKERD_ARGS:-} &
 dockerd_pid=$!
 
-agent_args=(--socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --listen 0.0.0.0:8080)
+# Pods reach the delegate on :8080 and the API server (KUBERNETES_SERVICE_HOST:443, TLS) on :443
+# of the node's bridge address; both are forwarded to sockets sgsim serves in the node directory.
+agent_args=(--socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --listen 0.0.0.0:8080
+    --api-listen 0.0.0.0:443 --api-socket "$dir/apiserver.sock")
 sgsim-node-agent "${agent_args[@]}" &
 agent_pid=$!
 

@@ -2,7 +2,9 @@
 //!
 //! Flags (or environment): `--socket` (SGSIM_AGENT_SOCKET, default /run/sgsim/agent.sock),
 //! `--listen` (SGSIM_AGENT_LISTEN, default 0.0.0.0:8080), `--delegate-socket`
-//! (SGSIM_DELEGATE_SOCKET, default /run/sgsim/delegate.sock).
+//! (SGSIM_DELEGATE_SOCKET, default /run/sgsim/delegate.sock), `--api-listen` (SGSIM_API_LISTEN,
+//! default: no API server forward; the node's main agent uses 0.0.0.0:443), `--api-socket`
+//! (SGSIM_API_SOCKET, default /run/sgsim/apiserver.sock).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use sgsim_engine::cli::{Flags, terminated};
 use sgsim_engine::node_agent::{AgentConfig, run};
 
 fn config() -> Result<AgentConfig, String> {
-    let flags = Flags::parse(std::env::args().skip(1), &["socket", "listen", "delegate-socket"])?;
+    let flags = Flags::parse(std::env::args().skip(1), &["socket", "listen", "delegate-socket", "api-listen", "api-socket"])?;
     let mut c = AgentConfig::default();
     if let Some(s) = flags.get("socket", Some("SGSIM_AGENT_SOCKET")) {
         c.agent_socket = PathBuf::from(s);
@@ -21,6 +23,12 @@ fn config() -> Result<AgentConfig, String> {
     }
     if let Some(s) = flags.get("delegate-socket", Some("SGSIM_DELEGATE_SOCKET")) {
         c.delegate_socket = PathBuf::from(s);
+    }
+    if let Some(l) = flags.parse_value("api-listen", Some("SGSIM_API_LISTEN"))? {
+        c.api_listen = Some(l);
+    }
+    if let Some(s) = flags.get("api-socket", Some("SGSIM_API_SOCKET")) {
+        c.api_socket = PathBuf::from(s);
     }
     Ok(c)
 }
@@ -34,11 +42,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let api = config.api_listen.map(|a| format!(", {a} -> {}", config.api_socket.display())).unwrap_or_default();
     println!(
-        "sgsim-node-agent: tunnel on {}, {} -> {}",
+        "sgsim-node-agent: tunnel on {}, {} -> {}{api}",
         config.agent_socket.display(),
         config.delegate_listen,
-        config.delegate_socket.display()
+        config.delegate_socket.display(),
     );
     let socket = config.agent_socket.clone();
     let result = tokio::select! {
