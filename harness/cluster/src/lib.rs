@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod images;
 pub mod kubelet;
 pub mod node;
+pub mod pod_api;
 pub mod registry;
 pub mod runner;
 pub mod session;

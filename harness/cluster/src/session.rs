@@ -30,6 +30,7 @@ use crate::images::{self, BuildEvent, BuiltImages, ImageCatalog, StandIn};
 use crate::kubelet::{self, ImageProvider, KubeletConfig, KubeletHandle, PullOutcome, PullPolicy, SandboxSpec};
 use crate::node::{LoadOutcome, Node, NodeSpec};
 use crate::registry::{self, PullCredentials, RegistryHub};
+use crate::pod_api::{EndpointGuard, PodApiGateway, RouteGuard};
 use crate::runner::PodDialer;
 use crate::scheduler::{self, SchedulerHandle};
 
@@ -57,6 +58,9 @@ pub enum SessionError {
     /// The delegate service could not listen.
     #[error("the delegate service failed")]
     Delegate(#[source] sgsim_engine::EngineError),
+    /// The pods' TLS endpoint to the API server could not be set up.
+    #[error("cannot serve the pods' API server endpoint")]
+    PodApi(#[source] crate::pod_api::PodApiError),
     /// The run's registries failed.
     #[error("the registries of the run failed")]
     Registry(#[source] crate::registry::RegistryError),
@@ -108,6 +112,8 @@ pub struct NodePool {
     delegate: Arc<DelegateServer>,
     guards: Vec<ServeGuard>,
     sandbox: SandboxSpec,
+    pod_api: Arc<PodApiGateway>,
+    pod_api_guards: Vec<EndpointGuard>,
 }
 
 impl std::fmt::Debug for NodePool {
@@ -137,7 +143,19 @@ impl NodePool {
         let pause = built.require("pause").map_err(SessionError::Images)?.to_string();
         let sandbox = SandboxSpec { image: pause.clone(), command: Vec::new() };
         let delegate = Arc::new(DelegateServer::new());
-        let mut pool = NodePool { ctx, host, built, nodes: Vec::new(), registries: Vec::new(), delegate, guards: Vec::new(), sandbox };
+        let pod_api = Arc::new(PodApiGateway::new().map_err(SessionError::PodApi)?);
+        let mut pool = NodePool {
+            ctx,
+            host,
+            built,
+            nodes: Vec::new(),
+            registries: Vec::new(),
+            delegate,
+            guards: Vec::new(),
+            sandbox,
+            pod_api,
+            pod_api_guards: Vec::new(),
+        };
         for i in 0..opts.nodes.max(1) {
             let name = format!("node-{i}");
             progress(SessionEvent::NodeStarting(name.clone()));
@@ -154,6 +172,11 @@ impl NodePool {
                 fallback: node.privilege_mode() == PrivilegeMode::Fallback,
             });
             pool.guards.push(guard);
+            let endpoint = pool
+                .pod_api
+                .serve_unix(&node.dir().join("apiserver.sock"), &[std::net::IpAddr::V4(node.gateway_ip())])
+                .map_err(SessionError::PodApi)?;
+            pool.pod_api_guards.push(endpoint);
             let registry_image = pool.built.require("registry").map_err(SessionError::Images)?.to_string();
             let hub = RegistryHub::start(&node, pool.host.clone(), &registry_image, pool.ctx.node_level_labels())
                 .await
@@ -228,8 +251,10 @@ impl NodePool {
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         let _ = progress;
-        let api = ApiServer::start(ApiServerOptions::default()).await.map_err(SessionError::ApiServer)?;
+        let opts = ApiServerOptions { root_ca: Some(self.pod_api.ca_pem().to_string()), ..ApiServerOptions::default() };
+        let api = ApiServer::start(opts).await.map_err(SessionError::ApiServer)?;
         let client = api.client().await.map_err(SessionError::ApiServer)?;
+        let pod_api_route = self.pod_api.register(&api.token_key_id(), api.addr());
         let trial = crate::context::random_suffix(10);
         let mut catalog = ImageCatalog::builtin(&self.built);
         for (vendor, standin) in images {
@@ -288,12 +313,21 @@ impl NodePool {
             map.insert(f.name.clone(), physical);
         }
         let scheduler = scheduler::spawn_scheduler(client.clone());
-        Ok(Cluster { api, client, scheduler: Some(scheduler), kubelets, dialer: Arc::new(NodeDialer { map }), catalog })
+        Ok(Cluster {
+            api,
+            client,
+            scheduler: Some(scheduler),
+            kubelets,
+            dialer: Arc::new(NodeDialer { map }),
+            catalog,
+            _pod_api_route: pod_api_route,
+        })
     }
 
     /// Stops the nodes and removes everything the pool started.
     pub async fn shutdown(mut self) {
         self.guards.clear();
+        self.pod_api_guards.clear();
         for node in self.nodes.drain(..) {
             match Arc::try_unwrap(node) {
                 Ok(n) => n.shutdown().await,
@@ -311,6 +345,8 @@ pub struct Cluster {
     kubelets: Vec<KubeletHandle>,
     dialer: Arc<NodeDialer>,
     catalog: Arc<ImageCatalog>,
+    /// Pods' requests with this cluster's tokens reach its API server while this lives.
+    _pod_api_route: RouteGuard,
 }
 
 impl Cluster {

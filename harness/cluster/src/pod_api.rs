@@ -1,0 +1,270 @@
+//! The pods' path to the API server, as in-cluster clients use it: `https://$KUBERNETES_SERVICE_HOST:443`
+//! with the CA in `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt` and the bearer token beside
+//! it (client-go sends no token over plain HTTP, so this endpoint is TLS).
+//!
+//! Nodes have no network (`--network none`): each node's agent listens on `:443` inside the node
+//! and forwards every connection to `apiserver.sock` in the node's directory, which a
+//! [`PodApiGateway`] serves here. The gateway terminates TLS with a certificate for the node's
+//! gateway address (signed by the gateway's own CA, which the API servers publish as
+//! `kube-root-ca.crt`), then routes the connection to the trial's API server that issued the
+//! request's ServiceAccount token: the token's header names its server (`kid`,
+//! [`crate::apiserver::ApiServerHandle::token_key_id`]), so parallel trials sharing a node each
+//! reach their own cluster. The bytes after the request head are copied as they are (HTTP/1.1;
+//! the TLS endpoint offers no HTTP/2).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// Names in the serving certificate besides the node's address (the `kubernetes` Service).
+const SERVICE_NAMES: [&str; 4] =
+    ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
+/// Longest request head read before routing.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Errors of the pod API gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum PodApiError {
+    /// Generating a key or certificate failed.
+    #[error("generating the {what} failed")]
+    Cert {
+        /// Which certificate.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// The TLS configuration was refused.
+    #[error("TLS configuration refused")]
+    Tls(#[source] rustls::Error),
+    /// The socket could not be served.
+    #[error("cannot serve {path}")]
+    Serve {
+        /// Socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A CA and the routes from token key ids to API servers; serves TLS endpoints for nodes.
+pub struct PodApiGateway {
+    ca_pem: String,
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+    routes: Arc<RwLock<HashMap<String, SocketAddr>>>,
+}
+
+impl std::fmt::Debug for PodApiGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodApiGateway").finish_non_exhaustive()
+    }
+}
+
+/// Removes a route when dropped.
+pub struct RouteGuard {
+    routes: Arc<RwLock<HashMap<String, SocketAddr>>>,
+    kid: String,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.kid);
+    }
+}
+
+/// Stops one served endpoint and removes its socket when dropped.
+pub struct EndpointGuard {
+    stop: CancellationToken,
+    path: PathBuf,
+}
+
+impl Drop for EndpointGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl PodApiGateway {
+    /// A gateway with a fresh CA.
+    pub fn new() -> Result<PodApiGateway, PodApiError> {
+        let ca_key = KeyPair::generate().map_err(|source| PodApiError::Cert { what: "CA key", source })?;
+        let mut params = CertificateParams::new(Vec::<String>::new())
+            .map_err(|source| PodApiError::Cert { what: "CA certificate", source })?;
+        params.distinguished_name.push(DnType::CommonName, "sgsim-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca = params.self_signed(&ca_key).map_err(|source| PodApiError::Cert { what: "CA certificate", source })?;
+        Ok(PodApiGateway { ca_pem: ca.pem(), ca_params: params, ca_key, routes: Arc::default() })
+    }
+
+    /// The CA certificate (PEM), for `kube-root-ca.crt`.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Routes requests whose token has key id `kid` to the API server at `addr` until the guard
+    /// is dropped.
+    pub fn register(&self, kid: &str, addr: SocketAddr) -> RouteGuard {
+        self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.to_string(), addr);
+        RouteGuard { routes: self.routes.clone(), kid: kid.to_string() }
+    }
+
+    /// Serves the TLS endpoint on the unix socket `path` with a certificate for `ips` and the
+    /// `kubernetes` Service names.
+    pub fn serve_unix(&self, path: &Path, ips: &[IpAddr]) -> Result<EndpointGuard, PodApiError> {
+        let key = KeyPair::generate().map_err(|source| PodApiError::Cert { what: "serving key", source })?;
+        let mut names: Vec<String> = SERVICE_NAMES.iter().map(|s| (*s).to_string()).collect();
+        names.extend(ips.iter().map(IpAddr::to_string));
+        let mut params =
+            CertificateParams::new(names).map_err(|source| PodApiError::Cert { what: "serving certificate", source })?;
+        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert =
+            params.signed_by(&key, &issuer).map_err(|source| PodApiError::Cert { what: "serving certificate", source })?;
+        let chain = vec![cert.der().clone()];
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(PodApiError::Tls)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key_der)
+            .map_err(PodApiError::Tls)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = sgsim_engine::node_agent::bind_unix(path)
+            .map_err(|e| PodApiError::Serve { path: path.to_path_buf(), source: e.into() })?;
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let routes = self.routes.clone();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    () = s.cancelled() => break,
+                    c = listener.accept() => c,
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let acceptor = acceptor.clone();
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    match acceptor.accept(stream).await {
+                        Ok(tls) => route(tls, &routes).await,
+                        Err(e) => tracing::debug!(error = %e, "pod API: TLS handshake failed"),
+                    }
+                });
+            }
+        });
+        Ok(EndpointGuard { stop, path: path.to_path_buf() })
+    }
+}
+
+/// The `kid` of the bearer token in a request head, if any.
+pub fn token_key_id(head: &str) -> Option<String> {
+    let token = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let v = value.trim();
+        let (scheme, tok) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim().to_string())
+    })?;
+    let header = token.split('.').next()?;
+    let bytes = b64url_decode(header)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("kid").and_then(serde_json::Value::as_str).map(str::to_string)
+}
+
+fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            b'=' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// A Kubernetes `Status` response with `code` and `message`, then close.
+fn status_response(code: u16, reason: &str, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+    })
+    .to_string();
+    let text = if code == 401 { "Unauthorized" } else { "Bad Gateway" };
+    format!(
+        "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn route<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, routes: &RwLock<HashMap<String, SocketAddr>>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > MAX_HEAD {
+            return;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let target = token_key_id(&text)
+        .and_then(|kid| routes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&kid).copied());
+    let Some(addr) = target else {
+        let _ = tls.write_all(&status_response(401, "Unauthorized", "Unauthorized")).await;
+        let _ = tls.shutdown().await;
+        return;
+    };
+    let mut upstream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = tls.write_all(&status_response(502, "InternalError", &format!("API server unreachable: {e}"))).await;
+            return;
+        }
+    };
+    if upstream.write_all(&head).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_of_a_bearer_token() {
+        // {"alg":"RS256","kid":"sgsim-abc"}
+        let header = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNnc2ltLWFiYyJ9";
+        let head = format!("GET /api/v1/pods HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {header}.e30.sig\r\n\r\n");
+        assert_eq!(token_key_id(&head).as_deref(), Some("sgsim-abc"));
+        assert_eq!(token_key_id("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(token_key_id("GET / HTTP/1.1\r\nauthorization: Basic eDp5\r\n\r\n"), None);
+    }
+}
