@@ -656,7 +656,30 @@ async fn resolve_env(shared: &Shared, pod: &Pod, c: &Container, st: &Tracker) ->
         };
         set(&mut out, &mut map, e.name.clone(), value);
     }
+    // kubelet_pods.go makeEnvironmentVariables: the `kubernetes` Service's variables are in every
+    // container (also without enableServiceLinks), unless the container defines them itself.
+    for (k, v) in kubernetes_service_env(&shared.gateway_ip.to_string()) {
+        if !map.contains_key(&k) {
+            set(&mut out, &mut map, k, v);
+        }
+    }
     Ok(out)
+}
+
+/// The docker-links-style variables of the `kubernetes` Service (port 443/TCP, named `https`),
+/// pointing at the node's gateway, where the node agent forwards to sgsim's TLS endpoint.
+pub(crate) fn kubernetes_service_env(host: &str) -> Vec<(String, String)> {
+    let url = format!("tcp://{host}:443");
+    vec![
+        ("KUBERNETES_SERVICE_HOST".into(), host.to_string()),
+        ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), "443".into()),
+        ("KUBERNETES_PORT".into(), url.clone()),
+        ("KUBERNETES_PORT_443_TCP".into(), url),
+        ("KUBERNETES_PORT_443_TCP_PROTO".into(), "tcp".into()),
+        ("KUBERNETES_PORT_443_TCP_PORT".into(), "443".into()),
+        ("KUBERNETES_PORT_443_TCP_ADDR".into(), host.to_string()),
+    ]
 }
 
 fn field_value(pod: &Pod, st: &Tracker, path: &str) -> String {
