@@ -23,12 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin kubectl)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
-    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox"
+    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [kubectl]="busybox"
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
@@ -134,6 +134,18 @@ if [ -n "${selected[dind]+x}" ]; then
     done
 fi
 
+# The kubectl stand-in (bitnami/kubectl and the like): the host's kubectl when it is a static
+# binary (client-go's in-cluster config then talks to sgsim's TLS endpoint for pods); otherwise a
+# script that says why kubectl is missing and exits 127.
+kubectl_bin=
+if [ -n "${selected[kubectl]+x}" ]; then
+    k=$(command -v kubectl || true)
+    if [ -n "$k" ] && k=$(readlink -f "$k") && is_static "$k"; then
+        kubectl_bin=$k
+    else
+        log "kubectl: no static kubectl on the host; the stand-in will only say so"
+    fi
+fi
 bindir=
 for n in "${order[@]}"; do
     if [ -n "${binary[$n]+x}" ] && [ -z "$bindir" ]; then
@@ -172,6 +184,7 @@ image_inputs() {
     [ "$n" = registry ] && printf '%s\n' "$registry_deb" "$libc_so" "$ld_so"
     [ "$n" = python ] && find "$python_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
     [ "$n" = dind ] && find "$compose_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
+    [ "$n" = kubectl ] && [ -n "$kubectl_bin" ] && printf '%s\n' "$kubectl_bin"
     [ -n "${binary[$n]+x}" ] && printf '%s\n' "$bindir/${binary[$n]}"
     return 0
 }
@@ -367,6 +380,20 @@ build_aws_plugin() {
     cp "$imgdir/aws-plugin/aws-plugin.sh" "$s/usr/local/bin/aws-plugin"
     chmod 755 "$s/usr/local/bin/aws-plugin"
     derive aws-plugin "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/aws-plugin"]' 'CMD []'
+}
+
+build_kubectl() {
+    local t=$1 s
+    s=$(stage_dir kubectl)
+    mkdir -p "$s/usr/local/bin"
+    if [ -n "$kubectl_bin" ]; then
+        cp "$kubectl_bin" "$s/usr/local/bin/kubectl"
+    else
+        printf '#!/bin/sh\necho "kubectl: not in sgsim'"'"'s stand-in image (no static kubectl on the host when the images were built)" >&2\nexit 127\n' \
+            > "$s/usr/local/bin/kubectl"
+    fi
+    chmod 755 "$s/usr/local/bin/kubectl"
+    derive kubectl "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/kubectl"]' 'CMD ["--help"]'
 }
 
 for n in "${order[@]}"; do

@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "kubectl"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -324,6 +324,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
         "python" => (&[], &["python3"]),
         "aws-plugin" => (&["/usr/local/bin/aws-plugin"], &[]),
+        "kubectl" => (&["/usr/local/bin/kubectl"], &["--help"]),
         _ => (&[], &[]),
     }
 }
@@ -355,6 +356,11 @@ impl ImageCatalog {
             ("*/harnessdev/serverless-*", "aws-plugin"),
             ("harness/drone-git:*", "aws-plugin"),
             ("*/harness/drone-git:*", "aws-plugin"),
+            ("bitnami/kubectl*", "kubectl"),
+            ("*/bitnami/kubectl*", "kubectl"),
+            ("rancher/kubectl*", "kubectl"),
+            ("alpine/k8s*", "kubectl"),
+            ("registry.k8s.io/kubectl*", "kubectl"),
             ("alpine*", "busybox"),
             ("busybox*", "busybox"),
             ("ubuntu*", "busybox"),
@@ -559,7 +565,7 @@ mod tests {
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
              node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n\
-             aws-plugin=sgsim/aws-plugin:kkk\n",
+             aws-plugin=sgsim/aws-plugin:kkk\nkubectl=sgsim/kubectl:lll\n",
         )
     }
 
@@ -591,6 +597,8 @@ mod tests {
         assert_eq!(name("harnessdev/serverless-deploy:3.30.1-1.0.0"), "sgsim/aws-plugin:kkk");
         assert_eq!(name("registry.example.com/harnessdev/sam-deploy:1.82.0-latest"), "sgsim/aws-plugin:kkk");
         assert_eq!(name("harness/drone-git:1.3.4-rootless"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("bitnami/kubectl:1.31"), "sgsim/kubectl:lll");
+        assert_eq!(name("docker.io/bitnami/kubectl:latest"), "sgsim/kubectl:lll");
         assert_eq!(c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint, ["/usr/local/bin/aws-plugin"]);
         let s = c.resolve("docker:dind");
         assert_eq!(s.vendor, "docker:dind");
