@@ -5,8 +5,9 @@
 //! image that runs as root, init container exit codes, `activeDeadlineSeconds`. Latencies and
 //! exit codes are data ([`FakeProfile`]), so runs are deterministic.
 //!
-//! This is the first part of `--runtime fake`: the scheduler and API server are the real ones;
-//! wiring it into `sgsim run` (a fake lite-engine for the steps) is still to do.
+//! Pod statuses are built with the Docker kubelet's `kubelet::status::Tracker`, so both tiers write
+//! the same objects. [`crate::fake_runtime`] puts it together with the real API server and
+//! scheduler and a fake lite-engine for `--runtime fake`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
