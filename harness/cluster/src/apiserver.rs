@@ -147,6 +147,12 @@ pub enum ApiServerError {
     Seed(#[source] ApiError),
 }
 
+/// The key id (`kid`) named in the header of a ServiceAccount token (see
+/// [`ApiServerHandle::token_key_id`]); `None` for anything else.
+pub fn token_kid(token: &str) -> Option<String> {
+    sa_token::kid_of(token)
+}
+
 /// The embedded API server.
 #[derive(Debug)]
 pub struct ApiServer;

@@ -177,33 +177,7 @@ pub fn token_key_id(head: &str) -> Option<String> {
         let (scheme, tok) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim().to_string())
     })?;
-    let header = token.split('.').next()?;
-    let bytes = b64url_decode(header)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("kid").and_then(serde_json::Value::as_str).map(str::to_string)
-}
-
-fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    crate::apiserver::token_kid(&token)
 }
 
 /// A Kubernetes `Status` response with `code` and `message`, then close.

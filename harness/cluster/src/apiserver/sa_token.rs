@@ -41,6 +41,13 @@ fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The `kid` in the header of a JWT-shaped token.
+pub(crate) fn kid_of(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let v: Value = serde_json::from_slice(&b64url_decode(header)?).ok()?;
+    v.get("kid").and_then(Value::as_str).map(str::to_owned)
+}
+
 fn signature(app: &App, signing_input: &str) -> String {
     b64url(&sha2::Sha256::digest(format!("{signing_input}.{}", app.token).as_bytes()))
 }
