@@ -3,16 +3,12 @@
 //! and the pod's events, written as the Initialize log writes them, must equal the Kubernetes lines
 //! of the scenario's golden initialize.log (blessed from the Docker-backed tier).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
-use sgsim_cluster::apiserver::{ApiServer, ApiServerOptions};
-use sgsim_cluster::fake_kubelet::{FakeProfile, spawn_fake_kubelet};
-use sgsim_cluster::kubelet::messages::DEFAULT;
-use sgsim_cluster::scheduler::spawn_scheduler_with;
+use sgsim_cluster::fake_runtime::FakeCluster;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -28,38 +24,20 @@ fn golden_kubernetes_lines(scenario: &str) -> Vec<String> {
     lines[1..lines.len() - 1].to_vec()
 }
 
-async fn run_on_fake_tier(scenario: &str, profile: FakeProfile) {
+async fn run_on_fake_tier(scenario: &str) {
     let dir = repo().join("scenarios").join(scenario);
     let text = std::fs::read_to_string(dir.join("scenario.yaml")).expect("scenario.yaml");
     let loader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
     let sc = sgsim_core::load("scenario.yaml", &text, &loader)
         .unwrap_or_else(|e| panic!("{scenario}: {e:?}"));
 
-    let api = ApiServer::start(ApiServerOptions::default())
-        .await
-        .expect("api server");
-    let client = api.client().await.expect("client");
+    // The scenario's nodes with fake kubelets (its `fake:` data), the scheduler, the API server.
+    let cluster = FakeCluster::start(&sc).await.expect("fake cluster");
+    let client = cluster.client();
     sgsim_cluster::runner::create_fixtures(&client, &sc)
         .await
         .expect("fixtures");
     let ns = sc.namespace().to_string();
-    let nodes = sc.fixtures().k8s_objects(&ns).nodes;
-    let node_api: Api<Node> = Api::all(client.clone());
-    let mut kubelets = Vec::new();
-    for n in nodes {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        node_api
-            .create(&PostParams::default(), &n)
-            .await
-            .expect("create node");
-        kubelets.push(spawn_fake_kubelet(
-            client.clone(),
-            &name,
-            DEFAULT,
-            profile.clone(),
-        ));
-    }
-    let scheduler = spawn_scheduler_with(client.clone(), DEFAULT);
     let pod = sgsim_core::render_pod(&sc);
     let name = pod.metadata.name.clone().unwrap_or_default();
     Api::<Pod>::namespaced(client.clone(), &ns)
@@ -93,70 +71,58 @@ async fn run_on_fake_tier(scenario: &str, profile: FakeProfile) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    for k in kubelets {
-        k.shutdown().await;
-    }
-    scheduler.shutdown().await;
-    api.shutdown().await;
+    cluster.shutdown().await;
     assert_eq!(got, want, "{scenario} on the fake tier");
 }
 
 #[tokio::test]
 async fn k8s_unschedulable_taint() {
-    run_on_fake_tier("k8s-unschedulable-taint", FakeProfile::default()).await;
+    run_on_fake_tier("k8s-unschedulable-taint").await;
 }
 
 #[tokio::test]
 async fn k8s_unschedulable_resources() {
-    run_on_fake_tier("k8s-unschedulable-resources", FakeProfile::default()).await;
+    run_on_fake_tier("k8s-unschedulable-resources").await;
 }
 
 #[tokio::test]
 async fn node_selector_unschedulable() {
-    run_on_fake_tier("node-selector-unschedulable", FakeProfile::default()).await;
+    run_on_fake_tier("node-selector-unschedulable").await;
 }
 
 #[tokio::test]
 async fn volume_config_map_missing() {
-    run_on_fake_tier("volume-config-map-missing", FakeProfile::default()).await;
+    run_on_fake_tier("volume-config-map-missing").await;
 }
 
 #[tokio::test]
 async fn volume_secret_missing() {
-    run_on_fake_tier("volume-secret-missing", FakeProfile::default()).await;
+    run_on_fake_tier("volume-secret-missing").await;
 }
 
 #[tokio::test]
 async fn security_run_as_non_root() {
-    run_on_fake_tier("security-run-as-non-root", FakeProfile::default()).await;
+    run_on_fake_tier("security-run-as-non-root").await;
 }
 
 #[tokio::test]
 async fn k8s_active_deadline() {
-    run_on_fake_tier("k8s-active-deadline", FakeProfile::default()).await;
+    run_on_fake_tier("k8s-active-deadline").await;
 }
 
 #[tokio::test]
 async fn k8s_init_container_fails() {
-    // The scenario's hostPath-file overlay makes setup-addon exit 1; on the fake tier that is data.
-    let exit_codes = BTreeMap::from([("setup-addon".to_string(), 1)]);
-    run_on_fake_tier(
-        "k8s-init-container-fails",
-        FakeProfile {
-            exit_codes,
-            ..Default::default()
-        },
-    )
-    .await;
+    // The scenario's hostPath-file overlay makes setup-addon exit 1; its `fake.exitCodes` says so.
+    run_on_fake_tier("k8s-init-container-fails").await;
 }
 
 /// A pod that starts: the whole Initialize log up to `Pod ... is now in running status`.
 #[tokio::test]
 async fn k8s_node_affinity() {
-    run_on_fake_tier("k8s-node-affinity", FakeProfile::default()).await;
+    run_on_fake_tier("k8s-node-affinity").await;
 }
 
 #[tokio::test]
 async fn run_single() {
-    run_on_fake_tier("run-single", FakeProfile::default()).await;
+    run_on_fake_tier("run-single").await;
 }
