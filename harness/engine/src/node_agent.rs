@@ -5,8 +5,10 @@
 //!   then copies bytes both ways until either side closes.
 //! - Pod → delegate: a TCP listener (`0.0.0.0:8080`) whose every connection is forwarded to the
 //!   unix socket `/run/sgsim/delegate.sock`, which the sgsim process serves.
-//! - Pod → API server: a TCP listener (`0.0.0.0:443`, where `KUBERNETES_SERVICE_HOST` points)
-//!   forwarded the same way to `/run/sgsim/apiserver.sock` (sgsim's TLS endpoint for pods).
+//! - Pod → API server (optional): a TCP listener on the node's bridge address, port 443 (where
+//!   `KUBERNETES_SERVICE_HOST` points), forwarded the same way to `/run/sgsim/apiserver.sock`
+//!   (sgsim's TLS endpoint for pods). Not on every address: the node's dockerd tries
+//!   `https://<registry>:443` on loopback before plain HTTP, and must find nothing there.
 //!
 //! [`connect_via_agent`] is the client half of the first tunnel, for the host side.
 
@@ -27,8 +29,6 @@ pub const DEFAULT_DELEGATE_SOCKET: &str = "/run/sgsim/delegate.sock";
 pub const DEFAULT_DELEGATE_LISTEN: &str = "0.0.0.0:8080";
 /// Default path of the API server socket inside a node.
 pub const DEFAULT_API_SOCKET: &str = "/run/sgsim/apiserver.sock";
-/// Default TCP address forwarded to the API server socket (the `kubernetes` Service's port).
-pub const DEFAULT_API_LISTEN: &str = "0.0.0.0:443";
 
 const MAX_REQUEST_LINE: usize = 512;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,7 +212,22 @@ where
     }
 }
 
-/// Runs both listeners of the agent until one fails.
+/// Binds `addr`, waiting (up to a minute) while the address does not exist yet: the node's bridge
+/// address appears only once its dockerd has created the bridge.
+async fn bind_when_available(addr: SocketAddr) -> Result<TcpListener, AgentError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(source) => return Err(AgentError::BindTcp { addr, source }),
+        }
+    }
+}
+
+/// Runs the agent's listeners until one fails.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let tunnel = bind_unix(&config.agent_socket)?;
     let tcp = TcpListener::bind(config.delegate_listen)
@@ -221,13 +236,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             addr: config.delegate_listen,
             source,
         })?;
-    let api = match config.api_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| AgentError::BindTcp { addr, source })?),
-        None => None,
-    };
     let api_forward = async {
-        match api {
-            Some(l) => serve_delegate_forward(l, config.api_socket.clone()).await,
+        match config.api_listen {
+            Some(addr) => serve_delegate_forward(bind_when_available(addr).await?, config.api_socket.clone()).await,
             None => futures::future::pending().await,
         }
     };

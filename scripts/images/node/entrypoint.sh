@@ -27,8 +27,9 @@ dockerd_pid=$!
 
 # Pods reach the delegate on :8080 and the API server (KUBERNETES_SERVICE_HOST:443, TLS) on :443
 # of the node's bridge address; both are forwarded to sockets sgsim serves in the node directory.
+# Only the bridge address for :443: dockerd tries https://<registry>:443 on loopback first.
 agent_args=(--socket "$dir/agent.sock" --delegate-socket "$dir/delegate.sock" --listen 0.0.0.0:8080
-    --api-listen 0.0.0.0:443 --api-socket "$dir/apiserver.sock")
+    --api-listen "${bip%/*}:443" --api-socket "$dir/apiserver.sock")
 sgsim-node-agent "${agent_args[@]}" &
 agent_pid=$!
 
