@@ -213,15 +213,14 @@ pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
         reporter: Reporter::new(color, false),
         runtime,
     });
-    // Ctrl-C: remove everything the suite started, then exit.
+    // Ctrl-C or SIGTERM: remove everything the suite started, then exit.
     suite.rt.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: removing the nodes of this run");
-            if let Some(s) = SUITE.get() {
-                s.shutdown().await;
-            }
-            std::process::exit(crate::exit::INTERRUPTED);
+        crate::interrupted().await;
+        eprintln!("interrupted: removing the nodes of this run");
+        if let Some(s) = SUITE.get() {
+            s.shutdown().await;
         }
+        std::process::exit(crate::exit::INTERRUPTED);
     });
     let trials: Vec<Trial> = discover(&repo)
         .into_iter()

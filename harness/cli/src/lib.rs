@@ -362,7 +362,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
         };
         let rec = tokio::select! {
             r = work => r,
-            _ = tokio::signal::ctrl_c() => {
+            () = interrupted() => {
                 eprintln!("interrupted: removing everything this run started");
                 pool.shutdown().await;
                 return exit::INTERRUPTED;
@@ -524,7 +524,7 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             println!("API server at {} (no nodes); kubeconfig written to {}", api.url(), kubeconfig.display());
             println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
             println!("Ctrl-C stops it.");
-            let _ = tokio::signal::ctrl_c().await;
+            interrupted().await;
             api.shutdown().await;
             return exit::OK;
         }
@@ -549,12 +549,30 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
         println!("cluster up: API server at {}, node node-1; kubeconfig written to {}", cluster.api().url(), kubeconfig.display());
         println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
         println!("Ctrl-C stops it and removes everything.");
-        let _ = tokio::signal::ctrl_c().await;
+        interrupted().await;
         eprintln!("stopping: removing the cluster");
         cluster.shutdown().await;
         pool.shutdown().await;
         exit::OK
     })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what CI cancellation and `kill` send): the moment to
+/// remove everything a run started.
+pub async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+    }
 }
 
 /// The whole program; returns the exit code.

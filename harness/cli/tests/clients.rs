@@ -209,3 +209,32 @@ fn run_suite(
         ),
     }
 }
+
+/// SIGTERM (CI cancellation, `kill`) is handled like Ctrl-C: `cluster up` removes its node
+/// container and volumes and exits 0.
+#[test]
+fn cluster_up_cleans_up_on_sigterm() {
+    let mut up = ClusterUp::start("sigterm");
+    let label = format!("label=dev.sgsim.pid={}", up.child.id());
+    let ours = |what: &str| -> String {
+        let o = Command::new("docker").args([what, "ls", "-q", "--filter", &label]).output().expect("docker");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let containers = || {
+        let o = Command::new("docker").args(["ps", "-a", "-q", "--filter", &label]).output().expect("docker");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert!(!containers().is_empty(), "no container labelled {label} while the cluster is up");
+    let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Ok(Some(s)) = up.child.try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "sgsim cluster up ignored SIGTERM:\n{}", up.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(0), "{}", up.log());
+    assert_eq!(containers(), "", "containers left behind after SIGTERM");
+    assert_eq!(ours("volume"), "", "volumes left behind after SIGTERM");
+}
