@@ -37,6 +37,23 @@ pub struct FakeProfile {
     pub exit_codes: BTreeMap<String, i32>,
     /// Images the node has before any pod runs (pulled ones are added as pods pull them).
     pub present: Vec<String>,
+    /// Running containers the runtime ends (e.g. an OOM kill), announced by the fake lite-engine.
+    pub kills: Option<tokio::sync::broadcast::Sender<ContainerKill>>,
+}
+
+/// A running container that the fake runtime ends, as data: its exit code and terminated reason.
+#[derive(Debug, Clone)]
+pub struct ContainerKill {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// Exit code (137 for SIGKILL).
+    pub exit_code: i32,
+    /// Terminated reason (`OOMKilled`, `Error`).
+    pub reason: String,
 }
 
 /// A running fake kubelet; stops on drop.
@@ -116,7 +133,8 @@ pub fn spawn_fake_kubelet(
                     present: present.clone(),
                 };
                 let cancel = c.child_token();
-                tokio::spawn(async move { w.run(pod, cancel).await });
+                let kills = profile.kills.as_ref().map(tokio::sync::broadcast::Sender::subscribe);
+                tokio::spawn(async move { w.run(pod, kills, cancel).await });
             }
         }
     });
@@ -182,7 +200,12 @@ impl Worker {
         }
     }
 
-    async fn run(self, pod: Pod, cancel: CancellationToken) {
+    async fn run(
+        self,
+        pod: Pod,
+        kills: Option<tokio::sync::broadcast::Receiver<ContainerKill>>,
+        cancel: CancellationToken,
+    ) {
         self.scheduled_event_written(&pod).await;
         let deadline = pod
             .spec
@@ -197,7 +220,7 @@ impl Worker {
             }
         };
         let exceeded = tokio::select! {
-            () = self.lifecycle(&pod, &mut st) => false,
+            () = self.lifecycle(&pod, &mut st, kills) => false,
             () = cancel.cancelled() => false,
             () = deadline_sleep => true,
         };
@@ -272,7 +295,12 @@ impl Worker {
     /// The same steps and statuses as the Docker-backed kubelet's pod worker, without containers:
     /// volumes, sandbox (pod IP), init containers to completion (exit codes as data), then the
     /// containers, which run until the pod is deleted.
-    async fn lifecycle(&self, pod: &Pod, st: &mut Tracker) {
+    async fn lifecycle(
+        &self,
+        pod: &Pod,
+        st: &mut Tracker,
+        kills: Option<tokio::sync::broadcast::Receiver<ContainerKill>>,
+    ) {
         st.push().await;
         // Volumes first (ContainerCreating until they mount).
         let mut reported = None;
@@ -329,6 +357,33 @@ impl Worker {
         }
         st.status.phase = Some("Running".into());
         st.push().await;
+        // The containers run until the pod goes away, unless the runtime ends one (data).
+        let Some(mut kills) = kills else {
+            return futures::future::pending::<()>().await;
+        };
+        let (ns, name) = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+        while let Ok(k) = kills.recv().await {
+            let Some(i) = st.names.iter().position(|n| *n == k.container) else { continue };
+            if k.namespace != ns || k.pod != name {
+                continue;
+            }
+            let s = st.main_mut(i);
+            let started_at = s.state.as_ref().and_then(|x| x.running.as_ref()).and_then(|r| r.started_at.clone());
+            s.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: k.exit_code,
+                    reason: Some(k.reason.clone()),
+                    started_at,
+                    finished_at: Some(now()),
+                    container_id: s.container_id.clone(),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            });
+            s.ready = false;
+            s.started = Some(false);
+            st.push().await;
+        }
         futures::future::pending::<()>().await;
     }
 

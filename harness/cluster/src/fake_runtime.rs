@@ -34,7 +34,7 @@ use tonic::{Request, Response};
 use crate::apiserver::{
     ApiServer, ApiServerError, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
 };
-use crate::fake_kubelet::{FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
+use crate::fake_kubelet::{ContainerKill, FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
 use crate::kubelet::messages::DEFAULT;
 use crate::runner::PodDialer;
 use crate::scheduler::{SchedulerHandle, spawn_scheduler_with};
@@ -72,6 +72,7 @@ pub fn profile(fake: &FakeSpec) -> FakeProfile {
         image_users: fake.image_users.clone(),
         exit_codes: fake.exit_codes.clone(),
         present: Vec::new(),
+        kills: None,
     }
 }
 
@@ -132,6 +133,9 @@ struct FakeLiteEngine {
     delegate: DelegateServer,
     logs: FakeLogs,
     started: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// The run's pod (namespace, name) and where container kills go to its kubelet.
+    pod: (String, String),
+    kills: tokio::sync::broadcast::Sender<ContainerKill>,
 }
 
 /// `deploy_retry_2` → (`deploy`, 2); `deploy_reports` → (`deploy`, reports).
@@ -184,6 +188,23 @@ impl FakeLiteEngine {
         }
         if let Some(c) = &target.container {
             self.logs.append(c, &attempt.log);
+        }
+        if attempt.oom_killed
+            && let Some(c) = &target.container
+        {
+            // The container dies with the addon in it: the call fails without an exit code, and the
+            // kubelet reports the container terminated OOMKilled (137).
+            let _ = self.kills.send(ContainerKill {
+                namespace: self.pod.0.clone(),
+                pod: self.pod.1.clone(),
+                container: c.clone(),
+                exit_code: 137,
+                reason: "OOMKilled".into(),
+            });
+            st.status = Status::Failure;
+            st.exit_code = None;
+            st.error = Some("the step's container was killed".into());
+            return st;
         }
         if attempt.exit_code != 0 && !target.detach {
             st.status = Status::Failure;
@@ -273,6 +294,7 @@ impl FakeCluster {
         let client = api.client().await.map_err(FakeError::ApiServer)?;
         let fake = &scenario.header.fake;
         let logs = FakeLogs::default();
+        let (kills, _) = tokio::sync::broadcast::channel(16);
         let nodes = scenario.fixtures().k8s_objects(scenario.namespace()).nodes;
         let node_api: Api<Node> = Api::all(client.clone());
         let mut kubelets = Vec::new();
@@ -283,6 +305,7 @@ impl FakeCluster {
                 .await
                 .map_err(|source| FakeError::Node { node: name.clone(), source })?;
             let mut p = profile(fake);
+            p.kills = Some(kills.clone());
             p.present = scenario.fixtures().nodes.iter().filter(|f| f.name == name).flat_map(|f| f.images.clone()).collect();
             kubelets.push(spawn_fake_kubelet(client.clone(), &name, DEFAULT, p));
             api.register_node_logs(&name, Arc::new(logs.clone()));
@@ -312,6 +335,8 @@ impl FakeCluster {
             delegate: delegate.clone(),
             logs,
             started: Arc::default(),
+            pod: (plan.namespace.clone(), plan.pod_name.clone()),
+            kills,
         };
         let dir = std::env::temp_dir().join(format!("sgsim-fake-{}", crate::context::random_suffix(10)));
         std::fs::create_dir_all(&dir).map_err(|source| FakeError::Serve { path: dir.clone(), source })?;

@@ -140,6 +140,8 @@ pub struct FakeAttempt {
     pub log: String,
     /// Output variables the command exports.
     pub outputs: BTreeMap<String, String>,
+    /// The step's container exceeds its memory limit: the runtime kills it (`OOMKilled`, 137).
+    pub oom_killed: bool,
 }
 
 /// Fixtures: what exists in the simulated cluster and Harness account.
@@ -1258,7 +1260,7 @@ fn int_in(ctx: &mut Ctx<'_>, v: &Node, what: &str, range: std::ops::RangeInclusi
 }
 
 fn read_fake_attempt(ctx: &mut Ctx<'_>, v: &Node, at: Pos) -> FakeAttempt {
-    const FIELDS: &[&str] = &["exitCode", "duration", "log", "outputs"];
+    const FIELDS: &[&str] = &["exitCode", "duration", "log", "outputs", "oomKilled"];
     let mut a = FakeAttempt::default();
     if v.is_null() || !ctx.strict_map(v, at, FIELDS, "fake step") {
         return a;
@@ -1269,6 +1271,12 @@ fn read_fake_attempt(ctx: &mut Ctx<'_>, v: &Node, at: Pos) -> FakeAttempt {
     a.duration_millis = duration_millis(ctx, v, "duration");
     a.log = scalar(ctx, v, "log").unwrap_or_default();
     a.outputs = plain_map(ctx, v, "outputs");
+    if let Some(o) = v.get("oomKilled") {
+        match &o.value {
+            Value::Bool(b) => a.oom_killed = *b,
+            _ => ctx.err(o.pos, format!("`oomKilled` must be true or false, found {}", o.kind_name())),
+        }
+    }
     a
 }
 

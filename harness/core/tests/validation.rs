@@ -572,7 +572,7 @@ fake:
     run1:
       attempts:
         - {exitCode: 3, duration: 2s, log: boom}
-        - {outputs: {V: x}}
+        - {outputs: {V: x}, oomKilled: true}
 ";
     let s = load_with("s/scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let f = &s.header.fake;
@@ -584,6 +584,8 @@ fake:
     assert_eq!(step.attempt(0).duration_millis, 2000);
     assert_eq!(step.attempt(0).log, "boom");
     assert_eq!(step.attempt(1).outputs.get("V").map(String::as_str), Some("x"));
+    assert!(!step.attempt(0).oom_killed);
+    assert!(step.attempt(1).oom_killed);
     // The last attempt repeats.
     assert_eq!(step.attempt(5).exit_code, 0);
     assert!(f.skip.is_none());
