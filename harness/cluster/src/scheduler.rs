@@ -224,8 +224,11 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
                         }
                     }
                 } else {
+                    // A PreFilter rejection (UnschedulableAndUnresolvable, e.g. VolumeBinding's
+                    // missing claim) is every node's status (schedule_one.go
+                    // `SetAbsentNodesStatus`), so preemption cannot help on any node.
                     let preemption: Vec<String> = if pre_filter.is_some() {
-                        vec!["No preemption victims found for incoming pod".to_string(); node_list.len()]
+                        vec!["Preemption is not helpful for scheduling".to_string(); node_list.len()]
                     } else {
                         resolvable
                             .iter()
