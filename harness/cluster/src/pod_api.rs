@@ -151,7 +151,15 @@ impl PodApiGateway {
                     () = s.cancelled() => break,
                     c = listener.accept() => c,
                 };
-                let Ok((stream, _)) = conn else { continue };
+                let stream = match conn {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // E.g. out of file descriptors: retry without spinning.
+                        tracing::debug!(error = %e, "pod API: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let acceptor = acceptor.clone();
                 let routes = routes.clone();
                 tokio::spawn(async move {
