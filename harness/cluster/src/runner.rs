@@ -953,10 +953,10 @@ impl StepCtx<'_> {
         a
     }
 
-    /// Whether the pod's status shows `container` terminated with reason `OOMKilled` (waits
-    /// briefly for the kubelet to record the exit).
+    /// Whether the pod's status shows `container` terminated with reason `OOMKilled` (waits up
+    /// to 5 s for the kubelet to record the exit: the step's status can arrive first).
     async fn oom_killed(&self, container: &str) -> bool {
-        for _ in 0..10 {
+        for _ in 0..25 {
             let Ok(p) = self.pods.get(self.pod).await else { return false };
             let terminated = p
                 .status
