@@ -743,38 +743,16 @@ fn finish(
         }
     }
     if !header.bare {
+        // `expect.steps` and `fake.steps` name steps of the group.
         let steps = group.flat_steps();
         let ids: Vec<&str> = steps.iter().map(|s| s.identifier.as_str()).collect();
         let sc_root = parse(&scenario_file.text).ok();
-        for id in header.expect.steps.keys() {
-            if !ids.contains(&id.as_str()) {
+        let sections = [("expect", header.expect.steps.keys().collect::<Vec<_>>()), ("fake", header.fake.steps.keys().collect())];
+        for (section, named) in sections {
+            for id in named.into_iter().filter(|id| !ids.contains(&id.as_str())) {
                 let pos = sc_root
                     .as_ref()
-                    .and_then(|r| r.get("expect"))
-                    .and_then(|e| e.get("steps"))
-                    .and_then(|s| s.entry(id))
-                    .map(|(k, _)| k.pos)
-                    .unwrap_or_default();
-                let hint = suggest(id, ids.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-                let d = Diagnostic::new(
-                    Severity::Error,
-                    scenario_file,
-                    pos,
-                    format!("expect.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
-                );
-                ctx.diags.push(d);
-            }
-        }
-    }
-    if !header.bare {
-        let steps = group.flat_steps();
-        let ids: Vec<&str> = steps.iter().map(|s| s.identifier.as_str()).collect();
-        let sc_root = parse(&scenario_file.text).ok();
-        for id in header.fake.steps.keys() {
-            if !ids.contains(&id.as_str()) {
-                let pos = sc_root
-                    .as_ref()
-                    .and_then(|r| r.get("fake"))
+                    .and_then(|r| r.get(section))
                     .and_then(|e| e.get("steps"))
                     .and_then(|s| s.entry(id))
                     .map(|(k, _)| k.pos)
@@ -784,7 +762,7 @@ fn finish(
                     Severity::Error,
                     scenario_file,
                     pos,
-                    format!("fake.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
+                    format!("{section}.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
                 ));
             }
         }
