@@ -310,13 +310,14 @@ fn default_golden_dir(file: &Path) -> Option<PathBuf> {
     g.is_dir().then_some(g)
 }
 
-fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group: Option<&str>) -> i32 {
-    let reporter = Reporter::for_terminal();
+/// The scenario `sgsim run` runs, its warnings printed; `Err` is the exit code when there is
+/// nothing to run (invalid input, or the validation error the scenario expects: exit 0).
+fn scenario_to_run(file: &Path, step_group: Option<&str>) -> Result<Scenario, i32> {
     let inp = match input::load(file, step_group) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
+            return Err(exit::INVALID_INPUT);
         }
     };
     let sc = match inp.scenario {
@@ -325,14 +326,23 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
             print_diagnostics(&e);
             if e.is_expected() {
                 eprintln!("the scenario expects this validation error: outcome as expected");
-                return exit::OK;
+                return Err(exit::OK);
             }
-            return exit::INVALID_INPUT;
+            return Err(exit::INVALID_INPUT);
         }
     };
     for w in &sc.warnings.items {
         eprintln!("{}", w.render_plain());
     }
+    Ok(sc)
+}
+
+fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group: Option<&str>) -> i32 {
+    let reporter = Reporter::for_terminal();
+    let sc = match scenario_to_run(file, step_group) {
+        Ok(sc) => sc,
+        Err(code) => return code,
+    };
     let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
     let mode = match golden::bless_mode() {
         Ok(m) => m,
@@ -415,27 +425,10 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
 /// `sgsim run --runtime fake`: the same runner on a [`sgsim_cluster::fake_runtime::FakeCluster`].
 fn cmd_run_fake(file: &Path, golden_dir: Option<PathBuf>, step_group: Option<&str>) -> i32 {
     let reporter = Reporter::for_terminal();
-    let inp = match input::load(file, step_group) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
-    };
-    let sc = match inp.scenario {
+    let sc = match scenario_to_run(file, step_group) {
         Ok(sc) => sc,
-        Err(e) => {
-            print_diagnostics(&e);
-            if e.is_expected() {
-                eprintln!("the scenario expects this validation error: outcome as expected");
-                return exit::OK;
-            }
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
-    for w in &sc.warnings.items {
-        eprintln!("{}", w.render_plain());
-    }
     if let Some(why) = &sc.header.fake.skip {
         eprintln!("note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway");
     }
