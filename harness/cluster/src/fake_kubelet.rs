@@ -21,6 +21,7 @@ use kube::api::Api;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::kubelet::config;
 use crate::kubelet::events::{EventType, Recorder, pod_ref};
 use crate::kubelet::messages::{K8sMessages, go_quote};
 use crate::kubelet::status::{Tracker, now, waiting};
@@ -387,45 +388,15 @@ impl Worker {
         futures::future::pending::<()>().await;
     }
 
-    /// `runAsNonRoot` against the image's user (data), as `verifyRunAsNonRoot` words it.
-    fn config_error(&self, pod: &Pod, c: &Container) -> Option<String> {
-        let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-        let csc = c.security_context.as_ref();
-        let non_root = csc
-            .and_then(|s| s.run_as_non_root)
-            .or(psc.and_then(|s| s.run_as_non_root))
-            == Some(true);
-        if !non_root {
-            return None;
+    /// The container's config as the kubelet checks it (shared with the Docker-backed kubelet):
+    /// `runAsNonRoot` against the image's user (data), then the env's ConfigMap/Secret keys.
+    async fn config_error(&self, pod: &Pod, c: &Container) -> Option<String> {
+        let image = c.image.clone().unwrap_or_default();
+        let user = self.profile.image_users.get(&image).map(i64::to_string).unwrap_or_default();
+        if let Some(msg) = config::run_as_non_root_error(pod, c, &user) {
+            return Some(msg);
         }
-        let run_as = csc
-            .and_then(|s| s.run_as_user)
-            .or(psc.and_then(|s| s.run_as_user));
-        let pod_desc = format!(
-            "{}_{}({})",
-            pod.metadata.name.as_deref().unwrap_or_default(),
-            pod.metadata.namespace.as_deref().unwrap_or_default(),
-            pod.metadata.uid.as_deref().unwrap_or_default()
-        );
-        match run_as {
-            Some(0) => Some(format!(
-                "container's runAsUser breaks non-root policy (pod: {}, container: {})",
-                go_quote(&pod_desc),
-                c.name
-            )),
-            Some(_) => None,
-            None => {
-                let image = c.image.clone().unwrap_or_default();
-                match self.profile.image_users.get(&image) {
-                    Some(uid) if *uid != 0 => None,
-                    _ => Some(format!(
-                        "container has runAsNonRoot and image will run as root (pod: {}, container: {})",
-                        go_quote(&pod_desc),
-                        c.name
-                    )),
-                }
-            }
-        }
+        config::resolve_env(&self.client, pod, c, |_| String::new(), Vec::new()).await.err()
     }
 
     /// Pull (fake latency), the container's config (runAsNonRoot, retried until it resolves),
@@ -433,7 +404,7 @@ impl Worker {
     async fn start(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
         self.pull(pod, st, c, init, i).await;
         let mut last = None;
-        while let Some(msg) = self.config_error(pod, c) {
+        while let Some(msg) = self.config_error(pod, c).await {
             if last.as_deref() != Some(msg.as_str()) {
                 st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                 st.push().await;

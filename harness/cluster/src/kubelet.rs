@@ -11,6 +11,7 @@ pub mod events;
 pub mod messages;
 pub mod resources;
 
+pub(crate) mod config;
 mod convert;
 mod pod;
 pub(crate) mod status;

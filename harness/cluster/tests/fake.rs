@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Namespace, Node, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
@@ -131,6 +131,11 @@ fn phase(p: &Pod) -> &str {
         .unwrap_or_default()
 }
 
+/// The waiting state of the pod's first container.
+fn first_waiting(pod: Pod) -> Option<ContainerStateWaiting> {
+    pod.status?.container_statuses?.into_iter().next()?.state?.waiting
+}
+
 fn containers() -> Value {
     json!([
         {"name": "step-one", "image": "alpine:3.19"},
@@ -220,15 +225,45 @@ async fn run_as_non_root_with_a_root_image_is_create_container_config_error() {
     let (_, pod) = tier
         .wait("CreateContainerConfigError", |e, _| e.contains(&msg))
         .await;
-    let waiting = pod
-        .status
-        .and_then(|s| s.container_statuses)
-        .unwrap_or_default()[0]
-        .state
-        .clone()
-        .and_then(|s| s.waiting)
-        .and_then(|w| w.reason);
+    let waiting = first_waiting(pod).and_then(|w| w.reason);
     assert_eq!(waiting.as_deref(), Some("CreateContainerConfigError"));
+    tier.shutdown().await;
+}
+
+#[tokio::test]
+async fn env_from_a_missing_secret_key_is_create_container_config_error() {
+    let tier = Tier::start("envkey", FakeProfile::default()).await;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds", "namespace": tier.ns},
+        "stringData": {"username": "deployer"},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(tier.client.clone(), &tier.ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
+    tier.create(json!({
+        "containers": [
+            {"name": "step-one", "image": "alpine:3.19", "env": [
+                {"name": "USER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "username"}}},
+                {"name": "OPTIONAL", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope", "optional": true}}},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            ]},
+            {"name": "lite-engine", "image": "harness/ci-lite-engine:1.16.8"},
+        ],
+    }))
+    .await;
+    let msg = format!("Warning Error: couldn't find key token in Secret {}/creds", tier.ns);
+    let (evs, pod) = tier
+        .wait("CreateContainerConfigError", |e, _| e.contains(&msg))
+        .await;
+    assert_eq!(evs.iter().filter(|l| **l == msg).count(), 1, "{evs:#?}");
+    let waiting = first_waiting(pod);
+    assert_eq!(waiting.as_ref().and_then(|w| w.reason.as_deref()), Some("CreateContainerConfigError"));
+    assert_eq!(
+        waiting.and_then(|w| w.message).as_deref(),
+        Some(format!("couldn't find key token in Secret {}/creds", tier.ns).as_str())
+    );
     tier.shutdown().await;
 }
 

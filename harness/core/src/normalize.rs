@@ -169,7 +169,19 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
     if n != 8 {
         return None;
     }
-    Some(("harnesscd-".len() + id_len + 1 + 8, format!("harnesscd-{}-<pod-suffix>", &rest[..id_len])))
+    let len = "harnesscd-".len() + id_len + 1 + 8;
+    let name = format!("harnesscd-{}-<pod-suffix>", &rest[..id_len]);
+    // The kubelet's pod full name `<pod>_<namespace>` (kubecontainer.GetPodFullName), as in
+    // `container has runAsNonRoot ... (pod: "<pod>_<ns>(<uid>)", ...)`: `_` would otherwise stop
+    // the match at a word boundary.
+    let after = &s[len..];
+    if let Some(ns) = after.strip_prefix('_') {
+        let n = ns.bytes().take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-').count();
+        if n > 0 {
+            return Some((len + 1 + n, format!("{name}_{}", &ns[..n])));
+        }
+    }
+    Some((len, name))
 }
 
 /// `kube-api-access-<5 random chars>`: the projected service-account token volume the API server
@@ -444,6 +456,12 @@ mod tests {
             normalize_text("Successfully assigned ns/harnesscd-asdasd-89xlhk71 to node-1"),
             "Successfully assigned ns/harnesscd-asdasd-<pod-suffix> to node-1"
         );
+        assert_eq!(
+            normalize_text(r#"(pod: "harnesscd-nonrootgroup-fxnz3w26_harness-delegate-ng(0f8fad5b-d9cb-469f-a165-70867728950e)", container: step-x)"#),
+            r#"(pod: "harnesscd-nonrootgroup-<pod-suffix>_harness-delegate-ng(<uid>)", container: step-x)"#
+        );
+        assert_eq!(normalize_text("harnesscd-abc-fxnz3w26_x"), "harnesscd-abc-<pod-suffix>_x");
+        assert_eq!(normalize_text("harnesscd-abc-fxnz3w26_"), "harnesscd-abc-fxnz3w26_");
         assert_eq!(normalize_text("resourceVersion: \"123\"\n"), "resourceVersion: \"<rv>\"\n");
         assert_eq!(normalize_text("\"resourceVersion\":\"77\""), "\"resourceVersion\":\"<rv>\"");
         assert_eq!(normalize_text("node-1 stays"), "node-1 stays");

@@ -22,6 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio_util::sync::CancellationToken;
 
+use super::config::{self, secret_data};
 use super::convert::{self, NodeVolume, PodId};
 use super::status::{Tracker, now, waiting};
 use super::events::{EventType, pod_ref};
@@ -301,8 +302,11 @@ async fn run_container(
     let mut last_err: Option<String> = None;
     let env = loop {
         let r = match verify_run_as_non_root(shared, pod, c).await {
-            Err(msg) => Err(msg),
-            Ok(()) => resolve_env(shared, pod, c, st).await,
+            Some(msg) => Err(msg),
+            None => {
+                let service_env = kubernetes_service_env(&shared.gateway_ip.to_string());
+                config::resolve_env(&shared.client, pod, c, |path| field_value(pod, st, path), service_env).await
+            }
         };
         match r {
             Ok(env) => break env,
@@ -384,47 +388,14 @@ async fn run_container(
     Some(cid)
 }
 
-/// kuberuntime's `verifyRunAsNonRoot` (security_context_others.go): with `runAsNonRoot`, the
-/// effective user must be known and non-zero.
-async fn verify_run_as_non_root(shared: &Shared, pod: &Pod, c: &Container) -> Result<(), String> {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
-    let csc = c.security_context.clone().unwrap_or_default();
-    if csc.run_as_non_root.or(psc.run_as_non_root) != Some(true) {
-        return Ok(());
+/// [`config::run_as_non_root_error`] with the user of the container's image on the node.
+async fn verify_run_as_non_root(shared: &Shared, pod: &Pod, c: &Container) -> Option<String> {
+    let mut user = String::new();
+    if config::needs_image_user(pod, c) {
+        let image = shared.images.local_ref(&c.image.clone().unwrap_or_default());
+        user = shared.docker.inspect_image(&image).await.ok().and_then(|i| i.config).and_then(|cfg| cfg.user).unwrap_or_default();
     }
-    let pod_fmt = super::messages::go_quote(&format!(
-        "{}_{}({})",
-        pod.metadata.name.clone().unwrap_or_default(),
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.uid.clone().unwrap_or_default()
-    ));
-    let name = &c.name;
-    if let Some(uid) = csc.run_as_user.or(psc.run_as_user) {
-        if uid == 0 {
-            return Err(format!("container's runAsUser breaks non-root policy (pod: {pod_fmt}, container: {name})"));
-        }
-        return Ok(());
-    }
-    let image = shared.images.local_ref(&c.image.clone().unwrap_or_default());
-    let user = shared
-        .docker
-        .inspect_image(&image)
-        .await
-        .ok()
-        .and_then(|i| i.config)
-        .and_then(|cfg| cfg.user)
-        .unwrap_or_default();
-    let user = user.split(':').next().unwrap_or("").to_string();
-    if user.is_empty() {
-        return Err(format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})"));
-    }
-    match user.parse::<i64>() {
-        Ok(0) => Err(format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})")),
-        Ok(_) => Ok(()),
-        Err(_) => Err(format!(
-            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod_fmt}, container: {name})"
-        )),
-    }
+    config::run_as_non_root_error(pod, c, &user)
 }
 
 /// Wait for a container's exit; record it; return its exit code.
@@ -582,90 +553,6 @@ async fn image_size(shared: &Shared, image: &str) -> Option<u64> {
     info.size.and_then(|s| u64::try_from(s).ok())
 }
 
-/// Environment of a container: `env` (with `$(VAR)` expansion and `valueFrom`), `envFrom`.
-async fn resolve_env(shared: &Shared, pod: &Pod, c: &Container, st: &Tracker) -> Result<Vec<(String, String)>, String> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut map: HashMap<String, String> = HashMap::new();
-    let set = |out: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
-        if let Some(pos) = out.iter().position(|(n, _)| *n == k) {
-            out[pos].1 = v.clone();
-        } else {
-            out.push((k.clone(), v.clone()));
-        }
-        map.insert(k, v);
-    };
-    for from in c.env_from.iter().flatten() {
-        let prefix = from.prefix.clone().unwrap_or_default();
-        if let Some(r) = &from.config_map_ref {
-            match get_config_map(shared, &ns, &r.name).await {
-                Some(cm) => {
-                    for (k, v) in cm.data.unwrap_or_default() {
-                        set(&mut out, &mut map, format!("{prefix}{k}"), v);
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("configmap \"{}\" not found", r.name)),
-            }
-        }
-        if let Some(r) = &from.secret_ref {
-            match get_secret(shared, &ns, &r.name).await {
-                Some(s) => {
-                    for (k, v) in secret_data(&s) {
-                        set(&mut out, &mut map, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("secret \"{}\" not found", r.name)),
-            }
-        }
-    }
-    for e in c.env.iter().flatten() {
-        let value = if let Some(from) = &e.value_from {
-            if let Some(f) = &from.field_ref {
-                field_value(pod, st, &f.field_path)
-            } else if let Some(r) = &from.config_map_key_ref {
-                match get_config_map(shared, &ns, &r.name).await {
-                    Some(cm) => match cm.data.unwrap_or_default().get(&r.key) {
-                        Some(v) => v.clone(),
-                        None if r.optional == Some(true) => continue,
-                        None => {
-                            return Err(format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name));
-                        }
-                    },
-                    None if r.optional == Some(true) => continue,
-                    None => return Err(format!("configmap \"{}\" not found", r.name)),
-                }
-            } else if let Some(r) = &from.secret_key_ref {
-                match get_secret(shared, &ns, &r.name).await {
-                    Some(s) => match secret_data(&s).get(&r.key) {
-                        Some(v) => String::from_utf8_lossy(v).into_owned(),
-                        None if r.optional == Some(true) => continue,
-                        None => {
-                            return Err(format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name));
-                        }
-                    },
-                    None if r.optional == Some(true) => continue,
-                    None => return Err(format!("secret \"{}\" not found", r.name)),
-                }
-            } else {
-                String::new()
-            }
-        } else {
-            convert::expand(&e.value.clone().unwrap_or_default(), &map)
-        };
-        set(&mut out, &mut map, e.name.clone(), value);
-    }
-    // kubelet_pods.go makeEnvironmentVariables: the `kubernetes` Service's variables are in every
-    // container (also without enableServiceLinks), unless the container defines them itself.
-    for (k, v) in kubernetes_service_env(&shared.gateway_ip.to_string()) {
-        if !map.contains_key(&k) {
-            set(&mut out, &mut map, k, v);
-        }
-    }
-    Ok(out)
-}
-
 /// The docker-links-style variables of the `kubernetes` Service (port 443/TCP, named `https`),
 /// pointing at the node's gateway, where the node agent forwards to sgsim's TLS endpoint.
 pub(crate) fn kubernetes_service_env(host: &str) -> Vec<(String, String)> {
@@ -708,20 +595,11 @@ fn field_value(pod: &Pod, st: &Tracker, path: &str) -> String {
 }
 
 async fn get_config_map(shared: &Shared, ns: &str, name: &str) -> Option<ConfigMap> {
-    Api::<ConfigMap>::namespaced(shared.client.clone(), ns).get_opt(name).await.ok().flatten()
+    config::get_config_map(&shared.client, ns, name).await
 }
 
 async fn get_secret(shared: &Shared, ns: &str, name: &str) -> Option<Secret> {
-    Api::<Secret>::namespaced(shared.client.clone(), ns).get_opt(name).await.ok().flatten()
-}
-
-fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut out: BTreeMap<String, Vec<u8>> =
-        s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-    for (k, v) in s.string_data.clone().unwrap_or_default() {
-        out.insert(k, v.into_bytes());
-    }
-    out
+    config::get_secret(&shared.client, ns, name).await
 }
 
 /// Create the pod's volumes on the node. Emits `FailedMount` and returns `Err` while a configMap
