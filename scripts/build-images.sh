@@ -23,12 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin kubectl)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
-    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [kubectl]="busybox"
+    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [drone-git]="busybox" [kubectl]="busybox"
 )
 declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
 
@@ -380,6 +380,17 @@ build_aws_plugin() {
     cp "$imgdir/aws-plugin/aws-plugin.sh" "$s/usr/local/bin/aws-plugin"
     chmod 755 "$s/usr/local/bin/aws-plugin"
     derive aws-plugin "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/aws-plugin"]' 'CMD []'
+}
+
+# drone-git: busybox with a script reporting what the product's drone-git image would clone
+# (scripts/images/drone-git/drone-git.sh).
+build_drone_git() {
+    local t=$1 s
+    s=$(stage_dir drone-git)
+    mkdir -p "$s/usr/local/bin"
+    cp "$imgdir/drone-git/drone-git.sh" "$s/usr/local/bin/drone-git"
+    chmod 755 "$s/usr/local/bin/drone-git"
+    derive drone-git "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/drone-git"]' 'CMD []'
 }
 
 build_kubectl() {

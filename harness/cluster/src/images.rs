@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "kubectl"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "drone-git", "kubectl"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -324,6 +324,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
         "python" => (&[], &["python3"]),
         "aws-plugin" => (&["/usr/local/bin/aws-plugin"], &[]),
+        "drone-git" => (&["/usr/local/bin/drone-git"], &[]),
         "kubectl" => (&["/usr/local/bin/kubectl"], &["--help"]),
         _ => (&[], &[]),
     }
@@ -354,8 +355,8 @@ impl ImageCatalog {
             ("harnessdev/serverless-*", "aws-plugin"),
             ("*/harnessdev/sam-*", "aws-plugin"),
             ("*/harnessdev/serverless-*", "aws-plugin"),
-            ("harness/drone-git:*", "aws-plugin"),
-            ("*/harness/drone-git:*", "aws-plugin"),
+            ("harness/drone-git:*", "drone-git"),
+            ("*/harness/drone-git:*", "drone-git"),
             ("bitnami/kubectl*", "kubectl"),
             ("*/bitnami/kubectl*", "kubectl"),
             ("rancher/kubectl*", "kubectl"),
@@ -565,7 +566,7 @@ mod tests {
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
              node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n\
-             aws-plugin=sgsim/aws-plugin:kkk\nkubectl=sgsim/kubectl:lll\n",
+             aws-plugin=sgsim/aws-plugin:kkk\ndrone-git=sgsim/drone-git:mmm\nkubectl=sgsim/kubectl:lll\n",
         )
     }
 
@@ -596,7 +597,9 @@ mod tests {
         assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
         assert_eq!(name("harnessdev/serverless-deploy:3.30.1-1.0.0"), "sgsim/aws-plugin:kkk");
         assert_eq!(name("registry.example.com/harnessdev/sam-deploy:1.82.0-latest"), "sgsim/aws-plugin:kkk");
-        assert_eq!(name("harness/drone-git:1.3.4-rootless"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("harness/drone-git:1.3.4-rootless"), "sgsim/drone-git:mmm");
+        assert_eq!(name("registry.example.com/harness/drone-git:1.7.10-rootless"), "sgsim/drone-git:mmm");
+        assert_eq!(c.resolve("harness/drone-git:1.3.4-rootless").entrypoint, ["/usr/local/bin/drone-git"]);
         assert_eq!(name("bitnami/kubectl:1.31"), "sgsim/kubectl:lll");
         assert_eq!(name("docker.io/bitnami/kubectl:latest"), "sgsim/kubectl:lll");
         assert_eq!(c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint, ["/usr/local/bin/aws-plugin"]);

@@ -627,7 +627,22 @@ fn expr_env(scenario: &Scenario, plan: &ExecutionPlan) -> ExprEnv {
         pipeline_variables: scenario.pipeline.variables.iter().cloned().collect(),
         env_variables: scenario.fixtures().env_variables.clone(),
         steps: BTreeMap::new(),
+        specs: plan.flat().into_iter().map(|st| (st.fqn.clone(), step_spec(st))).collect(),
     }
+}
+
+/// A step's spec as expressions see it: its settings (product-managed steps keep their spec
+/// fields there), image, command and shell.
+fn step_spec(st: &sgsim_core::render::PlannedStep) -> serde_json::Value {
+    let mut m: serde_json::Map<String, serde_json::Value> = st.settings.iter().cloned().collect();
+    if let Some(i) = &st.image {
+        m.entry("image").or_insert_with(|| i.clone().into());
+    }
+    if let Some(c) = &st.command {
+        m.entry("command").or_insert_with(|| c.clone().into());
+        m.entry("shell").or_insert_with(|| st.shell.as_str().into());
+    }
+    serde_json::Value::Object(m)
 }
 
 /// Whether the group's own `when` lets it run. `Err` carries why it cannot be evaluated.

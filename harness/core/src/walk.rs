@@ -77,6 +77,25 @@ impl Ctx<'_> {
 
     /// Resolve `<+input>` / secrets in a node (a clone is returned).
     pub fn resolve(&mut self, node: &Node, fqn: &str) -> Node {
+        // Inside mappings and sequences (plugin settings, a GitClone `build`) every value is
+        // resolved, with the fqn of its own path.
+        match &node.value {
+            Value::Map(entries) => {
+                let entries = entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = k.scalar_text().unwrap_or_default();
+                        (k.clone(), self.resolve(v, &format!("{fqn}.{key}")))
+                    })
+                    .collect();
+                return Node { value: Value::Map(entries), pos: node.pos, raw: node.raw.clone() };
+            }
+            Value::Seq(items) => {
+                let items = items.iter().enumerate().map(|(i, v)| self.resolve(v, &format!("{fqn}.{i}"))).collect();
+                return Node { value: Value::Seq(items), pos: node.pos, raw: node.raw.clone() };
+            }
+            _ => {}
+        }
         let Value::Str(s) = &node.value else { return node.clone() };
         let t = s.trim();
         if t.starts_with("<+input>") {

@@ -519,3 +519,70 @@ fixtures:
     let msg = e.diagnostics().to_string();
     assert!(msg.contains("2 containerized step groups (deploy_sam.aws_sam_step_group, deploy_sam.aws_sam_rollback_step_group)"), "{msg}");
 }
+
+#[test]
+fn git_clone_gets_the_drone_git_variables() {
+    let pipeline = "pipeline:
+  identifier: p
+  stages:
+    - stage:
+        identifier: s
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: g
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec: {connectorRef: k8s, namespace: ns}
+                  steps:
+                    - step:
+                        identifier: clone_app
+                        type: GitClone
+                        spec:
+                          connectorRef: github
+                          repoName: app.git
+                          depth: 1
+                          sslVerify: false
+                          build: {type: branch, spec: {branch: main}}
+                    - step:
+                        identifier: clone_tag
+                        type: GitClone
+                        spec:
+                          connectorRef: repo
+                          cloneDirectory: /harness/src
+                          build: {type: tag, spec: {tag: v1.2.0}}
+";
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns]
+  connectors:
+    - {identifier: k8s, type: KubernetesCluster}
+    - {identifier: github, type: Github, url: 'https://github.com/acme/', auth: usernamePassword, username: bot, passwordRef: gh_token}
+    - {identifier: repo, type: Git, url: 'git@gitlab.example.com:team/infra.git'}
+  harnessSecrets: {gh_token: ghp-123}
+";
+    let s = with_scenario(pipeline, scen);
+    let pl = plan(&s);
+    let env = |i: usize| pl.flat()[i].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    let a = env(0);
+    assert_eq!(a["DRONE_REMOTE_URL"], "https://github.com/acme/app.git");
+    assert_eq!(a["DRONE_NETRC_MACHINE"], "github.com");
+    assert_eq!(a["DRONE_BUILD_EVENT"], "push");
+    assert_eq!(a["DRONE_COMMIT_BRANCH"], "main");
+    assert_eq!(a["PLUGIN_DEPTH"], "1");
+    assert_eq!(a["DRONE_WORKSPACE"], "/harness/app");
+    assert_eq!(a["GIT_SSL_NO_VERIFY"], "true");
+    assert_eq!(a["DRONE_NETRC_USERNAME"], "bot");
+    assert_eq!(a["DRONE_NETRC_PASSWORD"], "ghp-123");
+    assert!(!a.keys().any(|k| k.starts_with("PLUGIN_REPO") || k == "PLUGIN_BUILD"), "{a:?}");
+    let b = env(1);
+    assert_eq!(b["DRONE_REMOTE_URL"], "git@gitlab.example.com:team/infra.git");
+    assert_eq!(b["DRONE_NETRC_MACHINE"], "gitlab.example.com");
+    assert_eq!(b["DRONE_BUILD_EVENT"], "tag");
+    assert_eq!(b["DRONE_TAG"], "v1.2.0");
+    assert_eq!(b["DRONE_WORKSPACE"], "/harness/src");
+    assert!(!b.contains_key("PLUGIN_DEPTH") && !b.contains_key("DRONE_NETRC_PASSWORD") && !b.contains_key("GIT_SSL_NO_VERIFY"));
+    assert!(s.secrets.contains(&"ghp-123".to_string()));
+}

@@ -612,3 +612,38 @@ fake:
         ]
     );
 }
+
+#[test]
+fn nested_inputs_have_their_own_paths() {
+    let body = GOOD_BODY.replace(
+        "      type: Run
+      spec:
+        image: alpine:3.20
+        command: echo hi
+",
+        "      type: Plugin
+      spec:
+        image: plugins/x
+        settings:
+          target: {branch: <+input>, tags: [a, <+input>]}
+",
+    );
+    let text = pipeline("Deployment", &body);
+    let e = errs("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n", &[("p.yaml", &text)]);
+    let f = "pipeline.stages.deploy.spec.execution.steps.sg.steps.run1.spec.settings.target";
+    assert_eq!(
+        e,
+        vec![
+            format!("p.yaml:30:46: runtime input `<+input>` of `{f}.branch` has no value"),
+            format!("p.yaml:30:66: runtime input `<+input>` of `{f}.tags.1` has no value"),
+        ]
+    );
+    let scen = format!("pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  inputs:\n    {f}.branch: main\n    {f}.tags.1: b\n");
+    let s = load_with("scenario.yaml", &scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let st = s.step_group.flat_steps()[0].clone();
+    assert_eq!(st.settings, vec![("target".to_string(), serde_json::json!({"branch": "main", "tags": ["a", "b"]}))]);
+    // A bare pipeline leaves them unset, with a warning each.
+    let bare = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let st = bare.step_group.flat_steps()[0].clone();
+    assert_eq!(st.settings, vec![("target".to_string(), serde_json::json!({"branch": null, "tags": ["a", null]}))]);
+}

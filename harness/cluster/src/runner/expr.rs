@@ -66,6 +66,9 @@ pub struct ExprEnv {
     pub env_variables: BTreeMap<String, String>,
     /// Steps that have run, by identifier.
     pub steps: BTreeMap<String, StepValues>,
+    /// Every step's spec as the pipeline gives it (`<+input>` resolved), by FQN, for
+    /// `<+execution.steps.g.steps.x.spec.field>` and the other step-path forms.
+    pub specs: Vec<(String, serde_json::Value)>,
 }
 
 const OUTPUT_INFIX: &str = ".output.outputVariables.";
@@ -104,6 +107,9 @@ impl ExprEnv {
                 .cloned()
                 .ok_or_else(|| unresolved(format!("fixtures.envVariables has no `{name}`")));
         }
+        if let Some(r) = self.spec_lookup(e) {
+            return r;
+        }
         if let Some((path, var)) = e.rsplit_once(OUTPUT_INFIX)
             && is_name(var)
         {
@@ -131,6 +137,39 @@ impl ExprEnv {
             });
         }
         Err(ExprError::Unsupported(e.to_string()))
+    }
+
+    /// A step spec field: `<step path>.spec.<field>[.<field>...]`, where the step path is the
+    /// step's FQN, `steps.<id>` or `execution.steps.<group>.steps.<id>` (in this stage). `None`
+    /// when `e` names no step of the group this way.
+    fn spec_lookup(&self, e: &str) -> Option<Result<String, ExprError>> {
+        let stage_prefix = format!("pipeline.stages.{}.spec.", self.stage_identifier);
+        for (fqn, spec) in &self.specs {
+            let id = fqn.rsplit('.').next().unwrap_or_default();
+            let paths = [Some(fqn.clone()), Some(format!("steps.{id}")), fqn.strip_prefix(&stage_prefix).map(str::to_string)];
+            for path in paths.into_iter().flatten() {
+                let Some(field) = e.strip_prefix(&format!("{path}.spec.")) else { continue };
+                let value = field.split('.').try_fold(spec, |v, k| v.get(k));
+                let text = match value {
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(serde_json::Value::Null) | None => None,
+                    Some(v) => Some(v.to_string()),
+                };
+                return Some(text.ok_or_else(|| ExprError::Unresolved {
+                    expr: e.to_string(),
+                    why: format!("step `{path}` has no value for spec field `{field}`"),
+                }));
+            }
+        }
+        if (e.starts_with("steps.") || e.starts_with("execution.steps.")) && !e.contains(OUTPUT_INFIX)
+            && let Some((path, _)) = e.split_once(".spec.")
+        {
+            return Some(Err(ExprError::Unresolved {
+                expr: e.to_string(),
+                why: format!("no step `{path}` in this step group"),
+            }));
+        }
+        None
     }
 
     /// `s` with every `<+...>` expression replaced by its value.
@@ -484,6 +523,26 @@ mod tests {
         assert_eq!(
             e.render("no expressions > here").unwrap(),
             "no expressions > here"
+        );
+    }
+
+    #[test]
+    fn step_spec_fields() {
+        let mut e = env();
+        e.specs.push((
+            "pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(),
+            serde_json::json!({"repoName": "app", "depth": 1, "build": {"type": "branch", "spec": {"branch": "main"}}, "unset": null}),
+        ));
+        assert_eq!(e.render("<+execution.steps.sg.steps.clone.spec.repoName>").unwrap(), "app");
+        assert_eq!(e.render("<+steps.clone.spec.build.spec.branch>").unwrap(), "main");
+        assert_eq!(e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.clone.spec.depth>").unwrap(), "1");
+        assert_eq!(
+            e.render("<+execution.steps.sg.steps.clone.spec.unset>").unwrap_err().to_string(),
+            "expression `<+execution.steps.sg.steps.clone.spec.unset>` could not be resolved: step `execution.steps.sg.steps.clone` has no value for spec field `unset`"
+        );
+        assert_eq!(
+            e.render("<+execution.steps.other.steps.clone.spec.repoName>").unwrap_err().to_string(),
+            "expression `<+execution.steps.other.steps.clone.spec.repoName>` could not be resolved: no step `execution.steps.other.steps.clone` in this step group"
         );
     }
 
