@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the static in-container binaries of sgsim-engine (sgsim-addon, sgsim-lite-engine,
-# sgsim-node-agent) into their own target directory, so this never waits on the lock of the
+# sgsim-node-agent, sgsim-pwsh) into their own target directory, so this never waits on the lock of the
 # workspace's usual target dir. Progress goes to stderr; stdout is one line: the directory that
 # holds the binaries.
 #
@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 source "$repo/scripts/images/lib.sh"
 
 triple=x86_64-unknown-linux-gnu
-bins=(sgsim-addon sgsim-lite-engine sgsim-node-agent)
+bins=(sgsim-addon sgsim-lite-engine sgsim-node-agent sgsim-pwsh)
 export CARGO_TARGET_DIR=${SGSIM_ENGINE_TARGET_DIR:-$repo/target/engine-static}
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
 

@@ -23,14 +23,14 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl)
+all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl pwsh)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
-    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [drone-git]="busybox" [kubectl]="busybox"
+    [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [drone-git]="busybox" [kubectl]="busybox" [pwsh]="busybox"
 )
-declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent)
+declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent [pwsh]=sgsim-pwsh)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; }
 
@@ -391,6 +391,15 @@ build_drone_git() {
     cp "$imgdir/drone-git/drone-git.sh" "$s/usr/local/bin/drone-git"
     chmod 755 "$s/usr/local/bin/drone-git"
     derive drone-git "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT ["/usr/local/bin/drone-git"]' 'CMD []'
+}
+
+# pwsh: busybox with sgsim's PowerShell stand-in (harness/engine/src/pwsh.rs) as /usr/bin/pwsh.
+build_pwsh() {
+    local t=$1 s
+    s=$(stage_dir pwsh)
+    mkdir -p "$s/usr/bin"
+    cp "$bindir/sgsim-pwsh" "$s/usr/bin/pwsh"
+    derive pwsh "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["pwsh"]'
 }
 
 build_kubectl() {

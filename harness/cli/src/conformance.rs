@@ -151,7 +151,7 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
             }
             let pool = s.pool().await?;
             let cluster = pool
-                .cluster_for(sc.fixtures(), &|_| {})
+                .cluster_for_scenario(sc, &|_| {})
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
             let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };

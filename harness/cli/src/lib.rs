@@ -362,7 +362,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
         };
         let work = async {
             let cluster = pool
-                .cluster_for(sc.fixtures(), &|e| reporter.event(&Event::Session(e)))
+                .cluster_for_scenario(&sc, &|e| reporter.event(&Event::Session(e)))
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
             let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };

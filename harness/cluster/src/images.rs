@@ -22,7 +22,7 @@ use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "drone-git", "kubectl"];
+    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "drone-git", "kubectl", "pwsh"];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -326,6 +326,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "aws-plugin" => (&["/usr/local/bin/aws-plugin"], &[]),
         "drone-git" => (&["/usr/local/bin/drone-git"], &[]),
         "kubectl" => (&["/usr/local/bin/kubectl"], &["--help"]),
+        "pwsh" => (&[], &["pwsh"]),
         _ => (&[], &[]),
     }
 }
@@ -362,6 +363,10 @@ impl ImageCatalog {
             ("rancher/kubectl*", "kubectl"),
             ("alpine/k8s*", "kubectl"),
             ("registry.k8s.io/kubectl*", "kubectl"),
+            ("mcr.microsoft.com/powershell*", "pwsh"),
+            ("mcr.microsoft.com/dotnet/sdk*", "pwsh"),
+            ("*/powershell*", "pwsh"),
+            ("powershell*", "pwsh"),
             ("alpine*", "busybox"),
             ("busybox*", "busybox"),
             ("ubuntu*", "busybox"),
@@ -566,7 +571,7 @@ mod tests {
             "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\npause=sgsim/pause:ccc\n\
              hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
              node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n\
-             aws-plugin=sgsim/aws-plugin:kkk\ndrone-git=sgsim/drone-git:mmm\nkubectl=sgsim/kubectl:lll\n",
+             aws-plugin=sgsim/aws-plugin:kkk\ndrone-git=sgsim/drone-git:mmm\nkubectl=sgsim/kubectl:lll\npwsh=sgsim/pwsh:nnn\n",
         )
     }
 
@@ -601,6 +606,8 @@ mod tests {
         assert_eq!(name("registry.example.com/harness/drone-git:1.7.10-rootless"), "sgsim/drone-git:mmm");
         assert_eq!(c.resolve("harness/drone-git:1.3.4-rootless").entrypoint, ["/usr/local/bin/drone-git"]);
         assert_eq!(name("bitnami/kubectl:1.31"), "sgsim/kubectl:lll");
+        assert_eq!(name("mcr.microsoft.com/powershell:7.4-ubuntu-22.04"), "sgsim/pwsh:nnn");
+        assert_eq!(name("mcr.microsoft.com/dotnet/sdk:8.0"), "sgsim/pwsh:nnn");
         assert_eq!(name("docker.io/bitnami/kubectl:latest"), "sgsim/kubectl:lll");
         assert_eq!(c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint, ["/usr/local/bin/aws-plugin"]);
         let s = c.resolve("docker:dind");

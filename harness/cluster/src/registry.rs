@@ -1116,6 +1116,42 @@ mod tests {
     }
 
     #[test]
+    fn public_hosts_of_the_pod_get_anonymous_registries() {
+        let pipeline = "pipeline:
+  identifier: p
+  stages:
+    - stage:
+        identifier: s
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: g
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec: {connectorRef: k8s, namespace: ns}
+                  steps:
+                    - step: {identifier: a, type: Run, spec: {image: mcr.microsoft.com/powershell:7.4, shell: Pwsh, command: x}}
+                    - step: {identifier: b, type: Run, spec: {connectorRef: private, image: registry.acme.io/tools/ci:1, command: x}}
+                    - step: {identifier: c, type: Run, spec: {image: alpine:3.19, command: x}}
+";
+        let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns]
+  connectors:
+    - {identifier: k8s, type: KubernetesCluster}
+    - {identifier: private, type: DockerRegistry, url: https://registry.acme.io, auth: usernamePassword, username: u, passwordRef: pw}
+  harnessSecrets: {pw: secret}
+";
+        let loader = |p: &str| if p == "p.yaml" { Ok(pipeline.to_string()) } else { Err("no such file".to_string()) };
+        let s = sgsim_core::scenario::load("scenario.yaml", scen, &loader).expect("scenario");
+        let specs = super::specs_for_scenario(&s);
+        let hosts: Vec<(&str, bool)> = specs.iter().map(|r| (r.host.as_str(), r.credentials.is_some())).collect();
+        assert_eq!(hosts, [("registry.acme.io", true), ("mcr.microsoft.com", false)]);
+    }
+
+    #[test]
     fn credentials_from_docker_config() {
         let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#
             .to_vec();
@@ -1194,6 +1230,23 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
         hub.credentials = None;
     }
     out.into_values().collect()
+}
+
+/// The registries a scenario's run needs: [`specs_from_fixtures`], plus an anonymous registry for
+/// every other host an image of the pod names (`mcr.microsoft.com/powershell`, `ghcr.io/...`,
+/// `registry.k8s.io/...`): public registries serve them to anyone, as on a real cluster.
+pub fn specs_for_scenario(s: &sgsim_core::Scenario) -> Vec<RegistrySpec> {
+    let mut out = specs_from_fixtures(s.fixtures());
+    let pod = sgsim_core::render::render_pod(s);
+    let spec = pod.spec.unwrap_or_default();
+    let images = spec.init_containers.iter().flatten().chain(spec.containers.iter()).filter_map(|c| c.image.clone());
+    for image in images {
+        let host = registry_host(&image);
+        if host != DOCKER_HUB && !out.iter().any(|r| r.host == host) {
+            out.push(RegistrySpec { host, ..Default::default() });
+        }
+    }
+    out
 }
 
 /// Creates the image pull secrets the product creates beside the pod (`<pod>-image-<container>`,

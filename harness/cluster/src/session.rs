@@ -218,6 +218,16 @@ impl NodePool {
         &self.registries
     }
 
+    /// Starts a fresh cluster for a scenario: [`Self::cluster_for`] its fixtures, plus an anonymous
+    /// registry for each other (public) host its pod's images name.
+    pub async fn cluster_for_scenario(
+        &self,
+        scenario: &sgsim_core::Scenario,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<Cluster, SessionError> {
+        self.cluster_with_registries(scenario.fixtures(), registry::specs_for_scenario(scenario), progress).await
+    }
+
     /// Starts a fresh cluster for a scenario's fixtures: its registries (Docker connectors,
     /// `fixtures.registries` conditions), nodes (with pre-pulled images) and catalog overrides.
     pub async fn cluster_for(
@@ -225,7 +235,15 @@ impl NodePool {
         f: &sgsim_core::scenario::Fixtures,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        let specs = registry::specs_from_fixtures(f);
+        self.cluster_with_registries(f, registry::specs_from_fixtures(f), progress).await
+    }
+
+    async fn cluster_with_registries(
+        &self,
+        f: &sgsim_core::scenario::Fixtures,
+        specs: Vec<registry::RegistrySpec>,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<Cluster, SessionError> {
         for hub in &self.registries {
             hub.configure(&specs).await.map_err(SessionError::Registry)?;
         }

@@ -4,6 +4,7 @@
 //! - [`lite_engine`]: the `sgsim-lite-engine` server (port 20001) that takes `ExecuteStep` from the
 //!   delegate, drives the step's addon and reports the outcome to the delegate service.
 //! - [`node_agent`]: the `sgsim-node-agent` tunnels (host → pod, pod → delegate).
+//! - [`pwsh`]: `sgsim-pwsh`, the PowerShell stand-in of sgsim's images for pwsh container images.
 //! - [`delegate`]: the host side: [`delegate::DelegateServer`] receives step statuses,
 //!   [`delegate::LiteEngineClient`] starts steps.
 //! - [`proto`]: generated protobuf / gRPC types.
@@ -16,6 +17,7 @@ pub mod dial;
 pub mod error;
 pub mod lite_engine;
 pub mod node_agent;
+pub mod pwsh;
 #[cfg(test)]
 mod wire_tests;
 
