@@ -700,6 +700,16 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
         );
         return None;
     };
+    if let Some((sk, sv)) = s.entry("strategy") {
+        let kinds: Vec<String> = sv.as_map().map(|m| m.iter().filter_map(|(k, _)| k.scalar_text()).collect()).unwrap_or_default();
+        ctx.warn(
+            sk.pos,
+            format!(
+                "looping strategy ({}) of step `{identifier}` is not simulated by sgsim: the step runs once, and `<+matrix.*>`, `<+repeat.*>`, `<+strategy.*>` expressions fail it",
+                if kinds.is_empty() { "unknown".to_string() } else { kinds.join(", ") }
+            ),
+        );
+    }
     let mut step = Step {
         identifier: identifier.clone(),
         name: s.get("name").and_then(Node::scalar_text).unwrap_or_default(),

@@ -647,3 +647,15 @@ fn nested_inputs_have_their_own_paths() {
     let st = bare.step_group.flat_steps()[0].clone();
     assert_eq!(st.settings, vec![("target".to_string(), serde_json::json!({"branch": null, "tags": ["a", null]}))]);
 }
+
+#[test]
+fn looping_strategies_are_warned_about() {
+    let body = GOOD_BODY.replace("        command: echo hi\n", "        command: echo hi\n      strategy:\n        matrix:\n          v: [a, b]\n");
+    let text = pipeline("Deployment", &body);
+    let s = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert!(
+        w.iter().any(|l| l.starts_with("p.yaml:30:25: looping strategy (matrix) of step `run1` is not simulated by sgsim")),
+        "{w:#?}"
+    );
+}
