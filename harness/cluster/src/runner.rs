@@ -628,6 +628,7 @@ fn expr_env(scenario: &Scenario, plan: &ExecutionPlan) -> ExprEnv {
         env_variables: scenario.fixtures().env_variables.clone(),
         steps: BTreeMap::new(),
         specs: plan.flat().into_iter().map(|st| (st.fqn.clone(), step_spec(st))).collect(),
+        names: plan.flat().into_iter().map(|st| (st.fqn.clone(), st.name.clone())).collect(),
     }
 }
 

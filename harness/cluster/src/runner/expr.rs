@@ -69,6 +69,8 @@ pub struct ExprEnv {
     /// Every step's spec as the pipeline gives it (`<+input>` resolved), by FQN, for
     /// `<+execution.steps.g.steps.x.spec.field>` and the other step-path forms.
     pub specs: Vec<(String, serde_json::Value)>,
+    /// Every step's name, by FQN (`<+execution.steps.g.steps.x.name>`).
+    pub names: BTreeMap<String, String>,
 }
 
 const OUTPUT_INFIX: &str = ".output.outputVariables.";
@@ -139,7 +141,7 @@ impl ExprEnv {
         Err(ExprError::Unsupported(e.to_string()))
     }
 
-    /// A step spec field: `<step path>.spec.<field>[.<field>...]`, where the step path is the
+    /// A step's `identifier`, `name` or spec field: `<step path>.spec.<field>[.<field>...]`, where the step path is the
     /// step's FQN, `steps.<id>` or `execution.steps.<group>.steps.<id>` (in this stage). `None`
     /// when `e` names no step of the group this way.
     fn spec_lookup(&self, e: &str) -> Option<Result<String, ExprError>> {
@@ -148,6 +150,14 @@ impl ExprEnv {
             let id = fqn.rsplit('.').next().unwrap_or_default();
             let paths = [Some(fqn.clone()), Some(format!("steps.{id}")), fqn.strip_prefix(&stage_prefix).map(str::to_string)];
             for path in paths.into_iter().flatten() {
+                match e.strip_prefix(&path) {
+                    Some(".identifier") => return Some(Ok(id.to_string())),
+                    Some(".name") => {
+                        let name = self.names.get(fqn).cloned().unwrap_or_else(|| id.to_string());
+                        return Some(Ok(name));
+                    }
+                    _ => {}
+                }
                 let Some(field) = e.strip_prefix(&format!("{path}.spec.")) else { continue };
                 let value = field.split('.').try_fold(spec, |v, k| v.get(k));
                 let text = match value {
@@ -533,7 +543,9 @@ mod tests {
             "pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(),
             serde_json::json!({"repoName": "app", "depth": 1, "build": {"type": "branch", "spec": {"branch": "main"}}, "unset": null}),
         ));
+        e.names.insert("pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(), "Clone app".into());
         assert_eq!(e.render("<+execution.steps.sg.steps.clone.spec.repoName>").unwrap(), "app");
+        assert_eq!(e.render("<+execution.steps.sg.steps.clone.name>/<+steps.clone.identifier>").unwrap(), "Clone app/clone");
         assert_eq!(e.render("<+steps.clone.spec.build.spec.branch>").unwrap(), "main");
         assert_eq!(e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.clone.spec.depth>").unwrap(), "1");
         assert_eq!(
