@@ -626,6 +626,8 @@ fn expr_env(scenario: &Scenario, plan: &ExecutionPlan) -> ExprEnv {
         stage_identifier: scenario.stage.identifier.clone(),
         pipeline_variables: scenario.pipeline.variables.iter().cloned().collect(),
         env_variables: scenario.fixtures().env_variables.clone(),
+        stage_variables: scenario.stage.variables.iter().cloned().collect(),
+        fixed: scenario.fixtures().expressions.clone(),
         steps: BTreeMap::new(),
         specs: plan.flat().into_iter().map(|st| (st.fqn.clone(), step_spec(st))).collect(),
         names: plan.flat().into_iter().map(|st| (st.fqn.clone(), st.name.clone())).collect(),
@@ -917,6 +919,8 @@ impl StepCtx<'_> {
         // A Background step keeps running: its log is read when the group ends.
         if let (Some(c), false) = (&s.container, s.detach) {
             rec.log = self.container_log(c).await;
+        } else if s.kind == model::StepKind::NoContainer && rec.status == Outcome::Success {
+            rec.log = format!("{} approved by sgsim (no approver is simulated)\n", s.step_type);
         }
         (self.sink)(RunEvent::StepFinished(rec.clone()));
         (rec, effect)
@@ -940,6 +944,10 @@ impl StepCtx<'_> {
             outputs: BTreeMap::new(),
         };
         let (kind, port) = (s.kind, s.port);
+        if kind == model::StepKind::NoContainer {
+            // Approval steps run in Harness, not in the pod: sgsim has no approver and approves.
+            return Attempt { status: Outcome::Success, exit_code: None, error: None, outputs: BTreeMap::new() };
+        }
         let port = match (kind, port) {
             (model::StepKind::Run | model::StepKind::Background | model::StepKind::Plugin, Some(port)) => port,
             (kind, _) => {

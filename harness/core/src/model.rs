@@ -38,6 +38,8 @@ pub struct StageInfo {
     pub step_groups: Vec<String>,
     /// The stage's `failureStrategies`, raw.
     pub failure_strategies: Option<serde_json::Value>,
+    /// `stage.variables`: name → value (`<+input>` and secrets resolved), in source order.
+    pub variables: Vec<(String, String)>,
     /// Where the stage's `type` is.
     #[serde(skip)]
     pub pos: Pos,

@@ -150,6 +150,24 @@ pub(crate) struct Found<'n> {
     pub key_pos: Pos,
 }
 
+/// `variables` of a pipeline or stage (`- {name, type, value}`): name → value, with `<+input>`
+/// and secrets resolved (field path `<fqn>.variables.<name>`).
+fn read_variables(ctx: &mut Ctx<'_>, node: &Node, fqn: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for v in node.get("variables").and_then(Node::as_seq).unwrap_or_default() {
+        let name = v.get("name").and_then(Node::scalar_text).unwrap_or_default();
+        if name.is_empty() {
+            continue;
+        }
+        let value = match v.get("value") {
+            Some(n) => ctx.resolve(n, &format!("{fqn}.variables.{name}")).scalar_text().unwrap_or_default(),
+            None => String::new(),
+        };
+        out.push((name, value));
+    }
+    out
+}
+
 /// Read pipeline-level data and find every containerized step group. Stage-type errors are
 /// reported here.
 pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipeline, Vec<Found<'n>>)> {
@@ -175,19 +193,7 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
         stages: Vec::new(),
         variables: Vec::new(),
     };
-    if let Some(vars) = p.get("variables").and_then(Node::as_seq) {
-        for v in vars {
-            let name = text(v, "name");
-            if name.is_empty() {
-                continue;
-            }
-            let value = match v.get("value") {
-                Some(n) => ctx.resolve(n, &format!("pipeline.variables.{name}")).scalar_text().unwrap_or_default(),
-                None => String::new(),
-            };
-            pipeline.variables.push((name, value));
-        }
-    }
+    pipeline.variables = read_variables(ctx, p, "pipeline");
     if pipeline.org_identifier.is_empty() {
         pipeline.org_identifier = "default".into();
     }
@@ -231,6 +237,7 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
             stage_type,
             step_groups: Vec::new(),
             failure_strategies: s.get("failureStrategies").map(Node::to_json),
+            variables: read_variables(ctx, s, &format!("pipeline.stages.{id}")),
             pos: type_pos,
         };
         let fqn = format!("pipeline.stages.{id}");

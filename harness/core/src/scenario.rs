@@ -172,6 +172,9 @@ pub struct Fixtures {
     pub inputs: BTreeMap<String, serde_json::Value>,
     /// Environment variables (`<+env.variables.x>`): name → value.
     pub env_variables: BTreeMap<String, String>,
+    /// Values of other run-time expressions sgsim has no model for (`infra.name`,
+    /// `artifact.image`, `service.name`): the expression without `<+` `>` → value.
+    pub expressions: BTreeMap<String, String>,
     /// Enabled feature flags.
     pub feature_flags: Vec<String>,
     /// Image catalog overrides: vendor image → stand-in name.
@@ -390,6 +393,7 @@ const FIXTURE_FIELDS: &[&str] = &[
     "featureFlags",
     "images",
     "envVariables",
+    "expressions",
     "registries",
 ];
 /// Feature flags sgsim knows.
@@ -1054,6 +1058,7 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
     ];
     fx.harness_secrets = plain_map(ctx, f, "harnessSecrets");
     fx.env_variables = plain_map(ctx, f, "envVariables");
+    fx.expressions = plain_map(ctx, f, "expressions");
     for n in list(ctx, f, "connectors") {
         if !ctx.strict_map(n, n.pos, CONNECTOR_FIELDS, "connector") {
             continue;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
     /// sgsim does not know this expression.
-    #[error("expression `<+{0}>` is not supported by sgsim")]
+    #[error("expression `<+{0}>` is not supported by sgsim; give its value under fixtures.expressions")]
     Unsupported(String),
     /// A known kind of expression without a value in this run.
     #[error("expression `<+{expr}>` could not be resolved: {why}")]
@@ -64,6 +64,10 @@ pub struct ExprEnv {
     pub pipeline_variables: BTreeMap<String, String>,
     /// `env.variables` (from the scenario's fixtures).
     pub env_variables: BTreeMap<String, String>,
+    /// `stage.variables`.
+    pub stage_variables: BTreeMap<String, String>,
+    /// Values the scenario gives for other expressions (`fixtures.expressions`), by expression.
+    pub fixed: BTreeMap<String, String>,
     /// Steps that have run, by identifier.
     pub steps: BTreeMap<String, StepValues>,
     /// Every step's spec as the pipeline gives it (`<+input>` resolved), by FQN, for
@@ -78,6 +82,11 @@ const OUTPUT_INFIX: &str = ".output.outputVariables.";
 impl ExprEnv {
     /// The value of one expression (`inner` is the text between `<+` and `>`).
     pub fn lookup(&self, inner: &str) -> Result<String, ExprError> {
+        self.lookup_at(inner, 0)
+    }
+
+    /// [`Self::lookup`] inside `depth` variable values (cycle guard).
+    fn lookup_at(&self, inner: &str, depth: u8) -> Result<String, ExprError> {
         let e = inner.trim();
         let simple = match e {
             "pipeline.name" => Some(&self.pipeline_name),
@@ -91,16 +100,28 @@ impl ExprEnv {
         if let Some(v) = simple {
             return Ok(v.clone());
         }
+        if let Some(v) = self.fixed.get(e) {
+            return Ok(v.clone());
+        }
         let unresolved = |why: String| ExprError::Unresolved {
             expr: e.to_string(),
             why,
         };
         if let Some(name) = e.strip_prefix("pipeline.variables.") {
-            return self
+            let v = self
                 .pipeline_variables
                 .get(name)
                 .cloned()
-                .ok_or_else(|| unresolved(format!("the pipeline has no variable `{name}`")));
+                .ok_or_else(|| unresolved(format!("the pipeline has no variable `{name}`")))?;
+            return self.nested(e, v, depth);
+        }
+        if let Some(name) = e.strip_prefix("stage.variables.") {
+            let v = self
+                .stage_variables
+                .get(name)
+                .cloned()
+                .ok_or_else(|| unresolved(format!("the stage has no variable `{name}`")))?;
+            return self.nested(e, v, depth);
         }
         if let Some(name) = e.strip_prefix("env.variables.") {
             return self
@@ -139,6 +160,17 @@ impl ExprEnv {
             });
         }
         Err(ExprError::Unsupported(e.to_string()))
+    }
+
+    /// A variable's value, with the expressions it holds resolved (`value: r-<+pipeline.variables.x>`).
+    fn nested(&self, e: &str, v: String, depth: u8) -> Result<String, ExprError> {
+        if !v.contains("<+") {
+            return Ok(v);
+        }
+        if depth >= 8 {
+            return Err(ExprError::Unresolved { expr: e.to_string(), why: "variables refer to each other in a cycle".into() });
+        }
+        self.render_at(&v, depth + 1)
     }
 
     /// A step's `identifier`, `name` or spec field: `<step path>.spec.<field>[.<field>...]`, where the step path is the
@@ -184,6 +216,10 @@ impl ExprEnv {
 
     /// `s` with every `<+...>` expression replaced by its value.
     pub fn render(&self, s: &str) -> Result<String, ExprError> {
+        self.render_at(s, 0)
+    }
+
+    fn render_at(&self, s: &str, depth: u8) -> Result<String, ExprError> {
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(i) = rest.find("<+") {
@@ -191,7 +227,7 @@ impl ExprEnv {
             let after = &rest[i + 2..];
             let end = expr_end(after)
                 .ok_or_else(|| ExprError::Unclosed(rest[i..].chars().take(40).collect()))?;
-            out.push_str(&self.lookup(&after[..end])?);
+            out.push_str(&self.lookup_at(&after[..end], depth)?);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -537,6 +573,23 @@ mod tests {
     }
 
     #[test]
+    fn stage_variables_and_fixed_expressions() {
+        let mut e = env();
+        e.stage_variables.insert("tag".into(), "v7".into());
+        e.stage_variables.insert("full".into(), "<+pipeline.variables.target>-<+stage.variables.tag>".into());
+        e.stage_variables.insert("loop".into(), "x<+stage.variables.loop>".into());
+        assert_eq!(e.render("<+stage.variables.full>").unwrap(), "prod-v7");
+        assert!(e.render("<+stage.variables.loop>").unwrap_err().to_string().contains("cycle"));
+        e.fixed.insert("infra.name".into(), "prod-cluster".into());
+        assert_eq!(e.render("<+stage.variables.tag> on <+infra.name>").unwrap(), "v7 on prod-cluster");
+        assert_eq!(
+            e.render("<+stage.variables.nope>").unwrap_err().to_string(),
+            "expression `<+stage.variables.nope>` could not be resolved: the stage has no variable `nope`"
+        );
+        assert_eq!(e.render("<+artifact.image>").unwrap_err().to_string(), "expression `<+artifact.image>` is not supported by sgsim; give its value under fixtures.expressions");
+    }
+
+    #[test]
     fn step_spec_fields() {
         let mut e = env();
         e.specs.push((
@@ -563,7 +616,7 @@ mod tests {
         let e = env();
         assert_eq!(
             e.render("<+trigger.branch>").unwrap_err().to_string(),
-            "expression `<+trigger.branch>` is not supported by sgsim"
+            "expression `<+trigger.branch>` is not supported by sgsim; give its value under fixtures.expressions"
         );
         assert!(
             e.render("<+pipeline.variables.nope>")
