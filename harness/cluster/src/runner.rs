@@ -228,12 +228,9 @@ fn is_already_exists(e: &kube::Error) -> bool {
 /// Creates the scenario's fixtures (namespaces, service accounts, configMaps, secrets).
 pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Result<(), RunError> {
     let f = scenario.fixtures();
-    let mut namespaces: Vec<String> = f.namespaces.clone();
-    if scenario.header.bare && !namespaces.iter().any(|n| n == scenario.namespace()) {
-        namespaces.push(scenario.namespace().to_string());
-    }
+    // A bare pipeline's namespace is in its inferred fixtures (unless it is no valid name).
     let ns_api: Api<Namespace> = Api::all(client.clone());
-    for ns in &namespaces {
+    for ns in &f.namespaces {
         let obj = Namespace {
             metadata: meta(ns, None),
             ..Default::default()

@@ -731,6 +731,11 @@ fn finish(
     let group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
     let stage = pipeline.stages.iter().find(|s| s.identifier == f.stage_identifier).cloned().unwrap_or_default();
     // Fixture-dependent checks.
+    let ns = &group.infra.namespace;
+    if !ns.is_empty() && !ns.contains("<+") && !is_dns_label(ns) {
+        let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("namespace")).map(|n| n.pos).unwrap_or(f.key_pos);
+        ctx.warn(pos, format!("namespace `{ns}` is not a valid Kubernetes namespace name (a lowercase RFC 1123 label); the pod will fail to be created"));
+    }
     if header.bare {
         infer_fixtures(&mut header.fixtures, &group);
     } else {
@@ -819,8 +824,19 @@ fn step_group_pos(file: &Arc<SourceFile>) -> Pos {
 }
 
 /// Fixtures of a bare pipeline: the namespace exists, connectors are anonymous, one node.
+/// A Kubernetes RFC 1123 label (namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
 fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
-    if !group.infra.namespace.is_empty() {
+    // A namespace that cannot exist is not inferred: creating the pod fails as on a real cluster.
+    if !group.infra.namespace.is_empty() && is_dns_label(&group.infra.namespace) {
         fx.namespaces.push(group.infra.namespace.clone());
     }
     if !group.infra.connector_ref.is_empty() {

@@ -659,3 +659,17 @@ fn looping_strategies_are_warned_about() {
         "{w:#?}"
     );
 }
+
+#[test]
+fn invalid_namespace_name_is_warned_about_and_not_inferred() {
+    let text = pipeline("Deployment", &GOOD_BODY.replace("namespace: ns1", "namespace: NAMESPACE"));
+    let s = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert!(
+        w.contains(&"p.yaml:21:34: namespace `NAMESPACE` is not a valid Kubernetes namespace name (a lowercase RFC 1123 label); the pod will fail to be created".to_string()),
+        "{w:#?}"
+    );
+    assert!(s.fixtures().namespaces.is_empty());
+    let ok = load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(ok.fixtures().namespaces, vec!["ns1".to_string()]);
+}
