@@ -211,6 +211,41 @@ pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
     out
 }
 
+/// The stand-in image a step's container ran as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepStandIn {
+    /// Step identifier.
+    pub step: String,
+    /// The image as the step group names it.
+    pub image: String,
+    /// sgsim's stand-in for it (`busybox`, `python`, ...).
+    pub standin: String,
+}
+
+/// Hints for steps that failed because their stand-in image lacks a program: the shell's exit
+/// code 127 ("command not found").
+pub fn standin_hints(rec: &RunRecord, standins: &[StepStandIn]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in rec.steps.iter().filter(|s| s.exit_code == Some(127)) {
+        let Some(si) = standins.iter().find(|x| x.step == s.id) else { continue };
+        let missing = s
+            .log
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_suffix(": not found").or_else(|| l.strip_suffix(": command not found")))
+            .map(|l| l.rsplit(": ").next().unwrap_or(l).trim().to_string());
+        let what = missing.map(|m| format!("has no `{m}`")).unwrap_or_else(|| "lacks the program its command runs".into());
+        out.push(format!(
+            "step `{}` ran image `{}` as sgsim's `{}` stand-in, which {what} (exit code 127); \
+             sgsim builds its images from Debian packages, not from the vendor's image: choose another \
+             stand-in with fixtures.images (scripts/images/README.md lists them) or check that the \
+             command does not depend on the vendor image's tools",
+            s.id, si.image, si.standin
+        ));
+    }
+    out
+}
+
 fn print_diagnostics(e: &ScenarioError) {
     let fancy = console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none();
     for d in &e.diagnostics().items {
@@ -367,8 +402,13 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
             let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };
             let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| reporter.event(&Event::Run(e))).await;
+            let standins: Vec<StepStandIn> = sgsim_core::render::plan(&sc)
+                .flat()
+                .into_iter()
+                .filter_map(|st| st.image.as_ref().map(|i| StepStandIn { step: st.id.clone(), image: i.clone(), standin: cluster.standin_name(i) }))
+                .collect();
             cluster.shutdown().await;
-            rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))
+            rec.map(|r| (r, standins)).map_err(|e| sgsim_cluster::docker::error_chain(&e))
         };
         let rec = tokio::select! {
             r = work => r,
@@ -379,7 +419,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
             }
         };
         pool.shutdown().await;
-        let rec = match rec {
+        let (rec, standins) = match rec {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -387,6 +427,9 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
             }
         };
         reporter.background_logs(&rec.steps);
+        for h in standin_hints(&rec, &standins) {
+            reporter.hint(&h);
+        }
         let mismatch = expectation_mismatches(&sc, &rec);
         reporter.event(&Event::Summary {
             scenario: name.clone(),
@@ -612,4 +655,52 @@ pub fn main_impl() -> i32 {
 /// Prepares Docker access for the process (call first thing in `main`, before any thread).
 pub fn prepare_process() {
     sgsim_cluster::docker::prepare_process();
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+    use sgsim_cluster::runner::StepRecord;
+    use std::time::Duration;
+
+    fn step(id: &str, exit: Option<i32>, log: &str) -> StepRecord {
+        StepRecord {
+            id: id.into(),
+            name: id.into(),
+            container: Some(format!("step-{id}")),
+            status: if exit == Some(0) { Outcome::Success } else { Outcome::Failed },
+            exit_code: exit,
+            error: None,
+            outputs: Default::default(),
+            log: log.into(),
+            background: false,
+            took: Duration::ZERO,
+            attempts: 1,
+            strategy: None,
+            reports: Default::default(),
+        }
+    }
+
+    #[test]
+    fn exit_127_names_the_stand_in_and_the_missing_program() {
+        let rec = RunRecord {
+            pod: None,
+            initialize: Vec::new(),
+            steps: vec![
+                step("plan", Some(127), "init\nsh: terraform: not found\n"),
+                step("ok", Some(0), ""),
+                step("other", Some(127), "bash: line 1: helm: command not found\n"),
+                step("bare", Some(127), ""),
+            ],
+            status: Outcome::Failed,
+            error: None,
+            node: None,
+        };
+        let si = |s: &str, i: &str| StepStandIn { step: s.into(), image: i.into(), standin: "busybox".into() };
+        let hints = standin_hints(&rec, &[si("plan", "hashicorp/terraform:1.5"), si("ok", "alpine"), si("other", "alpine/helm:3"), si("bare", "x:1")]);
+        assert_eq!(hints.len(), 3, "{hints:#?}");
+        assert!(hints[0].starts_with("step `plan` ran image `hashicorp/terraform:1.5` as sgsim's `busybox` stand-in, which has no `terraform` (exit code 127)"), "{}", hints[0]);
+        assert!(hints[1].contains("which has no `helm`"), "{}", hints[1]);
+        assert!(hints[2].contains("which lacks the program its command runs"), "{}", hints[2]);
+    }
 }

@@ -223,6 +223,12 @@ impl Reporter {
         }
     }
 
+    /// A hint for the user (yellow `hint:` line).
+    pub fn hint(&self, text: &str) {
+        let yellow = self.style(Style::new().yellow());
+        self.out(&format!("{}", yellow.apply_to(format!("hint: {text}"))));
+    }
+
     /// Prints the logs of Background steps (after the group ended).
     pub fn background_logs(&self, steps: &[StepRecord]) {
         let bold = self.style(Style::new().bold());

@@ -377,6 +377,11 @@ impl Cluster {
         })
     }
 
+    /// The name of the stand-in image a vendor image runs as (`busybox`, `python`, ...).
+    pub fn standin_name(&self, image: &str) -> String {
+        self.catalog.standin_name(image).to_string()
+    }
+
     /// A client of the cluster's API server.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
