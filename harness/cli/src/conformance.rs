@@ -115,7 +115,8 @@ impl Suite {
         if let Some(p) = pool {
             match Arc::try_unwrap(p) {
                 Ok(p) => p.shutdown().await,
-                Err(p) => drop(p),
+                // A trial still runs on it (interrupted): remove its containers by label.
+                Err(p) => p.remove_everything().await,
             }
         }
     }

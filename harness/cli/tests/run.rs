@@ -44,3 +44,46 @@ fn run_dind_basic_end_to_end_leaves_nothing_behind() {
         assert!(String::from_utf8_lossy(&l.stdout).trim().is_empty(), "left behind by {run_id}: docker {what:?}");
     }
 }
+
+/// SIGTERM while a conformance trial runs (`sgsim test`, the suite cargo test runs): the suite
+/// removes the node the trial still uses before it exits 130, so nothing of it is left on Docker.
+#[test]
+fn interrupted_test_suite_leaves_nothing_behind() {
+    use std::time::{Duration, Instant};
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(&repo)
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        // A trial that runs for its initTimeout (20 s): it is still running when SIGTERM comes.
+        .args(["test", "--exact", "security-run-as-non-root"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let label = format!("label=dev.sgsim.pid={}", child.id());
+    let ours = |what: &[&str]| -> String {
+        let o = Command::new("docker").args(what).args(["--filter", &label]).output().expect("docker");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // Wait until the trial's node runs, then a few seconds into the trial.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while ours(&["ps", "-q"]).is_empty() {
+        assert!(Instant::now() < deadline, "no node container labelled {label}");
+        assert!(child.try_wait().unwrap().is_none(), "sgsim test ended before its node ran");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "sgsim test ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(ours(&["ps", "-aq"]), "", "containers left behind after SIGTERM");
+    assert_eq!(ours(&["volume", "ls", "-q"]), "", "volumes left behind after SIGTERM");
+}

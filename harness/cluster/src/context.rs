@@ -151,54 +151,7 @@ pub struct Reaped {
 /// are never touched. Also removes the empty cgroups of node containers that no longer exist.
 /// Removal failures are logged and skipped; only listing failures are errors.
 pub async fn reap_stale(docker: &Docker) -> Result<Reaped, ContextError> {
-    let mut reaped = Reaped::default();
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
-
-    let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
-        .await
-        .map_err(|source| ContextError::List { kind: "containers", source })?;
-    for c in containers {
-        let (Some(id), Some(labels)) = (c.id, c.labels) else { continue };
-        if !is_stale(&labels) {
-            continue;
-        }
-        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match docker.remove_container(&id, Some(opts)).await {
-            Ok(()) => reaped.containers.push(id),
-            Err(e) => tracing::warn!("reaper: cannot remove container {id}: {e}"),
-        }
-    }
-
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
-        .await
-        .map_err(|source| ContextError::List { kind: "volumes", source })?;
-    for v in volumes.volumes.unwrap_or_default() {
-        if !is_stale(&v.labels) {
-            continue;
-        }
-        match docker.remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
-            Ok(()) => reaped.volumes.push(v.name),
-            Err(e) => tracing::warn!("reaper: cannot remove volume {}: {e}", v.name),
-        }
-    }
-
-    let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
-        .await
-        .map_err(|source| ContextError::List { kind: "networks", source })?;
-    for n in networks {
-        let (Some(id), Some(labels)) = (n.id, n.labels) else { continue };
-        if !is_stale(&labels) {
-            continue;
-        }
-        match docker.remove_network(&id).await {
-            Ok(()) => reaped.networks.push(id),
-            Err(e) => tracing::warn!("reaper: cannot remove network {id}: {e}"),
-        }
-    }
-
+    let mut reaped = remove_labelled(docker, &format!("{LABEL_MANAGED}=true"), is_stale).await?;
     reaped.dirs = reap_stale_dirs(&sgsim_tmp_root());
 
     // Empty cgroups of nodes whose container is gone (see node::cgroup_parent).
@@ -219,6 +172,62 @@ pub async fn reap_stale(docker: &Docker) -> Result<Reaped, ContextError> {
                     crate::node::rmdir_tree(&n.path());
                 }
             }
+        }
+    }
+    Ok(reaped)
+}
+
+/// Removes every container, volume and network of one run (label `dev.sgsim.run=<run_id>`),
+/// whatever still holds them: the last resort of a run that is interrupted while trials run.
+pub async fn remove_run(docker: &Docker, run_id: &str) -> Result<Reaped, ContextError> {
+    remove_labelled(docker, &format!("{LABEL_RUN}={run_id}"), |_| true).await
+}
+
+/// Removes the containers (with their anonymous volumes), volumes and networks carrying `label`
+/// (`key=value`) for which `remove` holds. Removal failures are logged and skipped.
+async fn remove_labelled(docker: &Docker, label: &str, remove: impl Fn(&HashMap<String, String>) -> bool) -> Result<Reaped, ContextError> {
+    let mut reaped = Reaped::default();
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .await
+        .map_err(|source| ContextError::List { kind: "containers", source })?;
+    for c in containers {
+        let (Some(id), Some(labels)) = (c.id, c.labels) else { continue };
+        if !remove(&labels) {
+            continue;
+        }
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match docker.remove_container(&id, Some(opts)).await {
+            Ok(()) => reaped.containers.push(id),
+            Err(e) => tracing::warn!("cannot remove container {id}: {e}"),
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|source| ContextError::List { kind: "volumes", source })?;
+    for v in volumes.volumes.unwrap_or_default() {
+        if !remove(&v.labels) {
+            continue;
+        }
+        match docker.remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
+            Ok(()) => reaped.volumes.push(v.name),
+            Err(e) => tracing::warn!("cannot remove volume {}: {e}", v.name),
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|source| ContextError::List { kind: "networks", source })?;
+    for n in networks {
+        let (Some(id), Some(labels)) = (n.id, n.labels) else { continue };
+        if !remove(&labels) {
+            continue;
+        }
+        match docker.remove_network(&id).await {
+            Ok(()) => reaped.networks.push(id),
+            Err(e) => tracing::warn!("cannot remove network {id}: {e}"),
         }
     }
     Ok(reaped)

@@ -346,11 +346,26 @@ impl NodePool {
     pub async fn shutdown(mut self) {
         self.guards.clear();
         self.pod_api_guards.clear();
+        let mut held = false;
         for node in self.nodes.drain(..) {
             match Arc::try_unwrap(node) {
                 Ok(n) => n.shutdown().await,
-                Err(n) => drop(n),
+                Err(n) => {
+                    held = true;
+                    drop(n);
+                }
             }
+        }
+        if held {
+            self.remove_everything().await;
+        }
+    }
+
+    /// Removes every container, volume and network of this run by its label, also those a
+    /// running trial still holds (for an interrupted suite that exits right after).
+    pub async fn remove_everything(&self) {
+        if let Err(e) = crate::context::remove_run(&self.host, self.run_id()).await {
+            tracing::warn!("cannot remove the containers of run {}: {e}", self.run_id());
         }
     }
 }
