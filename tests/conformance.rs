@@ -4,6 +4,6 @@
 fn main() {
     // Before any thread exists: Docker API compatibility for testcontainers.
     sgsim_cli::prepare_process();
-    let args = libtest_mimic::Arguments::from_args();
-    sgsim_cli::conformance::run(&args).exit();
+    let (args, filters) = sgsim_cli::conformance::arguments_from_env();
+    sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Docker).exit();
 }

@@ -4,6 +4,6 @@
 //! the Docker tier (`sgsim test --runtime fake` is the same). See docs/testing.md.
 
 fn main() {
-    let args = libtest_mimic::Arguments::from_args();
-    sgsim_cli::conformance::run_with(&args, sgsim_cli::RuntimeKind::Fake).exit();
+    let (args, filters) = sgsim_cli::conformance::arguments_from_env();
+    sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Fake).exit();
 }

@@ -193,6 +193,52 @@ fn ignored_on(repo: &Path, name: &str, runtime: RuntimeKind) -> bool {
     }
 }
 
+/// libtest flags that take a value in the next argument.
+const VALUE_FLAGS: &[&str] = &["--test-threads", "--skip", "--format", "--color", "--logfile", "-Z"];
+
+/// The suite's arguments from the command line. Like libtest, any number of name filters may be
+/// given (`cargo test --test conformance -- dind k8s-oom`): a trial runs when it matches one of
+/// them (with `--exact`, equals one). libtest-mimic takes a single filter, so the filters are
+/// returned apart and [`run_filtered`] applies them.
+pub fn arguments_from_env() -> (Arguments, Vec<String>) {
+    split_filters(std::env::args().collect())
+}
+
+fn split_filters(argv: Vec<String>) -> (Arguments, Vec<String>) {
+    let mut rest = Vec::with_capacity(argv.len());
+    let mut filters = Vec::new();
+    let mut it = argv.into_iter();
+    if let Some(prog) = it.next() {
+        rest.push(prog);
+    }
+    while let Some(a) = it.next() {
+        if VALUE_FLAGS.contains(&a.as_str()) {
+            rest.push(a);
+            if let Some(v) = it.next() {
+                rest.push(v);
+            }
+        } else if a.starts_with('-') {
+            rest.push(a);
+        } else {
+            filters.push(a);
+        }
+    }
+    (Arguments::from_iter(rest), filters)
+}
+
+/// [`run_with`] keeping only the trials that match one of `filters` (all when empty).
+pub fn run_filtered(args: &Arguments, filters: Vec<String>, runtime: RuntimeKind) -> Conclusion {
+    let _ = FILTERS.set(filters);
+    run_with(args, runtime)
+}
+
+static FILTERS: OnceLock<Vec<String>> = OnceLock::new();
+
+fn selected(name: &str, args: &Arguments) -> bool {
+    let filters = FILTERS.get().map(Vec::as_slice).unwrap_or_default();
+    filters.is_empty() || filters.iter().any(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
+}
+
 /// [`run`] on the given runtime.
 pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
     let repo = input::repo_root();
@@ -225,6 +271,7 @@ pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
     });
     let trials: Vec<Trial> = discover(&repo)
         .into_iter()
+        .filter(|name| selected(name, args))
         .map(|name| {
             let n = name.clone();
             let ignored = ignored_on(&repo, &name, runtime);
@@ -241,4 +288,22 @@ pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
     let conclusion = libtest_mimic::run(args, trials);
     suite.rt.block_on(suite.shutdown());
     conclusion
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn several_filters_and_value_flags() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (args, filters) = split_filters(argv(&["conformance", "dind", "--test-threads", "2", "k8s-oom", "--exact", "--skip", "x"]));
+        assert_eq!(filters, ["dind", "k8s-oom"]);
+        assert_eq!(args.filter, None);
+        assert_eq!(args.test_threads, Some(2));
+        assert!(args.exact);
+        assert_eq!(args.skip, ["x"]);
+        let (_, none) = split_filters(argv(&["conformance", "--list"]));
+        assert!(none.is_empty());
+    }
 }
