@@ -198,6 +198,12 @@ impl<'a> Pwsh<'a> {
                 self.last_ok = true;
             }
             Stmt::Command(name, args) => self.command(name, args)?,
+            Stmt::Quiet(inner) => {
+                self.captures.push(Vec::new());
+                let r = self.stmt(inner);
+                self.captures.pop();
+                r?;
+            }
         }
         Ok(())
     }
@@ -245,6 +251,25 @@ impl<'a> Pwsh<'a> {
                 v
             }
             Expr::Not(e) => Val::Bool(!self.eval(e)?.truthy()),
+            Expr::Member(v, name, args) => {
+                let v = self.eval(v)?;
+                let mut vals = Vec::new();
+                for a in args.iter().flatten() {
+                    vals.push(self.eval(a)?);
+                }
+                member(&v, name, args.is_some(), &vals).map_err(Stop::Error)?
+            }
+            Expr::Index(v, ix) => {
+                let v = self.eval(v)?;
+                let i = self.eval(ix)?.num().unwrap_or(0.0) as i64;
+                let items: Vec<Val> = match v {
+                    Val::Str(s) => s.chars().map(|c| Val::Str(c.to_string())).collect(),
+                    v => v.items(),
+                };
+                let n = items.len() as i64;
+                let at = if i < 0 { n + i } else { i };
+                if (0..n).contains(&at) { items[at as usize].clone() } else { Val::Null }
+            }
             Expr::Cmd(name, args) => {
                 self.captures.push(Vec::new());
                 let r = self.command(name, args);
@@ -458,6 +483,47 @@ impl<'a> Pwsh<'a> {
     }
 }
 
+/// The members and methods of strings and arrays that step scripts use.
+fn member(v: &Val, name: &str, call: bool, args: &[Val]) -> Result<Val, String> {
+    let arg = |i: usize| args.get(i).map(Val::text).unwrap_or_default();
+    let text = v.text();
+    Ok(match (name.to_ascii_lowercase().as_str(), call) {
+        ("length", false) => match v {
+            Val::Arr(a) => Val::Num(a.len() as f64),
+            Val::Null => Val::Num(0.0),
+            _ => Val::Num(text.chars().count() as f64),
+        },
+        ("count", false) => Val::Num(v.clone().items().len() as f64),
+        ("toupper", true) => Val::Str(text.to_uppercase()),
+        ("tolower", true) => Val::Str(text.to_lowercase()),
+        ("trim", true) if args.is_empty() => Val::Str(text.trim().to_string()),
+        ("trimstart", true) if args.is_empty() => Val::Str(text.trim_start().to_string()),
+        ("trimend", true) if args.is_empty() => Val::Str(text.trim_end().to_string()),
+        ("split", true) => {
+            let sep = arg(0);
+            let parts: Vec<Val> = if sep.is_empty() {
+                text.split_whitespace().map(|p| Val::Str(p.into())).collect()
+            } else {
+                text.split(|c| sep.contains(c)).map(|p| Val::Str(p.into())).collect()
+            };
+            Val::Arr(parts)
+        }
+        ("replace", true) => Val::Str(text.replace(&arg(0), &arg(1))),
+        ("contains", true) => Val::Bool(text.contains(&arg(0))),
+        ("startswith", true) => Val::Bool(text.starts_with(&arg(0))),
+        ("endswith", true) => Val::Bool(text.ends_with(&arg(0))),
+        ("indexof", true) => Val::Num(text.find(&arg(0)).map(|i| text[..i].chars().count() as f64).unwrap_or(-1.0)),
+        ("substring", true) => {
+            let chars: Vec<char> = text.chars().collect();
+            let start = (args.first().and_then(Val::num).unwrap_or(0.0) as usize).min(chars.len());
+            let len = args.get(1).and_then(Val::num).map(|n| n as usize).unwrap_or(chars.len() - start).min(chars.len() - start);
+            Val::Str(chars[start..start + len].iter().collect())
+        }
+        ("tostring", true) => Val::Str(text),
+        _ => return Err(format!("sgsim's pwsh stand-in does not support the member `{name}`")),
+    })
+}
+
 fn like(pattern: &str, text: &str) -> bool {
     fn m(p: &[char], t: &[char]) -> bool {
         match p.split_first() {
@@ -546,6 +612,10 @@ enum Expr {
     Bin(String, Box<Expr>, Box<Expr>),
     /// A command whose output is a value: `(Test-Path x)`, `$(git rev-parse HEAD)`.
     Cmd(String, Vec<Arg>),
+    /// `$x.Length`, `$s.Split(',')`: a member or method of the .NET value.
+    Member(Box<Expr>, String, Option<Vec<Expr>>),
+    /// `$a[0]`.
+    Index(Box<Expr>, Box<Expr>),
 }
 
 #[derive(Debug, Clone)]
@@ -563,6 +633,8 @@ enum Stmt {
     Throw(Option<Expr>),
     Expr(Expr),
     Command(String, Vec<Arg>),
+    /// `... | Out-Null`: the statement's output is discarded (Write-Host still prints).
+    Quiet(Box<Stmt>),
 }
 
 struct Parser {
@@ -674,9 +746,19 @@ impl Parser {
                 _ => out.push(self.stmt()?),
             }
             self.blank();
+            if self.peek() == Some('|') {
+                self.i += 1;
+                if !self.keyword("Out-Null") {
+                    return self.err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in");
+                }
+                if let Some(last) = out.pop() {
+                    out.push(Stmt::Quiet(Box::new(last)));
+                }
+                self.blank();
+            }
             match self.peek() {
                 None | Some('\n' | ';' | '}') => {}
-                Some('|') => return self.err("pipelines (`|`) are not supported by sgsim's pwsh stand-in"),
+                Some('|') => return self.err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in"),
                 Some(c) => return self.err(&format!("unexpected `{c}`")),
             }
         }
@@ -914,7 +996,47 @@ impl Parser {
         if self.keyword("-not") || self.eat('!') {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        self.primary()
+        let mut e = self.primary()?;
+        // Members, methods and indexes, directly after the value (no blank).
+        loop {
+            match self.peek() {
+                Some('.') if self.peek_at(1).is_some_and(|c| c.is_alphabetic()) => {
+                    self.i += 1;
+                    let st = self.i;
+                    while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        self.i += 1;
+                    }
+                    let name: String = self.s[st..self.i].iter().collect();
+                    let args = if self.peek() == Some('(') {
+                        self.i += 1;
+                        let mut args = Vec::new();
+                        self.separators();
+                        if !self.eat(')') {
+                            loop {
+                                args.push(self.logic()?);
+                                self.separators();
+                                if self.eat(')') {
+                                    break;
+                                }
+                                self.expect(',')?;
+                            }
+                        }
+                        Some(args)
+                    } else {
+                        None
+                    };
+                    e = Expr::Member(Box::new(e), name, args);
+                }
+                Some('[') => {
+                    self.i += 1;
+                    let ix = self.expr()?;
+                    self.separators();
+                    self.expect(']')?;
+                    e = Expr::Index(Box::new(e), Box::new(ix));
+                }
+                _ => return Ok(e),
+            }
+        }
     }
 
     fn variable(&mut self) -> Result<Expr, String> {
@@ -1204,6 +1326,19 @@ mod tests {
     }
 
     #[test]
+    fn members_indexes_and_out_null() {
+        let s = "$v = '1.24.3'\n$parts = $v.Split('.')\n\"major $($parts[0]) of $($parts.Count), last $($parts[-1])\"\n                 $name = ' Web-App '\n$name.Trim().ToLower()\n$name.Length\nif ($v.StartsWith('1.')) { 'v1' }\n                 $v.Replace('.', '-').Substring(0, 4)\nNew-Item -ItemType Directory -Path /tmp -Force | Out-Null\n'x' | Out-Null\n                 Write-Host $name.ToUpper()";
+        let (c, o, e) = run(s);
+        assert_eq!((c, o.as_str(), e.as_str()), (0, "major 1 of 3, last 3\nweb-app\n9\nv1\n1-24\n WEB-APP \n", ""));
+        let (c, _, e) = run("$ErrorActionPreference = 'Stop'\n$x = 'a'\n$x.Frobnicate()");
+        assert_eq!(c, 1);
+        assert!(e.contains("does not support the member `Frobnicate`"), "{e}");
+        let (c, _, e) = run("Get-ChildItem | Sort-Object");
+        assert_eq!(c, 1);
+        assert!(e.contains("other than `| Out-Null`"), "{e}");
+    }
+
+    #[test]
     fn command_line() {
         assert_eq!(main_with_args(&["-NoProfile".into(), "-Command".into(), "exit".into(), "5".into()]), 5);
         assert_eq!(main_with_args(&[]), 64);
@@ -1211,7 +1346,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_odd_input() {
-        for s in ["", "$", "${", "$(", "@(", "if", "if (", "if ($x) {", "foreach (", "\"$(\"", "'", "`", "1..", "-", "&", "& $x", "}", ")", "$x =", "<#", "exit (", "\"`"] {
+        for s in ["", "$", "${", "$(", "@(", "$x.", "$x.Split(", "$x[", "$x[1", "1 | Out", "$x.Substring(9, 9)", "if", "if (", "if ($x) {", "foreach (", "\"$(\"", "'", "`", "1..", "-", "&", "& $x", "}", ")", "$x =", "<#", "exit (", "\"`"] {
             let _ = run(s);
         }
     }
