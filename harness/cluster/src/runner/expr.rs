@@ -107,21 +107,12 @@ impl ExprEnv {
             expr: e.to_string(),
             why,
         };
-        if let Some(name) = e.strip_prefix("pipeline.variables.") {
-            let v = self
-                .pipeline_variables
-                .get(name)
-                .cloned()
-                .ok_or_else(|| unresolved(format!("the pipeline has no variable `{name}`")))?;
-            return self.nested(e, v, depth);
-        }
-        if let Some(name) = e.strip_prefix("stage.variables.") {
-            let v = self
-                .stage_variables
-                .get(name)
-                .cloned()
-                .ok_or_else(|| unresolved(format!("the stage has no variable `{name}`")))?;
-            return self.nested(e, v, depth);
+        let scopes = [("pipeline", &self.pipeline_variables), ("stage", &self.stage_variables)];
+        for (scope, vars) in scopes {
+            if let Some(name) = e.strip_prefix(scope).and_then(|r| r.strip_prefix(".variables.")) {
+                let v = vars.get(name).cloned().ok_or_else(|| unresolved(format!("the {scope} has no variable `{name}`")))?;
+                return self.nested(e, v, depth);
+            }
         }
         if let Some(name) = e.strip_prefix("env.variables.") {
             return self
