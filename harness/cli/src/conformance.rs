@@ -31,7 +31,10 @@ pub async fn run_fake(
     let cluster = sgsim_cluster::fake_runtime::FakeCluster::start(sc)
         .await
         .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-    let opts = sgsim_cluster::runner::RunOptions { task_prefix: task_prefix.to_string(), ..Default::default() };
+    let opts = sgsim_cluster::runner::RunOptions {
+        task_prefix: task_prefix.to_string(),
+        ..Default::default()
+    };
     let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), cluster.delegate(), sc, &opts, sink).await;
     cluster.shutdown().await;
     rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))
@@ -95,7 +98,10 @@ impl Suite {
         if let Some(e) = POOL_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Err(e);
         }
-        let opts = PoolOptions { repo_root: self.repo.clone(), nodes: 1 };
+        let opts = PoolOptions {
+            repo_root: self.repo.clone(),
+            nodes: 1,
+        };
         match NodePool::start(&opts, &|e| self.reporter.event(&Event::Session(e))).await {
             Ok(p) => {
                 let p = Arc::new(p);
@@ -103,7 +109,10 @@ impl Suite {
                 Ok(p)
             }
             Err(e) => {
-                let msg = format!("the node pool did not start: {}", sgsim_cluster::docker::error_chain(&e));
+                let msg = format!(
+                    "the node pool did not start: {}",
+                    sgsim_cluster::docker::error_chain(&e)
+                );
                 *POOL_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
                 Err(msg)
             }
@@ -155,8 +164,14 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
                 .cluster_for_scenario(sc, &|_| {})
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-            let opts = sgsim_cluster::runner::RunOptions { task_prefix: format!("{}-{name}", pool.run_id()), image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };
-            let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), sc, &opts, &|_| {}).await;
+            let opts = sgsim_cluster::runner::RunOptions {
+                task_prefix: format!("{}-{name}", pool.run_id()),
+                image_entrypoint: Some(cluster.image_entrypoint()),
+                ..Default::default()
+            };
+            let rec =
+                sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), sc, &opts, &|_| {})
+                    .await;
             cluster.shutdown().await;
             let rec = rec.map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
             let files = golden::files_for_run(sc, &rec).map_err(|e| e.to_string())?;
@@ -240,7 +255,14 @@ static FILTERS: OnceLock<Vec<String>> = OnceLock::new();
 
 fn selected(name: &str, args: &Arguments) -> bool {
     let filters = FILTERS.get().map(Vec::as_slice).unwrap_or_default();
-    filters.is_empty() || filters.iter().any(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            if args.exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        })
 }
 
 /// [`run`] on the given runtime.
@@ -253,7 +275,10 @@ pub fn run_with(args: &Arguments, runtime: RuntimeKind) -> Conclusion {
             std::process::exit(crate::exit::USAGE);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let color = console::colors_enabled_stderr() && std::env::var_os("NO_COLOR").is_none();
     let suite = SUITE.get_or_init(|| Suite {
         repo: repo.clone(),
@@ -301,7 +326,16 @@ mod filter_tests {
     #[test]
     fn several_filters_and_value_flags() {
         let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (args, filters) = split_filters(argv(&["conformance", "dind", "--test-threads", "2", "k8s-oom", "--exact", "--skip", "x"]));
+        let (args, filters) = split_filters(argv(&[
+            "conformance",
+            "dind",
+            "--test-threads",
+            "2",
+            "k8s-oom",
+            "--exact",
+            "--skip",
+            "x",
+        ]));
         assert_eq!(filters, ["dind", "k8s-oom"]);
         assert_eq!(args.filter, None);
         assert_eq!(args.test_threads, Some(2));

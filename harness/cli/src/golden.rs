@@ -138,10 +138,18 @@ pub fn files_for_run(scenario: &Scenario, rec: &RunRecord) -> Result<BTreeMap<St
                 status: s.status.as_str().to_string(),
                 exit_code: s.exit_code,
                 error: s.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
-                outputs: s.outputs.iter().map(|(k, v)| (k.clone(), normalize::mask_secrets(v, secrets))).collect(),
+                outputs: s
+                    .outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), normalize::mask_secrets(v, secrets)))
+                    .collect(),
                 attempts: (s.attempts > 1).then_some(s.attempts),
                 failure_strategy: s.strategy.clone(),
-                reports: s.reports.iter().map(|(k, v)| (k.clone(), normalize::normalize_log(v, secrets))).collect(),
+                reports: s
+                    .reports
+                    .iter()
+                    .map(|(k, v)| (k.clone(), normalize::normalize_log(v, secrets)))
+                    .collect(),
             })
             .collect(),
     };
@@ -203,16 +211,25 @@ fn read_opt(path: &Path) -> Result<Option<String>, GoldenError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(GoldenError::Io { path: path.display().to_string(), source }),
+        Err(source) => Err(GoldenError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), GoldenError> {
-    let io = |source| GoldenError::Io { path: path.display().to_string(), source };
+    let io = |source| GoldenError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    std::fs::write(path, text).map_err(|source| GoldenError::Io { path: path.display().to_string(), source })
+    std::fs::write(path, text).map_err(|source| GoldenError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Every golden file under `dir` (relative paths, `/`-separated), pending files excluded.
@@ -275,7 +292,10 @@ pub fn check(dir: &Path, actual: &BTreeMap<String, String>, mode: BlessMode) -> 
         if !actual.contains_key(&existing) {
             if mode == BlessMode::Always {
                 let p = dir.join(&existing);
-                std::fs::remove_file(&p).map_err(|source| GoldenError::Io { path: p.display().to_string(), source })?;
+                std::fs::remove_file(&p).map_err(|source| GoldenError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
                 report.written.push(format!("{existing} (removed)"));
             }
             report.stale.push(existing);
@@ -309,7 +329,10 @@ pub fn accept(dir: &Path) -> Result<Vec<String>, GoldenError> {
     for p in found {
         let s = p.to_string_lossy();
         let target = PathBuf::from(&s[..s.len() - PENDING_SUFFIX.len()]);
-        std::fs::rename(&p, &target).map_err(|source| GoldenError::Io { path: p.display().to_string(), source })?;
+        std::fs::rename(&p, &target).map_err(|source| GoldenError::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
         accepted.push(target.display().to_string());
     }
     Ok(accepted)
@@ -326,12 +349,18 @@ mod tests {
     }
 
     fn rand_suffix() -> u128 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     }
 
     #[test]
     fn bless_mode_refuses_ci() {
-        assert!(matches!(bless_mode_from(Some("1".into()), Some("true".into())), Err(GoldenError::BlessInCi)));
+        assert!(matches!(
+            bless_mode_from(Some("1".into()), Some("true".into())),
+            Err(GoldenError::BlessInCi)
+        ));
         assert_eq!(bless_mode_from(Some("1".into()), None).unwrap(), BlessMode::Always);
         assert_eq!(bless_mode_from(None, Some("true".into())).unwrap(), BlessMode::Never);
         assert_eq!(bless_mode_from(Some("0".into()), None).unwrap(), BlessMode::Pending);

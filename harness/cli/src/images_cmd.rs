@@ -42,18 +42,14 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
             BuildEvent::UpToDate => eprintln!("images are up to date"),
         };
         let built = match action {
-            ImagesAction::List => {
-                BuiltImages::from_file(&images::images_env_file(&repo)).unwrap_or_default()
-            }
-            ImagesAction::Build | ImagesAction::Prune => {
-                match images::ensure_built(&repo, &progress).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                        return exit::INFRASTRUCTURE;
-                    }
+            ImagesAction::List => BuiltImages::from_file(&images::images_env_file(&repo)).unwrap_or_default(),
+            ImagesAction::Build | ImagesAction::Prune => match images::ensure_built(&repo, &progress).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                    return exit::INFRASTRUCTURE;
                 }
-            }
+            },
         };
         if let ImagesAction::Prune = action {
             match images::prune_host(&built).await {
@@ -78,10 +74,7 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
 async fn list(built: &BuiltImages) {
     let host = sgsim_cluster::docker::host_docker().await.ok();
     let catalog = ImageCatalog::builtin(built);
-    println!(
-        "{:<14} {:<32} {:<8} STANDS IN FOR",
-        "STAND-IN", "TAG", "PRESENT"
-    );
+    println!("{:<14} {:<32} {:<8} STANDS IN FOR", "STAND-IN", "TAG", "PRESENT");
     for name in images::IMAGE_NAMES {
         let tag = built.get(name).unwrap_or("(not built)");
         let present = match (&host, built.get(name)) {
@@ -89,18 +82,12 @@ async fn list(built: &BuiltImages) {
             (Some(h), Some(t)) if h.inspect_image(t).await.is_ok() => "yes",
             _ => "no",
         };
-        let mut vendors: Vec<&str> = catalog
-            .rules()
-            .filter(|(_, s)| s == name)
-            .map(|(p, _)| p)
-            .collect();
+        let mut vendors: Vec<&str> = catalog.rules().filter(|(_, s)| s == name).map(|(p, _)| p).collect();
         match *name {
             "busybox" => vendors.push("(any image the catalog does not know)"),
             "pause" => vendors.push("(the pod sandbox)"),
             "node" => vendors.push("(a Kubernetes node)"),
-            "registry" => {
-                vendors.push("(the run's registries: Docker Hub mirror, private registries)")
-            }
+            "registry" => vendors.push("(the run's registries: Docker Hub mirror, private registries)"),
             "debian-docker" => vendors.push("(base of node and dind)"),
             _ => {}
         }

@@ -48,7 +48,10 @@ pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
 /// Reads and validates the input at `arg` (a scenario dir, scenario.yaml or a pipeline); paths
 /// appear in messages as given (relative paths stay relative).
 pub fn load(arg: &Path, step_group: Option<&str>) -> Result<Input, InputError> {
-    let opts = sgsim_core::scenario::LoadOptions { step_group: step_group.map(str::to_string), seed: None };
+    let opts = sgsim_core::scenario::LoadOptions {
+        step_group: step_group.map(str::to_string),
+        seed: None,
+    };
     load_in(Path::new(""), arg, &opts)
 }
 
@@ -59,13 +62,18 @@ pub fn load_in(base: &Path, arg: &Path, opts: &sgsim_core::scenario::LoadOptions
     let shown_path = rel.strip_prefix(base).unwrap_or(&rel).to_path_buf();
     let shown = shown_path.display().to_string();
     let file = rel;
-    let bytes = std::fs::read(&file).map_err(|source| InputError::Read { path: shown.clone(), source })?;
+    let bytes = std::fs::read(&file).map_err(|source| InputError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let loader_dir = dir.clone();
     let loader = move |rel: &str| -> Result<String, String> {
         let p = loader_dir.join(rel);
-        std::fs::read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.to_string())
+        std::fs::read(&p)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| e.to_string())
     };
     let scenario = sgsim_core::scenario::load_with_options(&shown, &text, &loader, opts);
     Ok(Input { shown, dir, scenario })
@@ -84,5 +92,8 @@ pub fn repo_root() -> PathBuf {
             }
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
 }

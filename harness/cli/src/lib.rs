@@ -181,11 +181,16 @@ pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
     // An expected `Failed` also admits the product's other failed statuses (Expired, Aborted,
     // IgnoreFailed for a step); result.yaml holds the exact status.
     let admits = |want: Outcome, got: Outcome| {
-        got == want || (want == Outcome::Failed && matches!(got, Outcome::Timeout | Outcome::Aborted | Outcome::IgnoreFailed))
+        got == want
+            || (want == Outcome::Failed && matches!(got, Outcome::Timeout | Outcome::Aborted | Outcome::IgnoreFailed))
     };
     if !admits(want, rec.status) {
         let why = rec.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-        out.push(format!("the step group ended {} but {} was expected{why}", rec.status.as_str(), want.as_str()));
+        out.push(format!(
+            "the step group ended {} but {} was expected{why}",
+            rec.status.as_str(),
+            want.as_str()
+        ));
     }
     for (id, exp) in &sc.expect().steps {
         let Some(step) = rec.steps.iter().find(|s| &s.id == id) else {
@@ -199,12 +204,19 @@ pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
                 ExpectedStatus::Skipped => Outcome::Skipped,
             };
             if !admits(want, step.status) {
-                out.push(format!("step {id} ended {} but {} was expected", step.status.as_str(), want.as_str()));
+                out.push(format!(
+                    "step {id} ended {} but {} was expected",
+                    step.status.as_str(),
+                    want.as_str()
+                ));
             }
         }
         if let Some(code) = exp.exit_code {
             if step.exit_code != Some(code) {
-                out.push(format!("step {id} exited with {:?} but {code} was expected", step.exit_code));
+                out.push(format!(
+                    "step {id} exited with {:?} but {code} was expected",
+                    step.exit_code
+                ));
             }
         }
     }
@@ -227,14 +239,21 @@ pub struct StepStandIn {
 pub fn standin_hints(rec: &RunRecord, standins: &[StepStandIn]) -> Vec<String> {
     let mut out = Vec::new();
     for s in rec.steps.iter().filter(|s| s.exit_code == Some(127)) {
-        let Some(si) = standins.iter().find(|x| x.step == s.id) else { continue };
+        let Some(si) = standins.iter().find(|x| x.step == s.id) else {
+            continue;
+        };
         let missing = s
             .log
             .lines()
             .rev()
-            .find_map(|l| l.strip_suffix(": not found").or_else(|| l.strip_suffix(": command not found")))
+            .find_map(|l| {
+                l.strip_suffix(": not found")
+                    .or_else(|| l.strip_suffix(": command not found"))
+            })
             .map(|l| l.rsplit(": ").next().unwrap_or(l).trim().to_string());
-        let what = missing.map(|m| format!("has no `{m}`")).unwrap_or_else(|| "lacks the program its command runs".into());
+        let what = missing
+            .map(|m| format!("has no `{m}`"))
+            .unwrap_or_else(|| "lacks the program its command runs".into());
         out.push(format!(
             "step `{}` ran image `{}` as sgsim's `{}` stand-in, which {what} (exit code 127); \
              sgsim builds its images from Debian packages, not from the vendor's image: choose another \
@@ -304,7 +323,9 @@ fn cmd_render(file: &Path, output: Format, step_group: Option<&str>) -> i32 {
     };
     let pod = sgsim_core::render_pod(&sc);
     let text = match output {
-        Format::Json => serde_json::to_string_pretty(&pod).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Format::Json => serde_json::to_string_pretty(&pod)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
         Format::Yaml => serde_saphyr::to_string(&pod).map_err(|e| e.to_string()),
     };
     match text {
@@ -320,21 +341,33 @@ fn cmd_render(file: &Path, output: Format, step_group: Option<&str>) -> i32 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Starts the node pool of a command (one node), reporting progress; an error is reported and
 /// turned into the infrastructure exit code.
 async fn start_pool(reporter: &Reporter) -> Result<NodePool, i32> {
-    let opts = PoolOptions { repo_root: input::repo_root(), nodes: 1 };
-    NodePool::start(&opts, &|e| reporter.event(&Event::Session(e))).await.map_err(|e| {
-        eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-        exit::INFRASTRUCTURE
-    })
+    let opts = PoolOptions {
+        repo_root: input::repo_root(),
+        nodes: 1,
+    };
+    NodePool::start(&opts, &|e| reporter.event(&Event::Session(e)))
+        .await
+        .map_err(|e| {
+            eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+            exit::INFRASTRUCTURE
+        })
 }
 
 fn default_golden_dir(file: &Path) -> Option<PathBuf> {
-    let dir = if file.is_dir() { file.to_path_buf() } else { file.parent()?.to_path_buf() };
+    let dir = if file.is_dir() {
+        file.to_path_buf()
+    } else {
+        file.parent()?.to_path_buf()
+    };
     let dir = dir.canonicalize().ok()?;
     let name = dir.file_name()?.to_str()?.to_string();
     let scenarios = dir.parent()?;
@@ -386,7 +419,11 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
             return exit::USAGE;
         }
     };
-    let name = if sc.header.name.is_empty() { sc.step_group.identifier.clone() } else { sc.header.name.clone() };
+    let name = if sc.header.name.is_empty() {
+        sc.step_group.identifier.clone()
+    } else {
+        sc.header.name.clone()
+    };
     reporter.mask_secrets(&sc.secrets);
     let rt = runtime();
     rt.block_on(async {
@@ -400,15 +437,31 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
                 .cluster_for_scenario(&sc, &|e| reporter.event(&Event::Session(e)))
                 .await
                 .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-            let ropts = sgsim_cluster::runner::RunOptions { task_prefix: pool.run_id().to_string(), keep_pod, image_entrypoint: Some(cluster.image_entrypoint()), ..Default::default() };
-            let rec = sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| reporter.event(&Event::Run(e))).await;
+            let ropts = sgsim_cluster::runner::RunOptions {
+                task_prefix: pool.run_id().to_string(),
+                keep_pod,
+                image_entrypoint: Some(cluster.image_entrypoint()),
+                ..Default::default()
+            };
+            let rec =
+                sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| {
+                    reporter.event(&Event::Run(e))
+                })
+                .await;
             let standins: Vec<StepStandIn> = sgsim_core::render::plan(&sc)
                 .flat()
                 .into_iter()
-                .filter_map(|st| st.image.as_ref().map(|i| StepStandIn { step: st.id.clone(), image: i.clone(), standin: cluster.standin_name(i) }))
+                .filter_map(|st| {
+                    st.image.as_ref().map(|i| StepStandIn {
+                        step: st.id.clone(),
+                        image: i.clone(),
+                        standin: cluster.standin_name(i),
+                    })
+                })
                 .collect();
             cluster.shutdown().await;
-            rec.map(|r| (r, standins)).map_err(|e| sgsim_cluster::docker::error_chain(&e))
+            rec.map(|r| (r, standins))
+                .map_err(|e| sgsim_cluster::docker::error_chain(&e))
         };
         let rec = tokio::select! {
             r = work => r,
@@ -473,10 +526,16 @@ fn cmd_run_fake(file: &Path, golden_dir: Option<PathBuf>, step_group: Option<&st
         Err(code) => return code,
     };
     if let Some(why) = &sc.header.fake.skip {
-        eprintln!("note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway");
+        eprintln!(
+            "note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway"
+        );
     }
     let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
-    let name = if sc.header.name.is_empty() { sc.step_group.identifier.clone() } else { sc.header.name.clone() };
+    let name = if sc.header.name.is_empty() {
+        sc.step_group.identifier.clone()
+    } else {
+        sc.header.name.clone()
+    };
     reporter.mask_secrets(&sc.secrets);
     let rt = runtime();
     rt.block_on(async {
@@ -499,7 +558,11 @@ fn cmd_run_fake(file: &Path, golden_dir: Option<PathBuf>, step_group: Option<&st
         let mut code = if mismatch.is_empty() { exit::OK } else { exit::MISMATCH };
         if let Some(dir) = golden_dir {
             match conformance::check_fake_goldens(&sc, &rec, &dir) {
-                Ok(r) if r.ok() => println!("goldens in {} match (fake runtime: {})", dir.display(), conformance::FAKE_COMPARED),
+                Ok(r) if r.ok() => println!(
+                    "goldens in {} match (fake runtime: {})",
+                    dir.display(),
+                    conformance::FAKE_COMPARED
+                ),
                 Ok(r) => {
                     let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
                     print!("{}", r.render(&name, color));
@@ -557,7 +620,11 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
                 eprintln!("error: {e}");
                 return exit::INFRASTRUCTURE;
             }
-            println!("API server at {} (no nodes); kubeconfig written to {}", api.url(), kubeconfig.display());
+            println!(
+                "API server at {} (no nodes); kubeconfig written to {}",
+                api.url(),
+                kubeconfig.display()
+            );
             println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
             println!("Ctrl-C stops it.");
             interrupted().await;
@@ -582,7 +649,11 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             pool.shutdown().await;
             return exit::INFRASTRUCTURE;
         }
-        println!("cluster up: API server at {}, node node-1; kubeconfig written to {}", cluster.api().url(), kubeconfig.display());
+        println!(
+            "cluster up: API server at {}, node node-1; kubeconfig written to {}",
+            cluster.api().url(),
+            kubeconfig.display()
+        );
         println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
         println!("Ctrl-C stops it and removes everything.");
         interrupted().await;
@@ -629,26 +700,58 @@ pub fn main_impl() -> i32 {
         .init();
     match cli.command {
         Command::Validate { files, step_group } => cmd_validate(&files, step_group.as_deref()),
-        Command::Render { file, output, step_group } => cmd_render(&file, output, step_group.as_deref()),
-        Command::Run { file, golden, keep_pod, step_group, runtime: RuntimeKind::Docker } => {
-            cmd_run(&file, golden, keep_pod, step_group.as_deref())
-        }
-        Command::Run { file, golden, keep_pod: _, step_group, runtime: RuntimeKind::Fake } => {
-            cmd_run_fake(&file, golden, step_group.as_deref())
-        }
-        Command::Test { filter, exact, list, test_threads, runtime } => {
-            let args = libtest_mimic::Arguments { filter, exact, list, test_threads, ..Default::default() };
-            if conformance::run_with(&args, runtime).has_failed() { exit::MISMATCH } else { exit::OK }
-        }
-        Command::Accept { filter } => cmd_accept(filter.as_deref()),
-        Command::Cluster { action: ClusterAction::Up { kubeconfig, api_only } } => cmd_cluster_up(&kubeconfig, api_only),
-        Command::Images { action } => images_cmd::cmd_images(&action),
-        Command::New { kind, output, service_account } => {
-            match new_cmd::cmd_new(kind, output.as_deref(), service_account.as_deref()) {
-                Ok(dir) => cmd_validate(&[dir], None),
-                Err(code) => code,
+        Command::Render {
+            file,
+            output,
+            step_group,
+        } => cmd_render(&file, output, step_group.as_deref()),
+        Command::Run {
+            file,
+            golden,
+            keep_pod,
+            step_group,
+            runtime: RuntimeKind::Docker,
+        } => cmd_run(&file, golden, keep_pod, step_group.as_deref()),
+        Command::Run {
+            file,
+            golden,
+            keep_pod: _,
+            step_group,
+            runtime: RuntimeKind::Fake,
+        } => cmd_run_fake(&file, golden, step_group.as_deref()),
+        Command::Test {
+            filter,
+            exact,
+            list,
+            test_threads,
+            runtime,
+        } => {
+            let args = libtest_mimic::Arguments {
+                filter,
+                exact,
+                list,
+                test_threads,
+                ..Default::default()
+            };
+            if conformance::run_with(&args, runtime).has_failed() {
+                exit::MISMATCH
+            } else {
+                exit::OK
             }
         }
+        Command::Accept { filter } => cmd_accept(filter.as_deref()),
+        Command::Cluster {
+            action: ClusterAction::Up { kubeconfig, api_only },
+        } => cmd_cluster_up(&kubeconfig, api_only),
+        Command::Images { action } => images_cmd::cmd_images(&action),
+        Command::New {
+            kind,
+            output,
+            service_account,
+        } => match new_cmd::cmd_new(kind, output.as_deref(), service_account.as_deref()) {
+            Ok(dir) => cmd_validate(&[dir], None),
+            Err(code) => code,
+        },
     }
 }
 
@@ -668,7 +771,11 @@ mod hint_tests {
             id: id.into(),
             name: id.into(),
             container: Some(format!("step-{id}")),
-            status: if exit == Some(0) { Outcome::Success } else { Outcome::Failed },
+            status: if exit == Some(0) {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            },
             exit_code: exit,
             error: None,
             outputs: Default::default(),
@@ -696,11 +803,27 @@ mod hint_tests {
             error: None,
             node: None,
         };
-        let si = |s: &str, i: &str| StepStandIn { step: s.into(), image: i.into(), standin: "busybox".into() };
-        let hints = standin_hints(&rec, &[si("plan", "hashicorp/terraform:1.5"), si("ok", "alpine"), si("other", "alpine/helm:3"), si("bare", "x:1")]);
+        let si = |s: &str, i: &str| StepStandIn {
+            step: s.into(),
+            image: i.into(),
+            standin: "busybox".into(),
+        };
+        let hints = standin_hints(
+            &rec,
+            &[
+                si("plan", "hashicorp/terraform:1.5"),
+                si("ok", "alpine"),
+                si("other", "alpine/helm:3"),
+                si("bare", "x:1"),
+            ],
+        );
         assert_eq!(hints.len(), 3, "{hints:#?}");
         assert!(hints[0].starts_with("step `plan` ran image `hashicorp/terraform:1.5` as sgsim's `busybox` stand-in, which has no `terraform` (exit code 127)"), "{}", hints[0]);
         assert!(hints[1].contains("which has no `helm`"), "{}", hints[1]);
-        assert!(hints[2].contains("which lacks the program its command runs"), "{}", hints[2]);
+        assert!(
+            hints[2].contains("which lacks the program its command runs"),
+            "{}",
+            hints[2]
+        );
     }
 }

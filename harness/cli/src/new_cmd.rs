@@ -282,7 +282,9 @@ pub fn write_scenario(kind: NewKind, dir: &Path, service_account: Option<&str>) 
 /// `sgsim new`: writes the scenario and prints the files written; returns its directory (the
 /// caller validates it) or the exit code.
 pub fn cmd_new(kind: NewKind, output: Option<&Path>, service_account: Option<&str>) -> Result<PathBuf, i32> {
-    let dir = output.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(kind.dir_name()));
+    let dir = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(kind.dir_name()));
     match write_scenario(kind, &dir, service_account) {
         Ok(written) => {
             for p in &written {

@@ -52,13 +52,22 @@ pub struct Reporter {
 }
 
 fn fmt_dur(d: Duration) -> String {
-    if d.as_secs() >= 60 { format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if d.as_secs() >= 60 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 impl Reporter {
     /// A reporter; `color` for ANSI styles, `progress` for spinners (a terminal on stderr).
     pub fn new(color: bool, progress: bool) -> Self {
-        Reporter { color, progress, state: Mutex::new(State::default()), secrets: Mutex::new(Vec::new()) }
+        Reporter {
+            color,
+            progress,
+            state: Mutex::new(State::default()),
+            secrets: Mutex::new(Vec::new()),
+        }
     }
 
     /// Mask these Harness secret values (as `**************`) in every line printed from now on.
@@ -106,7 +115,10 @@ impl Reporter {
         }
         let sp = st.spinner.get_or_insert_with(|| {
             let sp = ProgressBar::new_spinner();
-            sp.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            sp.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             sp.enable_steady_tick(Duration::from_millis(120));
             sp
         });
@@ -134,13 +146,21 @@ impl Reporter {
             Event::Session(s) => match s {
                 SessionEvent::Image(BuildEvent::UpToDate) => {}
                 SessionEvent::Image(BuildEvent::Building { reason }) => {
-                    self.err(&format!("building sgsim images ({reason}); the first build takes a few minutes"));
+                    self.err(&format!(
+                        "building sgsim images ({reason}); the first build takes a few minutes"
+                    ));
                     self.spin("building images".into());
                 }
                 SessionEvent::Image(BuildEvent::Progress(line)) => {
-                    if self.progress { self.spin(format!("building images: {line}")) } else { eprintln!("  {line}") }
+                    if self.progress {
+                        self.spin(format!("building images: {line}"))
+                    } else {
+                        eprintln!("  {line}")
+                    }
                 }
-                SessionEvent::Image(BuildEvent::Finished { took }) => self.spin_done(Some(format!("images built in {}", fmt_dur(*took)))),
+                SessionEvent::Image(BuildEvent::Finished { took }) => {
+                    self.spin_done(Some(format!("images built in {}", fmt_dur(*took))))
+                }
                 SessionEvent::Reaped(what) => self.err(&format!("{}", yellow.apply_to(format!("cleanup: {what}")))),
                 SessionEvent::NodeStarting(n) => self.spin(format!("starting node {n}")),
                 SessionEvent::NodeReady { name, took, fallback } => {
@@ -180,13 +200,23 @@ impl Reporter {
                 }
                 RunEvent::StepFinished(rec) => self.step_finished(rec, &green, &red, &yellow, &dim),
             },
-            Event::Summary { scenario, status, as_expected, mismatch, took } => {
+            Event::Summary {
+                scenario,
+                status,
+                as_expected,
+                mismatch,
+                took,
+            } => {
                 let st = match status {
                     Outcome::Success => green.apply_to(status.as_str()),
                     Outcome::Skipped => yellow.apply_to(status.as_str()),
                     _ => red.apply_to(status.as_str()),
                 };
-                self.out(&format!("{} step group {st} in {}", bold.apply_to(scenario), fmt_dur(*took)));
+                self.out(&format!(
+                    "{} step group {st} in {}",
+                    bold.apply_to(scenario),
+                    fmt_dur(*took)
+                ));
                 if *as_expected {
                     self.out(&format!("{}", green.apply_to("outcome as expected")));
                 } else {
@@ -200,11 +230,17 @@ impl Reporter {
 
     fn step_finished(&self, rec: &StepRecord, green: &Style, red: &Style, yellow: &Style, dim: &Style) {
         if rec.status == Outcome::Skipped {
-            self.out(&format!("{}", yellow.apply_to(format!("── Step {} ({}) skipped ──", rec.name, rec.id))));
+            self.out(&format!(
+                "{}",
+                yellow.apply_to(format!("── Step {} ({}) skipped ──", rec.name, rec.id))
+            ));
             return;
         }
         if rec.background {
-            self.out(&format!("{}", dim.apply_to("(background service started; its log is shown at the end)")));
+            self.out(&format!(
+                "{}",
+                dim.apply_to("(background service started; its log is shown at the end)")
+            ));
         } else {
             for l in rec.log.lines() {
                 self.out(l);
@@ -233,7 +269,10 @@ impl Reporter {
     pub fn background_logs(&self, steps: &[StepRecord]) {
         let bold = self.style(Style::new().bold());
         for s in steps.iter().filter(|s| s.background && !s.log.is_empty()) {
-            self.out(&format!("{}", bold.apply_to(format!("── Background {} ({}) log ──", s.name, s.id))));
+            self.out(&format!(
+                "{}",
+                bold.apply_to(format!("── Background {} ({}) log ──", s.name, s.id))
+            ));
             for l in s.log.lines() {
                 self.out(l);
             }

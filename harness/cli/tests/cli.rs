@@ -12,7 +12,10 @@ fn sgsim() -> Command {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A unique temporary directory removed on drop (also when the test panics).
@@ -20,7 +23,10 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let p = std::env::temp_dir().join(format!("sgsim-cli-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -37,7 +43,10 @@ impl Drop for TempDir {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn write(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
@@ -90,13 +99,19 @@ fn malformed_yaml_is_exit_1_with_position() {
     assert!(err.contains(&want) && err.contains("YAML syntax error"), "{err}");
     let pos = err.lines().next().unwrap().trim_start_matches(&want).to_string();
     let parts: Vec<&str> = pos.splitn(3, ':').collect();
-    assert!(parts[0].parse::<u32>().is_ok() && parts[1].parse::<u32>().is_ok(), "no line:col in {err}");
+    assert!(
+        parts[0].parse::<u32>().is_ok() && parts[1].parse::<u32>().is_ok(),
+        "no line:col in {err}"
+    );
 }
 
 #[test]
 fn unknown_field_suggests_the_closest_name() {
     let t = TempDir::new("unknown");
-    let bad = GOOD.replace("namespace: ns1", "namespace: ns1\n                      nodeSelectr: {disk: ssd}");
+    let bad = GOOD.replace(
+        "namespace: ns1",
+        "namespace: ns1\n                      nodeSelectr: {disk: ssd}",
+    );
     let f = write(t.path(), "p.yaml", bad.as_bytes());
     let o = sgsim().arg("validate").arg(&f).output().unwrap();
     let (_, err) = text(&o);
@@ -122,7 +137,11 @@ fn missing_step_group_lists_the_existing_ones() {
 fn empty_and_binary_files_are_exit_1_without_panic() {
     let t = TempDir::new("junk");
     let empty = write(t.path(), "empty.yaml", b"");
-    let binary = write(t.path(), "bin.yaml", &[0u8, 159, 146, 150, 255, 0, 1, 2, 3, b'\n', 0xC3, 0x28]);
+    let binary = write(
+        t.path(),
+        "bin.yaml",
+        &[0u8, 159, 146, 150, 255, 0, 1, 2, 3, b'\n', 0xC3, 0x28],
+    );
     for f in [empty, binary] {
         let o = sgsim().arg("validate").arg(&f).output().unwrap();
         let (_, err) = text(&o);
@@ -134,7 +153,10 @@ fn empty_and_binary_files_are_exit_1_without_panic() {
 
 #[test]
 fn missing_file_and_bad_usage() {
-    let o = sgsim().args(["validate", "/nonexistent/sgsim/x.yaml"]).output().unwrap();
+    let o = sgsim()
+        .args(["validate", "/nonexistent/sgsim/x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let o = sgsim().args(["render"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -152,7 +174,10 @@ fn render_json_of_a_pasted_pipeline_is_a_pod() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_str(&out).expect("a Kubernetes Pod");
     let name = pod.metadata.name.clone().unwrap();
-    assert!(name.starts_with("harnesscd-groupone-") && name.len() == "harnesscd-groupone-".len() + 8, "{name}");
+    assert!(
+        name.starts_with("harnesscd-groupone-") && name.len() == "harnesscd-groupone-".len() + 8,
+        "{name}"
+    );
     let spec = pod.spec.unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
     let init = &spec.init_containers.unwrap()[0];
@@ -161,13 +186,26 @@ fn render_json_of_a_pasted_pipeline_is_a_pod() {
     assert_eq!(names, ["step-stepa", "lite-engine"]);
     let step = &spec.containers[0];
     assert_eq!(step.command.as_deref(), Some(&["/addon/bin/ci-addon".to_string()][..]));
-    assert_eq!(step.args.as_deref(), Some(&["--port".to_string(), "20002".to_string()][..]));
+    assert_eq!(
+        step.args.as_deref(),
+        Some(&["--port".to_string(), "20002".to_string()][..])
+    );
     let vols: Vec<&str> = spec.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
     assert_eq!(vols, ["harness", "addon", "shared-0"]);
     for c in spec.containers.iter().chain([init]) {
-        let mounts: Vec<(&str, &str)> =
-            c.volume_mounts.as_ref().unwrap().iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
-        assert_eq!(mounts, [("harness", "/harness"), ("addon", "/addon"), ("shared-0", "/shared")], "{}", c.name);
+        let mounts: Vec<(&str, &str)> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert_eq!(
+            mounts,
+            [("harness", "/harness"), ("addon", "/addon"), ("shared-0", "/shared")],
+            "{}",
+            c.name
+        );
     }
     let yaml = sgsim().arg("render").arg(&f).output().unwrap();
     assert_eq!(yaml.status.code(), Some(0));
@@ -200,28 +238,60 @@ fn golden_change_fails_with_diff_bless_restores_ci_refuses() {
     std::fs::write(&golden, &changed).unwrap();
 
     // Outside CI: fails with a unified diff and writes a pending file.
-    let o = sgsim().env("SGSIM_REPO", t.path()).args(["test", "invalid-yaml"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .args(["test", "invalid-yaml"])
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}{err}");
-    assert!(out.contains("--- expected/error.txt") && out.contains("+++ actual/error.txt"), "{out}");
-    assert!(out.contains("-scenarios/invalid-yaml/pipeline.yaml") && out.contains("YAML syntax eror"), "{out}");
-    assert!(out.contains("SGSIM_BLESS=1 cargo test --test conformance -- --exact invalid-yaml"), "{out}");
-    assert_eq!(std::fs::read_to_string(golden.with_extension("txt.new")).unwrap(), original);
+    assert!(
+        out.contains("--- expected/error.txt") && out.contains("+++ actual/error.txt"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-scenarios/invalid-yaml/pipeline.yaml") && out.contains("YAML syntax eror"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SGSIM_BLESS=1 cargo test --test conformance -- --exact invalid-yaml"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(golden.with_extension("txt.new")).unwrap(),
+        original
+    );
 
     // In CI: blessing is refused, nothing is written.
     std::fs::remove_file(golden.with_extension("txt.new")).unwrap();
-    let o = sgsim().env("SGSIM_REPO", t.path()).env("CI", "true").env("SGSIM_BLESS", "1").args(["test", "invalid-yaml"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .env("CI", "true")
+        .env("SGSIM_BLESS", "1")
+        .args(["test", "invalid-yaml"])
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert_ne!(o.status.code(), Some(0));
     assert!(err.contains("refusing to write goldens in CI"), "{out}{err}");
     assert_eq!(std::fs::read_to_string(&golden).unwrap(), changed);
     // CI without blessing: fails, writes no pending file.
-    let o = sgsim().env("SGSIM_REPO", t.path()).env("CI", "true").args(["test", "invalid-yaml"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .env("CI", "true")
+        .args(["test", "invalid-yaml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(3));
     assert!(!golden.with_extension("txt.new").exists());
 
     // SGSIM_BLESS=1 restores it.
-    let o = sgsim().env("SGSIM_REPO", t.path()).env("SGSIM_BLESS", "1").args(["test", "invalid-yaml"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .env("SGSIM_BLESS", "1")
+        .args(["test", "invalid-yaml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert_eq!(std::fs::read_to_string(&golden).unwrap(), original);
 }
@@ -232,9 +302,17 @@ fn accept_applies_pending_files() {
     let golden = t.path().join("golden/invalid-yaml/error.txt");
     let original = std::fs::read_to_string(&golden).unwrap();
     std::fs::write(&golden, "stale\n").unwrap();
-    let o = sgsim().env("SGSIM_REPO", t.path()).args(["test", "invalid-yaml"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .args(["test", "invalid-yaml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(3));
-    let o = sgsim().env("SGSIM_REPO", t.path()).args(["accept", "invalid"]).output().unwrap();
+    let o = sgsim()
+        .env("SGSIM_REPO", t.path())
+        .args(["accept", "invalid"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).0.contains("accepted"), "{:?}", text(&o));
     assert_eq!(std::fs::read_to_string(&golden).unwrap(), original);
@@ -282,11 +360,16 @@ fn cluster_up_serves_kubectl_and_kube_rs() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let text = std::fs::read_to_string(&kc).unwrap();
         let config: kube::config::Kubeconfig = serde_yaml_compat(&text);
-        let cfg = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .unwrap();
         let client = kube::Client::try_from(cfg).unwrap();
         let ns: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         let nso: k8s_openapi::api::core::v1::Namespace =
@@ -300,7 +383,12 @@ fn cluster_up_serves_kubectl_and_kube_rs() {
         .unwrap();
         pods.create(&Default::default(), &pod).await.unwrap();
     });
-    let o = Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["get", "pods", "-A"]).output().unwrap();
+    let o = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["get", "pods", "-A"])
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("cli-test") && out.contains("made-by-kube-rs"), "{out}");
@@ -323,8 +411,16 @@ fn step_group_flag_selects_among_several() {
     let f = write(t.path(), "two.yaml", second.as_bytes());
     let o = sgsim().arg("render").arg(&f).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
-    assert!(text(&o).1.contains("group_one") && text(&o).1.contains("group_two"), "{:?}", text(&o));
-    let o = sgsim().args(["render", "-o", "json", "--step-group", "group_two"]).arg(&f).output().unwrap();
+    assert!(
+        text(&o).1.contains("group_one") && text(&o).1.contains("group_two"),
+        "{:?}",
+        text(&o)
+    );
+    let o = sgsim()
+        .args(["render", "-o", "json", "--step-group", "group_two"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_str(&text(&o).0).unwrap();
     assert_eq!(pod.metadata.namespace.as_deref(), Some("ns2"));
@@ -347,14 +443,32 @@ fn run_on_the_fake_runtime_checks_goldens_without_writing() {
     let dir = t.path().join("step-fails");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(src.join("pipeline.yaml"), dir.join("pipeline.yaml")).unwrap();
-    let sc = std::fs::read_to_string(src.join("scenario.yaml")).unwrap().replace("deploy: {exitCode: 3}", "deploy: {exitCode: 9}");
+    let sc = std::fs::read_to_string(src.join("scenario.yaml"))
+        .unwrap()
+        .replace("deploy: {exitCode: 3}", "deploy: {exitCode: 9}");
     std::fs::write(dir.join("scenario.yaml"), sc).unwrap();
     let golden = repo().join("golden/step-fails");
-    let before: Vec<_> = std::fs::read_dir(&golden).unwrap().flatten().map(|e| e.file_name()).collect();
-    let o = sgsim().args(["run", "--runtime", "fake", "--golden"]).arg(&golden).arg(&dir).output().unwrap();
+    let before: Vec<_> = std::fs::read_dir(&golden)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let o = sgsim()
+        .args(["run", "--runtime", "fake", "--golden"])
+        .arg(&golden)
+        .arg(&dir)
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("-  exitCode: 3") && out.contains("+  exitCode: 9"), "{out}");
-    let after: Vec<_> = std::fs::read_dir(&golden).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(
+        out.contains("-  exitCode: 3") && out.contains("+  exitCode: 9"),
+        "{out}"
+    );
+    let after: Vec<_> = std::fs::read_dir(&golden)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(before, after, "the fake runtime wrote into the golden directory");
 }

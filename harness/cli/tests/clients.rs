@@ -10,17 +10,10 @@ use std::time::{Duration, Instant};
 
 /// A program on PATH (or at one of `extra` absolute paths).
 fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
-    extra
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|d| d.join(name))
-                    .find(|p| p.is_file())
-            })
-        })
+    extra.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
+        std::env::var_os("PATH")
+            .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
+    })
 }
 
 fn repo() -> PathBuf {
@@ -52,16 +45,11 @@ impl ClusterUp {
             .stderr(log)
             .spawn()
             .expect("spawn sgsim cluster up");
-        let mut up = Self {
-            child,
-            dir,
-            kubeconfig,
-        };
+        let mut up = Self { child, dir, kubeconfig };
         // Images may be built on first use: allow for it.
         let deadline = Instant::now() + Duration::from_secs(900);
         loop {
-            if std::fs::read_to_string(&up.kubeconfig).is_ok_and(|k| k.contains("current-context"))
-            {
+            if std::fs::read_to_string(&up.kubeconfig).is_ok_and(|k| k.contains("current-context")) {
                 break;
             }
             if let Ok(Some(status)) = up.child.try_wait() {
@@ -105,8 +93,7 @@ impl Drop for ClusterUp {
 
 #[test]
 fn kubectl_suite_against_cluster_up() {
-    let Some(kubectl) = find_program("kubectl", &["/usr/bin/kubectl", "/usr/local/bin/kubectl"])
-    else {
+    let Some(kubectl) = find_program("kubectl", &["/usr/bin/kubectl", "/usr/local/bin/kubectl"]) else {
         println!("skipped: kubectl is not installed (the kubectl suite needs it on PATH)");
         return;
     };
@@ -156,13 +143,7 @@ fn python_client_suite_against_cluster_up() {
 
 /// Run a suite script (with `env` added) against the cluster; panics with its output and the
 /// cluster's log unless it exits 0 within `limit`.
-fn run_suite(
-    up: &ClusterUp,
-    program: &Path,
-    script: &Path,
-    env: &[(&str, &std::ffi::OsStr)],
-    limit: Duration,
-) {
+fn run_suite(up: &ClusterUp, program: &Path, script: &Path, env: &[(&str, &std::ffi::OsStr)], limit: Duration) {
     let out_path = up.dir.join("suite.out");
     let out = File::create(&out_path).expect("create suite.out");
     let mut cmd = Command::new(program);
@@ -217,21 +198,36 @@ fn cluster_up_cleans_up_on_sigterm() {
     let mut up = ClusterUp::start("sigterm");
     let label = format!("label=dev.sgsim.pid={}", up.child.id());
     let ours = |what: &str| -> String {
-        let o = Command::new("docker").args([what, "ls", "-q", "--filter", &label]).output().expect("docker");
+        let o = Command::new("docker")
+            .args([what, "ls", "-q", "--filter", &label])
+            .output()
+            .expect("docker");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let containers = || {
-        let o = Command::new("docker").args(["ps", "-a", "-q", "--filter", &label]).output().expect("docker");
+        let o = Command::new("docker")
+            .args(["ps", "-a", "-q", "--filter", &label])
+            .output()
+            .expect("docker");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
-    assert!(!containers().is_empty(), "no container labelled {label} while the cluster is up");
-    let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
+    assert!(
+        !containers().is_empty(),
+        "no container labelled {label} while the cluster is up"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(90);
     let status = loop {
         if let Ok(Some(s)) = up.child.try_wait() {
             break s;
         }
-        assert!(Instant::now() < deadline, "sgsim cluster up ignored SIGTERM:\n{}", up.log());
+        assert!(
+            Instant::now() < deadline,
+            "sgsim cluster up ignored SIGTERM:\n{}",
+            up.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(status.code(), Some(0), "{}", up.log());

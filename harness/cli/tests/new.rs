@@ -57,12 +57,21 @@ fn aws_sam_scenario_is_written_and_validates() {
     assert!(out.contains("ok: "), "validated after writing: {out}");
     assert!(out.contains("step group aws_sam_step_group, 4 step(s)"), "{out}");
     let pipeline = read(&dir.join("pipeline.yaml"));
-    for t in ["type: DownloadManifests", "type: Background", "type: AwsSamBuild", "type: AwsSamDeploy", "deploymentType: AWS_SAM"] {
+    for t in [
+        "type: DownloadManifests",
+        "type: Background",
+        "type: AwsSamBuild",
+        "type: AwsSamDeploy",
+        "deploymentType: AWS_SAM",
+    ] {
         assert!(pipeline.contains(t), "pipeline lacks {t}:\n{pipeline}");
     }
     let scenario = read(&dir.join("scenario.yaml"));
     assert!(scenario.contains("name: my-sam"), "{scenario}");
-    assert!(scenario.contains("secretKeyRef: aws_secret_key") && scenario.contains("crossAccountRoleArn:"), "{scenario}");
+    assert!(
+        scenario.contains("secretKeyRef: aws_secret_key") && scenario.contains("crossAccountRoleArn:"),
+        "{scenario}"
+    );
     // `validate` accepts it on its own too.
     let (o, out, err) = run(&["validate", d]);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
@@ -90,10 +99,20 @@ fn serverless_and_service_account_variants_validate() {
         assert!(pipeline.contains(t), "pipeline lacks {t}:\n{pipeline}");
     }
     let sa = t.0.join("sa");
-    let (o, out, err) = run(&["new", "aws-sam", "--service-account", "builder", "--output", sa.to_str().expect("utf-8 path")]);
+    let (o, out, err) = run(&[
+        "new",
+        "aws-sam",
+        "--service-account",
+        "builder",
+        "--output",
+        sa.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
     let scenario = read(&sa.join("scenario.yaml"));
-    assert!(!scenario.contains("accessKey") && !scenario.contains("harnessSecrets"), "{scenario}");
+    assert!(
+        !scenario.contains("accessKey") && !scenario.contains("harnessSecrets"),
+        "{scenario}"
+    );
     assert!(scenario.contains("serviceAccounts: [builder]"), "{scenario}");
     assert!(read(&sa.join("pipeline.yaml")).contains("serviceAccountName: builder"));
 }
@@ -110,7 +129,10 @@ fn committed_scenarios_are_generated() {
     let t = TempDir::new("committed");
     for (name, args) in [
         ("aws-sam-keys", &["aws-sam"][..]),
-        ("aws-sam-service-account", &["aws-sam", "--service-account", "sam-deployer"][..]),
+        (
+            "aws-sam-service-account",
+            &["aws-sam", "--service-account", "sam-deployer"][..],
+        ),
         ("serverless-deploy", &["serverless"][..]),
     ] {
         let dir = t.0.join(name);
@@ -121,7 +143,11 @@ fn committed_scenarios_are_generated() {
         let (o, out, err) = run(&a);
         assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
         for f in ["scenario.yaml", "pipeline.yaml"] {
-            assert_eq!(read(&dir.join(f)), read(&repo().join("scenarios").join(name).join(f)), "{name}/{f}");
+            assert_eq!(
+                read(&dir.join(f)),
+                read(&repo().join("scenarios").join(name).join(f)),
+                "{name}/{f}"
+            );
         }
     }
 }

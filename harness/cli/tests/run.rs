@@ -34,14 +34,21 @@ fn run_dind_basic_end_to_end_leaves_nothing_behind() {
         .find_map(|w| w.strip_prefix("sgsim-").and_then(|r| r.strip_suffix("-node-0")))
         .unwrap_or_else(|| panic!("no node name in:\n{err}"))
         .to_string();
-    for what in [&["ps", "-aq"][..], &["volume", "ls", "-q"][..], &["network", "ls", "-q"][..]] {
+    for what in [
+        &["ps", "-aq"][..],
+        &["volume", "ls", "-q"][..],
+        &["network", "ls", "-q"][..],
+    ] {
         let l = Command::new("docker")
             .args(what)
             .arg("--filter")
             .arg(format!("label=dev.sgsim.run={run_id}"))
             .output()
             .unwrap();
-        assert!(String::from_utf8_lossy(&l.stdout).trim().is_empty(), "left behind by {run_id}: docker {what:?}");
+        assert!(
+            String::from_utf8_lossy(&l.stdout).trim().is_empty(),
+            "left behind by {run_id}: docker {what:?}"
+        );
     }
 }
 
@@ -63,14 +70,21 @@ fn interrupted_test_suite_leaves_nothing_behind() {
         .unwrap();
     let label = format!("label=dev.sgsim.pid={}", child.id());
     let ours = |what: &[&str]| -> String {
-        let o = Command::new("docker").args(what).args(["--filter", &label]).output().expect("docker");
+        let o = Command::new("docker")
+            .args(what)
+            .args(["--filter", &label])
+            .output()
+            .expect("docker");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     // Wait until the trial's node runs, then a few seconds into the trial.
     let deadline = Instant::now() + Duration::from_secs(240);
     while ours(&["ps", "-q"]).is_empty() {
         assert!(Instant::now() < deadline, "no node container labelled {label}");
-        assert!(child.try_wait().unwrap().is_none(), "sgsim test ended before its node ran");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sgsim test ended before its node ran"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     std::thread::sleep(Duration::from_secs(6));

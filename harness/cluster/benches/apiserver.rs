@@ -7,7 +7,10 @@ use kube::api::{Api, ListParams};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerOptions};
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     c.bench_function("apiserver_cold_start_until_list_pods", |b| {
         b.to_async(&rt).iter(|| async {
             let api = ApiServer::start(ApiServerOptions::default()).await.expect("start");

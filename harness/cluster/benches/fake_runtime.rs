@@ -11,14 +11,29 @@ fn bench(c: &mut Criterion) {
     let text = std::fs::read_to_string(dir.join("scenario.yaml")).expect("scenario.yaml");
     let loader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
     let sc = sgsim_core::load("scenario.yaml", &text, &loader).expect("valid scenario");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("fake_runtime");
     g.sample_size(10);
     g.bench_function("run_step_fails_scenario", |b| {
         b.to_async(&rt).iter(|| async {
             let cluster = FakeCluster::start(&sc).await.expect("fake cluster");
-            let opts = RunOptions { task_prefix: "bench".into(), ..Default::default() };
-            let rec = run(cluster.client(), cluster.dialer(), cluster.delegate(), &sc, &opts, &|_| {}).await.expect("run");
+            let opts = RunOptions {
+                task_prefix: "bench".into(),
+                ..Default::default()
+            };
+            let rec = run(
+                cluster.client(),
+                cluster.dialer(),
+                cluster.delegate(),
+                &sc,
+                &opts,
+                &|_| {},
+            )
+            .await
+            .expect("run");
             assert_eq!(rec.status, Outcome::Failed);
             cluster.shutdown().await;
         })

@@ -166,12 +166,10 @@ impl ApiServer {
                 addr: opts.bind,
                 source,
             })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ApiServerError::Bind {
-                addr: opts.bind,
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|source| ApiServerError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
         let token = opts.token.clone().unwrap_or_else(util::random_token);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(handlers::AppState {
@@ -185,7 +183,10 @@ impl ApiServer {
             addr: addr.to_string(),
             git_version: opts.git_version.clone(),
             graceful_pod_deletion: opts.graceful_pod_deletion,
-            root_ca: opts.root_ca.clone().unwrap_or_else(|| defaults::ROOT_CA_PLACEHOLDER.to_owned()),
+            root_ca: opts
+                .root_ca
+                .clone()
+                .unwrap_or_else(|| defaults::ROOT_CA_PLACEHOLDER.to_owned()),
         });
         seed(&app, &opts)?;
         let router = handlers::router(Arc::clone(&app));
@@ -213,8 +214,7 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
         ("system-node-critical", 2_000_001_000_i64),
         ("system-cluster-critical", 2_000_000_000),
     ];
-    let pc_def =
-        resources::by_id("priorityclasses.scheduling.k8s.io").expect("priorityclasses served");
+    let pc_def = resources::by_id("priorityclasses.scheduling.k8s.io").expect("priorityclasses served");
     for (name, value) in pcs {
         let pc = json!({
             "metadata": {"name": name},
@@ -268,7 +268,10 @@ impl ApiServerHandle {
 
     /// `host:port` the server listens on (plain HTTP, loopback).
     pub fn addr(&self) -> SocketAddr {
-        self.app.addr.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.app
+            .addr
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Server URL written into kubeconfigs: [`Self::url`] plus `/sgsim/<token>`. kubectl
@@ -294,8 +297,7 @@ impl ApiServerHandle {
 
     /// Writes [`Self::kubeconfig`] to `path` (JSON, which kubectl reads as YAML), mode 0600 on Unix.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = serde_json::to_string_pretty(&self.kubeconfig())
-            .map_err(ApiServerError::SerializeKubeconfig)?;
+        let text = serde_json::to_string_pretty(&self.kubeconfig()).map_err(ApiServerError::SerializeKubeconfig)?;
         let wrap = |source| ApiServerError::WriteKubeconfig {
             path: path.to_owned(),
             source,
@@ -314,12 +316,10 @@ impl ApiServerHandle {
 
     /// A `kube::Client` for this server (default namespace `default`).
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
-        let config = kube::Config::from_custom_kubeconfig(
-            self.kubeconfig(),
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .map_err(ApiServerError::ClientConfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(self.kubeconfig(), &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(ApiServerError::ClientConfig)?;
         kube::Client::try_from(config).map_err(ApiServerError::Client)
     }
 
@@ -351,10 +351,7 @@ impl ApiServerHandle {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 abort.abort();
             }
         }

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
 use rand::Rng;
 
@@ -62,7 +62,9 @@ pub fn sgsim_tmp_root() -> PathBuf {
 pub fn random_suffix(n: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..n).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// One sgsim run: its id, its directory, its owning process.
@@ -82,7 +84,10 @@ impl RunContext {
         let run_id = format!("sg{}", random_suffix(10));
         let dir = sgsim_tmp_root().join(&run_id);
         let pid = std::process::id();
-        let err = |source| ContextError::RunDir { path: dir.clone(), source };
+        let err = |source| ContextError::RunDir {
+            path: dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(&dir).map_err(err)?;
         std::fs::write(dir.join(PID_FILE), format!("{pid}\n")).map_err(err)?;
         Ok(RunContext { run_id, dir, pid })
@@ -130,7 +135,10 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Whether a resource's labels mark it as left behind by a dead sgsim process.
 pub fn is_stale(labels: &HashMap<String, String>) -> bool {
     labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
-        && labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| !pid_alive(p))
+        && labels
+            .get(LABEL_PID)
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| !pid_alive(p))
 }
 
 /// What [`reap_stale`] removed.
@@ -158,14 +166,19 @@ pub async fn reap_stale(docker: &Docker) -> Result<Reaped, ContextError> {
     let existing: std::collections::HashSet<String> = docker
         .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
         .await
-        .map_err(|source| ContextError::List { kind: "containers", source })?
+        .map_err(|source| ContextError::List {
+            kind: "containers",
+            source,
+        })?
         .into_iter()
         .flat_map(|c| c.names.unwrap_or_default())
         .map(|n| n.trim_start_matches('/').to_string())
         .collect();
     if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
         for h in hierarchies.flatten() {
-            let Ok(nodes) = std::fs::read_dir(h.path().join(crate::node::CGROUP_ROOT)) else { continue };
+            let Ok(nodes) = std::fs::read_dir(h.path().join(crate::node::CGROUP_ROOT)) else {
+                continue;
+            };
             for n in nodes.flatten() {
                 let name = n.file_name().to_string_lossy().into_owned();
                 if n.file_type().is_ok_and(|t| t.is_dir()) && name.starts_with("sgsim-") && !existing.contains(&name) {
@@ -185,15 +198,26 @@ pub async fn remove_run(docker: &Docker, run_id: &str) -> Result<Reaped, Context
 
 /// Removes the containers (with their anonymous volumes), volumes and networks carrying `label`
 /// (`key=value`) for which `remove` holds. Removal failures are logged and skipped.
-async fn remove_labelled(docker: &Docker, label: &str, remove: impl Fn(&HashMap<String, String>) -> bool) -> Result<Reaped, ContextError> {
+async fn remove_labelled(
+    docker: &Docker,
+    label: &str,
+    remove: impl Fn(&HashMap<String, String>) -> bool,
+) -> Result<Reaped, ContextError> {
     let mut reaped = Reaped::default();
     let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new().all(true).filters(&filters).build(),
+        ))
         .await
-        .map_err(|source| ContextError::List { kind: "containers", source })?;
+        .map_err(|source| ContextError::List {
+            kind: "containers",
+            source,
+        })?;
     for c in containers {
-        let (Some(id), Some(labels)) = (c.id, c.labels) else { continue };
+        let (Some(id), Some(labels)) = (c.id, c.labels) else {
+            continue;
+        };
         if !remove(&labels) {
             continue;
         }
@@ -206,12 +230,18 @@ async fn remove_labelled(docker: &Docker, label: &str, remove: impl Fn(&HashMap<
     let volumes = docker
         .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
         .await
-        .map_err(|source| ContextError::List { kind: "volumes", source })?;
+        .map_err(|source| ContextError::List {
+            kind: "volumes",
+            source,
+        })?;
     for v in volumes.volumes.unwrap_or_default() {
         if !remove(&v.labels) {
             continue;
         }
-        match docker.remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
+        match docker
+            .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::new().force(true).build()))
+            .await
+        {
             Ok(()) => reaped.volumes.push(v.name),
             Err(e) => tracing::warn!("cannot remove volume {}: {e}", v.name),
         }
@@ -219,9 +249,14 @@ async fn remove_labelled(docker: &Docker, label: &str, remove: impl Fn(&HashMap<
     let networks = docker
         .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
         .await
-        .map_err(|source| ContextError::List { kind: "networks", source })?;
+        .map_err(|source| ContextError::List {
+            kind: "networks",
+            source,
+        })?;
     for n in networks {
-        let (Some(id), Some(labels)) = (n.id, n.labels) else { continue };
+        let (Some(id), Some(labels)) = (n.id, n.labels) else {
+            continue;
+        };
         if !remove(&labels) {
             continue;
         }
@@ -237,7 +272,9 @@ async fn remove_labelled(docker: &Docker, label: &str, remove: impl Fn(&HashMap<
 /// (`proxy-<pid>` of a dead pid) under `root`.
 pub fn reap_stale_dirs(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else { return removed };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return removed;
+    };
     for e in entries.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
@@ -272,7 +309,11 @@ mod tests {
         let ctx = RunContext::new().unwrap();
         assert_eq!(ctx.run_id.len(), 12);
         assert!(ctx.run_id.starts_with("sg"));
-        assert!(ctx.run_id[2..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            ctx.run_id[2..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
         assert!(ctx.dir.is_dir());
         let l = ctx.labels();
         assert_eq!(l[LABEL_MANAGED], "true");

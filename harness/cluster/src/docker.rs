@@ -219,26 +219,33 @@ pub async fn host_docker() -> Result<Docker, DockerError> {
 pub async fn connect(addr: &DaemonAddr) -> Result<Docker, DockerError> {
     let shown = addr.to_docker_host();
     let client = match addr {
-        DaemonAddr::Unix(p) => Docker::connect_with_unix(
-            &p.to_string_lossy(),
-            CLIENT_TIMEOUT_SECS,
-            bollard::API_DEFAULT_VERSION,
-        ),
+        DaemonAddr::Unix(p) => {
+            Docker::connect_with_unix(&p.to_string_lossy(), CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        }
         DaemonAddr::Tcp(a) => Docker::connect_with_http(
             &format!("http://{a}"),
             CLIENT_TIMEOUT_SECS,
             bollard::API_DEFAULT_VERSION,
         ),
     }
-    .map_err(|source| DockerError::Connect { addr: shown.clone(), source })?;
-    client.negotiate_version().await.map_err(|source| DockerError::Negotiate { addr: shown, source })
+    .map_err(|source| DockerError::Connect {
+        addr: shown.clone(),
+        source,
+    })?;
+    client
+        .negotiate_version()
+        .await
+        .map_err(|source| DockerError::Negotiate { addr: shown, source })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Blocking version probe (runs before any runtime exists).
 
 fn probe_api_version(addr: &DaemonAddr) -> Result<(u32, u32), DockerError> {
-    let err = |source| DockerError::Probe { addr: addr.to_docker_host(), source };
+    let err = |source| DockerError::Probe {
+        addr: addr.to_docker_host(),
+        source,
+    };
     let request = b"GET /version HTTP/1.0\r\nHost: docker\r\nUser-Agent: sgsim\r\n\r\n";
     let mut response = Vec::new();
     match addr {
@@ -353,11 +360,7 @@ async fn serve_proxy(listener: std::os::unix::net::UnixListener, target: DaemonA
 trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 
-async fn proxy_connection(
-    mut client: tokio::net::UnixStream,
-    target: &DaemonAddr,
-    version: &str,
-) -> io::Result<()> {
+async fn proxy_connection(mut client: tokio::net::UnixStream, target: &DaemonAddr, version: &str) -> io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
     let head_end = loop {
         if let Some(p) = find(&buf, b"\r\n\r\n") {
@@ -445,12 +448,43 @@ pub enum PrivilegeMode {
 /// Capabilities every Docker release accepts in `CapAdd` (Linux capabilities 0–37), less
 /// SYS_RESOURCE, which is the one this fallback exists to avoid.
 pub const FALLBACK_CAPS: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
-    "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
 ];
 
 /// Capabilities (Linux 5.8/5.9) only daemons from Docker 23 (API 1.42) on accept; Docker 20.10
@@ -482,7 +516,10 @@ pub fn apply_privileged_for(host_config: &mut HostConfig, mode: PrivilegeMode, a
             host_config.privileged = Some(false);
             let caps = host_config.cap_add.get_or_insert_with(Vec::new);
             for c in fallback_caps(api_version) {
-                if !caps.iter().any(|x| x.trim_start_matches("CAP_").eq_ignore_ascii_case(&c)) {
+                if !caps
+                    .iter()
+                    .any(|x| x.trim_start_matches("CAP_").eq_ignore_ascii_case(&c))
+                {
                     caps.push(c);
                 }
             }
@@ -545,7 +582,11 @@ async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
             (crate::context::LABEL_MANAGED.to_string(), "true".to_string()),
             (crate::context::LABEL_PID.to_string(), std::process::id().to_string()),
         ])),
-        host_config: Some(HostConfig { privileged: Some(true), network_mode: Some("none".into()), ..Default::default() }),
+        host_config: Some(HostConfig {
+            privileged: Some(true),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let created = docker
@@ -556,7 +597,10 @@ async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
             tracing::warn!("privileged probe: cannot create a container of {probe_image}: {e}");
             PrivilegeMode::Fallback
         }
-        Ok(_) => match docker.start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await {
+        Ok(_) => match docker
+            .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+        {
             Err(e) => {
                 tracing::debug!("privileged probe refused: {e}");
                 PrivilegeMode::Fallback
@@ -571,7 +615,10 @@ async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
         },
     };
     let _ = docker
-        .remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()),
+        )
         .await;
     mode
 }
@@ -584,7 +631,10 @@ mod tests {
     fn rewrites_version_prefix_and_forces_close() {
         let head = "GET /v1.53/containers/json?all=true HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n";
         let out = rewrite_request_head(head, "1.41");
-        assert_eq!(out, "GET /v1.41/containers/json?all=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            out,
+            "GET /v1.41/containers/json?all=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]
@@ -604,7 +654,10 @@ mod tests {
         let r = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ApiVersion\":\"1.41\",\"Version\":\"20.10.24\"}";
         assert_eq!(parse_version_response(r).unwrap(), (1, 41));
         assert!(parse_version_response(b"HTTP/1.0 500 x\r\n\r\n{}").is_err());
-        assert_eq!(DaemonAddr::parse("unix:///x.sock").unwrap(), DaemonAddr::Unix("/x.sock".into()));
+        assert_eq!(
+            DaemonAddr::parse("unix:///x.sock").unwrap(),
+            DaemonAddr::Unix("/x.sock".into())
+        );
         assert!(DaemonAddr::parse("ssh://h").is_err());
     }
 
@@ -615,7 +668,10 @@ mod tests {
         let caps = hc.cap_add.clone().unwrap();
         assert_eq!(caps.len(), 37);
         assert!(!caps.iter().any(|c| c == "SYS_RESOURCE" || c == "BPF" || c == "ALL"));
-        assert_eq!(hc.security_opt.clone().unwrap(), ["seccomp=unconfined", "apparmor=unconfined"]);
+        assert_eq!(
+            hc.security_opt.clone().unwrap(),
+            ["seccomp=unconfined", "apparmor=unconfined"]
+        );
         assert_eq!(hc.masked_paths, Some(vec![]));
         assert_eq!(hc.readonly_paths, Some(vec![]));
         assert_eq!(hc.device_cgroup_rules.clone().unwrap(), ["a *:* rwm"]);

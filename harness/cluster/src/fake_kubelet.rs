@@ -92,8 +92,7 @@ pub fn spawn_fake_kubelet(
     let c = cancel.clone();
     let task = tokio::spawn(async move {
         let pods: Api<Pod> = Api::all(client.clone());
-        let cfg =
-            kube::runtime::watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let cfg = kube::runtime::watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let mut stream = kube::runtime::watcher(pods, cfg).boxed();
         let mut started = std::collections::HashSet::new();
         let present: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(profile.present.iter().cloned().collect()));
@@ -115,8 +114,7 @@ pub fn spawn_fake_kubelet(
                 continue;
             };
             let list = match ev {
-                kube::runtime::watcher::Event::Apply(p)
-                | kube::runtime::watcher::Event::InitApply(p) => vec![p],
+                kube::runtime::watcher::Event::Apply(p) | kube::runtime::watcher::Event::InitApply(p) => vec![p],
                 _ => Vec::new(),
             };
             for pod in list {
@@ -171,14 +169,7 @@ fn container_id() -> String {
 }
 
 impl Worker {
-    async fn event(
-        &self,
-        pod: &Pod,
-        field_path: Option<String>,
-        t: EventType,
-        reason: &str,
-        msg: &str,
-    ) {
+    async fn event(&self, pod: &Pod, field_path: Option<String>, t: EventType, reason: &str, msg: &str) {
         self.recorder
             .emit(&self.client, pod_ref(pod, field_path), t, reason, msg)
             .await;
@@ -191,8 +182,9 @@ impl Worker {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
-        let lp = kube::api::ListParams::default()
-            .fields(&format!("involvedObject.name={name},involvedObject.kind=Pod,reason=Scheduled"));
+        let lp = kube::api::ListParams::default().fields(&format!(
+            "involvedObject.name={name},involvedObject.kind=Pod,reason=Scheduled"
+        ));
         for _ in 0..40 {
             if events.list(&lp).await.is_ok_and(|l| !l.items.is_empty()) {
                 return;
@@ -283,10 +275,7 @@ impl Worker {
                 let name = s.secret_name.clone().unwrap_or_default();
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
                 if matches!(api.get_opt(&name).await, Ok(None)) {
-                    return Some(mount_failed(
-                        &v.name,
-                        &format!("secret {} not found", go_quote(&name)),
-                    ));
+                    return Some(mount_failed(&v.name, &format!("secret {} not found", go_quote(&name))));
                 }
             }
         }
@@ -307,8 +296,7 @@ impl Worker {
         let mut reported = None;
         while let Some(msg) = self.missing_volume(pod).await {
             if reported.as_deref() != Some(msg.as_str()) {
-                self.event(pod, None, EventType::Warning, "FailedMount", &msg)
-                    .await;
+                self.event(pod, None, EventType::Warning, "FailedMount", &msg).await;
                 reported = Some(msg);
             }
             tokio::time::sleep(RETRY).await;
@@ -327,7 +315,11 @@ impl Worker {
             st.push().await;
             let code = self.profile.exit_codes.get(&c.name).copied().unwrap_or(0);
             let s = st.status_mut(true, i);
-            let started_at = s.state.as_ref().and_then(|x| x.running.as_ref()).and_then(|r| r.started_at.clone());
+            let started_at = s
+                .state
+                .as_ref()
+                .and_then(|x| x.running.as_ref())
+                .and_then(|r| r.started_at.clone());
             s.state = Some(ContainerState {
                 terminated: Some(ContainerStateTerminated {
                     exit_code: code,
@@ -362,14 +354,23 @@ impl Worker {
         let Some(mut kills) = kills else {
             return futures::future::pending::<()>().await;
         };
-        let (ns, name) = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+        let (ns, name) = (
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        );
         while let Ok(k) = kills.recv().await {
-            let Some(i) = st.names.iter().position(|n| *n == k.container) else { continue };
+            let Some(i) = st.names.iter().position(|n| *n == k.container) else {
+                continue;
+            };
             if k.namespace != ns || k.pod != name {
                 continue;
             }
             let s = st.main_mut(i);
-            let started_at = s.state.as_ref().and_then(|x| x.running.as_ref()).and_then(|r| r.started_at.clone());
+            let started_at = s
+                .state
+                .as_ref()
+                .and_then(|x| x.running.as_ref())
+                .and_then(|r| r.started_at.clone());
             s.state = Some(ContainerState {
                 terminated: Some(ContainerStateTerminated {
                     exit_code: k.exit_code,
@@ -392,11 +393,18 @@ impl Worker {
     /// `runAsNonRoot` against the image's user (data), then the env's ConfigMap/Secret keys.
     async fn config_error(&self, pod: &Pod, c: &Container) -> Option<String> {
         let image = c.image.clone().unwrap_or_default();
-        let user = self.profile.image_users.get(&image).map(i64::to_string).unwrap_or_default();
+        let user = self
+            .profile
+            .image_users
+            .get(&image)
+            .map(i64::to_string)
+            .unwrap_or_default();
         if let Some(msg) = config::run_as_non_root_error(pod, c, &user) {
             return Some(msg);
         }
-        config::resolve_env(&self.client, pod, c, |_| String::new(), Vec::new()).await.err()
+        config::resolve_env(&self.client, pod, c, |_| String::new(), Vec::new())
+            .await
+            .err()
     }
 
     /// Pull (fake latency), the container's config (runAsNonRoot, retried until it resolves),
@@ -409,7 +417,8 @@ impl Worker {
                 st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                 st.push().await;
                 let fp = Self::field_path(c, init);
-                self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg)).await;
+                self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg))
+                    .await;
                 last = Some(msg);
             }
             tokio::time::sleep(RETRY).await;
@@ -418,7 +427,9 @@ impl Worker {
         let s = st.status_mut(init, i);
         s.container_id = Some(container_id());
         s.state = Some(ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(now()) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(now()),
+            }),
             ..ContainerState::default()
         });
         s.started = Some(true);
@@ -441,28 +452,55 @@ impl Worker {
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
-            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t);
-            if image.contains('@') || tag.is_some_and(|t| t != "latest") { "IfNotPresent" } else { "Always" }.to_string()
+            let tag = image
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.split_once(':'))
+                .map(|(_, t)| t);
+            if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                "IfNotPresent"
+            } else {
+                "Always"
+            }
+            .to_string()
         });
-        let present = || self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&image);
+        let present = || {
+            self.present
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&image)
+        };
         match policy.as_str() {
             "Never" | "IfNotPresent" if present() => {
-                self.event(pod, Some(fp), EventType::Normal, "Pulled", &m.already_present(&image)).await;
+                self.event(pod, Some(fp), EventType::Normal, "Pulled", &m.already_present(&image))
+                    .await;
                 return;
             }
             "Never" => {
                 let msg = m.never_pull(&image);
-                self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg).await;
-                self.event(pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error("ErrImageNeverPull")).await;
+                self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg)
+                    .await;
+                self.event(
+                    pod,
+                    Some(fp.clone()),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ErrImageNeverPull"),
+                )
+                .await;
                 st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
                 st.push().await;
                 futures::future::pending::<()>().await;
             }
             _ => {}
         }
-        self.event(pod, Some(fp.clone()), EventType::Normal, "Pulling", &m.pulling(&image)).await;
+        self.event(pod, Some(fp.clone()), EventType::Normal, "Pulling", &m.pulling(&image))
+            .await;
         tokio::time::sleep(self.profile.pull).await;
-        self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(image.clone());
+        self.present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(image.clone());
         let pulled = m.pulled(&image, self.profile.pull, self.profile.pull, None);
         self.event(pod, Some(fp), EventType::Normal, "Pulled", &pulled).await;
     }
@@ -471,29 +509,14 @@ impl Worker {
     async fn create_start(&self, pod: &Pod, c: &Container, init: bool) {
         let fp = Self::field_path(c, init);
         let m = self.messages;
-        self.event(
-            pod,
-            Some(fp.clone()),
-            EventType::Normal,
-            "Created",
-            &m.created(&c.name),
-        )
-        .await;
-        self.event(
-            pod,
-            Some(fp),
-            EventType::Normal,
-            "Started",
-            &m.started(&c.name),
-        )
-        .await;
+        self.event(pod, Some(fp.clone()), EventType::Normal, "Created", &m.created(&c.name))
+            .await;
+        self.event(pod, Some(fp), EventType::Normal, "Started", &m.started(&c.name))
+            .await;
     }
 }
 
 /// `MountVolume.SetUp failed for volume %q : <why>`.
 fn mount_failed(volume: &str, why: &str) -> String {
-    format!(
-        "MountVolume.SetUp failed for volume {} : {why}",
-        go_quote(volume)
-    )
+    format!("MountVolume.SetUp failed for volume {} : {why}", go_quote(volume))
 }

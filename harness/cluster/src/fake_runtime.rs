@@ -228,7 +228,10 @@ impl FakeLiteEngine {
 
 #[tonic::async_trait]
 impl LiteEngine for FakeLiteEngine {
-    async fn update_state(&self, _r: Request<UpdateStateRequest>) -> Result<Response<UpdateStateResponse>, tonic::Status> {
+    async fn update_state(
+        &self,
+        _r: Request<UpdateStateRequest>,
+    ) -> Result<Response<UpdateStateResponse>, tonic::Status> {
         Ok(Response::new(UpdateStateResponse {}))
     }
 
@@ -239,7 +242,10 @@ impl LiteEngine for FakeLiteEngine {
         Ok(Response::new(GetImageEntrypointResponse::default()))
     }
 
-    async fn evaluate_jexl(&self, _r: Request<EvaluateJexlRequest>) -> Result<Response<EvaluateJexlResponse>, tonic::Status> {
+    async fn evaluate_jexl(
+        &self,
+        _r: Request<EvaluateJexlRequest>,
+    ) -> Result<Response<EvaluateJexlResponse>, tonic::Status> {
         Ok(Response::new(EvaluateJexlResponse::default()))
     }
 
@@ -247,10 +253,24 @@ impl LiteEngine for FakeLiteEngine {
         Ok(Response::new(PingResponse {}))
     }
 
-    async fn execute_step(&self, r: Request<ExecuteStepRequest>) -> Result<Response<ExecuteStepResponse>, tonic::Status> {
-        let step = r.into_inner().step.ok_or_else(|| tonic::Status::invalid_argument("no step"))?;
-        let task_id = if step.task_id.is_empty() { step.id.clone() } else { step.task_id.clone() };
-        let fresh = self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(step.id.clone());
+    async fn execute_step(
+        &self,
+        r: Request<ExecuteStepRequest>,
+    ) -> Result<Response<ExecuteStepResponse>, tonic::Status> {
+        let step = r
+            .into_inner()
+            .step
+            .ok_or_else(|| tonic::Status::invalid_argument("no step"))?;
+        let task_id = if step.task_id.is_empty() {
+            step.id.clone()
+        } else {
+            step.task_id.clone()
+        };
+        let fresh = self
+            .started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(step.id.clone());
         if fresh {
             let me = self.clone();
             tokio::spawn(async move {
@@ -267,7 +287,12 @@ struct FakeDialer {
 }
 
 impl PodDialer for FakeDialer {
-    fn dial(&self, _node: &str, _ip: IpAddr, _port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+    fn dial(
+        &self,
+        _node: &str,
+        _ip: IpAddr,
+        _port: u16,
+    ) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
         let path = self.socket.clone();
         Box::pin(async move { tokio::net::UnixStream::connect(path).await })
     }
@@ -290,7 +315,9 @@ impl FakeCluster {
     /// Starts the API server, one fake kubelet per fixture node (with the scenario's `fake:`
     /// profile), the scheduler and the fake lite-engine.
     pub async fn start(scenario: &Scenario) -> Result<FakeCluster, FakeError> {
-        let api = ApiServer::start(ApiServerOptions::default()).await.map_err(FakeError::ApiServer)?;
+        let api = ApiServer::start(ApiServerOptions::default())
+            .await
+            .map_err(FakeError::ApiServer)?;
         let client = api.client().await.map_err(FakeError::ApiServer)?;
         let fake = &scenario.header.fake;
         let logs = FakeLogs::default();
@@ -303,10 +330,19 @@ impl FakeCluster {
             node_api
                 .create(&PostParams::default(), &n)
                 .await
-                .map_err(|source| FakeError::Node { node: name.clone(), source })?;
+                .map_err(|source| FakeError::Node {
+                    node: name.clone(),
+                    source,
+                })?;
             let mut p = profile(fake);
             p.kills = Some(kills.clone());
-            p.present = scenario.fixtures().nodes.iter().filter(|f| f.name == name).flat_map(|f| f.images.clone()).collect();
+            p.present = scenario
+                .fixtures()
+                .nodes
+                .iter()
+                .filter(|f| f.name == name)
+                .flat_map(|f| f.images.clone())
+                .collect();
             kubelets.push(spawn_fake_kubelet(client.clone(), &name, DEFAULT, p));
             api.register_node_logs(&name, Arc::new(logs.clone()));
         }
@@ -339,10 +375,15 @@ impl FakeCluster {
             kills,
         };
         let dir = std::env::temp_dir().join(format!("sgsim-fake-{}", crate::context::random_suffix(10)));
-        std::fs::create_dir_all(&dir).map_err(|source| FakeError::Serve { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| FakeError::Serve {
+            path: dir.clone(),
+            source,
+        })?;
         let socket = dir.join("lite-engine.sock");
-        let listener = tokio::net::UnixListener::bind(&socket)
-            .map_err(|source| FakeError::Serve { path: socket.clone(), source })?;
+        let listener = tokio::net::UnixListener::bind(&socket).map_err(|source| FakeError::Serve {
+            path: socket.clone(),
+            source,
+        })?;
         let engine_stop = CancellationToken::new();
         let stop = engine_stop.clone();
         tokio::spawn(async move {

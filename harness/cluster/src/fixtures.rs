@@ -36,7 +36,11 @@ fn is_conflict(e: &kube::Error) -> bool {
 pub async fn create_pod_fixtures(client: &kube::Client, scenario: &Scenario) -> Result<(), FixtureError> {
     let objs = scenario.fixtures().k8s_objects(scenario.namespace());
     for mut pvc in objs.persistent_volume_claims {
-        let ns = pvc.metadata.namespace.clone().unwrap_or_else(|| scenario.namespace().to_string());
+        let ns = pvc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| scenario.namespace().to_string());
         let name = pvc.metadata.name.clone().unwrap_or_default();
         if let Some(spec) = pvc.spec.as_mut() {
             spec.storage_class_name = Some(LOCAL_STORAGE_CLASS.into());
@@ -56,7 +60,10 @@ pub async fn create_pod_fixtures(client: &kube::Client, scenario: &Scenario) -> 
         }});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
             .await
-            .map_err(|source| FixtureError::Api { what: format!("bind persistentvolumeclaim {ns}/{name}"), source })?;
+            .map_err(|source| FixtureError::Api {
+                what: format!("bind persistentvolumeclaim {ns}/{name}"),
+                source,
+            })?;
     }
     let api: Api<PriorityClass> = Api::all(client.clone());
     for pc in objs.priority_classes {
@@ -65,7 +72,10 @@ pub async fn create_pod_fixtures(client: &kube::Client, scenario: &Scenario) -> 
             Ok(_) => {}
             Err(e) if is_conflict(&e) => {}
             Err(source) => {
-                return Err(FixtureError::Api { what: format!("create priorityclass {name}"), source });
+                return Err(FixtureError::Api {
+                    what: format!("create priorityclass {name}"),
+                    source,
+                });
             }
         }
     }

@@ -21,8 +21,22 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use crate::docker::{self, DockerError};
 
 /// Every image the build script produces, in build order.
-pub const IMAGE_NAMES: &[&str] =
-    &["debian-docker", "busybox", "pause", "hello-world", "addon", "lite-engine", "node", "dind", "registry", "python", "aws-plugin", "drone-git", "kubectl", "pwsh"];
+pub const IMAGE_NAMES: &[&str] = &[
+    "debian-docker",
+    "busybox",
+    "pause",
+    "hello-world",
+    "addon",
+    "lite-engine",
+    "node",
+    "dind",
+    "registry",
+    "python",
+    "aws-plugin",
+    "drone-git",
+    "kubectl",
+    "pwsh",
+];
 
 /// The stand-in for any image the catalog does not know.
 pub const DEFAULT_STANDIN: &str = "busybox";
@@ -122,7 +136,8 @@ impl BuiltImages {
 
     /// Like [`BuiltImages::get`], as an error when missing.
     pub fn require(&self, name: &str) -> Result<&str, ImageError> {
-        self.get(name).ok_or_else(|| ImageError::MissingImage { name: name.to_string() })
+        self.get(name)
+            .ok_or_else(|| ImageError::MissingImage { name: name.to_string() })
     }
 
     /// All (name, tag) pairs.
@@ -231,7 +246,10 @@ pub async fn run_build_script(
         Some(h) => cmd.env("DOCKER_HOST", h),
         None => cmd.env_remove("DOCKER_HOST"),
     };
-    let mut child = cmd.spawn().map_err(|source| ImageError::Spawn { script: script.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| ImageError::Spawn {
+        script: script.clone(),
+        source,
+    })?;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let read_stdout = async {
@@ -252,10 +270,19 @@ pub async fn run_build_script(
         tail
     };
     let (out, tail) = futures::join!(read_stdout, read_stderr);
-    let status = child.wait().await.map_err(|source| ImageError::Spawn { script: script.clone(), source })?;
-    progress(BuildEvent::Finished { took: started.elapsed() });
+    let status = child.wait().await.map_err(|source| ImageError::Spawn {
+        script: script.clone(),
+        source,
+    })?;
+    progress(BuildEvent::Finished {
+        took: started.elapsed(),
+    });
     if !status.success() {
-        return Err(ImageError::BuildFailed { script, status, tail: tail.join("\n") });
+        return Err(ImageError::BuildFailed {
+            script,
+            status,
+            tail: tail.join("\n"),
+        });
     }
     let built = BuiltImages::parse(&out);
     if let Some(name) = built.missing() {
@@ -321,7 +348,10 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "pause" => (&["/pause"], &[]),
         "node" => (&["/usr/local/bin/sgsim-node-entrypoint"], &[]),
         "debian-docker" => (&[], &["/bin/bash"]),
-        "registry" => (&["/usr/bin/docker-registry"], &["serve", "/etc/docker/registry/config.yml"]),
+        "registry" => (
+            &["/usr/bin/docker-registry"],
+            &["serve", "/etc/docker/registry/config.yml"],
+        ),
         "python" => (&[], &["python3"]),
         "aws-plugin" => (&["/usr/local/bin/aws-plugin"], &[]),
         "drone-git" => (&["/usr/local/bin/drone-git"], &[]),
@@ -382,7 +412,8 @@ impl ImageCatalog {
     /// Adds a rule in front of all others: vendor images matching `vendor_pattern` use the
     /// stand-in `standin_name` (a name from [`IMAGE_NAMES`]).
     pub fn with_override(mut self, vendor_pattern: &str, standin_name: &str) -> Self {
-        self.rules.insert(0, (normalize_pattern(vendor_pattern), standin_name.to_string()));
+        self.rules
+            .insert(0, (normalize_pattern(vendor_pattern), standin_name.to_string()));
         self
     }
 
@@ -421,7 +452,11 @@ impl ImageCatalog {
 }
 
 fn normalize_pattern(p: &str) -> String {
-    if p.contains('*') { p.to_string() } else { normalize_reference(p) }
+    if p.contains('*') {
+        p.to_string()
+    } else {
+        normalize_reference(p)
+    }
 }
 
 /// Normalizes an image reference for matching: Docker Hub prefixes (`docker.io/`,
@@ -439,7 +474,11 @@ pub fn normalize_reference(reference: &str) -> String {
     }
     let r = r.split('@').next().unwrap_or(r);
     let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') { r.to_string() } else { format!("{r}:latest") }
+    if last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
 }
 
 /// The name under which [`load_into_node`] tags a vendor image in the node: the reference as
@@ -450,7 +489,11 @@ pub fn node_reference(vendor: &str) -> String {
         None => v.to_string(),
         Some((name, _)) => {
             let last = name.rsplit('/').next().unwrap_or(name);
-            if last.contains(':') { name.to_string() } else { format!("{name}:latest") }
+            if last.contains(':') {
+                name.to_string()
+            } else {
+                format!("{name}:latest")
+            }
         }
     }
 }
@@ -460,7 +503,10 @@ pub fn node_reference(vendor: &str) -> String {
 pub fn split_reference(reference: &str) -> (String, String) {
     let slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
     match reference[slash..].rfind(':') {
-        Some(i) => (reference[..slash + i].to_string(), reference[slash + i + 1..].to_string()),
+        Some(i) => (
+            reference[..slash + i].to_string(),
+            reference[slash + i + 1..].to_string(),
+        ),
         None => (reference.to_string(), "latest".to_string()),
     }
 }
@@ -490,7 +536,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+    )
 }
 
 /// Whether the vendor image is present in the node's daemon (under [`node_reference`]).
@@ -499,7 +548,10 @@ pub async fn present_on_node(node: &Docker, vendor: &str) -> Result<bool, ImageE
     match node.inspect_image(&reference).await {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
-        Err(source) => Err(ImageError::Inspect { image: reference, source }),
+        Err(source) => Err(ImageError::Inspect {
+            image: reference,
+            source,
+        }),
     }
 }
 
@@ -511,8 +563,12 @@ pub async fn prune_host(built: &BuiltImages) -> Result<Vec<String>, ImageError> 
     let mut removed = Vec::new();
     for name in IMAGE_NAMES {
         let filters = std::collections::HashMap::from([("reference".to_string(), vec![format!("sgsim/{name}")])]);
-        let opts = bollard::query_parameters::ListImagesOptionsBuilder::new().filters(&filters).build();
-        let Ok(list) = host.list_images(Some(opts)).await else { continue };
+        let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let Ok(list) = host.list_images(Some(opts)).await else {
+            continue;
+        };
         for img in list {
             for tag in img.repo_tags {
                 if current.contains(tag.as_str()) {
@@ -552,13 +608,16 @@ pub async fn load_into_node(host: &Docker, node: &Docker, standin: &StandIn) -> 
         }
     }
     let (repo, tag) = split_reference(&node_reference(&standin.vendor));
-    node.tag_image(&standin.local, Some(TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build()))
-        .await
-        .map_err(|source| ImageError::Tag {
-            local: standin.local.clone(),
-            vendor: standin.vendor.clone(),
-            source,
-        })?;
+    node.tag_image(
+        &standin.local,
+        Some(TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build()),
+    )
+    .await
+    .map_err(|source| ImageError::Tag {
+        local: standin.local.clone(),
+        vendor: standin.vendor.clone(),
+        source,
+    })?;
     Ok(started.elapsed())
 }
 
@@ -600,16 +659,31 @@ mod tests {
         assert_eq!(name("hello-world"), "sgsim/hello-world:ddd");
         assert_eq!(name("maven:3-openjdk"), "sgsim/busybox:bbb");
         assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
-        assert_eq!(name("harnessdev/serverless-deploy:3.30.1-1.0.0"), "sgsim/aws-plugin:kkk");
-        assert_eq!(name("registry.example.com/harnessdev/sam-deploy:1.82.0-latest"), "sgsim/aws-plugin:kkk");
+        assert_eq!(
+            name("harnessdev/serverless-deploy:3.30.1-1.0.0"),
+            "sgsim/aws-plugin:kkk"
+        );
+        assert_eq!(
+            name("registry.example.com/harnessdev/sam-deploy:1.82.0-latest"),
+            "sgsim/aws-plugin:kkk"
+        );
         assert_eq!(name("harness/drone-git:1.3.4-rootless"), "sgsim/drone-git:mmm");
-        assert_eq!(name("registry.example.com/harness/drone-git:1.7.10-rootless"), "sgsim/drone-git:mmm");
-        assert_eq!(c.resolve("harness/drone-git:1.3.4-rootless").entrypoint, ["/usr/local/bin/drone-git"]);
+        assert_eq!(
+            name("registry.example.com/harness/drone-git:1.7.10-rootless"),
+            "sgsim/drone-git:mmm"
+        );
+        assert_eq!(
+            c.resolve("harness/drone-git:1.3.4-rootless").entrypoint,
+            ["/usr/local/bin/drone-git"]
+        );
         assert_eq!(name("bitnami/kubectl:1.31"), "sgsim/kubectl:lll");
         assert_eq!(name("mcr.microsoft.com/powershell:7.4-ubuntu-22.04"), "sgsim/pwsh:nnn");
         assert_eq!(name("mcr.microsoft.com/dotnet/sdk:8.0"), "sgsim/pwsh:nnn");
         assert_eq!(name("docker.io/bitnami/kubectl:latest"), "sgsim/kubectl:lll");
-        assert_eq!(c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint, ["/usr/local/bin/aws-plugin"]);
+        assert_eq!(
+            c.resolve("harnessdev/sam-deploy:1.82.0-latest").entrypoint,
+            ["/usr/local/bin/aws-plugin"]
+        );
         let s = c.resolve("docker:dind");
         assert_eq!(s.vendor, "docker:dind");
         assert_eq!(s.entrypoint, ["/usr/local/bin/dockerd-entrypoint.sh"]);
@@ -630,13 +704,22 @@ mod tests {
     #[test]
     fn references() {
         assert_eq!(normalize_reference("alpine"), "alpine:latest");
-        assert_eq!(normalize_reference("docker.io/library/alpine@sha256:abc"), "alpine:latest");
+        assert_eq!(
+            normalize_reference("docker.io/library/alpine@sha256:abc"),
+            "alpine:latest"
+        );
         assert_eq!(normalize_reference("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(node_reference("alpine@sha256:abc"), "alpine:latest");
         assert_eq!(node_reference("alpine:3@sha256:abc"), "alpine:3");
         assert_eq!(split_reference("alpine"), ("alpine".into(), "latest".into()));
-        assert_eq!(split_reference("localhost:5000/x:1"), ("localhost:5000/x".into(), "1".into()));
-        assert_eq!(split_reference("localhost:5000/x"), ("localhost:5000/x".into(), "latest".into()));
+        assert_eq!(
+            split_reference("localhost:5000/x:1"),
+            ("localhost:5000/x".into(), "1".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x"),
+            ("localhost:5000/x".into(), "latest".into())
+        );
         assert!(glob_match("docker:*dind*", "docker:24-dind-rootless"));
         assert!(!glob_match("docker:*dind*", "docker:24"));
         assert!(glob_match("*", ""));

@@ -24,14 +24,12 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::HostConfig;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
 use futures::future::BoxFuture;
 use futures::stream::StreamExt;
-use k8s_openapi::api::core::v1::{
-    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, Taint,
-};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -149,11 +147,7 @@ pub trait ImageProvider: Send + Sync {
     fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
     /// Make `image` present on the node according to `policy`. The error text goes verbatim into
     /// `Failed to pull image %q: <error>`.
-    fn ensure<'a>(
-        &'a self,
-        image: &'a str,
-        policy: PullPolicy,
-    ) -> BoxFuture<'a, Result<PullOutcome, String>>;
+    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>>;
     /// Like [`ImageProvider::ensure`], with the credentials the pod's imagePullSecrets hold for
     /// the image's registry (passed to the container runtime's pull).
     fn ensure_with_credentials<'a>(
@@ -190,18 +184,12 @@ impl ImageProvider for LocalImages {
         Box::pin(async move {
             match self.docker.inspect_image(&self.local_ref(image)).await {
                 Ok(_) => Ok(true),
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                    Ok(false)
-                }
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
                 Err(e) => Err(e.to_string()),
             }
         })
     }
-    fn ensure<'a>(
-        &'a self,
-        image: &'a str,
-        _policy: PullPolicy,
-    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+    fn ensure<'a>(&'a self, image: &'a str, _policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>> {
         Box::pin(async move {
             let start = std::time::Instant::now();
             if self.is_present(image).await? {
@@ -294,12 +282,7 @@ impl Shared {
         HashMap::from([("label".to_string(), labels)])
     }
 
-    async fn container_id(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<String, KubeletError> {
+    async fn container_id(&self, namespace: &str, pod: &str, container: &str) -> Result<String, KubeletError> {
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&self.filters(&[
@@ -308,9 +291,14 @@ impl Shared {
                 (CONTAINER_NAME_LABEL, container),
             ]))
             .build();
-        let list = self.docker.list_containers(Some(opts)).await.map_err(|source| {
-            KubeletError::Docker { what: "list containers".into(), source }
-        })?;
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|source| KubeletError::Docker {
+                what: "list containers".into(),
+                source,
+            })?;
         list.into_iter().find_map(|c| c.id).ok_or_else(|| {
             KubeletError::NotFound(format!(
                 "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
@@ -324,32 +312,52 @@ impl Shared {
             .all(true)
             .filters(&self.filters(extra))
             .build();
-        let list = self.docker.list_containers(Some(opts)).await.map_err(|source| {
-            KubeletError::Docker { what: "list containers".into(), source }
-        })?;
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|source| KubeletError::Docker {
+                what: "list containers".into(),
+                source,
+            })?;
         for c in list {
             if let Some(id) = c.id {
                 let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
                 match self.docker.remove_container(&id, Some(rm)).await {
                     // 409: a removal of the same container is already in progress.
                     Ok(())
-                    | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+                    | Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404 | 409, ..
+                    }) => {}
                     Err(source) => {
-                        return Err(KubeletError::Docker { what: format!("remove container {id}"), source });
+                        return Err(KubeletError::Docker {
+                            what: format!("remove container {id}"),
+                            source,
+                        });
                     }
                 }
             }
         }
-        let vopts = ListVolumesOptionsBuilder::default().filters(&self.filters(extra)).build();
-        let vols = self.docker.list_volumes(Some(vopts)).await.map_err(|source| {
-            KubeletError::Docker { what: "list volumes".into(), source }
-        })?;
+        let vopts = ListVolumesOptionsBuilder::default()
+            .filters(&self.filters(extra))
+            .build();
+        let vols = self
+            .docker
+            .list_volumes(Some(vopts))
+            .await
+            .map_err(|source| KubeletError::Docker {
+                what: "list volumes".into(),
+                source,
+            })?;
         for v in vols.volumes.unwrap_or_default() {
             let rm = RemoveVolumeOptionsBuilder::default().force(true).build();
             match self.docker.remove_volume(&v.name, Some(rm)).await {
                 Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
                 Err(source) => {
-                    return Err(KubeletError::Docker { what: format!("remove volume {}", v.name), source });
+                    return Err(KubeletError::Docker {
+                        what: format!("remove volume {}", v.name),
+                        source,
+                    });
                 }
             }
         }
@@ -366,7 +374,9 @@ pub struct KubeletHandle {
 
 impl std::fmt::Debug for KubeletHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeletHandle").field("node", &self.shared.node).finish()
+        f.debug_struct("KubeletHandle")
+            .field("node", &self.shared.node)
+            .finish()
     }
 }
 
@@ -379,16 +389,13 @@ impl KubeletHandle {
     /// The `pods/log` source of this node, to register with the API server
     /// (`ApiServerHandle::register_node_logs`).
     pub fn log_source(&self) -> Arc<dyn PodLogSource> {
-        Arc::new(KubeletLogs { shared: self.shared.clone() })
+        Arc::new(KubeletLogs {
+            shared: self.shared.clone(),
+        })
     }
 
     /// The Docker container id of `container` of pod `namespace/pod` on this node.
-    pub async fn container_id(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<String, KubeletError> {
+    pub async fn container_id(&self, namespace: &str, pod: &str, container: &str) -> Result<String, KubeletError> {
         self.shared.container_id(namespace, pod, container).await
     }
 
@@ -434,20 +441,24 @@ pub async fn write_node_files(
     labels: HashMap<String, String>,
     files: &BTreeMap<String, String>,
 ) -> Result<(), KubeletError> {
-    let docker = docker.clone().negotiate_version().await.map_err(|source| KubeletError::Docker {
-        what: "negotiate API version".into(),
-        source,
-    })?;
+    let docker = docker
+        .clone()
+        .negotiate_version()
+        .await
+        .map_err(|source| KubeletError::Docker {
+            what: "negotiate API version".into(),
+            source,
+        })?;
     pod::write_node_files(&docker, images, labels, files)
         .await
-        .map_err(|source| KubeletError::Docker { what: "write node files".into(), source })
+        .map_err(|source| KubeletError::Docker {
+            what: "write node files".into(),
+            source,
+        })
 }
 
 /// Start a kubelet with the default Kubernetes strings ([`messages::DEFAULT`]).
-pub async fn start_kubelet(
-    client: kube::Client,
-    cfg: KubeletConfig,
-) -> Result<KubeletHandle, KubeletError> {
+pub async fn start_kubelet(client: kube::Client, cfg: KubeletConfig) -> Result<KubeletHandle, KubeletError> {
     start_kubelet_with(client, cfg, messages::DEFAULT).await
 }
 
@@ -457,9 +468,15 @@ pub async fn start_kubelet_with(
     cfg: KubeletConfig,
     messages: &'static K8sMessages,
 ) -> Result<KubeletHandle, KubeletError> {
-    let docker = cfg.docker.clone().negotiate_version().await.map_err(|source| {
-        KubeletError::Docker { what: "negotiate API version".into(), source }
-    })?;
+    let docker = cfg
+        .docker
+        .clone()
+        .negotiate_version()
+        .await
+        .map_err(|source| KubeletError::Docker {
+            what: "negotiate API version".into(),
+            source,
+        })?;
     register_node(&client, &cfg, messages).await?;
     let shared = Arc::new(Shared {
         client,
@@ -479,14 +496,13 @@ pub async fn start_kubelet_with(
         workers: Mutex::new(HashMap::new()),
     });
     let main = tokio::spawn(sync_loop(shared.clone()));
-    Ok(KubeletHandle { shared, main: Some(main) })
+    Ok(KubeletHandle {
+        shared,
+        main: Some(main),
+    })
 }
 
-async fn register_node(
-    client: &kube::Client,
-    cfg: &KubeletConfig,
-    messages: &K8sMessages,
-) -> Result<(), KubeletError> {
+async fn register_node(client: &kube::Client, cfg: &KubeletConfig, messages: &K8sMessages) -> Result<(), KubeletError> {
     let api: Api<Node> = Api::all(client.clone());
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), cfg.node_name.clone()),
@@ -503,8 +519,14 @@ async fn register_node(
         capacity: Some(capacity.clone()),
         allocatable: Some(capacity),
         addresses: Some(vec![
-            NodeAddress { type_: "InternalIP".into(), address: cfg.gateway_ip.to_string() },
-            NodeAddress { type_: "Hostname".into(), address: cfg.node_name.clone() },
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: cfg.gateway_ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: cfg.node_name.clone(),
+            },
         ]),
         conditions: Some(vec![NodeCondition {
             type_: "Ready".into(),
@@ -536,7 +558,11 @@ async fn register_node(
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
-            taints: if cfg.taints.is_empty() { None } else { Some(cfg.taints.clone()) },
+            taints: if cfg.taints.is_empty() {
+                None
+            } else {
+                Some(cfg.taints.clone())
+            },
             ..NodeSpec::default()
         }),
         status: Some(status.clone()),
@@ -550,12 +576,18 @@ async fn register_node(
             })?;
             existing.metadata.labels = node.metadata.labels.clone();
             existing.spec = node.spec.clone();
-            api.replace(&cfg.node_name, &PostParams::default(), &existing).await.map_err(
-                |source| KubeletError::Api { what: format!("update node {}", cfg.node_name), source },
-            )?;
+            api.replace(&cfg.node_name, &PostParams::default(), &existing)
+                .await
+                .map_err(|source| KubeletError::Api {
+                    what: format!("update node {}", cfg.node_name),
+                    source,
+                })?;
         }
         Err(source) => {
-            return Err(KubeletError::Api { what: format!("register node {}", cfg.node_name), source });
+            return Err(KubeletError::Api {
+                what: format!("register node {}", cfg.node_name),
+                source,
+            });
         }
     }
     let patch = serde_json::json!({ "status": status });
@@ -573,11 +605,8 @@ async fn register_node(
 async fn sync_loop(shared: Arc<Shared>) {
     let api: Api<Pod> = Api::all(shared.client.clone());
     let selector = format!("spec.nodeName={}", shared.node);
-    let mut watch = kube::runtime::watcher(
-        api.clone(),
-        kube::runtime::watcher::Config::default().fields(&selector),
-    )
-    .boxed();
+    let mut watch =
+        kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default().fields(&selector)).boxed();
     let mut watch_alive = true;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -618,7 +647,10 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
     let list = api
         .list(&ListParams::default().fields(selector))
         .await
-        .map_err(|source| KubeletError::Api { what: "list pods".into(), source })?;
+        .map_err(|source| KubeletError::Api {
+            what: "list pods".into(),
+            source,
+        })?;
     let mut seen = HashSet::new();
     for pod in list.items {
         let Some(spec) = &pod.spec else { continue };
@@ -650,14 +682,17 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
                 if deleting {
                     cancel.cancel();
                 }
-                let task = tokio::spawn(pod::run_pod(
-                    shared.clone(),
-                    pod.clone(),
-                    cancel.clone(),
-                    grace.clone(),
-                ));
+                let task = tokio::spawn(pod::run_pod(shared.clone(), pod.clone(), cancel.clone(), grace.clone()));
                 let default_grace = spec.termination_grace_period_seconds.unwrap_or(30);
-                workers.insert(uid, Worker { cancel, grace, default_grace, task });
+                workers.insert(
+                    uid,
+                    Worker {
+                        cancel,
+                        grace,
+                        default_grace,
+                        task,
+                    },
+                );
             }
         }
     }
@@ -680,12 +715,7 @@ struct KubeletLogs {
 }
 
 impl PodLogSource for KubeletLogs {
-    fn logs(
-        &self,
-        namespace: &str,
-        pod: &str,
-        opts: LogOptions,
-    ) -> BoxFuture<'static, Result<LogStream, LogError>> {
+    fn logs(&self, namespace: &str, pod: &str, opts: LogOptions) -> BoxFuture<'static, Result<LogStream, LogError>> {
         let shared = self.shared.clone();
         let (namespace, pod) = (namespace.to_string(), pod.to_string());
         Box::pin(async move {

@@ -16,5 +16,5 @@ pub mod node;
 pub mod pod_api;
 pub mod registry;
 pub mod runner;
-pub mod session;
 pub mod scheduler;
+pub mod session;

@@ -119,7 +119,12 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node with no labels and no taints.
     pub fn new(name: impl Into<String>, index: u8) -> Self {
-        NodeSpec { name: name.into(), index, labels: BTreeMap::new(), taints: Vec::new() }
+        NodeSpec {
+            name: name.into(),
+            index,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+        }
     }
 
     /// The bridge gateway of the node's dockerd, `10.244.<index>.1`.
@@ -169,7 +174,12 @@ impl Image for NodeImage {
 
     fn env_vars(
         &self,
-    ) -> impl IntoIterator<Item = (impl Into<std::borrow::Cow<'_, str>>, impl Into<std::borrow::Cow<'_, str>>)> {
+    ) -> impl IntoIterator<
+        Item = (
+            impl Into<std::borrow::Cow<'_, str>>,
+            impl Into<std::borrow::Cow<'_, str>>,
+        ),
+    > {
         self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
@@ -232,7 +242,10 @@ impl Node {
             .and_then(|v| docker::parse_api_version(&v));
 
         let dir = ctx.node_dir(&spec.name);
-        let dir_err = |source| NodeError::Dir { path: dir.clone(), source };
+        let dir_err = |source| NodeError::Dir {
+            path: dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(&dir).map_err(dir_err)?;
         for stale in ["docker.sock", "agent.sock"] {
             let _ = std::fs::remove_file(dir.join(stale));
@@ -246,9 +259,14 @@ impl Node {
             ..Default::default()
         })
         .await
-        .map_err(|source| NodeError::Volume { volume: volume.clone(), source })?;
+        .map_err(|source| NodeError::Volume {
+            volume: volume.clone(),
+            source,
+        })?;
         // From here on, the volume goes away again if the start fails.
-        let mut volume_guard = VolumeGuard { volume: Some(volume.clone()) };
+        let mut volume_guard = VolumeGuard {
+            volume: Some(volume.clone()),
+        };
 
         let (repo, tag) = images::split_reference(&image);
         let node_image = NodeImage {
@@ -291,14 +309,21 @@ impl Node {
                 let log = log_tail(&host, &container_name, 30).await;
                 let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
                 let _ = host.remove_container(&container_name, Some(opts)).await;
-                return Err(NodeError::Start { node: spec.name.clone(), log, source });
+                return Err(NodeError::Start {
+                    node: spec.name.clone(),
+                    log,
+                    source,
+                });
             }
         };
         let container_id = container.id().to_string();
 
         let docker = docker::connect(&DaemonAddr::Unix(dir.join("docker.sock")))
             .await
-            .map_err(|source| NodeError::NodeDocker { node: spec.name.clone(), source })?;
+            .map_err(|source| NodeError::NodeDocker {
+                node: spec.name.clone(),
+                source,
+            })?;
         volume_guard.volume = None;
         let started_in = started.elapsed();
         tracing::debug!(node = %spec.name, ?mode, ?started_in, "node started");
@@ -389,7 +414,11 @@ impl Node {
         let target = SocketAddr::new(ip, port);
         sgsim_engine::node_agent::connect_via_agent(&self.agent_socket(), target)
             .await
-            .map_err(|source| NodeError::Tunnel { node: self.spec.name.clone(), target, source })
+            .map_err(|source| NodeError::Tunnel {
+                node: self.spec.name.clone(),
+                target,
+                source,
+            })
     }
 
     /// Makes the vendor image available in the node: nothing if it is there already, else the
@@ -401,13 +430,19 @@ impl Node {
         catalog: &ImageCatalog,
         vendor: &str,
     ) -> Result<LoadOutcome, NodeError> {
-        let load_err = |source| NodeError::Load { node: self.spec.name.clone(), vendor: vendor.to_string(), source };
+        let load_err = |source| NodeError::Load {
+            node: self.spec.name.clone(),
+            vendor: vendor.to_string(),
+            source,
+        };
         let _guard = self.load_lock.lock().await;
         if images::present_on_node(&self.docker, vendor).await.map_err(load_err)? {
             return Ok(LoadOutcome::AlreadyPresent);
         }
         let standin = catalog.resolve(vendor);
-        let took = images::load_into_node(host, &self.docker, &standin).await.map_err(load_err)?;
+        let took = images::load_into_node(host, &self.docker, &standin)
+            .await
+            .map_err(load_err)?;
         Ok(LoadOutcome::Loaded { took })
     }
 
@@ -447,7 +482,11 @@ impl Drop for Node {
 
 /// The last `lines` lines of a container's log (stdout and stderr), or "" if unavailable.
 async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
-    let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+    let opts = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
     let mut stream = docker.logs(container, Some(opts));
     let mut text = String::new();
     while let Some(Ok(chunk)) = stream.next().await {
@@ -469,7 +508,9 @@ pub const CGROUP_ROOT: &str = "sgsim";
 /// Removes the (empty) cgroups a removed node left, in every hierarchy. Cgroups that still hold
 /// processes cannot be removed and stay.
 pub fn remove_cgroups(container_name: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     for h in hierarchies.flatten() {
         let dir = h.path().join(CGROUP_ROOT).join(container_name);
         if dir.is_dir() {
@@ -528,9 +569,7 @@ where
         let _ = worker.join();
     };
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(join)
-        }
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(join),
         _ => join(),
     }
 }

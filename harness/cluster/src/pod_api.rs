@@ -22,8 +22,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// Names in the serving certificate besides the node's address (the `kubernetes` Service).
-const SERVICE_NAMES: [&str; 4] =
-    ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
+const SERVICE_NAMES: [&str; 4] = [
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
 /// Longest request head read before routing.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -75,7 +79,10 @@ pub struct RouteGuard {
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.kid);
+        self.routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.kid);
     }
 }
 
@@ -96,13 +103,27 @@ impl PodApiGateway {
     /// A gateway with a fresh CA.
     pub fn new() -> Result<PodApiGateway, PodApiError> {
         let ca_key = KeyPair::generate().map_err(|source| PodApiError::Cert { what: "CA key", source })?;
-        let mut params = CertificateParams::new(Vec::<String>::new())
-            .map_err(|source| PodApiError::Cert { what: "CA certificate", source })?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|source| PodApiError::Cert {
+            what: "CA certificate",
+            source,
+        })?;
         params.distinguished_name.push(DnType::CommonName, "sgsim-ca");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca = params.self_signed(&ca_key).map_err(|source| PodApiError::Cert { what: "CA certificate", source })?;
-        Ok(PodApiGateway { ca_pem: ca.pem(), ca_params: params, ca_key, routes: Arc::default() })
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&ca_key).map_err(|source| PodApiError::Cert {
+            what: "CA certificate",
+            source,
+        })?;
+        Ok(PodApiGateway {
+            ca_pem: ca.pem(),
+            ca_params: params,
+            ca_key,
+            routes: Arc::default(),
+        })
     }
 
     /// The CA certificate (PEM), for `kube-root-ca.crt`.
@@ -113,22 +134,35 @@ impl PodApiGateway {
     /// Routes requests whose token has key id `kid` to the API server at `addr` until the guard
     /// is dropped.
     pub fn register(&self, kid: &str, addr: SocketAddr) -> RouteGuard {
-        self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.to_string(), addr);
-        RouteGuard { routes: self.routes.clone(), kid: kid.to_string() }
+        self.routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(kid.to_string(), addr);
+        RouteGuard {
+            routes: self.routes.clone(),
+            kid: kid.to_string(),
+        }
     }
 
     /// Serves the TLS endpoint on the unix socket `path` with a certificate for `ips` and the
     /// `kubernetes` Service names.
     pub fn serve_unix(&self, path: &Path, ips: &[IpAddr]) -> Result<EndpointGuard, PodApiError> {
-        let key = KeyPair::generate().map_err(|source| PodApiError::Cert { what: "serving key", source })?;
+        let key = KeyPair::generate().map_err(|source| PodApiError::Cert {
+            what: "serving key",
+            source,
+        })?;
         let mut names: Vec<String> = SERVICE_NAMES.iter().map(|s| (*s).to_string()).collect();
         names.extend(ips.iter().map(IpAddr::to_string));
-        let mut params =
-            CertificateParams::new(names).map_err(|source| PodApiError::Cert { what: "serving certificate", source })?;
+        let mut params = CertificateParams::new(names).map_err(|source| PodApiError::Cert {
+            what: "serving certificate",
+            source,
+        })?;
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert =
-            params.signed_by(&key, &issuer).map_err(|source| PodApiError::Cert { what: "serving certificate", source })?;
+        let cert = params.signed_by(&key, &issuer).map_err(|source| PodApiError::Cert {
+            what: "serving certificate",
+            source,
+        })?;
         let chain = vec![cert.der().clone()];
         let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -140,8 +174,10 @@ impl PodApiGateway {
             .map_err(PodApiError::Tls)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = sgsim_engine::node_agent::bind_unix(path)
-            .map_err(|e| PodApiError::Serve { path: path.to_path_buf(), source: e.into() })?;
+        let listener = sgsim_engine::node_agent::bind_unix(path).map_err(|e| PodApiError::Serve {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         let stop = CancellationToken::new();
         let s = stop.clone();
         let routes = self.routes.clone();
@@ -170,7 +206,10 @@ impl PodApiGateway {
                 });
             }
         });
-        Ok(EndpointGuard { stop, path: path.to_path_buf() })
+        Ok(EndpointGuard {
+            stop,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -216,17 +255,30 @@ async fn route<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, routes: &RwLock<Ha
         }
     }
     let text = String::from_utf8_lossy(&head).into_owned();
-    let target = token_key_id(&text)
-        .and_then(|kid| routes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&kid).copied());
+    let target = token_key_id(&text).and_then(|kid| {
+        routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kid)
+            .copied()
+    });
     let Some(addr) = target else {
-        let _ = tls.write_all(&status_response(401, "Unauthorized", "Unauthorized")).await;
+        let _ = tls
+            .write_all(&status_response(401, "Unauthorized", "Unauthorized"))
+            .await;
         let _ = tls.shutdown().await;
         return;
     };
     let mut upstream = match tokio::net::TcpStream::connect(addr).await {
         Ok(u) => u,
         Err(e) => {
-            let _ = tls.write_all(&status_response(502, "InternalError", &format!("API server unreachable: {e}"))).await;
+            let _ = tls
+                .write_all(&status_response(
+                    502,
+                    "InternalError",
+                    &format!("API server unreachable: {e}"),
+                ))
+                .await;
             return;
         }
     };
@@ -247,6 +299,9 @@ mod tests {
         let head = format!("GET /api/v1/pods HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {header}.e30.sig\r\n\r\n");
         assert_eq!(token_key_id(&head).as_deref(), Some("sgsim-abc"));
         assert_eq!(token_key_id("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
-        assert_eq!(token_key_id("GET / HTTP/1.1\r\nauthorization: Basic eDp5\r\n\r\n"), None);
+        assert_eq!(
+            token_key_id("GET / HTTP/1.1\r\nauthorization: Basic eDp5\r\n\r\n"),
+            None
+        );
     }
 }

@@ -34,9 +34,7 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -149,12 +147,10 @@ impl PullCredentials {
 /// when it contains `.` or `:` or is `localhost`; otherwise Docker Hub).
 pub fn registry_host(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            match first {
-                "index.docker.io" | "registry-1.docker.io" | "docker.io" => DOCKER_HUB.to_string(),
-                other => other.to_string(),
-            }
-        }
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => match first {
+            "index.docker.io" | "registry-1.docker.io" | "docker.io" => DOCKER_HUB.to_string(),
+            other => other.to_string(),
+        },
         _ => DOCKER_HUB.to_string(),
     }
 }
@@ -170,9 +166,7 @@ pub fn repository(image: &str) -> (String, String) {
             .unwrap_or(&name)
             .to_string()
     } else {
-        name.split_once('/')
-            .map(|(_, r)| r.to_string())
-            .unwrap_or_default()
+        name.split_once('/').map(|(_, r)| r.to_string()).unwrap_or_default()
     };
     let (path, tag) = images::split_reference(&rest);
     let path = if host == DOCKER_HUB && !path.contains('/') {
@@ -193,9 +187,7 @@ pub fn auth_key_matches(key: &str, host: &str) -> bool {
         .unwrap_or(k);
     let k = k.split('/').next().unwrap_or(k);
     let k = match k {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "registry.hub.docker.com" => {
-            DOCKER_HUB
-        }
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
         other => other,
     };
     k == host
@@ -226,10 +218,7 @@ pub fn credentials_for(image: &str, configs: &[Vec<u8>]) -> Option<PullCredentia
                 .unwrap_or_default()
                 .to_string();
             if user.is_empty()
-                && let Some(decoded) = entry
-                    .get("auth")
-                    .and_then(|a| a.as_str())
-                    .and_then(base64_decode)
+                && let Some(decoded) = entry.get("auth").and_then(|a| a.as_str()).and_then(base64_decode)
                 && let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':')
             {
                 user = u.to_string();
@@ -253,11 +242,7 @@ pub async fn pod_pull_credentials(
     image: &str,
 ) -> Option<PullCredentials> {
     use k8s_openapi::api::core::v1::Secret;
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let refs = pod.spec.as_ref()?.image_pull_secrets.clone()?;
     let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &ns);
     let mut configs = Vec::new();
@@ -268,11 +253,7 @@ pub async fn pod_pull_credentials(
         if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
             continue;
         }
-        if let Some(data) = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(".dockerconfigjson"))
-        {
+        if let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
             configs.push(data.0.clone());
         }
     }
@@ -290,10 +271,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let bytes: Vec<u8> = s
-        .bytes()
-        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
-        .collect();
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=' && !b.is_ascii_whitespace()).collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;
@@ -459,8 +437,7 @@ impl RegistryHub {
         let mut st = self.state.lock().await;
         if let Some(inst) = st.instances.get_mut(&spec.host) {
             if inst.credentials != spec.credentials && spec.credentials.is_some() {
-                self.write_htpasswd(&spec.host, spec.credentials.as_ref())
-                    .await?;
+                self.write_htpasswd(&spec.host, spec.credentials.as_ref()).await?;
                 inst.credentials = spec.credentials.clone();
             }
             return Ok(inst.port);
@@ -496,8 +473,7 @@ impl RegistryHub {
             format!("REGISTRY_HTTP_SECRET=sgsim-{port}"),
         ];
         let storage = storage_dir(&self.node_dir, &spec.host);
-        std::fs::create_dir_all(&storage)
-            .map_err(io_err(format!("cannot create {}", storage.display())))?;
+        std::fs::create_dir_all(&storage).map_err(io_err(format!("cannot create {}", storage.display())))?;
         let mut mounts = vec![Mount {
             target: Some("/var/lib/registry".into()),
             source: Some(format!("/run/sgsim/registries/{}/storage", spec.host)),
@@ -505,9 +481,7 @@ impl RegistryHub {
             ..Default::default()
         }];
         if spec.credentials.is_some() {
-            let dir = self
-                .write_htpasswd(&spec.host, spec.credentials.as_ref())
-                .await?;
+            let dir = self.write_htpasswd(&spec.host, spec.credentials.as_ref()).await?;
             env.push("REGISTRY_AUTH=htpasswd".into());
             env.push(format!("REGISTRY_AUTH_HTPASSWD_REALM={}", spec.host));
             env.push("REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd".into());
@@ -533,27 +507,18 @@ impl RegistryHub {
         let docker_err = |what: String| move |source| RegistryError::Docker { what, source };
         let _ = self
             .node_docker
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
+            .remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
             .await;
         let created = self
             .node_docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-                body,
-            )
+            .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
             .await
             .map_err(docker_err(format!(
                 "cannot create the registry container for {}",
                 spec.host
             )))?;
         self.node_docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
+            .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
             .map_err(docker_err(format!(
                 "cannot start the registry container for {}",
@@ -582,11 +547,7 @@ impl RegistryHub {
 
     /// Writes `<node dir>/registries/<host>/htpasswd` (bcrypt by Debian's htpasswd); returns the
     /// directory as the node sees it.
-    async fn write_htpasswd(
-        &self,
-        host: &str,
-        creds: Option<&(String, String)>,
-    ) -> Result<String, RegistryError> {
+    async fn write_htpasswd(&self, host: &str, creds: Option<&(String, String)>) -> Result<String, RegistryError> {
         let dir = self.node_dir.join("registries").join(host);
         let io = |what: String| move |source| RegistryError::Io { what, source };
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
@@ -599,17 +560,11 @@ impl RegistryHub {
         Ok(format!("/run/sgsim/registries/{host}"))
     }
 
-    async fn wait_ready(
-        &self,
-        host: &str,
-        container: &str,
-        port: u16,
-    ) -> Result<(), RegistryError> {
+    async fn wait_ready(&self, host: &str, container: &str, port: u16) -> Result<(), RegistryError> {
         let deadline = Instant::now() + INSTANCE_STARTUP;
         let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         loop {
-            if let Ok(mut s) =
-                sgsim_engine::node_agent::connect_via_agent(&self.agent_socket, target).await
+            if let Ok(mut s) = sgsim_engine::node_agent::connect_via_agent(&self.agent_socket, target).await
                 && s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n")
                     .await
                     .is_ok()
@@ -631,20 +586,14 @@ impl RegistryHub {
     }
 
     async fn add_hosts_entry(&self, host: &str) -> Result<(), RegistryError> {
-        let script =
-            format!("grep -q ' {host}$' /etc/hosts || echo '127.0.0.1 {host}' >> /etc/hosts");
+        let script = format!("grep -q ' {host}$' /etc/hosts || echo '127.0.0.1 {host}' >> /etc/hosts");
         exec(&self.host_docker, &self.node_container, &script).await
     }
 
     /// Makes the registry of `image` hold it (pushing the stand-in under the image's repository
     /// and tag), unless the scenario declared it missing. Waits until dockerd can resolve a
     /// newly added registry host.
-    pub async fn ensure_seeded(
-        &self,
-        image: &str,
-        standin: &StandIn,
-        missing: bool,
-    ) -> Result<(), RegistryError> {
+    pub async fn ensure_seeded(&self, image: &str, standin: &StandIn, missing: bool) -> Result<(), RegistryError> {
         let host = registry_host(image);
         let (path, tag) = repository(image);
         let key = format!("{path}:{tag}");
@@ -694,27 +643,15 @@ impl RegistryHub {
 
     /// The blobs of a stand-in in an instance's storage (exported from the host daemon and
     /// written once per instance).
-    async fn blobs(
-        &self,
-        host: &str,
-        root: &Path,
-        local: &str,
-    ) -> Result<ImageBlobs, RegistryError> {
+    async fn blobs(&self, host: &str, root: &Path, local: &str) -> Result<ImageBlobs, RegistryError> {
         let cache_key = format!("{host} {local}");
-        let lock = self
-            .seeding
-            .lock()
-            .await
-            .entry(cache_key.clone())
-            .or_default()
-            .clone();
+        let lock = self.seeding.lock().await.entry(cache_key.clone()).or_default().clone();
         let _guard = lock.lock().await;
         if let Some(b) = self.blobs.lock().await.get(&cache_key) {
             return Ok(b.clone());
         }
         let dir = self.node_dir.join("registries");
-        std::fs::create_dir_all(&dir)
-            .map_err(io_err(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
         let archive = dir.join(format!(".export-{}.tar", crate::context::random_suffix(8)));
         let result = async {
             let file = tokio::fs::File::create(&archive)
@@ -766,13 +703,7 @@ impl RegistryHub {
 
     /// The registry instance's own log (docker-registry's access log included).
     pub async fn registry_log(&self, host: &str) -> String {
-        let container = self
-            .state
-            .lock()
-            .await
-            .instances
-            .get(host)
-            .map(|i| i.container.clone());
+        let container = self.state.lock().await.instances.get(host).map(|i| i.container.clone());
         match container {
             Some(c) => container_log(&self.node_docker, &c).await,
             None => String::new(),
@@ -781,10 +712,7 @@ impl RegistryHub {
 
     /// The proxy's access lines (`<host> <method> <path> <status>`).
     pub fn proxy_log(&self) -> Vec<String> {
-        self.access
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.access.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -803,9 +731,7 @@ fn valid_repository(path: &str, tag: &str) -> bool {
         && tag.len() <= 128
         && tag != "."
         && tag != ".."
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A registry host sgsim serves: a DNS name (letters, digits, `-`, `.`), no port.
@@ -854,9 +780,7 @@ async fn exec(docker: &Docker, container: &str, script: &str) -> Result<(), Regi
         )
         .await
         .map_err(err)?;
-    if let StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&created.id, None).await.map_err(err)?
-    {
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&created.id, None).await.map_err(err)? {
         while output.next().await.is_some() {}
     }
     Ok(())
@@ -883,12 +807,7 @@ async fn serve(
         let Ok((conn, _)) = listener.accept().await else {
             return;
         };
-        let (agent, routes, conditions, access) = (
-            agent.clone(),
-            routes.clone(),
-            conditions.clone(),
-            access.clone(),
-        );
+        let (agent, routes, conditions, access) = (agent.clone(), routes.clone(), conditions.clone(), access.clone());
         tokio::spawn(async move {
             if let Err(e) = proxy_one(conn, &agent, &routes, &conditions, &access).await {
                 tracing::debug!("registry proxy: {e}");
@@ -982,15 +901,8 @@ async fn proxy_one(
     // has that manifest cached; the distribution client falls back from a failed HEAD to a GET).
     // The delay applies once per pull (the request by tag); while 429s remain, every manifest
     // request is refused and each refused GET uses one up, so N means N failed pulls.
-    let is_manifest =
-        (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
-    let by_tag = is_manifest
-        && !head
-            .path
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .starts_with("sha256:");
+    let is_manifest = (head.method == "GET" || head.method == "HEAD") && head.path.contains("/manifests/");
+    let by_tag = is_manifest && !head.path.rsplit('/').next().unwrap_or_default().starts_with("sha256:");
     let (delay, limited) = if is_manifest {
         let mut c = conditions.lock().unwrap_or_else(|e| e.into_inner());
         match c.get_mut(&key) {
@@ -1017,11 +929,7 @@ async fn proxy_one(
     };
     if limited {
         log("429");
-        let body = if head.method == "HEAD" {
-            ""
-        } else {
-            RATE_LIMIT_BODY
-        };
+        let body = if head.method == "HEAD" { "" } else { RATE_LIMIT_BODY };
         let resp = format!(
             "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             RATE_LIMIT_BODY.len()
@@ -1029,11 +937,7 @@ async fn proxy_one(
         conn.write_all(resp.as_bytes()).await?;
         return conn.shutdown().await;
     }
-    let port = routes
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .copied();
+    let port = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     let Some(port) = port else {
         log("502");
         let body = format!("no registry {key} in this run\n");
@@ -1059,7 +963,11 @@ async fn proxy_one(
 mod tests {
     #[test]
     fn concurrent_writers_of_one_blob_all_succeed() {
-        let root = std::env::temp_dir().join(format!("sgsim-blob-race-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let root = std::env::temp_dir().join(format!(
+            "sgsim-blob-race-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&root);
         let data = b"same layer, two images".to_vec();
         let hex = super::sha256_hex(&data);
@@ -1070,7 +978,11 @@ mod tests {
             })
             .collect();
         assert!(handles.into_iter().all(|h| h.join().unwrap()));
-        let blob = root.join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(&hex).join("data");
+        let blob = root
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(&hex)
+            .join("data");
         assert_eq!(std::fs::read(&blob).unwrap(), data);
         let leftovers = std::fs::read_dir(blob.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "temporary files left behind");
@@ -1088,30 +1000,19 @@ mod tests {
             "registry.mycompany.io"
         );
         assert_eq!(registry_host("docker.io/library/alpine"), "docker.io");
-        assert_eq!(
-            repository("alpine"),
-            ("library/alpine".into(), "latest".into())
-        );
+        assert_eq!(repository("alpine"), ("library/alpine".into(), "latest".into()));
         assert_eq!(
             repository("harness/ci-addon:1.16.8"),
             ("harness/ci-addon".into(), "1.16.8".into())
         );
-        assert_eq!(
-            repository("registry.x.io/a/b/c:2"),
-            ("a/b/c".into(), "2".into())
-        );
+        assert_eq!(repository("registry.x.io/a/b/c:2"), ("a/b/c".into(), "2".into()));
         assert_eq!(
             repository("docker.io/library/alpine:3"),
             ("library/alpine".into(), "3".into())
         );
         assert_eq!(route_key("127.0.0.1"), "docker.io");
         assert!(valid_host("registry.x.io"));
-        assert!(
-            !valid_host("a;reboot")
-                && !valid_host("x.io:5000")
-                && !valid_host("")
-                && !valid_host("-x")
-        );
+        assert!(!valid_host("a;reboot") && !valid_host("x.io:5000") && !valid_host("") && !valid_host("-x"));
         assert_eq!(route_key("registry.x.io:80"), "registry.x.io");
     }
 
@@ -1144,17 +1045,25 @@ fixtures:
     - {identifier: private, type: DockerRegistry, url: https://registry.acme.io, auth: usernamePassword, username: u, passwordRef: pw}
   harnessSecrets: {pw: secret}
 ";
-        let loader = |p: &str| if p == "p.yaml" { Ok(pipeline.to_string()) } else { Err("no such file".to_string()) };
+        let loader = |p: &str| {
+            if p == "p.yaml" {
+                Ok(pipeline.to_string())
+            } else {
+                Err("no such file".to_string())
+            }
+        };
         let s = sgsim_core::scenario::load("scenario.yaml", scen, &loader).expect("scenario");
         let specs = super::specs_for_scenario(&s);
-        let hosts: Vec<(&str, bool)> = specs.iter().map(|r| (r.host.as_str(), r.credentials.is_some())).collect();
+        let hosts: Vec<(&str, bool)> = specs
+            .iter()
+            .map(|r| (r.host.as_str(), r.credentials.is_some()))
+            .collect();
         assert_eq!(hosts, [("registry.acme.io", true), ("mcr.microsoft.com", false)]);
     }
 
     #[test]
     fn credentials_from_docker_config() {
-        let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#
-            .to_vec();
+        let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#.to_vec();
         let c = credentials_for("registry.x.io/a:1", &[cfg.clone()]).expect("match");
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
         assert!(credentials_for("alpine", &[cfg]).is_none());
@@ -1193,9 +1102,7 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
         if c.auth == "usernamePassword"
             && let (Some(u), Some(p)) = (
                 &c.username,
-                c.password_ref
-                    .as_ref()
-                    .and_then(|r| f.harness_secrets.get(r)),
+                c.password_ref.as_ref().and_then(|r| f.harness_secrets.get(r)),
             )
             && spec.credentials.is_none()
         {
@@ -1210,9 +1117,7 @@ pub fn specs_from_fixtures(f: &sgsim_core::scenario::Fixtures) -> Vec<RegistrySp
         });
         if let (Some(u), Some(p)) = (
             &r.username,
-            r.password_ref
-                .as_ref()
-                .and_then(|p| f.harness_secrets.get(p)),
+            r.password_ref.as_ref().and_then(|p| f.harness_secrets.get(p)),
         ) {
             spec.credentials = Some((u.clone(), p.clone()));
         }
@@ -1239,11 +1144,19 @@ pub fn specs_for_scenario(s: &sgsim_core::Scenario) -> Vec<RegistrySpec> {
     let mut out = specs_from_fixtures(s.fixtures());
     let pod = sgsim_core::render::render_pod(s);
     let spec = pod.spec.unwrap_or_default();
-    let images = spec.init_containers.iter().flatten().chain(spec.containers.iter()).filter_map(|c| c.image.clone());
+    let images = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .filter_map(|c| c.image.clone());
     for image in images {
         let host = registry_host(&image);
         if host != DOCKER_HUB && !out.iter().any(|r| r.host == host) {
-            out.push(RegistrySpec { host, ..Default::default() });
+            out.push(RegistrySpec {
+                host,
+                ..Default::default()
+            });
         }
     }
     out
@@ -1251,10 +1164,7 @@ pub fn specs_for_scenario(s: &sgsim_core::Scenario) -> Vec<RegistrySpec> {
 
 /// Creates the image pull secrets the product creates beside the pod (`<pod>-image-<container>`,
 /// type `kubernetes.io/dockerconfigjson`) for containers whose Docker connector has credentials.
-pub async fn create_pull_secrets(
-    client: &kube::Client,
-    scenario: &sgsim_core::Scenario,
-) -> Result<(), kube::Error> {
+pub async fn create_pull_secrets(client: &kube::Client, scenario: &sgsim_core::Scenario) -> Result<(), kube::Error> {
     use k8s_openapi::api::core::v1::Secret;
     for secret in sgsim_core::render::image_pull_secrets(scenario) {
         let ns = secret
@@ -1321,8 +1231,7 @@ fn write_link(file: PathBuf, digest_hex: &str) -> Result<(), RegistryError> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
     }
-    std::fs::write(&file, format!("sha256:{digest_hex}"))
-        .map_err(io_err(format!("cannot write {}", file.display())))
+    std::fs::write(&file, format!("sha256:{digest_hex}")).map_err(io_err(format!("cannot write {}", file.display())))
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -1333,8 +1242,7 @@ fn sha256_hex(data: &[u8]) -> String {
 /// Reads a `docker save` archive (one image) and writes its config and layers as blobs into
 /// `root`; returns their digests.
 fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, RegistryError> {
-    let data =
-        std::fs::read(archive).map_err(io_err(format!("cannot read {}", archive.display())))?;
+    let data = std::fs::read(archive).map_err(io_err(format!("cannot read {}", archive.display())))?;
     let bad = |what: &str| RegistryError::Io {
         what: format!("{} is not a docker save archive: {what}", archive.display()),
         source: std::io::Error::other(what.to_string()),
@@ -1415,12 +1323,7 @@ fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, Registr
 
 /// Makes `path:tag` in the storage `root` name an image of these blobs (schema 2 manifest with
 /// uncompressed layers), as docker-registry lays out a pushed image.
-fn tag_in_storage(
-    root: &Path,
-    path: &str,
-    tag: &str,
-    blobs: &ImageBlobs,
-) -> Result<(), RegistryError> {
+fn tag_in_storage(root: &Path, path: &str, tag: &str, blobs: &ImageBlobs) -> Result<(), RegistryError> {
     let layers: Vec<serde_json::Value> = blobs
         .layers
         .iter()
@@ -1441,12 +1344,7 @@ fn tag_in_storage(
     for (hex, _) in blobs.layers.iter().chain(std::iter::once(&blobs.config)) {
         write_link(repo.join("_layers/sha256").join(hex).join("link"), hex)?;
     }
-    write_link(
-        repo.join("_manifests/revisions/sha256")
-            .join(&mhex)
-            .join("link"),
-        &mhex,
-    )?;
+    write_link(repo.join("_manifests/revisions/sha256").join(&mhex).join("link"), &mhex)?;
     write_link(
         repo.join("_manifests/tags")
             .join(tag)
@@ -1455,8 +1353,5 @@ fn tag_in_storage(
             .join("link"),
         &mhex,
     )?;
-    write_link(
-        repo.join("_manifests/tags").join(tag).join("current/link"),
-        &mhex,
-    )
+    write_link(repo.join("_manifests/tags").join(tag).join("current/link"), &mhex)
 }

@@ -33,12 +33,7 @@ pub const STEP_EXPIRED_MESSAGE: &str =
 /// Opens a byte stream to `ip:port` of a pod running on `node`.
 pub trait PodDialer: Send + Sync + 'static {
     /// Dial `ip:port` on the node named `node` (the Kubernetes node name).
-    fn dial(
-        &self,
-        node: &str,
-        ip: IpAddr,
-        port: u16,
-    ) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>>;
+    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>>;
 }
 
 /// Errors of a run that prevent a [`RunRecord`] (the step group failing is not an error).
@@ -250,12 +245,7 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
             metadata: meta(&sa.name, Some(&ns)),
             ..Default::default()
         };
-        create_ignoring_conflict(
-            &api,
-            &obj,
-            format!("create serviceaccount {ns}/{}", sa.name),
-        )
-        .await?;
+        create_ignoring_conflict(&api, &obj, format!("create serviceaccount {ns}/{}", sa.name)).await?;
     }
     for cm in &f.config_maps {
         let ns = ns_of(&cm.namespace);
@@ -280,9 +270,7 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
     }
     crate::fixtures::create_pod_fixtures(client, scenario)
         .await
-        .map_err(
-            |crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source },
-        )?;
+        .map_err(|crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source })?;
     Ok(())
 }
 
@@ -297,10 +285,7 @@ where
     }
 }
 
-fn meta(
-    name: &str,
-    ns: Option<&str>,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+fn meta(name: &str, ns: Option<&str>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         name: Some(name.to_string()),
         namespace: ns.map(str::to_string),
@@ -340,9 +325,7 @@ pub fn init_timeout_message(p: &Pod, init_timeout_secs: u64) -> String {
     };
     let msg = parts.join(", ");
     if msg.is_empty() {
-        format!(
-            "Timeout exception: Pod containers failed to reach running state within {init_timeout_secs} seconds"
-        )
+        format!("Timeout exception: Pod containers failed to reach running state within {init_timeout_secs} seconds")
     } else {
         msg
     }
@@ -356,23 +339,14 @@ struct EventTail {
 }
 
 impl EventTail {
-    async fn poll(
-        &mut self,
-        out: &mut Vec<InitLine>,
-        sink: &(dyn Fn(RunEvent) + Send + Sync),
-    ) -> Result<(), RunError> {
+    async fn poll(&mut self, out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send + Sync)) -> Result<(), RunError> {
         let list = self
             .api
             .list(&ListParams::default().fields(&self.selector))
             .await
             .map_err(kerr("list pod events"))?;
         for ev in list.items {
-            let key = ev
-                .metadata
-                .uid
-                .clone()
-                .or(ev.metadata.name.clone())
-                .unwrap_or_default();
+            let key = ev.metadata.uid.clone().or(ev.metadata.name.clone()).unwrap_or_default();
             if !self.seen.insert(key) {
                 continue;
             }
@@ -392,12 +366,7 @@ impl EventTail {
     }
 }
 
-fn push_line(
-    out: &mut Vec<InitLine>,
-    sink: &(dyn Fn(RunEvent) + Send + Sync),
-    level: Level,
-    text: String,
-) {
+fn push_line(out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send + Sync), level: Level, text: String) {
     let line = InitLine { level, text };
     sink(RunEvent::Init(line.clone()));
     out.push(line);
@@ -488,10 +457,7 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(plan.init_timeout_secs);
     let start = loop {
         tail.poll(&mut init, sink).await?;
-        let p = pods
-            .get(&name)
-            .await
-            .map_err(kerr(format!("get pod {ns}/{name}")))?;
+        let p = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
         match pod_start_state(&p) {
             Some(s) => break s,
             None if Instant::now() >= deadline => {
@@ -586,15 +552,11 @@ pub async fn run(
         if !planned.report_paths.is_empty() && rec.attempts > 0 {
             rec.reports = ctx.collect_reports(planned).await;
         }
-        if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status)
-        {
+        if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status) {
             rec.log = ctx.container_log(c).await;
         }
     }
-    let stored = pods
-        .get(&name)
-        .await
-        .map_err(kerr(format!("get pod {ns}/{name}")))?;
+    let stored = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
     cleanup(&pods, &name, opts).await;
     Ok(RunRecord {
         pod: Some(stored),
@@ -626,8 +588,16 @@ fn expr_env(scenario: &Scenario, plan: &ExecutionPlan) -> ExprEnv {
         stage_variables: scenario.stage.variables.iter().cloned().collect(),
         fixed: scenario.fixtures().expressions.clone(),
         steps: BTreeMap::new(),
-        specs: plan.flat().into_iter().map(|st| (st.fqn.clone(), step_spec(st))).collect(),
-        names: plan.flat().into_iter().map(|st| (st.fqn.clone(), st.name.clone())).collect(),
+        specs: plan
+            .flat()
+            .into_iter()
+            .map(|st| (st.fqn.clone(), step_spec(st)))
+            .collect(),
+        names: plan
+            .flat()
+            .into_iter()
+            .map(|st| (st.fqn.clone(), st.name.clone()))
+            .collect(),
     }
 }
 
@@ -653,9 +623,7 @@ fn group_runs(scenario: &Scenario, plan: &ExecutionPlan) -> Result<bool, String>
     }
     match &w.condition {
         None => Ok(true),
-        Some(c) => expr_env(scenario, plan)
-            .condition(c)
-            .map_err(|e| e.to_string()),
+        Some(c) => expr_env(scenario, plan).condition(c).map_err(|e| e.to_string()),
     }
 }
 
@@ -700,9 +668,7 @@ async fn cleanup(pods: &Api<Pod>, name: &str, opts: &RunOptions) {
     if opts.keep_pod {
         return;
     }
-    let _ = pods
-        .delete(name, &DeleteParams::default().grace_period(0))
-        .await;
+    let _ = pods.delete(name, &DeleteParams::default().grace_period(0)).await;
 }
 
 fn pod_start_state(p: &Pod) -> Option<PodStart> {
@@ -710,10 +676,7 @@ fn pod_start_state(p: &Pod) -> Option<PodStart> {
     match status.phase.as_deref() {
         Some("Running") => {
             let all_started = status.container_statuses.as_ref().is_some_and(|cs| {
-                !cs.is_empty()
-                    && cs
-                        .iter()
-                        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                !cs.is_empty() && cs.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
             });
             if !all_started {
                 return None;
@@ -723,14 +686,9 @@ fn pod_start_state(p: &Pod) -> Option<PodStart> {
             Some(PodStart::Running { node, ip })
         }
         Some("Failed") => Some(PodStart::Failed(
-            status
-                .message
-                .clone()
-                .unwrap_or_else(|| "pod failed".into()),
+            status.message.clone().unwrap_or_else(|| "pod failed".into()),
         )),
-        Some("Succeeded") => Some(PodStart::Failed(
-            "pod completed before its steps ran".into(),
-        )),
+        Some("Succeeded") => Some(PodStart::Failed("pod completed before its steps ran".into())),
         _ => None,
     }
 }
@@ -797,11 +755,7 @@ impl StepCtx<'_> {
                 }
                 PlanNode::Parallel(children) => {
                     let runs = children.iter().map(|c| self.run_node(c, state, env));
-                    futures::future::join_all(runs)
-                        .await
-                        .into_iter()
-                        .flatten()
-                        .collect()
+                    futures::future::join_all(runs).await.into_iter().flatten().collect()
                 }
             }
         })
@@ -815,12 +769,7 @@ impl StepCtx<'_> {
     }
 
     /// `when`, then the step with its failure strategy.
-    async fn run_step(
-        &self,
-        s: &PlannedStep,
-        state: GroupState,
-        env: &ExprEnv,
-    ) -> (StepRecord, Effect) {
+    async fn run_step(&self, s: &PlannedStep, state: GroupState, env: &ExprEnv) -> (StepRecord, Effect) {
         if state.aborted {
             return self.finish_skipped(s, None);
         }
@@ -943,7 +892,12 @@ impl StepCtx<'_> {
         let (kind, port) = (s.kind, s.port);
         if kind == model::StepKind::NoContainer {
             // Approval steps run in Harness, not in the pod: sgsim has no approver and approves.
-            return Attempt { status: Outcome::Success, exit_code: None, error: None, outputs: BTreeMap::new() };
+            return Attempt {
+                status: Outcome::Success,
+                exit_code: None,
+                error: None,
+                outputs: BTreeMap::new(),
+            };
         }
         let port = match (kind, port) {
             (model::StepKind::Run | model::StepKind::Background | model::StepKind::Plugin, Some(port)) => port,
@@ -969,7 +923,9 @@ impl StepCtx<'_> {
         {
             a.status = Outcome::Failed;
             a.exit_code = Some(137);
-            a.error = Some(format!("OOMKilled: container {c} exceeded its memory limit (exit code 137)"));
+            a.error = Some(format!(
+                "OOMKilled: container {c} exceeded its memory limit (exit code 137)"
+            ));
         }
         a
     }
@@ -978,7 +934,9 @@ impl StepCtx<'_> {
     /// to 5 s for the kubelet to record the exit: the step's status can arrive first).
     async fn oom_killed(&self, container: &str) -> bool {
         for _ in 0..25 {
-            let Ok(p) = self.pods.get(self.pod).await else { return false };
+            let Ok(p) = self.pods.get(self.pod).await else {
+                return false;
+            };
             let terminated = p
                 .status
                 .and_then(|st| st.container_statuses)
@@ -1029,13 +987,7 @@ impl StepCtx<'_> {
 
     /// The UnitStep of attempt `n` (retries get their own id: the lite-engine and the addon are
     /// idempotent per step id), with run-time expressions resolved.
-    fn step_spec(
-        &self,
-        s: &PlannedStep,
-        port: u16,
-        env: &ExprEnv,
-        n: u32,
-    ) -> Result<StepSpec, expr::ExprError> {
+    fn step_spec(&self, s: &PlannedStep, port: u16, env: &ExprEnv, n: u32) -> Result<StepSpec, expr::ExprError> {
         let shell = match s.shell {
             model::Shell::Sh => Shell::Sh,
             model::Shell::Bash => Shell::Bash,
@@ -1130,9 +1082,7 @@ impl StepCtx<'_> {
         };
         let id = format!("{}_reports", s.id);
         let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
-        let vars: Vec<String> = (0..MAX_REPORTS)
-            .map(|i| format!("SGSIM_REPORT_{i}"))
-            .collect();
+        let vars: Vec<String> = (0..MAX_REPORTS).map(|i| format!("SGSIM_REPORT_{i}")).collect();
         let spec = StepSpec {
             id: id.clone(),
             display_name: format!("{} reports", s.name),
@@ -1161,13 +1111,10 @@ impl StepCtx<'_> {
                         continue;
                     };
                     if let Some((path, b64)) = val.split_once(':') {
-                        let content =
-                            decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
+                        let content = decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
                         out.insert(
                             path.to_string(),
-                            content.unwrap_or_else(|| {
-                                "<sgsim: report content is not valid base64>".into()
-                            }),
+                            content.unwrap_or_else(|| "<sgsim: report content is not valid base64>".into()),
                         );
                     }
                 }
@@ -1175,10 +1122,7 @@ impl StepCtx<'_> {
             Ok(st) => {
                 out.insert(
                     "<sgsim>".into(),
-                    format!(
-                        "could not collect reports: {}",
-                        st.error.unwrap_or_default()
-                    ),
+                    format!("could not collect reports: {}", st.error.unwrap_or_default()),
                 );
             }
             Err(e) => {
@@ -1291,33 +1235,24 @@ mod tests {
     #[test]
     fn report_script_quotes_all_but_globs() {
         let s = report_script(&["reports/*.xml".into(), "it's.xml".into()]);
-        assert!(
-            s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"),
-            "{s}"
-        );
+        assert!(s.contains("for f in 'r''e''p''o''r''t''s''/'*'.''x''m''l'; do"), "{s}");
         assert!(s.contains("'i''t''\\'''s'"), "{s}");
     }
 
     #[test]
     fn init_timeout_message_as_the_product_builds_it() {
         let pod = |status: serde_json::Value| -> Pod {
-            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
-                .unwrap()
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status})).unwrap()
         };
         let pending = pod(serde_json::json!({"phase": "Pending", "conditions": [
             {"type": "PodScheduled", "status": "False", "message": "0/1 nodes are available: x."},
             {"type": "Other", "status": "False"}]}));
-        assert_eq!(
-            init_timeout_message(&pending, 5),
-            "0/1 nodes are available: x."
-        );
-        let waiting = pod(
-            serde_json::json!({"phase": "Pending", "containerStatuses": [
+        assert_eq!(init_timeout_message(&pending, 5), "0/1 nodes are available: x.");
+        let waiting = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [
             {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "pull failed"}}},
             {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "back-off"}}},
             {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}],
-            "conditions": [{"type": "PodScheduled", "status": "True", "message": "ignored"}]}),
-        );
+            "conditions": [{"type": "PodScheduled", "status": "True", "message": "ignored"}]}));
         assert_eq!(init_timeout_message(&waiting, 5), "pull failed, back-off");
         assert_eq!(
             init_timeout_message(&pod(serde_json::json!({})), 480),

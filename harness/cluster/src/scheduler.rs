@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    Binding, Node, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolumeClaim,
-    Pod, Taint, Toleration,
+    Binding, Node, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolumeClaim, Pod, Taint,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -80,7 +80,10 @@ pub fn spawn_scheduler(client: kube::Client) -> SchedulerHandle {
 pub fn spawn_scheduler_with(client: kube::Client, messages: &'static K8sMessages) -> SchedulerHandle {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run_scheduler(client, messages, cancel.clone()));
-    SchedulerHandle { cancel, task: Some(task) }
+    SchedulerHandle {
+        cancel,
+        task: Some(task),
+    }
 }
 
 /// Run the scheduler until `shutdown` is cancelled.
@@ -141,7 +144,10 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let all = pods
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api { what: "list pods".into(), source })?
+        .map_err(|source| SchedulerError::Api {
+            what: "list pods".into(),
+            source,
+        })?
         .items;
     let mut pending: Vec<Pod> = all.iter().filter(|p| is_pending(p)).cloned().collect();
     if pending.is_empty() {
@@ -151,7 +157,10 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let node_list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api { what: "list nodes".into(), source })?
+        .map_err(|source| SchedulerError::Api {
+            what: "list nodes".into(),
+            source,
+        })?
         .items;
     if node_list.is_empty() {
         // Kubernetes would report `no nodes available to schedule pods`; sgsim starts its nodes
@@ -161,7 +170,9 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     // Requests already placed on each node.
     let mut used: HashMap<String, (BTreeMap<String, i128>, i64)> = HashMap::new();
     for p in &all {
-        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
         if is_terminal(p) {
             continue;
         }
@@ -214,7 +225,9 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
             None => {
                 let never = pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
                 let msg = if never {
-                    let head = state.messages.fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &[]);
+                    let head = state
+                        .messages
+                        .fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &[]);
                     match state.messages.fit_error {
                         messages::FitErrorStyle::Legacy => {
                             format!("{head} preemption: not eligible due to preemptionPolicy=Never.")
@@ -242,7 +255,9 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
                             .collect()
                     };
                     let preemption = if node_list.is_empty() { Vec::new() } else { preemption };
-                    state.messages.fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &preemption)
+                    state
+                        .messages
+                        .fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &preemption)
                 };
                 unschedulable(client, state, &pod, &msg).await;
             }
@@ -252,7 +267,10 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
 }
 
 fn is_terminal(p: &Pod) -> bool {
-    matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 fn is_pending(p: &Pod) -> bool {
@@ -271,7 +289,10 @@ async fn pre_filter(client: &kube::Client, pod: &Pod) -> Option<String> {
         if let Some(pvc) = &v.persistent_volume_claim
             && let Ok(None) = api.get_opt(&pvc.claim_name).await
         {
-            return Some(format!("persistentvolumeclaim {} not found", messages::go_quote(&pvc.claim_name)));
+            return Some(format!(
+                "persistentvolumeclaim {} not found",
+                messages::go_quote(&pvc.claim_name)
+            ));
         }
     }
     None
@@ -382,9 +403,15 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
         return false;
     }
     let name = node.metadata.name.clone().unwrap_or_default();
-    exprs.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
         && fields.iter().all(|r| {
-            let v = if r.key == "metadata.name" { Some(name.as_str()) } else { None };
+            let v = if r.key == "metadata.name" {
+                Some(name.as_str())
+            } else {
+                None
+            };
             requirement_matches(r, v)
         })
 }
@@ -397,7 +424,10 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         "Gt" | "Lt" => {
-            let (Some(v), Some(x)) = (value.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|x| x.parse::<i64>().ok())) else {
+            let (Some(v), Some(x)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|x| x.parse::<i64>().ok()),
+            ) else {
                 return false;
             };
             if r.operator == "Gt" { v > x } else { v < x }
@@ -426,11 +456,17 @@ async fn bind(client: &kube::Client, state: &mut State, pod: &Pod, node: &str) -
             ..ObjectReference::default()
         },
     };
-    match api.create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding).await {
+    match api
+        .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+        .await
+    {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(false),
         Err(source) => {
-            return Err(SchedulerError::Api { what: format!("bind pod {ns}/{name} to {node}"), source });
+            return Err(SchedulerError::Api {
+                what: format!("bind pod {ns}/{name} to {node}"),
+                source,
+            });
         }
     }
     if let Some(uid) = &pod.metadata.uid {
@@ -438,8 +474,14 @@ async fn bind(client: &kube::Client, state: &mut State, pod: &Pod, node: &str) -
     }
     let mut rec = state.recorder.clone();
     rec.action = Some("Binding".into());
-    rec.emit(client, pod_ref(pod, None), EventType::Normal, "Scheduled", &state.messages.scheduled(&ns, &name, node))
-        .await;
+    rec.emit(
+        client,
+        pod_ref(pod, None),
+        EventType::Normal,
+        "Scheduled",
+        &state.messages.scheduled(&ns, &name, node),
+    )
+    .await;
     Ok(true)
 }
 
@@ -453,8 +495,14 @@ async fn unschedulable(client: &kube::Client, state: &mut State, pod: &Pod, msg:
     state.reported.insert(uid, msg.to_string());
     let mut rec = state.recorder.clone();
     rec.action = Some("Scheduling".into());
-    rec.emit(client, pod_ref(pod, None), EventType::Warning, "FailedScheduling", &truncate_event_message(msg))
-        .await;
+    rec.emit(
+        client,
+        pod_ref(pod, None),
+        EventType::Warning,
+        "FailedScheduling",
+        &truncate_event_message(msg),
+    )
+    .await;
     let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -471,7 +519,10 @@ async fn unschedulable(client: &kube::Client, state: &mut State, pod: &Pod, msg:
             }]
         }
     });
-    if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    if let Err(e) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         tracing::debug!(error = %e, "could not set PodScheduled=False");
     }
 }
@@ -486,19 +537,31 @@ mod tests {
 
     fn pod(spec: serde_json::Value) -> Pod {
         let mut spec = spec;
-        spec["containers"] = serde_json::json!([{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]);
+        spec["containers"] =
+            serde_json::json!([{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]);
         serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
     }
 
     #[test]
     fn tolerations() {
-        let t = Taint { key: "k".into(), value: Some("v".into()), effect: "NoSchedule".into(), time_added: None };
+        let t = Taint {
+            key: "k".into(),
+            value: Some("v".into()),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        };
         let tol = |v: serde_json::Value| -> Toleration { serde_json::from_value(v).unwrap() };
         assert!(tolerates(&tol(serde_json::json!({"key": "k", "value": "v"})), &t));
-        assert!(tolerates(&tol(serde_json::json!({"key": "k", "operator": "Exists"})), &t));
+        assert!(tolerates(
+            &tol(serde_json::json!({"key": "k", "operator": "Exists"})),
+            &t
+        ));
         assert!(tolerates(&tol(serde_json::json!({"operator": "Exists"})), &t));
         assert!(!tolerates(&tol(serde_json::json!({"key": "k", "value": "w"})), &t));
-        assert!(!tolerates(&tol(serde_json::json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})), &t));
+        assert!(!tolerates(
+            &tol(serde_json::json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})),
+            &t
+        ));
     }
 
     #[test]
@@ -515,15 +578,28 @@ mod tests {
         assert_eq!(err, (vec!["node(s) had untolerated taint {t: x}".to_string()], false));
         let tol = serde_json::json!([{"key": "t", "operator": "Exists"}]);
         // Then affinity.
-        let p = pod(serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "size", "operator": "Gt", "values": ["8"]}]}]}}}}));
-        assert_eq!(filter(m, &p, &n, &BTreeMap::new(), 0).unwrap_err().0[0], "node(s) didn't match Pod's node affinity/selector");
-        let p = pod(serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}}}));
+        let p = pod(
+            serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "size", "operator": "Gt", "values": ["8"]}]}]}}}}),
+        );
+        assert_eq!(
+            filter(m, &p, &n, &BTreeMap::new(), 0).unwrap_err().0[0],
+            "node(s) didn't match Pod's node affinity/selector"
+        );
+        let p = pod(
+            serde_json::json!({"tolerations": tol, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}}}),
+        );
         assert!(filter(m, &p, &n, &BTreeMap::new(), 0).is_ok());
         // Then resources, all insufficient ones reported.
-        assert_eq!(filter(m, &p, &n, &used, 2).unwrap_err(), (vec!["Too many pods".to_string(), "Insufficient cpu".to_string()], true));
+        assert_eq!(
+            filter(m, &p, &n, &used, 2).unwrap_err(),
+            (vec!["Too many pods".to_string(), "Insufficient cpu".to_string()], true)
+        );
         let unsched = node(serde_json::json!({"metadata": {"name": "u"}, "spec": {"unschedulable": true}}));
-        assert_eq!(filter(m, &p, &unsched, &BTreeMap::new(), 0).unwrap_err().0[0], "node(s) were unschedulable");
+        assert_eq!(
+            filter(m, &p, &unsched, &BTreeMap::new(), 0).unwrap_err().0[0],
+            "node(s) were unschedulable"
+        );
     }
 }

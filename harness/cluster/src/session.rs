@@ -29,8 +29,8 @@ use crate::docker::{self, PrivilegeMode};
 use crate::images::{self, BuildEvent, BuiltImages, ImageCatalog, StandIn};
 use crate::kubelet::{self, ImageProvider, KubeletConfig, KubeletHandle, PullOutcome, PullPolicy, SandboxSpec};
 use crate::node::{LoadOutcome, Node, NodeSpec};
-use crate::registry::{self, PullCredentials, RegistryHub};
 use crate::pod_api::{EndpointGuard, PodApiGateway, RouteGuard};
+use crate::registry::{self, PullCredentials, RegistryHub};
 use crate::runner::PodDialer;
 use crate::scheduler::{self, SchedulerHandle};
 
@@ -118,14 +118,20 @@ pub struct NodePool {
 
 impl std::fmt::Debug for NodePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodePool").field("run", &self.ctx.run_id).field("nodes", &self.nodes.len()).finish()
+        f.debug_struct("NodePool")
+            .field("run", &self.ctx.run_id)
+            .field("nodes", &self.nodes.len())
+            .finish()
     }
 }
 
 impl NodePool {
     /// Builds missing images, removes what crashed runs left, starts the nodes and loads the
     /// pod sandbox image into them.
-    pub async fn start(opts: &PoolOptions, progress: &(dyn Fn(SessionEvent) + Send + Sync)) -> Result<NodePool, SessionError> {
+    pub async fn start(
+        opts: &PoolOptions,
+        progress: &(dyn Fn(SessionEvent) + Send + Sync),
+    ) -> Result<NodePool, SessionError> {
         let host = docker::host_docker().await.map_err(SessionError::Docker)?;
         if let Ok(r) = crate::context::reap_stale(&host).await {
             let n = r.containers.len() + r.volumes.len() + r.networks.len();
@@ -138,10 +144,15 @@ impl NodePool {
                 )));
             }
         }
-        let built = images::ensure_built(&opts.repo_root, &|e| progress(SessionEvent::Image(e))).await.map_err(SessionError::Images)?;
+        let built = images::ensure_built(&opts.repo_root, &|e| progress(SessionEvent::Image(e)))
+            .await
+            .map_err(SessionError::Images)?;
         let ctx = RunContext::new().map_err(SessionError::Context)?;
         let pause = built.require("pause").map_err(SessionError::Images)?.to_string();
-        let sandbox = SandboxSpec { image: pause.clone(), command: Vec::new() };
+        let sandbox = SandboxSpec {
+            image: pause.clone(),
+            command: Vec::new(),
+        };
         let delegate = Arc::new(DelegateServer::new());
         let pod_api = Arc::new(PodApiGateway::new().map_err(SessionError::PodApi)?);
         let mut pool = NodePool {
@@ -160,12 +171,26 @@ impl NodePool {
             let name = format!("node-{i}");
             progress(SessionEvent::NodeStarting(name.clone()));
             let started = Instant::now();
-            let node = Node::start(&pool.ctx, NodeSpec::new(name.clone(), i as u8), &pool.built).await.map_err(SessionError::Node)?;
-            let standin = StandIn { vendor: pause.clone(), local: pause.clone(), entrypoint: vec![], cmd: vec![], user: None };
+            let node = Node::start(&pool.ctx, NodeSpec::new(name.clone(), i as u8), &pool.built)
+                .await
+                .map_err(SessionError::Node)?;
+            let standin = StandIn {
+                vendor: pause.clone(),
+                local: pause.clone(),
+                entrypoint: vec![],
+                cmd: vec![],
+                user: None,
+            };
             if !images::present_on_node(node.docker(), &pause).await.unwrap_or(false) {
-                images::load_into_node(&pool.host, node.docker(), &standin).await.map_err(SessionError::Images)?;
+                images::load_into_node(&pool.host, node.docker(), &standin)
+                    .await
+                    .map_err(SessionError::Images)?;
             }
-            let guard = pool.delegate.serve_unix(&node.delegate_socket()).await.map_err(SessionError::Delegate)?;
+            let guard = pool
+                .delegate
+                .serve_unix(&node.delegate_socket())
+                .await
+                .map_err(SessionError::Delegate)?;
             progress(SessionEvent::NodeReady {
                 name: node.container_name().to_string(),
                 took: started.elapsed(),
@@ -174,10 +199,17 @@ impl NodePool {
             pool.guards.push(guard);
             let endpoint = pool
                 .pod_api
-                .serve_unix(&node.dir().join("apiserver.sock"), &[std::net::IpAddr::V4(node.gateway_ip())])
+                .serve_unix(
+                    &node.dir().join("apiserver.sock"),
+                    &[std::net::IpAddr::V4(node.gateway_ip())],
+                )
                 .map_err(SessionError::PodApi)?;
             pool.pod_api_guards.push(endpoint);
-            let registry_image = pool.built.require("registry").map_err(SessionError::Images)?.to_string();
+            let registry_image = pool
+                .built
+                .require("registry")
+                .map_err(SessionError::Images)?
+                .to_string();
             let hub = RegistryHub::start(&node, pool.host.clone(), &registry_image, pool.ctx.node_level_labels())
                 .await
                 .map_err(SessionError::Registry)?;
@@ -225,7 +257,8 @@ impl NodePool {
         scenario: &sgsim_core::Scenario,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        self.cluster_with_registries(scenario.fixtures(), registry::specs_for_scenario(scenario), progress).await
+        self.cluster_with_registries(scenario.fixtures(), registry::specs_for_scenario(scenario), progress)
+            .await
     }
 
     /// Starts a fresh cluster for a scenario's fixtures: its registries (Docker connectors,
@@ -235,7 +268,8 @@ impl NodePool {
         f: &sgsim_core::scenario::Fixtures,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        self.cluster_with_registries(f, registry::specs_from_fixtures(f), progress).await
+        self.cluster_with_registries(f, registry::specs_from_fixtures(f), progress)
+            .await
     }
 
     async fn cluster_with_registries(
@@ -269,7 +303,10 @@ impl NodePool {
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         let _ = progress;
-        let opts = ApiServerOptions { root_ca: Some(self.pod_api.ca_pem().to_string()), ..ApiServerOptions::default() };
+        let opts = ApiServerOptions {
+            root_ca: Some(self.pod_api.ca_pem().to_string()),
+            ..ApiServerOptions::default()
+        };
         let api = ApiServer::start(opts).await.map_err(SessionError::ApiServer)?;
         let client = api.client().await.map_err(SessionError::ApiServer)?;
         let pod_api_route = self.pod_api.register(&api.token_key_id(), api.addr());
@@ -279,8 +316,15 @@ impl NodePool {
             catalog = catalog.with_override(vendor, standin);
         }
         let catalog = Arc::new(catalog);
-        let default_fixture = [NodeFixture { name: "node-1".into(), ..Default::default() }];
-        let fixtures = if fixtures.is_empty() { &default_fixture[..] } else { fixtures };
+        let default_fixture = [NodeFixture {
+            name: "node-1".into(),
+            ..Default::default()
+        }];
+        let fixtures = if fixtures.is_empty() {
+            &default_fixture[..]
+        } else {
+            fixtures
+        };
         let mut kubelets = Vec::new();
         let mut map = HashMap::new();
         for (i, f) in fixtures.iter().enumerate() {
@@ -304,8 +348,13 @@ impl NodePool {
             let mut labels = self.ctx.labels();
             labels.insert("dev.sgsim.trial".into(), trial.clone());
             let mut helper_labels = labels.clone();
-            helper_labels.extend([("dev.sgsim.managed".to_string(), "true".to_string()), (kubelet::NODE_LABEL.to_string(), f.name.clone())]);
-            kubelet::write_node_files(physical.docker(), provider.as_ref(), helper_labels, &f.files).await.map_err(SessionError::Kubelet)?;
+            helper_labels.extend([
+                ("dev.sgsim.managed".to_string(), "true".to_string()),
+                (kubelet::NODE_LABEL.to_string(), f.name.clone()),
+            ]);
+            kubelet::write_node_files(physical.docker(), provider.as_ref(), helper_labels, &f.files)
+                .await
+                .map_err(SessionError::Kubelet)?;
             let cfg = KubeletConfig {
                 node_name: f.name.clone(),
                 docker: physical.docker().clone(),
@@ -317,15 +366,25 @@ impl NodePool {
                 taints: f
                     .taints
                     .iter()
-                    .map(|t| Taint { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone(), time_added: None })
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                        time_added: None,
+                    })
                     .collect(),
                 capacity: BTreeMap::from([
                     ("cpu".to_string(), Quantity(f.cpu.clone().unwrap_or_else(|| "8".into()))),
-                    ("memory".to_string(), Quantity(f.memory.clone().unwrap_or_else(|| "16Gi".into()))),
+                    (
+                        "memory".to_string(),
+                        Quantity(f.memory.clone().unwrap_or_else(|| "16Gi".into())),
+                    ),
                     ("pods".to_string(), Quantity("110".into())),
                 ]),
             };
-            let k = kubelet::start_kubelet(client.clone(), cfg).await.map_err(SessionError::Kubelet)?;
+            let k = kubelet::start_kubelet(client.clone(), cfg)
+                .await
+                .map_err(SessionError::Kubelet)?;
             api.register_node_logs(&f.name, k.log_source());
             kubelets.push(k);
             map.insert(f.name.clone(), physical);
@@ -436,7 +495,9 @@ impl PodDialer for NodeDialer {
         let n = self.map.get(node).cloned();
         let node = node.to_string();
         Box::pin(async move {
-            let n = n.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no node {node} in this cluster")))?;
+            let n = n.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no node {node} in this cluster"))
+            })?;
             n.connect(ip, port).await.map_err(std::io::Error::other)
         })
     }
@@ -461,11 +522,20 @@ impl NodeImages {
     async fn pull(&self, image: &str, credentials: Option<PullCredentials>) -> Result<Duration, String> {
         let standin = self.catalog.resolve(image);
         let missing = self.missing.contains(image);
-        self.registries.ensure_seeded(image, &standin, missing).await.map_err(|e| docker::error_chain(&e))?;
+        self.registries
+            .ensure_seeded(image, &standin, missing)
+            .await
+            .map_err(|e| docker::error_chain(&e))?;
         let started = Instant::now();
         let (repo, tag) = images::split_reference(&images::node_reference(image));
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&repo).tag(&tag).build();
-        let mut stream = self.node.docker().create_image(Some(opts), None, credentials.map(|c| c.docker()));
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
+            .from_image(&repo)
+            .tag(&tag)
+            .build();
+        let mut stream = self
+            .node
+            .docker()
+            .create_image(Some(opts), None, credentials.map(|c| c.docker()));
         while let Some(item) = futures::StreamExt::next(&mut stream).await {
             match item {
                 Ok(info) => {
@@ -474,7 +544,9 @@ impl NodeImages {
                     }
                 }
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                    return Err(format!("rpc error: code = Unknown desc = Error response from daemon: {message}"));
+                    return Err(format!(
+                        "rpc error: code = Unknown desc = Error response from daemon: {message}"
+                    ));
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     return Err(format!("rpc error: code = Unknown desc = {error}"));
@@ -518,17 +590,27 @@ impl ImageProvider for NodeImages {
             }
             if image == self.sandbox.image {
                 let started = Instant::now();
-                let outcome = self.node.ensure_image(&self.host, &self.catalog, image).await.map_err(|e| docker::error_chain(&e))?;
+                let outcome = self
+                    .node
+                    .ensure_image(&self.host, &self.catalog, image)
+                    .await
+                    .map_err(|e| docker::error_chain(&e))?;
                 let took = match outcome {
                     LoadOutcome::AlreadyPresent => started.elapsed(),
                     LoadOutcome::Loaded { took } => took,
                 };
                 pulled.insert(image.to_string());
-                return Ok(PullOutcome::Pulled { took, waited: took + (started - queued) });
+                return Ok(PullOutcome::Pulled {
+                    took,
+                    waited: took + (started - queued),
+                });
             }
             let took = self.pull(image, credentials).await?;
             pulled.insert(image.to_string());
-            Ok(PullOutcome::Pulled { took, waited: queued.elapsed() })
+            Ok(PullOutcome::Pulled {
+                took,
+                waited: queued.elapsed(),
+            })
         })
     }
 }

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Binding, Event, Namespace, ObjectReference, Pod, PodStatus};
-use kube::api::{
-    Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
-};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use sgsim_cluster::apiserver::{
@@ -33,9 +30,7 @@ async fn raw(
     body: Option<&str>,
 ) -> (u16, String) {
     let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -58,10 +53,7 @@ async fn raw(
         .and_then(|c| c.parse().ok())
         .expect("status line");
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(rest)
     } else {
         rest.to_owned()
@@ -109,10 +101,7 @@ async fn namespace_and_pod_lifecycle() {
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "team-a");
     let created = pods
-        .create(
-            &PostParams::default(),
-            &pod("p1", json!({"app": "a", "tier": "web"})),
-        )
+        .create(&PostParams::default(), &pod("p1", json!({"app": "a", "tier": "web"})))
         .await
         .unwrap();
     let spec = created.spec.as_ref().unwrap();
@@ -120,14 +109,8 @@ async fn namespace_and_pod_lifecycle() {
     assert_eq!(spec.service_account_name.as_deref(), Some("default"));
     assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
     assert_eq!(spec.enable_service_links, Some(true));
-    assert_eq!(
-        spec.containers[0].image_pull_policy.as_deref(),
-        Some("IfNotPresent")
-    );
-    assert_eq!(
-        spec.containers[1].image_pull_policy.as_deref(),
-        Some("Always")
-    );
+    assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(spec.containers[1].image_pull_policy.as_deref(), Some("Always"));
     assert_eq!(
         spec.containers[0].termination_message_path.as_deref(),
         Some("/dev/termination-log")
@@ -148,16 +131,8 @@ async fn namespace_and_pod_lifecycle() {
     assert_eq!(got.metadata.uid, created.metadata.uid);
 
     let all = pods.list(&ListParams::default()).await.unwrap();
-    let names: Vec<_> = all
-        .items
-        .iter()
-        .map(|p| p.metadata.name.clone().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["p1".to_owned(), gname.clone()],
-        "creation order"
-    );
+    let names: Vec<_> = all.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, vec!["p1".to_owned(), gname.clone()], "creation order");
     assert!(all.metadata.resource_version.is_some());
 
     let sel = |l: &str| ListParams::default().labels(l);
@@ -179,21 +154,10 @@ async fn namespace_and_pod_lifecycle() {
     assert_eq!(count(pending), 2);
 
     let all_ns: Api<Pod> = Api::all(client.clone());
-    assert_eq!(
-        all_ns
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(all_ns.list(&ListParams::default()).await.unwrap().items.len(), 2);
 
     pods.delete("p1", &DeleteParams::default()).await.unwrap();
-    assert_eq!(
-        pods.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 1);
     server.shutdown().await;
 }
 
@@ -371,9 +335,7 @@ async fn runtime_watcher_gets_initial_and_live_objects() {
             .unwrap()
             .unwrap();
         match ev {
-            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
-                names.push(p.metadata.name.unwrap())
-            }
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => names.push(p.metadata.name.unwrap()),
             watcher::Event::InitDone if !created => {
                 created = true;
                 creator.take().unwrap().await;
@@ -428,11 +390,7 @@ async fn binding_sets_node_name_and_status_patch_is_visible() {
     let p = pods.get("b1").await.unwrap();
     assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("node-1"));
     let conds = p.status.unwrap().conditions.unwrap();
-    assert!(
-        conds
-            .iter()
-            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
-    );
+    assert!(conds.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
 
     // Binding twice conflicts.
     let again: Result<Value, _> = pods
@@ -456,12 +414,7 @@ async fn binding_sets_node_name_and_status_patch_is_visible() {
     let st = pods.get_status("b1").await.unwrap().status.unwrap();
     assert_eq!(st.phase.as_deref(), Some("Running"));
     assert_eq!(st.pod_ip.as_deref(), Some("10.244.1.5"));
-    let types: Vec<_> = st
-        .conditions
-        .unwrap()
-        .into_iter()
-        .map(|c| c.type_)
-        .collect();
+    let types: Vec<_> = st.conditions.unwrap().into_iter().map(|c| c.type_).collect();
     assert_eq!(
         types,
         vec!["PodScheduled".to_owned(), "Ready".to_owned()],
@@ -509,12 +462,7 @@ async fn events_field_selectors() {
         events.create(&PostParams::default(), &e).await.unwrap();
     }
     let q = |f: &str| ListParams::default().fields(f);
-    let reasons = |l: kube::core::ObjectList<Event>| {
-        l.items
-            .into_iter()
-            .map(|e| e.reason.unwrap())
-            .collect::<Vec<_>>()
-    };
+    let reasons = |l: kube::core::ObjectList<Event>| l.items.into_iter().map(|e| e.reason.unwrap()).collect::<Vec<_>>();
     assert_eq!(
         reasons(events.list(&q("involvedObject.name=ev")).await.unwrap()),
         vec!["Scheduled", "Pulled"]
@@ -522,9 +470,7 @@ async fn events_field_selectors() {
     assert_eq!(
         reasons(
             events
-                .list(&q(&format!(
-                    "involvedObject.uid={uid},involvedObject.kind=Pod"
-                )))
+                .list(&q(&format!("involvedObject.uid={uid},involvedObject.kind=Pod")))
                 .await
                 .unwrap()
         ),
@@ -534,29 +480,15 @@ async fn events_field_selectors() {
         reasons(events.list(&q("type=Warning")).await.unwrap()),
         vec!["FailedMount"]
     );
+    assert_eq!(reasons(events.list(&q("reason=Pulled")).await.unwrap()), vec!["Pulled"]);
     assert_eq!(
-        reasons(events.list(&q("reason=Pulled")).await.unwrap()),
-        vec!["Pulled"]
-    );
-    assert_eq!(
-        reasons(
-            events
-                .list(&q("source=kubelet,type!=Warning"))
-                .await
-                .unwrap()
-        ),
+        reasons(events.list(&q("source=kubelet,type!=Warning")).await.unwrap()),
         vec!["Scheduled", "Pulled"]
     );
     let all: Api<Event> = Api::all(client.clone());
-    assert_eq!(
-        all.list(&ListParams::default()).await.unwrap().items.len(),
-        3
-    );
+    assert_eq!(all.list(&ListParams::default()).await.unwrap().items.len(), 3);
     match events.list(&q("bogus=1")).await {
-        Err(kube::Error::Api(s)) => assert_eq!(
-            (s.code, s.message.as_str()),
-            (400, "field label not supported: bogus")
-        ),
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.message.as_str()), (400, "field label not supported: bogus")),
         other => panic!("expected 400, got {other:?}"),
     }
     // Patch an event (count bump, as the event recorder does).
@@ -566,11 +498,7 @@ async fn events_field_selectors() {
         .clone()
         .unwrap();
     events
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"count": 2})),
-        )
+        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"count": 2})))
         .await
         .unwrap();
     assert_eq!(events.get(&name).await.unwrap().count, Some(2));
@@ -644,16 +572,13 @@ async fn pod_logs_follow_from_node_source() {
         follow: true,
         ..Default::default()
     };
-    let lines: Vec<String> =
-        futures::io::AsyncBufReadExt::lines(pods.log_stream("lg", &params).await.unwrap())
-            .try_collect()
-            .await
-            .unwrap();
+    let lines: Vec<String> = futures::io::AsyncBufReadExt::lines(pods.log_stream("lg", &params).await.unwrap())
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(
         lines,
-        (0..6)
-            .map(|i| format!("default/lg/main line {i}"))
-            .collect::<Vec<_>>()
+        (0..6).map(|i| format!("default/lg/main line {i}")).collect::<Vec<_>>()
     );
 
     let text = pods
@@ -766,10 +691,7 @@ async fn kube_runtime_recorder_events_are_core_events_too() {
         .unwrap();
     assert_eq!(l.items.len(), 1);
     assert_eq!(
-        l.items[0]
-            .regarding
-            .as_ref()
-            .and_then(|r| r.name.as_deref()),
+        l.items[0].regarding.as_ref().and_then(|r| r.name.as_deref()),
         Some("rec")
     );
     server.shutdown().await;
@@ -827,11 +749,8 @@ async fn admission_and_validation_errors() {
         .unwrap();
     let mut changed = first.clone();
     changed.metadata.labels = Some([("v".to_owned(), "2".to_owned())].into());
-    pods.replace("cas", &PostParams::default(), &changed)
-        .await
-        .unwrap();
-    let (code, reason, message) =
-        api_err(pods.replace("cas", &PostParams::default(), &changed).await);
+    pods.replace("cas", &PostParams::default(), &changed).await.unwrap();
+    let (code, reason, message) = api_err(pods.replace("cas", &PostParams::default(), &changed).await);
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert_eq!(
         message,
@@ -981,16 +900,10 @@ async fn discovery_documents() {
     assert_eq!(code, 200);
     assert!(body.contains("events.k8s.io"), "{body}");
     for path in ["/healthz", "/readyz", "/livez"] {
-        assert_eq!(
-            raw(&server, "GET", path, None, None).await,
-            (200, "ok".to_owned())
-        );
+        assert_eq!(raw(&server, "GET", path, None, None).await, (200, "ok".to_owned()));
     }
     // The kubeconfig's server URL carries the token for clients that send no Authorization.
-    let prefix = server
-        .kubeconfig_server()
-        .trim_start_matches(&server.url())
-        .to_owned();
+    let prefix = server.kubeconfig_server().trim_start_matches(&server.url()).to_owned();
     assert_eq!(
         raw(
             &server,
@@ -1004,15 +917,9 @@ async fn discovery_documents() {
         200
     );
     assert_eq!(
-        raw(
-            &server,
-            "GET",
-            "/sgsim/wrong/api/v1/namespaces/default",
-            None,
-            None
-        )
-        .await
-        .0,
+        raw(&server, "GET", "/sgsim/wrong/api/v1/namespaces/default", None, None)
+            .await
+            .0,
         401
     );
     let ver = client.apiserver_version().await.unwrap();
@@ -1050,10 +957,7 @@ async fn dry_run_does_not_persist_and_names_are_validated() {
     .unwrap();
     assert!(pods.get("real").await.is_ok());
 
-    match pods
-        .create(&PostParams::default(), &pod("Bad_Name", json!({})))
-        .await
-    {
+    match pods.create(&PostParams::default(), &pod("Bad_Name", json!({}))).await {
         Err(kube::Error::Api(s)) => {
             assert_eq!(s.code, 422);
             assert!(s.message.starts_with("Pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", s.message);
@@ -1085,12 +989,9 @@ async fn concurrent_writers_watch_sees_every_change_in_resource_version_order() 
             tokio::spawn(async move {
                 for i in 0..25 {
                     let name = format!("w{w}-{i}");
-                    pods.create(
-                        &PostParams::default(),
-                        &pod(&name, json!({"writer": w.to_string()})),
-                    )
-                    .await
-                    .unwrap();
+                    pods.create(&PostParams::default(), &pod(&name, json!({"writer": w.to_string()})))
+                        .await
+                        .unwrap();
                     pods.patch_status(
                         &name,
                         &PatchParams::default(),
@@ -1129,10 +1030,7 @@ async fn concurrent_writers_watch_sees_every_change_in_resource_version_order() 
         last_rv = rv;
     }
     assert_eq!((added, modified), (100, 100));
-    let by_writer = pods
-        .list(&ListParams::default().labels("writer=2"))
-        .await
-        .unwrap();
+    let by_writer = pods.list(&ListParams::default().labels("writer=2")).await.unwrap();
     assert_eq!(by_writer.items.len(), 25);
     server.shutdown().await;
 }
@@ -1150,20 +1048,13 @@ async fn metadata_lists_and_delete_collection() {
         .list_metadata(&ListParams::default().labels("app=a"))
         .await
         .unwrap();
-    let names: Vec<_> = meta
-        .items
-        .iter()
-        .map(|m| m.metadata.name.clone().unwrap())
-        .collect();
+    let names: Vec<_> = meta.items.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, ["m1", "m2"]);
     let one = pods.get_metadata("m3").await.unwrap();
     assert_eq!(one.metadata.labels.unwrap()["app"], "b");
 
     let deleted = pods
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels("app=a"),
-        )
+        .delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=a"))
         .await
         .unwrap();
     let gone = deleted.left().expect("list of deleted pods");
@@ -1202,9 +1093,7 @@ async fn graceful_pod_deletion_when_enabled() {
         .unwrap();
 
     // An unbound pod goes at once.
-    pods.delete("unbound", &DeleteParams::default())
-        .await
-        .unwrap();
+    pods.delete("unbound", &DeleteParams::default()).await.unwrap();
     assert!(matches!(pods.get("unbound").await, Err(kube::Error::Api(s)) if s.code == 404));
 
     // A bound pod is only marked; its kubelet finishes the deletion with grace 0.
@@ -1241,9 +1130,7 @@ async fn version_with_slash_and_protobuf_body_is_415() {
     assert!(body.contains("\"gitVersion\""), "{body}");
 
     let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     // A Pod in protobuf: not one of the kinds the server decodes.
     let payload = b"k8s\x00\x0a\x09\x0a\x02v1\x12\x03Pod\x12\x05\x0a\x03\x0a\x01p";
     let head = format!(
@@ -1283,9 +1170,7 @@ async fn protobuf_namespace_create() {
     payload.push(raw.len() as u8);
     payload.extend(raw);
     let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     let head = format!(
         "POST /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: {}\r\n\r\n",
         server.token(),

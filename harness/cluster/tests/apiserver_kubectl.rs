@@ -14,17 +14,13 @@ use sgsim_cluster::apiserver::{
 
 fn kubectl_path() -> Option<PathBuf> {
     let candidates = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|d| PathBuf::from(d).join("kubectl"))
-                .find(|p| p.exists())
-        })
+    candidates.iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| PathBuf::from(d).join("kubectl"))
+            .find(|p| p.exists())
+    })
 }
 
 struct Kubectl {
@@ -117,13 +113,9 @@ async fn setup() -> Option<(ApiServerHandle, kube::Client, PathBuf)> {
     let status = json!({"status": {"phase": "Running", "podIP": "10.244.1.2", "containerStatuses": [
         {"name": "step", "ready": true, "restartCount": 0, "image": "busybox:1.36", "imageID": "", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
     ]}});
-    pods.patch_status(
-        "web",
-        &Default::default(),
-        &kube::api::Patch::Merge(&status),
-    )
-    .await
-    .unwrap();
+    pods.patch_status("web", &Default::default(), &kube::api::Patch::Merge(&status))
+        .await
+        .unwrap();
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let ev: Event = serde_json::from_value(json!({
         "metadata": {"name": "web.1"},
@@ -148,19 +140,13 @@ async fn kubectl_get_pods_events_namespaces() {
     assert!(ok, "{err}");
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    );
+    assert_eq!(header, ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..5], ["default", "web", "1/1", "Running", "0"]);
 
     let (ok, out, err) = k.run(&["get", "pods", "-n", "default", "-o", "wide"]).await;
     assert!(ok, "{err}");
-    assert!(
-        out.contains("10.244.1.2") && out.contains("node-1"),
-        "{out}"
-    );
+    assert!(out.contains("10.244.1.2") && out.contains("node-1"), "{out}");
 
     let (ok, out, err) = k.run(&["get", "pods", "-n", "default", "-o", "yaml"]).await;
     assert!(ok, "{err}");
@@ -177,15 +163,7 @@ async fn kubectl_get_pods_events_namespaces() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        [
-            "NAMESPACE",
-            "LAST",
-            "SEEN",
-            "TYPE",
-            "REASON",
-            "OBJECT",
-            "MESSAGE"
-        ]
+        ["NAMESPACE", "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     );
     assert!(
         out.contains("Normal")
@@ -200,8 +178,7 @@ async fn kubectl_get_pods_events_namespaces() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "STATUS", "AGE"]);
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("default ") && l.contains("Active")),
+        out.lines().any(|l| l.starts_with("default ") && l.contains("Active")),
         "{out}"
     );
 
@@ -219,10 +196,7 @@ async fn kubectl_get_pods_events_namespaces() {
         out.contains("Node:             node-1/") || out.contains("node-1"),
         "{out}"
     );
-    assert!(
-        out.contains("Successfully assigned default/web to node-1"),
-        "{out}"
-    );
+    assert!(out.contains("Successfully assigned default/web to node-1"), "{out}");
 
     // apply needs /openapi/v3 (field validation support) and strategic merge patch.
     let manifest = k.dir.join("pod.yaml");

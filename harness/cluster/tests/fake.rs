@@ -83,13 +83,7 @@ impl Tier {
             .items;
         evs.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
         evs.into_iter()
-            .map(|e| {
-                format!(
-                    "{} {}",
-                    e.type_.unwrap_or_default(),
-                    e.message.unwrap_or_default()
-                )
-            })
+            .map(|e| format!("{} {}", e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
             .collect()
     }
 
@@ -125,10 +119,7 @@ impl Tier {
 }
 
 fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default()
 }
 
 /// The waiting state of the pod's first container.
@@ -188,14 +179,8 @@ async fn missing_config_map_is_failed_mount() {
     }))
     .await;
     let msg = "Warning MountVolume.SetUp failed for volume \"volume-0\" : configmap \"app-config\" not found";
-    let (evs, pod) = tier
-        .wait("FailedMount", |e, _| e.iter().any(|l| l == msg))
-        .await;
-    assert_eq!(
-        evs.iter().filter(|l| l.as_str() == msg).count(),
-        1,
-        "{evs:#?}"
-    );
+    let (evs, pod) = tier.wait("FailedMount", |e, _| e.iter().any(|l| l == msg)).await;
+    assert_eq!(evs.iter().filter(|l| l.as_str() == msg).count(), 1, "{evs:#?}");
     assert_eq!(phase(&pod), "Pending");
     tier.shutdown().await;
 }
@@ -222,9 +207,7 @@ async fn run_as_non_root_with_a_root_image_is_create_container_config_error() {
         "Warning Error: container has runAsNonRoot and image will run as root (pod: \"p_{}({uid})\", container: step-one)",
         tier.ns
     );
-    let (_, pod) = tier
-        .wait("CreateContainerConfigError", |e, _| e.contains(&msg))
-        .await;
+    let (_, pod) = tier.wait("CreateContainerConfigError", |e, _| e.contains(&msg)).await;
     let waiting = first_waiting(pod).and_then(|w| w.reason);
     assert_eq!(waiting.as_deref(), Some("CreateContainerConfigError"));
     tier.shutdown().await;
@@ -254,12 +237,13 @@ async fn env_from_a_missing_secret_key_is_create_container_config_error() {
     }))
     .await;
     let msg = format!("Warning Error: couldn't find key token in Secret {}/creds", tier.ns);
-    let (evs, pod) = tier
-        .wait("CreateContainerConfigError", |e, _| e.contains(&msg))
-        .await;
+    let (evs, pod) = tier.wait("CreateContainerConfigError", |e, _| e.contains(&msg)).await;
     assert_eq!(evs.iter().filter(|l| **l == msg).count(), 1, "{evs:#?}");
     let waiting = first_waiting(pod);
-    assert_eq!(waiting.as_ref().and_then(|w| w.reason.as_deref()), Some("CreateContainerConfigError"));
+    assert_eq!(
+        waiting.as_ref().and_then(|w| w.reason.as_deref()),
+        Some("CreateContainerConfigError")
+    );
     assert_eq!(
         waiting.and_then(|w| w.message).as_deref(),
         Some(format!("couldn't find key token in Secret {}/creds", tier.ns).as_str())
@@ -289,15 +273,8 @@ async fn failing_init_container_fails_the_pod() {
         evs.last().map(String::as_str),
         Some("Normal Started container setup-addon")
     );
-    let init = pod
-        .status
-        .and_then(|s| s.init_container_statuses)
-        .unwrap_or_default();
-    let t = init[0]
-        .state
-        .clone()
-        .and_then(|s| s.terminated)
-        .expect("terminated");
+    let init = pod.status.and_then(|s| s.init_container_statuses).unwrap_or_default();
+    let t = init[0].state.clone().and_then(|s| s.terminated).expect("terminated");
     assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
     tier.shutdown().await;
 }
@@ -311,15 +288,14 @@ async fn active_deadline_fails_the_pod() {
         "volumes": [{"name": "volume-0", "configMap": {"name": "deploy-settings"}}],
     }))
     .await;
-    let (evs, pod) = tier
-        .wait("DeadlineExceeded", |_, p| phase(p) == "Failed")
-        .await;
+    let (evs, pod) = tier.wait("DeadlineExceeded", |_, p| phase(p) == "Failed").await;
     let ns = &tier.ns;
     assert_eq!(
         evs,
         vec![
             format!("Normal Successfully assigned {ns}/p to node-1"),
-            "Warning MountVolume.SetUp failed for volume \"volume-0\" : configmap \"deploy-settings\" not found".to_string(),
+            "Warning MountVolume.SetUp failed for volume \"volume-0\" : configmap \"deploy-settings\" not found"
+                .to_string(),
             "Normal Pod was active on the node longer than the specified deadline".to_string(),
         ]
     );
@@ -332,9 +308,12 @@ async fn active_deadline_fails_the_pod() {
 /// node) and run; the other 36 stay pending with the scheduler's resource message.
 #[tokio::test]
 async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
-    let api = ApiServer::start(ApiServerOptions { service_account_admission: false, ..Default::default() })
-        .await
-        .expect("api server");
+    let api = ApiServer::start(ApiServerOptions {
+        service_account_admission: false,
+        ..Default::default()
+    })
+    .await
+    .expect("api server");
     let client = api.client().await.expect("client");
     let mut kubelets = Vec::new();
     for n in ["node-a", "node-b", "node-c"] {
@@ -348,7 +327,10 @@ async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
             },
         }))
         .expect("node");
-        Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await.expect("create node");
+        Api::<Node>::all(client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
         kubelets.push(spawn_fake_kubelet(client.clone(), n, DEFAULT, FakeProfile::default()));
     }
     let scheduler = spawn_scheduler_with(client.clone(), DEFAULT);
@@ -368,11 +350,15 @@ async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (running, per_node) = loop {
         let list = pods.list(&ListParams::default()).await.expect("list").items;
-        let running: Vec<&Pod> =
-            list.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).collect();
+        let running: Vec<&Pod> = list
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
         for p in &running {
-            *per_node.entry(p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()).or_default() += 1;
+            *per_node
+                .entry(p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default())
+                .or_default() += 1;
         }
         if running.len() >= 24 || Instant::now() >= deadline {
             break (running.len(), per_node);

@@ -28,8 +28,7 @@ async fn run_on_fake_tier(scenario: &str) {
     let dir = repo().join("scenarios").join(scenario);
     let text = std::fs::read_to_string(dir.join("scenario.yaml")).expect("scenario.yaml");
     let loader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
-    let sc = sgsim_core::load("scenario.yaml", &text, &loader)
-        .unwrap_or_else(|e| panic!("{scenario}: {e:?}"));
+    let sc = sgsim_core::load("scenario.yaml", &text, &loader).unwrap_or_else(|e| panic!("{scenario}: {e:?}"));
 
     // The scenario's nodes with fake kubelets (its `fake:` data), the scheduler, the API server.
     let cluster = FakeCluster::start(&sc).await.expect("fake cluster");
@@ -47,9 +46,7 @@ async fn run_on_fake_tier(scenario: &str) {
 
     let want = golden_kubernetes_lines(scenario);
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    let lp = ListParams::default().fields(&format!(
-        "involvedObject.name={name},involvedObject.kind=Pod"
-    ));
+    let lp = ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=Pod"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let got = loop {
         let mut evs = events.list(&lp).await.expect("events").items;
@@ -57,8 +54,7 @@ async fn run_on_fake_tier(scenario: &str) {
         let got: Vec<String> = evs
             .iter()
             .map(|e| {
-                let msg =
-                    sgsim_core::normalize::normalize_text(e.message.as_deref().unwrap_or_default());
+                let msg = sgsim_core::normalize::normalize_text(e.message.as_deref().unwrap_or_default());
                 if e.type_.as_deref() == Some("Warning") {
                     format!("WARN {msg}")
                 } else {

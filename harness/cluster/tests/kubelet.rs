@@ -16,14 +16,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
-use sgsim_cluster::kubelet::{
-    KubeletConfig, KubeletHandle, LocalImages, SandboxSpec, start_kubelet,
-};
+use sgsim_cluster::kubelet::{KubeletConfig, KubeletHandle, LocalImages, SandboxSpec, start_kubelet};
 use sgsim_cluster::scheduler::{SchedulerHandle, spawn_scheduler};
 
 const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "sleep", "nc", "grep", "seq", "ls", "mkdir", "test", "true", "false", "id",
-    "wget", "env", "mount",
+    "sh", "cat", "echo", "sleep", "nc", "grep", "seq", "ls", "mkdir", "test", "true", "false", "id", "wget", "env",
+    "mount",
 ];
 
 /// Import (once per process) a busybox image built from the host's static busybox.
@@ -73,7 +71,11 @@ fn busybox_image() -> &'static str {
             ])
             .output()
             .unwrap();
-        assert!(st.status.success(), "docker import: {}", String::from_utf8_lossy(&st.stderr));
+        assert!(
+            st.status.success(),
+            "docker import: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
         let _ = std::fs::remove_dir_all(&dir);
         tag
     })
@@ -99,7 +101,11 @@ impl Guard {
         let filter = format!("label=dev.sgsim.run={}", self.run);
         let out = |args: &[&str]| -> Vec<String> {
             let o = Command::new("docker").args(args).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect()
         };
         (
             out(&["ps", "-aq", "--filter", &filter]),
@@ -134,7 +140,11 @@ struct Cluster {
 }
 
 async fn docker() -> Docker {
-    Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap()
+    Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
 }
 
 async fn cluster() -> Cluster {
@@ -145,16 +155,22 @@ async fn cluster_with(privileged: Arc<dyn Fn(&mut bollard::models::HostConfig) +
     let image = busybox_image().to_string();
     let run = unique("sgt");
     let guard = Guard { run: run.clone() };
-    let api = ApiServer::start(ApiServerOptions { service_account_admission: false, ..Default::default() })
-        .await
-        .unwrap();
+    let api = ApiServer::start(ApiServerOptions {
+        service_account_admission: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let client = api.client().await.unwrap();
     let scheduler = spawn_scheduler(client.clone());
     let node = unique("node-");
     let docker = docker().await;
     let images = Arc::new(LocalImages {
         docker: docker.clone(),
-        sandbox: SandboxSpec { image: image.clone(), command: vec!["sleep".into(), "2147483647".into()] },
+        sandbox: SandboxSpec {
+            image: image.clone(),
+            command: vec!["sleep".into(), "2147483647".into()],
+        },
         aliases: HashMap::new(),
     });
     let kubelet = start_kubelet(
@@ -172,15 +188,28 @@ async fn cluster_with(privileged: Arc<dyn Fn(&mut bollard::models::HostConfig) +
             node_labels: BTreeMap::new(),
             taints: Vec::new(),
             capacity: BTreeMap::from([
-                ("cpu".to_string(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into())),
-                ("memory".to_string(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("4Gi".into())),
+                (
+                    "cpu".to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+                ),
+                (
+                    "memory".to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("4Gi".into()),
+                ),
             ]),
         },
     )
     .await
     .unwrap();
     api.register_node_logs(&node, kubelet.log_source());
-    Cluster { api, client, _scheduler: scheduler, kubelet: Some(kubelet), node, guard }
+    Cluster {
+        api,
+        client,
+        _scheduler: scheduler,
+        kubelet: Some(kubelet),
+        node,
+        guard,
+    }
 }
 
 impl Cluster {
@@ -211,7 +240,11 @@ impl Cluster {
             if phases.contains(&phase.as_str()) {
                 return p;
             }
-            assert!(tokio::time::Instant::now() < deadline, "pod {name} still {phase}: {:#?}", p.status);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pod {name} still {phase}: {:#?}",
+                p.status
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -264,7 +297,9 @@ async fn init_container_feeds_main_container_through_empty_dir() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let status = pod.status.clone().unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&status).unwrap());
     assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:#?}");
@@ -275,7 +310,17 @@ async fn init_container_feeds_main_container_through_empty_dir() {
     assert_eq!(term.reason.as_deref(), Some("Completed"));
     assert!(main.container_id.as_deref().unwrap().starts_with("docker://"));
     let init = &status.init_container_statuses.as_ref().unwrap()[0];
-    assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(), Some("Completed"));
+    assert_eq!(
+        init.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
 
     let msgs: Vec<String> = c.event_messages(&name).await.into_iter().map(|(_, _, m)| m).collect();
     let present = format!("Container image \"{image}\" already present on machine");
@@ -294,7 +339,13 @@ async fn init_container_feeds_main_container_through_empty_dir() {
 
     let api = Api::<Pod>::namespaced(c.client.clone(), "default");
     let logs = api
-        .logs(&name, &LogParams { container: Some("main".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("main".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(logs, "hello from init\n1\n");
@@ -308,12 +359,19 @@ async fn init_container_feeds_main_container_through_empty_dir() {
         let filter = HashMap::from([("label".to_string(), vec![format!("dev.sgsim.pod-uid={uid}")])]);
         let cs = docker
             .list_containers(Some(
-                bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filter).build(),
+                bollard::query_parameters::ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
             ))
             .await
             .unwrap();
         let vs = docker
-            .list_volumes(Some(bollard::query_parameters::ListVolumesOptionsBuilder::default().filters(&filter).build()))
+            .list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .unwrap()
             .volumes
@@ -321,7 +379,10 @@ async fn init_container_feeds_main_container_through_empty_dir() {
         if cs.is_empty() && vs.is_empty() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "pod resources not removed: {cs:?} {vs:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pod resources not removed: {cs:?} {vs:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     c.finish().await;
@@ -348,17 +409,31 @@ async fn containers_talk_over_localhost() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let status = pod.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:#?}");
     let api = Api::<Pod>::namespaced(c.client.clone(), "default");
     let server = api
-        .logs(&name, &LogParams { container: Some("server".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("server".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(server, "ping\n");
     let client = api
-        .logs(&name, &LogParams { container: Some("client".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("client".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(client, "pong\n");
@@ -382,18 +457,48 @@ async fn failing_container_fails_the_pod() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let status = pod.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Failed"), "{status:#?}");
-    let bad = status.container_statuses.as_ref().unwrap().iter().find(|s| s.name == "bad").unwrap();
+    let bad = status
+        .container_statuses
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|s| s.name == "bad")
+        .unwrap();
     let t = bad.state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!(t.exit_code, 3);
     assert_eq!(t.reason.as_deref(), Some("Error"));
-    let ok = status.container_statuses.as_ref().unwrap().iter().find(|s| s.name == "ok").unwrap();
-    assert_eq!(ok.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(), Some("Completed"));
+    let ok = status
+        .container_statuses
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|s| s.name == "ok")
+        .unwrap();
+    assert_eq!(
+        ok.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
     let api = Api::<Pod>::namespaced(c.client.clone(), "default");
     let logs = api
-        .logs(&name, &LogParams { container: Some("bad".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("bad".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(logs, "broken\n");
@@ -427,21 +532,33 @@ async fn failing_init_container_fails_the_pod_and_deadline_is_enforced() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&bad_init, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&bad_init, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let status = pod.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     let init = &status.init_container_statuses.as_ref().unwrap()[0];
     assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 2);
     let main = &status.container_statuses.as_ref().unwrap()[0];
     assert!(main.state.as_ref().unwrap().waiting.is_some());
-    let msgs: Vec<String> = c.event_messages(&bad_init).await.into_iter().map(|(_, _, m)| m).collect();
+    let msgs: Vec<String> = c
+        .event_messages(&bad_init)
+        .await
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect();
     assert!(!msgs.contains(&"Created container main".to_string()), "{msgs:?}");
 
-    let pod = c.wait_phase(&slow, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&slow, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let status = pod.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
-    assert_eq!(status.message.as_deref(), Some("Pod was active on the node longer than the specified deadline"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was active on the node longer than the specified deadline")
+    );
     let evs = c.event_messages(&slow).await;
     assert!(
         evs.iter().any(|(t, r, m)| t == "Normal"
@@ -475,7 +592,10 @@ async fn image_never_pulled_is_reported() {
         let evs = c.event_messages(&name).await;
         if evs.contains(&want) {
             let pos = evs.iter().position(|e| *e == want).unwrap();
-            assert_eq!(evs[pos + 1], ("Warning".into(), "Failed".into(), "Error: ErrImageNeverPull".into()));
+            assert_eq!(
+                evs[pos + 1],
+                ("Warning".into(), "Failed".into(), "Error: ErrImageNeverPull".into())
+            );
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
@@ -485,7 +605,12 @@ async fn image_never_pulled_is_reported() {
     let p = api.get(&name).await.unwrap();
     let st = p.status.unwrap();
     assert_eq!(st.phase.as_deref(), Some("Pending"));
-    let w = st.container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
+    let w = st.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
     assert_eq!(w.reason.as_deref(), Some("ErrImageNeverPull"));
     c.finish().await;
 }
@@ -536,10 +661,18 @@ async fn config_map_volume_env_non_root_and_always_pull() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let api = Api::<Pod>::namespaced(c.client.clone(), "default");
     let logs = api
-        .logs(&name, &LogParams { container: Some("main".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("main".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"), "{logs}");
@@ -577,14 +710,25 @@ async fn run_as_non_root_with_a_root_image_is_a_config_error() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let evs = c.event_messages(&name).await;
-        if evs.iter().any(|(t, r, m)| t == "Warning" && r == "Failed" && *m == want) {
+        if evs
+            .iter()
+            .any(|(t, r, m)| t == "Warning" && r == "Failed" && *m == want)
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{evs:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let p = Api::<Pod>::namespaced(c.client.clone(), "default").get(&name).await.unwrap();
-    let w = p.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
+    let p = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .get(&name)
+        .await
+        .unwrap();
+    let w = p.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
     assert_eq!(w.reason.as_deref(), Some("CreateContainerConfigError"));
     c.finish().await;
 }
@@ -606,13 +750,24 @@ async fn pull_failure_backs_off_and_start_error_fails_the_pod() {
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": busybox_image(), "command": ["/no/such/binary"]}]}
     }))
     .await;
-    let pod = c.wait_phase(&bad_cmd, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&bad_cmd, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let st = pod.status.unwrap();
     assert_eq!(st.phase.as_deref(), Some("Failed"));
-    let t = st.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    let t = st.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
     let evs = c.event_messages(&bad_cmd).await;
-    assert!(evs.iter().any(|(t, r, m)| t == "Warning" && r == "Failed" && m.starts_with("Error: ")), "{evs:?}");
+    assert!(
+        evs.iter()
+            .any(|(t, r, m)| t == "Warning" && r == "Failed" && m.starts_with("Error: ")),
+        "{evs:?}"
+    );
 
     let image = "sgsim-test/absent:2.0";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
@@ -621,7 +776,10 @@ async fn pull_failure_backs_off_and_start_error_fails_the_pod() {
         let msgs: Vec<&str> = evs.iter().map(|(_, _, m)| m.as_str()).collect();
         if msgs.len() >= 6 {
             assert_eq!(msgs[1], format!("Pulling image \"{image}\""));
-            assert!(msgs[2].starts_with(&format!("Failed to pull image \"{image}\": ")), "{msgs:?}");
+            assert!(
+                msgs[2].starts_with(&format!("Failed to pull image \"{image}\": ")),
+                "{msgs:?}"
+            );
             assert_eq!(msgs[3], "Error: ErrImagePull");
             assert_eq!(msgs[4], format!("Back-off pulling image \"{image}\""));
             assert_eq!(msgs[5], "Error: ImagePullBackOff");
@@ -654,13 +812,25 @@ async fn privileged_container_uses_the_daemons_privilege_mode() {
         }
     }))
     .await;
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     let api = Api::<Pod>::namespaced(c.client.clone(), "default");
     let logs = api
-        .logs(&name, &LogParams { container: Some("main".into()), ..LogParams::default() })
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("main".into()),
+                ..LogParams::default()
+            },
+        )
         .await
         .unwrap_or_default();
-    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"), "{mode:?}: {logs}");
+    assert_eq!(
+        pod.status.unwrap().phase.as_deref(),
+        Some("Succeeded"),
+        "{mode:?}: {logs}"
+    );
     assert_eq!(logs, "mounted\n");
     c.finish().await;
 }
@@ -695,7 +865,13 @@ async fn deleting_a_running_pod_stops_and_removes_it() {
             .output()
             .unwrap();
         let vols = Command::new("docker")
-            .args(["volume", "ls", "-q", "--filter", &format!("label=dev.sgsim.pod-uid={uid}")])
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=dev.sgsim.pod-uid={uid}"),
+            ])
             .output()
             .unwrap();
         if out.stdout.is_empty() && vols.stdout.is_empty() {
@@ -707,7 +883,11 @@ async fn deleting_a_running_pod_stops_and_removes_it() {
     let evs = c.event_messages(&name).await;
     assert_eq!(
         evs.last().unwrap(),
-        &("Normal".to_string(), "Killing".to_string(), "Stopping container main".to_string())
+        &(
+            "Normal".to_string(),
+            "Killing".to_string(),
+            "Stopping container main".to_string()
+        )
     );
     c.finish().await;
 }
@@ -752,7 +932,9 @@ async fn missing_config_map_is_a_failed_mount_until_it_exists() {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-    let pod = c.wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60)).await;
+    let pod = c
+        .wait_phase(&name, &["Succeeded", "Failed"], Duration::from_secs(60))
+        .await;
     assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Succeeded"));
     let evs = c.event_messages(&name).await;
     assert_eq!(evs.iter().filter(|e| **e == want).count(), 1, "{evs:?}");

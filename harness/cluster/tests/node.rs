@@ -57,7 +57,10 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     Trial::test(name, move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         rt.block_on(f()).map_err(|e| Failed::from(format!("{e:#}")))
     })
 }
@@ -78,7 +81,9 @@ async fn built() -> Result<BuiltImages> {
 async fn run_leftovers(host: &Docker, run_id: &str) -> Result<(Vec<String>, Vec<String>)> {
     let filters = HashMap::from([("label".to_string(), vec![format!("dev.sgsim.run={run_id}")])]);
     let containers = host
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new().all(true).filters(&filters).build(),
+        ))
         .await?
         .into_iter()
         .flat_map(|c| c.names.unwrap_or_default())
@@ -107,7 +112,9 @@ async fn compat_proxy_serves_testcontainers() -> Result<()> {
         .start()
         .await
         .context("testcontainers could not start busybox")?;
-    let mut exec = container.exec(ExecCommand::new(["sh", "-c", "echo exec-$((40 + 2))"])).await?;
+    let mut exec = container
+        .exec(ExecCommand::new(["sh", "-c", "echo exec-$((40 + 2))"]))
+        .await?;
     let out = String::from_utf8(exec.stdout_to_vec().await?)?;
     ensure!(out.trim() == "exec-42", "exec output {out:?}");
     container.rm().await?;
@@ -175,7 +182,9 @@ async fn reap_stale_removes_dead_keeps_live() -> Result<()> {
         let _ = host
             .remove_container(name, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
             .await;
-        let _ = host.remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await;
+        let _ = host
+            .remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(true).build()))
+            .await;
     }
     result
 }
@@ -239,8 +248,18 @@ where
     let host = docker::host_docker().await?;
     let ctx = RunContext::new()?;
     let t = Instant::now();
-    let node = Node::start(&ctx, NodeSpec::new(format!("node-{}", context::random_suffix(5)), index), &built).await?;
-    eprintln!("node {} started in {:?} ({:?})", node.name(), t.elapsed(), node.privilege_mode());
+    let node = Node::start(
+        &ctx,
+        NodeSpec::new(format!("node-{}", context::random_suffix(5)), index),
+        &built,
+    )
+    .await?;
+    eprintln!(
+        "node {} started in {:?} ({:?})",
+        node.name(),
+        t.elapsed(),
+        node.privilege_mode()
+    );
     let container_name = node.container_name().to_string();
     let (node, result) = body(node, built, host.clone()).await;
     node.shutdown().await;
@@ -253,7 +272,9 @@ async fn assert_nothing_left(host: &Docker, run_id: &str, node_container: &str) 
     let (containers, volumes) = run_leftovers(host, run_id).await?;
     ensure!(containers.is_empty(), "containers left on the host: {containers:?}");
     ensure!(volumes.is_empty(), "volumes left on the host: {volumes:?}");
-    let cgroup = PathBuf::from("/sys/fs/cgroup/memory").join(sgsim_cluster::node::CGROUP_ROOT).join(node_container);
+    let cgroup = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(sgsim_cluster::node::CGROUP_ROOT)
+        .join(node_container);
     ensure!(!cgroup.exists(), "{} left behind", cgroup.display());
     Ok(())
 }
@@ -263,7 +284,12 @@ async fn node_drop_cleans_up() -> Result<()> {
     let built = built().await?;
     let host = docker::host_docker().await?;
     let ctx = RunContext::new()?;
-    let node = Node::start(&ctx, NodeSpec::new(format!("node-{}", context::random_suffix(5)), 203), &built).await?;
+    let node = Node::start(
+        &ctx,
+        NodeSpec::new(format!("node-{}", context::random_suffix(5)), 203),
+        &built,
+    )
+    .await?;
     let container_name = node.container_name().to_string();
     let catalog = ImageCatalog::builtin(&built);
     let setup = async {
@@ -286,7 +312,11 @@ async fn node_drop_cleans_up() -> Result<()> {
     let had_cgroup = memory_cgroups.is_dir();
     drop(node);
     setup?;
-    ensure!(had_cgroup, "the node's containers were not under {}", memory_cgroups.display());
+    ensure!(
+        had_cgroup,
+        "the node's containers were not under {}",
+        memory_cgroups.display()
+    );
     assert_nothing_left(&host, &ctx.run_id, &container_name).await
 }
 
@@ -303,7 +333,10 @@ async fn nested_dind(node: &Node, built: &BuiltImages, host: &Docker) -> Result<
     for vendor in ["docker:dind", "busybox"] {
         let outcome = node.ensure_image(host, &catalog, vendor).await?;
         eprintln!("{vendor}: {outcome:?}");
-        ensure!(matches!(outcome, LoadOutcome::Loaded { .. }), "{vendor} was not loaded: {outcome:?}");
+        ensure!(
+            matches!(outcome, LoadOutcome::Loaded { .. }),
+            "{vendor} was not loaded: {outcome:?}"
+        );
         ensure!(node.ensure_image(host, &catalog, vendor).await? == LoadOutcome::AlreadyPresent);
     }
     let nd = node.docker();
@@ -311,12 +344,23 @@ async fn nested_dind(node: &Node, built: &BuiltImages, host: &Docker) -> Result<
     eprintln!("privilege mode inside the node: {mode:?}");
 
     let volume = "dind-var-lib-docker";
-    nd.create_volume(VolumeCreateRequest { name: Some(volume.into()), ..Default::default() }).await?;
-    let mut hc = HostConfig { binds: Some(vec![format!("{volume}:/var/lib/docker")]), ..Default::default() };
+    nd.create_volume(VolumeCreateRequest {
+        name: Some(volume.into()),
+        ..Default::default()
+    })
+    .await?;
+    let mut hc = HostConfig {
+        binds: Some(vec![format!("{volume}:/var/lib/docker")]),
+        ..Default::default()
+    };
     docker::apply_privileged(&mut hc, mode);
     nd.create_container(
         Some(CreateContainerOptionsBuilder::new().name("dind").build()),
-        ContainerCreateBody { image: Some("docker:dind".into()), host_config: Some(hc), ..Default::default() },
+        ContainerCreateBody {
+            image: Some("docker:dind".into()),
+            host_config: Some(hc),
+            ..Default::default()
+        },
     )
     .await?;
     nd.start_container("dind", None::<StartContainerOptions>).await?;
@@ -324,10 +368,21 @@ async fn nested_dind(node: &Node, built: &BuiltImages, host: &Docker) -> Result<
     wait_for_log(nd, "dind", "sgsim-dind: ready", Duration::from_secs(90)).await?;
     eprintln!("dind ready in {:?}", t.elapsed());
     let (code, out) = exec(nd, "dind", &["docker", "run", "--rm", "alpine", "echo", "hello-nested"]).await?;
-    ensure!(code == 0 && out.lines().any(|l| l.trim() == "hello-nested"), "exit {code}, output:\n{out}");
-    let (_, resolv) = exec(nd, "dind", &["docker", "run", "--rm", "alpine", "cat", "/etc/resolv.conf"]).await?;
+    ensure!(
+        code == 0 && out.lines().any(|l| l.trim() == "hello-nested"),
+        "exit {code}, output:\n{out}"
+    );
+    let (_, resolv) = exec(
+        nd,
+        "dind",
+        &["docker", "run", "--rm", "alpine", "cat", "/etc/resolv.conf"],
+    )
+    .await?;
     let servers: Vec<&str> = resolv.lines().filter(|l| l.starts_with("nameserver")).collect();
-    ensure!(servers == ["nameserver 127.0.0.1"], "nested container resolv.conf:\n{resolv}");
+    ensure!(
+        servers == ["nameserver 127.0.0.1"],
+        "nested container resolv.conf:\n{resolv}"
+    );
     Ok(())
 }
 
@@ -350,9 +405,13 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
         ContainerCreateBody {
             image: Some("busybox:latest".into()),
             cmd: Some(
-                ["sh", "-c", "mkdir -p /www && echo hello-through-agent > /www/index.html && exec httpd -f -p 7777 -h /www"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && echo hello-through-agent > /www/index.html && exec httpd -f -p 7777 -h /www",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             ..Default::default()
         },
@@ -373,7 +432,10 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
     );
     // The node has no network beyond loopback and its pod bridge: no route off the node.
     let node_inspect = host.inspect_container(node.container_id(), None).await?;
-    let mode = node_inspect.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+    let mode = node_inspect
+        .host_config
+        .and_then(|h| h.network_mode)
+        .unwrap_or_default();
     ensure!(mode == "none", "node network mode {mode:?}");
     let (_, routes) = exec(host, node.container_id(), &["ip", "route", "show", "default"]).await?;
     ensure!(routes.trim().is_empty(), "the node has a default route: {routes}");
@@ -407,7 +469,8 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
         let mut buf = vec![0u8; 4096];
         let n = conn.read(&mut buf).await?;
         let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-delegate\n").await?;
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-delegate\n")
+            .await?;
         conn.shutdown().await?;
         anyhow::Ok(request)
     });
@@ -416,7 +479,13 @@ async fn tunnels(node: &Node, built: &BuiltImages, host: &Docker) -> Result<()> 
         Some(CreateContainerOptionsBuilder::new().name("caller").build()),
         ContainerCreateBody {
             image: Some("busybox:latest".into()),
-            cmd: Some(vec!["wget".into(), "-q".into(), "-O".into(), "-".into(), format!("http://{gw}:8080/status")]),
+            cmd: Some(vec![
+                "wget".into(),
+                "-q".into(),
+                "-O".into(),
+                "-".into(),
+                format!("http://{gw}:8080/status"),
+            ]),
             ..Default::default()
         },
     )
@@ -440,7 +509,10 @@ async fn node_panic_cleans_up() -> Result<()> {
         let spec = NodeSpec::new(format!("node-{}", context::random_suffix(5)), 204);
         let node = Node::start(&ctx, spec, &built).await.expect("the node starts");
         let _ = tx.send(node.container_name().to_string());
-        panic!("deliberate panic while node {} is up (expected by node_panic_cleans_up)", node.name());
+        panic!(
+            "deliberate panic while node {} is up (expected by node_panic_cleans_up)",
+            node.name()
+        );
     });
     let err = task.await.expect_err("the task panics");
     ensure!(err.is_panic(), "task ended with {err}");
@@ -474,8 +546,13 @@ async fn pull_in_pod(client: &kube::Client, pod: &str, image: &str) -> Result<Ve
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let msgs = pod_event_messages(client, pod).await?;
-        if msgs.iter().any(|m| m.starts_with("Successfully pulled") || m.contains("already present") || m.starts_with("Failed")) {
-            let _ = api.delete(pod, &kube::api::DeleteParams::default().grace_period(0)).await;
+        if msgs
+            .iter()
+            .any(|m| m.starts_with("Successfully pulled") || m.contains("already present") || m.starts_with("Failed"))
+        {
+            let _ = api
+                .delete(pod, &kube::api::DeleteParams::default().grace_period(0))
+                .await;
             return Ok(msgs);
         }
         ensure!(Instant::now() < deadline, "no pull event for {pod}: {msgs:?}");
@@ -488,7 +565,14 @@ async fn pull_in_pod(client: &kube::Client, pod: &str, image: &str) -> Result<Ve
 /// pod on the same node finds it, a fresh trial's node pulls again.
 async fn registry_pulls_are_real() -> Result<()> {
     use sgsim_cluster::session::{NodePool, PoolOptions};
-    let pool = NodePool::start(&PoolOptions { repo_root: repo_root(), nodes: 1 }, &|_| {}).await?;
+    let pool = NodePool::start(
+        &PoolOptions {
+            repo_root: repo_root(),
+            nodes: 1,
+        },
+        &|_| {},
+    )
+    .await?;
     let result = async {
         let hub = pool.registries().first().cloned().context("no registry hub")?;
         let fixtures = sgsim_core::scenario::Fixtures::default();
@@ -497,8 +581,16 @@ async fn registry_pulls_are_real() -> Result<()> {
         let t = Instant::now();
         let first = pull_in_pod(&cluster.client(), "first", image).await?;
         eprintln!("first pull (seed + pull): {:?}: {first:?}", t.elapsed());
-        ensure!(first.iter().any(|m| m == &format!("Pulling image \"{image}\"")), "first pod: {first:?}");
-        ensure!(first.iter().any(|m| m.starts_with(&format!("Successfully pulled image \"{image}\" in "))), "first pod: {first:?}");
+        ensure!(
+            first.iter().any(|m| m == &format!("Pulling image \"{image}\"")),
+            "first pod: {first:?}"
+        );
+        ensure!(
+            first
+                .iter()
+                .any(|m| m.starts_with(&format!("Successfully pulled image \"{image}\" in "))),
+            "first pod: {first:?}"
+        );
         let log = hub.registry_log("docker.io").await;
         ensure!(
             log.contains("\"HEAD /v2/library/alpine/manifests/3.18 HTTP/1.1\" 200")
@@ -507,16 +599,31 @@ async fn registry_pulls_are_real() -> Result<()> {
         );
         let second = pull_in_pod(&cluster.client(), "second", image).await?;
         ensure!(
-            second.iter().any(|m| m == &format!("Container image \"{image}\" already present on machine")),
+            second
+                .iter()
+                .any(|m| m == &format!("Container image \"{image}\" already present on machine")),
             "second pod on the same node: {second:?}"
         );
         cluster.shutdown().await;
         let fresh = pool.cluster_for(&fixtures, &|_| {}).await?;
         let third = pull_in_pod(&fresh.client(), "third", image).await?;
-        ensure!(!third.iter().any(|m| m.contains("already present")), "fresh node: {third:?}");
-        ensure!(third.iter().any(|m| m == &format!("Pulling image \"{image}\"")), "fresh node: {third:?}");
-        let heads = hub.registry_log("docker.io").await.matches("\"HEAD /v2/library/alpine/manifests/3.18 HTTP/1.1\" 200").count();
-        ensure!(heads == 2, "expected two pulls of {image} in the registry's access log, found {heads}");
+        ensure!(
+            !third.iter().any(|m| m.contains("already present")),
+            "fresh node: {third:?}"
+        );
+        ensure!(
+            third.iter().any(|m| m == &format!("Pulling image \"{image}\"")),
+            "fresh node: {third:?}"
+        );
+        let heads = hub
+            .registry_log("docker.io")
+            .await
+            .matches("\"HEAD /v2/library/alpine/manifests/3.18 HTTP/1.1\" 200")
+            .count();
+        ensure!(
+            heads == 2,
+            "expected two pulls of {image} in the registry's access log, found {heads}"
+        );
         fresh.shutdown().await;
         Ok(())
     }

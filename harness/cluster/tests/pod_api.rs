@@ -17,17 +17,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const NODE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 244, 7, 1));
 
 async fn server(ca: &str) -> (ApiServerHandle, kube::Client) {
-    let api = ApiServer::start(ApiServerOptions { root_ca: Some(ca.to_string()), ..Default::default() })
-        .await
-        .expect("api server");
+    let api = ApiServer::start(ApiServerOptions {
+        root_ca: Some(ca.to_string()),
+        ..Default::default()
+    })
+    .await
+    .expect("api server");
     let client = api.client().await.expect("client");
     (api, client)
 }
 
 async fn token(client: &kube::Client, ns: &str, sa: &str) -> String {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let req = TokenRequest { spec: Some(TokenRequestSpec::default()), ..TokenRequest::default() };
-    let tr: TokenRequest = api.create_subresource("token", sa, &PostParams::default(), &req).await.expect("token");
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec::default()),
+        ..TokenRequest::default()
+    };
+    let tr: TokenRequest = api
+        .create_subresource("token", sa, &PostParams::default(), &req)
+        .await
+        .expect("token");
     tr.status.and_then(|s| s.token).expect("token issued")
 }
 
@@ -45,8 +54,13 @@ async fn get(socket: &std::path::Path, ca_pem: &str, path: &str, bearer: Option<
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let stream = tokio::net::UnixStream::connect(socket).await.expect("socket");
     let name = rustls::pki_types::ServerName::IpAddress(NODE_IP.into());
-    let mut tls = connector.connect(name, stream).await.expect("TLS handshake with the cluster CA");
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let mut tls = connector
+        .connect(name, stream)
+        .await
+        .expect("TLS handshake with the cluster CA");
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {NODE_IP}:443\r\n{auth}Connection: close\r\n\r\n");
     tls.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
@@ -104,7 +118,10 @@ async fn pod_tokens_reach_their_own_api_server_over_tls() {
         .unwrap();
 
     // kube-root-ca.crt carries the gateway's CA.
-    let cm = Api::<ConfigMap>::namespaced(ca_client.clone(), "default").get("kube-root-ca.crt").await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(ca_client.clone(), "default")
+        .get("kube-root-ca.crt")
+        .await
+        .unwrap();
     assert_eq!(cm.data.unwrap().get("ca.crt"), Some(&ca));
 
     let ta = token(&ca_client, "default", "default").await;
@@ -121,7 +138,10 @@ async fn pod_tokens_reach_their_own_api_server_over_tls() {
     // Refused: no token, a forged token, a token whose server is gone.
     let (code, body) = get(&socket, &ca, "/api/v1/pods", None).await;
     assert_eq!(code, 401, "{body}");
-    assert!(body.contains("\"kind\":\"Status\"") && body.contains("\"reason\":\"Unauthorized\""), "{body}");
+    assert!(
+        body.contains("\"kind\":\"Status\"") && body.contains("\"reason\":\"Unauthorized\""),
+        "{body}"
+    );
     let (code, _) = get(&socket, &ca, "/api/v1/pods", Some("forged")).await;
     assert_eq!(code, 401);
     drop(_rb);

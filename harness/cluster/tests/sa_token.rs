@@ -7,7 +7,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
 
 async fn start() -> (ApiServerHandle, kube::Client) {
-    let api = ApiServer::start(ApiServerOptions::default()).await.expect("api server starts");
+    let api = ApiServer::start(ApiServerOptions::default())
+        .await
+        .expect("api server starts");
     let client = api.client().await.expect("client");
     (api, client)
 }
@@ -32,10 +34,15 @@ async fn client_with(api: &ApiServerHandle, token: &str) -> kube::Client {
 async fn request_token(client: &kube::Client, ns: &str, sa: &str) -> Result<String, kube::Error> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let req = TokenRequest {
-        spec: Some(TokenRequestSpec { expiration_seconds: Some(3607), ..TokenRequestSpec::default() }),
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3607),
+            ..TokenRequestSpec::default()
+        }),
         ..TokenRequest::default()
     };
-    let tr: TokenRequest = api.create_subresource("token", sa, &PostParams::default(), &req).await?;
+    let tr: TokenRequest = api
+        .create_subresource("token", sa, &PostParams::default(), &req)
+        .await?;
     Ok(tr.status.and_then(|s| s.token).unwrap_or_default())
 }
 
@@ -68,12 +75,17 @@ async fn token_request_issues_a_bearer_token_the_server_accepts() {
     let (api, admin) = start().await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
     let sa = ServiceAccount {
-        metadata: kube::api::ObjectMeta { name: Some("deployer".into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some("deployer".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     sas.create(&PostParams::default(), &sa).await.expect("create sa");
 
-    let token = request_token(&admin, "default", "deployer").await.expect("token request");
+    let token = request_token(&admin, "default", "deployer")
+        .await
+        .expect("token request");
     let c = claims(&token);
     assert_eq!(c["sub"], "system:serviceaccount:default:deployer");
     assert_eq!(c["kubernetes.io"]["namespace"], "default");
@@ -82,26 +94,38 @@ async fn token_request_issues_a_bearer_token_the_server_accepts() {
     // The token authenticates.
     let as_sa = client_with(&api, &token).await;
     let pods: Api<Pod> = Api::namespaced(as_sa.clone(), "default");
-    pods.list(&ListParams::default()).await.expect("the service-account token is accepted");
+    pods.list(&ListParams::default())
+        .await
+        .expect("the service-account token is accepted");
 
     // A tampered token does not.
     let mut forged = token.clone();
     let last = forged.pop().expect("non-empty");
     forged.push(if last == 'A' { 'B' } else { 'A' });
     let bad = client_with(&api, &forged).await;
-    let err = Api::<Pod>::namespaced(bad, "default").list(&ListParams::default()).await.expect_err("forged token refused");
+    let err = Api::<Pod>::namespaced(bad, "default")
+        .list(&ListParams::default())
+        .await
+        .expect_err("forged token refused");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 401), "{err:?}");
 
     // Deleting the account revokes its tokens.
-    sas.delete("deployer", &DeleteParams::default()).await.expect("delete sa");
-    let err = pods.list(&ListParams::default()).await.expect_err("token of a deleted account refused");
+    sas.delete("deployer", &DeleteParams::default())
+        .await
+        .expect("delete sa");
+    let err = pods
+        .list(&ListParams::default())
+        .await
+        .expect_err("token of a deleted account refused");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 401), "{err:?}");
 }
 
 #[tokio::test]
 async fn token_request_for_a_missing_account_is_not_found() {
     let (_api, admin) = start().await;
-    let err = request_token(&admin, "default", "ghost").await.expect_err("no such account");
+    let err = request_token(&admin, "default", "ghost")
+        .await
+        .expect_err("no such account");
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 404);

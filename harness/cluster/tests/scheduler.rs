@@ -10,9 +10,12 @@ use sgsim_cluster::kubelet::messages::K8sMessages;
 use sgsim_cluster::scheduler::{spawn_scheduler, spawn_scheduler_with};
 
 async fn api() -> (ApiServerHandle, kube::Client) {
-    let api = ApiServer::start(ApiServerOptions { service_account_admission: false, ..Default::default() })
-        .await
-        .unwrap();
+    let api = ApiServer::start(ApiServerOptions {
+        service_account_admission: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let client = api.client().await.unwrap();
     (api, client)
 }
@@ -33,7 +36,9 @@ async fn node(client: &kube::Client, name: &str, cpu: &str, labels: serde_json::
     api.create(&PostParams::default(), &n).await.unwrap();
     // Status may be dropped on create (as in Kubernetes): set it through the status subresource.
     let patch = serde_json::json!({"status": n.status});
-    api.patch_status(name, &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    api.patch_status(name, &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
 }
 
 async fn pod(client: &kube::Client, name: &str, spec: serde_json::Value) {
@@ -49,7 +54,10 @@ async fn pod(client: &kube::Client, name: &str, spec: serde_json::Value) {
         "spec": spec,
     }))
     .unwrap();
-    Api::<Pod>::namespaced(client.clone(), "default").create(&PostParams::default(), &p).await.unwrap();
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &p)
+        .await
+        .unwrap();
 }
 
 async fn wait_event(client: &kube::Client, pod: &str, reason: &str) -> Event {
@@ -72,15 +80,40 @@ async fn wait_event(client: &kube::Client, pod: &str, reason: &str) -> Event {
 async fn binds_to_the_fitting_node_and_reports_scheduled() {
     let (server, client) = api().await;
     let _s = spawn_scheduler(client.clone());
-    node(&client, "small", "1", serde_json::json!({"pool": "a"}), serde_json::json!([])).await;
-    node(&client, "big", "8", serde_json::json!({"pool": "b"}), serde_json::json!([])).await;
-    pod(&client, "p1", serde_json::json!({"cpu": "2", "nodeSelector": {"pool": "b"}})).await;
+    node(
+        &client,
+        "small",
+        "1",
+        serde_json::json!({"pool": "a"}),
+        serde_json::json!([]),
+    )
+    .await;
+    node(
+        &client,
+        "big",
+        "8",
+        serde_json::json!({"pool": "b"}),
+        serde_json::json!([]),
+    )
+    .await;
+    pod(
+        &client,
+        "p1",
+        serde_json::json!({"cpu": "2", "nodeSelector": {"pool": "b"}}),
+    )
+    .await;
     let ev = wait_event(&client, "p1", "Scheduled").await;
     assert_eq!(ev.message.as_deref(), Some("Successfully assigned default/p1 to big"));
     assert_eq!(ev.type_.as_deref(), Some("Normal"));
-    assert_eq!(ev.source.as_ref().unwrap().component.as_deref(), Some("default-scheduler"));
+    assert_eq!(
+        ev.source.as_ref().unwrap().component.as_deref(),
+        Some("default-scheduler")
+    );
     assert_eq!(ev.reporting_component.as_deref(), Some("default-scheduler"));
-    let p = Api::<Pod>::namespaced(client.clone(), "default").get("p1").await.unwrap();
+    let p = Api::<Pod>::namespaced(client.clone(), "default")
+        .get("p1")
+        .await
+        .unwrap();
     assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("big"));
     server.shutdown().await;
 }
@@ -89,7 +122,14 @@ async fn binds_to_the_fitting_node_and_reports_scheduled() {
 async fn failed_scheduling_messages_are_exact() {
     let (server, client) = api().await;
     let _s = spawn_scheduler(client.clone());
-    node(&client, "n1", "1", serde_json::json!({}), serde_json::json!([{"key": "dedicated", "value": "ci", "effect": "NoSchedule"}])).await;
+    node(
+        &client,
+        "n1",
+        "1",
+        serde_json::json!({}),
+        serde_json::json!([{"key": "dedicated", "value": "ci", "effect": "NoSchedule"}]),
+    )
+    .await;
     node(&client, "n2", "1", serde_json::json!({}), serde_json::json!([])).await;
     node(&client, "n3", "1", serde_json::json!({}), serde_json::json!([])).await;
     pod(&client, "huge", serde_json::json!({"cpu": "4"})).await;
@@ -100,7 +140,10 @@ async fn failed_scheduling_messages_are_exact() {
     assert_eq!(ev.message.as_deref(), Some(want));
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
     // PodScheduled=False, reason Unschedulable, full message.
-    let p = Api::<Pod>::namespaced(client.clone(), "default").get("huge").await.unwrap();
+    let p = Api::<Pod>::namespaced(client.clone(), "default")
+        .get("huge")
+        .await
+        .unwrap();
     let cond = p
         .status
         .unwrap()
@@ -117,12 +160,21 @@ async fn failed_scheduling_messages_are_exact() {
     let ev = wait_event(&client, "picky", "FailedScheduling").await;
     assert_eq!(
         ev.message.as_deref(),
-        Some("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes \
-              are available: 3 Preemption is not helpful for scheduling.")
+        Some(
+            "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes \
+              are available: 3 Preemption is not helpful for scheduling."
+        )
     );
 
     // A node that fits arrives: the pod is retried and bound.
-    node(&client, "n4", "1", serde_json::json!({"disk": "ssd"}), serde_json::json!([])).await;
+    node(
+        &client,
+        "n4",
+        "1",
+        serde_json::json!({"disk": "ssd"}),
+        serde_json::json!([]),
+    )
+    .await;
     let ev = wait_event(&client, "picky", "Scheduled").await;
     assert_eq!(ev.message.as_deref(), Some("Successfully assigned default/picky to n4"));
     server.shutdown().await;
@@ -132,13 +184,22 @@ async fn failed_scheduling_messages_are_exact() {
 async fn newer_versions_word_failures_their_way() {
     let (server, client) = api().await;
     let _s = spawn_scheduler_with(client.clone(), K8sMessages::for_version("1.33"));
-    node(&client, "t1", "1", serde_json::json!({}), serde_json::json!([{"key": "a", "value": "b", "effect": "NoExecute"}])).await;
+    node(
+        &client,
+        "t1",
+        "1",
+        serde_json::json!({}),
+        serde_json::json!([{"key": "a", "value": "b", "effect": "NoExecute"}]),
+    )
+    .await;
     pod(&client, "x", serde_json::json!({})).await;
     let ev = wait_event(&client, "x", "FailedScheduling").await;
     assert_eq!(
         ev.message.as_deref(),
-        Some("0/1 nodes are available: 1 node(s) had untolerated taint(s). preemption: 0/1 nodes are available: \
-              1 Preemption is not helpful for scheduling..")
+        Some(
+            "0/1 nodes are available: 1 node(s) had untolerated taint(s). preemption: 0/1 nodes are available: \
+              1 Preemption is not helpful for scheduling.."
+        )
     );
     server.shutdown().await;
 }
@@ -160,17 +221,34 @@ async fn pending_pods_are_scheduled_by_priority() {
     }
     node(&client, "only", "1", serde_json::json!({}), serde_json::json!([])).await;
     // Both pods exist before the scheduler starts, the low-priority one first.
-    pod(&client, "early-low", serde_json::json!({"cpu": "600m", "priorityClassName": "low"})).await;
+    pod(
+        &client,
+        "early-low",
+        serde_json::json!({"cpu": "600m", "priorityClassName": "low"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    pod(&client, "late-high", serde_json::json!({"cpu": "600m", "priorityClassName": "high"})).await;
+    pod(
+        &client,
+        "late-high",
+        serde_json::json!({"cpu": "600m", "priorityClassName": "high"}),
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     assert_eq!(pods.get("late-high").await.unwrap().spec.unwrap().priority, Some(1000));
     let _s = spawn_scheduler(client.clone());
     let ev = wait_event(&client, "late-high", "Scheduled").await;
-    assert_eq!(ev.message.as_deref(), Some("Successfully assigned default/late-high to only"));
+    assert_eq!(
+        ev.message.as_deref(),
+        Some("Successfully assigned default/late-high to only")
+    );
     let failed = wait_event(&client, "early-low", "FailedScheduling").await;
     assert!(
-        failed.message.as_deref().unwrap_or_default().starts_with("0/1 nodes are available: 1 Insufficient cpu."),
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("0/1 nodes are available: 1 Insufficient cpu."),
         "{:?}",
         failed.message
     );

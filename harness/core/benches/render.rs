@@ -10,7 +10,9 @@ fn bench(c: &mut Criterion) {
     let scenario = sgsim_core::load("dind_pipeline.yaml", PIPELINE, &sgsim_core::no_files).expect("fixture is valid");
     let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("render_pod", |b| b.iter(|| black_box(sgsim_core::render_pod(black_box(&scenario)))));
+    g.bench_function("render_pod", |b| {
+        b.iter(|| black_box(sgsim_core::render_pod(black_box(&scenario))))
+    });
     g.bench_function("plan", |b| b.iter(|| black_box(sgsim_core::plan(black_box(&scenario)))));
     g.bench_function("load_and_validate", |b| {
         b.iter(|| black_box(sgsim_core::load("dind_pipeline.yaml", black_box(PIPELINE), &sgsim_core::no_files).is_ok()))

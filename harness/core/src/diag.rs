@@ -61,7 +61,11 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at `pos` in `file`.
     pub fn new(severity: Severity, file: &Arc<SourceFile>, pos: Pos, message: impl Into<String>) -> Self {
-        let (line, col) = if pos.line == 0 { (1, 1) } else { (pos.line, pos.col.max(1)) };
+        let (line, col) = if pos.line == 0 {
+            (1, 1)
+        } else {
+            (pos.line, pos.col.max(1))
+        };
         let offset = pos.offset.min(file.text.len());
         let len = pos.len.min(file.text.len() - offset);
         Diagnostic {
@@ -115,7 +119,10 @@ impl Diagnostic {
         }
         if let Some(line) = self.source_line() {
             let line = line.replace('\t', " ");
-            s.push_str(&format!("\n    {line}\n    {}^", " ".repeat(self.col.saturating_sub(1) as usize)));
+            s.push_str(&format!(
+                "\n    {line}\n    {}^",
+                " ".repeat(self.col.saturating_sub(1) as usize)
+            ));
         }
         if let Some(h) = &self.help {
             s.push_str(&format!("\n    help: {h}"));
@@ -147,7 +154,10 @@ impl miette::Diagnostic for Diagnostic {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         self.source.as_ref()?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some("here".into()), self.span))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some("here".into()),
+            self.span,
+        ))))
     }
 }
 
@@ -185,11 +195,16 @@ impl Diagnostics {
     }
     /// Sort by file, line, column (stable), for reproducible output.
     pub fn sort(&mut self) {
-        self.items.sort_by(|a, b| (&a.path, a.line, a.col).cmp(&(&b.path, b.line, b.col)));
+        self.items
+            .sort_by(|a, b| (&a.path, a.line, a.col).cmp(&(&b.path, b.line, b.col)));
     }
     /// Plain rendering of all, with source lines.
     pub fn render_plain(&self) -> String {
-        self.items.iter().map(Diagnostic::render_plain).collect::<Vec<_>>().join("\n")
+        self.items
+            .iter()
+            .map(Diagnostic::render_plain)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

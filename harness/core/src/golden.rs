@@ -71,18 +71,30 @@ pub fn compare(name: &str, expected: Option<&str>, actual: &str) -> GoldenDiff {
         Some(_) => GoldenStatus::Mismatch,
     };
     if status == GoldenStatus::Match {
-        return GoldenDiff { name: name.into(), status, hunks: Vec::new() };
+        return GoldenDiff {
+            name: name.into(),
+            status,
+            hunks: Vec::new(),
+        };
     }
     let old = expected.unwrap_or("");
     let diff = TextDiff::from_lines(old, actual);
     let mut hunks = Vec::new();
     for group in diff.grouped_ops(CONTEXT) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else { continue };
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
         let old_start = first.old_range().start;
         let old_len = last.old_range().end - old_start;
         let new_start = first.new_range().start;
         let new_len = last.new_range().end - new_start;
-        let fmt = |start: usize, len: usize| if len == 1 { format!("{}", start + 1) } else { format!("{},{}", if len == 0 { start } else { start + 1 }, len) };
+        let fmt = |start: usize, len: usize| {
+            if len == 1 {
+                format!("{}", start + 1)
+            } else {
+                format!("{},{}", if len == 0 { start } else { start + 1 }, len)
+            }
+        };
         let header = format!("@@ -{} +{} @@", fmt(old_start, old_len), fmt(new_start, new_len));
         let mut lines = Vec::new();
         for op in &group {
@@ -106,7 +118,11 @@ pub fn compare(name: &str, expected: Option<&str>, actual: &str) -> GoldenDiff {
         }
         hunks.push(Hunk { header, lines });
     }
-    GoldenDiff { name: name.into(), status, hunks }
+    GoldenDiff {
+        name: name.into(),
+        status,
+        hunks,
+    }
 }
 
 const RED: &str = "\x1b[31m";
@@ -116,7 +132,11 @@ const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
 fn paint(s: &str, code: &str, color: bool) -> String {
-    if color { format!("{code}{s}{RESET}") } else { s.to_string() }
+    if color {
+        format!("{code}{s}{RESET}")
+    } else {
+        s.to_string()
+    }
 }
 
 impl GoldenDiff {
@@ -132,7 +152,11 @@ impl GoldenDiff {
             return String::new();
         }
         let mut out = String::new();
-        let old_name = if self.status == GoldenStatus::MissingExpected { "/dev/null".to_string() } else { format!("expected/{}", self.name) };
+        let old_name = if self.status == GoldenStatus::MissingExpected {
+            "/dev/null".to_string()
+        } else {
+            format!("expected/{}", self.name)
+        };
         out.push_str(&paint(&format!("--- {old_name}"), BOLD, color));
         out.push('\n');
         out.push_str(&paint(&format!("+++ actual/{}", self.name), BOLD, color));
@@ -147,7 +171,11 @@ impl GoldenDiff {
                     LineTag::Insert => ('+', GREEN),
                 };
                 let line = format!("{sign}{}", l.text);
-                if code.is_empty() { out.push_str(&line) } else { out.push_str(&paint(&line, code, color)) }
+                if code.is_empty() {
+                    out.push_str(&line)
+                } else {
+                    out.push_str(&paint(&line, code, color))
+                }
                 out.push('\n');
                 if l.missing_newline {
                     out.push_str("\\ No newline at end of file\n");
@@ -176,7 +204,10 @@ mod tests {
         assert_eq!(d.hunks.len(), 1);
         assert_eq!(d.hunks[0].header, "@@ -6,9 +6,9 @@");
         let r = d.render(false);
-        assert!(r.starts_with("--- expected/pod.yaml\n+++ actual/pod.yaml\n@@ -6,9 +6,9 @@\n line 6\n"), "{r}");
+        assert!(
+            r.starts_with("--- expected/pod.yaml\n+++ actual/pod.yaml\n@@ -6,9 +6,9 @@\n line 6\n"),
+            "{r}"
+        );
         assert!(r.contains("-line 10\n+line ten\n"));
         let c = d.render(true);
         assert!(c.contains("\x1b[31m-line 10\x1b[0m"));

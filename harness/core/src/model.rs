@@ -172,7 +172,10 @@ pub struct K8sInfra {
 impl K8sInfra {
     /// initTimeout in seconds (default 480).
     pub fn init_timeout_secs(&self) -> u64 {
-        self.init_timeout.as_deref().and_then(crate::duration::parse_secs).unwrap_or(480)
+        self.init_timeout
+            .as_deref()
+            .and_then(crate::duration::parse_secs)
+            .unwrap_or(480)
     }
 }
 

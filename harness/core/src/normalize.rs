@@ -69,7 +69,9 @@ fn replace_all(text: &str, no_dot_before: bool, m: impl Fn(&str) -> Option<(usiz
             && rest.is_char_boundary(len)
         {
             let next = rest[len..].chars().next();
-            let end_ok = next.is_none_or(|n| !(is_word(n) || no_dot_before && n == '.' && rest[len + 1..].starts_with(|c: char| c.is_ascii_digit())));
+            let end_ok = next.is_none_or(|n| {
+                !(is_word(n) || no_dot_before && n == '.' && rest[len + 1..].starts_with(|c: char| c.is_ascii_digit()))
+            });
             if end_ok {
                 out.push_str(&rep);
                 prev = rest[..len].chars().last();
@@ -100,14 +102,24 @@ fn fixed_digits(s: &str, n: usize) -> bool {
 /// RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` (also with a space or lowercase `t`).
 fn match_timestamp(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    if !(fixed_digits(s, 4) && b.get(4) == Some(&b'-') && fixed_digits(&s[5..], 2) && b.get(7) == Some(&b'-') && fixed_digits(s.get(8..)?, 2)) {
+    if !(fixed_digits(s, 4)
+        && b.get(4) == Some(&b'-')
+        && fixed_digits(&s[5..], 2)
+        && b.get(7) == Some(&b'-')
+        && fixed_digits(s.get(8..)?, 2))
+    {
         return None;
     }
     if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
     let t = s.get(11..)?;
-    if !(fixed_digits(t, 2) && t.as_bytes().get(2) == Some(&b':') && fixed_digits(t.get(3..)?, 2) && t.as_bytes().get(5) == Some(&b':') && fixed_digits(t.get(6..)?, 2)) {
+    if !(fixed_digits(t, 2)
+        && t.as_bytes().get(2) == Some(&b':')
+        && fixed_digits(t.get(3..)?, 2)
+        && t.as_bytes().get(5) == Some(&b':')
+        && fixed_digits(t.get(6..)?, 2))
+    {
         return None;
     }
     let mut i = 11 + 8;
@@ -122,7 +134,11 @@ fn match_timestamp(s: &str) -> Option<usize> {
         Some(b'Z' | b'z') => Some(i + 1),
         Some(b'+' | b'-') => {
             let z = s.get(i + 1..)?;
-            if fixed_digits(z, 2) && z.as_bytes().get(2) == Some(&b':') && fixed_digits(z.get(3..)?, 2) { Some(i + 6) } else { None }
+            if fixed_digits(z, 2) && z.as_bytes().get(2) == Some(&b':') && fixed_digits(z.get(3..)?, 2) {
+                Some(i + 6)
+            } else {
+                None
+            }
         }
         _ => None,
     }
@@ -160,12 +176,18 @@ fn match_uid(s: &str) -> Option<usize> {
 
 fn match_pod_name(s: &str) -> Option<(usize, String)> {
     let rest = s.strip_prefix("harnesscd-")?;
-    let id_len = rest.bytes().take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit()).count();
+    let id_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        .count();
     if id_len == 0 || id_len > 15 || rest.as_bytes().get(id_len) != Some(&b'-') {
         return None;
     }
     let suf = &rest[id_len + 1..];
-    let n = suf.bytes().take_while(|b| crate::render::POD_SUFFIX_ALPHABET.as_bytes().contains(b)).count();
+    let n = suf
+        .bytes()
+        .take_while(|b| crate::render::POD_SUFFIX_ALPHABET.as_bytes().contains(b))
+        .count();
     if n != 8 {
         return None;
     }
@@ -176,7 +198,10 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
     // the match at a word boundary.
     let after = &s[len..];
     if let Some(ns) = after.strip_prefix('_') {
-        let n = ns.bytes().take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-').count();
+        let n = ns
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            .count();
         if n > 0 {
             return Some((len + 1 + n, format!("{name}_{}", &ns[..n])));
         }
@@ -188,7 +213,10 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
 /// adds to every pod (its suffix is random, as in Kubernetes).
 fn match_token_volume(s: &str) -> Option<(usize, String)> {
     let rest = s.strip_prefix("kube-api-access-")?;
-    let n = rest.bytes().take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit()).count();
+    let n = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        .count();
     (n == 5).then(|| ("kube-api-access-".len() + 5, "kube-api-access-<suffix>".to_string()))
 }
 
@@ -266,7 +294,11 @@ fn replace_rv(text: &str) -> String {
         if let Some(i) = line.find("resourceVersion") {
             let after = &line[i + "resourceVersion".len()..];
             let sep_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(usize::MAX);
-            if sep_len != usize::MAX && after[..sep_len].chars().all(|c| matches!(c, ':' | ' ' | '"' | '\'' | '=')) {
+            if sep_len != usize::MAX
+                && after[..sep_len]
+                    .chars()
+                    .all(|c| matches!(c, ':' | ' ' | '"' | '\'' | '='))
+            {
                 let d = digits(&after[sep_len..]);
                 out.push_str(&line[..i + "resourceVersion".len() + sep_len]);
                 out.push_str("<rv>");
@@ -281,7 +313,9 @@ fn replace_rv(text: &str) -> String {
 
 /// Apply every text rule (see the module docs).
 pub fn normalize_text(text: &str) -> String {
-    let t = replace_all(text, true, |s| match_timestamp(s).map(|n| (n, "<timestamp>".to_string())));
+    let t = replace_all(text, true, |s| {
+        match_timestamp(s).map(|n| (n, "<timestamp>".to_string()))
+    });
     let t = replace_all(&t, false, match_container_id);
     let t = replace_all(&t, false, |s| match_uid(s).map(|n| (n, "<uid>".to_string())));
     let t = replace_all(&t, false, match_pod_name);
@@ -414,7 +448,9 @@ fn mask_pod(pod: &Pod, secrets: &[String]) -> Pod {
     if secrets.iter().all(|s| s.is_empty()) {
         return pod.clone();
     }
-    let Ok(mut v) = serde_json::to_value(pod) else { return pod.clone() };
+    let Ok(mut v) = serde_json::to_value(pod) else {
+        return pod.clone();
+    };
     walk(&mut v, secrets);
     serde_json::from_value(v).unwrap_or_else(|_| pod.clone())
 }
@@ -426,15 +462,23 @@ mod tests {
     #[test]
     fn placeholders() {
         assert_eq!(
-            normalize_text("Successfully pulled image \"harness/ci-addon:1.16.8\" in 437.806182ms (437.815597ms including waiting)"),
+            normalize_text(
+                "Successfully pulled image \"harness/ci-addon:1.16.8\" in 437.806182ms (437.815597ms including waiting)"
+            ),
             "Successfully pulled image \"harness/ci-addon:1.16.8\" in <duration> (<duration> including waiting)"
         );
-        assert_eq!(normalize_text("took 1.2s and 2m3.5s, 1h0m0s"), "took <duration> and <duration>, <duration>");
+        assert_eq!(
+            normalize_text("took 1.2s and 2m3.5s, 1h0m0s"),
+            "took <duration> and <duration>, <duration>"
+        );
         assert_eq!(normalize_text("cpu 400m 10m"), "cpu 400m 10m");
         assert_eq!(normalize_text("at 2026-11-24T08:21:52.123456Z ok"), "at <timestamp> ok");
         assert_eq!(normalize_text("at 2026-11-24T08:21:52+02:00"), "at <timestamp>");
         assert_eq!(normalize_text("pod ip 10.244.0.5:8080"), "pod ip <ip>:8080");
-        assert_eq!(normalize_text("name: kube-api-access-hphzh"), "name: kube-api-access-<suffix>");
+        assert_eq!(
+            normalize_text("name: kube-api-access-hphzh"),
+            "name: kube-api-access-<suffix>"
+        );
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p"},
             "spec": {"containers": [{"name": "c", "env": [{"name": "TOKEN", "value": "s3cr3t"}, {"name": "URL", "value": "https://u:s3cr3t@h"}]}]}
@@ -447,7 +491,10 @@ mod tests {
         assert_eq!(env[0].value.as_deref(), Some(MASK));
         assert_eq!(env[1].value.as_deref(), Some("https://u:**************@h"));
         assert_eq!(normalize_text("kube-api-access-toolong1"), "kube-api-access-toolong1");
-        assert_eq!(normalize_text("image harness/ci-addon:1.16.8"), "image harness/ci-addon:1.16.8");
+        assert_eq!(
+            normalize_text("image harness/ci-addon:1.16.8"),
+            "image harness/ci-addon:1.16.8"
+        );
         let id = "a".repeat(64);
         assert_eq!(normalize_text(&format!("docker://{id}")), "docker://<container-id>");
         assert_eq!(normalize_text(&format!("id {id}.")), "id <container-id>.");
@@ -457,20 +504,34 @@ mod tests {
             "Successfully assigned ns/harnesscd-asdasd-<pod-suffix> to node-1"
         );
         assert_eq!(
-            normalize_text(r#"(pod: "harnesscd-nonrootgroup-fxnz3w26_harness-delegate-ng(0f8fad5b-d9cb-469f-a165-70867728950e)", container: step-x)"#),
+            normalize_text(
+                r#"(pod: "harnesscd-nonrootgroup-fxnz3w26_harness-delegate-ng(0f8fad5b-d9cb-469f-a165-70867728950e)", container: step-x)"#
+            ),
             r#"(pod: "harnesscd-nonrootgroup-<pod-suffix>_harness-delegate-ng(<uid>)", container: step-x)"#
         );
-        assert_eq!(normalize_text("harnesscd-abc-fxnz3w26_x"), "harnesscd-abc-<pod-suffix>_x");
+        assert_eq!(
+            normalize_text("harnesscd-abc-fxnz3w26_x"),
+            "harnesscd-abc-<pod-suffix>_x"
+        );
         assert_eq!(normalize_text("harnesscd-abc-fxnz3w26_"), "harnesscd-abc-fxnz3w26_");
-        assert_eq!(normalize_text("resourceVersion: \"123\"\n"), "resourceVersion: \"<rv>\"\n");
-        assert_eq!(normalize_text("\"resourceVersion\":\"77\""), "\"resourceVersion\":\"<rv>\"");
+        assert_eq!(
+            normalize_text("resourceVersion: \"123\"\n"),
+            "resourceVersion: \"<rv>\"\n"
+        );
+        assert_eq!(
+            normalize_text("\"resourceVersion\":\"77\""),
+            "\"resourceVersion\":\"<rv>\""
+        );
         assert_eq!(normalize_text("node-1 stays"), "node-1 stays");
     }
 
     #[test]
     fn masking() {
         let s = vec!["hunter2".to_string(), "".to_string(), "hunter2-long".to_string()];
-        assert_eq!(mask_secrets("a hunter2 b hunter2-long", &s), format!("a {MASK} b {MASK}"));
+        assert_eq!(
+            mask_secrets("a hunter2 b hunter2-long", &s),
+            format!("a {MASK} b {MASK}")
+        );
         assert_eq!(normalize_log("pw=10.0.0.1", &["10.0.0.1".into()]), format!("pw={MASK}"));
     }
 }

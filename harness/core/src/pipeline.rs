@@ -92,42 +92,122 @@ pub const SUPPORTED_STEP_TYPES: &[(&str, StepKind, Option<&str>)] = &[
     ("Background", StepKind::Background, None),
     ("Plugin", StepKind::Plugin, None),
     ("GitClone", StepKind::Plugin, Some("harness/drone-git:1.3.4-rootless")),
-    ("DownloadManifests", StepKind::Plugin, Some("harness/drone-git:1.3.4-rootless")),
+    (
+        "DownloadManifests",
+        StepKind::Plugin,
+        Some("harness/drone-git:1.3.4-rootless"),
+    ),
     ("S3Upload", StepKind::Plugin, Some("plugins/s3:1.2.2")),
-    ("AwsSamBuild", StepKind::Plugin, Some("harnessdev/sam-build:1.82.0-latest")),
-    ("AwsSamDeploy", StepKind::Plugin, Some("harnessdev/sam-deploy:1.82.0-latest")),
-    ("AwsSamRollback", StepKind::Plugin, Some("harnessdev/sam-deploy:1.82.0-latest")),
-    ("ServerlessAwsLambdaPrepareRollbackV2", StepKind::Plugin, Some("harnessdev/serverless-preparerollback:3.30.1-1.0.0")),
-    ("ServerlessAwsLambdaPackageV2", StepKind::Plugin, Some("harnessdev/serverless-package:3.30.1-1.0.0")),
-    ("ServerlessAwsLambdaDeployV2", StepKind::Plugin, Some("harnessdev/serverless-deploy:3.30.1-1.0.0")),
-    ("ServerlessAwsLambdaRollbackV2", StepKind::Plugin, Some("harnessdev/serverless-rollback:3.30.1-1.0.0")),
-    ("AwsCdkBootstrap", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
+    (
+        "AwsSamBuild",
+        StepKind::Plugin,
+        Some("harnessdev/sam-build:1.82.0-latest"),
+    ),
+    (
+        "AwsSamDeploy",
+        StepKind::Plugin,
+        Some("harnessdev/sam-deploy:1.82.0-latest"),
+    ),
+    (
+        "AwsSamRollback",
+        StepKind::Plugin,
+        Some("harnessdev/sam-deploy:1.82.0-latest"),
+    ),
+    (
+        "ServerlessAwsLambdaPrepareRollbackV2",
+        StepKind::Plugin,
+        Some("harnessdev/serverless-preparerollback:3.30.1-1.0.0"),
+    ),
+    (
+        "ServerlessAwsLambdaPackageV2",
+        StepKind::Plugin,
+        Some("harnessdev/serverless-package:3.30.1-1.0.0"),
+    ),
+    (
+        "ServerlessAwsLambdaDeployV2",
+        StepKind::Plugin,
+        Some("harnessdev/serverless-deploy:3.30.1-1.0.0"),
+    ),
+    (
+        "ServerlessAwsLambdaRollbackV2",
+        StepKind::Plugin,
+        Some("harnessdev/serverless-rollback:3.30.1-1.0.0"),
+    ),
+    (
+        "AwsCdkBootstrap",
+        StepKind::Plugin,
+        Some("harness/aws-cdk-plugin:1.0.0"),
+    ),
     ("AwsCdkSynth", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkDiff", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkDeploy", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkDestroy", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     ("AwsCdkRollback", StepKind::Plugin, Some("harness/aws-cdk-plugin:1.0.0")),
     // Google Cloud Run (the product's generated step group names the image in each step).
-    ("GoogleCloudRunPrepareRollbackData", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
-    ("GoogleCloudRunDeploy", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
-    ("GoogleCloudRunTrafficShift", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
-    ("GoogleCloudRunRollback", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
-    ("GoogleCloudRunJob", StepKind::Plugin, Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64")),
+    (
+        "GoogleCloudRunPrepareRollbackData",
+        StepKind::Plugin,
+        Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
+    ),
+    (
+        "GoogleCloudRunDeploy",
+        StepKind::Plugin,
+        Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
+    ),
+    (
+        "GoogleCloudRunTrafficShift",
+        StepKind::Plugin,
+        Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
+    ),
+    (
+        "GoogleCloudRunRollback",
+        StepKind::Plugin,
+        Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
+    ),
+    (
+        "GoogleCloudRunJob",
+        StepKind::Plugin,
+        Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
+    ),
     // Other steps documented as running in a containerized step group: GitHub Actions, Slack
     // notifications, Database DevOps, supply-chain (SBOM/SLSA) and STO scanner steps. Their
     // default images are sgsim's best knowledge of the product's plugin images.
     ("Action", StepKind::Plugin, Some("plugins/github-actions:1.0.0")),
     ("SlackNotify", StepKind::Plugin, Some("plugins/slack:1.4.1")),
-    ("DBSchemaApply", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
-    ("DBSchemaRollback", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
-    ("LiquibaseCommand", StepKind::Plugin, Some("harness/drone-liquibase:latest")),
+    (
+        "DBSchemaApply",
+        StepKind::Plugin,
+        Some("harness/drone-liquibase:latest"),
+    ),
+    (
+        "DBSchemaRollback",
+        StepKind::Plugin,
+        Some("harness/drone-liquibase:latest"),
+    ),
+    (
+        "LiquibaseCommand",
+        StepKind::Plugin,
+        Some("harness/drone-liquibase:latest"),
+    ),
     ("FlywayCommand", StepKind::Plugin, Some("harness/drone-flyway:latest")),
     ("provenance", StepKind::Plugin, Some("harness/slsa-plugin:latest")),
     ("SlsaVerification", StepKind::Plugin, Some("harness/slsa-plugin:latest")),
-    ("SscaOrchestration", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    (
+        "SscaOrchestration",
+        StepKind::Plugin,
+        Some("harness/ssca-plugin:latest"),
+    ),
     ("SscaEnforcement", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
-    ("CdSscaOrchestration", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
-    ("CdSscaEnforcement", StepKind::Plugin, Some("harness/ssca-plugin:latest")),
+    (
+        "CdSscaOrchestration",
+        StepKind::Plugin,
+        Some("harness/ssca-plugin:latest"),
+    ),
+    (
+        "CdSscaEnforcement",
+        StepKind::Plugin,
+        Some("harness/ssca-plugin:latest"),
+    ),
     ("CustomIngest", StepKind::Plugin, Some("harness/sto-plugin:latest")),
     ("Wiz", StepKind::Plugin, Some("harness/sto-plugin:latest")),
     ("AquaTrivy", StepKind::Plugin, Some("harness/sto-plugin:latest")),
@@ -160,7 +240,10 @@ fn read_variables(ctx: &mut Ctx<'_>, node: &Node, fqn: &str) -> Vec<(String, Str
             continue;
         }
         let value = match v.get("value") {
-            Some(n) => ctx.resolve(n, &format!("{fqn}.variables.{name}")).scalar_text().unwrap_or_default(),
+            Some(n) => ctx
+                .resolve(n, &format!("{fqn}.variables.{name}"))
+                .scalar_text()
+                .unwrap_or_default(),
             None => String::new(),
         };
         out.push((name, value));
@@ -174,7 +257,13 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
     let Some(p) = root.get("pipeline") else {
         let pos = root.pos;
         if root.as_map().is_none() {
-            ctx.err(pos, format!("expected a pipeline (a mapping with a top-level `pipeline:` key), found {}", root.kind_name()));
+            ctx.err(
+                pos,
+                format!(
+                    "expected a pipeline (a mapping with a top-level `pipeline:` key), found {}",
+                    root.kind_name()
+                ),
+            );
         } else {
             ctx.err(pos, "expected a top-level `pipeline:` key");
         }
@@ -210,7 +299,10 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
         return Some((pipeline, found));
     };
     let Some(items) = stages.as_seq() else {
-        ctx.err(stages.pos, format!("`stages` must be a list, found {}", stages.kind_name()));
+        ctx.err(
+            stages.pos,
+            format!("`stages` must be a list, found {}", stages.kind_name()),
+        );
         return Some((pipeline, found));
     };
     let mut stage_nodes: Vec<&Node> = Vec::new();
@@ -252,7 +344,11 @@ pub(crate) fn discover<'n>(ctx: &mut Ctx<'_>, root: &'n Node) -> Option<(Pipelin
         }
         info.step_groups = found[before..].iter().map(|f| f.group_identifier.clone()).collect();
         if found.len() > before && !SUPPORTED_STAGE_TYPES.contains(&info.stage_type.as_str()) {
-            let shown = if info.stage_type.is_empty() { "(none)".to_string() } else { info.stage_type.clone() };
+            let shown = if info.stage_type.is_empty() {
+                "(none)".to_string()
+            } else {
+                info.stage_type.clone()
+            };
             ctx.err_help(
                 type_pos,
                 format!(
@@ -275,7 +371,10 @@ fn find_groups<'n>(list: &'n Node, stage: &str, section: Section, fqn: &str, out
         } else if let Some((k, g)) = it.entry("stepGroup") {
             let id = g.get("identifier").and_then(Node::scalar_text).unwrap_or_default();
             let gfqn = format!("{fqn}.{id}");
-            let infra_type = g.get("stepGroupInfra").and_then(|i| i.get("type")).and_then(Node::scalar_text);
+            let infra_type = g
+                .get("stepGroupInfra")
+                .and_then(|i| i.get("type"))
+                .and_then(Node::scalar_text);
             if infra_type.as_deref() == Some("KubernetesDirect") {
                 out.push(Found {
                     stage_identifier: stage.to_string(),
@@ -335,12 +434,16 @@ pub(crate) fn read_group(ctx: &mut Ctx<'_>, f: &Found<'_>, feature_flags: &[Stri
         };
         let _ = sk;
         for (i, it) in items.iter().enumerate() {
-            let Some(p) = ctx.scalar(it, &format!("{sp_fqn}.{i}"), "`sharedPaths` item") else { continue };
+            let Some(p) = ctx.scalar(it, &format!("{sp_fqn}.{i}"), "`sharedPaths` item") else {
+                continue;
+            };
             let norm = normalize_path(&p);
             if norm == "/harness" || norm == "/addon" {
                 ctx.err_help(
                     it.pos,
-                    format!("shared path `{p}` is reserved: /harness and /addon are mounted by Harness in every container"),
+                    format!(
+                        "shared path `{p}` is reserved: /harness and /addon are mounted by Harness in every container"
+                    ),
                     "use another path; /harness is already shared between all steps",
                 );
                 continue;
@@ -380,7 +483,10 @@ fn check_mount_paths(ctx: &mut Ctx<'_>, group: &StepGroup) {
         let pos = group.shared_path_pos.get(i).copied().unwrap_or_default();
         let norm = normalize_path(p);
         if let Some(prev) = seen.get(&norm) {
-            ctx.err(pos, format!("only one volume per mount path: `{p}` is already used by {prev}"));
+            ctx.err(
+                pos,
+                format!("only one volume per mount path: `{p}` is already used by {prev}"),
+            );
         } else {
             seen.insert(norm, format!("shared path #{i}"));
         }
@@ -389,7 +495,13 @@ fn check_mount_paths(ctx: &mut Ctx<'_>, group: &StepGroup) {
         let pos = v.pos;
         let norm = normalize_path(&v.mount_path);
         if let Some(prev) = seen.get(&norm) {
-            ctx.err(pos, format!("only one volume per mount path: `{}` is already used by {prev}", v.mount_path));
+            ctx.err(
+                pos,
+                format!(
+                    "only one volume per mount path: `{}` is already used by {prev}",
+                    v.mount_path
+                ),
+            );
         } else {
             seen.insert(norm, format!("volume #{i}"));
         }
@@ -401,14 +513,27 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
     if !ctx.strict_map(spec, at, INFRA_SPEC_FIELDS, "stepGroupInfra.spec") {
         return infra;
     }
-    infra.connector_ref = ctx.req_str(spec, at, "connectorRef", fqn, "stepGroupInfra.spec").unwrap_or_default();
-    infra.namespace = ctx.req_str(spec, at, "namespace", fqn, "stepGroupInfra.spec").unwrap_or_default();
-    for key in ["connectorRef", "namespace", "serviceAccountName", "priorityClassName", "harnessImageConnectorRef"] {
+    infra.connector_ref = ctx
+        .req_str(spec, at, "connectorRef", fqn, "stepGroupInfra.spec")
+        .unwrap_or_default();
+    infra.namespace = ctx
+        .req_str(spec, at, "namespace", fqn, "stepGroupInfra.spec")
+        .unwrap_or_default();
+    for key in [
+        "connectorRef",
+        "namespace",
+        "serviceAccountName",
+        "priorityClassName",
+        "harnessImageConnectorRef",
+    ] {
         if let Some(v) = spec.get(key)
             && let Some(s) = v.as_str()
         {
             for e in other_expressions(s) {
-                ctx.warn(v.pos, format!("expression `{e}` in `{key}` is not supported by sgsim; kept verbatim"));
+                ctx.warn(
+                    v.pos,
+                    format!("expression `{e}` in `{key}` is not supported by sgsim; kept verbatim"),
+                );
             }
         }
     }
@@ -424,7 +549,10 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
         && os != "Linux"
     {
         let pos = spec.get("os").map(|n| n.pos).unwrap_or(at);
-        ctx.warn(pos, format!("`os: {os}` is not simulated: sgsim runs the pod on Linux nodes"));
+        ctx.warn(
+            pos,
+            format!("`os: {os}` is not simulated: sgsim runs the pod on Linux nodes"),
+        );
     }
     infra.harness_image_connector_ref = ctx.str_field(spec, "harnessImageConnectorRef", fqn);
     if let Some(ov) = spec.get("podSpecOverlay") {
@@ -439,7 +567,10 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
         && crate::duration::parse_millis(t).is_none()
     {
         let pos = spec.get("initTimeout").map(|n| n.pos).unwrap_or(at);
-        ctx.err(pos, format!("`initTimeout` must be a duration like `10m` or `480s`, found `{t}`"));
+        ctx.err(
+            pos,
+            format!("`initTimeout` must be a duration like `10m` or `480s`, found `{t}`"),
+        );
     }
     infra.image_pull_policy = pull_policy(ctx, spec, fqn);
     infra.run_as_user = ctx.int_field(spec, "runAsUser", fqn);
@@ -455,7 +586,12 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
             Value::Seq(items) => {
                 for (i, t) in items.iter().enumerate() {
                     let f = format!("{tfqn}.{i}");
-                    if !ctx.strict_map(t, t.pos, &["key", "operator", "value", "effect", "tolerationSeconds"], "toleration") {
+                    if !ctx.strict_map(
+                        t,
+                        t.pos,
+                        &["key", "operator", "value", "effect", "tolerationSeconds"],
+                        "toleration",
+                    ) {
                         continue;
                     }
                     let tol = Toleration {
@@ -470,18 +606,29 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
                         && op != "Exists"
                     {
                         let pos = t.get("operator").map(|n| n.pos).unwrap_or(t.pos);
-                        ctx.err(pos, format!("toleration `operator` must be Equal or Exists, found `{op}`"));
+                        ctx.err(
+                            pos,
+                            format!("toleration `operator` must be Equal or Exists, found `{op}`"),
+                        );
                     }
                     if let Some(e) = &tol.effect
                         && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&e.as_str())
                     {
                         let pos = t.get("effect").map(|n| n.pos).unwrap_or(t.pos);
-                        ctx.err(pos, format!("toleration `effect` must be NoSchedule, PreferNoSchedule or NoExecute, found `{e}`"));
+                        ctx.err(
+                            pos,
+                            format!(
+                                "toleration `effect` must be NoSchedule, PreferNoSchedule or NoExecute, found `{e}`"
+                            ),
+                        );
                     }
                     infra.tolerations.push(tol);
                 }
             }
-            _ => ctx.err(tk.pos, format!("`tolerations` must be a list, found {}", tol.kind_name())),
+            _ => ctx.err(
+                tk.pos,
+                format!("`tolerations` must be a list, found {}", tol.kind_name()),
+            ),
         }
     }
     if let Some((ck, csc)) = spec.entry("containerSecurityContext") {
@@ -509,7 +656,12 @@ fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs: &[String]
             };
             if let Some((capk, caps)) = csc.entry("capabilities")
                 && !caps.is_null()
-                && ctx.strict_map(caps, capk.pos, &["add", "drop"], "containerSecurityContext.capabilities")
+                && ctx.strict_map(
+                    caps,
+                    capk.pos,
+                    &["add", "drop"],
+                    "containerSecurityContext.capabilities",
+                )
             {
                 c.capabilities_add = ctx.str_list(caps, "add", &format!("{cfqn}.capabilities"));
                 c.capabilities_drop = ctx.str_list(caps, "drop", &format!("{cfqn}.capabilities"));
@@ -541,8 +693,14 @@ fn pull_policy(ctx: &mut Ctx<'_>, map: &Node, fqn: &str) -> Option<String> {
     if !OK.contains(&p.as_str()) {
         let pos = map.get("imagePullPolicy").map(|n| n.pos).unwrap_or_default();
         match crate::diag::suggest(&p, OK.iter().copied()) {
-            Some(s) => ctx.err(pos, format!("`imagePullPolicy` must be Always, Never or IfNotPresent, found `{p}`; did you mean `{s}`?")),
-            None => ctx.err(pos, format!("`imagePullPolicy` must be Always, Never or IfNotPresent, found `{p}`")),
+            Some(s) => ctx.err(
+                pos,
+                format!("`imagePullPolicy` must be Always, Never or IfNotPresent, found `{p}`; did you mean `{s}`?"),
+            ),
+            None => ctx.err(
+                pos,
+                format!("`imagePullPolicy` must be Always, Never or IfNotPresent, found `{p}`"),
+            ),
         }
         return None;
     }
@@ -562,7 +720,13 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
         let hint = crate::diag::suggest(&ty, VOLUME_TYPES.iter().copied())
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
-        ctx.err(type_pos, format!("unknown volume type `{ty}`: supported types are {}{hint}", VOLUME_TYPES.join(", ")));
+        ctx.err(
+            type_pos,
+            format!(
+                "unknown volume type `{ty}`: supported types are {}{hint}",
+                VOLUME_TYPES.join(", ")
+            ),
+        );
         return None;
     }
     if (ty == "ConfigMap" || ty == "Secret") && !ffs.iter().any(|f| f == FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME) {
@@ -585,7 +749,10 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
             if !ctx.strict_map(spec, spec_pos, &["medium", "size"], &what) {
                 return None;
             }
-            VolumeSource::EmptyDir { medium: ctx.str_field(spec, "medium", &sfqn), size: ctx.str_field(spec, "size", &sfqn) }
+            VolumeSource::EmptyDir {
+                medium: ctx.str_field(spec, "medium", &sfqn),
+                size: ctx.str_field(spec, "size", &sfqn),
+            }
         }
         "HostPath" => {
             if !ctx.strict_map(spec, spec_pos, &["path", "type"], &what) {
@@ -601,7 +768,9 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
                 return None;
             }
             VolumeSource::PersistentVolumeClaim {
-                claim_name: ctx.req_str(spec, spec_pos, "claimName", &sfqn, &what).unwrap_or_default(),
+                claim_name: ctx
+                    .req_str(spec, spec_pos, "claimName", &sfqn, &what)
+                    .unwrap_or_default(),
                 read_only: ctx.bool_field(spec, "readOnly", &sfqn),
             }
         }
@@ -611,12 +780,20 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
             }
             let name = ctx.req_str(spec, spec_pos, "name", &sfqn, &what).unwrap_or_default();
             let optional = ctx.bool_field(spec, "optional", &sfqn);
-            if ty == "ConfigMap" { VolumeSource::ConfigMap { name, optional } } else { VolumeSource::Secret { name, optional } }
+            if ty == "ConfigMap" {
+                VolumeSource::ConfigMap { name, optional }
+            } else {
+                VolumeSource::Secret { name, optional }
+            }
         }
         _ => return None,
     };
     let pos = v.get("mountPath").map(|n| n.pos).unwrap_or(v.pos);
-    Some(Volume { mount_path: mount_path?, source, pos })
+    Some(Volume {
+        mount_path: mount_path?,
+        source,
+        pos,
+    })
 }
 
 fn read_steps(ctx: &mut Ctx<'_>, list: &Node, fqn: &str, depth: usize) -> Vec<StepNode> {
@@ -640,7 +817,10 @@ fn read_steps(ctx: &mut Ctx<'_>, list: &Node, fqn: &str, depth: usize) -> Vec<St
             out.push(StepNode::Parallel(read_steps(ctx, par, fqn, depth)));
         } else if let Some((gk, g)) = it.entry("stepGroup") {
             if g.get("stepGroupInfra").is_some() {
-                ctx.err(gk.pos, "a containerized step group cannot be nested in another containerized step group");
+                ctx.err(
+                    gk.pos,
+                    "a containerized step group cannot be nested in another containerized step group",
+                );
                 continue;
             }
             if depth >= 3 {
@@ -664,9 +844,15 @@ fn read_steps(ctx: &mut Ctx<'_>, list: &Node, fqn: &str, depth: usize) -> Vec<St
             let hint = crate::diag::suggest(&key, ["step", "parallel", "stepGroup"])
                 .map(|s| format!(", did you mean `{s}`?"))
                 .unwrap_or_default();
-            ctx.err(k.pos, format!("unknown step list element `{key}`: expected `step`, `parallel` or `stepGroup`{hint}"));
+            ctx.err(
+                k.pos,
+                format!("unknown step list element `{key}`: expected `step`, `parallel` or `stepGroup`{hint}"),
+            );
         } else {
-            ctx.err(it.pos, "a step list element must be a mapping with `step`, `parallel` or `stepGroup`");
+            ctx.err(
+                it.pos,
+                "a step list element must be a mapping with `step`, `parallel` or `stepGroup`",
+            );
         }
     }
     out
@@ -700,15 +886,23 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
     };
     let Some(&(_, kind, default_image)) = SUPPORTED_STEP_TYPES.iter().find(|(t, _, _)| *t == step_type) else {
         let names: Vec<&str> = SUPPORTED_STEP_TYPES.iter().map(|(t, _, _)| *t).collect();
-        let hint = crate::diag::suggest(&step_type, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint = crate::diag::suggest(&step_type, names.iter().copied())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         ctx.err(
             type_pos,
-            format!("step type `{step_type}` is not supported in a containerized step group{hint}; supported types: {}", names.join(", ")),
+            format!(
+                "step type `{step_type}` is not supported in a containerized step group{hint}; supported types: {}",
+                names.join(", ")
+            ),
         );
         return None;
     };
     if let Some((sk, sv)) = s.entry("strategy") {
-        let kinds: Vec<String> = sv.as_map().map(|m| m.iter().filter_map(|(k, _)| k.scalar_text()).collect()).unwrap_or_default();
+        let kinds: Vec<String> = sv
+            .as_map()
+            .map(|m| m.iter().filter_map(|(k, _)| k.scalar_text()).collect())
+            .unwrap_or_default();
         ctx.warn(
             sk.pos,
             format!(
@@ -755,21 +949,33 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
             return Some(step);
         }
     } else if spec.as_map().is_none() {
-        ctx.err(spec.pos, format!("`spec` must be a mapping, found {}", spec.kind_name()));
+        ctx.err(
+            spec.pos,
+            format!("`spec` must be a mapping, found {}", spec.kind_name()),
+        );
         return Some(step);
     }
     if kind == StepKind::NoContainer {
         return Some(step);
     }
     step.connector_ref = ctx.str_field(spec, "connectorRef", &sfqn);
-    let needs_image = matches!(kind, StepKind::Run | StepKind::Background | StepKind::Plugin) && default_image.is_none();
+    let needs_image =
+        matches!(kind, StepKind::Run | StepKind::Background | StepKind::Plugin) && default_image.is_none();
     step.image = if needs_image {
-        ctx.req_str(spec, spec_pos, "image", &sfqn, &format!("{step_type} step `{identifier}`"))
+        ctx.req_str(
+            spec,
+            spec_pos,
+            "image",
+            &sfqn,
+            &format!("{step_type} step `{identifier}`"),
+        )
     } else {
         // Some product-managed steps (STO scanners) use `image` for the scanned target, a mapping.
         match spec.get("image") {
             Some(n) if n.as_map().is_some() => default_image.map(str::to_string),
-            _ => ctx.str_field(spec, "image", &sfqn).or(default_image.map(str::to_string)),
+            _ => ctx
+                .str_field(spec, "image", &sfqn)
+                .or(default_image.map(str::to_string)),
         }
     };
     if let (Some(img), Some(n)) = (&step.image, spec.get("image"))
@@ -781,7 +987,10 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
         StepKind::Run | StepKind::Background => {
             step.command = ctx.str_field(spec, "command", &sfqn);
             if kind == StepKind::Run && step.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                ctx.err(spec_pos, format!("missing required field `command` in Run step `{identifier}`"));
+                ctx.err(
+                    spec_pos,
+                    format!("missing required field `command` in Run step `{identifier}`"),
+                );
             }
             if let Some(sh) = ctx.str_field(spec, "shell", &sfqn) {
                 match Shell::parse(&sh) {
@@ -789,8 +998,13 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
                     None => {
                         let pos = spec.get("shell").map(|n| n.pos).unwrap_or(spec_pos);
                         let opts = ["Sh", "Bash", "Powershell", "Pwsh", "Python"];
-                        let hint = crate::diag::suggest(&sh, opts).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-                        ctx.err(pos, format!("`shell` must be one of Sh, Bash, Powershell, Pwsh, Python, found `{sh}`{hint}"));
+                        let hint = crate::diag::suggest(&sh, opts)
+                            .map(|s| format!("; did you mean `{s}`?"))
+                            .unwrap_or_default();
+                        ctx.err(
+                            pos,
+                            format!("`shell` must be one of Sh, Bash, Powershell, Pwsh, Python, found `{sh}`{hint}"),
+                        );
                     }
                 }
             }
@@ -817,7 +1031,18 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
                     for (k, v) in entries {
                         let key = k.scalar_text().unwrap_or_default();
                         if (key == "image" && v.as_map().is_none())
-                            || ["connectorRef", "envVariables", "resources", "privileged", "imagePullPolicy", "runAsUser", "settings", "entrypoint", "reports", "delegateSelectors"]
+                            || [
+                                "connectorRef",
+                                "envVariables",
+                                "resources",
+                                "privileged",
+                                "imagePullPolicy",
+                                "runAsUser",
+                                "settings",
+                                "entrypoint",
+                                "reports",
+                                "delegateSelectors",
+                            ]
                             .contains(&key.as_str())
                         {
                             continue;
@@ -865,7 +1090,9 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
 }
 
 fn read_output_vars(ctx: &mut Ctx<'_>, spec: &Node, fqn: &str) -> Vec<String> {
-    let Some(v) = spec.get("outputVariables") else { return Vec::new() };
+    let Some(v) = spec.get("outputVariables") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     match v.as_seq() {
         Some(items) => {
@@ -882,7 +1109,10 @@ fn read_output_vars(ctx: &mut Ctx<'_>, spec: &Node, fqn: &str) -> Vec<String> {
         None if v.is_null() => {}
         None => {
             let _ = fqn;
-            ctx.err(v.pos, format!("`outputVariables` must be a list, found {}", v.kind_name()));
+            ctx.err(
+                v.pos,
+                format!("`outputVariables` must be a list, found {}", v.kind_name()),
+            );
         }
     }
     out
@@ -897,7 +1127,13 @@ fn check_identifiers(ctx: &mut Ctx<'_>, group: &StepGroup) {
             continue;
         }
         if let Some((_, line)) = seen.get(&s.identifier) {
-            ctx.err(s.pos, format!("duplicate step identifier `{}` (first defined at line {line})", s.identifier));
+            ctx.err(
+                s.pos,
+                format!(
+                    "duplicate step identifier `{}` (first defined at line {line})",
+                    s.identifier
+                ),
+            );
             continue;
         }
         seen.insert(s.identifier.clone(), (s.identifier.clone(), s.pos.line));
@@ -906,7 +1142,13 @@ fn check_identifiers(ctx: &mut Ctx<'_>, group: &StepGroup) {
         }
         let cname = crate::render::container_name(&s.identifier);
         if let Some(other) = names.get(&cname) {
-            ctx.err(s.pos, format!("step identifiers `{other}` and `{}` both give the container name `{cname}`", s.identifier));
+            ctx.err(
+                s.pos,
+                format!(
+                    "step identifiers `{other}` and `{}` both give the container name `{cname}`",
+                    s.identifier
+                ),
+            );
         } else {
             names.insert(cname, s.identifier.clone());
         }
@@ -928,17 +1170,35 @@ fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra) {
                 Ok(inner) if inner.as_map().is_some() => inner.to_json(),
                 Ok(inner) if inner.is_null() => return,
                 Ok(inner) => {
-                    ctx.err(n.pos, format!("`podSpecOverlay` must hold a mapping (a PodSpec fragment), found {}", inner.kind_name()));
+                    ctx.err(
+                        n.pos,
+                        format!(
+                            "`podSpecOverlay` must hold a mapping (a PodSpec fragment), found {}",
+                            inner.kind_name()
+                        ),
+                    );
                     return;
                 }
                 Err(e) => {
-                    ctx.err(n.pos, format!("`podSpecOverlay` is not valid YAML: {} (line {} of the overlay)", e.message, e.pos.line));
+                    ctx.err(
+                        n.pos,
+                        format!(
+                            "`podSpecOverlay` is not valid YAML: {} (line {} of the overlay)",
+                            e.message, e.pos.line
+                        ),
+                    );
                     return;
                 }
             }
         }
         _ => {
-            ctx.err(n.pos, format!("`podSpecOverlay` must be YAML text or a mapping, found {}", n.kind_name()));
+            ctx.err(
+                n.pos,
+                format!(
+                    "`podSpecOverlay` must be YAML text or a mapping, found {}",
+                    n.kind_name()
+                ),
+            );
             return;
         }
     };
@@ -958,7 +1218,13 @@ fn check_k8s_map(ctx: &mut Ctx<'_>, spec: &Node, key: &str, values: &BTreeMap<St
     for (k, v) in entries {
         let name = k.scalar_text().unwrap_or_default();
         if let Some(why) = invalid_qualified_name(&name) {
-            ctx.err(k.pos, format!("`{name}` is not a valid Kubernetes {} key: {why}", key.trim_end_matches('s')));
+            ctx.err(
+                k.pos,
+                format!(
+                    "`{name}` is not a valid Kubernetes {} key: {why}",
+                    key.trim_end_matches('s')
+                ),
+            );
             continue;
         }
         if check_values
@@ -976,7 +1242,8 @@ fn is_name_part(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// `[prefix/]name`: prefix a DNS subdomain (≤ 253), name ≤ 63 alphanumerics, `-`, `_`, `.`,
@@ -994,7 +1261,8 @@ pub fn invalid_qualified_name(k: &str) -> Option<&'static str> {
                 !b.is_empty()
                     && b[0].is_ascii_alphanumeric()
                     && b[b.len() - 1].is_ascii_alphanumeric()
-                    && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
             });
         if !ok {
             return Some("the prefix must be a lowercase DNS subdomain");

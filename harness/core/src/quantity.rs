@@ -6,7 +6,9 @@ pub fn parse(s: &str) -> Option<i128> {
     if s.is_empty() {
         return None;
     }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let mult: i128 = match suffix {
         "" => 1000,
@@ -29,7 +31,10 @@ pub fn parse(s: &str) -> Option<i128> {
         Some((i, f)) => (i, f),
         None => (num, ""),
     };
-    if int.is_empty() && frac.is_empty() || !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     if int.len() > 20 || frac.len() > 9 {
@@ -43,7 +48,11 @@ pub fn parse(s: &str) -> Option<i128> {
 
 /// Format CPU millicores: `1` for 1000, `500m` for 500.
 pub fn format_cpu(milli: i128) -> String {
-    if milli % 1000 == 0 { format!("{}", milli / 1000) } else { format!("{milli}m") }
+    if milli % 1000 == 0 {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{milli}m")
+    }
 }
 
 /// Format memory (given in millibytes) with the largest binary suffix that divides it.
@@ -67,7 +76,10 @@ mod tests {
         assert_eq!(parse("0.5"), Some(500));
         assert_eq!(format_cpu(parse("400m").unwrap() + parse("100m").unwrap()), "500m");
         assert_eq!(format_cpu(1000), "1");
-        assert_eq!(format_memory(parse("500Mi").unwrap() + parse("100Mi").unwrap()), "600Mi");
+        assert_eq!(
+            format_memory(parse("500Mi").unwrap() + parse("100Mi").unwrap()),
+            "600Mi"
+        );
         assert_eq!(format_memory(parse("1Gi").unwrap()), "1Gi");
         assert_eq!(parse("1x"), None);
         assert_eq!(parse("-1"), None);

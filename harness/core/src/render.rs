@@ -71,7 +71,11 @@ pub struct RunIds {
 pub fn run_ids(s: &Scenario) -> RunIds {
     let mut rng = SplitMix64::new(s.seed(), 2);
     let alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let account = if s.fixtures().account_id.is_empty() { crate::scenario::DEFAULT_ACCOUNT_ID.to_string() } else { s.fixtures().account_id.clone() };
+    let account = if s.fixtures().account_id.is_empty() {
+        crate::scenario::DEFAULT_ACCOUNT_ID.to_string()
+    } else {
+        s.fixtures().account_id.clone()
+    };
     RunIds {
         account_id: account,
         org_id: s.pipeline.org_identifier.clone(),
@@ -87,7 +91,12 @@ pub fn run_ids(s: &Scenario) -> RunIds {
 
 /// `harnesscd-<identifier lowercased, alphanumerics only, first 15>-<8 chars>`.
 pub fn pod_name(identifier: &str, seed: u64) -> String {
-    let base: String = identifier.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).take(15).collect();
+    let base: String = identifier
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(15)
+        .collect();
     let suffix = SplitMix64::new(seed, 1).string(POD_SUFFIX_ALPHABET, 8);
     format!("harnesscd-{base}-{suffix}")
 }
@@ -111,26 +120,49 @@ pub fn is_valid_label_value(v: &str) -> bool {
 /// The registry prefix for the product's images from `harnessImageConnectorRef` (empty for
 /// Docker Hub or an unknown connector).
 pub fn harness_image_prefix(s: &Scenario) -> String {
-    let id = s.step_group.infra.harness_image_connector_ref.as_deref().unwrap_or(DEFAULT_HARNESS_IMAGE_CONNECTOR);
-    let Some(url) = s.connector(id).and_then(|c| c.url.clone()) else { return String::new() };
+    let id = s
+        .step_group
+        .infra
+        .harness_image_connector_ref
+        .as_deref()
+        .unwrap_or(DEFAULT_HARNESS_IMAGE_CONNECTOR);
+    let Some(url) = s.connector(id).and_then(|c| c.url.clone()) else {
+        return String::new();
+    };
     registry_prefix(&url)
 }
 
 /// `https://registry.example.com/v2/path/` → `registry.example.com/path/`; Docker Hub → ``.
 pub fn registry_prefix(url: &str) -> String {
     let u = url.trim();
-    let u = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or(u);
+    let u = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .unwrap_or(u);
     let u = u.trim_end_matches('/');
     let (host, path) = match u.split_once('/') {
         Some((h, p)) => (h, p),
         None => (u, ""),
     };
-    const HUB: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", "hub.docker.com"];
+    const HUB: &[&str] = &[
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        "registry.hub.docker.com",
+        "hub.docker.com",
+    ];
     if host.is_empty() || HUB.contains(&host) {
         return String::new();
     }
-    let path: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != "v1" && *p != "v2").collect();
-    if path.is_empty() { format!("{host}/") } else { format!("{host}/{}/", path.join("/")) }
+    let path: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "v1" && *p != "v2")
+        .collect();
+    if path.is_empty() {
+        format!("{host}/")
+    } else {
+        format!("{host}/{}/", path.join("/"))
+    }
 }
 
 /// Whether an image gets privileged automatically: plugins/docker|ecr|acr|gcr|heroku, or
@@ -139,8 +171,10 @@ pub fn image_needs_privileged(image: &str) -> bool {
     let (name, tag) = split_image(image);
     let name = name.strip_prefix("docker.io/").unwrap_or(name);
     let name = name.strip_prefix("library/").unwrap_or(name);
-    matches!(name, "plugins/docker" | "plugins/ecr" | "plugins/acr" | "plugins/gcr" | "plugins/heroku")
-        || (name == "docker" && tag.contains("dind"))
+    matches!(
+        name,
+        "plugins/docker" | "plugins/ecr" | "plugins/acr" | "plugins/gcr" | "plugins/heroku"
+    ) || (name == "docker" && tag.contains("dind"))
 }
 
 fn split_image(image: &str) -> (&str, &str) {
@@ -159,7 +193,12 @@ pub fn step_privileged(group: &StepGroup, step: &Step) -> bool {
     if let Some(p) = step.privileged {
         return p;
     }
-    if let Some(p) = group.infra.container_security_context.as_ref().and_then(|c| c.privileged) {
+    if let Some(p) = group
+        .infra
+        .container_security_context
+        .as_ref()
+        .and_then(|c| c.privileged)
+    {
         return p;
     }
     match step.step_type.as_str() {
@@ -174,14 +213,24 @@ fn q(s: &str) -> Quantity {
 
 fn res(req_cpu: &str, req_mem: &str, lim_cpu: &str, lim_mem: &str) -> ResourceRequirements {
     ResourceRequirements {
-        requests: Some(BTreeMap::from([("cpu".into(), q(req_cpu)), ("memory".into(), q(req_mem))])),
-        limits: Some(BTreeMap::from([("cpu".into(), q(lim_cpu)), ("memory".into(), q(lim_mem))])),
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q(req_cpu)),
+            ("memory".into(), q(req_mem)),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".into(), q(lim_cpu)),
+            ("memory".into(), q(lim_mem)),
+        ])),
         ..Default::default()
     }
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 /// Steps that get a container, in order, with their port.
@@ -223,42 +272,95 @@ pub fn render_pod(s: &Scenario) -> Pod {
 
     // Volumes and mounts.
     let mut volumes = vec![
-        K8sVolume { name: "harness".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-        K8sVolume { name: "addon".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        K8sVolume {
+            name: "harness".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        K8sVolume {
+            name: "addon".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
     ];
     let mut mounts = vec![
-        VolumeMount { name: "harness".into(), mount_path: WORKSPACE.into(), ..Default::default() },
-        VolumeMount { name: "addon".into(), mount_path: ADDON_DIR.into(), ..Default::default() },
+        VolumeMount {
+            name: "harness".into(),
+            mount_path: WORKSPACE.into(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "addon".into(),
+            mount_path: ADDON_DIR.into(),
+            ..Default::default()
+        },
     ];
     for (i, p) in g.shared_paths.iter().enumerate() {
         let name = format!("shared-{i}");
-        volumes.push(K8sVolume { name: name.clone(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
-        mounts.push(VolumeMount { name, mount_path: p.clone(), ..Default::default() });
+        volumes.push(K8sVolume {
+            name: name.clone(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name,
+            mount_path: p.clone(),
+            ..Default::default()
+        });
     }
     for (i, v) in infra.volumes.iter().enumerate() {
         let name = format!("volume-{i}");
-        let mut vol = K8sVolume { name: name.clone(), ..Default::default() };
+        let mut vol = K8sVolume {
+            name: name.clone(),
+            ..Default::default()
+        };
         let mut read_only = None;
         match &v.source {
             VolumeSource::EmptyDir { medium, size } => {
-                vol.empty_dir = Some(EmptyDirVolumeSource { medium: medium.clone(), size_limit: size.as_deref().map(q), ..Default::default() });
+                vol.empty_dir = Some(EmptyDirVolumeSource {
+                    medium: medium.clone(),
+                    size_limit: size.as_deref().map(q),
+                    ..Default::default()
+                });
             }
             VolumeSource::HostPath { path, path_type } => {
-                vol.host_path = Some(HostPathVolumeSource { path: path.clone(), type_: path_type.clone() });
+                vol.host_path = Some(HostPathVolumeSource {
+                    path: path.clone(),
+                    type_: path_type.clone(),
+                });
             }
-            VolumeSource::PersistentVolumeClaim { claim_name, read_only: ro } => {
-                vol.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource { claim_name: claim_name.clone(), read_only: *ro });
+            VolumeSource::PersistentVolumeClaim {
+                claim_name,
+                read_only: ro,
+            } => {
+                vol.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim_name.clone(),
+                    read_only: *ro,
+                });
                 read_only = *ro;
             }
             VolumeSource::ConfigMap { name: cm, optional } => {
-                vol.config_map = Some(ConfigMapVolumeSource { name: cm.clone(), optional: *optional, ..Default::default() });
+                vol.config_map = Some(ConfigMapVolumeSource {
+                    name: cm.clone(),
+                    optional: *optional,
+                    ..Default::default()
+                });
             }
             VolumeSource::Secret { name: sec, optional } => {
-                vol.secret = Some(SecretVolumeSource { secret_name: Some(sec.clone()), optional: *optional, ..Default::default() });
+                vol.secret = Some(SecretVolumeSource {
+                    secret_name: Some(sec.clone()),
+                    optional: *optional,
+                    ..Default::default()
+                });
             }
         }
         volumes.push(vol);
-        mounts.push(VolumeMount { name, mount_path: v.mount_path.clone(), read_only, ..Default::default() });
+        mounts.push(VolumeMount {
+            name,
+            mount_path: v.mount_path.clone(),
+            read_only,
+            ..Default::default()
+        });
     }
 
     // Init container.
@@ -311,7 +413,13 @@ pub fn render_pod(s: &Scenario) -> Pod {
             "Run" | "Background" | "Plugin" => step.image.clone().unwrap_or_default(),
             // Product-managed images come through the harness image connector.
             _ => match &step.image {
-                Some(i) if crate::pipeline::SUPPORTED_STEP_TYPES.iter().any(|(_, _, d)| *d == Some(i.as_str())) => format!("{prefix}{i}"),
+                Some(i)
+                    if crate::pipeline::SUPPORTED_STEP_TYPES
+                        .iter()
+                        .any(|(_, _, d)| *d == Some(i.as_str())) =>
+                {
+                    format!("{prefix}{i}")
+                }
                 Some(i) => i.clone(),
                 None => String::new(),
             },
@@ -323,7 +431,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
             image_pull_policy: step.image_pull_policy.clone(),
             command: Some(vec![format!("{ADDON_DIR}/bin/ci-addon")]),
             args: Some(vec!["--port".into(), port.to_string()]),
-            ports: Some(vec![ContainerPort { container_port: i32::from(port), ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                container_port: i32::from(port),
+                ..Default::default()
+            }]),
             working_dir: Some(WORKSPACE.into()),
             env: (!envs.is_empty()).then_some(envs),
             resources: Some(res("10m", "10Mi", &cpu, &mem)),
@@ -334,7 +445,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
     }
     let le_cpu = quantity::format_cpu(cpu_sum + 100);
     let le_mem = quantity::format_memory(mem_sum + 100 * 1024 * 1024 * 1000);
-    let log_prefix = format!("{}/pipeline/{}/{}/-{}", ids.account_id, ids.pipeline_id, ids.build_id, ids.execution_id);
+    let log_prefix = format!(
+        "{}/pipeline/{}/{}/-{}",
+        ids.account_id, ids.pipeline_id, ids.build_id, ids.execution_id
+    );
     containers.push(Container {
         name: "lite-engine".into(),
         image: Some(format!("{prefix}{LITE_ENGINE_IMAGE}")),
@@ -353,7 +467,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
             env("HARNESS_EXECUTION_ID", &ids.execution_id),
             env("HARNESS_LOG_PREFIX", &log_prefix),
         ]),
-        ports: Some(vec![ContainerPort { container_port: i32::from(LITE_ENGINE_PORT), ..Default::default() }]),
+        ports: Some(vec![ContainerPort {
+            container_port: i32::from(LITE_ENGINE_PORT),
+            ..Default::default()
+        }]),
         resources: Some(res(&le_cpu, &le_mem, &le_cpu, &le_mem)),
         volume_mounts: Some(mounts.clone()),
         ..Default::default()
@@ -370,8 +487,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
             toleration_seconds: t.toleration_seconds,
         })
         .collect();
-    let pull_secrets: Vec<LocalObjectReference> =
-        image_pull_secret_names(s).into_iter().map(|(name, _)| LocalObjectReference { name }).collect();
+    let pull_secrets: Vec<LocalObjectReference> = image_pull_secret_names(s)
+        .into_iter()
+        .map(|(name, _)| LocalObjectReference { name })
+        .collect();
     let spec = PodSpec {
         image_pull_secrets: (!pull_secrets.is_empty()).then_some(pull_secrets),
         restart_policy: Some("Never".into()),
@@ -384,9 +503,16 @@ pub fn render_pod(s: &Scenario) -> Pod {
         priority_class_name: infra.priority_class_name.clone(),
         node_selector: (!infra.node_selector.is_empty()).then(|| infra.node_selector.clone()),
         tolerations: (!tolerations.is_empty()).then_some(tolerations),
-        security_context: infra.run_as_user.map(|u| PodSecurityContext { run_as_user: Some(u), ..Default::default() }),
-        host_aliases: (!infra.host_names.is_empty())
-            .then(|| vec![HostAlias { ip: "127.0.0.1".into(), hostnames: Some(infra.host_names.clone()) }]),
+        security_context: infra.run_as_user.map(|u| PodSecurityContext {
+            run_as_user: Some(u),
+            ..Default::default()
+        }),
+        host_aliases: (!infra.host_names.is_empty()).then(|| {
+            vec![HostAlias {
+                ip: "127.0.0.1".into(),
+                hostnames: Some(infra.host_names.clone()),
+            }]
+        }),
         ..Default::default()
     };
     let spec = match &infra.pod_spec_overlay_json {
@@ -519,17 +645,31 @@ pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 600;
 /// The execution plan of the scenario's step group.
 pub fn plan(s: &Scenario) -> ExecutionPlan {
     let g = &s.step_group;
-    let ports: BTreeMap<&str, u16> = container_steps(g).into_iter().map(|(st, p)| (st.identifier.as_str(), p)).collect();
+    let ports: BTreeMap<&str, u16> = container_steps(g)
+        .into_iter()
+        .map(|(st, p)| (st.identifier.as_str(), p))
+        .collect();
     let prefix = harness_image_prefix(s);
     let pod = render_pod(s);
     let images: BTreeMap<String, String> = pod
         .spec
         .as_ref()
-        .map(|sp| sp.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+        .map(|sp| {
+            sp.containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     let _ = prefix;
     let aws = aws_env(s);
-    let cx = PlanCx { s, g, ports: &ports, images: &images, aws: &aws };
+    let cx = PlanCx {
+        s,
+        g,
+        ports: &ports,
+        images: &images,
+        aws: &aws,
+    };
     fn conv(nodes: &[StepNode], cx: &PlanCx<'_>, out: &mut Vec<PlanNode>) {
         for n in nodes {
             match n {
@@ -568,32 +708,67 @@ struct PlanCx<'a> {
 /// there is none: the image then uses the pod's service account).
 fn aws_env(s: &Scenario) -> Vec<(String, String)> {
     let c = s.fixtures().connectors.iter().find(|c| c.connector_type == "Aws");
-    let secret = |r: &Option<String>| r.as_ref().and_then(|r| s.fixtures().harness_secrets.get(r)).cloned().unwrap_or_default();
+    let secret = |r: &Option<String>| {
+        r.as_ref()
+            .and_then(|r| s.fixtures().harness_secrets.get(r))
+            .cloned()
+            .unwrap_or_default()
+    };
     vec![
-        ("PLUGIN_AWS_ACCESS_KEY".into(), c.and_then(|c| c.access_key.clone()).unwrap_or_default()),
-        ("PLUGIN_AWS_SECRET_KEY".into(), c.map(|c| secret(&c.secret_key_ref)).unwrap_or_default()),
-        ("PLUGIN_AWS_ROLE_ARN".into(), c.and_then(|c| c.cross_account_role_arn.clone()).unwrap_or_default()),
-        ("PLUGIN_AWS_STS_EXTERNAL_ID".into(), c.and_then(|c| c.external_id.clone()).unwrap_or_default()),
-        ("PLUGIN_REGION".into(), c.and_then(|c| c.region.clone()).unwrap_or_default()),
+        (
+            "PLUGIN_AWS_ACCESS_KEY".into(),
+            c.and_then(|c| c.access_key.clone()).unwrap_or_default(),
+        ),
+        (
+            "PLUGIN_AWS_SECRET_KEY".into(),
+            c.map(|c| secret(&c.secret_key_ref)).unwrap_or_default(),
+        ),
+        (
+            "PLUGIN_AWS_ROLE_ARN".into(),
+            c.and_then(|c| c.cross_account_role_arn.clone()).unwrap_or_default(),
+        ),
+        (
+            "PLUGIN_AWS_STS_EXTERNAL_ID".into(),
+            c.and_then(|c| c.external_id.clone()).unwrap_or_default(),
+        ),
+        (
+            "PLUGIN_REGION".into(),
+            c.and_then(|c| c.region.clone()).unwrap_or_default(),
+        ),
     ]
 }
 
 /// Variables the product sets for AWS SAM and Serverless steps (besides the AWS ones).
 fn managed_keys(step_type: &str) -> &'static [&'static str] {
     match step_type {
-        "AwsSamBuild" => &["PLUGIN_SAM_DIR", "PLUGIN_SAM_TEMPLATE_FILE_PATH", "PLUGIN_BUILD_COMMAND_OPTIONS"],
-        "AwsSamDeploy" | "AwsSamRollback" => {
-            &["PLUGIN_SAM_DIR", "PLUGIN_SAM_TEMPLATE_FILE_PATH", "PLUGIN_DEPLOY_COMMAND_OPTIONS", "PLUGIN_STACK_NAME"]
-        }
-        "ServerlessAwsLambdaPackageV2" => {
-            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE", "PLUGIN_PACKAGE_COMMAND_OPTIONS"]
-        }
-        "ServerlessAwsLambdaDeployV2" => {
-            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE", "PLUGIN_DEPLOY_COMMAND_OPTIONS"]
-        }
-        "ServerlessAwsLambdaPrepareRollbackV2" | "ServerlessAwsLambdaRollbackV2" => {
-            &["PLUGIN_SERVERLESS_DIR", "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH", "PLUGIN_SERVERLESS_STAGE"]
-        }
+        "AwsSamBuild" => &[
+            "PLUGIN_SAM_DIR",
+            "PLUGIN_SAM_TEMPLATE_FILE_PATH",
+            "PLUGIN_BUILD_COMMAND_OPTIONS",
+        ],
+        "AwsSamDeploy" | "AwsSamRollback" => &[
+            "PLUGIN_SAM_DIR",
+            "PLUGIN_SAM_TEMPLATE_FILE_PATH",
+            "PLUGIN_DEPLOY_COMMAND_OPTIONS",
+            "PLUGIN_STACK_NAME",
+        ],
+        "ServerlessAwsLambdaPackageV2" => &[
+            "PLUGIN_SERVERLESS_DIR",
+            "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH",
+            "PLUGIN_SERVERLESS_STAGE",
+            "PLUGIN_PACKAGE_COMMAND_OPTIONS",
+        ],
+        "ServerlessAwsLambdaDeployV2" => &[
+            "PLUGIN_SERVERLESS_DIR",
+            "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH",
+            "PLUGIN_SERVERLESS_STAGE",
+            "PLUGIN_DEPLOY_COMMAND_OPTIONS",
+        ],
+        "ServerlessAwsLambdaPrepareRollbackV2" | "ServerlessAwsLambdaRollbackV2" => &[
+            "PLUGIN_SERVERLESS_DIR",
+            "PLUGIN_SERVERLESS_YAML_CUSTOM_PATH",
+            "PLUGIN_SERVERLESS_STAGE",
+        ],
         _ => &[],
     }
 }
@@ -630,7 +805,11 @@ fn planned(st: &Step, cx: &PlanCx<'_>) -> PlannedStep {
                 if k.ends_with("CommandOptions")
                     && let serde_json::Value::Array(a) = v
                 {
-                    let joined = a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(" ");
+                    let joined = a
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     let name = format!("PLUGIN_{}", plugin_env_key(k));
                     if let Some(e) = env.iter_mut().find(|(n, _)| *n == name) {
                         e.1 = joined;
@@ -656,14 +835,21 @@ fn planned(st: &Step, cx: &PlanCx<'_>) -> PlannedStep {
         kind,
         fqn: st.fqn.clone(),
         port: ports.get(st.identifier.as_str()).copied(),
-        image: container.as_ref().and_then(|c| images.get(c).cloned()).or_else(|| st.image.clone()),
+        image: container
+            .as_ref()
+            .and_then(|c| images.get(c).cloned())
+            .or_else(|| st.image.clone()),
         container,
         command: st.command.clone(),
         shell: st.shell,
         entrypoint: st.entrypoint.clone(),
         env,
         detach: kind == StepKind::Background,
-        timeout_secs: st.timeout.as_deref().and_then(crate::duration::parse_secs).unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
+        timeout_secs: st
+            .timeout
+            .as_deref()
+            .and_then(crate::duration::parse_secs)
+            .unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
         output_variables: st.output_variables.clone(),
         report_paths: st.report_paths.clone(),
         settings: st.settings.clone(),
@@ -674,7 +860,17 @@ fn planned(st: &Step, cx: &PlanCx<'_>) -> PlannedStep {
 }
 
 /// Git connector types whose `url` a GitClone step clones from.
-const GIT_CONNECTOR_TYPES: &[&str] = &["Git", "Github", "GitHub", "Gitlab", "GitLab", "Bitbucket", "AzureRepo", "Codecommit", "Harness"];
+const GIT_CONNECTOR_TYPES: &[&str] = &[
+    "Git",
+    "Github",
+    "GitHub",
+    "Gitlab",
+    "GitLab",
+    "Bitbucket",
+    "AzureRepo",
+    "Codecommit",
+    "Harness",
+];
 
 /// The drone-git plugin's variables for a GitClone step, as the product derives them from the
 /// step's spec and its Git connector: `DRONE_REMOTE_URL` (connector URL, plus `/<repoName>` for
@@ -691,7 +887,10 @@ fn git_clone_env(s: &Scenario, st: &Step) -> Vec<(String, String)> {
         o => o.to_string(),
     };
     let conn = st.connector_ref.as_deref().and_then(|r| {
-        s.fixtures().connectors.iter().find(|c| c.identifier == r && GIT_CONNECTOR_TYPES.contains(&c.connector_type.as_str()))
+        s.fixtures()
+            .connectors
+            .iter()
+            .find(|c| c.identifier == r && GIT_CONNECTOR_TYPES.contains(&c.connector_type.as_str()))
     });
     let repo_name = setting("repoName").map(|v| text(&v)).unwrap_or_default();
     let base = conn.and_then(|c| c.url.clone()).unwrap_or_default();
@@ -702,7 +901,13 @@ fn git_clone_env(s: &Scenario, st: &Step) -> Vec<(String, String)> {
         (b, r) => format!("{b}/{r}"),
     };
     let mut env = vec![("DRONE_REMOTE_URL".to_string(), url.clone())];
-    let host = url.split("://").nth(1).unwrap_or(&url).split(['/', ':']).next().unwrap_or_default();
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or(host);
     env.push(("DRONE_NETRC_MACHINE".into(), host.to_string()));
     let build = setting("build").unwrap_or_default();
@@ -730,7 +935,13 @@ fn git_clone_env(s: &Scenario, st: &Step) -> Vec<(String, String)> {
     if let Some(d) = setting("depth").map(|v| text(&v)).filter(|d| !d.is_empty()) {
         env.push(("PLUGIN_DEPTH".into(), d));
     }
-    let repo = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().trim_end_matches(".git").to_string();
+    let repo = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".git")
+        .to_string();
     let workspace = match setting("cloneDirectory").map(|v| text(&v)).filter(|d| !d.is_empty()) {
         Some(d) => d,
         None if repo.is_empty() => WORKSPACE.to_string(),
@@ -742,7 +953,12 @@ fn git_clone_env(s: &Scenario, st: &Step) -> Vec<(String, String)> {
     }
     if let Some(c) = conn.filter(|c| c.auth == "usernamePassword") {
         env.push(("DRONE_NETRC_USERNAME".into(), c.username.clone().unwrap_or_default()));
-        let pw = c.password_ref.as_ref().and_then(|r| s.fixtures().harness_secrets.get(r)).cloned().unwrap_or_default();
+        let pw = c
+            .password_ref
+            .as_ref()
+            .and_then(|r| s.fixtures().harness_secrets.get(r))
+            .cloned()
+            .unwrap_or_default();
         env.push(("DRONE_NETRC_PASSWORD".into(), pw));
     }
     env
@@ -770,14 +986,24 @@ pub fn plugin_env_key(k: &str) -> String {
 /// lite-engine): `(container name, connector identifier)`.
 pub fn container_connectors(s: &Scenario) -> Vec<(String, String)> {
     let g = &s.step_group;
-    let harness = g.infra.harness_image_connector_ref.clone().unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.to_string());
+    let harness = g
+        .infra
+        .harness_image_connector_ref
+        .clone()
+        .unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.to_string());
     let mut out = vec![("setup-addon".to_string(), harness.clone())];
     for (st, _) in container_steps(g) {
         let conn = match st.step_type.as_str() {
             "Run" | "Background" | "Plugin" => st.connector_ref.clone(),
             _ => {
-                let managed = crate::pipeline::SUPPORTED_STEP_TYPES.iter().any(|(_, _, d)| d.is_some() && *d == st.image.as_deref());
-                if managed { Some(harness.clone()) } else { st.connector_ref.clone() }
+                let managed = crate::pipeline::SUPPORTED_STEP_TYPES
+                    .iter()
+                    .any(|(_, _, d)| d.is_some() && *d == st.image.as_deref());
+                if managed {
+                    Some(harness.clone())
+                } else {
+                    st.connector_ref.clone()
+                }
             }
         };
         if let Some(c) = conn {
@@ -806,7 +1032,12 @@ pub fn image_pull_secrets(s: &Scenario) -> Vec<Secret> {
     for (name, conn) in image_pull_secret_names(s) {
         let Some(c) = s.connector(&conn) else { continue };
         let user = c.username.clone().unwrap_or_default();
-        let pass = c.password_ref.as_ref().and_then(|r| s.fixtures().harness_secrets.get(r)).cloned().unwrap_or_default();
+        let pass = c
+            .password_ref
+            .as_ref()
+            .and_then(|r| s.fixtures().harness_secrets.get(r))
+            .cloned()
+            .unwrap_or_default();
         let registry = match c.url.as_deref().map(registry_prefix) {
             Some(p) if !p.is_empty() => p.split('/').next().unwrap_or_default().to_string(),
             _ => "https://index.docker.io/v1/".to_string(),
@@ -814,9 +1045,16 @@ pub fn image_pull_secrets(s: &Scenario) -> Vec<Secret> {
         let auth = base64(format!("{user}:{pass}").as_bytes());
         let cfg = serde_json::json!({"auths": {registry: {"username": user, "password": pass, "auth": auth}}});
         out.push(Secret {
-            metadata: ObjectMeta { name: Some(name), namespace: Some(s.namespace().to_string()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(s.namespace().to_string()),
+                ..Default::default()
+            },
             type_: Some("kubernetes.io/dockerconfigjson".into()),
-            data: Some(BTreeMap::from([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(cfg.to_string().into_bytes()))])),
+            data: Some(BTreeMap::from([(
+                ".dockerconfigjson".to_string(),
+                k8s_openapi::ByteString(cfg.to_string().into_bytes()),
+            )])),
             ..Default::default()
         });
     }
@@ -832,8 +1070,16 @@ pub fn base64(data: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -846,12 +1092,18 @@ pub fn merge_overlay(base: &mut serde_json::Value, overlay: &serde_json::Value) 
     match (base, overlay) {
         (J::Object(b), J::Object(o)) => {
             for (k, ov) in o {
-                let by_name = matches!(k.as_str(), "containers" | "initContainers" | "volumes" | "ephemeralContainers");
+                let by_name = matches!(
+                    k.as_str(),
+                    "containers" | "initContainers" | "volumes" | "ephemeralContainers"
+                );
                 match b.get_mut(k) {
                     Some(J::Array(items)) if by_name && ov.is_array() => {
                         for oi in ov.as_array().into_iter().flatten() {
                             let name = oi.get("name").and_then(J::as_str);
-                            match items.iter_mut().find(|i| name.is_some() && i.get("name").and_then(J::as_str) == name) {
+                            match items
+                                .iter_mut()
+                                .find(|i| name.is_some() && i.get("name").and_then(J::as_str) == name)
+                            {
                                 Some(existing) => merge_overlay(existing, oi),
                                 None => items.push(oi.clone()),
                             }

@@ -30,10 +30,12 @@ impl SplitMix64 {
         // Rejection sampling keeps the distribution uniform.
         let zone = u64::MAX - (u64::MAX % len);
         (0..n)
-            .map(|_| loop {
-                let r = self.next_u64();
-                if r < zone {
-                    break chars[(r % len) as usize];
+            .map(|_| {
+                loop {
+                    let r = self.next_u64();
+                    if r < zone {
+                        break chars[(r % len) as usize];
+                    }
                 }
             })
             .collect()

@@ -62,7 +62,8 @@ impl ScenarioError {
     /// Whether the scenario expected exactly this failure (`expect.error` is a substring of
     /// one of the error lines).
     pub fn is_expected(&self) -> bool {
-        self.header().is_some_and(|h| h.expect.matches_error(self.diagnostics()))
+        self.header()
+            .is_some_and(|h| h.expect.matches_error(self.diagnostics()))
     }
 }
 
@@ -124,7 +125,11 @@ pub struct FakeStep {
 impl FakeStep {
     /// The attempt numbered `n` (0 is the first run; the last given repeats).
     pub fn attempt(&self, n: usize) -> FakeAttempt {
-        self.attempts.get(n).or(self.attempts.last()).cloned().unwrap_or_default()
+        self.attempts
+            .get(n)
+            .or(self.attempts.last())
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -373,11 +378,24 @@ impl Scenario {
     }
     /// A connector by identifier.
     pub fn connector(&self, identifier: &str) -> Option<&Connector> {
-        self.header.fixtures.connectors.iter().find(|c| c.identifier == identifier)
+        self.header
+            .fixtures
+            .connectors
+            .iter()
+            .find(|c| c.identifier == identifier)
     }
 }
 
-const SCENARIO_FIELDS: &[&str] = &["name", "description", "pipeline", "stepGroup", "seed", "fixtures", "expect", "fake"];
+const SCENARIO_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "pipeline",
+    "stepGroup",
+    "seed",
+    "fixtures",
+    "expect",
+    "fake",
+];
 const FIXTURE_FIELDS: &[&str] = &[
     "accountId",
     "namespaces",
@@ -408,7 +426,9 @@ pub const DEFAULT_HARNESS_IMAGE_CONNECTOR: &str = "account.harnessImage";
 /// rather than a scenario.
 fn is_bare(root: &Node) -> bool {
     let Some(entries) = root.as_map() else { return false };
-    let has_pipeline_map = root.get("pipeline").is_some_and(|p| p.as_map().is_some() && p.get("pipeline").is_none());
+    let has_pipeline_map = root
+        .get("pipeline")
+        .is_some_and(|p| p.as_map().is_some() && p.get("pipeline").is_none());
     has_pipeline_map
         && entries.iter().all(|(k, _)| {
             let key = k.scalar_text().unwrap_or_default();
@@ -455,7 +475,10 @@ fn step_group_template_as_pipeline(root: &Node) -> Option<Node> {
     let id = t.get("identifier").and_then(Node::scalar_text).unwrap_or_default();
     let name = t.get("name").and_then(Node::scalar_text).unwrap_or_else(|| id.clone());
     let stage_type = spec.get("stageType").cloned().unwrap_or_else(|| s("Custom"));
-    let mut group = vec![(s("identifier"), t.get("identifier").cloned().unwrap_or_else(|| s(&id))), (s("name"), s(&name))];
+    let mut group = vec![
+        (s("identifier"), t.get("identifier").cloned().unwrap_or_else(|| s(&id))),
+        (s("name"), s(&name)),
+    ];
     for (k, v) in spec.as_map().unwrap_or_default() {
         if k.scalar_text().as_deref() != Some("stageType") {
             group.push((k.clone(), v.clone()));
@@ -469,7 +492,10 @@ fn step_group_template_as_pipeline(root: &Node) -> Option<Node> {
         ("spec", map(vec![("execution", map(vec![("steps", steps)]))])),
     ]);
     let stages = node(Value::Seq(vec![map(vec![("stage", stage)])]));
-    Some(map(vec![("pipeline", map(vec![("identifier", s(&id)), ("name", s(&name)), ("stages", stages)]))]))
+    Some(map(vec![(
+        "pipeline",
+        map(vec![("identifier", s(&id)), ("name", s(&name)), ("stages", stages)]),
+    )]))
 }
 
 fn dirname(path: &str) -> &str {
@@ -480,7 +506,11 @@ fn dirname(path: &str) -> &str {
 }
 
 fn join(dir: &str, rel: &str) -> String {
-    if rel.starts_with('/') || dir.is_empty() { rel.to_string() } else { format!("{dir}/{rel}") }
+    if rel.starts_with('/') || dir.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{dir}/{rel}")
+    }
 }
 
 /// Overrides for [`load_with_options`] (e.g. from CLI flags).
@@ -500,7 +530,12 @@ pub fn load(path: &str, text: &str, loader: &dyn SourceLoader) -> Result<Scenari
 }
 
 /// [`load`] with overrides.
-pub fn load_with_options(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOptions) -> Result<Scenario, ScenarioError> {
+pub fn load_with_options(
+    path: &str,
+    text: &str,
+    loader: &dyn SourceLoader,
+    opts: &LoadOptions,
+) -> Result<Scenario, ScenarioError> {
     let mut r = load_inner(path, text, loader, opts);
     if let (Some(seed), Ok(s)) = (opts.seed, &mut r) {
         s.header.seed = seed;
@@ -508,62 +543,113 @@ pub fn load_with_options(path: &str, text: &str, loader: &dyn SourceLoader, opts
     r
 }
 
-fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOptions) -> Result<Scenario, ScenarioError> {
+fn load_inner(
+    path: &str,
+    text: &str,
+    loader: &dyn SourceLoader,
+    opts: &LoadOptions,
+) -> Result<Scenario, ScenarioError> {
     let file = SourceFile::new(path, text);
     let mut diags = Diagnostics::default();
     let root = match parse(text) {
         Ok(n) => n,
         Err(e) => {
             diags.push(Diagnostic::new(Severity::Error, &file, e.pos, yaml_message(&e)));
-            return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+            return Err(ScenarioError::Invalid {
+                header: None,
+                diagnostics: diags,
+            });
         }
     };
     if root.is_null() {
-        diags.push(Diagnostic::new(Severity::Error, &file, Pos::default(), "empty file: expected a scenario or a pipeline"));
-        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+        diags.push(Diagnostic::new(
+            Severity::Error,
+            &file,
+            Pos::default(),
+            "empty file: expected a scenario or a pipeline",
+        ));
+        return Err(ScenarioError::Invalid {
+            header: None,
+            diagnostics: diags,
+        });
     }
     let mut res = Resolver::default();
     if is_bare(&root) {
-        let header = ScenarioHeader { seed: 1, bare: true, step_group: opts.step_group.clone(), ..Default::default() };
+        let header = ScenarioHeader {
+            seed: 1,
+            bare: true,
+            step_group: opts.step_group.clone(),
+            ..Default::default()
+        };
         res.infer_secrets = true;
         return finish(header, file.clone(), &root, path.to_string(), res, diags, &file);
     }
     if let Some(proot) = step_group_template_as_pipeline(&root) {
         // A step group template is loaded like a bare pipeline that uses it.
-        let header = ScenarioHeader { seed: 1, bare: true, step_group: opts.step_group.clone(), ..Default::default() };
+        let header = ScenarioHeader {
+            seed: 1,
+            bare: true,
+            step_group: opts.step_group.clone(),
+            ..Default::default()
+        };
         res.infer_secrets = true;
         return finish(header, file.clone(), &proot, path.to_string(), res, diags, &file);
     }
     if let Some(entries) = root.as_map()
-        && !entries.iter().any(|(k, _)| SCENARIO_FIELDS.contains(&k.scalar_text().unwrap_or_default().as_str()))
+        && !entries
+            .iter()
+            .any(|(k, _)| SCENARIO_FIELDS.contains(&k.scalar_text().unwrap_or_default().as_str()))
     {
-        let first = entries.first().map(|(k, _)| (k.pos, k.scalar_text().unwrap_or_default()));
+        let first = entries
+            .first()
+            .map(|(k, _)| (k.pos, k.scalar_text().unwrap_or_default()));
         let (pos, key) = first.unwrap_or((root.pos, String::new()));
-        let hint = suggest(&key, SCENARIO_FIELDS.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint = suggest(&key, SCENARIO_FIELDS.iter().copied())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         diags.push(Diagnostic::new(
             Severity::Error,
             &file,
             pos,
             format!("expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `{key}`{hint}"),
         ));
-        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+        return Err(ScenarioError::Invalid {
+            header: None,
+            diagnostics: diags,
+        });
     }
     if root.as_map().is_none() {
         diags.push(Diagnostic::new(
             Severity::Error,
             &file,
             root.pos,
-            format!("expected a scenario or a pipeline (a mapping), found {}", root.kind_name()),
+            format!(
+                "expected a scenario or a pipeline (a mapping), found {}",
+                root.kind_name()
+            ),
         ));
-        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+        return Err(ScenarioError::Invalid {
+            header: None,
+            diagnostics: diags,
+        });
     }
     // Scenario.
-    let mut header = ScenarioHeader { seed: 1, ..Default::default() };
+    let mut header = ScenarioHeader {
+        seed: 1,
+        ..Default::default()
+    };
     header.fixtures.account_id = DEFAULT_ACCOUNT_ID.into();
     header.fixtures.nodes = vec![default_node()];
-    let mut ctx = Ctx { file: file.clone(), diags: &mut diags, res: &mut res };
+    let mut ctx = Ctx {
+        file: file.clone(),
+        diags: &mut diags,
+        res: &mut res,
+    };
     if !ctx.strict_map(&root, root.pos, SCENARIO_FIELDS, "scenario.yaml") {
-        return Err(ScenarioError::Invalid { header: None, diagnostics: diags });
+        return Err(ScenarioError::Invalid {
+            header: None,
+            diagnostics: diags,
+        });
     }
     header.name = scalar(&mut ctx, &root, "name").unwrap_or_default();
     header.description = scalar(&mut ctx, &root, "description").unwrap_or_default();
@@ -574,7 +660,10 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
     if let Some(v) = root.get("seed") {
         match &v.value {
             Value::Int(i) if *i >= 0 && *i <= u64::MAX as i128 => header.seed = *i as u64,
-            _ => ctx.err(v.pos, format!("`seed` must be a non-negative integer, found {}", v.kind_name())),
+            _ => ctx.err(
+                v.pos,
+                format!("`seed` must be a non-negative integer, found {}", v.kind_name()),
+            ),
         }
     }
     if let Some((fk, f)) = root.entry("fixtures") {
@@ -589,15 +678,25 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
     for (k, v) in &header.fixtures.harness_secrets {
         ctx.res.secrets.insert(k.clone(), v.clone());
     }
-    if let Some(inputs) = root.get("fixtures").and_then(|f| f.get("inputs")).and_then(Node::as_map) {
+    if let Some(inputs) = root
+        .get("fixtures")
+        .and_then(|f| f.get("inputs"))
+        .and_then(Node::as_map)
+    {
         for (k, v) in inputs {
             ctx.res.inputs.insert(k.scalar_text().unwrap_or_default(), v.clone());
         }
     }
     // The pipeline.
     let Some((pk, pnode)) = root.entry("pipeline") else {
-        ctx.err(root.pos, "missing required field `pipeline` (a file path or an inline `pipeline:` mapping)");
-        return Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags });
+        ctx.err(
+            root.pos,
+            "missing required field `pipeline` (a file path or an inline `pipeline:` mapping)",
+        );
+        return Err(ScenarioError::Invalid {
+            header: Some(Box::new(header)),
+            diagnostics: diags,
+        });
     };
     let _ = pk;
     match &pnode.value {
@@ -606,7 +705,10 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
             match loader.load(rel) {
                 Err(reason) => {
                     ctx.err(pnode.pos, format!("cannot read pipeline file `{rel}`: {reason}"));
-                    Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+                    Err(ScenarioError::Invalid {
+                        header: Some(Box::new(header)),
+                        diagnostics: diags,
+                    })
                 }
                 Ok(ptext) => {
                     let pfile = SourceFile::new(shown.clone(), ptext);
@@ -614,7 +716,10 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
                         Ok(n) => n,
                         Err(e) => {
                             diags.push(Diagnostic::new(Severity::Error, &pfile, e.pos, yaml_message(&e)));
-                            return Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags });
+                            return Err(ScenarioError::Invalid {
+                                header: Some(Box::new(header)),
+                                diagnostics: diags,
+                            });
                         }
                     };
                     finish(header, pfile, &proot, shown, res, diags, &file)
@@ -626,8 +731,17 @@ fn load_inner(path: &str, text: &str, loader: &dyn SourceLoader, opts: &LoadOpti
             finish(header, file.clone(), &p, path.to_string(), res, diags, &file)
         }
         _ => {
-            ctx.err(pnode.pos, format!("`pipeline` must be a file path or an inline mapping `{{pipeline: ...}}`, found {}", pnode.kind_name()));
-            Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+            ctx.err(
+                pnode.pos,
+                format!(
+                    "`pipeline` must be a file path or an inline mapping `{{pipeline: ...}}`, found {}",
+                    pnode.kind_name()
+                ),
+            );
+            Err(ScenarioError::Invalid {
+                header: Some(Box::new(header)),
+                diagnostics: diags,
+            })
         }
     }
 }
@@ -643,9 +757,16 @@ fn finish(
 ) -> Result<Scenario, ScenarioError> {
     let fail = |header: ScenarioHeader, mut diags: Diagnostics| {
         diags.sort();
-        Err(ScenarioError::Invalid { header: Some(Box::new(header)), diagnostics: diags })
+        Err(ScenarioError::Invalid {
+            header: Some(Box::new(header)),
+            diagnostics: diags,
+        })
     };
-    let mut ctx = Ctx { file: pfile.clone(), diags: &mut diags, res: &mut res };
+    let mut ctx = Ctx {
+        file: pfile.clone(),
+        diags: &mut diags,
+        res: &mut res,
+    };
     let Some((pipeline, found)) = discover(&mut ctx, proot) else {
         return fail(header, diags);
     };
@@ -673,25 +794,35 @@ fn finish(
         );
         return fail(header, diags);
     }
-    let names: Vec<String> = found.iter().map(|f| format!("{}.{}", f.stage_identifier, f.group_identifier)).collect();
+    let names: Vec<String> = found
+        .iter()
+        .map(|f| format!("{}.{}", f.stage_identifier, f.group_identifier))
+        .collect();
     let chosen = match &header.step_group {
         Some(sel) => {
             let m: Vec<usize> = found
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| f.group_identifier == *sel || format!("{}.{}", f.stage_identifier, f.group_identifier) == *sel)
+                .filter(|(_, f)| {
+                    f.group_identifier == *sel || format!("{}.{}", f.stage_identifier, f.group_identifier) == *sel
+                })
                 .map(|(i, _)| i)
                 .collect();
             match m.as_slice() {
                 [i] => Some(*i),
                 [] => {
                     let cands: Vec<&str> = found.iter().map(|f| f.group_identifier.as_str()).collect();
-                    let hint = suggest(sel, cands.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    let hint = suggest(sel, cands.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
                     let d = Diagnostic::new(
                         Severity::Error,
                         scenario_file,
                         step_group_pos(scenario_file),
-                        format!("step group `{sel}` not found{hint}; containerized step groups in the pipeline: {}", names.join(", ")),
+                        format!(
+                            "step group `{sel}` not found{hint}; containerized step groups in the pipeline: {}",
+                            names.join(", ")
+                        ),
                     );
                     ctx.diags.push(d);
                     None
@@ -701,7 +832,10 @@ fn finish(
                         Severity::Error,
                         scenario_file,
                         step_group_pos(scenario_file),
-                        format!("step group `{sel}` is ambiguous; use `<stage>.<group>`: {}", names.join(", ")),
+                        format!(
+                            "step group `{sel}` is ambiguous; use `<stage>.<group>`: {}",
+                            names.join(", ")
+                        ),
                     );
                     ctx.diags.push(d);
                     None
@@ -713,7 +847,11 @@ fn finish(
             let pos = found[1].key_pos;
             ctx.err_help(
                 pos,
-                format!("the pipeline has {} containerized step groups ({}); choose one with `stepGroup`", found.len(), names.join(", ")),
+                format!(
+                    "the pipeline has {} containerized step groups ({}); choose one with `stepGroup`",
+                    found.len(),
+                    names.join(", ")
+                ),
                 if header.bare {
                     "pass `--step-group <identifier>` (or `stage.group`), or use a scenario.yaml with `stepGroup`"
                 } else {
@@ -729,11 +867,22 @@ fn finish(
         header.fixtures.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
     }
     let group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
-    let stage = pipeline.stages.iter().find(|s| s.identifier == f.stage_identifier).cloned().unwrap_or_default();
+    let stage = pipeline
+        .stages
+        .iter()
+        .find(|s| s.identifier == f.stage_identifier)
+        .cloned()
+        .unwrap_or_default();
     // Fixture-dependent checks.
     let ns = &group.infra.namespace;
     if !ns.is_empty() && !ns.contains("<+") && !is_dns_label(ns) {
-        let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("namespace")).map(|n| n.pos).unwrap_or(f.key_pos);
+        let pos = f
+            .node
+            .get("stepGroupInfra")
+            .and_then(|i| i.get("spec"))
+            .and_then(|s| s.get("namespace"))
+            .map(|n| n.pos)
+            .unwrap_or(f.key_pos);
         ctx.warn(pos, format!("namespace `{ns}` is not a valid Kubernetes namespace name (a lowercase RFC 1123 label); the pod will fail to be created"));
     }
     if header.bare {
@@ -741,13 +890,33 @@ fn finish(
     } else {
         let ns = &group.infra.namespace;
         if !ns.is_empty() && !ns.contains("<+") && !header.fixtures.namespaces.iter().any(|n| n == ns) {
-            let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("namespace")).map(|n| n.pos).unwrap_or(f.key_pos);
-            ctx.warn(pos, format!("namespace `{ns}` is not in fixtures.namespaces; the pod will fail to be created"));
+            let pos = f
+                .node
+                .get("stepGroupInfra")
+                .and_then(|i| i.get("spec"))
+                .and_then(|s| s.get("namespace"))
+                .map(|n| n.pos)
+                .unwrap_or(f.key_pos);
+            ctx.warn(
+                pos,
+                format!("namespace `{ns}` is not in fixtures.namespaces; the pod will fail to be created"),
+            );
         }
-        let known: Vec<&str> = header.fixtures.connectors.iter().map(|c| c.identifier.as_str()).collect();
+        let known: Vec<&str> = header
+            .fixtures
+            .connectors
+            .iter()
+            .map(|c| c.identifier.as_str())
+            .collect();
         let cref = &group.infra.connector_ref;
         if !cref.is_empty() && !cref.contains("<+") && !known.contains(&cref.as_str()) {
-            let pos = f.node.get("stepGroupInfra").and_then(|i| i.get("spec")).and_then(|s| s.get("connectorRef")).map(|n| n.pos).unwrap_or(f.key_pos);
+            let pos = f
+                .node
+                .get("stepGroupInfra")
+                .and_then(|i| i.get("spec"))
+                .and_then(|s| s.get("connectorRef"))
+                .map(|n| n.pos)
+                .unwrap_or(f.key_pos);
             ctx.warn(pos, format!("connector `{cref}` is not in fixtures.connectors; treated as a KubernetesCluster connector to the simulated cluster"));
         }
     }
@@ -756,7 +925,10 @@ fn finish(
         let steps = group.flat_steps();
         let ids: Vec<&str> = steps.iter().map(|s| s.identifier.as_str()).collect();
         let sc_root = parse(&scenario_file.text).ok();
-        let sections = [("expect", header.expect.steps.keys().collect::<Vec<_>>()), ("fake", header.fake.steps.keys().collect())];
+        let sections = [
+            ("expect", header.expect.steps.keys().collect::<Vec<_>>()),
+            ("fake", header.fake.steps.keys().collect()),
+        ];
         for (section, named) in sections {
             for id in named.into_iter().filter(|id| !ids.contains(&id.as_str())) {
                 let pos = sc_root
@@ -766,18 +938,25 @@ fn finish(
                     .and_then(|s| s.entry(id))
                     .map(|(k, _)| k.pos)
                     .unwrap_or_default();
-                let hint = suggest(id, ids.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = suggest(id, ids.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
                 ctx.diags.push(Diagnostic::new(
                     Severity::Error,
                     scenario_file,
                     pos,
-                    format!("{section}.steps names `{id}`, which is not a step of `{}`{hint}", group.identifier),
+                    format!(
+                        "{section}.steps names `{id}`, which is not a step of `{}`{hint}",
+                        group.identifier
+                    ),
                 ));
             }
         }
     }
     if !header.bare
-        && let Some(inputs) = parse(&scenario_file.text).ok().and_then(|r| r.get("fixtures").and_then(|f| f.get("inputs")).cloned())
+        && let Some(inputs) = parse(&scenario_file.text)
+            .ok()
+            .and_then(|r| r.get("fixtures").and_then(|f| f.get("inputs")).cloned())
         && let Some(entries) = inputs.as_map()
     {
         for (k, _) in entries {
@@ -787,7 +966,10 @@ fn finish(
                     Severity::Warning,
                     scenario_file,
                     k.pos,
-                    format!("input `{key}` is not used by step group `{}` (no `<+input>` at that field path)", group.identifier),
+                    format!(
+                        "input `{key}` is not used by step group `{}` (no `<+input>` at that field path)",
+                        group.identifier
+                    ),
                 );
                 ctx.diags.push(d);
             }
@@ -820,7 +1002,10 @@ fn finish(
 }
 
 fn step_group_pos(file: &Arc<SourceFile>) -> Pos {
-    parse(&file.text).ok().and_then(|r| r.get("stepGroup").map(|n| n.pos)).unwrap_or_default()
+    parse(&file.text)
+        .ok()
+        .and_then(|r| r.get("stepGroup").map(|n| n.pos))
+        .unwrap_or_default()
 }
 
 /// Fixtures of a bare pipeline: the namespace exists, connectors are anonymous, one node.
@@ -829,7 +1014,8 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -847,7 +1033,11 @@ fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
             ..Default::default()
         });
     }
-    let img = group.infra.harness_image_connector_ref.clone().unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.into());
+    let img = group
+        .infra
+        .harness_image_connector_ref
+        .clone()
+        .unwrap_or_else(|| DEFAULT_HARNESS_IMAGE_CONNECTOR.into());
     let mut docker: Vec<String> = vec![img];
     for s in group.flat_steps() {
         if let Some(c) = &s.connector_ref
@@ -871,20 +1061,33 @@ fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
     for v in &group.infra.volumes {
         match &v.source {
             crate::model::VolumeSource::PersistentVolumeClaim { claim_name, .. } => {
-                fx.persistent_volume_claims.push(NamedObject { name: claim_name.clone(), namespace: None })
+                fx.persistent_volume_claims.push(NamedObject {
+                    name: claim_name.clone(),
+                    namespace: None,
+                })
             }
-            crate::model::VolumeSource::ConfigMap { name, .. } => {
-                fx.config_maps.push(DataObject { name: name.clone(), ..Default::default() })
-            }
-            crate::model::VolumeSource::Secret { name, .. } => fx.secrets.push(DataObject { name: name.clone(), ..Default::default() }),
+            crate::model::VolumeSource::ConfigMap { name, .. } => fx.config_maps.push(DataObject {
+                name: name.clone(),
+                ..Default::default()
+            }),
+            crate::model::VolumeSource::Secret { name, .. } => fx.secrets.push(DataObject {
+                name: name.clone(),
+                ..Default::default()
+            }),
             _ => {}
         }
     }
     if let Some(sa) = &group.infra.service_account_name {
-        fx.service_accounts.push(NamedObject { name: sa.clone(), namespace: None });
+        fx.service_accounts.push(NamedObject {
+            name: sa.clone(),
+            namespace: None,
+        });
     }
     if let Some(pc) = &group.infra.priority_class_name {
-        fx.priority_classes.push(PriorityClassFixture { name: pc.clone(), value: 1000 });
+        fx.priority_classes.push(PriorityClassFixture {
+            name: pc.clone(),
+            value: 1000,
+        });
     }
     fx.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
     fx.account_id = DEFAULT_ACCOUNT_ID.into();
@@ -892,7 +1095,10 @@ fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
 }
 
 fn default_node() -> NodeFixture {
-    NodeFixture { name: "node-1".into(), ..Default::default() }
+    NodeFixture {
+        name: "node-1".into(),
+        ..Default::default()
+    }
 }
 
 fn scalar(ctx: &mut Ctx<'_>, map: &Node, key: &str) -> Option<String> {
@@ -921,7 +1127,10 @@ fn plain_map(ctx: &mut Ctx<'_>, map: &Node, key: &str) -> BTreeMap<String, Strin
                     None if val.is_null() => {
                         out.insert(kt, String::new());
                     }
-                    None => ctx.err(val.pos, format!("`{key}.{kt}` must be a scalar, found {}", val.kind_name())),
+                    None => ctx.err(
+                        val.pos,
+                        format!("`{key}.{kt}` must be a scalar, found {}", val.kind_name()),
+                    ),
                 }
             }
         }
@@ -966,10 +1175,18 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
     }
     for n in list(ctx, f, "nodes") {
         if let Some(name) = n.scalar_text() {
-            fx.nodes.push(NodeFixture { name, ..Default::default() });
+            fx.nodes.push(NodeFixture {
+                name,
+                ..Default::default()
+            });
             continue;
         }
-        if !ctx.strict_map(n, n.pos, &["name", "labels", "taints", "cpu", "memory", "files", "images"], "node fixture") {
+        if !ctx.strict_map(
+            n,
+            n.pos,
+            &["name", "labels", "taints", "cpu", "memory", "files", "images"],
+            "node fixture",
+        ) {
             continue;
         }
         let mut node = NodeFixture {
@@ -1009,7 +1226,13 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             };
             if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&taint.effect.as_str()) {
                 let pos = t.get("effect").map(|x| x.pos).unwrap_or(t.pos);
-                ctx.err(pos, format!("taint effect must be NoSchedule, PreferNoSchedule or NoExecute, found `{}`", taint.effect));
+                ctx.err(
+                    pos,
+                    format!(
+                        "taint effect must be NoSchedule, PreferNoSchedule or NoExecute, found `{}`",
+                        taint.effect
+                    ),
+                );
             }
             node.taints.push(taint);
         }
@@ -1020,14 +1243,21 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             if !ctx.strict_map(n, n.pos, &["name", "namespace", "data"], key) {
                 continue;
             }
-            let o = DataObject { name: scalar(ctx, n, "name").unwrap_or_default(), namespace: scalar(ctx, n, "namespace"), data: plain_map(ctx, n, "data") };
+            let o = DataObject {
+                name: scalar(ctx, n, "name").unwrap_or_default(),
+                namespace: scalar(ctx, n, "namespace"),
+                data: plain_map(ctx, n, "data"),
+            };
             if o.name.is_empty() {
                 ctx.err(n.pos, format!("missing required field `name` in {key} fixture"));
             }
             target.push(o);
         }
     }
-    for (key, target) in [("serviceAccounts", &mut fx.service_accounts), ("persistentVolumeClaims", &mut fx.persistent_volume_claims)] {
+    for (key, target) in [
+        ("serviceAccounts", &mut fx.service_accounts),
+        ("persistentVolumeClaims", &mut fx.persistent_volume_claims),
+    ] {
         for n in list(ctx, f, key) {
             if let Some(name) = n.scalar_text() {
                 target.push(NamedObject { name, namespace: None });
@@ -1036,7 +1266,10 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             if !ctx.strict_map(n, n.pos, &["name", "namespace"], key) {
                 continue;
             }
-            target.push(NamedObject { name: scalar(ctx, n, "name").unwrap_or_default(), namespace: scalar(ctx, n, "namespace") });
+            target.push(NamedObject {
+                name: scalar(ctx, n, "name").unwrap_or_default(),
+                namespace: scalar(ctx, n, "namespace"),
+            });
         }
     }
     for n in list(ctx, f, "priorityClasses") {
@@ -1057,7 +1290,10 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
                 0
             }
         };
-        fx.priority_classes.push(PriorityClassFixture { name: scalar(ctx, n, "name").unwrap_or_default(), value });
+        fx.priority_classes.push(PriorityClassFixture {
+            name: scalar(ctx, n, "name").unwrap_or_default(),
+            value,
+        });
     }
     const CONNECTOR_FIELDS: &[&str] = &[
         "identifier",
@@ -1095,33 +1331,73 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
         if c.identifier.is_empty() {
             ctx.err(n.pos, "missing required field `identifier` in connector");
         }
-        const TYPES: &[&str] = &["DockerRegistry", "KubernetesCluster", "Aws", "Git", "Github", "Gitlab", "Bitbucket", "Gcp", "Azure"];
+        const TYPES: &[&str] = &[
+            "DockerRegistry",
+            "KubernetesCluster",
+            "Aws",
+            "Git",
+            "Github",
+            "Gitlab",
+            "Bitbucket",
+            "Gcp",
+            "Azure",
+        ];
         if !TYPES.contains(&c.connector_type.as_str()) {
             let pos = n.get("type").map(|x| x.pos).unwrap_or(n.pos);
-            let hint = suggest(&c.connector_type, TYPES.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-            ctx.err(pos, format!("unknown connector type `{}`: expected one of {}{hint}", c.connector_type, TYPES.join(", ")));
+            let hint = suggest(&c.connector_type, TYPES.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            ctx.err(
+                pos,
+                format!(
+                    "unknown connector type `{}`: expected one of {}{hint}",
+                    c.connector_type,
+                    TYPES.join(", ")
+                ),
+            );
         }
         if c.auth != "anonymous" && c.auth != "usernamePassword" {
             let pos = n.get("auth").map(|x| x.pos).unwrap_or(n.pos);
-            ctx.err(pos, format!("connector `auth` must be `anonymous` or `usernamePassword`, found `{}`", c.auth));
+            ctx.err(
+                pos,
+                format!(
+                    "connector `auth` must be `anonymous` or `usernamePassword`, found `{}`",
+                    c.auth
+                ),
+            );
         }
         if c.auth == "usernamePassword" && (c.username.is_none() || c.password_ref.is_none()) {
             let pos = n.get("auth").map(|x| x.pos).unwrap_or(n.pos);
-            ctx.err(pos, "connector `auth: usernamePassword` needs `username` and `passwordRef`");
+            ctx.err(
+                pos,
+                "connector `auth: usernamePassword` needs `username` and `passwordRef`",
+            );
         }
         for key in ["passwordRef", "secretKeyRef"] {
             if let Some(v) = n.get(key)
                 && let Some(r) = v.scalar_text()
                 && !fx.harness_secrets.contains_key(&r)
             {
-                let hint = suggest(&r, fx.harness_secrets.keys().map(String::as_str)).map(|x| format!(", did you mean `{x}`?")).unwrap_or_default();
-                ctx.err(v.pos, format!("connector `{key}` names `{r}`, which is not in fixtures.harnessSecrets{hint}"));
+                let hint = suggest(&r, fx.harness_secrets.keys().map(String::as_str))
+                    .map(|x| format!(", did you mean `{x}`?"))
+                    .unwrap_or_default();
+                ctx.err(
+                    v.pos,
+                    format!("connector `{key}` names `{r}`, which is not in fixtures.harnessSecrets{hint}"),
+                );
             }
         }
         fx.connectors.push(c);
     }
     for n in list(ctx, f, "registries") {
-        const FIELDS: &[&str] = &["url", "username", "passwordRef", "delay", "tooManyRequests", "missingImages"];
+        const FIELDS: &[&str] = &[
+            "url",
+            "username",
+            "passwordRef",
+            "delay",
+            "tooManyRequests",
+            "missingImages",
+        ];
         if !ctx.strict_map(n, n.pos, FIELDS, "registry fixture") {
             continue;
         }
@@ -1130,24 +1406,38 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
             username: scalar(ctx, n, "username"),
             password_ref: scalar(ctx, n, "passwordRef"),
             delay: scalar(ctx, n, "delay"),
-            too_many_requests: scalar(ctx, n, "tooManyRequests").and_then(|v| v.parse().ok()).unwrap_or(0),
-            missing_images: list(ctx, n, "missingImages").iter().filter_map(|i| i.scalar_text()).collect(),
+            too_many_requests: scalar(ctx, n, "tooManyRequests")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            missing_images: list(ctx, n, "missingImages")
+                .iter()
+                .filter_map(|i| i.scalar_text())
+                .collect(),
         };
         if r.url.is_empty() {
             ctx.err(n.pos, "missing required field `url` in registry fixture");
         }
         if r.username.is_some() != r.password_ref.is_some() {
-            ctx.err(n.pos, "registry fixture needs both `username` and `passwordRef`, or neither");
+            ctx.err(
+                n.pos,
+                "registry fixture needs both `username` and `passwordRef`, or neither",
+            );
         }
         if let Some(p) = &r.password_ref
             && !fx.harness_secrets.contains_key(p)
         {
-            ctx.err(n.pos, format!("registry `passwordRef` names `{p}`, which is not in fixtures.harnessSecrets"));
+            ctx.err(
+                n.pos,
+                format!("registry `passwordRef` names `{p}`, which is not in fixtures.harnessSecrets"),
+            );
         }
         if let Some(d) = &r.delay
             && crate::duration::parse_millis(d).is_none()
         {
-            ctx.err(n.pos, format!("registry `delay` `{d}` is not a duration (e.g. 2s, 500ms)"));
+            ctx.err(
+                n.pos,
+                format!("registry `delay` `{d}` is not a duration (e.g. 2s, 500ms)"),
+            );
         }
         fx.registries.push(r);
     }
@@ -1157,7 +1447,10 @@ fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtures) {
                 for (k, val) in entries {
                     let key = k.scalar_text().unwrap_or_default();
                     if !key.starts_with("pipeline.") {
-                        ctx.err(k.pos, format!("input key `{key}` must be a field path starting with `pipeline.`"));
+                        ctx.err(
+                            k.pos,
+                            format!("input key `{key}` must be a field path starting with `pipeline.`"),
+                        );
                     }
                     fx.inputs.insert(key, val.to_json());
                 }
@@ -1190,8 +1483,13 @@ fn status(ctx: &mut Ctx<'_>, v: &Node) -> Option<ExpectedStatus> {
         "Failed" => Some(ExpectedStatus::Failed),
         "Skipped" => Some(ExpectedStatus::Skipped),
         _ => {
-            let hint = suggest(&s, ["Success", "Failed", "Skipped"]).map(|x| format!(", did you mean `{x}`?")).unwrap_or_default();
-            ctx.err(v.pos, format!("status must be Success, Failed or Skipped, found `{s}`{hint}"));
+            let hint = suggest(&s, ["Success", "Failed", "Skipped"])
+                .map(|x| format!(", did you mean `{x}`?"))
+                .unwrap_or_default();
+            ctx.err(
+                v.pos,
+                format!("status must be Success, Failed or Skipped, found `{s}`{hint}"),
+            );
             None
         }
     }
@@ -1231,7 +1529,10 @@ fn read_expect(ctx: &mut Ctx<'_>, e: &Node, at: Pos, ex: &mut Expect) {
                 }
             }
             None if steps.is_null() => {}
-            None => ctx.err(steps.pos, format!("`expect.steps` must be a mapping, found {}", steps.kind_name())),
+            None => ctx.err(
+                steps.pos,
+                format!("`expect.steps` must be a mapping, found {}", steps.kind_name()),
+            ),
         }
     }
 }
@@ -1252,7 +1553,14 @@ fn int_in(ctx: &mut Ctx<'_>, v: &Node, what: &str, range: std::ops::RangeInclusi
     match &v.value {
         Value::Int(i) if range.contains(i) => Some(*i),
         _ => {
-            ctx.err(v.pos, format!("`{what}` must be an integer between {} and {}", range.start(), range.end()));
+            ctx.err(
+                v.pos,
+                format!(
+                    "`{what}` must be an integer between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
             None
         }
     }
@@ -1273,7 +1581,10 @@ fn read_fake_attempt(ctx: &mut Ctx<'_>, v: &Node, at: Pos) -> FakeAttempt {
     if let Some(o) = v.get("oomKilled") {
         match &o.value {
             Value::Bool(b) => a.oom_killed = *b,
-            _ => ctx.err(o.pos, format!("`oomKilled` must be true or false, found {}", o.kind_name())),
+            _ => ctx.err(
+                o.pos,
+                format!("`oomKilled` must be true or false, found {}", o.kind_name()),
+            ),
         }
     }
     a
@@ -1302,7 +1613,10 @@ fn read_fake(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fake: &mut FakeSpec) {
                 }
             }
             None if m.is_null() => {}
-            None => ctx.err(m.pos, format!("`fake.{key}` must be a mapping, found {}", m.kind_name())),
+            None => ctx.err(
+                m.pos,
+                format!("`fake.{key}` must be a mapping, found {}", m.kind_name()),
+            ),
         }
     }
     if let Some(steps) = f.get("steps") {
@@ -1313,25 +1627,33 @@ fn read_fake(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fake: &mut FakeSpec) {
                     let step = match v.get("attempts") {
                         Some(list) => {
                             if v.as_map().is_some_and(|m| m.len() > 1) {
-                                ctx.err(k.pos, "a fake step has either `attempts` or one attempt's fields, not both");
+                                ctx.err(
+                                    k.pos,
+                                    "a fake step has either `attempts` or one attempt's fields, not both",
+                                );
                             }
                             match list.as_seq() {
-                                Some(items) if !items.is_empty() => {
-                                    FakeStep { attempts: items.iter().map(|i| read_fake_attempt(ctx, i, i.pos)).collect() }
-                                }
+                                Some(items) if !items.is_empty() => FakeStep {
+                                    attempts: items.iter().map(|i| read_fake_attempt(ctx, i, i.pos)).collect(),
+                                },
                                 _ => {
                                     ctx.err(list.pos, "`attempts` must be a non-empty list");
                                     FakeStep::default()
                                 }
                             }
                         }
-                        None => FakeStep { attempts: vec![read_fake_attempt(ctx, v, k.pos)] },
+                        None => FakeStep {
+                            attempts: vec![read_fake_attempt(ctx, v, k.pos)],
+                        },
                     };
                     fake.steps.insert(id, step);
                 }
             }
             None if steps.is_null() => {}
-            None => ctx.err(steps.pos, format!("`fake.steps` must be a mapping, found {}", steps.kind_name())),
+            None => ctx.err(
+                steps.pos,
+                format!("`fake.steps` must be a mapping, found {}", steps.kind_name()),
+            ),
         }
     }
 }
@@ -1360,7 +1682,7 @@ impl Fixtures {
     /// `default_namespace` (the step group's).
     pub fn k8s_objects(&self, default_namespace: &str) -> FixtureObjects {
         use k8s_openapi::ByteString;
-        use k8s_openapi::api::core::v1 as v1;
+        use k8s_openapi::api::core::v1;
         use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
         let meta = |name: &str, ns: Option<&str>| ObjectMeta {
@@ -1371,7 +1693,10 @@ impl Fixtures {
         let ns_of = |o: &Option<String>| o.clone().unwrap_or_else(|| default_namespace.to_string());
         let mut out = FixtureObjects::default();
         for n in &self.namespaces {
-            out.namespaces.push(v1::Namespace { metadata: meta(n, None), ..Default::default() });
+            out.namespaces.push(v1::Namespace {
+                metadata: meta(n, None),
+                ..Default::default()
+            });
         }
         for n in &self.nodes {
             let cpu = n.cpu.clone().unwrap_or_else(|| "8".into());
@@ -1388,12 +1713,20 @@ impl Fixtures {
                 ("pods".to_string(), Quantity("110".into())),
             ]);
             out.nodes.push(v1::Node {
-                metadata: ObjectMeta { labels: Some(labels), ..meta(&n.name, None) },
+                metadata: ObjectMeta {
+                    labels: Some(labels),
+                    ..meta(&n.name, None)
+                },
                 spec: Some(v1::NodeSpec {
                     taints: (!n.taints.is_empty()).then(|| {
                         n.taints
                             .iter()
-                            .map(|t| v1::Taint { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone(), ..Default::default() })
+                            .map(|t| v1::Taint {
+                                key: t.key.clone(),
+                                value: t.value.clone(),
+                                effect: t.effect.clone(),
+                                ..Default::default()
+                            })
                             .collect()
                     }),
                     ..Default::default()
@@ -1401,7 +1734,11 @@ impl Fixtures {
                 status: Some(v1::NodeStatus {
                     capacity: Some(res.clone()),
                     allocatable: Some(res),
-                    conditions: Some(vec![v1::NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+                    conditions: Some(vec![v1::NodeCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }),
             });
@@ -1417,12 +1754,20 @@ impl Fixtures {
             out.secrets.push(v1::Secret {
                 metadata: meta(&s.name, Some(&ns_of(&s.namespace))),
                 type_: Some("Opaque".into()),
-                data: Some(s.data.iter().map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec()))).collect()),
+                data: Some(
+                    s.data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+                        .collect(),
+                ),
                 ..Default::default()
             });
         }
         for s in &self.service_accounts {
-            out.service_accounts.push(v1::ServiceAccount { metadata: meta(&s.name, Some(&ns_of(&s.namespace))), ..Default::default() });
+            out.service_accounts.push(v1::ServiceAccount {
+                metadata: meta(&s.name, Some(&ns_of(&s.namespace))),
+                ..Default::default()
+            });
         }
         for p in &self.persistent_volume_claims {
             out.persistent_volume_claims.push(v1::PersistentVolumeClaim {
@@ -1439,11 +1784,12 @@ impl Fixtures {
             });
         }
         for p in &self.priority_classes {
-            out.priority_classes.push(k8s_openapi::api::scheduling::v1::PriorityClass {
-                metadata: meta(&p.name, None),
-                value: Some(p.value),
-                ..Default::default()
-            });
+            out.priority_classes
+                .push(k8s_openapi::api::scheduling::v1::PriorityClass {
+                    metadata: meta(&p.name, None),
+                    value: Some(p.value),
+                    ..Default::default()
+                });
         }
         out
     }

@@ -49,7 +49,10 @@ impl Ctx<'_> {
     pub fn strict_map(&mut self, node: &Node, at: Pos, allowed: &[&str], what: &str) -> bool {
         let Some(entries) = node.as_map() else {
             if !node.is_null() {
-                self.err(node.pos, format!("{what} must be a mapping, found {}", node.kind_name()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be a mapping, found {}", node.kind_name()),
+                );
             } else {
                 self.err(at, format!("{what} must be a mapping, found null"));
             }
@@ -88,15 +91,29 @@ impl Ctx<'_> {
                         (k.clone(), self.resolve(v, &format!("{fqn}.{key}")))
                     })
                     .collect();
-                return Node { value: Value::Map(entries), pos: node.pos, raw: node.raw.clone() };
+                return Node {
+                    value: Value::Map(entries),
+                    pos: node.pos,
+                    raw: node.raw.clone(),
+                };
             }
             Value::Seq(items) => {
-                let items = items.iter().enumerate().map(|(i, v)| self.resolve(v, &format!("{fqn}.{i}"))).collect();
-                return Node { value: Value::Seq(items), pos: node.pos, raw: node.raw.clone() };
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.resolve(v, &format!("{fqn}.{i}")))
+                    .collect();
+                return Node {
+                    value: Value::Seq(items),
+                    pos: node.pos,
+                    raw: node.raw.clone(),
+                };
             }
             _ => {}
         }
-        let Value::Str(s) = &node.value else { return node.clone() };
+        let Value::Str(s) = &node.value else {
+            return node.clone();
+        };
         let t = s.trim();
         if t.starts_with("<+input>") {
             if let Some(v) = self.res.inputs.get(fqn) {
@@ -106,7 +123,11 @@ impl Ctx<'_> {
                 return self.resolve_secrets_in(v);
             }
             if let Some(def) = input_default(t) {
-                return Node { value: Value::Str(def), pos: node.pos, raw: None };
+                return Node {
+                    value: Value::Str(def),
+                    pos: node.pos,
+                    raw: None,
+                };
             }
             if self.res.infer_secrets {
                 // Bare pipeline: infer a value for the fields sgsim needs, leave others unset.
@@ -122,12 +143,26 @@ impl Ctx<'_> {
                 };
                 return match inferred {
                     Some(v) => {
-                        self.warn(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value; using `{v}`"));
-                        Node { value: Value::Str(v.to_string()), pos: node.pos, raw: None }
+                        self.warn(
+                            node.pos,
+                            format!("runtime input `<+input>` of `{fqn}` has no value; using `{v}`"),
+                        );
+                        Node {
+                            value: Value::Str(v.to_string()),
+                            pos: node.pos,
+                            raw: None,
+                        }
                     }
                     None => {
-                        self.warn(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value; treated as unset"));
-                        Node { value: Value::Null, pos: node.pos, raw: None }
+                        self.warn(
+                            node.pos,
+                            format!("runtime input `<+input>` of `{fqn}` has no value; treated as unset"),
+                        );
+                        Node {
+                            value: Value::Null,
+                            pos: node.pos,
+                            raw: None,
+                        }
                     }
                 };
             }
@@ -136,8 +171,16 @@ impl Ctx<'_> {
                 Some(s) => format!("fixtures.inputs has `{s}`; the key must be `{fqn}`"),
                 None => format!("add `\"{fqn}\": <value>` under fixtures.inputs"),
             };
-            self.err_help(node.pos, format!("runtime input `<+input>` of `{fqn}` has no value"), help);
-            return Node { value: Value::Null, pos: node.pos, raw: None };
+            self.err_help(
+                node.pos,
+                format!("runtime input `<+input>` of `{fqn}` has no value"),
+                help,
+            );
+            return Node {
+                value: Value::Null,
+                pos: node.pos,
+                raw: None,
+            };
         }
         self.resolve_secrets_in(node.clone())
     }
@@ -169,7 +212,10 @@ impl Ctx<'_> {
                 Some(v) => v.clone(),
                 None if self.res.infer_secrets => {
                     let v = format!("sgsim-secret-{arg}");
-                    self.warn(pos, format!("harness secret `{arg}` is not defined; using a generated value"));
+                    self.warn(
+                        pos,
+                        format!("harness secret `{arg}` is not defined; using a generated value"),
+                    );
                     self.res.secrets.insert(arg.to_string(), v.clone());
                     v
                 }
@@ -179,7 +225,11 @@ impl Ctx<'_> {
                         Some(k) => format!("did you mean `{k}`?"),
                         None => "add it under fixtures.harnessSecrets".to_string(),
                     };
-                    self.err_help(pos, format!("harness secret `{arg}` is not defined in fixtures.harnessSecrets"), help);
+                    self.err_help(
+                        pos,
+                        format!("harness secret `{arg}` is not defined in fixtures.harnessSecrets"),
+                        help,
+                    );
                     String::new()
                 }
             };
@@ -244,7 +294,10 @@ impl Ctx<'_> {
             Value::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
             Value::Str(s) if s.contains("<+") => {
-                self.warn(n.pos, format!("expression `{s}` in `{key}` is not supported by sgsim; treated as unset"));
+                self.warn(
+                    n.pos,
+                    format!("expression `{s}` in `{key}` is not supported by sgsim; treated as unset"),
+                );
                 None
             }
             _ => {
@@ -319,7 +372,9 @@ impl Ctx<'_> {
                         self.err(k.pos, format!("keys of `{key}` must be scalars"));
                         continue;
                     };
-                    let s = self.scalar(val, &format!("{fq}.{kt}"), &format!("`{key}.{kt}`")).unwrap_or_default();
+                    let s = self
+                        .scalar(val, &format!("{fq}.{kt}"), &format!("`{key}.{kt}`"))
+                        .unwrap_or_default();
                     out.push((kt, s));
                 }
                 out
@@ -401,9 +456,14 @@ mod tests {
     #[test]
     fn defaults_and_expressions() {
         assert_eq!(input_default("<+input>.default(ns-1)"), Some("ns-1".into()));
-        assert_eq!(input_default("<+input>.default('a').allowedValues(a,b)"), Some("a".into()));
+        assert_eq!(
+            input_default("<+input>.default('a').allowedValues(a,b)"),
+            Some("a".into())
+        );
         assert_eq!(input_default("<+input>"), None);
-        assert_eq!(other_expressions("x <+env.name> y <+input> <+pipeline.variables.a>"),
-            vec!["<+env.name>".to_string(), "<+pipeline.variables.a>".to_string()]);
+        assert_eq!(
+            other_expressions("x <+env.name> y <+input> <+pipeline.variables.a>"),
+            vec!["<+env.name>".to_string(), "<+pipeline.variables.a>".to_string()]
+        );
     }
 }

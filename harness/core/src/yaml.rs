@@ -82,7 +82,11 @@ pub struct YamlError {
 impl Node {
     /// A node without position (for synthesized values).
     pub fn synthetic(value: Value) -> Self {
-        Node { value, pos: Pos::default(), raw: None }
+        Node {
+            value,
+            pos: Pos::default(),
+            raw: None,
+        }
     }
 
     /// The scalar as text (strings as-is, numbers and booleans formatted); `None` for
@@ -203,10 +207,12 @@ fn format_float(f: f64) -> String {
 /// Nesting deeper than 64 levels, duplicate keys and multiple documents are errors (serde-saphyr's
 /// budget and policies), so no input can exhaust the stack.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
-    if text.trim().is_empty() || text.lines().all(|l| {
-        let t = l.trim();
-        t.is_empty() || t.starts_with('#') || t == "---"
-    }) {
+    if text.trim().is_empty()
+        || text.lines().all(|l| {
+            let t = l.trim();
+            t.is_empty() || t.starts_with('#') || t == "---"
+        })
+    {
         return Ok(Node::synthetic(Value::Null));
     }
     // Deserializing a nested node costs tens of KiB of stack per level in debug builds, more
@@ -221,7 +227,11 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     match spawned {
         Ok(handle) => match handle.join() {
             Ok(r) => r,
-            Err(_) => Err(YamlError { kind: YamlErrorKind::Internal, message: "internal error while parsing YAML".into(), pos: Pos::default() }),
+            Err(_) => Err(YamlError {
+                kind: YamlErrorKind::Internal,
+                message: "internal error while parsing YAML".into(),
+                pos: Pos::default(),
+            }),
         },
         Err(_) => parse_with_depth(text, FALLBACK_MAX_DEPTH),
     }
@@ -245,17 +255,18 @@ fn parse_with_depth(text: &str, max_depth: usize) -> Result<Node, YamlError> {
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, opts) {
         Ok(sp) => Ok(from_spanned(sp, text)),
         Err(e) => {
-            let pos = e
-                .location()
-                .map(|l| loc_pos(&l, text))
-                .unwrap_or_default();
+            let pos = e.location().map(|l| loc_pos(&l, text)).unwrap_or_default();
             let raw = e.to_string();
             let kind = if raw.contains("budget breached") || raw.contains("recursion limit") {
                 YamlErrorKind::Limit
             } else {
                 YamlErrorKind::Syntax
             };
-            Err(YamlError { kind, message: clean_message(&raw), pos })
+            Err(YamlError {
+                kind,
+                message: clean_message(&raw),
+                pos,
+            })
         }
     }
 }
@@ -322,11 +333,7 @@ pub fn offset_of(text: &str, line: u32, col: u32) -> usize {
     let mut off = 0usize;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line as usize {
-            let extra: usize = l
-                .chars()
-                .take(col.saturating_sub(1) as usize)
-                .map(char::len_utf8)
-                .sum();
+            let extra: usize = l.chars().take(col.saturating_sub(1) as usize).map(char::len_utf8).sum();
             return off + extra;
         }
         off += l.len();
@@ -398,7 +405,9 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(Raw::Int(v))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Raw, E> {
-        Ok(i128::try_from(v).map(Raw::Int).unwrap_or_else(|_| Raw::Str(v.to_string())))
+        Ok(i128::try_from(v)
+            .map(Raw::Int)
+            .unwrap_or_else(|_| Raw::Str(v.to_string())))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
         Ok(Raw::Float(v))
@@ -488,10 +497,21 @@ mod tests {
         let e = parse("a: [1, 2\n").unwrap_err();
         assert!(!e.message.is_empty());
         assert_eq!(parse("a: 1\na: 2\n").unwrap_err().message, "duplicate key `a`");
-        assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap_err().message, "more than one YAML document (`---`): a file holds one document");
+        assert_eq!(
+            parse("a: 1\n---\nb: 2\n").unwrap_err().message,
+            "more than one YAML document (`---`): a file holds one document"
+        );
         let deep: String = (0..80).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
         assert_eq!(parse(&deep).unwrap_err().message, "nesting deeper than 64 levels");
-        assert_eq!(parse(&"[".repeat(300)).unwrap_err().message, "nesting deeper than 64 levels");
-        assert!(parse("a: .nan\n").unwrap_err().message.starts_with("non-finite number `.nan`"));
+        assert_eq!(
+            parse(&"[".repeat(300)).unwrap_err().message,
+            "nesting deeper than 64 levels"
+        );
+        assert!(
+            parse("a: .nan\n")
+                .unwrap_err()
+                .message
+                .starts_with("non-finite number `.nan`")
+        );
     }
 }

@@ -34,7 +34,10 @@ fn exercise(path: &str, text: &str) {
                 if let Some(src) = src {
                     let end = item.span.offset() + item.span.len();
                     assert!(end <= src.len(), "span {end} beyond {} in {s}", src.len());
-                    assert!(src.is_char_boundary(item.span.offset()) && src.is_char_boundary(end), "{s}");
+                    assert!(
+                        src.is_char_boundary(item.span.offset()) && src.is_char_boundary(end),
+                        "{s}"
+                    );
                 }
             }
             let _ = d.to_string();
@@ -47,9 +50,38 @@ fn mutate(rng: &mut SplitMix64, base: &str) -> String {
     let mut b: Vec<u8> = base.as_bytes().to_vec();
     let n = 1 + (rng.next_u64() % 6) as usize;
     const PIECES: &[&str] = &[
-        "\t", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a ", "*a", "<<: *a", "~", "\n", "  ", "<+input>", "<+secrets.getValue(\"x\")>",
-        "99999999999999999999999999999", "-1", "1e999", ".nan", "!!binary", "? ", "|", ">", "#", "%YAML 1.2\n---\n", "\u{feff}", "é",
-        "type: ShellScript", "mountPath: /harness", "privileged: yes",
+        "\t",
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "&a ",
+        "*a",
+        "<<: *a",
+        "~",
+        "\n",
+        "  ",
+        "<+input>",
+        "<+secrets.getValue(\"x\")>",
+        "99999999999999999999999999999",
+        "-1",
+        "1e999",
+        ".nan",
+        "!!binary",
+        "? ",
+        "|",
+        ">",
+        "#",
+        "%YAML 1.2\n---\n",
+        "\u{feff}",
+        "é",
+        "type: ShellScript",
+        "mountPath: /harness",
+        "privileged: yes",
     ];
     for _ in 0..n {
         if b.is_empty() {
@@ -108,14 +140,23 @@ fn random_bytes() {
         exercise("junk.yaml", &text);
         // Also as printable-ish YAML alphabet soup.
         const SOUP: &[u8] = b" \n:-[]{}\"'#|>&*!?,ab1\t";
-        let soup: String = (0..len).map(|_| SOUP[(rng.next_u64() % SOUP.len() as u64) as usize] as char).collect();
+        let soup: String = (0..len)
+            .map(|_| SOUP[(rng.next_u64() % SOUP.len() as u64) as usize] as char)
+            .collect();
         exercise("soup.yaml", &soup);
     }
 }
 
 #[test]
 fn mutations_of_valid_inputs() {
-    for (seed, (path, base)) in [("dind.yaml", DIND), ("full.yaml", FULL), ("scenario.yaml", FULL_SCENARIO)].into_iter().enumerate() {
+    for (seed, (path, base)) in [
+        ("dind.yaml", DIND),
+        ("full.yaml", FULL),
+        ("scenario.yaml", FULL_SCENARIO),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut rng = SplitMix64::new(seed as u64 + 100, 7);
         for i in 0..700 {
             let m = mutate(&mut rng, base);

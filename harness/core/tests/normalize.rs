@@ -1,6 +1,9 @@
 //! Normalization of a Pod object as the API server returns it, and of logs.
 
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodIP, PodStatus};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodIP,
+    PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sgsim_core::normalize::{MASK, normalize_log, normalize_pod, pod_yaml};
 use sgsim_core::{load, no_files, render_pod};
@@ -20,7 +23,9 @@ fn live_pod() -> Pod {
     p.status = Some(PodStatus {
         phase: Some("Running".into()),
         pod_ip: Some("10.244.0.7".into()),
-        pod_ips: Some(vec![PodIP { ip: "10.244.0.7".into() }]),
+        pod_ips: Some(vec![PodIP {
+            ip: "10.244.0.7".into(),
+        }]),
         host_ip: Some("172.18.0.2".into()),
         start_time: Some(t()),
         conditions: Some(vec![PodCondition {
@@ -36,7 +41,10 @@ fn live_pod() -> Pod {
             container_id: Some(cid.clone()),
             ready: true,
             restart_count: 0,
-            state: Some(ContainerState { running: Some(ContainerStateRunning { started_at: Some(t()) }), ..Default::default() }),
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning { started_at: Some(t()) }),
+                ..Default::default()
+            }),
             ..Default::default()
         }]),
         init_container_statuses: Some(vec![ContainerStatus {
@@ -70,7 +78,11 @@ fn pod_object_placeholders() {
     assert_eq!(m.resource_version.as_deref(), Some("<rv>"));
     assert!(m.creation_timestamp.is_none());
     assert_eq!(m.name.as_deref(), Some("harnesscd-dindgroup-<pod-suffix>"));
-    assert_eq!(n.spec.as_ref().unwrap().node_name.as_deref(), Some("node-1"), "node names stay");
+    assert_eq!(
+        n.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("node-1"),
+        "node names stay"
+    );
     let st = n.status.as_ref().unwrap();
     assert_eq!(st.pod_ip.as_deref(), Some("<ip>"));
     assert_eq!(st.pod_ips.as_ref().unwrap()[0].ip, "<ip>");
@@ -80,8 +92,23 @@ fn pod_object_placeholders() {
     let cs = &st.container_statuses.as_ref().unwrap()[0];
     assert_eq!(cs.container_id.as_deref(), Some("<container-id>"));
     assert_eq!(cs.image_id, "<image-id>");
-    assert!(cs.state.as_ref().unwrap().running.as_ref().unwrap().started_at.is_none());
-    let term = st.init_container_statuses.as_ref().unwrap()[0].state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert!(
+        cs.state
+            .as_ref()
+            .unwrap()
+            .running
+            .as_ref()
+            .unwrap()
+            .started_at
+            .is_none()
+    );
+    let term = st.init_container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
     assert!(term.started_at.is_none() && term.finished_at.is_none());
     assert_eq!(term.container_id.as_deref(), Some("<container-id>"));
     assert_eq!(term.exit_code, 0);

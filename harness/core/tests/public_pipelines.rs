@@ -5,8 +5,12 @@ use k8s_openapi::api::core::v1::Pod;
 use sgsim_core::{LoadOptions, Scenario, load_with_options, no_files, render_pod};
 
 fn load_public(name: &str, text: &str, step_group: Option<&str>) -> Result<Scenario, String> {
-    let opts = LoadOptions { step_group: step_group.map(str::to_string), ..Default::default() };
-    load_with_options(&format!("fixtures/public/{name}"), text, &no_files, &opts).map_err(|e| e.diagnostics().render_plain())
+    let opts = LoadOptions {
+        step_group: step_group.map(str::to_string),
+        ..Default::default()
+    };
+    load_with_options(&format!("fixtures/public/{name}"), text, &no_files, &opts)
+        .map_err(|e| e.diagnostics().render_plain())
 }
 
 /// (container name, image, port) of each step container, in pod order.
@@ -18,7 +22,12 @@ fn steps(p: &Pod) -> Vec<(String, String, i32)> {
         .iter()
         .filter(|c| c.name.starts_with("step-"))
         .map(|c| {
-            let port = c.ports.as_ref().and_then(|ps| ps.first()).map(|p| p.container_port).unwrap_or_default();
+            let port = c
+                .ports
+                .as_ref()
+                .and_then(|ps| ps.first())
+                .map(|p| p.container_port)
+                .unwrap_or_default();
             (c.name.clone(), c.image.clone().unwrap_or_default(), port)
         })
         .collect()
@@ -28,8 +37,11 @@ fn check(name: &str, text: &str, step_group: Option<&str>, expected: &[(&str, &s
     let s = load_public(name, text, step_group).unwrap_or_else(|e| panic!("{name} should load:\n{e}"));
     assert!(!s.warnings.has_errors());
     let got = steps(&render_pod(&s));
-    let want: Vec<(String, String, i32)> =
-        expected.iter().enumerate().map(|(i, (n, img))| (n.to_string(), img.to_string(), 20002 + i as i32)).collect();
+    let want: Vec<(String, String, i32)> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, (n, img))| (n.to_string(), img.to_string(), 20002 + i as i32))
+        .collect();
     assert_eq!(got, want, "{name}");
 }
 
@@ -42,8 +54,14 @@ fn aws_sam_provisioning() {
         &[
             ("step-dind", "docker:28-dind"),
             ("step-downloadmanifests", "harness/drone-git:1.3.4-rootless"),
-            ("step-sambuild", "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64"),
-            ("step-samdeploy", "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64"),
+            (
+                "step-sambuild",
+                "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64",
+            ),
+            (
+                "step-samdeploy",
+                "harness/aws-sam-plugin:nodejs20.x-1.120.0-1.0.1-beta-linux-amd64",
+            ),
         ],
     );
 }
@@ -67,12 +85,22 @@ fn cloud_run_with_harness_approval() {
             ("step-googlecloudruntrafficshift", run),
         ],
     );
-    check("cloud_run_approval.yaml", text, Some("Google_Cloud_Run_Rollback_Step_Group"), &[("step-googlecloudrunrollback", run)]);
+    check(
+        "cloud_run_approval.yaml",
+        text,
+        Some("Google_Cloud_Run_Rollback_Step_Group"),
+        &[("step-googlecloudrunrollback", run)],
+    );
 }
 
 #[test]
 fn slack_notify() {
-    check("slack_notify.yaml", include_str!("fixtures/public/slack_notify.yaml"), None, &[("step-slacknotify1", "plugins/slack:1.4.1")]);
+    check(
+        "slack_notify.yaml",
+        include_str!("fixtures/public/slack_notify.yaml"),
+        None,
+        &[("step-slacknotify1", "plugins/slack:1.4.1")],
+    );
 }
 
 #[test]
@@ -97,9 +125,19 @@ fn slsa_provenance() {
 
 #[test]
 fn wiz_scan_without_namespace_is_rejected() {
-    let err = load_public("wiz_no_namespace.yaml", include_str!("fixtures/public/wiz_no_namespace.yaml"), None).unwrap_err();
+    let err = load_public(
+        "wiz_no_namespace.yaml",
+        include_str!("fixtures/public/wiz_no_namespace.yaml"),
+        None,
+    )
+    .unwrap_err();
     // Only the missing namespace: the Wiz step itself (with its `image:` mapping) is accepted.
-    assert!(err.contains("fixtures/public/wiz_no_namespace.yaml:58:21: missing required field `namespace` in stepGroupInfra.spec"), "{err}");
+    assert!(
+        err.contains(
+            "fixtures/public/wiz_no_namespace.yaml:58:21: missing required field `namespace` in stepGroupInfra.spec"
+        ),
+        "{err}"
+    );
     assert!(!err.contains("Wiz"), "{err}");
 }
 
@@ -115,7 +153,10 @@ fn ansible_step_group_template() {
         "ansible_step_group_template.yaml",
         text,
         None,
-        &[("step-clone", "harness/drone-git:1.3.4-rootless"), ("step-playbook", "pad92/ansible-alpine:9.1.0")],
+        &[
+            ("step-clone", "harness/drone-git:1.3.4-rootless"),
+            ("step-playbook", "pad92/ansible-alpine:9.1.0"),
+        ],
     );
 }
 
@@ -124,7 +165,9 @@ fn dbops_preview_sql_without_namespace_is_rejected() {
     let text = include_str!("fixtures/public/dbops_preview_sql.yaml");
     for (group, line) in [("preview", 35), ("deploy", 68)] {
         let err = load_public("dbops_preview_sql.yaml", text, Some(group)).unwrap_err();
-        let want = format!("fixtures/public/dbops_preview_sql.yaml:{line}:21: missing required field `namespace` in stepGroupInfra.spec");
+        let want = format!(
+            "fixtures/public/dbops_preview_sql.yaml:{line}:21: missing required field `namespace` in stepGroupInfra.spec"
+        );
         assert!(err.contains(&want), "{group}: {err}");
         // LiquibaseCommand and DBSchemaApply themselves are accepted.
         assert!(!err.contains("not supported"), "{err}");
@@ -138,7 +181,10 @@ fn ansible_custom_deployment_with_inputs() {
         "ansible_custom_deployment.yaml",
         include_str!("fixtures/public/ansible_custom_deployment.yaml"),
         None,
-        &[("step-gitclone", "harness/drone-git:1.3.4-rootless"), ("step-run", "alpinelinux/ansible")],
+        &[
+            ("step-gitclone", "harness/drone-git:1.3.4-rootless"),
+            ("step-run", "alpinelinux/ansible"),
+        ],
     );
 }
 
@@ -148,13 +194,33 @@ fn dbops_groups_in_parallel_block() {
     let err = load_public("dbops_multi_env_parallel.yaml", text, None).unwrap_err();
     assert!(err.contains("the pipeline has 2 containerized step groups"), "{err}");
     let img = "harness/drone-liquibase:latest";
-    check("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_staging"), &[("step-applytostaging", img)]);
-    check("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_prod_us"), &[("step-applytoproductionus", img)]);
+    check(
+        "dbops_multi_env_parallel.yaml",
+        text,
+        Some("Liquibase_Update_staging"),
+        &[("step-applytostaging", img)],
+    );
+    check(
+        "dbops_multi_env_parallel.yaml",
+        text,
+        Some("Liquibase_Update_prod_us"),
+        &[("step-applytoproductionus", img)],
+    );
     let s = load_public("dbops_multi_env_parallel.yaml", text, Some("Liquibase_Update_staging")).unwrap();
     let pod = render_pod(&s);
-    let c = pod.spec.as_ref().unwrap().containers.iter().find(|c| c.name == "step-applytostaging").unwrap();
+    let c = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .find(|c| c.name == "step-applytostaging")
+        .unwrap();
     let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
-    assert_eq!((limits["cpu"].0.as_str(), limits["memory"].0.as_str()), ("400m", "500Mi"));
+    assert_eq!(
+        (limits["cpu"].0.as_str(), limits["memory"].0.as_str()),
+        ("400m", "500Mi")
+    );
 }
 
 #[test]

@@ -5,8 +5,12 @@ use sgsim_core::render::{container_name, image_needs_privileged, is_valid_label_
 use sgsim_core::{PlanNode, Scenario, load, no_files, plan, render_pod};
 
 fn dind() -> Scenario {
-    load("fixtures/dind_pipeline.yaml", include_str!("fixtures/dind_pipeline.yaml"), &no_files)
-        .unwrap_or_else(|e| panic!("{}", e.diagnostics().render_plain()))
+    load(
+        "fixtures/dind_pipeline.yaml",
+        include_str!("fixtures/dind_pipeline.yaml"),
+        &no_files,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.diagnostics().render_plain()))
 }
 
 fn full() -> Scenario {
@@ -14,8 +18,12 @@ fn full() -> Scenario {
         "full_pipeline.yaml" => Ok(include_str!("fixtures/full_pipeline.yaml").to_string()),
         _ => Err("no such file".to_string()),
     };
-    load("fixtures/full_scenario.yaml", include_str!("fixtures/full_scenario.yaml"), &loader)
-        .unwrap_or_else(|e| panic!("{}", e.diagnostics().render_plain()))
+    load(
+        "fixtures/full_scenario.yaml",
+        include_str!("fixtures/full_scenario.yaml"),
+        &loader,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.diagnostics().render_plain()))
 }
 
 fn containers(p: &Pod) -> &[Container] {
@@ -23,16 +31,28 @@ fn containers(p: &Pod) -> &[Container] {
 }
 
 fn find<'a>(p: &'a Pod, name: &str) -> &'a Container {
-    containers(p).iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no container {name}"))
+    containers(p)
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
 }
 
 fn env_of(c: &Container) -> Vec<(String, String)> {
-    c.env.clone().unwrap_or_default().into_iter().map(|e| (e.name, e.value.unwrap_or_default())).collect()
+    c.env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect()
 }
 
 fn q(c: &Container, which: &str, res: &str) -> String {
     let r = c.resources.as_ref().unwrap();
-    let m = if which == "requests" { r.requests.as_ref() } else { r.limits.as_ref() };
+    let m = if which == "requests" {
+        r.requests.as_ref()
+    } else {
+        r.limits.as_ref()
+    };
     m.unwrap()[res].0.clone()
 }
 
@@ -45,7 +65,10 @@ fn pod_name_shape_and_determinism() {
     let name = p1.metadata.name.clone().unwrap();
     let suffix = name.strip_prefix("harnesscd-dindgroup-").expect(&name);
     assert_eq!(suffix.len(), 8);
-    assert!(suffix.chars().all(|c| "123456789bcdfghjklmnpqrstvwxyz".contains(c)), "{suffix}");
+    assert!(
+        suffix.chars().all(|c| "123456789bcdfghjklmnpqrstvwxyz".contains(c)),
+        "{suffix}"
+    );
     assert_ne!(pod_name("dind_group", 1), pod_name("dind_group", 2));
     assert!(pod_name("A_Very-Long_Identifier_Name", 3).starts_with("harnesscd-averylongidenti-"));
     assert_eq!(p1.metadata.namespace.as_deref(), Some("harness-delegate-ng"));
@@ -64,8 +87,15 @@ fn containers_ports_and_commands() {
     assert_eq!(init.image.as_deref(), Some("harness/ci-addon:1.16.8"));
     assert_eq!(init.command.clone().unwrap(), vec!["sh", "-c", "--"]);
     let script = &init.args.as_ref().unwrap()[0];
-    assert!(script.contains("mkdir -p /addon/bin") && script.contains("/addon/tmp") && script.contains("cp /usr/local/bin/ci-addon /addon/bin/ci-addon"));
-    assert_eq!(env_of(init), vec![("HARNESS_WORKSPACE".to_string(), "/harness".to_string())]);
+    assert!(
+        script.contains("mkdir -p /addon/bin")
+            && script.contains("/addon/tmp")
+            && script.contains("cp /usr/local/bin/ci-addon /addon/bin/ci-addon")
+    );
+    assert_eq!(
+        env_of(init),
+        vec![("HARNESS_WORKSPACE".to_string(), "/harness".to_string())]
+    );
     assert_eq!(q(init, "requests", "cpu"), "100m");
     assert_eq!(q(init, "limits", "memory"), "100Mi");
     for (name, port) in [("step-dind", 20002), ("step-dockerversion", 20003)] {
@@ -80,7 +110,10 @@ fn containers_ports_and_commands() {
         assert_eq!(q(c, "limits", "memory"), "500Mi");
     }
     assert_eq!(find(&p, "step-dind").image.as_deref(), Some("docker:dind"));
-    assert_eq!(env_of(find(&p, "step-dockerversion")), vec![("DOCKER_HOST".to_string(), "unix:///var/run/docker.sock".to_string())]);
+    assert_eq!(
+        env_of(find(&p, "step-dockerversion")),
+        vec![("DOCKER_HOST".to_string(), "unix:///var/run/docker.sock".to_string())]
+    );
     let le = find(&p, "lite-engine");
     assert_eq!(le.image.as_deref(), Some("harness/ci-lite-engine:1.16.8"));
     assert_eq!(le.ports.as_ref().unwrap()[0].container_port, 20001);
@@ -126,7 +159,13 @@ fn volumes_mounted_everywhere() {
     }
     let all = spec.init_containers.iter().flatten().chain(spec.containers.iter());
     for c in all {
-        let m: Vec<(String, String)> = c.volume_mounts.clone().unwrap().into_iter().map(|m| (m.name, m.mount_path)).collect();
+        let m: Vec<(String, String)> = c
+            .volume_mounts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.name, m.mount_path))
+            .collect();
         assert_eq!(
             m,
             vec![
@@ -146,7 +185,17 @@ fn labels_follow_the_regex_rule() {
     let p = render_pod(&dind());
     let l = p.metadata.labels.clone().unwrap();
     let keys: Vec<&str> = l.keys().map(String::as_str).collect();
-    assert_eq!(keys, vec!["accountID", "orgID", "pipelineExecutionID", "pipelineID", "projectID", "stepID"]);
+    assert_eq!(
+        keys,
+        vec![
+            "accountID",
+            "orgID",
+            "pipelineExecutionID",
+            "pipelineID",
+            "projectID",
+            "stepID"
+        ]
+    );
     assert_eq!(l["stepID"], "dind_group");
     assert!(p.metadata.annotations.is_none());
     assert!(is_valid_label_value("a_b-c.d"));
@@ -156,7 +205,8 @@ fn labels_follow_the_regex_rule() {
     assert!(!is_valid_label_value("a-"));
     assert!(!is_valid_label_value(""));
     // A project id with a space gets no label.
-    let text = include_str!("fixtures/dind_pipeline.yaml").replace("projectIdentifier: CD_Docs", "projectIdentifier: \"CD Docs\"");
+    let text = include_str!("fixtures/dind_pipeline.yaml")
+        .replace("projectIdentifier: CD_Docs", "projectIdentifier: \"CD Docs\"");
     let s = load("p.yaml", &text, &no_files).unwrap();
     let l = render_pod(&s).metadata.labels.unwrap();
     assert!(!l.contains_key("projectID"));
@@ -167,7 +217,11 @@ fn labels_follow_the_regex_rule() {
 fn privileged_rule() {
     let p = render_pod(&dind());
     for c in ["step-dind", "step-dockerversion"] {
-        assert_eq!(find(&p, c).security_context.as_ref().unwrap().privileged, Some(true), "{c}");
+        assert_eq!(
+            find(&p, c).security_context.as_ref().unwrap().privileged,
+            Some(true),
+            "{c}"
+        );
     }
     assert!(image_needs_privileged("docker:dind"));
     assert!(image_needs_privileged("docker:24-dind-rootless"));
@@ -180,10 +234,26 @@ fn privileged_rule() {
     let p = render_pod(&s);
     // explicit false on the step wins; product-managed git clone is not privileged;
     // Run/Plugin without a setting default to privileged.
-    assert_eq!(find(&p, "step-unittests").security_context.as_ref().unwrap().privileged, Some(false));
-    assert_eq!(find(&p, "step-clonerepo").security_context.as_ref().unwrap().privileged, Some(false));
-    assert_eq!(find(&p, "step-notify").security_context.as_ref().unwrap().privileged, Some(true));
-    assert_eq!(find(&p, "step-deploystep").security_context.as_ref().unwrap().privileged, Some(true));
+    assert_eq!(
+        find(&p, "step-unittests").security_context.as_ref().unwrap().privileged,
+        Some(false)
+    );
+    assert_eq!(
+        find(&p, "step-clonerepo").security_context.as_ref().unwrap().privileged,
+        Some(false)
+    );
+    assert_eq!(
+        find(&p, "step-notify").security_context.as_ref().unwrap().privileged,
+        Some(true)
+    );
+    assert_eq!(
+        find(&p, "step-deploystep")
+            .security_context
+            .as_ref()
+            .unwrap()
+            .privileged,
+        Some(true)
+    );
 }
 
 #[test]
@@ -192,13 +262,27 @@ fn full_infra_pass_through() {
     let p = render_pod(&s);
     let spec = p.spec.as_ref().unwrap();
     assert_eq!(p.metadata.namespace.as_deref(), Some("builds"));
-    assert!(p.metadata.name.as_deref().unwrap().starts_with("harnesscd-buildanddeployt-"));
+    assert!(
+        p.metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("harnesscd-buildanddeployt-")
+    );
     assert_eq!(spec.service_account_name.as_deref(), Some("builder"));
     assert_eq!(spec.automount_service_account_token, Some(false));
     assert_eq!(spec.priority_class_name.as_deref(), Some("high-priority"));
     assert_eq!(spec.node_selector.as_ref().unwrap()["disktype"], "ssd");
     let tol = &spec.tolerations.as_ref().unwrap()[0];
-    assert_eq!((tol.key.as_deref(), tol.operator.as_deref(), tol.value.as_deref(), tol.effect.as_deref()), (Some("dedicated"), Some("Equal"), Some("builds"), Some("NoSchedule")));
+    assert_eq!(
+        (
+            tol.key.as_deref(),
+            tol.operator.as_deref(),
+            tol.value.as_deref(),
+            tol.effect.as_deref()
+        ),
+        (Some("dedicated"), Some("Equal"), Some("builds"), Some("NoSchedule"))
+    );
     assert_eq!(spec.security_context.as_ref().unwrap().run_as_user, Some(1000));
     let ha = &spec.host_aliases.as_ref().unwrap()[0];
     assert_eq!(ha.ip, "127.0.0.1");
@@ -208,20 +292,44 @@ fn full_infra_pass_through() {
     assert_eq!(labels["app.kubernetes.io/name"], "sgsim");
     assert_eq!(labels["accountID"], "acct_123");
     assert_eq!(labels["projectID"], "sgsim_project");
-    assert_eq!(p.metadata.annotations.as_ref().unwrap()["example.com/owner"], "platform");
+    assert_eq!(
+        p.metadata.annotations.as_ref().unwrap()["example.com/owner"],
+        "platform"
+    );
     // Harness images through the private registry; pull policy for the product's containers.
     let init = &spec.init_containers.as_ref().unwrap()[0];
-    assert_eq!(init.image.as_deref(), Some("registry.example.com/harness-mirror/harness/ci-addon:1.16.8"));
+    assert_eq!(
+        init.image.as_deref(),
+        Some("registry.example.com/harness-mirror/harness/ci-addon:1.16.8")
+    );
     assert_eq!(init.image_pull_policy.as_deref(), Some("IfNotPresent"));
     let le = find(&p, "lite-engine");
-    assert_eq!(le.image.as_deref(), Some("registry.example.com/harness-mirror/harness/ci-lite-engine:1.16.8"));
+    assert_eq!(
+        le.image.as_deref(),
+        Some("registry.example.com/harness-mirror/harness/ci-lite-engine:1.16.8")
+    );
     assert_eq!(le.image_pull_policy.as_deref(), Some("IfNotPresent"));
-    assert_eq!(find(&p, "step-clonerepo").image.as_deref(), Some("registry.example.com/harness-mirror/harness/drone-git:1.3.4-rootless"));
+    assert_eq!(
+        find(&p, "step-clonerepo").image.as_deref(),
+        Some("registry.example.com/harness-mirror/harness/drone-git:1.3.4-rootless")
+    );
     assert_eq!(find(&p, "step-unittests").image.as_deref(), Some("golang:1.22"));
     // Approval step: no container. Ports in step order.
     let names: Vec<&str> = containers(&p).iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec!["step-clonerepo", "step-unittests", "step-notify", "step-deploystep", "lite-engine"]);
-    let ports: Vec<i32> = containers(&p).iter().map(|c| c.ports.as_ref().unwrap()[0].container_port).collect();
+    assert_eq!(
+        names,
+        vec![
+            "step-clonerepo",
+            "step-unittests",
+            "step-notify",
+            "step-deploystep",
+            "lite-engine"
+        ]
+    );
+    let ports: Vec<i32> = containers(&p)
+        .iter()
+        .map(|c| c.ports.as_ref().unwrap()[0].container_port)
+        .collect();
     assert_eq!(ports, vec![20002, 20003, 20004, 20005, 20001]);
     // Limits from the step; lite-engine = sum + 100m/100Mi: 400m+1+400m+400m+100m = 2300m.
     let ut = find(&p, "step-unittests");
@@ -242,22 +350,54 @@ fn full_infra_pass_through() {
     // User volumes of each type.
     let vols = spec.volumes.as_ref().unwrap();
     let names: Vec<&str> = vols.iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(names, vec!["harness", "addon", "shared-0", "volume-0", "volume-1", "volume-2", "volume-3", "volume-4"]);
+    assert_eq!(
+        names,
+        vec![
+            "harness", "addon", "shared-0", "volume-0", "volume-1", "volume-2", "volume-3", "volume-4"
+        ]
+    );
     let ed = vols[3].empty_dir.as_ref().unwrap();
     assert_eq!(ed.medium.as_deref(), Some("Memory"));
     assert_eq!(ed.size_limit.as_ref().unwrap().0, "1Gi");
     let hp = vols[4].host_path.as_ref().unwrap();
-    assert_eq!((hp.path.as_str(), hp.type_.as_deref()), ("/tmp", Some("DirectoryOrCreate")));
+    assert_eq!(
+        (hp.path.as_str(), hp.type_.as_deref()),
+        ("/tmp", Some("DirectoryOrCreate"))
+    );
     let pvc = vols[5].persistent_volume_claim.as_ref().unwrap();
     assert_eq!((pvc.claim_name.as_str(), pvc.read_only), ("build-cache", Some(true)));
     let cm = vols[6].config_map.as_ref().unwrap();
     assert_eq!((cm.name.as_str(), cm.optional), ("test_config", Some(false)));
     let sec = vols[7].secret.as_ref().unwrap();
     assert_eq!((sec.secret_name.as_deref(), sec.optional), (Some("test"), Some(true)));
-    let mounts: Vec<String> = le.volume_mounts.clone().unwrap().into_iter().map(|m| m.mount_path).collect();
-    assert_eq!(mounts, vec!["/harness", "/addon", "/var/run", "/cache", "/host/tmp", "/pvc", "/dir", "/dir/test"]);
+    let mounts: Vec<String> = le
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.mount_path)
+        .collect();
+    assert_eq!(
+        mounts,
+        vec![
+            "/harness",
+            "/addon",
+            "/var/run",
+            "/cache",
+            "/host/tmp",
+            "/pvc",
+            "/dir",
+            "/dir/test"
+        ]
+    );
     // Secrets used by the step group are known for masking.
-    assert_eq!(s.secrets, vec!["ghp_secretvalue".to_string(), "https://hooks.example.com/xyz".to_string()]);
+    assert_eq!(
+        s.secrets,
+        vec![
+            "ghp_secretvalue".to_string(),
+            "https://hooks.example.com/xyz".to_string()
+        ]
+    );
     assert_eq!(s.step_group.infra.init_timeout_secs(), 600);
 }
 
@@ -282,11 +422,16 @@ fn plan_follows_steps() {
     assert_eq!(pl.init_timeout_secs, 600);
     assert_eq!(pl.pod_name, render_pod(&s).metadata.name.unwrap());
     assert_eq!(pl.steps.len(), 4);
-    let PlanNode::Parallel(par) = &pl.steps[1] else { panic!("expected parallel") };
+    let PlanNode::Parallel(par) = &pl.steps[1] else {
+        panic!("expected parallel")
+    };
     assert_eq!(par.len(), 2);
     let flat = pl.flat();
     let ids: Vec<&str> = flat.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, vec!["clone_repo", "unit_tests", "notify", "approve", "deploy_step"]);
+    assert_eq!(
+        ids,
+        vec!["clone_repo", "unit_tests", "notify", "approve", "deploy_step"]
+    );
     let ut = flat[1];
     assert_eq!(ut.container.as_deref(), Some("step-unittests"));
     assert_eq!(ut.port, Some(20003));
@@ -298,7 +443,11 @@ fn plan_follows_steps() {
     assert!(!ut.detach);
     assert!(ut.env.contains(&("TOKEN".to_string(), "ghp_secretvalue".to_string())));
     let notify = flat[2];
-    assert!(notify.env.contains(&("PLUGIN_CHANNEL".to_string(), "builds".to_string())));
+    assert!(
+        notify
+            .env
+            .contains(&("PLUGIN_CHANNEL".to_string(), "builds".to_string()))
+    );
     assert_eq!(notify.image.as_deref(), Some("plugins/slack:1.4"));
     let approve = flat[3];
     assert_eq!(approve.container, None);
@@ -322,11 +471,17 @@ fn fixture_objects() {
     assert_eq!(o.namespaces.len(), 1);
     assert_eq!(o.nodes[0].metadata.name.as_deref(), Some("node-a"));
     assert_eq!(o.nodes[0].metadata.labels.as_ref().unwrap()["disktype"], "ssd");
-    assert_eq!(o.nodes[0].spec.as_ref().unwrap().taints.as_ref().unwrap()[0].effect, "NoSchedule");
+    assert_eq!(
+        o.nodes[0].spec.as_ref().unwrap().taints.as_ref().unwrap()[0].effect,
+        "NoSchedule"
+    );
     assert_eq!(o.config_maps[0].metadata.namespace.as_deref(), Some("builds"));
     assert_eq!(o.secrets[0].data.as_ref().unwrap()["token"].0, b"abc".to_vec());
     assert_eq!(o.service_accounts[0].metadata.name.as_deref(), Some("builder"));
-    assert_eq!(o.persistent_volume_claims[0].metadata.name.as_deref(), Some("build-cache"));
+    assert_eq!(
+        o.persistent_volume_claims[0].metadata.name.as_deref(),
+        Some("build-cache")
+    );
     assert_eq!(o.priority_classes[0].value, Some(1000));
     assert_eq!(s.fixtures().images["alpine/k8s:1.29.2"], "busybox");
 }
@@ -361,7 +516,16 @@ fixtures:
     let s = with_scenario(include_str!("fixtures/dind_pipeline.yaml"), scen);
     let p = render_pod(&s);
     let pod = p.metadata.name.clone().unwrap();
-    let refs: Vec<String> = p.spec.as_ref().unwrap().image_pull_secrets.clone().unwrap().into_iter().map(|r| r.name).collect();
+    let refs: Vec<String> = p
+        .spec
+        .as_ref()
+        .unwrap()
+        .image_pull_secrets
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(
         refs,
         vec![
@@ -374,10 +538,14 @@ fixtures:
     let secrets = sgsim_core::render::image_pull_secrets(&s);
     assert_eq!(secrets.len(), 4);
     assert_eq!(secrets[0].type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
-    let cfg: serde_json::Value = serde_json::from_slice(&secrets[0].data.as_ref().unwrap()[".dockerconfigjson"].0).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&secrets[0].data.as_ref().unwrap()[".dockerconfigjson"].0).unwrap();
     assert_eq!(cfg["auths"]["registry.example.com"]["auth"], "Ym90Omh1bnRlcjI=");
     assert_eq!(init_image(&p), "registry.example.com/harness/ci-addon:1.16.8");
-    assert!(s.secrets.contains(&"hunter2".to_string()), "every harness secret is masked");
+    assert!(
+        s.secrets.contains(&"hunter2".to_string()),
+        "every harness secret is masked"
+    );
     assert_eq!(sgsim_core::render::base64(b"ab"), "YWI=");
     assert_eq!(sgsim_core::render::base64(b""), "");
     // Anonymous connectors: no pull secrets.
@@ -385,7 +553,10 @@ fixtures:
 }
 
 fn init_image(p: &Pod) -> String {
-    p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].image.clone().unwrap()
+    p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
+        .image
+        .clone()
+        .unwrap()
 }
 
 #[test]
@@ -434,11 +605,24 @@ fixtures:
 ";
     let s = with_scenario(pipeline, scen);
     let p = render_pod(&s);
-    assert_eq!(find(&p, "step-sambuild").image.as_deref(), Some("harnessdev/sam-build:1.82.0-latest"));
-    assert_eq!(find(&p, "step-samdeploy").security_context.as_ref().unwrap().privileged, Some(false));
-    assert_eq!(find(&p, "step-dind").security_context.as_ref().unwrap().privileged, Some(true));
+    assert_eq!(
+        find(&p, "step-sambuild").image.as_deref(),
+        Some("harnessdev/sam-build:1.82.0-latest")
+    );
+    assert_eq!(
+        find(&p, "step-samdeploy").security_context.as_ref().unwrap().privileged,
+        Some(false)
+    );
+    assert_eq!(
+        find(&p, "step-dind").security_context.as_ref().unwrap().privileged,
+        Some(true)
+    );
     let pl = plan(&s);
-    let build = pl.flat()[1].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    let build = pl.flat()[1]
+        .env
+        .iter()
+        .cloned()
+        .collect::<std::collections::BTreeMap<_, _>>();
     assert_eq!(build["PLUGIN_BUILD_COMMAND_OPTIONS"], "--use-container --debug");
     assert_eq!(build["PLUGIN_AWS_ACCESS_KEY"], "AKIA1");
     assert_eq!(build["PLUGIN_AWS_SECRET_KEY"], "sekret");
@@ -448,7 +632,11 @@ fixtures:
     assert!(build.contains_key("PLUGIN_SAM_DIR"));
     assert!(build.contains_key("PLUGIN_SAM_TEMPLATE_FILE_PATH"));
     assert_eq!(build["X"], "y");
-    let deploy = pl.flat()[2].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    let deploy = pl.flat()[2]
+        .env
+        .iter()
+        .cloned()
+        .collect::<std::collections::BTreeMap<_, _>>();
     assert_eq!(deploy["PLUGIN_STACK_NAME"], "my-stack");
     assert!(deploy.contains_key("PLUGIN_DEPLOY_COMMAND_OPTIONS"));
     assert!(s.secrets.contains(&"sekret".to_string()));
@@ -472,10 +660,17 @@ fn pod_spec_overlay_is_merged() {
     let p = render_pod(&s);
     let spec = p.spec.as_ref().unwrap();
     assert_eq!(spec.dns_policy.as_deref(), Some("None"));
-    assert_eq!(spec.dns_config.as_ref().unwrap().nameservers.clone().unwrap(), vec!["1.1.1.1"]);
+    assert_eq!(
+        spec.dns_config.as_ref().unwrap().nameservers.clone().unwrap(),
+        vec!["1.1.1.1"]
+    );
     let dind = find(&p, "step-dind");
     assert_eq!(dind.stdin, Some(true));
-    assert_eq!(dind.image.as_deref(), Some("docker:dind"), "merge keeps the rest of the container");
+    assert_eq!(
+        dind.image.as_deref(),
+        Some("docker:dind"),
+        "merge keeps the rest of the container"
+    );
     assert_eq!(containers(&p).len(), 3);
     // A broken overlay is a validation error at the field.
     let bad = include_str!("fixtures/dind_pipeline.yaml").replace(
@@ -484,7 +679,10 @@ fn pod_spec_overlay_is_merged() {
     );
     let e = load("p.yaml", &bad, &no_files).unwrap_err();
     let msg = e.diagnostics().to_string();
-    assert!(msg.starts_with("p.yaml:35:39: `podSpecOverlay` is not a valid PodSpec fragment"), "{msg}");
+    assert!(
+        msg.starts_with("p.yaml:35:39: `podSpecOverlay` is not a valid PodSpec fragment"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -503,8 +701,20 @@ fixtures:
     let p = render_pod(&s);
     let names: Vec<&str> = containers(&p).iter().map(|c| c.name.as_str()).collect();
     // Container names as in the documentation's Initialize log.
-    assert_eq!(names, vec!["step-downloadmanifests", "step-dind", "step-sambuild", "step-samdeploy", "lite-engine"]);
-    assert_eq!(find(&p, "step-sambuild").image.as_deref(), Some("harnessdev/sam-build:1.82.0-latest"));
+    assert_eq!(
+        names,
+        vec![
+            "step-downloadmanifests",
+            "step-dind",
+            "step-sambuild",
+            "step-samdeploy",
+            "lite-engine"
+        ]
+    );
+    assert_eq!(
+        find(&p, "step-sambuild").image.as_deref(),
+        Some("harnessdev/sam-build:1.82.0-latest")
+    );
     let pl = plan(&s);
     let build: std::collections::BTreeMap<_, _> = pl.flat()[2].env.iter().cloned().collect();
     assert_eq!(build["PLUGIN_BUILD_COMMAND_OPTIONS"], "--use-container");
@@ -515,9 +725,17 @@ fixtures:
     // The rollback group is selectable too, and the two groups are listed when none is chosen.
     let both = "pipeline: sam_pipeline.yaml\nfixtures: {namespaces: [harness-delegate-ng]}\n";
     let p2 = include_str!("fixtures/sam_pipeline.yaml").to_string();
-    let e = load("s/scenario.yaml", both, &move |_: &str| Ok::<String, String>(p2.clone())).unwrap_err();
+    let e = load("s/scenario.yaml", both, &move |_: &str| {
+        Ok::<String, String>(p2.clone())
+    })
+    .unwrap_err();
     let msg = e.diagnostics().to_string();
-    assert!(msg.contains("2 containerized step groups (deploy_sam.aws_sam_step_group, deploy_sam.aws_sam_rollback_step_group)"), "{msg}");
+    assert!(
+        msg.contains(
+            "2 containerized step groups (deploy_sam.aws_sam_step_group, deploy_sam.aws_sam_rollback_step_group)"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -565,7 +783,13 @@ fixtures:
 ";
     let s = with_scenario(pipeline, scen);
     let pl = plan(&s);
-    let env = |i: usize| pl.flat()[i].env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>();
+    let env = |i: usize| {
+        pl.flat()[i]
+            .env
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
     let a = env(0);
     assert_eq!(a["DRONE_REMOTE_URL"], "https://github.com/acme/app.git");
     assert_eq!(a["DRONE_NETRC_MACHINE"], "github.com");
@@ -576,13 +800,20 @@ fixtures:
     assert_eq!(a["GIT_SSL_NO_VERIFY"], "true");
     assert_eq!(a["DRONE_NETRC_USERNAME"], "bot");
     assert_eq!(a["DRONE_NETRC_PASSWORD"], "ghp-123");
-    assert!(!a.keys().any(|k| k.starts_with("PLUGIN_REPO") || k == "PLUGIN_BUILD"), "{a:?}");
+    assert!(
+        !a.keys().any(|k| k.starts_with("PLUGIN_REPO") || k == "PLUGIN_BUILD"),
+        "{a:?}"
+    );
     let b = env(1);
     assert_eq!(b["DRONE_REMOTE_URL"], "git@gitlab.example.com:team/infra.git");
     assert_eq!(b["DRONE_NETRC_MACHINE"], "gitlab.example.com");
     assert_eq!(b["DRONE_BUILD_EVENT"], "tag");
     assert_eq!(b["DRONE_TAG"], "v1.2.0");
     assert_eq!(b["DRONE_WORKSPACE"], "/harness/src");
-    assert!(!b.contains_key("PLUGIN_DEPTH") && !b.contains_key("DRONE_NETRC_PASSWORD") && !b.contains_key("GIT_SSL_NO_VERIFY"));
+    assert!(
+        !b.contains_key("PLUGIN_DEPTH")
+            && !b.contains_key("DRONE_NETRC_PASSWORD")
+            && !b.contains_key("GIT_SSL_NO_VERIFY")
+    );
     assert!(s.secrets.contains(&"ghp-123".to_string()));
 }

@@ -6,7 +6,11 @@ use sgsim_core::{Diagnostics, Scenario};
 fn load_with(path: &str, text: &str, files: &[(&str, &str)]) -> Result<Scenario, ScenarioError> {
     let files: Vec<(String, String)> = files.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     let loader = move |p: &str| -> Result<String, String> {
-        files.iter().find(|(n, _)| n == p).map(|(_, t)| t.clone()).ok_or_else(|| "no such file".to_string())
+        files
+            .iter()
+            .find(|(n, _)| n == p)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| "no such file".to_string())
     };
     load(path, text, &loader)
 }
@@ -42,7 +46,16 @@ fn pipeline(stage_type: &str, group_body: &str) -> String {
               - stepGroup:
 "
     );
-    let body: String = group_body.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("                  {l}\n") }).collect();
+    let body: String = group_body
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("                  {l}\n")
+            }
+        })
+        .collect();
     head + &body
 }
 
@@ -65,12 +78,25 @@ steps:
 
 #[test]
 fn good_pipeline_loads_bare() {
-    let s = load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let s =
+        load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(s.step_group.identifier, "sg");
     assert!(s.header.bare);
     assert_eq!(s.header.fixtures.namespaces, vec!["ns1".to_string()]);
-    assert!(s.header.fixtures.connectors.iter().any(|c| c.identifier == "k8s" && c.connector_type == "KubernetesCluster"));
-    assert!(s.header.fixtures.connectors.iter().any(|c| c.identifier == "account.harnessImage"));
+    assert!(
+        s.header
+            .fixtures
+            .connectors
+            .iter()
+            .any(|c| c.identifier == "k8s" && c.connector_type == "KubernetesCluster")
+    );
+    assert!(
+        s.header
+            .fixtures
+            .connectors
+            .iter()
+            .any(|c| c.identifier == "account.harnessImage")
+    );
     assert_eq!(s.header.expect.status, sgsim_core::scenario::ExpectedStatus::Success);
     assert!(s.warnings.is_empty(), "{}", s.warnings);
 }
@@ -105,27 +131,41 @@ fn duplicate_keys_are_errors() {
 fn unknown_infra_field_suggests() {
     let body = GOOD_BODY.replace("    namespace: ns1", "    namespace: ns1\n    namespce: ns2");
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:22:23: unknown field `namespce` in stepGroupInfra.spec, did you mean `namespace`?"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:22:23: unknown field `namespce` in stepGroupInfra.spec, did you mean `namespace`?"]
+    );
 }
 
 #[test]
 fn unknown_run_spec_field_suggests() {
-    let body = GOOD_BODY.replace("        command: echo hi", "        command: echo hi\n        envVariabels: {A: b}");
+    let body = GOOD_BODY.replace(
+        "        command: echo hi",
+        "        command: echo hi\n        envVariabels: {A: b}",
+    );
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:30:27: unknown field `envVariabels` in Run step spec, did you mean `envVariables`?"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:30:27: unknown field `envVariabels` in Run step spec, did you mean `envVariables`?"]
+    );
 }
 
 #[test]
 fn stage_level_unknown_fields_are_tolerated() {
     let mut p = pipeline("Deployment", GOOD_BODY);
-    p = p.replace("        type: Deployment\n", "        type: Deployment\n        whatever: 1\n        tags: {a: b}\n        failureStrategies: []\n");
+    p = p.replace(
+        "        type: Deployment\n",
+        "        type: Deployment\n        whatever: 1\n        tags: {a: b}\n        failureStrategies: []\n",
+    );
     let p = p.replace("                  name: sg\n", "                  name: sg\n                  when: {stageStatus: Success}\n                  delegateSelectors: [x]\n");
     assert!(load_with("p.yaml", &p, &[]).is_ok());
 }
 
 #[test]
 fn missing_required_fields() {
-    let body = GOOD_BODY.replace("    connectorRef: k8s\n", "").replace("        image: alpine:3.20\n", "");
+    let body = GOOD_BODY
+        .replace("    connectorRef: k8s\n", "")
+        .replace("        image: alpine:3.20\n", "");
     let e = bare_errs(&pipeline("Deployment", &body));
     assert_eq!(
         e,
@@ -140,7 +180,10 @@ fn missing_required_fields() {
 fn missing_namespace() {
     let body = GOOD_BODY.replace("    namespace: ns1\n", "");
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:19:21: missing required field `namespace` in stepGroupInfra.spec"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:19:21: missing required field `namespace` in stepGroupInfra.spec"]
+    );
 }
 
 #[test]
@@ -158,17 +201,32 @@ fn unsupported_step_type_names_supported_types() {
     let body = GOOD_BODY.replace("      type: Run", "      type: ShellScript");
     let e = bare_errs(&pipeline("Deployment", &body));
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("p.yaml:26:31: step type `ShellScript` is not supported in a containerized step group"), "{e:?}");
-    assert!(e[0].contains("supported types: Run, Background, Plugin, GitClone"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:26:31: step type `ShellScript` is not supported in a containerized step group"),
+        "{e:?}"
+    );
+    assert!(
+        e[0].contains("supported types: Run, Background, Plugin, GitClone"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn reserved_shared_paths() {
-    let body = GOOD_BODY.replace("stepGroupInfra:", "sharedPaths:\n  - /var/run\n  - /harness\n  - /addon/\nstepGroupInfra:");
+    let body = GOOD_BODY.replace(
+        "stepGroupInfra:",
+        "sharedPaths:\n  - /var/run\n  - /harness\n  - /addon/\nstepGroupInfra:",
+    );
     let e = bare_errs(&pipeline("Deployment", &body));
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("p.yaml:19:23: shared path `/harness` is reserved"), "{e:?}");
-    assert!(e[1].starts_with("p.yaml:20:23: shared path `/addon/` is reserved"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:19:23: shared path `/harness` is reserved"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("p.yaml:20:23: shared path `/addon/` is reserved"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -184,7 +242,10 @@ fn duplicate_step_identifiers() {
 "
     );
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:32:29: duplicate step identifier `run1` (first defined at line 24)"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:32:29: duplicate step identifier `run1` (first defined at line 24)"]
+    );
 }
 
 #[test]
@@ -203,16 +264,25 @@ fn one_volume_per_mount_path() {
 ",
     );
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:26:38: only one volume per mount path: `/data` is already used by volume #0"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:26:38: only one volume per mount path: `/data` is already used by volume #0"]
+    );
 }
 
 #[test]
 fn shared_path_and_volume_on_same_path() {
     let body = GOOD_BODY
         .replace("stepGroupInfra:", "sharedPaths: [/cache]\nstepGroupInfra:")
-        .replace("    namespace: ns1\n", "    namespace: ns1\n    volumes:\n      - {mountPath: /cache, type: EmptyDir}\n");
+        .replace(
+            "    namespace: ns1\n",
+            "    namespace: ns1\n    volumes:\n      - {mountPath: /cache, type: EmptyDir}\n",
+        );
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:24:39: only one volume per mount path: `/cache` is already used by shared path #0"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:24:39: only one volume per mount path: `/cache` is already used by shared path #0"]
+    );
 }
 
 #[test]
@@ -230,11 +300,23 @@ fn config_map_volume_needs_feature_flag() {
     );
     let text = pipeline("Deployment", &body);
     // A scenario without the flag fails; with it, it loads.
-    let scen = |flags: &str| format!("name: t\npipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  featureFlags: [{flags}]\n");
+    let scen =
+        |flags: &str| format!("name: t\npipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  featureFlags: [{flags}]\n");
     let e = errs("s/scenario.yaml", &scen(""), &[("p.yaml", &text)]);
-    assert_eq!(e, vec!["s/p.yaml:24:33: ConfigMap volumes require the feature flag CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME"]);
-    let ok = load_with("s/scenario.yaml", &scen("CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME"), &[("p.yaml", &text)]);
-    assert!(ok.is_ok(), "{}", ok.err().map(|e| e.diagnostics().to_string()).unwrap_or_default());
+    assert_eq!(
+        e,
+        vec!["s/p.yaml:24:33: ConfigMap volumes require the feature flag CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME"]
+    );
+    let ok = load_with(
+        "s/scenario.yaml",
+        &scen("CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME"),
+        &[("p.yaml", &text)],
+    );
+    assert!(
+        ok.is_ok(),
+        "{}",
+        ok.err().map(|e| e.diagnostics().to_string()).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -264,7 +346,10 @@ fn no_containerized_step_group() {
 ";
     let e = bare_errs(text);
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("p.yaml:2:3: the pipeline has no containerized step group"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:2:3: the pipeline has no containerized step group"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -274,7 +359,9 @@ fn step_group_not_found_lists_existing() {
     let e = errs("dir/scenario.yaml", scen, &[("p.yaml", &text)]);
     assert_eq!(
         e,
-        vec!["dir/scenario.yaml:3:12: step group `sgg` not found (did you mean `sg`?); containerized step groups in the pipeline: deploy.sg"]
+        vec![
+            "dir/scenario.yaml:3:12: step group `sgg` not found (did you mean `sg`?); containerized step groups in the pipeline: deploy.sg"
+        ]
     );
 }
 
@@ -283,10 +370,16 @@ fn scenario_unknown_field_suggests() {
     let text = pipeline("Deployment", GOOD_BODY);
     let scen = "name: t\npipeline: p.yaml\nfixture:\n  namespaces: [ns1]\n";
     let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
-    assert_eq!(e, vec!["scenario.yaml:3:1: unknown field `fixture` in scenario.yaml, did you mean `fixtures`?"]);
+    assert_eq!(
+        e,
+        vec!["scenario.yaml:3:1: unknown field `fixture` in scenario.yaml, did you mean `fixtures`?"]
+    );
     let scen = "name: t\npipeline: p.yaml\nfixtures:\n  namespace: [ns1]\n";
     let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
-    assert_eq!(e, vec!["scenario.yaml:4:3: unknown field `namespace` in fixtures, did you mean `namespaces`?"]);
+    assert_eq!(
+        e,
+        vec!["scenario.yaml:4:3: unknown field `namespace` in fixtures, did you mean `namespaces`?"]
+    );
 }
 
 #[test]
@@ -295,7 +388,10 @@ fn namespace_not_in_fixtures_is_a_warning() {
     let s = load_with("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  namespaces: [other]\n  connectors: [{identifier: k8s, type: KubernetesCluster}]\n", &[("p.yaml", &text)])
         .unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
-    assert_eq!(w, vec!["p.yaml:21:34: namespace `ns1` is not in fixtures.namespaces; the pod will fail to be created"]);
+    assert_eq!(
+        w,
+        vec!["p.yaml:21:34: namespace `ns1` is not in fixtures.namespaces; the pod will fail to be created"]
+    );
 }
 
 #[test]
@@ -326,7 +422,17 @@ steps:
     let e = bare_errs(&pipeline("Deployment", body));
     assert_eq!(e.len(), 6, "{e:#?}");
     let lines: Vec<&str> = e.iter().map(|s| s.split(": ").next().unwrap()).collect();
-    assert_eq!(lines, vec!["p.yaml:16:33", "p.yaml:19:21", "p.yaml:21:23", "p.yaml:26:25", "p.yaml:30:31", "p.yaml:36:27"]);
+    assert_eq!(
+        lines,
+        vec![
+            "p.yaml:16:33",
+            "p.yaml:19:21",
+            "p.yaml:21:23",
+            "p.yaml:26:25",
+            "p.yaml:30:31",
+            "p.yaml:36:27"
+        ]
+    );
 }
 
 #[test]
@@ -345,7 +451,13 @@ fixtures:
     let s = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(s.namespace(), "from-input");
     let run = s.step_group.flat_steps()[0].clone();
-    assert_eq!(run.env, vec![("TOKEN".to_string(), "s3cr3t".to_string()), ("MODE".to_string(), "fast".to_string())]);
+    assert_eq!(
+        run.env,
+        vec![
+            ("TOKEN".to_string(), "s3cr3t".to_string()),
+            ("MODE".to_string(), "fast".to_string())
+        ]
+    );
     assert_eq!(s.secrets, vec!["s3cr3t".to_string()]);
 }
 
@@ -383,7 +495,11 @@ expect:
   steps:
     run1: {{status: Failed, exitCode: 3}}
 ",
-        pipeline("Deployment", GOOD_BODY).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+        pipeline("Deployment", GOOD_BODY)
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let s = load_with("scenario.yaml", &scen, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(s.seed(), 7);
@@ -398,13 +514,19 @@ fn expect_error_matches() {
     let scen = "pipeline: p.yaml\nexpect:\n  error: \"p.yaml:26:31: step type `ShellScript`\"\n";
     let err = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_err();
     assert!(err.is_expected(), "{}", err.diagnostics());
-    assert_eq!(err.header().unwrap().expect.status, sgsim_core::scenario::ExpectedStatus::Failed);
+    assert_eq!(
+        err.header().unwrap().expect.status,
+        sgsim_core::scenario::ExpectedStatus::Failed
+    );
 }
 
 #[test]
 fn missing_pipeline_file() {
     let e = errs("sc/scenario.yaml", "pipeline: nope.yaml\n", &[]);
-    assert_eq!(e, vec!["sc/scenario.yaml:1:11: cannot read pipeline file `nope.yaml`: no such file"]);
+    assert_eq!(
+        e,
+        vec!["sc/scenario.yaml:1:11: cannot read pipeline file `nope.yaml`: no such file"]
+    );
 }
 
 #[test]
@@ -413,7 +535,10 @@ fn diagnostics_render_source_line() {
     let err = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_err();
     let d: &Diagnostics = err.diagnostics();
     let plain = d.render_plain();
-    assert!(plain.contains("\n                          namespce: ns2\n                          ^"), "{plain}");
+    assert!(
+        plain.contains("\n                          namespce: ns2\n                          ^"),
+        "{plain}"
+    );
     assert!(plain.contains("help: valid fields: connectorRef, namespace"), "{plain}");
     // miette view: the span points at the key.
     let item = &d.items[0];
@@ -449,7 +574,9 @@ fn miette_renders_source_and_label() {
     let err = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_err();
     let d = &err.diagnostics().items[0];
     let mut out = String::new();
-    miette::NarratableReportHandler::new().render_report(&mut out, d).unwrap();
+    miette::NarratableReportHandler::new()
+        .render_report(&mut out, d)
+        .unwrap();
     assert!(out.contains("unknown field `namespce` in stepGroupInfra.spec"), "{out}");
     assert!(out.contains("namespce: ns2"), "{out}");
     assert!(out.contains("p.yaml:22:23"), "{out}");
@@ -475,7 +602,9 @@ fixtures:
     let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
     assert_eq!(
         w,
-        vec!["scenario.yaml:6:5: input `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac` is not used by step group `sg` (no `<+input>` at that field path)"]
+        vec![
+            "scenario.yaml:6:5: input `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac` is not used by step group `sg` (no `<+input>` at that field path)"
+        ]
     );
 }
 
@@ -483,11 +612,22 @@ fixtures:
 fn neither_scenario_nor_pipeline() {
     assert_eq!(
         bare_errs("template:\n  name: t\n"),
-        vec!["p.yaml:1:1: expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `template`"]
+        vec![
+            "p.yaml:1:1: expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `template`"
+        ]
     );
-    assert_eq!(bare_errs("- a\n- b\n"), vec!["p.yaml:1:1: expected a scenario or a pipeline (a mapping), found a sequence"]);
-    assert_eq!(bare_errs(""), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
-    assert_eq!(bare_errs("# only a comment\n"), vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]);
+    assert_eq!(
+        bare_errs("- a\n- b\n"),
+        vec!["p.yaml:1:1: expected a scenario or a pipeline (a mapping), found a sequence"]
+    );
+    assert_eq!(
+        bare_errs(""),
+        vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]
+    );
+    assert_eq!(
+        bare_errs("# only a comment\n"),
+        vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]
+    );
 }
 
 #[test]
@@ -514,7 +654,12 @@ fn scenario_defaults_without_fixtures() {
     assert_eq!(s.fixtures().nodes.len(), 1);
     assert_eq!(s.fixtures().nodes[0].name, "node-1");
     assert_eq!(s.seed(), 1);
-    let s = load_with("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  nodes: []\n", &[("p.yaml", &text)]).unwrap();
+    let s = load_with(
+        "scenario.yaml",
+        "pipeline: p.yaml\nfixtures:\n  nodes: []\n",
+        &[("p.yaml", &text)],
+    )
+    .unwrap();
     assert!(s.fixtures().nodes.is_empty());
 }
 
@@ -523,7 +668,10 @@ fn bare_pipeline_infers_missing_inputs() {
     let body = GOOD_BODY
         .replace("connectorRef: k8s", "connectorRef: <+input>")
         .replace("namespace: ns1", "namespace: <+input>")
-        .replace("command: echo hi", "command: echo hi\n        envVariables: {A: <+input>}\n      timeout: <+input>.default(5m)");
+        .replace(
+            "command: echo hi",
+            "command: echo hi\n        envVariables: {A: <+input>}\n      timeout: <+input>.default(5m)",
+        );
     let s = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(s.namespace(), "default");
     assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
@@ -542,8 +690,12 @@ fn load_options_select_group_and_seed() {
     let text = include_str!("fixtures/sam_pipeline.yaml");
     let e = load_with("p.yaml", text, &[]).unwrap_err();
     assert!(e.diagnostics().to_string().contains("choose one with `stepGroup`"));
-    let opts = LoadOptions { step_group: Some("aws_sam_rollback_step_group".into()), seed: Some(9) };
-    let s = load_with_options("p.yaml", text, &sgsim_core::no_files, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let opts = LoadOptions {
+        step_group: Some("aws_sam_rollback_step_group".into()),
+        seed: Some(9),
+    };
+    let s = load_with_options("p.yaml", text, &sgsim_core::no_files, &opts)
+        .unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(s.step_group.identifier, "aws_sam_rollback_step_group");
     assert_eq!(s.step_group.section, sgsim_core::model::Section::RollbackSteps);
     assert_eq!(s.seed(), 9);
@@ -557,7 +709,12 @@ fn step_templates_are_reported() {
         "      template:\n        templateRef: account.run_tpl\n        versionLabel: v1\n",
     );
     let e = bare_errs(&pipeline("Deployment", &body));
-    assert_eq!(e, vec!["p.yaml:26:25: step `run1` uses the step template `account.run_tpl`; templates are not supported by sgsim, inline the step"]);
+    assert_eq!(
+        e,
+        vec![
+            "p.yaml:26:25: step `run1` uses the step template `account.run_tpl`; templates are not supported by sgsim, inline the step"
+        ]
+    );
 }
 
 #[test]
@@ -629,7 +786,11 @@ fn nested_inputs_have_their_own_paths() {
 ",
     );
     let text = pipeline("Deployment", &body);
-    let e = errs("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n", &[("p.yaml", &text)]);
+    let e = errs(
+        "scenario.yaml",
+        "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n",
+        &[("p.yaml", &text)],
+    );
     let f = "pipeline.stages.deploy.spec.execution.steps.sg.steps.run1.spec.settings.target";
     assert_eq!(
         e,
@@ -638,31 +799,52 @@ fn nested_inputs_have_their_own_paths() {
             format!("p.yaml:30:66: runtime input `<+input>` of `{f}.tags.1` has no value"),
         ]
     );
-    let scen = format!("pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  inputs:\n    {f}.branch: main\n    {f}.tags.1: b\n");
+    let scen = format!(
+        "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  inputs:\n    {f}.branch: main\n    {f}.tags.1: b\n"
+    );
     let s = load_with("scenario.yaml", &scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let st = s.step_group.flat_steps()[0].clone();
-    assert_eq!(st.settings, vec![("target".to_string(), serde_json::json!({"branch": "main", "tags": ["a", "b"]}))]);
+    assert_eq!(
+        st.settings,
+        vec![(
+            "target".to_string(),
+            serde_json::json!({"branch": "main", "tags": ["a", "b"]})
+        )]
+    );
     // A bare pipeline leaves them unset, with a warning each.
     let bare = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let st = bare.step_group.flat_steps()[0].clone();
-    assert_eq!(st.settings, vec![("target".to_string(), serde_json::json!({"branch": null, "tags": ["a", null]}))]);
+    assert_eq!(
+        st.settings,
+        vec![(
+            "target".to_string(),
+            serde_json::json!({"branch": null, "tags": ["a", null]})
+        )]
+    );
 }
 
 #[test]
 fn looping_strategies_are_warned_about() {
-    let body = GOOD_BODY.replace("        command: echo hi\n", "        command: echo hi\n      strategy:\n        matrix:\n          v: [a, b]\n");
+    let body = GOOD_BODY.replace(
+        "        command: echo hi\n",
+        "        command: echo hi\n      strategy:\n        matrix:\n          v: [a, b]\n",
+    );
     let text = pipeline("Deployment", &body);
     let s = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
     assert!(
-        w.iter().any(|l| l.starts_with("p.yaml:30:25: looping strategy (matrix) of step `run1` is not simulated by sgsim")),
+        w.iter()
+            .any(|l| l.starts_with("p.yaml:30:25: looping strategy (matrix) of step `run1` is not simulated by sgsim")),
         "{w:#?}"
     );
 }
 
 #[test]
 fn invalid_namespace_name_is_warned_about_and_not_inferred() {
-    let text = pipeline("Deployment", &GOOD_BODY.replace("namespace: ns1", "namespace: NAMESPACE"));
+    let text = pipeline(
+        "Deployment",
+        &GOOD_BODY.replace("namespace: ns1", "namespace: NAMESPACE"),
+    );
     let s = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
     assert!(
@@ -670,6 +852,7 @@ fn invalid_namespace_name_is_warned_about_and_not_inferred() {
         "{w:#?}"
     );
     assert!(s.fixtures().namespaces.is_empty());
-    let ok = load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let ok =
+        load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
     assert_eq!(ok.fixtures().namespaces, vec!["ns1".to_string()]);
 }

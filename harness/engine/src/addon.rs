@@ -106,8 +106,15 @@ macro_rules! debug {
 /// How a step ended, as the addon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Success { outputs: BTreeMap<String, String>, exit_code: Option<i32> },
-    Failed { kind: FailKind, message: String, exit_code: Option<i32> },
+    Success {
+        outputs: BTreeMap<String, String>,
+        exit_code: Option<i32>,
+    },
+    Failed {
+        kind: FailKind,
+        message: String,
+        exit_code: Option<i32>,
+    },
 }
 
 /// Kinds of unsuccessful outcome.
@@ -355,7 +362,13 @@ fn shell_of(shell: ShellType) -> (&'static str, &'static str) {
 }
 
 /// The script run for a Run step (see the module docs).
-pub fn build_script(shell: ShellType, command: &str, output_vars: &[String], output_file: &Path, detach: bool) -> String {
+pub fn build_script(
+    shell: ShellType,
+    command: &str,
+    output_vars: &[String],
+    output_file: &Path,
+    detach: bool,
+) -> String {
     let file = output_file.display();
     let prologue = match shell {
         ShellType::Sh | ShellType::Bash => "set -e\n",
@@ -371,7 +384,9 @@ pub fn build_script(shell: ShellType, command: &str, output_vars: &[String], out
         ShellType::Powershell | ShellType::Pwsh => {
             script.push_str(&format!("\nNew-Item {file}"));
             for v in output_vars {
-                script.push_str(&format!("\n$val = \"{v} $Env:{v}\" \nAdd-Content -Path {file} -Value $val"));
+                script.push_str(&format!(
+                    "\n$val = \"{v} $Env:{v}\" \nAdd-Content -Path {file} -Value $val"
+                ));
             }
         }
         ShellType::Python => {
@@ -501,7 +516,9 @@ struct Started {
 fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started, String> {
     let program = plan.argv[0].clone();
     let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create output pipe: {e}"))?;
-    let writer2 = writer.try_clone().map_err(|e| format!("cannot create output pipe: {e}"))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| format!("cannot create output pipe: {e}"))?;
     let child = {
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&plan.argv[1..])
@@ -588,7 +605,10 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
     };
     if !matches!(end, End::Exited(_)) {
         signal_group(pgid, Signal::TERM);
-        if tokio::time::timeout(inner.config.kill_grace, child.wait()).await.is_err() {
+        if tokio::time::timeout(inner.config.kill_grace, child.wait())
+            .await
+            .is_err()
+        {
             signal_group(pgid, Signal::KILL);
             let _ = child.wait().await;
         }
@@ -603,7 +623,10 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
         End::TimedOut => {
             return Outcome::Failed {
                 kind: FailKind::Timeout,
-                message: format!("step timed out after {}s (execution timeout reached; process group killed)", plan.timeout.as_secs()),
+                message: format!(
+                    "step timed out after {}s (execution timeout reached; process group killed)",
+                    plan.timeout.as_secs()
+                ),
                 exit_code: None,
             };
         }
@@ -670,8 +693,17 @@ mod tests {
 
     #[test]
     fn sh_script_has_set_e_and_output_capture() {
-        let s = build_script(ShellType::Sh, "echo hi", &["A".into(), "B".into()], Path::new("/t/x.out"), false);
-        assert_eq!(s, "set -e\necho hi \necho \"A $A\" >> /t/x.out\necho \"B $B\" >> /t/x.out");
+        let s = build_script(
+            ShellType::Sh,
+            "echo hi",
+            &["A".into(), "B".into()],
+            Path::new("/t/x.out"),
+            false,
+        );
+        assert_eq!(
+            s,
+            "set -e\necho hi \necho \"A $A\" >> /t/x.out\necho \"B $B\" >> /t/x.out"
+        );
         let d = build_script(ShellType::Bash, "sleep 1", &["A".into()], Path::new("/t/x.out"), true);
         assert_eq!(d, "set -e\nsleep 1");
     }
@@ -685,7 +717,10 @@ mod tests {
 
     #[test]
     fn outputs_parse() {
-        let o = parse_outputs("A 1\nB two words\nC\nZ no\nA 3\n", &["A".into(), "B".into(), "C".into()]);
+        let o = parse_outputs(
+            "A 1\nB two words\nC\nZ no\nA 3\n",
+            &["A".into(), "B".into(), "C".into()],
+        );
         assert_eq!(o.get("A").map(String::as_str), Some("3"));
         assert_eq!(o.get("B").map(String::as_str), Some("two words"));
         assert_eq!(o.get("C").map(String::as_str), Some(""));
@@ -718,6 +753,9 @@ mod tests {
     #[test]
     fn go_style_spawn_errors() {
         let e = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert_eq!(spawn_error("bash", &e), "exec: \"bash\": executable file not found in $PATH");
+        assert_eq!(
+            spawn_error("bash", &e),
+            "exec: \"bash\": executable file not found in $PATH"
+        );
     }
 }

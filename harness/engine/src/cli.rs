@@ -15,7 +15,10 @@ impl Flags {
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             if a == "-h" || a == "--help" {
-                return Err(format!("accepted flags: {}", known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(" ")));
+                return Err(format!(
+                    "accepted flags: {}",
+                    known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(" ")
+                ));
             }
             let Some(body) = a.strip_prefix("--") else {
                 flags.unknown.push(a);
@@ -56,7 +59,10 @@ impl Flags {
     pub fn parse_value<T: std::str::FromStr>(&self, name: &str, env: Option<&str>) -> Result<Option<T>, String> {
         match self.get(name, env) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| format!("invalid value {v:?} for --{name}")),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("invalid value {v:?} for --{name}")),
         }
     }
 }

@@ -65,10 +65,7 @@ impl Target {
             }
             return Ok(Target::Unix(PathBuf::from(path)));
         }
-        let s = s
-            .strip_prefix("http://")
-            .unwrap_or(s)
-            .trim_end_matches('/');
+        let s = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
         let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
         let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -111,7 +108,10 @@ pub async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     // No DNS: the only names a pod needs are in its hosts file.
     Err(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("cannot resolve {host}: not an IP address, not localhost, not in {}", hosts_path.display()),
+        format!(
+            "cannot resolve {host}: not an IP address, not localhost, not in {}",
+            hosts_path.display()
+        ),
     ))
 }
 
@@ -191,15 +191,24 @@ mod tests {
     fn parses_endpoints() {
         assert_eq!(
             Target::parse("delegate-service:8080").unwrap(),
-            Target::Tcp { host: "delegate-service".into(), port: 8080 }
+            Target::Tcp {
+                host: "delegate-service".into(),
+                port: 8080
+            }
         );
         assert_eq!(
             Target::parse("http://10.0.0.1:20001/").unwrap(),
-            Target::Tcp { host: "10.0.0.1".into(), port: 20001 }
+            Target::Tcp {
+                host: "10.0.0.1".into(),
+                port: 20001
+            }
         );
         assert_eq!(
             Target::parse("[::1]:5").unwrap(),
-            Target::Tcp { host: "::1".into(), port: 5 }
+            Target::Tcp {
+                host: "::1".into(),
+                port: 5
+            }
         );
         assert_eq!(
             Target::parse("unix:///run/sgsim/delegate.sock").unwrap(),
@@ -213,7 +222,10 @@ mod tests {
     #[test]
     fn hosts_lookup() {
         let hosts = "127.0.0.1 localhost\n# 10.0.0.9 delegate-service\n10.244.1.1\tdelegate-service other # gw\n10.9.9.9 delegate-service\n";
-        assert_eq!(lookup_hosts(hosts, "delegate-service"), Some("10.244.1.1".parse().unwrap()));
+        assert_eq!(
+            lookup_hosts(hosts, "delegate-service"),
+            Some("10.244.1.1".parse().unwrap())
+        );
         assert_eq!(lookup_hosts(hosts, "other"), Some("10.244.1.1".parse().unwrap()));
         assert_eq!(lookup_hosts(hosts, "missing"), None);
     }

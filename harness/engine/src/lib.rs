@@ -54,10 +54,10 @@ pub mod proto {
         }
     }
 
-    /// `io.harness.product.ci.engine.proto`: LiteEngine service, UnitStep, RunStep, ...
-    pub use generated::io::harness::product::ci::engine::proto as engine;
     /// `io.harness.product.ci.addon.proto`: Addon service.
     pub use generated::io::harness::product::ci::addon::proto as addon;
+    /// `io.harness.product.ci.engine.proto`: LiteEngine service, UnitStep, RunStep, ...
+    pub use generated::io::harness::product::ci::engine::proto as engine;
     /// `sgsim.delegate.v1`: sgsim's DelegateService (step status callback).
     pub use generated::sgsim::delegate::v1 as delegate;
 }

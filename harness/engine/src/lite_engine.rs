@@ -140,7 +140,10 @@ impl LiteEngine for LiteEngineService {
         Ok(Response::new(PingResponse {}))
     }
 
-    async fn execute_step(&self, request: Request<ExecuteStepRequest>) -> Result<Response<ExecuteStepResponse>, Status> {
+    async fn execute_step(
+        &self,
+        request: Request<ExecuteStepRequest>,
+    ) -> Result<Response<ExecuteStepResponse>, Status> {
         let req = request.into_inner();
         let step = req
             .step
@@ -193,7 +196,10 @@ async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
         execute_on_addon(&inner, &req, &step, &mut report).await;
     }
     report.duration_ms = started.elapsed().as_millis() as i64;
-    let status = report.status().as_str_name().trim_start_matches("STEP_EXECUTION_STATUS_");
+    let status = report
+        .status()
+        .as_str_name()
+        .trim_start_matches("STEP_EXECUTION_STATUS_");
     println!("step {}: {status}", step.id);
     let endpoint = inner
         .config
@@ -208,7 +214,12 @@ async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
     }
 }
 
-async fn execute_on_addon(inner: &Inner, req: &ExecuteStepRequest, step: &UnitStep, report: &mut SendStepStatusRequest) {
+async fn execute_on_addon(
+    inner: &Inner,
+    req: &ExecuteStepRequest,
+    step: &UnitStep,
+    report: &mut SendStepStatusRequest,
+) {
     let port = container_port(step);
     let fail = |report: &mut SendStepStatusRequest, msg: String| {
         report.set_status(StepExecutionStatus::Failure);
@@ -271,12 +282,11 @@ async fn execute_on_addon(inner: &Inner, req: &ExecuteStepRequest, step: &UnitSt
             report.set_status(StepExecutionStatus::Success);
             report.num_retries = resp.num_retries;
             report.outputs = resp.output.clone();
-            inner.outputs.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                step.id.clone(),
-                StepOutput {
-                    output: resp.output,
-                },
-            );
+            inner
+                .outputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(step.id.clone(), StepOutput { output: resp.output });
         }
         Err(s) => {
             let kind = s

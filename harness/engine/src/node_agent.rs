@@ -159,7 +159,10 @@ async fn handle_tunnel(mut conn: UnixStream) -> io::Result<()> {
     };
     let addr = match crate::dial::Target::parse(&target) {
         Ok(crate::dial::Target::Tcp { host, port }) => crate::dial::resolve(&host, port).await,
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid address {target:?}"))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid address {target:?}"),
+        )),
     };
     let dialed = match addr {
         Ok(addr) => match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
@@ -266,7 +269,10 @@ pub async fn connect_via_agent(agent_socket: &Path, target: SocketAddr) -> Resul
             break;
         }
         if line.len() >= MAX_REQUEST_LINE {
-            return Err(agent_err(io::Error::new(io::ErrorKind::InvalidData, "answer line too long")));
+            return Err(agent_err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "answer line too long",
+            )));
         }
         line.push(b);
     }

@@ -73,7 +73,11 @@ impl Val {
 }
 
 fn fmt_num(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
 }
 
 /// Why a script stopped early.
@@ -105,7 +109,14 @@ impl<'a> Pwsh<'a> {
 
     /// A fresh session with the given environment.
     pub fn with_env(env: HashMap<String, String>, out: &'a mut dyn Write, err: &'a mut dyn Write) -> Self {
-        Pwsh { vars: HashMap::new(), env, out, err, last_ok: true, captures: Vec::new() }
+        Pwsh {
+            vars: HashMap::new(),
+            env,
+            out,
+            err,
+            last_ok: true,
+            captures: Vec::new(),
+        }
     }
 
     /// Run a script; the exit code as `pwsh -Command` would return it.
@@ -128,7 +139,9 @@ impl<'a> Pwsh<'a> {
     }
 
     fn stop_on_error(&self) -> bool {
-        self.vars.get("erroractionpreference").is_some_and(|v| v.text().eq_ignore_ascii_case("stop"))
+        self.vars
+            .get("erroractionpreference")
+            .is_some_and(|v| v.text().eq_ignore_ascii_case("stop"))
     }
 
     /// A non-terminating error: printed, or terminating under `$ErrorActionPreference = 'Stop'`.
@@ -268,7 +281,11 @@ impl<'a> Pwsh<'a> {
                 };
                 let n = items.len() as i64;
                 let at = if i < 0 { n + i } else { i };
-                if (0..n).contains(&at) { items[at as usize].clone() } else { Val::Null }
+                if (0..n).contains(&at) {
+                    items[at as usize].clone()
+                } else {
+                    Val::Null
+                }
             }
             Expr::Cmd(name, args) => {
                 self.captures.push(Vec::new());
@@ -301,7 +318,11 @@ impl<'a> Pwsh<'a> {
             "false" => Val::Bool(false),
             "null" => Val::Null,
             "?" => Val::Bool(self.last_ok),
-            "pwd" => Val::Str(std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()),
+            "pwd" => Val::Str(
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             l => self.vars.get(l).cloned().unwrap_or(Val::Null),
         }
     }
@@ -334,7 +355,9 @@ impl<'a> Pwsh<'a> {
     fn command(&mut self, name: &str, args: &[Arg]) -> Result<(), Stop> {
         let (mut pos, named) = self.args(args)?;
         let take = |named: &HashMap<String, Option<Val>>, pos: &mut Vec<Val>, keys: &[&str]| -> Option<Val> {
-            keys.iter().find_map(|k| named.get(*k).cloned().flatten()).or_else(|| (!pos.is_empty()).then(|| pos.remove(0)))
+            keys.iter()
+                .find_map(|k| named.get(*k).cloned().flatten())
+                .or_else(|| (!pos.is_empty()).then(|| pos.remove(0)))
         };
         self.last_ok = true;
         match name.to_ascii_lowercase().as_str() {
@@ -343,9 +366,18 @@ impl<'a> Pwsh<'a> {
                 if let Some(Some(o)) = named.get("object") {
                     items.insert(0, o.clone());
                 }
-                let sep = named.get("separator").cloned().flatten().map(|v| v.text()).unwrap_or_else(|| " ".into());
+                let sep = named
+                    .get("separator")
+                    .cloned()
+                    .flatten()
+                    .map(|v| v.text())
+                    .unwrap_or_else(|| " ".into());
                 let line = items.iter().map(Val::text).collect::<Vec<_>>().join(&sep);
-                let _ = if named.contains_key("nonewline") { write!(self.out, "{line}") } else { writeln!(self.out, "{line}") };
+                let _ = if named.contains_key("nonewline") {
+                    write!(self.out, "{line}")
+                } else {
+                    writeln!(self.out, "{line}")
+                };
             }
             "write-output" | "echo" | "write" => {
                 if let Some(Some(o)) = named.get("inputobject") {
@@ -356,22 +388,35 @@ impl<'a> Pwsh<'a> {
                 }
             }
             "write-warning" => {
-                let m = take(&named, &mut pos, &["message"]).map(|v| v.text()).unwrap_or_default();
+                let m = take(&named, &mut pos, &["message"])
+                    .map(|v| v.text())
+                    .unwrap_or_default();
                 let _ = writeln!(self.out, "WARNING: {m}");
             }
             "write-error" => {
-                let m = take(&named, &mut pos, &["message"]).map(|v| v.text()).unwrap_or_default();
+                let m = take(&named, &mut pos, &["message"])
+                    .map(|v| v.text())
+                    .unwrap_or_default();
                 self.error(format!("Write-Error: {m}"))?;
             }
             "new-item" => {
                 let path = take(&named, &mut pos, &["path"]).map(|v| v.text()).unwrap_or_default();
-                let dir = named.get("itemtype").cloned().flatten().is_some_and(|t| t.text().eq_ignore_ascii_case("directory"));
+                let dir = named
+                    .get("itemtype")
+                    .cloned()
+                    .flatten()
+                    .is_some_and(|t| t.text().eq_ignore_ascii_case("directory"));
                 let r = if dir {
                     std::fs::create_dir_all(&path)
                 } else if std::path::Path::new(&path).exists() && !named.contains_key("force") {
                     Err(std::io::Error::other(format!("The file '{path}' already exists.")))
                 } else {
-                    let value = named.get("value").cloned().flatten().map(|v| v.text()).unwrap_or_default();
+                    let value = named
+                        .get("value")
+                        .cloned()
+                        .flatten()
+                        .map(|v| v.text())
+                        .unwrap_or_default();
                     std::fs::write(&path, value)
                 };
                 if let Err(e) = r {
@@ -390,7 +435,11 @@ impl<'a> Pwsh<'a> {
                     {
                         text.insert(0, '\n');
                     }
-                    let r = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(text.as_bytes()));
+                    let r = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(text.as_bytes()));
                     if let Err(e) = r {
                         self.error(format!("Add-Content: {e}"))?;
                     }
@@ -406,7 +455,9 @@ impl<'a> Pwsh<'a> {
                             let _ = writeln!(self.out, "{l}");
                         }
                     }
-                    Err(_) => self.error(format!("Get-Content: Cannot find path '{path}' because it does not exist."))?,
+                    Err(_) => self.error(format!(
+                        "Get-Content: Cannot find path '{path}' because it does not exist."
+                    ))?,
                 }
             }
             "test-path" => {
@@ -417,12 +468,21 @@ impl<'a> Pwsh<'a> {
             "set-location" | "cd" | "sl" => {
                 let path = take(&named, &mut pos, &["path"]).map(|v| v.text()).unwrap_or_default();
                 if std::env::set_current_dir(&path).is_err() {
-                    self.error(format!("Set-Location: Cannot find path '{path}' because it does not exist."))?;
+                    self.error(format!(
+                        "Set-Location: Cannot find path '{path}' because it does not exist."
+                    ))?;
                 }
             }
             "start-sleep" | "sleep" => {
-                let s = take(&named, &mut pos, &["seconds", "s"]).and_then(|v| v.num()).unwrap_or(0.0);
-                let ms = named.get("milliseconds").cloned().flatten().and_then(|v| v.num()).unwrap_or(0.0);
+                let s = take(&named, &mut pos, &["seconds", "s"])
+                    .and_then(|v| v.num())
+                    .unwrap_or(0.0);
+                let ms = named
+                    .get("milliseconds")
+                    .cloned()
+                    .flatten()
+                    .and_then(|v| v.num())
+                    .unwrap_or(0.0);
                 std::thread::sleep(std::time::Duration::from_secs_f64((s + ms / 1000.0).max(0.0)));
             }
             _ => self.native(name, args)?,
@@ -444,7 +504,12 @@ impl<'a> Pwsh<'a> {
             }
         }
         let _ = self.out.flush();
-        let child = Command::new(name).args(&argv).env_clear().envs(&self.env).stdout(std::process::Stdio::piped()).spawn();
+        let child = Command::new(name)
+            .args(&argv)
+            .env_clear()
+            .envs(&self.env)
+            .stdout(std::process::Stdio::piped())
+            .spawn();
         // stdout goes through the session's writer as it comes; stderr is inherited.
         let status = child.and_then(|mut ch| {
             if !self.captures.is_empty()
@@ -512,11 +577,20 @@ fn member(v: &Val, name: &str, call: bool, args: &[Val]) -> Result<Val, String> 
         ("contains", true) => Val::Bool(text.contains(&arg(0))),
         ("startswith", true) => Val::Bool(text.starts_with(&arg(0))),
         ("endswith", true) => Val::Bool(text.ends_with(&arg(0))),
-        ("indexof", true) => Val::Num(text.find(&arg(0)).map(|i| text[..i].chars().count() as f64).unwrap_or(-1.0)),
+        ("indexof", true) => Val::Num(
+            text.find(&arg(0))
+                .map(|i| text[..i].chars().count() as f64)
+                .unwrap_or(-1.0),
+        ),
         ("substring", true) => {
             let chars: Vec<char> = text.chars().collect();
             let start = (args.first().and_then(Val::num).unwrap_or(0.0) as usize).min(chars.len());
-            let len = args.get(1).and_then(Val::num).map(|n| n as usize).unwrap_or(chars.len() - start).min(chars.len() - start);
+            let len = args
+                .get(1)
+                .and_then(Val::num)
+                .map(|n| n as usize)
+                .unwrap_or(chars.len() - start)
+                .min(chars.len() - start);
             Val::Str(chars[start..start + len].iter().collect())
         }
         ("tostring", true) => Val::Str(text),
@@ -540,14 +614,20 @@ fn like(pattern: &str, text: &str) -> bool {
 fn binary(op: &str, a: Val, b: Val) -> Result<Val, String> {
     let cmp = |a: &Val, b: &Val| -> std::cmp::Ordering {
         match (a, b) {
-            (Val::Num(x), _) => x.partial_cmp(&b.num().unwrap_or(f64::NAN)).unwrap_or(std::cmp::Ordering::Less),
+            (Val::Num(x), _) => x
+                .partial_cmp(&b.num().unwrap_or(f64::NAN))
+                .unwrap_or(std::cmp::Ordering::Less),
             _ => a.text().to_ascii_lowercase().cmp(&b.text().to_ascii_lowercase()),
         }
     };
     use std::cmp::Ordering::*;
     Ok(match op {
         "+" => match (&a, &b) {
-            (Val::Num(x), _) => Val::Num(x + b.num().ok_or_else(|| format!("Cannot convert value \"{}\" to type \"System.Int32\".", b.text()))?),
+            (Val::Num(x), _) => Val::Num(
+                x + b
+                    .num()
+                    .ok_or_else(|| format!("Cannot convert value \"{}\" to type \"System.Int32\".", b.text()))?,
+            ),
             (Val::Arr(x), _) => Val::Arr(x.iter().cloned().chain(b.items()).collect()),
             _ => Val::Str(a.text() + &b.text()),
         },
@@ -556,7 +636,11 @@ fn binary(op: &str, a: Val, b: Val) -> Result<Val, String> {
         "/" => Val::Num(a.num().unwrap_or(0.0) / b.num().unwrap_or(1.0)),
         ".." => {
             let (x, y) = (a.num().unwrap_or(0.0) as i64, b.num().unwrap_or(0.0) as i64);
-            let r: Vec<Val> = if x <= y { (x..=y).map(|i| Val::Num(i as f64)).collect() } else { (y..=x).rev().map(|i| Val::Num(i as f64)).collect() };
+            let r: Vec<Val> = if x <= y {
+                (x..=y).map(|i| Val::Num(i as f64)).collect()
+            } else {
+                (y..=x).rev().map(|i| Val::Num(i as f64)).collect()
+            };
             Val::Arr(r)
         }
         "-eq" => Val::Bool(cmp(&a, &b) == Equal),
@@ -642,12 +726,27 @@ struct Parser {
     i: usize,
 }
 
-const COMPARISON: &[&str] =
-    &["-eq", "-ne", "-gt", "-ge", "-lt", "-le", "-like", "-notlike", "-match", "-notmatch", "-contains", "-notcontains"];
+const COMPARISON: &[&str] = &[
+    "-eq",
+    "-ne",
+    "-gt",
+    "-ge",
+    "-lt",
+    "-le",
+    "-like",
+    "-notlike",
+    "-match",
+    "-notmatch",
+    "-contains",
+    "-notcontains",
+];
 
 impl Parser {
     fn new(src: &str) -> Self {
-        Parser { s: src.chars().collect(), i: 0 }
+        Parser {
+            s: src.chars().collect(),
+            i: 0,
+        }
     }
 
     fn peek(&self) -> Option<char> {
@@ -658,10 +757,18 @@ impl Parser {
     }
     fn rest_starts(&self, w: &str) -> bool {
         let w: Vec<char> = w.chars().collect();
-        self.s.len() >= self.i + w.len() && self.s[self.i..self.i + w.len()].iter().zip(&w).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        self.s.len() >= self.i + w.len()
+            && self.s[self.i..self.i + w.len()]
+                .iter()
+                .zip(&w)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
     }
     fn line(&self) -> usize {
-        self.s[..self.i.min(self.s.len())].iter().filter(|c| **c == '\n').count() + 1
+        self.s[..self.i.min(self.s.len())]
+            .iter()
+            .filter(|c| **c == '\n')
+            .count()
+            + 1
     }
     fn err<T>(&self, m: &str) -> Result<T, String> {
         Err(format!("line {}: {m}", self.line()))
@@ -708,11 +815,18 @@ impl Parser {
         }
     }
     fn expect(&mut self, c: char) -> Result<(), String> {
-        if self.eat(c) { Ok(()) } else { self.err(&format!("expected `{c}`")) }
+        if self.eat(c) {
+            Ok(())
+        } else {
+            self.err(&format!("expected `{c}`"))
+        }
     }
     fn word(&mut self) -> String {
         let st = self.i;
-        while self.peek().is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '\\' | ':')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '\\' | ':'))
+        {
             self.i += 1;
         }
         self.s[st..self.i].iter().collect()
@@ -749,7 +863,8 @@ impl Parser {
             if self.peek() == Some('|') {
                 self.i += 1;
                 if !self.keyword("Out-Null") {
-                    return self.err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in");
+                    return self
+                        .err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in");
                 }
                 if let Some(last) = out.pop() {
                     out.push(Stmt::Quiet(Box::new(last)));
@@ -758,7 +873,10 @@ impl Parser {
             }
             match self.peek() {
                 None | Some('\n' | ';' | '}') => {}
-                Some('|') => return self.err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in"),
+                Some('|') => {
+                    return self
+                        .err("pipelines (`|`) other than `| Out-Null` are not supported by sgsim's pwsh stand-in");
+                }
                 Some(c) => return self.err(&format!("unexpected `{c}`")),
             }
         }
@@ -813,12 +931,20 @@ impl Parser {
         }
         if self.keyword("exit") {
             self.blank();
-            let e = if matches!(self.peek(), None | Some('\n' | ';' | '}')) { None } else { Some(self.expr()?) };
+            let e = if matches!(self.peek(), None | Some('\n' | ';' | '}')) {
+                None
+            } else {
+                Some(self.expr()?)
+            };
             return Ok(Stmt::Exit(e));
         }
         if self.keyword("throw") {
             self.blank();
-            let e = if matches!(self.peek(), None | Some('\n' | ';' | '}')) { None } else { Some(self.expr()?) };
+            let e = if matches!(self.peek(), None | Some('\n' | ';' | '}')) {
+                None
+            } else {
+                Some(self.expr()?)
+            };
             return Ok(Stmt::Throw(e));
         }
         // Assignment: `$x = ...` / `$Env:X = ...`.
@@ -847,9 +973,16 @@ impl Parser {
             let name = self.primary()?;
             let name = match name {
                 Expr::Lit(v) => v.text(),
-                Expr::Expand(p) if p.iter().all(|x| matches!(x, Part::Text(_))) => {
-                    p.iter().map(|x| if let Part::Text(t) = x { t.clone() } else { String::new() }).collect()
-                }
+                Expr::Expand(p) if p.iter().all(|x| matches!(x, Part::Text(_))) => p
+                    .iter()
+                    .map(|x| {
+                        if let Part::Text(t) = x {
+                            t.clone()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect(),
                 _ => return self.err("`&` needs a literal command name in sgsim's pwsh stand-in"),
             };
             return Ok(Stmt::Command(name, self.command_args()?));
@@ -908,7 +1041,10 @@ impl Parser {
     /// `(Test-Path x)`).
     fn expr_or_command(&mut self) -> Result<Expr, String> {
         self.separators();
-        if self.peek().is_some_and(|c| c.is_alphabetic() || c == '.' || c == '/' || c == '_') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_alphabetic() || c == '.' || c == '/' || c == '_')
+        {
             let name = self.word();
             return Ok(Expr::Cmd(name, self.command_args()?));
         }
@@ -920,7 +1056,9 @@ impl Parser {
         while self.s.get(j).is_some_and(|c| c.is_ascii_digit() || *c == '.') {
             j += 1;
         }
-        self.s.get(j).is_none_or(|c| c.is_whitespace() || matches!(c, ';' | '}' | ')'))
+        self.s
+            .get(j)
+            .is_none_or(|c| c.is_whitespace() || matches!(c, ';' | '}' | ')'))
     }
 
     fn expr(&mut self) -> Result<Expr, String> {
@@ -970,7 +1108,13 @@ impl Parser {
             self.blank();
             let op = match self.peek() {
                 Some('+') => "+",
-                Some('-') if self.peek_at(1).is_some_and(|c| c == ' ' || c.is_ascii_digit() || c == '$' || c == '(') => "-",
+                Some('-')
+                    if self
+                        .peek_at(1)
+                        .is_some_and(|c| c == ' ' || c.is_ascii_digit() || c == '$' || c == '(') =>
+                {
+                    "-"
+                }
                 Some('*') => "*",
                 Some('/') => "/",
                 _ => return Ok(a),
@@ -1136,7 +1280,11 @@ impl Parser {
                             });
                             self.i += 2;
                         }
-                        Some('$') if self.peek_at(1).is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '{' | '(' | '?')) => {
+                        Some('$')
+                            if self
+                                .peek_at(1)
+                                .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '{' | '(' | '?')) =>
+                        {
                             if !text.is_empty() {
                                 parts.push(Part::Text(std::mem::take(&mut text)));
                             }
@@ -1172,11 +1320,16 @@ impl Parser {
             Some(c) if c.is_ascii_digit() || (c == '-' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())) => {
                 let st = self.i;
                 self.i += 1;
-                while self.peek().is_some_and(|c| c.is_ascii_digit() || (c == '.' && self.peek_at(1) != Some('.'))) {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_digit() || (c == '.' && self.peek_at(1) != Some('.')))
+                {
                     self.i += 1;
                 }
                 let t: String = self.s[st..self.i].iter().collect();
-                t.parse().map(|n| Expr::Lit(Val::Num(n))).or_else(|_| self.err(&format!("bad number `{t}`")))
+                t.parse()
+                    .map(|n| Expr::Lit(Val::Num(n)))
+                    .or_else(|_| self.err(&format!("bad number `{t}`")))
             }
             Some(c) => self.err(&format!("unexpected `{c}` (not supported by sgsim's pwsh stand-in)")),
             None => self.err("unexpected end of script"),
@@ -1207,7 +1360,10 @@ pub fn main_with_args(args: &[String]) -> i32 {
                 match args.get(i + 1).map(std::fs::read_to_string) {
                     Some(Ok(t)) => script = Some(t),
                     _ => {
-                        eprintln!("The argument '{}' is not recognized as the name of a script file.", args.get(i + 1).cloned().unwrap_or_default());
+                        eprintln!(
+                            "The argument '{}' is not recognized as the name of a script file.",
+                            args.get(i + 1).cloned().unwrap_or_default()
+                        );
                         return 64;
                     }
                 }
@@ -1240,7 +1396,10 @@ mod tests {
     use super::*;
 
     fn run(script: &str) -> (i32, String, String) {
-        let env = HashMap::from([("PATH".to_string(), std::env::var("PATH").unwrap_or_default()), ("SGSIM_PWSH_T1".to_string(), "from env".to_string())]);
+        let env = HashMap::from([
+            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
+            ("SGSIM_PWSH_T1".to_string(), "from env".to_string()),
+        ]);
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let code = Pwsh::with_env(env, &mut o, &mut e).run(script);
         (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
@@ -1248,7 +1407,9 @@ mod tests {
 
     #[test]
     fn writes_and_expands() {
-        let (c, o, _) = run("$name = 'World'\nWrite-Host \"Hello, $name!\" ; Write-Output 'a' 'b'\necho \"`$name is ${name}, 1+2=$(1 + 2)\"");
+        let (c, o, _) = run(
+            "$name = 'World'\nWrite-Host \"Hello, $name!\" ; Write-Output 'a' 'b'\necho \"`$name is ${name}, 1+2=$(1 + 2)\"",
+        );
         assert_eq!((c, o.as_str()), (0, "Hello, World!\na\nb\n$name is World, 1+2=3\n"));
         let (_, o, _) = run("'single $x'\n\"it`'s\"; 42; $true; $null; @(1, 2)");
         assert_eq!(o, "single $x\nit's\n42\nTrue\n1\n2\n");
@@ -1256,7 +1417,9 @@ mod tests {
 
     #[test]
     fn environment() {
-        let (_, o, _) = run("Write-Host $Env:SGSIM_PWSH_T1\n$env:SGSIM_PWSH_T2 = \"x-$Env:SGSIM_PWSH_T1\"\nWrite-Host $Env:SGSIM_PWSH_T2\nsh -c 'echo \"child sees $SGSIM_PWSH_T2\"'");
+        let (_, o, _) = run(
+            "Write-Host $Env:SGSIM_PWSH_T1\n$env:SGSIM_PWSH_T2 = \"x-$Env:SGSIM_PWSH_T1\"\nWrite-Host $Env:SGSIM_PWSH_T2\nsh -c 'echo \"child sees $SGSIM_PWSH_T2\"'",
+        );
         assert_eq!(o, "from env\nx-from env\nchild sees x-from env\n");
     }
 
@@ -1272,12 +1435,19 @@ mod tests {
 
     #[test]
     fn exit_codes_and_errors() {
-        assert_eq!(run("Write-Host a; exit 3; Write-Host b"), (3, "a\n".into(), String::new()));
-        let (c, o, e) = run("$ErrorActionPreference = 'Stop' \nWrite-Host before\nthrow \"boom $(1)\"\nWrite-Host after");
+        assert_eq!(
+            run("Write-Host a; exit 3; Write-Host b"),
+            (3, "a\n".into(), String::new())
+        );
+        let (c, o, e) =
+            run("$ErrorActionPreference = 'Stop' \nWrite-Host before\nthrow \"boom $(1)\"\nWrite-Host after");
         assert_eq!((c, o.as_str(), e.as_str()), (1, "before\n", "Exception: boom 1\n"));
         let (c, _, e) = run("$ErrorActionPreference = 'Stop'\nno-such-command-sgsim x");
         assert_eq!(c, 1);
-        assert!(e.starts_with("no-such-command-sgsim: The term 'no-such-command-sgsim' is not recognized"), "{e}");
+        assert!(
+            e.starts_with("no-such-command-sgsim: The term 'no-such-command-sgsim' is not recognized"),
+            "{e}"
+        );
         // Without Stop the script goes on; the last command decides the exit code.
         let (c, o, _) = run("no-such-command-sgsim\nWrite-Host goes on");
         assert_eq!((c, o.as_str()), (0, "goes on\n"));
@@ -1321,7 +1491,9 @@ mod tests {
 
     #[test]
     fn commands_as_values() {
-        let (c, o, _) = run("if (-not (Test-Path /nonexistent-sgsim)) { 'missing' }\n$n = (sh -c 'echo 3; echo 4')\n\"lines: $n $(sh -c 'echo x')\"\n$t = Test-Path /\n$t");
+        let (c, o, _) = run(
+            "if (-not (Test-Path /nonexistent-sgsim)) { 'missing' }\n$n = (sh -c 'echo 3; echo 4')\n\"lines: $n $(sh -c 'echo x')\"\n$t = Test-Path /\n$t",
+        );
         assert_eq!((c, o.as_str()), (0, "missing\nlines: 3 4 x\nTrue\n"));
     }
 
@@ -1329,7 +1501,10 @@ mod tests {
     fn members_indexes_and_out_null() {
         let s = "$v = '1.24.3'\n$parts = $v.Split('.')\n\"major $($parts[0]) of $($parts.Count), last $($parts[-1])\"\n                 $name = ' Web-App '\n$name.Trim().ToLower()\n$name.Length\nif ($v.StartsWith('1.')) { 'v1' }\n                 $v.Replace('.', '-').Substring(0, 4)\nNew-Item -ItemType Directory -Path /tmp -Force | Out-Null\n'x' | Out-Null\n                 Write-Host $name.ToUpper()";
         let (c, o, e) = run(s);
-        assert_eq!((c, o.as_str(), e.as_str()), (0, "major 1 of 3, last 3\nweb-app\n9\nv1\n1-24\n WEB-APP \n", ""));
+        assert_eq!(
+            (c, o.as_str(), e.as_str()),
+            (0, "major 1 of 3, last 3\nweb-app\n9\nv1\n1-24\n WEB-APP \n", "")
+        );
         let (c, _, e) = run("$ErrorActionPreference = 'Stop'\n$x = 'a'\n$x.Frobnicate()");
         assert_eq!(c, 1);
         assert!(e.contains("does not support the member `Frobnicate`"), "{e}");
@@ -1340,13 +1515,45 @@ mod tests {
 
     #[test]
     fn command_line() {
-        assert_eq!(main_with_args(&["-NoProfile".into(), "-Command".into(), "exit".into(), "5".into()]), 5);
+        assert_eq!(
+            main_with_args(&["-NoProfile".into(), "-Command".into(), "exit".into(), "5".into()]),
+            5
+        );
         assert_eq!(main_with_args(&[]), 64);
     }
 
     #[test]
     fn no_panic_on_odd_input() {
-        for s in ["", "$", "${", "$(", "@(", "$x.", "$x.Split(", "$x[", "$x[1", "1 | Out", "$x.Substring(9, 9)", "if", "if (", "if ($x) {", "foreach (", "\"$(\"", "'", "`", "1..", "-", "&", "& $x", "}", ")", "$x =", "<#", "exit (", "\"`"] {
+        for s in [
+            "",
+            "$",
+            "${",
+            "$(",
+            "@(",
+            "$x.",
+            "$x.Split(",
+            "$x[",
+            "$x[1",
+            "1 | Out",
+            "$x.Substring(9, 9)",
+            "if",
+            "if (",
+            "if ($x) {",
+            "foreach (",
+            "\"$(\"",
+            "'",
+            "`",
+            "1..",
+            "-",
+            "&",
+            "& $x",
+            "}",
+            ")",
+            "$x =",
+            "<#",
+            "exit (",
+            "\"`",
+        ] {
             let _ = run(s);
         }
     }

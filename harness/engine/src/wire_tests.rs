@@ -142,7 +142,13 @@ fn addon_messages_numbers() {
 #[test]
 fn grpc_paths_are_the_products() {
     let engine_rs = include_str!(concat!(env!("OUT_DIR"), "/io.harness.product.ci.engine.proto.rs"));
-    for rpc in ["UpdateState", "GetImageEntrypoint", "EvaluateJEXL", "Ping", "ExecuteStep"] {
+    for rpc in [
+        "UpdateState",
+        "GetImageEntrypoint",
+        "EvaluateJEXL",
+        "Ping",
+        "ExecuteStep",
+    ] {
         let path = format!("\"/io.harness.product.ci.engine.proto.LiteEngine/{rpc}\"");
         assert!(engine_rs.contains(&path), "{path}");
     }

@@ -60,8 +60,18 @@ impl Pod {
         let addon = start_addon(dir.path(), addon_port);
         let lite_engine = Proc::spawn(
             LITE_ENGINE,
-            &["--port", &le_port.to_string(), "--bind", "127.0.0.1", "--addon-host", "127.0.0.1"],
-            &[("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()), ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout_secs.to_string().as_str())],
+            &[
+                "--port",
+                &le_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--addon-host",
+                "127.0.0.1",
+            ],
+            &[
+                ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
+                ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout_secs.to_string().as_str()),
+            ],
         );
         let lite_engine_addr: SocketAddr = format!("127.0.0.1:{le_port}").parse().unwrap();
         // lazy client: made before the lite-engine listens, ready once ping answers
@@ -129,7 +139,14 @@ impl Pod {
     }
 }
 
-fn run_kind(step: &mut StepSpec) -> (&mut Vec<String>, &mut bool, &mut BTreeMap<String, String>, &mut Vec<String>) {
+fn run_kind(
+    step: &mut StepSpec,
+) -> (
+    &mut Vec<String>,
+    &mut bool,
+    &mut BTreeMap<String, String>,
+    &mut Vec<String>,
+) {
     match &mut step.kind {
         StepKind::Run {
             output_vars,
@@ -180,7 +197,9 @@ async fn sh_step_output_is_the_addon_stdout() {
 #[tokio::test]
 async fn failing_step_reports_exit_code() {
     let pod = Pod::start().await;
-    let st = pod.run(pod.step("fail", Shell::Sh, "echo before\nexit 3\necho after")).await;
+    let st = pod
+        .run(pod.step("fail", Shell::Sh, "echo before\nexit 3\necho after"))
+        .await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, Some(3));
     assert_eq!(st.error.as_deref(), Some("exit status 3"));
@@ -200,7 +219,10 @@ async fn timeout_kills_the_process_group() {
     let mut step = pod.step(
         "slow",
         Shell::Sh,
-        &format!("echo start\nsleep 30 &\necho $! > {}\nwait\necho never", pidfile.display()),
+        &format!(
+            "echo start\nsleep 30 &\necho $! > {}\nwait\necho never",
+            pidfile.display()
+        ),
     );
     step.timeout = Some(Duration::from_secs(1));
     let t0 = Instant::now();
@@ -243,7 +265,11 @@ async fn python_output_variables() {
         return;
     }
     let pod = Pod::start().await;
-    let mut step = pod.step("py", Shell::Python, "import os\nprint('from python')\nos.environ['PYVAR'] = 'x' + str(6*7)");
+    let mut step = pod.step(
+        "py",
+        Shell::Python,
+        "import os\nprint('from python')\nos.environ['PYVAR'] = 'x' + str(6*7)",
+    );
     run_kind(&mut step).0.push("PYVAR".into());
     let st = pod.run(step).await;
     assert_eq!(st.status, Status::Success, "{st:?}");
@@ -267,7 +293,11 @@ async fn bash_step_runs_bash() {
     }
     let pod = Pod::start().await;
     let st = pod
-        .run(pod.step("bash", Shell::Bash, "arr=(x y z)\necho \"${arr[2]} ${BASH_VERSION:+is-bash}\""))
+        .run(pod.step(
+            "bash",
+            Shell::Bash,
+            "arr=(x y z)\necho \"${arr[2]} ${BASH_VERSION:+is-bash}\"",
+        ))
         .await;
     assert_eq!(st.status, Status::Success, "{st:?}");
     assert_eq!(pod.addon_lines(1).await, ["z is-bash"]);
@@ -283,7 +313,10 @@ async fn missing_interpreter_is_a_clear_failure() {
     let st = pod.run(pod.step("ps", Shell::Pwsh, "Write-Host hi")).await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, None);
-    assert_eq!(st.error.as_deref(), Some("exec: \"pwsh\": executable file not found in $PATH"));
+    assert_eq!(
+        st.error.as_deref(),
+        Some("exec: \"pwsh\": executable file not found in $PATH")
+    );
 }
 
 #[tokio::test]
@@ -293,7 +326,10 @@ async fn detached_step_keeps_running_until_signal_stop() {
     let mut step = pod.step(
         "bg",
         Shell::Sh,
-        &format!("echo $$ > {}\necho bg-start\nwhile true; do echo tick; sleep 0.1; done", pidfile.display()),
+        &format!(
+            "echo $$ > {}\necho bg-start\nwhile true; do echo tick; sleep 0.1; done",
+            pidfile.display()
+        ),
     );
     *run_kind(&mut step).1 = true;
     let t0 = Instant::now();
@@ -346,7 +382,11 @@ async fn plugin_step_runs_its_entrypoint() {
     let mut step = pod.step("plugin", Shell::Sh, "");
     step.kind = StepKind::Plugin {
         image: "plugins/fake".into(),
-        entrypoint: vec!["sh".into(), "-c".into(), "echo plugin $PLUGIN_MSG; exit $PLUGIN_CODE".into()],
+        entrypoint: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo plugin $PLUGIN_MSG; exit $PLUGIN_CODE".into(),
+        ],
         env: BTreeMap::from([("PLUGIN_MSG".into(), "hi".into()), ("PLUGIN_CODE".into(), "4".into())]),
         output_vars: vec![],
         reports: vec![],
@@ -373,13 +413,18 @@ async fn unreachable_addon_is_a_failure() {
 async fn execute_step_is_idempotent() {
     let pod = Pod::start().await;
     let counter = pod.dir.path().join("count");
-    let step = pod.step("once", Shell::Sh, &format!("echo ran >> {}\nsleep 0.5\necho done", counter.display()));
+    let step = pod.step(
+        "once",
+        Shell::Sh,
+        &format!("echo ran >> {}\nsleep 0.5\necho done", counter.display()),
+    );
 
     // lite-engine: a second ExecuteStep with the same id starts nothing
     let rx = pod.delegate.expect("task-once");
-    let mut le = proto::engine::lite_engine_client::LiteEngineClient::connect(format!("http://{}", pod.lite_engine_addr))
-        .await
-        .unwrap();
+    let mut le =
+        proto::engine::lite_engine_client::LiteEngineClient::connect(format!("http://{}", pod.lite_engine_addr))
+            .await
+            .unwrap();
     let req = proto::engine::ExecuteStepRequest {
         execution_id: "exec".into(),
         step: Some(step.to_unit_step()),
@@ -388,7 +433,10 @@ async fn execute_step_is_idempotent() {
     };
     le.execute_step(req.clone()).await.unwrap();
     le.execute_step(req.clone()).await.unwrap();
-    let st = tokio::time::timeout(Duration::from_secs(30), rx).await.unwrap().unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st.status, Status::Success);
     le.execute_step(req).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -401,7 +449,11 @@ async fn execute_step_is_idempotent() {
         .await
         .unwrap();
     let addon = proto::addon::addon_client::AddonClient::new(channel);
-    let mut s2 = pod.step("twice", Shell::Sh, &format!("echo ran >> {}.2\nexport V=$$", counter.display()));
+    let mut s2 = pod.step(
+        "twice",
+        Shell::Sh,
+        &format!("echo ran >> {}.2\nexport V=$$", counter.display()),
+    );
     run_kind(&mut s2).0.push("V".into());
     let areq = proto::addon::ExecuteStepRequest {
         step: Some(s2.to_unit_step()),
@@ -411,11 +463,18 @@ async fn execute_step_is_idempotent() {
     let (mut a1, mut a2, mut a3) = (addon.clone(), addon.clone(), addon.clone());
     let (a, b) = tokio::join!(a1.execute_step(areq.clone()), a2.execute_step(areq.clone()));
     let c = a3.execute_step(areq).await;
-    let (a, b, c) = (a.unwrap().into_inner(), b.unwrap().into_inner(), c.unwrap().into_inner());
+    let (a, b, c) = (
+        a.unwrap().into_inner(),
+        b.unwrap().into_inner(),
+        c.unwrap().into_inner(),
+    );
     assert_eq!(a.output, b.output);
     assert_eq!(a.output, c.output);
     assert!(!a.output["V"].is_empty());
-    assert_eq!(std::fs::read_to_string(format!("{}.2", counter.display())).unwrap(), "ran\n");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.2", counter.display())).unwrap(),
+        "ran\n"
+    );
 }
 
 /// The production data path: host → node agent unix tunnel → lite-engine; lite-engine → node
@@ -453,7 +512,10 @@ async fn through_the_node_agent() {
         LITE_ENGINE,
         &["--port", &le_port.to_string(), "--bind", "127.0.0.1"],
         &[
-            ("DELEGATE_SERVICE_ENDPOINT", format!("delegate-service:{fwd_port}").as_str()),
+            (
+                "DELEGATE_SERVICE_ENDPOINT",
+                format!("delegate-service:{fwd_port}").as_str(),
+            ),
             ("SGSIM_HOSTS_FILE", hosts.to_str().unwrap()),
         ],
     );

@@ -66,7 +66,9 @@ async fn connect_tunnels_to_tcp_echo() {
 
     // bytes sent right behind the request line are not lost
     let mut s = UnixStream::connect(&sock).await.unwrap();
-    s.write_all(format!("CONNECT {echo}\npipelined").as_bytes()).await.unwrap();
+    s.write_all(format!("CONNECT {echo}\npipelined").as_bytes())
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 3 + 9];
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"OK\npipelined");

@@ -93,7 +93,13 @@ async fn static_binaries_run_in_empty_busybox_image() {
         container: None,
         image: image.clone(),
     };
-    docker(&["import", "--change", "LABEL dev.sgsim.managed=true", tarball.to_str().unwrap(), &image]);
+    docker(&[
+        "import",
+        "--change",
+        "LABEL dev.sgsim.managed=true",
+        tarball.to_str().unwrap(),
+        &image,
+    ]);
 
     let run_dir = root.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -129,14 +135,24 @@ async fn static_binaries_run_in_empty_busybox_image() {
         {
             break c;
         }
-        assert!(Instant::now() < end, "lite-engine not reachable: {}", docker(&["logs", &container]));
+        assert!(
+            Instant::now() < end,
+            "lite-engine not reachable: {}",
+            docker(&["logs", &container])
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
     let st = client
         .execute_step(
             &delegate,
-            run_step("hello", 20002, Shell::Sh, "echo \"$GREETING\"\nexport KERNEL=$(uname -s)", &["KERNEL"]),
+            run_step(
+                "hello",
+                20002,
+                Shell::Sh,
+                "echo \"$GREETING\"\nexport KERNEL=$(uname -s)",
+                &["KERNEL"],
+            ),
         )
         .await
         .unwrap();
@@ -148,7 +164,10 @@ async fn static_binaries_run_in_empty_busybox_image() {
         .await
         .unwrap();
     assert_eq!(st.status, Status::Failure);
-    assert_eq!(st.error.as_deref(), Some("exec: \"bash\": executable file not found in $PATH"));
+    assert_eq!(
+        st.error.as_deref(),
+        Some("exec: \"bash\": executable file not found in $PATH")
+    );
 
     let logs = Command::new("docker").args(["logs", &container]).output().unwrap();
     let stdout = String::from_utf8_lossy(&logs.stdout);

@@ -26,10 +26,7 @@ const EVENT_SHARED: &[&str] = &[
     "type",
 ];
 
-fn rename(
-    obj: &Value,
-    pairs: impl Iterator<Item = (&'static str, &'static str)>,
-) -> Map<String, Value> {
+fn rename(obj: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>) -> Map<String, Value> {
     let mut out = Map::new();
     for k in EVENT_SHARED {
         if let Some(v) = obj.get(*k) {
@@ -47,11 +44,7 @@ fn rename(
 /// core/v1 Event → events.k8s.io/v1 Event (Go zero values as Kubernetes serializes them).
 pub fn event_to_events_v1(core: &Value) -> Value {
     let mut out = rename(core, EVENT_FIELDS.iter().copied());
-    for k in [
-        "eventTime",
-        "deprecatedFirstTimestamp",
-        "deprecatedLastTimestamp",
-    ] {
+    for k in ["eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"] {
         out.entry(k).or_insert(Value::Null);
     }
     out.entry("regarding").or_insert_with(|| json!({}));

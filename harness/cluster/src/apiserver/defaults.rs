@@ -59,10 +59,7 @@ fn default_probe(p: &mut Value) {
 
 fn default_env(env: &mut Value) {
     for e in env.as_array_mut().into_iter().flatten() {
-        if let Some(f) = e
-            .pointer_mut("/valueFrom/fieldRef")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(f) = e.pointer_mut("/valueFrom/fieldRef").and_then(Value::as_object_mut) {
             set_default(f, "apiVersion", json!("v1"));
         }
         if let Some(f) = e
@@ -92,22 +89,13 @@ fn default_resources(m: &mut Map<String, Value>) {
 }
 
 fn default_container(c: &mut Value) {
-    let image = c
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
     let Some(m) = c.as_object_mut() else { return };
     set_default(m, "imagePullPolicy", json!(default_pull_policy(&image)));
     set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(m, "terminationMessagePolicy", json!("File"));
     default_resources(m);
-    for p in m
-        .get_mut("ports")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
+    for p in m.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
         if let Some(p) = p.as_object_mut() {
             set_default(p, "protocol", json!("TCP"));
         }
@@ -151,10 +139,7 @@ fn default_volume(v: &mut Value) {
         .into_iter()
         .flatten()
     {
-        if let Some(t) = src
-            .get_mut("serviceAccountToken")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(t) = src.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
             set_default(t, "expirationSeconds", json!(3600));
         }
         if let Some(items) = src.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
@@ -352,11 +337,7 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
         if n.is_empty() {
             errs.push(cause("FieldValueRequired", field, "Required value".into()));
         } else if !volume_names.insert(n.to_owned()) {
-            errs.push(cause(
-                "FieldValueDuplicate",
-                field,
-                format!("Duplicate value: {n:?}"),
-            ));
+            errs.push(cause("FieldValueDuplicate", field, format!("Duplicate value: {n:?}")));
         }
     }
     let containers = spec.get("containers").and_then(Value::as_array);
@@ -399,11 +380,7 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
                     format!("Duplicate value: {n:?}"),
                 ));
             }
-            if c.get("image")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .is_empty()
-            {
+            if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
                 errs.push(cause(
                     "FieldValueRequired",
                     format!("{base}.image"),
@@ -426,10 +403,7 @@ fn validate_pod(pod: &Value) -> Vec<Cause> {
                         format!("Not found: {mn:?}"),
                     ));
                 }
-                let p = m
-                    .get("mountPath")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let p = m.get("mountPath").and_then(Value::as_str).unwrap_or_default();
                 if p.is_empty() {
                     errs.push(cause(
                         "FieldValueRequired",
@@ -485,12 +459,7 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
         spec.insert("serviceAccountName".into(), json!(sa));
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
             default_container(c);
         }
     }
@@ -523,19 +492,14 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
         let Some(sa) = txn.get("serviceaccounts", ns, &sa_name) else {
             return Err(forbidden(
                 &name,
-                format!(
-                    "error looking up service account {ns}/{sa_name}: serviceaccount {sa_name:?} not found"
-                ),
+                format!("error looking up service account {ns}/{sa_name}: serviceaccount {sa_name:?} not found"),
             ));
         };
         spec.insert("serviceAccountName".into(), json!(sa_name));
         let automount = spec
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)
-            .or_else(|| {
-                sa.get("automountServiceAccountToken")
-                    .and_then(Value::as_bool)
-            })
+            .or_else(|| sa.get("automountServiceAccountToken").and_then(Value::as_bool))
             .unwrap_or(true);
         if automount {
             mount_token(spec);
@@ -556,10 +520,7 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
         Some(c) => match txn.get("priorityclasses.scheduling.k8s.io", "", c) {
             Some(pc) => Some(pc),
             None => {
-                return Err(forbidden(
-                    &name,
-                    format!("no PriorityClass with name {c} was found"),
-                ));
+                return Err(forbidden(&name, format!("no PriorityClass with name {c} was found")));
             }
         },
         None => txn
@@ -581,10 +542,7 @@ pub fn admit_pod(txn: &Txn<'_>, ns: &str, pod: &mut Value, adm: Admission) -> Re
 
     // DefaultTolerationSeconds admission.
     let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
         let arr = tolerations.as_array_mut().expect("tolerations is an array");
         let covered = arr.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -653,12 +611,7 @@ fn mount_token(spec: &mut Map<String, Value>) {
         a.push(volume);
     }
     for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
             let mounts = c
                 .as_object_mut()
                 .map(|m| m.entry("volumeMounts").or_insert_with(|| json!([])));
@@ -778,10 +731,7 @@ mod tests {
 
     #[test]
     fn qos() {
-        assert_eq!(
-            qos_class(&json!({"containers": [{"name": "a"}]})),
-            "BestEffort"
-        );
+        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});

@@ -71,23 +71,15 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
             get(|| async { discovery(resources::resource_list("", "v1")) }),
         )
         .route(&r("/api/v1/{*rest}"), any(core_handler))
-        .route(
-            &r("/apis"),
-            get(|| async { json_ok(&resources::api_group_list()) }),
-        )
+        .route(&r("/apis"), get(|| async { json_ok(&resources::api_group_list()) }))
         .route(
             &r("/apis/{group}"),
-            get(|Path(p): PathParams| async move {
-                discovery(resources::api_group(&param(&p, "group")))
-            }),
+            get(|Path(p): PathParams| async move { discovery(resources::api_group(&param(&p, "group"))) }),
         )
         .route(
             &r("/apis/{group}/{version}"),
             get(|Path(p): PathParams| async move {
-                discovery(resources::resource_list(
-                    &param(&p, "group"),
-                    &param(&p, "version"),
-                ))
+                discovery(resources::resource_list(&param(&p, "group"), &param(&p, "version")))
             }),
         )
         .route(&r("/apis/{group}/{version}/{*rest}"), any(group_handler))
@@ -101,17 +93,12 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
         )
         .route(
             &r("/openapi/v3/api/{version}"),
-            get(|Path(p): PathParams| async move {
-                discovery(resources::openapi_v3_group("", &param(&p, "version")))
-            }),
+            get(|Path(p): PathParams| async move { discovery(resources::openapi_v3_group("", &param(&p, "version"))) }),
         )
         .route(
             &r("/openapi/v3/apis/{group}/{version}"),
             get(|Path(p): PathParams| async move {
-                discovery(resources::openapi_v3_group(
-                    &param(&p, "group"),
-                    &param(&p, "version"),
-                ))
+                discovery(resources::openapi_v3_group(&param(&p, "group"), &param(&p, "version")))
             }),
         )
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
@@ -257,32 +244,21 @@ struct Target {
 fn parse_target(group: &str, version: &str, rest: &str) -> Result<Target, ApiError> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let owned = |s: Option<&&str>| s.map(|s| (*s).to_owned());
-    let (ns, res, name, sub, extra) = if segs.first() == Some(&"namespaces")
-        && segs.len() >= 3
-        && !matches!(segs[2], "status" | "finalize")
-    {
-        (
-            Some(segs[1].to_owned()),
-            segs[2],
-            owned(segs.get(3)),
-            owned(segs.get(4)),
-            segs.len() > 5,
-        )
-    } else {
-        let res = segs.first().copied().ok_or(ApiError::PathNotFound)?;
-        (
-            None,
-            res,
-            owned(segs.get(1)),
-            owned(segs.get(2)),
-            segs.len() > 3,
-        )
-    };
+    let (ns, res, name, sub, extra) =
+        if segs.first() == Some(&"namespaces") && segs.len() >= 3 && !matches!(segs[2], "status" | "finalize") {
+            (
+                Some(segs[1].to_owned()),
+                segs[2],
+                owned(segs.get(3)),
+                owned(segs.get(4)),
+                segs.len() > 5,
+            )
+        } else {
+            let res = segs.first().copied().ok_or(ApiError::PathNotFound)?;
+            (None, res, owned(segs.get(1)), owned(segs.get(2)), segs.len() > 3)
+        };
     let def = resources::lookup(group, version, res).ok_or(ApiError::PathNotFound)?;
-    if extra
-        || (!def.namespaced && ns.is_some())
-        || (def.namespaced && ns.is_none() && name.is_some())
-    {
+    if extra || (!def.namespaced && ns.is_some()) || (def.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::PathNotFound);
     }
     if let Some(s) = &sub
@@ -358,9 +334,7 @@ async fn dispatch(
         None | Some("") => false,
         Some("All") => true,
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "unsupported dry run value: {other:?}"
-            )));
+            return Err(ApiError::BadRequest(format!("unsupported dry run value: {other:?}")));
         }
     };
     // Object bodies are JSON, or protobuf for the few kinds kubectl's typed clients create
@@ -388,9 +362,7 @@ async fn dispatch(
         (&Method::GET, None, None) if !t.def.stored => Err(unsupported("list")),
         (&Method::GET, None, None) if truthy(&q, "watch") => watch_objects(&app, &t, &q, shape),
         (&Method::GET, None, None) => list(&app, &t, &q, shape),
-        (&Method::GET, Some(name), None | Some("status")) => {
-            get_object(&app, t.def, &ns, name, shape)
-        }
+        (&Method::GET, Some(name), None | Some("status")) => get_object(&app, t.def, &ns, name, shape),
         (&Method::GET, Some(name), Some("log")) => pod_log(&app, &ns, name, &q).await,
         (&Method::POST, None, None) if t.def.id == "bindings" => {
             let b: Value = parse_body(&body)?;
@@ -403,9 +375,10 @@ async fn dispatch(
         }
         (&Method::POST, None, None) => create(&app, t.def, &ns, &body, dry),
         (&Method::POST, Some(name), Some("binding")) => bind(&app, &ns, name, &parse_body(&body)?),
-        (&Method::POST, Some(name), Some("token")) if t.def.id == "serviceaccounts" => {
-            Ok(json_response(StatusCode::CREATED, &super::sa_token::issue(&app, &ns, name, &parse_body(&body)?)?))
-        }
+        (&Method::POST, Some(name), Some("token")) if t.def.id == "serviceaccounts" => Ok(json_response(
+            StatusCode::CREATED,
+            &super::sa_token::issue(&app, &ns, name, &parse_body(&body)?)?,
+        )),
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
             let obj = t.def.ingest(parse_body(&body)?);
             let stored = update_value(&app, t.def.core(), &ns, name, sub, obj, None, dry)?;
@@ -420,9 +393,7 @@ async fn dispatch(
             patch_object(&app, t.def, &ns, name, sub, pt, &body, dry)
         }
         (&Method::DELETE, Some(name), None) => delete(&app, t.def, &ns, name, &body, &q, dry),
-        (&Method::DELETE, None, None) if t.def.verbs.contains(&"deletecollection") => {
-            delete_collection(&app, &t, &q)
-        }
+        (&Method::DELETE, None, None) if t.def.verbs.contains(&"deletecollection") => delete_collection(&app, &t, &q),
         (m, _, _) => Err(unsupported(&m.as_str().to_lowercase())),
     }
 }
@@ -442,17 +413,8 @@ fn name_of(obj: &Value) -> &str {
 }
 
 fn selectors(def: &ResourceDef, q: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let l = LabelSelector::parse(
-        q.get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )?;
-    let f = FieldSelector::parse(
-        q.get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-        def,
-    )?;
+    let l = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?;
+    let f = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), def)?;
     Ok((l, f))
 }
 
@@ -464,13 +426,7 @@ fn with_type(def: &ResourceDef, obj: &Value) -> Value {
     o
 }
 
-fn get_object(
-    app: &App,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    shape: Shape,
-) -> Result<Response, ApiError> {
+fn get_object(app: &App, def: &'static ResourceDef, ns: &str, name: &str, shape: Shape) -> Result<Response, ApiError> {
     let obj = app.store.transact(|t| t.get(def.storage, ns, name));
     let obj = obj.ok_or_else(|| status::not_found(def.group, def.plural, name))?;
     Ok(json_ok(&table::render_one(def, &obj, shape)))
@@ -481,10 +437,7 @@ fn list(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, Api
     let (items, rv) = app
         .store
         .transact(|txn| (txn.list(t.def.storage, t.ns.as_deref()), txn.rv()));
-    let items: Vec<Arc<Value>> = items
-        .into_iter()
-        .filter(|o| ls.matches(o) && fs.matches(o))
-        .collect();
+    let items: Vec<Arc<Value>> = items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)).collect();
     Ok(json_ok(&table::render_list(t.def, &items, rv, shape)))
 }
 
@@ -492,10 +445,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
     let (ls, fs) = selectors(t.def, q)?;
     let send_initial = truthy(q, "sendInitialEvents");
     let bookmarks = truthy(q, "allowWatchBookmarks");
-    let rv = q
-        .get("resourceVersion")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or_default();
     let since = match rv {
         _ if send_initial => Since::Current,
         "" | "0" => Since::Current,
@@ -514,8 +464,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let encode = move |kind: &str, obj: &Value| -> Bytes {
         let object = table::render_one(def, obj, shape);
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     };
@@ -542,8 +491,7 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
         Ok(s) => s,
         Err(e) => {
             // Kubernetes reports an expired resourceVersion as an ERROR watch event.
-            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.body()}))
-                .unwrap_or_default();
+            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.body()})).unwrap_or_default();
             line.push(b'\n');
             return Ok(stream_response("application/json", Body::from(line)));
         }
@@ -569,10 +517,8 @@ fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Resp
             if initial_end {
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            let object =
-                json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
-            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object}))
-                .unwrap_or_default();
+            let object = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
+            let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
             line.push(b'\n');
             Bytes::from(line)
         };
@@ -627,10 +573,8 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 
 fn stream_response(content_type: &'static str, body: Body) -> Response {
     let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache, private"),
@@ -638,25 +582,15 @@ fn stream_response(content_type: &'static str, body: Body) -> Response {
     r
 }
 
-fn ensure_namespace(
-    txn: &super::store::Txn<'_>,
-    ns: &str,
-    def: &ResourceDef,
-    name: &str,
-) -> Result<(), ApiError> {
+fn ensure_namespace(txn: &super::store::Txn<'_>, ns: &str, def: &ResourceDef, name: &str) -> Result<(), ApiError> {
     let Some(n) = txn.get("namespaces", "", ns) else {
         return Err(status::not_found("", "namespaces", ns));
     };
-    if n.get("metadata")
-        .and_then(|m| m.get("deletionTimestamp"))
-        .is_some()
-    {
+    if n.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some() {
         return Err(ApiError::Forbidden {
             resource: GroupResource::new(def.group, def.plural),
             name: name.to_owned(),
-            detail: format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
+            detail: format!("unable to create new content in namespace {ns} because it is being terminated"),
         });
     }
     Ok(())
@@ -671,9 +605,7 @@ pub fn create_value(
     dry: bool,
 ) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::BadRequest(
-            "the object provided is unrecognized".into(),
-        ));
+        return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
     }
     if let Some(k) = obj.get("kind").and_then(Value::as_str)
         && !k.is_empty()
@@ -681,9 +613,7 @@ pub fn create_value(
     {
         return Err(ApiError::BadRequest(format!(
             "the API version in the data ({}) does not match the expected API version ({})",
-            obj.get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
+            obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
             def.api_version()
         )));
     }
@@ -759,20 +689,18 @@ pub fn create_value(
             defaults::validate_name(def.group, def.kind, &name)?;
             o["metadata"]["uid"] = json!(util::new_uid());
             o["metadata"]["creationTimestamp"] = json!(util::now_time());
-            let stored =
-                txn.create(def.id, ns_key, &name, o)
-                    .ok_or_else(|| ApiError::AlreadyExists {
-                        resource: GroupResource::new(def.group, def.plural),
-                        name: name.clone(),
-                    })?;
+            let stored = txn
+                .create(def.id, ns_key, &name, o)
+                .ok_or_else(|| ApiError::AlreadyExists {
+                    resource: GroupResource::new(def.group, def.plural),
+                    name: name.clone(),
+                })?;
             if def.id == "namespaces" {
                 populate_namespace(txn, &name, &app.root_ca);
             }
             return Ok(stored);
         }
-        Err(ApiError::Internal(
-            "could not generate a unique name".into(),
-        ))
+        Err(ApiError::Internal("could not generate a unique name".into()))
     })
 }
 
@@ -795,13 +723,7 @@ pub fn populate_namespace(txn: &mut super::store::Txn<'_>, ns: &str, root_ca: &s
     let _ = txn.create("configmaps", ns, "kube-root-ca.crt", cm);
 }
 
-fn create(
-    app: &App,
-    def: &'static ResourceDef,
-    ns: &str,
-    body: &[u8],
-    dry: bool,
-) -> Result<Response, ApiError> {
+fn create(app: &App, def: &'static ResourceDef, ns: &str, body: &[u8], dry: bool) -> Result<Response, ApiError> {
     let obj = def.ingest(parse_body(body)?);
     let stored = create_value(app, def.core(), ns, obj, dry)?;
     Ok(json_response(StatusCode::CREATED, &def.present(&stored)))
@@ -824,9 +746,7 @@ fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<Response, Ap
             name: name.to_owned(),
             causes: vec![status::Cause {
                 reason: "FieldValueNotSupported".into(),
-                message: format!(
-                    "target.kind: Unsupported value: {kind:?}: supported values: \"Node\""
-                ),
+                message: format!("target.kind: Unsupported value: {kind:?}: supported values: \"Node\""),
                 field: "target.kind".into(),
             }],
         });
@@ -913,9 +833,7 @@ fn update_value(
     dry: bool,
 ) -> Result<Arc<Value>, ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::BadRequest(
-            "the object provided is unrecognized".into(),
-        ));
+        return Err(ApiError::BadRequest("the object provided is unrecognized".into()));
     }
     let body_name = name_of(&obj).to_owned();
     if !body_name.is_empty() && body_name != name {
@@ -949,10 +867,7 @@ fn update_value(
             }
             Some("finalize") => {
                 let mut n = (*old).clone();
-                n["spec"]["finalizers"] = obj
-                    .pointer("/spec/finalizers")
-                    .cloned()
-                    .unwrap_or(json!([]));
+                n["spec"]["finalizers"] = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
                 n
             }
             _ => {
@@ -986,10 +901,7 @@ fn update_value(
                     }
                 }
                 if def.id == "pods" && n.get("spec") != old.get("spec") {
-                    let g = old
-                        .pointer("/metadata/generation")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1);
+                    let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
                     n["metadata"]["generation"] = json!(g + 1);
                 }
                 n
@@ -1042,16 +954,7 @@ fn patch_object(
             .to_owned();
         let explicit = !requested_rv.is_empty() && requested_rv != old_rv;
         let expect = if explicit { requested_rv } else { old_rv };
-        match update_value(
-            app,
-            def.core(),
-            ns,
-            name,
-            sub,
-            def.ingest(patched),
-            Some(expect),
-            dry,
-        ) {
+        match update_value(app, def.core(), ns, name, sub, def.ingest(patched), Some(expect), dry) {
             // A concurrent write between read and update: retry unless the client asked for a version.
             Err(ApiError::Conflict { .. }) if !explicit => continue,
             other => return other.map(|stored| json_ok(&def.present(&stored))),
@@ -1242,10 +1145,7 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
                     containers.join(" ")
                 );
                 if !init.is_empty() {
-                    msg.push_str(&format!(
-                        " or one of the init containers: [{}]",
-                        init.join(" ")
-                    ));
+                    msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
                 }
                 return Err(ApiError::BadRequest(msg));
             }
@@ -1253,10 +1153,7 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
     } else {
         requested
     };
-    if !containers.contains(&container)
-        && !init.contains(&container)
-        && !ephemeral.contains(&container)
-    {
+    if !containers.contains(&container) && !init.contains(&container) && !ephemeral.contains(&container) {
         return Err(ApiError::BadRequest(format!(
             "container {container} is not valid for pod {name}"
         )));
@@ -1295,10 +1192,7 @@ async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Result<Response
     let Some(source) = source else {
         let reason = ["containerStatuses", "initContainerStatuses"]
             .iter()
-            .filter_map(|k| {
-                pod.pointer(&format!("/status/{k}"))
-                    .and_then(Value::as_array)
-            })
+            .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
             .flatten()
             .find(|s| s.get("name").and_then(Value::as_str) == Some(container.as_str()))
             .and_then(|s| {

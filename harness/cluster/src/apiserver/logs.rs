@@ -43,10 +43,5 @@ pub type LogStream = BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 /// registered with [`super::ApiServerHandle::register_node_logs`]).
 pub trait PodLogSource: Send + Sync + 'static {
     /// Opens the log of `opts.container` in `namespace/pod`.
-    fn logs(
-        &self,
-        namespace: &str,
-        pod: &str,
-        opts: LogOptions,
-    ) -> BoxFuture<'static, Result<LogStream, LogError>>;
+    fn logs(&self, namespace: &str, pod: &str, opts: LogOptions) -> BoxFuture<'static, Result<LogStream, LogError>>;
 }

@@ -9,8 +9,7 @@ use k8s_openapi::schemars::{JsonSchema, SchemaGenerator, generate::SchemaSetting
 use serde_json::{Map, Value, json};
 
 use k8s_openapi::api::{
-    authentication::v1 as authn, core::v1 as core, events::v1 as events,
-    scheduling::v1 as scheduling,
+    authentication::v1 as authn, core::v1 as core, events::v1 as events, scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
@@ -99,8 +98,7 @@ mod tests {
         }
         let v2 = v2_document();
         assert_eq!(
-            v2["definitions"]["io.k8s.api.scheduling.v1.PriorityClass"]["x-kubernetes-group-version-kind"]
-                [0]["kind"],
+            v2["definitions"]["io.k8s.api.scheduling.v1.PriorityClass"]["x-kubernetes-group-version-kind"][0]["kind"],
             "PriorityClass"
         );
     }

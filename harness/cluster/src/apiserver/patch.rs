@@ -70,9 +70,8 @@ pub fn apply(kind: PatchType, target: &Value, patch: &[u8]) -> Result<Value, Api
             Ok(merge(target, &p, false))
         }
         PatchType::Strategic | PatchType::Apply => {
-            let p: Value = serde_json::from_slice(patch).map_err(|_| {
-                ApiError::BadRequest("sgsim accepts only JSON bodies for this patch type".into())
-            })?;
+            let p: Value = serde_json::from_slice(patch)
+                .map_err(|_| ApiError::BadRequest("sgsim accepts only JSON bodies for this patch type".into()))?;
             Ok(merge(target, &p, true))
         }
     }
@@ -144,11 +143,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
         return Ok(());
     }
     let (parent, last) = split_pointer(path)?;
-    let missing = || {
-        ApiError::Internal(format!(
-            "add operation does not apply: doc is missing path: {path:?}"
-        ))
-    };
+    let missing = || ApiError::Internal(format!("add operation does not apply: doc is missing path: {path:?}"));
     match doc.pointer_mut(&parent).ok_or_else(missing)? {
         Value::Object(m) => {
             m.insert(last, value);
@@ -212,9 +207,7 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             "replace" => {
                 let v = value()?;
                 let slot = doc.pointer_mut(path).ok_or_else(|| {
-                    ApiError::Internal(format!(
-                        "replace operation does not apply: doc is missing key: {path}"
-                    ))
+                    ApiError::Internal(format!("replace operation does not apply: doc is missing key: {path}"))
                 })?;
                 *slot = v;
             }
@@ -233,9 +226,7 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             }
             "test" => {
                 if doc.pointer(path) != Some(&value()?) {
-                    return Err(ApiError::Internal(format!(
-                        "testing value {path} failed: test failed"
-                    )));
+                    return Err(ApiError::Internal(format!("testing value {path} failed: test failed")));
                 }
             }
             other => return Err(ApiError::BadRequest(format!("Unexpected kind: {other}"))),

@@ -182,9 +182,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         kind: "Namespace",
         namespaced: false,
         short_names: &["ns"],
-        verbs: &[
-            "create", "delete", "get", "list", "patch", "update", "watch",
-        ],
+        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
         categories: &[],
         subresources: &[
             SubresourceDef {
@@ -337,7 +335,11 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["sa"],
         verbs: ALL_VERBS,
         categories: &[],
-        subresources: &[SubresourceDef { name: "token", kind: "TokenRequest", verbs: &["create"] }],
+        subresources: &[SubresourceDef {
+            name: "token",
+            kind: "TokenRequest",
+            verbs: &["create"],
+        }],
         field_labels: &[],
         has_status: false,
         storage: "serviceaccounts",
@@ -440,10 +442,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     };
     let mut resources = Vec::new();
     let mut any = false;
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
         any = true;
         let mut entry = json!({
             "name": r.plural,
@@ -469,9 +468,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             }));
         }
     }
-    any.then(|| {
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
-    })
+    any.then(|| json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
 }
 
 /// `APIGroup` of one group.
@@ -545,7 +542,8 @@ pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
     {
         any = true;
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let field_validation = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        let field_validation =
+            json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
         let op = |verb: &str| {
             json!({
                 "operationId": format!("{verb}{}", r.kind),
@@ -560,10 +558,7 @@ pub fn openapi_v3_group(group: &str, version: &str) -> Option<Value> {
         } else {
             format!("{base}/{}", r.plural)
         };
-        paths.insert(
-            collection.clone(),
-            json!({"get": op("list"), "post": op("post")}),
-        );
+        paths.insert(collection.clone(), json!({"get": op("list"), "post": op("post")}));
         paths.insert(
             format!("{collection}/{{name}}"),
             json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),

@@ -16,7 +16,10 @@ use super::util;
 pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 fn b64url(data: &[u8]) -> String {
-    sgsim_core::render::base64(data).trim_end_matches('=').replace('+', "-").replace('/', "_")
+    sgsim_core::render::base64(data)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
 }
 
 fn b64url_decode(s: &str) -> Option<Vec<u8>> {
@@ -49,7 +52,9 @@ pub(crate) fn kid_of(token: &str) -> Option<String> {
 }
 
 fn signature(app: &App, signing_input: &str) -> String {
-    b64url(&sha2::Sha256::digest(format!("{signing_input}.{}", app.token).as_bytes()))
+    b64url(&sha2::Sha256::digest(
+        format!("{signing_input}.{}", app.token).as_bytes(),
+    ))
 }
 
 /// The `kid` of this server's tokens: a digest of its secret, unique per server.
@@ -68,9 +73,17 @@ pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Valu
         .store
         .transact(|t| t.get("serviceaccounts", ns, name))
         .ok_or_else(|| status::not_found("", "serviceaccounts", name))?;
-    let sa_uid = sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let sa_uid = sa
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let expiration = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600).clamp(600, 1 << 32);
+    let expiration = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600)
+        .clamp(600, 1 << 32);
     let audiences = match spec.get("audiences").and_then(Value::as_array) {
         Some(a) if !a.is_empty() => Value::Array(a.clone()),
         _ => json!([ISSUER]),
@@ -95,7 +108,11 @@ pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Valu
         "sub": format!("system:serviceaccount:{ns}:{name}"),
     });
     let header = json!({"alg": "RS256", "kid": key_id(&app.token)});
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let token = format!("{signing_input}.{}", signature(app, &signing_input));
     Ok(json!({
         "kind": "TokenRequest",
@@ -120,12 +137,25 @@ pub(crate) fn verify(app: &App, token: &str) -> bool {
     let Some(claims) = b64url_decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
         return false;
     };
-    if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp <= now_secs()) {
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|exp| exp <= now_secs())
+    {
         return false;
     }
-    let ns = claims.pointer("/kubernetes.io/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = claims.pointer("/kubernetes.io/serviceaccount/name").and_then(Value::as_str).unwrap_or_default();
-    let uid = claims.pointer("/kubernetes.io/serviceaccount/uid").and_then(Value::as_str).unwrap_or_default();
+    let ns = claims
+        .pointer("/kubernetes.io/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = claims
+        .pointer("/kubernetes.io/serviceaccount/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let uid = claims
+        .pointer("/kubernetes.io/serviceaccount/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     app.store
         .transact(|t| t.get("serviceaccounts", ns, name))
         .is_some_and(|sa| sa.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))

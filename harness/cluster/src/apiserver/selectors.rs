@@ -52,8 +52,7 @@ fn parse_set(s: &str) -> Option<Vec<String>> {
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad =
-            |part: &str| ApiError::BadRequest(format!("unable to parse requirement: {part:?}"));
+        let bad = |part: &str| ApiError::BadRequest(format!("unable to parse requirement: {part:?}"));
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let p = part.trim();
@@ -128,9 +127,7 @@ impl FieldSelector {
                 || (field == "metadata.namespace" && def.namespaced)
                 || def.field_labels.contains(&field);
             if !supported {
-                return Err(ApiError::BadRequest(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(ApiError::BadRequest(format!("field label not supported: {field}")));
             }
             let stored_field = if def.is_view() {
                 super::convert::events_v1_field(field)

@@ -125,9 +125,7 @@ pub enum ApiError {
     )]
     UnsupportedMediaType,
     /// 415 UnsupportedMediaType for an object body that is not JSON (e.g. protobuf).
-    #[error(
-        "the body of the request was in an unknown format - accepted media types include: application/json"
-    )]
+    #[error("the body of the request was in an unknown format - accepted media types include: application/json")]
     UnsupportedBodyType,
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
@@ -147,10 +145,7 @@ fn join_causes(causes: &[Cause]) -> String {
         [one] => one.message.clone(),
         many => format!(
             "[{}]",
-            many.iter()
-                .map(|c| c.message.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -213,9 +208,7 @@ impl ApiError {
     /// The HTTP status code.
     pub fn code(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             Self::AlreadyExists { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -249,9 +242,7 @@ impl ApiError {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::Forbidden { resource, name, .. } => {
-                Some(details(name, &resource.group, &resource.resource))
-            }
+            | Self::Forbidden { resource, name, .. } => Some(details(name, &resource.group, &resource.resource)),
             Self::PathNotFound => Some(Details::default()),
             Self::Invalid {
                 group,
@@ -266,9 +257,7 @@ impl ApiError {
                     .collect();
                 Some(d)
             }
-            Self::MethodNotSupported { resource, .. } => {
-                Some(details("", &resource.group, &resource.resource))
-            }
+            Self::MethodNotSupported { resource, .. } => Some(details("", &resource.group, &resource.resource)),
             Self::Internal(m) => Some(Details {
                 causes: vec![json!({"message": m})],
                 ..Details::default()

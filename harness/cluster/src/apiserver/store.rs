@@ -101,9 +101,7 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `f` atomically; its changes become watch events in resourceVersion order.
@@ -130,11 +128,7 @@ impl Store {
     }
 
     /// Starts a watch of `resource`.
-    pub fn subscribe(
-        &self,
-        resource: &'static str,
-        since: Since,
-    ) -> Result<Subscription, ApiError> {
+    pub fn subscribe(&self, resource: &'static str, since: Since) -> Result<Subscription, ApiError> {
         let inner = self.lock();
         let live = self.tx.subscribe();
         // A watch from a future resourceVersion starts after it.
@@ -179,11 +173,7 @@ impl Store {
                     .collect()
             }
         };
-        Ok(Subscription {
-            backlog,
-            live,
-            after,
-        })
+        Ok(Subscription { backlog, live, after })
     }
 
     /// Current resourceVersion.
@@ -258,13 +248,7 @@ impl Txn<'_> {
     }
 
     /// Inserts a new object; `None` if one with that name exists.
-    pub fn create(
-        &mut self,
-        resource: &'static str,
-        ns: &str,
-        name: &str,
-        mut obj: Value,
-    ) -> Option<Arc<Value>> {
+    pub fn create(&mut self, resource: &'static str, ns: &str, name: &str, mut obj: Value) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
         if self.get(resource, ns, name).is_some() {
             return None;
@@ -295,13 +279,7 @@ impl Txn<'_> {
     }
 
     /// Replaces an existing object; `None` if it does not exist.
-    pub fn update(
-        &mut self,
-        resource: &'static str,
-        ns: &str,
-        name: &str,
-        mut obj: Value,
-    ) -> Option<Arc<Value>> {
+    pub fn update(&mut self, resource: &'static str, ns: &str, name: &str, mut obj: Value) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
         if self.get(resource, ns, name).is_none() {
             return None;
@@ -325,13 +303,7 @@ impl Txn<'_> {
     }
 
     /// Removes an object; `last` (if given) is the final state reported in the DELETED event.
-    pub fn delete(
-        &mut self,
-        resource: &'static str,
-        ns: &str,
-        name: &str,
-        last: Option<Value>,
-    ) -> Option<Arc<Value>> {
+    pub fn delete(&mut self, resource: &'static str, ns: &str, name: &str, last: Option<Value>) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
         if self.dry_run {
             let cur = self.inner.objects.get(resource)?.get(&key)?;

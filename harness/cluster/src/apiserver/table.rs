@@ -136,10 +136,7 @@ fn or_none(x: &str) -> String {
 }
 
 fn age_of(o: &Value) -> String {
-    util::age(
-        o.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str),
-    )
+    util::age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
 }
 
 fn columns(def: &ResourceDef) -> Vec<Value> {
@@ -221,13 +218,7 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
                 0,
                 "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
             ),
-            col(
-                "Object",
-                "string",
-                "",
-                0,
-                "The object that this event is about.",
-            ),
+            col("Object", "string", "", 0, "The object that this event is about."),
             col(
                 "Subobject",
                 "string",
@@ -235,13 +226,7 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
                 1,
                 "The subobject (field path) within the object that this event is about.",
             ),
-            col(
-                "Source",
-                "string",
-                "",
-                1,
-                "The component reporting this event.",
-            ),
+            col("Source", "string", "", 1, "The component reporting this event."),
             col(
                 "Message",
                 "string",
@@ -256,46 +241,18 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
                 1,
                 "The time at which the event was first recorded.",
             ),
-            col(
-                "Count",
-                "string",
-                "",
-                1,
-                "The number of times this event has occurred.",
-            ),
+            col("Count", "string", "", 1, "The number of times this event has occurred."),
             col("Name", "string", "", 1, NAME_DESC),
         ],
-        "namespaces" => vec![
-            name,
-            col("Status", "string", "", 0, "The status of the namespace"),
-            age,
-        ],
+        "namespaces" => vec![name, col("Status", "string", "", 0, "The status of the namespace"), age],
         "nodes" => vec![
             name,
             col("Status", "string", "", 0, "The status of the node"),
             col("Roles", "string", "", 0, "The roles of the node"),
             age,
-            col(
-                "Version",
-                "string",
-                "",
-                0,
-                "Kubelet Version reported by the node.",
-            ),
-            col(
-                "Internal-IP",
-                "string",
-                "",
-                1,
-                "List of internal IPs of the node.",
-            ),
-            col(
-                "External-IP",
-                "string",
-                "",
-                1,
-                "List of external IPs of the node.",
-            ),
+            col("Version", "string", "", 0, "Kubelet Version reported by the node."),
+            col("Internal-IP", "string", "", 1, "List of internal IPs of the node."),
+            col("External-IP", "string", "", 1, "List of external IPs of the node."),
             col(
                 "OS-Image",
                 "string",
@@ -320,13 +277,7 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
         ],
         "configmaps" => vec![
             name,
-            col(
-                "Data",
-                "integer",
-                "",
-                0,
-                "Data contains the configuration data.",
-            ),
+            col("Data", "integer", "", 0, "Data contains the configuration data."),
             age,
         ],
         "secrets" => vec![
@@ -354,13 +305,7 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
         ],
         "priorityclasses.scheduling.k8s.io" => vec![
             name,
-            col(
-                "Value",
-                "integer",
-                "",
-                0,
-                "The value of this priority class.",
-            ),
+            col("Value", "integer", "", 0, "The value of this priority class."),
             col(
                 "Global-Default",
                 "boolean",
@@ -381,27 +326,9 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
             name,
             col("Status", "string", "", 0, "The phase of the claim."),
             col("Volume", "string", "", 0, "The volume bound to the claim."),
-            col(
-                "Capacity",
-                "string",
-                "",
-                0,
-                "The capacity of the bound volume.",
-            ),
-            col(
-                "Access Modes",
-                "string",
-                "",
-                0,
-                "The access modes of the claim.",
-            ),
-            col(
-                "StorageClass",
-                "string",
-                "",
-                0,
-                "The storage class of the claim.",
-            ),
+            col("Capacity", "string", "", 0, "The capacity of the bound volume."),
+            col("Access Modes", "string", "", 0, "The access modes of the claim."),
+            col("StorageClass", "string", "", 0, "The storage class of the claim."),
             col(
                 "VolumeAttributesClass",
                 "string",
@@ -410,13 +337,7 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
                 "The volume attributes class of the claim.",
             ),
             age,
-            col(
-                "VolumeMode",
-                "string",
-                "",
-                1,
-                "The volume mode of the claim.",
-            ),
+            col("VolumeMode", "string", "", 1, "The volume mode of the claim."),
         ],
         _ => vec![name, age],
     }
@@ -436,11 +357,7 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
         "events" => event_cells(o),
         "namespaces" => vec![name, json!(s(o, "/status/phase")), json!(age_of(o))],
         "nodes" => node_cells(o),
-        "configmaps" => vec![
-            name,
-            json!(count_keys(o, &["data", "binaryData"])),
-            json!(age_of(o)),
-        ],
+        "configmaps" => vec![name, json!(count_keys(o, &["data", "binaryData"])), json!(age_of(o))],
         "secrets" => vec![
             name,
             json!(s(o, "/type")),
@@ -448,20 +365,13 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
             json!(age_of(o)),
         ],
         "serviceaccounts" => {
-            let n = o
-                .get("secrets")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let n = o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len);
             vec![name, json!(n), json!(age_of(o))]
         }
         "priorityclasses.scheduling.k8s.io" => vec![
             name,
             o.get("value").cloned().unwrap_or(json!(0)),
-            json!(
-                o.get("globalDefault")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            ),
+            json!(o.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
             json!(age_of(o)),
             json!(s(o, "/preemptionPolicy")),
         ],
@@ -548,12 +458,7 @@ fn exit_reason(prefix: &str, term: &Value) -> String {
 
 /// kubectl's pod row: NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES.
 fn pod_cells(o: &Value) -> Vec<Value> {
-    let arr = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let arr = |p: &str| o.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default();
     let spec_init = arr("/spec/initContainers");
     let init_statuses = arr("/status/initContainerStatuses");
     let statuses = arr("/status/containerStatuses");
@@ -595,10 +500,7 @@ fn pod_cells(o: &Value) -> Vec<Value> {
     for (i, st) in init_statuses.iter().enumerate() {
         let count = st.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
         restarts += count;
-        if let Some(t) = st
-            .pointer("/lastState/terminated/finishedAt")
-            .and_then(Value::as_str)
-        {
+        if let Some(t) = st.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str) {
             last_restart = latest(last_restart, t);
         }
         let is_sidecar = sidecar(s(st, "/name"));
@@ -633,10 +535,7 @@ fn pod_cells(o: &Value) -> Vec<Value> {
         let mut has_running = false;
         for st in statuses.iter().rev() {
             restarts += st.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-            if let Some(t) = st
-                .pointer("/lastState/terminated/finishedAt")
-                .and_then(Value::as_str)
-            {
+            if let Some(t) = st.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str) {
                 last_restart = latest(last_restart, t);
             }
             let waiting_reason = s(st, "/state/waiting/reason");
@@ -645,9 +544,7 @@ fn pod_cells(o: &Value) -> Vec<Value> {
                 reason = waiting_reason.to_owned();
             } else if let Some(t) = term {
                 reason = exit_reason("", t);
-            } else if st.get("ready").and_then(Value::as_bool) == Some(true)
-                && st.pointer("/state/running").is_some()
-            {
+            } else if st.get("ready").and_then(Value::as_bool) == Some(true) && st.pointer("/state/running").is_some() {
                 has_running = true;
                 ready += 1;
             }
@@ -687,10 +584,7 @@ fn pod_cells(o: &Value) -> Vec<Value> {
     let gates_cell = if gates.is_empty() {
         "<none>".to_owned()
     } else {
-        let true_count = gates
-            .iter()
-            .filter(|g| cond_true(s(g, "/conditionType")))
-            .count();
+        let true_count = gates.iter().filter(|g| cond_true(s(g, "/conditionType"))).count();
         format!("{true_count}/{}", gates.len())
     };
     vec![
@@ -729,10 +623,7 @@ fn event_cells(o: &Value) -> Vec<Value> {
     let mut count = o.get("count").and_then(Value::as_i64).unwrap_or(0);
     if o.get("series").is_some_and(Value::is_object) {
         last = since(s(o, "/series/lastObservedTime"));
-        count = o
-            .pointer("/series/count")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        count = o.pointer("/series/count").and_then(Value::as_i64).unwrap_or(0);
     } else if count == 0 {
         count = 1;
     }
@@ -830,17 +721,11 @@ mod tests {
     #[test]
     fn negotiate() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(
-            Shape::negotiate(kubectl, None),
-            Shape::Table(Include::Metadata)
-        );
+        assert_eq!(Shape::negotiate(kubectl, None), Shape::Table(Include::Metadata));
         assert_eq!(Shape::negotiate("application/json", None), Shape::Plain);
         assert_eq!(Shape::negotiate("", None), Shape::Plain);
         assert_eq!(
-            Shape::negotiate(
-                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-                None
-            ),
+            Shape::negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1", None),
             Shape::Metadata
         );
     }

@@ -9,13 +9,8 @@ const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Seconds and microseconds since the Unix epoch.
 fn now_parts() -> (i64, u32) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    (
-        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        d.subsec_micros(),
-    )
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_micros())
 }
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
@@ -75,9 +70,7 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
-        let end = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
+        let end = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
         rest = &frac[end..];
     }
     let offset = match rest {
@@ -134,11 +127,7 @@ pub(crate) fn human_duration(seconds: i64) -> String {
     }
     if hours < 24 * 8 {
         let (d, h) = (hours / 24, hours % 24);
-        return if h == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{h}h")
-        };
+        return if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -202,10 +191,7 @@ mod tests {
         assert_eq!(format_secs(0), "1970-01-01T00:00:00");
         assert_eq!(parse_time("2024-02-29T12:34:56Z"), Some(1_709_210_096));
         assert_eq!(format_secs(1_709_210_096), "2024-02-29T12:34:56");
-        assert_eq!(
-            parse_time("2024-02-29T13:34:56.5+01:00"),
-            Some(1_709_210_096)
-        );
+        assert_eq!(parse_time("2024-02-29T13:34:56.5+01:00"), Some(1_709_210_096));
     }
 
     #[test]

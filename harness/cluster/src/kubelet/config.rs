@@ -13,7 +13,11 @@ use super::messages::go_quote;
 
 /// Whether [`run_as_non_root_error`] needs the image's USER: `runAsNonRoot` without `runAsUser`.
 pub(crate) fn needs_image_user(pod: &Pod, c: &Container) -> bool {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
     csc.run_as_non_root.or(psc.run_as_non_root) == Some(true) && csc.run_as_user.or(psc.run_as_user).is_none()
 }
@@ -22,7 +26,11 @@ pub(crate) fn needs_image_user(pod: &Pod, c: &Container) -> bool {
 /// effective user must be known and non-zero. `image_user` is the image's USER (`""`: root),
 /// used only when neither the container nor the pod sets `runAsUser`.
 pub(crate) fn run_as_non_root_error(pod: &Pod, c: &Container, image_user: &str) -> Option<String> {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
     if csc.run_as_non_root.or(psc.run_as_non_root) != Some(true) {
         return None;
@@ -35,10 +43,12 @@ pub(crate) fn run_as_non_root_error(pod: &Pod, c: &Container, image_user: &str) 
     ));
     let name = &c.name;
     if let Some(uid) = csc.run_as_user.or(psc.run_as_user) {
-        return (uid == 0).then(|| format!("container's runAsUser breaks non-root policy (pod: {pod_fmt}, container: {name})"));
+        return (uid == 0)
+            .then(|| format!("container's runAsUser breaks non-root policy (pod: {pod_fmt}, container: {name})"));
     }
     let user = image_user.split(':').next().unwrap_or("");
-    let as_root = || format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})");
+    let as_root =
+        || format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})");
     if user.is_empty() {
         return Some(as_root());
     }
@@ -90,7 +100,12 @@ pub(crate) async fn resolve_env(
             match get_secret(client, &ns, &r.name).await {
                 Some(s) => {
                     for (k, v) in secret_data(&s) {
-                        set(&mut out, &mut map, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                        set(
+                            &mut out,
+                            &mut map,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -141,16 +156,30 @@ pub(crate) async fn resolve_env(
 }
 
 pub(crate) async fn get_config_map(client: &Client, ns: &str, name: &str) -> Option<ConfigMap> {
-    Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await.ok().flatten()
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
 }
 
 pub(crate) async fn get_secret(client: &Client, ns: &str, name: &str) -> Option<Secret> {
-    Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await.ok().flatten()
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A Secret's values: `data`, overridden by `stringData`.
 pub(crate) fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut out: BTreeMap<String, Vec<u8>> = s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    let mut out: BTreeMap<String, Vec<u8>> = s
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
     for (k, v) in s.string_data.clone().unwrap_or_default() {
         out.insert(k, v.into_bytes());
     }
@@ -165,48 +194,80 @@ mod tests {
 
     fn pod(psc: Option<PodSecurityContext>) -> Pod {
         Pod {
-            metadata: ObjectMeta { name: Some("p".into()), namespace: Some("ns".into()), uid: Some("u".into()), ..Default::default() },
-            spec: Some(PodSpec { security_context: psc, ..Default::default() }),
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                security_context: psc,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
 
     fn container(sc: Option<SecurityContext>) -> Container {
-        Container { name: "step-a".into(), security_context: sc, ..Default::default() }
+        Container {
+            name: "step-a".into(),
+            security_context: sc,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn run_as_non_root() {
-        let non_root = Some(SecurityContext { run_as_non_root: Some(true), ..Default::default() });
+        let non_root = Some(SecurityContext {
+            run_as_non_root: Some(true),
+            ..Default::default()
+        });
         let (p, c) = (pod(None), container(non_root.clone()));
         assert!(needs_image_user(&p, &c));
         assert_eq!(
             run_as_non_root_error(&p, &c, "").as_deref(),
             Some(r#"container has runAsNonRoot and image will run as root (pod: "p_ns(u)", container: step-a)"#)
         );
-        assert_eq!(run_as_non_root_error(&p, &c, "0:0").as_deref(), run_as_non_root_error(&p, &c, "").as_deref());
+        assert_eq!(
+            run_as_non_root_error(&p, &c, "0:0").as_deref(),
+            run_as_non_root_error(&p, &c, "").as_deref()
+        );
         assert_eq!(run_as_non_root_error(&p, &c, "1000:1000"), None);
         assert_eq!(
             run_as_non_root_error(&p, &c, "app").as_deref(),
-            Some(r#"container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root (pod: "p_ns(u)", container: step-a)"#)
+            Some(
+                r#"container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root (pod: "p_ns(u)", container: step-a)"#
+            )
         );
         // runAsUser from the pod decides without the image.
-        let p0 = pod(Some(PodSecurityContext { run_as_user: Some(0), ..Default::default() }));
+        let p0 = pod(Some(PodSecurityContext {
+            run_as_user: Some(0),
+            ..Default::default()
+        }));
         assert!(!needs_image_user(&p0, &c));
         assert_eq!(
             run_as_non_root_error(&p0, &c, "1000").as_deref(),
             Some(r#"container's runAsUser breaks non-root policy (pod: "p_ns(u)", container: step-a)"#)
         );
-        let p1 = pod(Some(PodSecurityContext { run_as_user: Some(1), ..Default::default() }));
+        let p1 = pod(Some(PodSecurityContext {
+            run_as_user: Some(1),
+            ..Default::default()
+        }));
         assert_eq!(run_as_non_root_error(&p1, &c, ""), None);
         // Without runAsNonRoot nothing is checked.
         let plain = container(None);
         assert!(!needs_image_user(&p, &plain));
         assert_eq!(run_as_non_root_error(&p, &plain, ""), None);
         // The pod-level setting applies; the container's overrides it.
-        let pn = pod(Some(PodSecurityContext { run_as_non_root: Some(true), ..Default::default() }));
+        let pn = pod(Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }));
         assert!(run_as_non_root_error(&pn, &plain, "").is_some());
-        let off = container(Some(SecurityContext { run_as_non_root: Some(false), ..Default::default() }));
+        let off = container(Some(SecurityContext {
+            run_as_non_root: Some(false),
+            ..Default::default()
+        }));
         assert_eq!(run_as_non_root_error(&pn, &off, ""), None);
     }
 
@@ -214,10 +275,16 @@ mod tests {
     fn secret_values() {
         use k8s_openapi::ByteString;
         let s = Secret {
-            data: Some(BTreeMap::from([("a".into(), ByteString(b"1".to_vec())), ("b".into(), ByteString(b"2".to_vec()))])),
+            data: Some(BTreeMap::from([
+                ("a".into(), ByteString(b"1".to_vec())),
+                ("b".into(), ByteString(b"2".to_vec())),
+            ])),
             string_data: Some(BTreeMap::from([("b".into(), "3".into())])),
             ..Default::default()
         };
-        assert_eq!(secret_data(&s), BTreeMap::from([("a".into(), b"1".to_vec()), ("b".into(), b"3".to_vec())]));
+        assert_eq!(
+            secret_data(&s),
+            BTreeMap::from([("a".into(), b"1".to_vec()), ("b".into(), b"3".to_vec())])
+        );
     }
 }

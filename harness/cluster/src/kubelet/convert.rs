@@ -124,7 +124,10 @@ pub(crate) fn container_body(
                 source: Some(name.clone()),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(ro),
-                volume_options: Some(MountVolumeOptions { no_copy: Some(true), ..MountVolumeOptions::default() }),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(true),
+                    ..MountVolumeOptions::default()
+                }),
                 ..Mount::default()
             }),
             Some(NodeVolume::Bind { path }) => {
@@ -206,9 +209,11 @@ pub(crate) fn container_body(
         (shared.privileged)(&mut hc);
     }
 
-    let command = c.command.as_ref().map(|v| v.iter().map(|s| expand(s, &env_map)).collect());
-    let args: Option<Vec<String>> =
-        c.args.as_ref().map(|v| v.iter().map(|s| expand(s, &env_map)).collect());
+    let command = c
+        .command
+        .as_ref()
+        .map(|v| v.iter().map(|s| expand(s, &env_map)).collect());
+    let args: Option<Vec<String>> = c.args.as_ref().map(|v| v.iter().map(|s| expand(s, &env_map)).collect());
     let (entrypoint, cmd) = match (command, args) {
         (Some(cmd), Some(args)) => (Some(cmd), Some(args)),
         // An explicit entrypoint without args drops the image's CMD (Docker does not merge it).
@@ -269,7 +274,11 @@ pub(crate) fn sandbox_body(shared: &Shared, pod: &Pod, id: &PodId) -> ContainerC
     let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     ContainerCreateBody {
         image: Some(sandbox.image),
-        entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
+        entrypoint: if sandbox.command.is_empty() {
+            None
+        } else {
+            Some(sandbox.command)
+        },
         cmd: None,
         hostname: Some(hostname),
         labels: Some(id.labels(shared, "POD")),

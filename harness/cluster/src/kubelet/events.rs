@@ -72,13 +72,7 @@ pub fn pod_ref(pod: &Pod, field_path: Option<String>) -> ObjectReference {
 
 impl Recorder {
     /// Build the Event object (count 1, first = last timestamp, eventTime with microseconds).
-    pub fn build(
-        &self,
-        involved: ObjectReference,
-        type_: EventType,
-        reason: &str,
-        message: &str,
-    ) -> Event {
+    pub fn build(&self, involved: ObjectReference, type_: EventType, reason: &str, message: &str) -> Event {
         let now = monotonic_now();
         let name = format!(
             "{}.{:x}",

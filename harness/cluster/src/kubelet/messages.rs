@@ -186,7 +186,10 @@ impl K8sMessages {
 
     /// `Container image %q is not present with pull policy of Never` (reason `ErrImageNeverPull`).
     pub fn never_pull(&self, image: &str) -> String {
-        format!("Container image {} is not present with pull policy of Never", go_quote(image))
+        format!(
+            "Container image {} is not present with pull policy of Never",
+            go_quote(image)
+        )
     }
 
     /// `Failed to pull image %q: %v` (reason `Failed`).
@@ -455,7 +458,12 @@ mod tests {
         assert_eq!(m.created("setup-addon"), "Created container setup-addon");
         let new = K8sMessages::for_version("v1.31.2");
         assert_eq!(
-            new.pulled("x", Duration::from_nanos(437_806_182), Duration::from_nanos(1_437_815_597), Some(12)),
+            new.pulled(
+                "x",
+                Duration::from_nanos(437_806_182),
+                Duration::from_nanos(1_437_815_597),
+                Some(12)
+            ),
             "Successfully pulled image \"x\" in 437ms (1.437s including waiting). Image size: 12 bytes."
         );
         assert_eq!(K8sMessages::for_version("1.33").created("a"), "Created container: a");

@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerInspectResponse, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStatus, KeyToPath, Pod, PodIP,
-    Secret, Volume,
+    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, KeyToPath,
+    Pod, PodIP, Secret, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -24,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{self, secret_data};
 use super::convert::{self, NodeVolume, PodId};
-use super::status::{Tracker, now, waiting};
 use super::events::{EventType, pod_ref};
+use super::status::{Tracker, now, waiting};
 use super::{CONTAINER_NAME_LABEL, POD_UID_LABEL, PullOutcome, PullPolicy, Shared};
 
 const RETRY: Duration = Duration::from_secs(2);
@@ -36,12 +35,7 @@ type VolumeFiles = Vec<(String, Vec<u8>, u32)>;
 type Populate = (String, u32, VolumeFiles);
 
 /// Entry point of a pod worker: run the pod, then wait for its deletion and clean up.
-pub(crate) async fn run_pod(
-    shared: Arc<Shared>,
-    pod: Pod,
-    cancel: CancellationToken,
-    grace: Arc<AtomicI64>,
-) {
+pub(crate) async fn run_pod(shared: Arc<Shared>, pod: Pod, cancel: CancellationToken, grace: Arc<AtomicI64>) {
     let id = PodId::of(&pod);
     let mut st = Tracker::new(shared.client.clone(), shared.gateway_ip.to_string(), &pod);
     enum End {
@@ -78,11 +72,18 @@ pub(crate) async fn run_pod(
 }
 
 fn field_path(init: bool, name: &str) -> String {
-    if init { format!("spec.initContainers{{{name}}}") } else { format!("spec.containers{{{name}}}") }
+    if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
 }
 
 async fn event(shared: &Shared, pod: &Pod, field: Option<String>, t: EventType, reason: &str, msg: &str) {
-    shared.recorder.emit(&shared.client, pod_ref(pod, field), t, reason, msg).await;
+    shared
+        .recorder
+        .emit(&shared.client, pod_ref(pod, field), t, reason, msg)
+        .await;
 }
 
 /// The pod's life until every container has terminated (or an init container failed).
@@ -206,7 +207,10 @@ impl Drop for AbortOnDrop {
 }
 
 fn has_memory_limit(c: &Container) -> bool {
-    c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory"))
+    c.resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .is_some_and(|l| l.contains_key("memory"))
 }
 
 /// Kubernetes (≥ 1.28 on cgroup v2) sets `memory.oom.group` on a container's cgroup, so the kernel's
@@ -215,9 +219,15 @@ fn has_memory_limit(c: &Container) -> bool {
 /// the container, the kubelet kills the rest (SIGKILL). The runtime then reports the exit as
 /// OOM-killed (exit code 137), which the status shows as reason `OOMKilled`.
 async fn oom_group_kill(docker: bollard::Docker, cid: String, since: i64) {
-    let filters: HashMap<&str, Vec<&str>> =
-        HashMap::from([("type", vec!["container"]), ("event", vec!["oom"]), ("container", vec![cid.as_str()])]);
-    let opts = EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
+    let filters: HashMap<&str, Vec<&str>> = HashMap::from([
+        ("type", vec!["container"]),
+        ("event", vec!["oom"]),
+        ("container", vec![cid.as_str()]),
+    ]);
+    let opts = EventsOptionsBuilder::default()
+        .since(&since.to_string())
+        .filters(&filters)
+        .build();
     let mut events = docker.events(Some(opts));
     while let Some(ev) = events.next().await {
         match ev {
@@ -236,7 +246,10 @@ async fn oom_group_kill(docker: bollard::Docker, cid: String, since: i64) {
 }
 
 fn terminated_exit(s: &ContainerStatus) -> Option<i32> {
-    s.state.as_ref().and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code)
+    s.state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code)
 }
 
 /// All main containers terminated → Succeeded (all 0) or Failed.
@@ -267,7 +280,10 @@ async fn deadline_exceeded(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Trac
         }
     }
     let spec = pod.spec.clone().unwrap_or_default();
-    for (init, list) in [(true, spec.init_containers.clone().unwrap_or_default()), (false, spec.containers.clone())] {
+    for (init, list) in [
+        (true, spec.init_containers.clone().unwrap_or_default()),
+        (false, spec.containers.clone()),
+    ] {
         for (i, c) in list.iter().enumerate() {
             if let Some((_, cid, _)) = containers.iter().find(|(n, _, _)| n == &c.name) {
                 record_exit(shared, st, init, i, cid).await;
@@ -314,7 +330,15 @@ async fn run_container(
                 if last_err.as_deref() != Some(msg.as_str()) {
                     st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                     st.push().await;
-                    event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                    event(
+                        shared,
+                        pod,
+                        Some(fp.clone()),
+                        EventType::Warning,
+                        "Failed",
+                        &m.error(&msg),
+                    )
+                    .await;
                     last_err = Some(msg);
                 }
                 tokio::time::sleep(RETRY).await;
@@ -322,7 +346,9 @@ async fn run_container(
         }
     };
     let body = convert::container_body(shared, pod, id, c, &env, sandbox_id, volumes);
-    let opts = CreateContainerOptionsBuilder::default().name(&id.container_name(&c.name)).build();
+    let opts = CreateContainerOptionsBuilder::default()
+        .name(&id.container_name(&c.name))
+        .build();
     let cid = loop {
         match shared.docker.create_container(Some(opts.clone()), body.clone()).await {
             Ok(r) => break r.id,
@@ -331,7 +357,15 @@ async fn run_container(
                 if last_err.as_deref() != Some(msg.as_str()) {
                     st.status_mut(init, i).state = Some(waiting("CreateContainerError", Some(msg.clone())));
                     st.push().await;
-                    event(shared, pod, Some(fp.clone()), EventType::Warning, "Failed", &m.error(&msg)).await;
+                    event(
+                        shared,
+                        pod,
+                        Some(fp.clone()),
+                        EventType::Warning,
+                        "Failed",
+                        &m.error(&msg),
+                    )
+                    .await;
                     last_err = Some(msg);
                 }
                 // A half-created container of the same name would block the retry.
@@ -346,7 +380,15 @@ async fn run_container(
             }
         }
     };
-    event(shared, pod, Some(fp.clone()), EventType::Normal, "Created", &m.created(&c.name)).await;
+    event(
+        shared,
+        pod,
+        Some(fp.clone()),
+        EventType::Normal,
+        "Created",
+        &m.created(&c.name),
+    )
+    .await;
     {
         let s = st.status_mut(init, i);
         s.container_id = Some(format!("docker://{cid}"));
@@ -380,7 +422,9 @@ async fn run_container(
         .unwrap_or_else(now);
     let s = st.status_mut(init, i);
     s.state = Some(ContainerState {
-        running: Some(ContainerStateRunning { started_at: Some(started_at) }),
+        running: Some(ContainerStateRunning {
+            started_at: Some(started_at),
+        }),
         ..ContainerState::default()
     });
     s.started = Some(true);
@@ -393,7 +437,14 @@ async fn verify_run_as_non_root(shared: &Shared, pod: &Pod, c: &Container) -> Op
     let mut user = String::new();
     if config::needs_image_user(pod, c) {
         let image = shared.images.local_ref(&c.image.clone().unwrap_or_default());
-        user = shared.docker.inspect_image(&image).await.ok().and_then(|i| i.config).and_then(|cfg| cfg.user).unwrap_or_default();
+        user = shared
+            .docker
+            .inspect_image(&image)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|cfg| cfg.user)
+            .unwrap_or_default();
     }
     config::run_as_non_root_error(pod, c, &user)
 }
@@ -476,7 +527,15 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
             Err(e) => {
                 let msg = m.inspect_failed(&image, &e);
                 event(shared, pod, fp.clone(), EventType::Warning, "InspectFailed", &msg).await;
-                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ImageInspectError")).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ImageInspectError"),
+                )
+                .await;
                 st.status_mut(init, i).state = Some(waiting("ImageInspectError", Some(msg)));
                 st.push().await;
                 tokio::time::sleep(Duration::from_secs(10)).await;
@@ -490,14 +549,30 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
         };
         if !should_pull {
             if present {
-                event(shared, pod, fp.clone(), EventType::Normal, "Pulled", &m.already_present(&image)).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Normal,
+                    "Pulled",
+                    &m.already_present(&image),
+                )
+                .await;
                 return image_id(shared, &image).await;
             }
             if !never_reported {
                 never_reported = true;
                 let msg = m.never_pull(&image);
                 event(shared, pod, fp.clone(), EventType::Warning, "ErrImageNeverPull", &msg).await;
-                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ErrImageNeverPull")).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ErrImageNeverPull"),
+                )
+                .await;
                 st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
                 st.push().await;
             }
@@ -507,13 +582,29 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
         if failures > 0 {
             let msg = m.backoff_pull(&image);
             event(shared, pod, fp.clone(), EventType::Normal, "BackOff", &msg).await;
-            event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ImagePullBackOff")).await;
+            event(
+                shared,
+                pod,
+                fp.clone(),
+                EventType::Warning,
+                "Failed",
+                &m.error("ImagePullBackOff"),
+            )
+            .await;
             st.status_mut(init, i).state = Some(waiting("ImagePullBackOff", Some(msg)));
             st.push().await;
             let secs = (10u64 << (failures - 1).min(5)).min(300);
             tokio::time::sleep(Duration::from_secs(secs)).await;
         }
-        event(shared, pod, fp.clone(), EventType::Normal, "Pulling", &m.pulling(&image)).await;
+        event(
+            shared,
+            pod,
+            fp.clone(),
+            EventType::Normal,
+            "Pulling",
+            &m.pulling(&image),
+        )
+        .await;
         let start = Instant::now();
         let credentials = crate::registry::pod_pull_credentials(&shared.client, pod, &image).await;
         match shared.images.ensure_with_credentials(&image, policy, credentials).await {
@@ -529,8 +620,24 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
             }
             Err(e) => {
                 failures += 1;
-                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.failed_pull(&image, &e)).await;
-                event(shared, pod, fp.clone(), EventType::Warning, "Failed", &m.error("ErrImagePull")).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.failed_pull(&image, &e),
+                )
+                .await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ErrImagePull"),
+                )
+                .await;
                 st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e)));
                 st.push().await;
             }
@@ -549,7 +656,11 @@ async fn image_id(shared: &Shared, image: &str) -> String {
 }
 
 async fn image_size(shared: &Shared, image: &str) -> Option<u64> {
-    let info = shared.docker.inspect_image(&shared.images.local_ref(image)).await.ok()?;
+    let info = shared
+        .docker
+        .inspect_image(&shared.images.local_ref(image))
+        .await
+        .ok()?;
     info.size.and_then(|s| u64::try_from(s).ok())
 }
 
@@ -622,8 +733,12 @@ async fn setup_volumes(
         if let Some(cmv) = &v.config_map {
             match get_config_map(shared, &ns, &cmv.name).await {
                 Some(cm) => {
-                    let mut data: BTreeMap<String, Vec<u8>> =
-                        cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                    let mut data: BTreeMap<String, Vec<u8>> = cm
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
                     for (k, b) in cm.binary_data.unwrap_or_default() {
                         data.insert(k, b.0);
                     }
@@ -631,7 +746,10 @@ async fn setup_volumes(
                 }
                 None if cmv.optional == Some(true) => files = Some(Vec::new()),
                 None => {
-                    return Err(Some(failed_mount(&v.name, &format!("configmap \"{}\" not found", cmv.name))));
+                    return Err(Some(failed_mount(
+                        &v.name,
+                        &format!("configmap \"{}\" not found", cmv.name),
+                    )));
                 }
             }
         } else if let Some(sv) = &v.secret {
@@ -647,7 +765,11 @@ async fn setup_volumes(
         if let Some(pvc) = &v.persistent_volume_claim {
             // sgsim provisions every claim as a node-local Docker volume shared by the claim's pods;
             // one per cluster (trial), since parallel trials share the physical node.
-            let cluster = shared.labels.get("dev.sgsim.trial").map(|t| format!("{t}_")).unwrap_or_default();
+            let cluster = shared
+                .labels
+                .get("dev.sgsim.trial")
+                .map(|t| format!("{t}_"))
+                .unwrap_or_default();
             let name = format!("sgsim_pvc_{cluster}{ns}_{}", pvc.claim_name);
             let mut labels = shared.resource_labels("");
             labels.remove(POD_UID_LABEL);
@@ -670,17 +792,22 @@ async fn setup_volumes(
             for src in pr.sources.iter().flatten() {
                 if let Some(t) = &src.service_account_token {
                     let sa = pod_service_account(shared, &id.namespace, &id.name).await;
-                    let token = match request_token(shared, &ns, &sa, id, t.expiration_seconds, t.audience.clone()).await {
-                        Some(token) => token,
-                        None => service_account_token(&ns, &sa, id),
-                    };
+                    let token =
+                        match request_token(shared, &ns, &sa, id, t.expiration_seconds, t.audience.clone()).await {
+                            Some(token) => token,
+                            None => service_account_token(&ns, &sa, id),
+                        };
                     fs.push((t.path.clone(), token.into_bytes(), mode));
                 }
                 if let Some(cm) = &src.config_map
                     && let Some(c) = get_config_map(shared, &ns, &cm.name).await
                 {
-                    let data: BTreeMap<String, Vec<u8>> =
-                        c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                    let data: BTreeMap<String, Vec<u8>> = c
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
                     fs.extend(project(&data, cm.items.as_deref(), Some(mode as i32)));
                 }
                 if let Some(sec) = &src.secret
@@ -770,7 +897,10 @@ async fn request_token(
         ..TokenRequest::default()
     };
     let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(shared.client.clone(), ns);
-    match api.create_subresource::<_, TokenRequest>("token", sa, &PostParams::default(), &req).await {
+    match api
+        .create_subresource::<_, TokenRequest>("token", sa, &PostParams::default(), &req)
+        .await
+    {
         Ok(tr) => tr.status.and_then(|s| s.token).filter(|t| !t.is_empty()),
         Err(e) => {
             tracing::debug!(error = %e, "TokenRequest failed; using a local token");
@@ -786,7 +916,10 @@ async fn request_token(
 pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
     use sha2::Digest;
     fn b64url(data: &[u8]) -> String {
-        sgsim_core::render::base64(data).trim_end_matches('=').replace('+', "-").replace('/', "_")
+        sgsim_core::render::base64(data)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
     }
     let header = serde_json::json!({"alg": "RS256", "kid": "sgsim"});
     let payload = serde_json::json!({
@@ -799,14 +932,21 @@ pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
         },
         "sub": format!("system:serviceaccount:{ns}:{sa}"),
     });
-    let signing = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(payload.to_string().as_bytes()));
+    let signing = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(payload.to_string().as_bytes())
+    );
     let sig = sha2::Sha256::digest(format!("{signing}.{}", id.uid).as_bytes());
     format!("{signing}.{}", b64url(&sig))
 }
 
 /// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
 fn failed_mount(volume: &str, why: &str) -> String {
-    format!("MountVolume.SetUp failed for volume {} : {why}", super::messages::go_quote(volume))
+    format!(
+        "MountVolume.SetUp failed for volume {} : {why}",
+        super::messages::go_quote(volume)
+    )
 }
 
 fn project(
@@ -831,11 +971,7 @@ fn project(
 /// Set each volume's root mode and write its files, through one created (never started) helper
 /// container that mounts volume i at `/sgsim-volume-<i>` (a tar entry for the mount point itself
 /// sets the volume root's mode).
-async fn populate(
-    shared: &Shared,
-    id: &PodId,
-    volumes: &[Populate],
-) -> Result<(), bollard::errors::Error> {
+async fn populate(shared: &Shared, id: &PodId, volumes: &[Populate]) -> Result<(), bollard::errors::Error> {
     let sandbox = shared.images.sandbox();
     let _ = shared.images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
     let mounts = volumes
@@ -850,7 +986,11 @@ async fn populate(
         .collect();
     let body = bollard::models::ContainerCreateBody {
         image: Some(sandbox.image),
-        entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
+        entrypoint: if sandbox.command.is_empty() {
+            None
+        } else {
+            Some(sandbox.command)
+        },
         labels: Some(id.labels(shared, "volume-populate")),
         network_disabled: Some(true),
         host_config: Some(bollard::models::HostConfig {
@@ -860,10 +1000,18 @@ async fn populate(
         }),
         ..bollard::models::ContainerCreateBody::default()
     };
-    let c = shared.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+    let c = shared
+        .docker
+        .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+        .await?;
     let mut entries: Vec<TarEntry> = Vec::new();
     for (i, (_, root_mode, files)) in volumes.iter().enumerate() {
-        entries.push(TarEntry { path: format!("sgsim-volume-{i}/"), data: Vec::new(), mode: *root_mode, dir: true });
+        entries.push(TarEntry {
+            path: format!("sgsim-volume-{i}/"),
+            data: Vec::new(),
+            mode: *root_mode,
+            dir: true,
+        });
         for (path, data, mode) in files {
             entries.push(TarEntry {
                 path: format!("sgsim-volume-{i}/{}", path.trim_start_matches('/')),
@@ -884,7 +1032,10 @@ async fn populate(
         .await;
     let _ = shared
         .docker
-        .remove_container(&c.id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .remove_container(
+            &c.id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
         .await;
     res
 }
@@ -905,7 +1056,11 @@ pub(crate) async fn write_node_files(
     let _ = images.ensure(&sandbox.image, PullPolicy::IfNotPresent).await;
     let body = bollard::models::ContainerCreateBody {
         image: Some(sandbox.image),
-        entrypoint: if sandbox.command.is_empty() { None } else { Some(sandbox.command) },
+        entrypoint: if sandbox.command.is_empty() {
+            None
+        } else {
+            Some(sandbox.command)
+        },
         labels: Some(labels),
         network_disabled: Some(true),
         host_config: Some(bollard::models::HostConfig {
@@ -915,7 +1070,9 @@ pub(crate) async fn write_node_files(
         }),
         ..bollard::models::ContainerCreateBody::default()
     };
-    let c = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+    let c = docker
+        .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+        .await?;
     let entries: Vec<TarEntry> = files
         .iter()
         .map(|(path, text)| TarEntry {
@@ -934,7 +1091,10 @@ pub(crate) async fn write_node_files(
         )
         .await;
     let _ = docker
-        .remove_container(&c.id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .remove_container(
+            &c.id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
         .await;
     res
 }
@@ -957,7 +1117,11 @@ fn tar_archive(entries: &[TarEntry]) -> Vec<u8> {
         put(&mut h, 108, b"0000000\0");
         put(&mut h, 116, b"0000000\0");
         put(&mut h, 124, format!("{size:011o}\0").as_bytes());
-        put(&mut h, 136, format!("{:011o}\0", Timestamp::now().as_second().max(0)).as_bytes());
+        put(
+            &mut h,
+            136,
+            format!("{:011o}\0", Timestamp::now().as_second().max(0)).as_bytes(),
+        );
         put(&mut h, 148, b"        ");
         h[156] = if dir { b'5' } else { b'0' };
         put(&mut h, 257, b"ustar\0");
@@ -1003,20 +1167,36 @@ async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Result<(String
     // A leftover from an earlier attempt is replaced.
     let _ = shared
         .docker
-        .remove_container(&name, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
         .await;
     let body = convert::sandbox_body(shared, pod, id);
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-    let c = shared.docker.create_container(Some(opts), body).await.map_err(|e| docker_message(&e))?;
-    shared.docker.start_container(&c.id, None).await.map_err(|e| docker_message(&e))?;
-    let info = shared.docker.inspect_container(&c.id, None).await.map_err(|e| docker_message(&e))?;
+    let c = shared
+        .docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(|e| docker_message(&e))?;
+    shared
+        .docker
+        .start_container(&c.id, None)
+        .await
+        .map_err(|e| docker_message(&e))?;
+    let info = shared
+        .docker
+        .inspect_container(&c.id, None)
+        .await
+        .map_err(|e| docker_message(&e))?;
     let ip = info
         .network_settings
         .and_then(|n| n.networks)
         .and_then(|nets| {
             let mut v: Vec<_> = nets.into_iter().collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
-            v.into_iter().find_map(|(_, e)| e.ip_address.filter(|ip| !ip.is_empty()))
+            v.into_iter()
+                .find_map(|(_, e)| e.ip_address.filter(|ip| !ip.is_empty()))
         })
         .ok_or_else(|| "sandbox has no IP address".to_string())?;
     Ok((c.id, ip))
@@ -1047,7 +1227,12 @@ async fn pod_containers(shared: &Shared, id: &PodId) -> Vec<(String, String, boo
 /// Stop (grace period) and remove everything of the pod; finish a graceful deletion.
 async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &id.namespace);
-    let current = api.get_opt(&id.name).await.ok().flatten().filter(|p| p.metadata.uid.as_deref() == Some(id.uid.as_str()));
+    let current = api
+        .get_opt(&id.name)
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| p.metadata.uid.as_deref() == Some(id.uid.as_str()));
     let spec = pod.spec.clone().unwrap_or_default();
     let containers = pod_containers(shared, id).await;
     let mut stops = Vec::new();
@@ -1056,10 +1241,21 @@ async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
             continue;
         }
         let init = spec.init_containers.iter().flatten().any(|c| &c.name == name);
-        event(shared, pod, Some(field_path(init, name)), EventType::Normal, "Killing", &shared.messages.killing(name)).await;
+        event(
+            shared,
+            pod,
+            Some(field_path(init, name)),
+            EventType::Normal,
+            "Killing",
+            &shared.messages.killing(name),
+        )
+        .await;
         let t = i32::try_from(grace).unwrap_or(30);
         stops.push(async move {
-            let _ = shared.docker.stop_container(cid, Some(StopContainerOptionsBuilder::default().t(t).build())).await;
+            let _ = shared
+                .docker
+                .stop_container(cid, Some(StopContainerOptionsBuilder::default().t(t).build()))
+                .await;
         });
     }
     futures::future::join_all(stops).await;
@@ -1072,7 +1268,10 @@ async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
     {
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(id.uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(id.uid.clone()),
+                resource_version: None,
+            }),
             ..DeleteParams::default()
         };
         let _ = api.delete(&id.name, &dp).await;

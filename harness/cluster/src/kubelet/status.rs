@@ -23,7 +23,10 @@ pub(crate) fn now() -> Time {
 
 pub(crate) fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
         ..ContainerState::default()
     }
 }
@@ -46,7 +49,11 @@ impl Tracker {
     pub(crate) fn new(client: kube::Client, host_ip: String, pod: &Pod) -> Tracker {
         let spec = pod.spec.clone().unwrap_or_default();
         let inits: Vec<Container> = spec.init_containers.clone().unwrap_or_default();
-        let main_reason = if inits.is_empty() { "ContainerCreating" } else { "PodInitializing" };
+        let main_reason = if inits.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
         let scheduled_at = pod
             .status
             .as_ref()
@@ -75,9 +82,7 @@ impl Tracker {
                 } else {
                     Some(inits.iter().map(|c| new_status(c, "PodInitializing")).collect())
                 },
-                container_statuses: Some(
-                    spec.containers.iter().map(|c| new_status(c, main_reason)).collect(),
-                ),
+                container_statuses: Some(spec.containers.iter().map(|c| new_status(c, main_reason)).collect()),
                 ..PodStatus::default()
             },
             names: spec.containers.iter().map(|c| c.name.clone()).collect(),
@@ -89,7 +94,13 @@ impl Tracker {
     pub(crate) fn set_condition(&mut self, type_: &str, status: bool, reason: Option<&str>, message: Option<String>) {
         let conds = self.status.conditions.get_or_insert_with(Vec::new);
         let status = if status { "True" } else { "False" };
-        let ord = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
+        let ord = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ];
         match conds.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
                 if c.status != status {
@@ -144,7 +155,11 @@ impl Tracker {
             .map(|s| s.name.clone())
             .collect();
         if incomplete.is_empty() {
-            let reason = if phase == "Succeeded" && !inits.is_empty() { Some("PodCompleted") } else { None };
+            let reason = if phase == "Succeeded" && !inits.is_empty() {
+                Some("PodCompleted")
+            } else {
+                None
+            };
             self.set_condition("Initialized", true, reason, None);
         } else {
             self.set_condition(
@@ -174,7 +189,10 @@ impl Tracker {
         self.refresh_conditions();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let patch = serde_json::json!({ "status": self.status });
-        match api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
@@ -189,4 +207,3 @@ impl Tracker {
         }
     }
 }
-

@@ -110,7 +110,10 @@ impl ExprEnv {
         let scopes = [("pipeline", &self.pipeline_variables), ("stage", &self.stage_variables)];
         for (scope, vars) in scopes {
             if let Some(name) = e.strip_prefix(scope).and_then(|r| r.strip_prefix(".variables.")) {
-                let v = vars.get(name).cloned().ok_or_else(|| unresolved(format!("the {scope} has no variable `{name}`")))?;
+                let v = vars
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| unresolved(format!("the {scope} has no variable `{name}`")))?;
                 return self.nested(e, v, depth);
             }
         }
@@ -142,13 +145,13 @@ impl ExprEnv {
                 return Err(ExprError::Unsupported(e.to_string()));
             };
             let Some(step) = step else {
-                return Err(unresolved(format!(
-                    "no step `{path}` has run before this point"
-                )));
+                return Err(unresolved(format!("no step `{path}` has run before this point")));
             };
-            return step.outputs.get(var).cloned().ok_or_else(|| {
-                unresolved(format!("step `{path}` exported no output variable `{var}`"))
-            });
+            return step
+                .outputs
+                .get(var)
+                .cloned()
+                .ok_or_else(|| unresolved(format!("step `{path}` exported no output variable `{var}`")));
         }
         Err(ExprError::Unsupported(e.to_string()))
     }
@@ -159,7 +162,10 @@ impl ExprEnv {
             return Ok(v);
         }
         if depth >= 8 {
-            return Err(ExprError::Unresolved { expr: e.to_string(), why: "variables refer to each other in a cycle".into() });
+            return Err(ExprError::Unresolved {
+                expr: e.to_string(),
+                why: "variables refer to each other in a cycle".into(),
+            });
         }
         self.render_at(&v, depth + 1)
     }
@@ -171,7 +177,11 @@ impl ExprEnv {
         let stage_prefix = format!("pipeline.stages.{}.spec.", self.stage_identifier);
         for (fqn, spec) in &self.specs {
             let id = fqn.rsplit('.').next().unwrap_or_default();
-            let paths = [Some(fqn.clone()), Some(format!("steps.{id}")), fqn.strip_prefix(&stage_prefix).map(str::to_string)];
+            let paths = [
+                Some(fqn.clone()),
+                Some(format!("steps.{id}")),
+                fqn.strip_prefix(&stage_prefix).map(str::to_string),
+            ];
             for path in paths.into_iter().flatten() {
                 match e.strip_prefix(&path) {
                     Some(".identifier") => return Some(Ok(id.to_string())),
@@ -181,7 +191,9 @@ impl ExprEnv {
                     }
                     _ => {}
                 }
-                let Some(field) = e.strip_prefix(&format!("{path}.spec.")) else { continue };
+                let Some(field) = e.strip_prefix(&format!("{path}.spec.")) else {
+                    continue;
+                };
                 let value = field.split('.').try_fold(spec, |v, k| v.get(k));
                 let text = match value {
                     Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -194,7 +206,8 @@ impl ExprEnv {
                 }));
             }
         }
-        if (e.starts_with("steps.") || e.starts_with("execution.steps.")) && !e.contains(OUTPUT_INFIX)
+        if (e.starts_with("steps.") || e.starts_with("execution.steps."))
+            && !e.contains(OUTPUT_INFIX)
             && let Some((path, _)) = e.split_once(".spec.")
         {
             return Some(Err(ExprError::Unresolved {
@@ -216,8 +229,7 @@ impl ExprEnv {
         while let Some(i) = rest.find("<+") {
             out.push_str(&rest[..i]);
             let after = &rest[i + 2..];
-            let end = expr_end(after)
-                .ok_or_else(|| ExprError::Unclosed(rest[i..].chars().take(40).collect()))?;
+            let end = expr_end(after).ok_or_else(|| ExprError::Unclosed(rest[i..].chars().take(40).collect()))?;
             out.push_str(&self.lookup_at(&after[..end], depth)?);
             rest = &after[end + 1..];
         }
@@ -249,9 +261,7 @@ impl ExprEnv {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Index of the `>` closing an expression body (quotes and parentheses skipped).
@@ -309,8 +319,7 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         if c.is_ascii_whitespace() {
             i += 1;
         } else if let Some(body) = rest.strip_prefix("<+") {
-            let end =
-                expr_end(body).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
+            let end = expr_end(body).ok_or_else(|| "an expression is not closed with `>`".to_string())?;
             out.push(Tok::Expr(body[..end].to_string()));
             i += 2 + end + 1;
         } else if c == '"' || c == '\'' {
@@ -331,9 +340,7 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
         } else if c == ')' {
             out.push(Tok::RParen);
             i += 1;
-        } else if c.is_ascii_digit()
-            || (c == '-' && rest[1..].starts_with(|d: char| d.is_ascii_digit()))
-        {
+        } else if c.is_ascii_digit() || (c == '-' && rest[1..].starts_with(|d: char| d.is_ascii_digit())) {
             let len = rest[1..]
                 .find(|d: char| !(d.is_ascii_digit() || d == '.'))
                 .map_or(rest.len(), |n| n + 1);
@@ -544,8 +551,7 @@ mod tests {
             "deploy eu prod"
         );
         assert_eq!(
-            e.render("v=<+steps.build.output.outputVariables.VERSION>")
-                .unwrap(),
+            e.render("v=<+steps.build.output.outputVariables.VERSION>").unwrap(),
             "v=1.2.3"
         );
         assert_eq!(
@@ -554,30 +560,43 @@ mod tests {
             "1.2.3"
         );
         assert_eq!(
-            e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.build.output.outputVariables.VERSION>").unwrap(),
+            e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.build.output.outputVariables.VERSION>")
+                .unwrap(),
             "1.2.3"
         );
-        assert_eq!(
-            e.render("no expressions > here").unwrap(),
-            "no expressions > here"
-        );
+        assert_eq!(e.render("no expressions > here").unwrap(), "no expressions > here");
     }
 
     #[test]
     fn stage_variables_and_fixed_expressions() {
         let mut e = env();
         e.stage_variables.insert("tag".into(), "v7".into());
-        e.stage_variables.insert("full".into(), "<+pipeline.variables.target>-<+stage.variables.tag>".into());
-        e.stage_variables.insert("loop".into(), "x<+stage.variables.loop>".into());
+        e.stage_variables.insert(
+            "full".into(),
+            "<+pipeline.variables.target>-<+stage.variables.tag>".into(),
+        );
+        e.stage_variables
+            .insert("loop".into(), "x<+stage.variables.loop>".into());
         assert_eq!(e.render("<+stage.variables.full>").unwrap(), "prod-v7");
-        assert!(e.render("<+stage.variables.loop>").unwrap_err().to_string().contains("cycle"));
+        assert!(
+            e.render("<+stage.variables.loop>")
+                .unwrap_err()
+                .to_string()
+                .contains("cycle")
+        );
         e.fixed.insert("infra.name".into(), "prod-cluster".into());
-        assert_eq!(e.render("<+stage.variables.tag> on <+infra.name>").unwrap(), "v7 on prod-cluster");
+        assert_eq!(
+            e.render("<+stage.variables.tag> on <+infra.name>").unwrap(),
+            "v7 on prod-cluster"
+        );
         assert_eq!(
             e.render("<+stage.variables.nope>").unwrap_err().to_string(),
             "expression `<+stage.variables.nope>` could not be resolved: the stage has no variable `nope`"
         );
-        assert_eq!(e.render("<+artifact.image>").unwrap_err().to_string(), "expression `<+artifact.image>` is not supported by sgsim; give its value under fixtures.expressions");
+        assert_eq!(
+            e.render("<+artifact.image>").unwrap_err().to_string(),
+            "expression `<+artifact.image>` is not supported by sgsim; give its value under fixtures.expressions"
+        );
     }
 
     #[test]
@@ -587,17 +606,35 @@ mod tests {
             "pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(),
             serde_json::json!({"repoName": "app", "depth": 1, "build": {"type": "branch", "spec": {"branch": "main"}}, "unset": null}),
         ));
-        e.names.insert("pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(), "Clone app".into());
-        assert_eq!(e.render("<+execution.steps.sg.steps.clone.spec.repoName>").unwrap(), "app");
-        assert_eq!(e.render("<+execution.steps.sg.steps.clone.name>/<+steps.clone.identifier>").unwrap(), "Clone app/clone");
-        assert_eq!(e.render("<+steps.clone.spec.build.spec.branch>").unwrap(), "main");
-        assert_eq!(e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.clone.spec.depth>").unwrap(), "1");
+        e.names.insert(
+            "pipeline.stages.deploy.spec.execution.steps.sg.steps.clone".into(),
+            "Clone app".into(),
+        );
         assert_eq!(
-            e.render("<+execution.steps.sg.steps.clone.spec.unset>").unwrap_err().to_string(),
+            e.render("<+execution.steps.sg.steps.clone.spec.repoName>").unwrap(),
+            "app"
+        );
+        assert_eq!(
+            e.render("<+execution.steps.sg.steps.clone.name>/<+steps.clone.identifier>")
+                .unwrap(),
+            "Clone app/clone"
+        );
+        assert_eq!(e.render("<+steps.clone.spec.build.spec.branch>").unwrap(), "main");
+        assert_eq!(
+            e.render("<+pipeline.stages.deploy.spec.execution.steps.sg.steps.clone.spec.depth>")
+                .unwrap(),
+            "1"
+        );
+        assert_eq!(
+            e.render("<+execution.steps.sg.steps.clone.spec.unset>")
+                .unwrap_err()
+                .to_string(),
             "expression `<+execution.steps.sg.steps.clone.spec.unset>` could not be resolved: step `execution.steps.sg.steps.clone` has no value for spec field `unset`"
         );
         assert_eq!(
-            e.render("<+execution.steps.other.steps.clone.spec.repoName>").unwrap_err().to_string(),
+            e.render("<+execution.steps.other.steps.clone.spec.repoName>")
+                .unwrap_err()
+                .to_string(),
             "expression `<+execution.steps.other.steps.clone.spec.repoName>` could not be resolved: no step `execution.steps.other.steps.clone` in this step group"
         );
     }
@@ -627,10 +664,7 @@ mod tests {
                 .to_string()
                 .contains("no output variable `X`")
         );
-        assert!(matches!(
-            e.render("a <+pipeline.name"),
-            Err(ExprError::Unclosed(_))
-        ));
+        assert!(matches!(e.render("a <+pipeline.name"), Err(ExprError::Unclosed(_))));
     }
 
     #[test]
@@ -638,14 +672,8 @@ mod tests {
         let e = env();
         assert!(e.condition("true").unwrap());
         assert!(!e.condition("false").unwrap());
-        assert!(
-            e.condition("<+pipeline.variables.target> == \"prod\"")
-                .unwrap()
-        );
-        assert!(
-            !e.condition("<+pipeline.variables.target> == 'dev'")
-                .unwrap()
-        );
+        assert!(e.condition("<+pipeline.variables.target> == \"prod\"").unwrap());
+        assert!(!e.condition("<+pipeline.variables.target> == 'dev'").unwrap());
         assert!(
             e.condition("<+pipeline.variables.target> != 'dev' && <+pipeline.variables.count> > 2")
                 .unwrap()

@@ -106,11 +106,7 @@ pub fn choose(
     group: Option<&serde_json::Value>,
     stage: Option<&serde_json::Value>,
 ) -> Option<Chosen> {
-    for (level, list) in [
-        (Level::Step, step),
-        (Level::StepGroup, group),
-        (Level::Stage, stage),
-    ] {
+    for (level, list) in [(Level::Step, step), (Level::StepGroup, group), (Level::Stage, stage)] {
         let Some(items) = list.and_then(|l| l.as_array()) else {
             continue;
         };
@@ -187,18 +183,13 @@ fn parse_action(a: &serde_json::Value) -> Option<Action> {
 }
 
 fn number(v: &serde_json::Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// The wait before retry number `n` (1-based).
 pub fn retry_wait(intervals: &[Duration], n: u32) -> Duration {
     let i = (n as usize).saturating_sub(1);
-    intervals
-        .get(i)
-        .or(intervals.last())
-        .copied()
-        .unwrap_or(Duration::ZERO)
+    intervals.get(i).or(intervals.last()).copied().unwrap_or(Duration::ZERO)
 }
 
 /// A step's `when`: `stageStatus` (Success, Failure, All; default Success) and an optional
@@ -270,29 +261,12 @@ mod tests {
     #[test]
     fn step_overrides_group_overrides_stage() {
         let step = json!([{"onFailure": {"errors": ["Timeout"], "action": {"type": "Ignore"}}}]);
-        let group =
-            json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "MarkAsSuccess"}}}]);
-        let stage =
-            json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "StageRollback"}}}]);
-        let c = choose(
-            FailureType::Timeout,
-            Some(&step),
-            Some(&group),
-            Some(&stage),
-        )
-        .unwrap();
+        let group = json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "MarkAsSuccess"}}}]);
+        let stage = json!([{"onFailure": {"errors": ["AllErrors"], "action": {"type": "StageRollback"}}}]);
+        let c = choose(FailureType::Timeout, Some(&step), Some(&group), Some(&stage)).unwrap();
         assert_eq!((c.action, c.level), (Action::Ignore, Level::Step));
-        let c = choose(
-            FailureType::Unknown,
-            Some(&step),
-            Some(&group),
-            Some(&stage),
-        )
-        .unwrap();
-        assert_eq!(
-            (c.action, c.level),
-            (Action::MarkAsSuccess, Level::StepGroup)
-        );
+        let c = choose(FailureType::Unknown, Some(&step), Some(&group), Some(&stage)).unwrap();
+        assert_eq!((c.action, c.level), (Action::MarkAsSuccess, Level::StepGroup));
         let c = choose(FailureType::Unknown, Some(&step), None, Some(&stage)).unwrap();
         assert_eq!((c.action, c.level), (Action::StageRollback, Level::Stage));
         assert_eq!(choose(FailureType::Unknown, Some(&step), None, None), None);
@@ -331,19 +305,13 @@ mod tests {
     fn malformed_entries_are_skipped() {
         let s = json!([{"x": 1}, {"onFailure": {"errors": "AllErrors"}}, {"onFailure": {"errors": ["AllErrors"], "action": {"type": "Nope"}}}, 3]);
         assert_eq!(choose(FailureType::Unknown, Some(&s), None, None), None);
-        assert_eq!(
-            choose(FailureType::Unknown, Some(&json!("str")), None, None),
-            None
-        );
+        assert_eq!(choose(FailureType::Unknown, Some(&json!("str")), None, None), None);
     }
 
     #[test]
     fn when_parsing() {
         assert_eq!(parse_when(None).unwrap().stage_status, StageStatus::Success);
-        let w = parse_when(Some(
-            &json!({"stageStatus": "All", "condition": "<+a> == 'b'"}),
-        ))
-        .unwrap();
+        let w = parse_when(Some(&json!({"stageStatus": "All", "condition": "<+a> == 'b'"}))).unwrap();
         assert_eq!(
             w,
             When {
@@ -364,9 +332,7 @@ mod tests {
                 .contains("Sometimes")
         );
         assert!(
-            StageStatus::Failure.admits(true)
-                && !StageStatus::Failure.admits(false)
-                && StageStatus::All.admits(false)
+            StageStatus::Failure.admits(true) && !StageStatus::Failure.admits(false) && StageStatus::All.admits(false)
         );
     }
 }

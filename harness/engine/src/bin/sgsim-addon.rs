@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let flags = match Flags::parse(std::env::args().skip(1), &["port", "bind", "workdir", "tmp-dir", "kill-grace-ms"]) {
+    let flags = match Flags::parse(
+        std::env::args().skip(1),
+        &["port", "bind", "workdir", "tmp-dir", "kill-grace-ms"],
+    ) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("sgsim-addon: {e}");
@@ -58,7 +61,10 @@ async fn main() -> ExitCode {
     match serve(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sgsim-addon: {e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+            eprintln!(
+                "sgsim-addon: {e}: {}",
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+            );
             ExitCode::FAILURE
         }
     }

@@ -11,16 +11,28 @@ use tokio_util::sync::CancellationToken;
 fn config() -> Result<LiteEngineConfig, String> {
     let flags = Flags::parse(
         std::env::args().skip(1),
-        &["port", "bind", "addon-host", "delegate-endpoint", "addon-dial-timeout-secs"],
+        &[
+            "port",
+            "bind",
+            "addon-host",
+            "delegate-endpoint",
+            "addon-dial-timeout-secs",
+        ],
     )?;
-    let port: u16 = flags.parse_value("port", Some("SGSIM_LITE_ENGINE_PORT"))?.unwrap_or(20001);
-    let bind: IpAddr = flags.parse_value("bind", None)?.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let port: u16 = flags
+        .parse_value("port", Some("SGSIM_LITE_ENGINE_PORT"))?
+        .unwrap_or(20001);
+    let bind: IpAddr = flags
+        .parse_value("bind", None)?
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut c = LiteEngineConfig::new(SocketAddr::new(bind, port));
     if let Some(h) = flags.get("addon-host", Some("SGSIM_ADDON_HOST")) {
         c.addon_host = h;
     }
     c.delegate_override = flags.get("delegate-endpoint", Some("SGSIM_DELEGATE_ENDPOINT"));
-    c.delegate_env = std::env::var("DELEGATE_SERVICE_ENDPOINT").ok().filter(|v| !v.is_empty());
+    c.delegate_env = std::env::var("DELEGATE_SERVICE_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty());
     if let Some(s) = flags.parse_value::<u64>("addon-dial-timeout-secs", Some("SGSIM_ADDON_DIAL_TIMEOUT_SECS"))? {
         c.addon_dial_timeout = Duration::from_secs(s);
     }
@@ -46,7 +58,10 @@ async fn main() -> ExitCode {
     match serve(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sgsim-lite-engine: {e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+            eprintln!(
+                "sgsim-lite-engine: {e}: {}",
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+            );
             ExitCode::FAILURE
         }
     }

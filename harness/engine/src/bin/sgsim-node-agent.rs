@@ -13,7 +13,10 @@ use sgsim_engine::cli::{Flags, terminated};
 use sgsim_engine::node_agent::{AgentConfig, run};
 
 fn config() -> Result<AgentConfig, String> {
-    let flags = Flags::parse(std::env::args().skip(1), &["socket", "listen", "delegate-socket", "api-listen", "api-socket"])?;
+    let flags = Flags::parse(
+        std::env::args().skip(1),
+        &["socket", "listen", "delegate-socket", "api-listen", "api-socket"],
+    )?;
     let mut c = AgentConfig::default();
     if let Some(s) = flags.get("socket", Some("SGSIM_AGENT_SOCKET")) {
         c.agent_socket = PathBuf::from(s);
@@ -42,7 +45,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let api = config.api_listen.map(|a| format!(", {a} -> {}", config.api_socket.display())).unwrap_or_default();
+    let api = config
+        .api_listen
+        .map(|a| format!(", {a} -> {}", config.api_socket.display()))
+        .unwrap_or_default();
     println!(
         "sgsim-node-agent: tunnel on {}, {} -> {}{api}",
         config.agent_socket.display(),
@@ -58,7 +64,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sgsim-node-agent: {e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+            eprintln!(
+                "sgsim-node-agent: {e}: {}",
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+            );
             ExitCode::FAILURE
         }
     }
