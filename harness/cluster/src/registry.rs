@@ -218,7 +218,10 @@ pub fn credentials_for(image: &str, configs: &[Vec<u8>]) -> Option<PullCredentia
                 .unwrap_or_default()
                 .to_string();
             if user.is_empty()
-                && let Some(decoded) = entry.get("auth").and_then(|a| a.as_str()).and_then(base64_decode)
+                && let Some(decoded) = entry
+                    .get("auth")
+                    .and_then(|a| a.as_str())
+                    .and_then(sgsim_core::base64::decode)
                 && let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':')
             {
                 user = u.to_string();
@@ -258,35 +261,6 @@ pub async fn pod_pull_credentials(
         }
     }
     credentials_for(image, &configs)
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=' && !b.is_ascii_whitespace()).collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        out.push((n >> 16) as u8);
-        if chunk.len() > 2 {
-            out.push((n >> 8) as u8);
-        }
-        if chunk.len() > 3 {
-            out.push(n as u8);
-        }
-    }
-    Some(out)
 }
 
 struct Instance {

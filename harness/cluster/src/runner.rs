@@ -1111,7 +1111,7 @@ impl StepCtx<'_> {
                         continue;
                     };
                     if let Some((path, b64)) = val.split_once(':') {
-                        let content = decode_base64(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
+                        let content = sgsim_core::base64::decode(b64).map(|b| String::from_utf8_lossy(&b).into_owned());
                         out.insert(
                             path.to_string(),
                             content.unwrap_or_else(|| "<sgsim: report content is not valid base64>".into()),
@@ -1193,44 +1193,9 @@ fn report_script(paths: &[String]) -> String {
     script
 }
 
-/// Standard base64 (padding optional, whitespace ignored); None when invalid.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' | b'\n' | b'\r' | b' ' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trip() {
-        for s in ["", "a", "ab", "abc", "<testsuite name=\"x\"/>\n"] {
-            let enc = sgsim_core::render::base64(s.as_bytes());
-            assert_eq!(decode_base64(&enc).as_deref(), Some(s.as_bytes()), "{s}");
-        }
-        assert_eq!(decode_base64("a!b"), None);
-    }
 
     #[test]
     fn report_script_quotes_all_but_globs() {

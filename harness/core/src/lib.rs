@@ -9,6 +9,7 @@
 //!
 //! No IO and no async: callers read files and hand their text in.
 
+pub mod base64;
 pub mod diag;
 pub mod duration;
 pub mod golden;

@@ -1042,7 +1042,7 @@ pub fn image_pull_secrets(s: &Scenario) -> Vec<Secret> {
             Some(p) if !p.is_empty() => p.split('/').next().unwrap_or_default().to_string(),
             _ => "https://index.docker.io/v1/".to_string(),
         };
-        let auth = base64(format!("{user}:{pass}").as_bytes());
+        let auth = crate::base64::encode(format!("{user}:{pass}").as_bytes());
         let cfg = serde_json::json!({"auths": {registry: {"username": user, "password": pass, "auth": auth}}});
         out.push(Secret {
             metadata: ObjectMeta {
@@ -1056,29 +1056,6 @@ pub fn image_pull_secrets(s: &Scenario) -> Vec<Secret> {
                 k8s_openapi::ByteString(cfg.to_string().into_bytes()),
             )])),
             ..Default::default()
-        });
-    }
-    out
-}
-
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
         });
     }
     out

@@ -546,8 +546,8 @@ fixtures:
         s.secrets.contains(&"hunter2".to_string()),
         "every harness secret is masked"
     );
-    assert_eq!(sgsim_core::render::base64(b"ab"), "YWI=");
-    assert_eq!(sgsim_core::render::base64(b""), "");
+    assert_eq!(sgsim_core::base64::encode(b"ab"), "YWI=");
+    assert_eq!(sgsim_core::base64::encode(b""), "");
     // Anonymous connectors: no pull secrets.
     assert!(render_pod(&dind()).spec.unwrap().image_pull_secrets.is_none());
 }

@@ -98,7 +98,7 @@ fn bytes_map(target: &mut Map<String, Value>, key: &str, b: &[u8]) -> Option<()>
     let (k, v) = entry(b)?;
     let m = target.entry(key).or_insert_with(|| json!({}));
     if let Value::Object(m) = m {
-        m.insert(k, Value::String(sgsim_core::render::base64(&v)));
+        m.insert(k, Value::String(sgsim_core::base64::encode(&v)));
     }
     Some(())
 }

@@ -15,44 +15,15 @@ use super::util;
 /// Issuer and default audience of the tokens.
 pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-fn b64url(data: &[u8]) -> String {
-    sgsim_core::render::base64(data)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
-}
-
-fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
-}
-
 /// The `kid` in the header of a JWT-shaped token.
 pub(crate) fn kid_of(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
-    let v: Value = serde_json::from_slice(&b64url_decode(header)?).ok()?;
+    let v: Value = serde_json::from_slice(&sgsim_core::base64::decode(header)?).ok()?;
     v.get("kid").and_then(Value::as_str).map(str::to_owned)
 }
 
 fn signature(app: &App, signing_input: &str) -> String {
-    b64url(&sha2::Sha256::digest(
+    sgsim_core::base64::encode_url(&sha2::Sha256::digest(
         format!("{signing_input}.{}", app.token).as_bytes(),
     ))
 }
@@ -110,8 +81,8 @@ pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Valu
     let header = json!({"alg": "RS256", "kid": key_id(&app.token)});
     let signing_input = format!(
         "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
+        sgsim_core::base64::encode_url(header.to_string().as_bytes()),
+        sgsim_core::base64::encode_url(claims.to_string().as_bytes())
     );
     let token = format!("{signing_input}.{}", signature(app, &signing_input));
     Ok(json!({
@@ -134,7 +105,7 @@ pub(crate) fn verify(app: &App, token: &str) -> bool {
     if signature(app, &signing_input) != sig {
         return false;
     }
-    let Some(claims) = b64url_decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+    let Some(claims) = sgsim_core::base64::decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
         return false;
     };
     if claims
@@ -159,17 +130,4 @@ pub(crate) fn verify(app: &App, token: &str) -> bool {
     app.store
         .transact(|t| t.get("serviceaccounts", ns, name))
         .is_some_and(|sa| sa.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{b64url, b64url_decode};
-
-    #[test]
-    fn base64url_round_trip() {
-        for s in ["", "a", "ab", "abc", "abcd", "{\"sub\":\"system:serviceaccount:ns:x\"}"] {
-            assert_eq!(b64url_decode(&b64url(s.as_bytes())).as_deref(), Some(s.as_bytes()));
-        }
-        assert_eq!(b64url_decode("a*b"), None);
-    }
 }

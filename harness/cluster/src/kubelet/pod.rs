@@ -915,12 +915,6 @@ async fn request_token(
 /// API server serves no TokenRequest.
 pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
     use sha2::Digest;
-    fn b64url(data: &[u8]) -> String {
-        sgsim_core::render::base64(data)
-            .trim_end_matches('=')
-            .replace('+', "-")
-            .replace('/', "_")
-    }
     let header = serde_json::json!({"alg": "RS256", "kid": "sgsim"});
     let payload = serde_json::json!({
         "aud": ["https://kubernetes.default.svc.cluster.local"],
@@ -934,11 +928,11 @@ pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
     });
     let signing = format!(
         "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(payload.to_string().as_bytes())
+        sgsim_core::base64::encode_url(header.to_string().as_bytes()),
+        sgsim_core::base64::encode_url(payload.to_string().as_bytes())
     );
     let sig = sha2::Sha256::digest(format!("{signing}.{}", id.uid).as_bytes());
-    format!("{signing}.{}", b64url(&sig))
+    format!("{signing}.{}", sgsim_core::base64::encode_url(&sig))
 }
 
 /// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
