@@ -1,21 +1,22 @@
 //! The `sgsim` command line, as a library so that `cargo test` (tests/conformance.rs) and
 //! `sgsim test` share the same trials. `main.rs` only calls [`main_impl`].
 
+pub mod check;
 pub mod conformance;
 pub mod exit;
-pub mod golden;
+pub mod golden_store;
 pub mod images_cmd;
 pub mod input;
 pub mod new_cmd;
 pub mod reporter;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sgsim_cluster::runner::{Outcome, RunRecord};
-use sgsim_cluster::session::{NodePool, PoolOptions};
-use sgsim_core::scenario::ExpectedStatus;
+use sgsim_cluster::runtime::{DockerRuntime, FakeRuntime, RunSettings, Runtime, StepImage};
+use sgsim_core::record::RunRecord;
 use sgsim_core::{Scenario, ScenarioError};
 
 use crate::reporter::{Event, Reporter};
@@ -170,76 +171,12 @@ pub enum ClusterAction {
     },
 }
 
-/// The differences between a run and its scenario's expectations (empty: as expected).
-pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
-    let mut out = Vec::new();
-    let want = match sc.expect().status {
-        ExpectedStatus::Success => Outcome::Success,
-        ExpectedStatus::Failed => Outcome::Failed,
-        ExpectedStatus::Skipped => Outcome::Skipped,
-    };
-    // An expected `Failed` also admits the product's other failed statuses (Expired, Aborted,
-    // IgnoreFailed for a step); result.yaml holds the exact status.
-    let admits = |want: Outcome, got: Outcome| {
-        got == want
-            || (want == Outcome::Failed && matches!(got, Outcome::Timeout | Outcome::Aborted | Outcome::IgnoreFailed))
-    };
-    if !admits(want, rec.status) {
-        let why = rec.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-        out.push(format!(
-            "the step group ended {} but {} was expected{why}",
-            rec.status.as_str(),
-            want.as_str()
-        ));
-    }
-    for (id, exp) in &sc.expect().steps {
-        let Some(step) = rec.steps.iter().find(|s| &s.id == id) else {
-            out.push(format!("step {id} is expected but did not exist"));
-            continue;
-        };
-        if let Some(st) = exp.status {
-            let want = match st {
-                ExpectedStatus::Success => Outcome::Success,
-                ExpectedStatus::Failed => Outcome::Failed,
-                ExpectedStatus::Skipped => Outcome::Skipped,
-            };
-            if !admits(want, step.status) {
-                out.push(format!(
-                    "step {id} ended {} but {} was expected",
-                    step.status.as_str(),
-                    want.as_str()
-                ));
-            }
-        }
-        if let Some(code) = exp.exit_code {
-            if step.exit_code != Some(code) {
-                out.push(format!(
-                    "step {id} exited with {:?} but {code} was expected",
-                    step.exit_code
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// The stand-in image a step's container ran as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepStandIn {
-    /// Step identifier.
-    pub step: String,
-    /// The image as the step group names it.
-    pub image: String,
-    /// sgsim's stand-in for it (`busybox`, `python`, ...).
-    pub standin: String,
-}
-
 /// Hints for steps that failed because their stand-in image lacks a program: the shell's exit
 /// code 127 ("command not found").
-pub fn standin_hints(rec: &RunRecord, standins: &[StepStandIn]) -> Vec<String> {
+pub fn standin_hints(rec: &RunRecord, images: &[StepImage]) -> Vec<String> {
     let mut out = Vec::new();
     for s in rec.steps.iter().filter(|s| s.exit_code == Some(127)) {
-        let Some(si) = standins.iter().find(|x| x.step == s.id) else {
+        let Some(si) = images.iter().find(|x| x.step == s.id) else {
             continue;
         };
         let missing = s
@@ -259,7 +196,7 @@ pub fn standin_hints(rec: &RunRecord, standins: &[StepStandIn]) -> Vec<String> {
              sgsim builds its images from Debian packages, not from the vendor's image: choose another \
              stand-in with fixtures.images (scripts/images/README.md lists them) or check that the \
              command does not depend on the vendor image's tools",
-            s.id, si.image, si.standin
+            s.id, si.requested, si.ran_as
         ));
     }
     out
@@ -340,26 +277,11 @@ fn cmd_render(file: &Path, output: Format, step_group: Option<&str>) -> i32 {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Starts the node pool of a command (one node), reporting progress; an error is reported and
-/// turned into the infrastructure exit code.
-async fn start_pool(reporter: &Reporter) -> Result<NodePool, i32> {
-    let opts = PoolOptions {
-        repo_root: input::repo_root(),
-        nodes: 1,
-    };
-    NodePool::start(&opts, &|e| reporter.event(&Event::Session(e)))
-        .await
-        .map_err(|e| {
-            eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-            exit::INFRASTRUCTURE
-        })
 }
 
 fn default_golden_dir(file: &Path) -> Option<PathBuf> {
@@ -405,14 +327,27 @@ fn scenario_to_run(file: &Path, step_group: Option<&str>) -> Result<Scenario, i3
     Ok(sc)
 }
 
-fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group: Option<&str>) -> i32 {
-    let reporter = Reporter::for_terminal();
+fn cmd_run(
+    file: &Path,
+    golden_dir: Option<PathBuf>,
+    keep_pod: bool,
+    step_group: Option<&str>,
+    kind: RuntimeKind,
+) -> i32 {
+    let reporter = Arc::new(Reporter::for_terminal());
     let sc = match scenario_to_run(file, step_group) {
         Ok(sc) => sc,
         Err(code) => return code,
     };
+    if kind == RuntimeKind::Fake
+        && let Some(why) = &sc.header.fake.skip
+    {
+        eprintln!(
+            "note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway"
+        );
+    }
     let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
-    let mode = match golden::bless_mode() {
+    let mode = match golden_store::bless_mode() {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -425,157 +360,79 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, step_group:
         sc.header.name.clone()
     };
     reporter.mask_secrets(&sc.secrets);
-    let rt = runtime();
+    let runtime = new_runtime(kind, &reporter);
+    let rt = tokio_runtime();
     rt.block_on(async {
         let started = Instant::now();
-        let pool = match start_pool(&reporter).await {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
-        let work = async {
-            let cluster = pool
-                .cluster_for_scenario(&sc, &|e| reporter.event(&Event::Session(e)))
-                .await
-                .map_err(|e| sgsim_cluster::docker::error_chain(&e))?;
-            let ropts = sgsim_cluster::runner::RunOptions {
-                task_prefix: pool.run_id().to_string(),
-                keep_pod,
-                image_entrypoint: Some(cluster.image_entrypoint()),
-                ..Default::default()
-            };
-            let rec =
-                sgsim_cluster::runner::run(cluster.client(), cluster.dialer(), pool.delegate(), &sc, &ropts, &|e| {
-                    reporter.event(&Event::Run(e))
-                })
-                .await;
-            let standins: Vec<StepStandIn> = sgsim_core::render::plan(&sc)
-                .flat()
-                .into_iter()
-                .filter_map(|st| {
-                    st.image.as_ref().map(|i| StepStandIn {
-                        step: st.id.clone(),
-                        image: i.clone(),
-                        standin: cluster.standin_name(i),
-                    })
-                })
-                .collect();
-            cluster.shutdown().await;
-            rec.map(|r| (r, standins))
-                .map_err(|e| sgsim_cluster::docker::error_chain(&e))
-        };
-        let rec = tokio::select! {
-            r = work => r,
+        let settings = RunSettings { name: None, keep_pod };
+        let sink = |e| reporter.event(&Event::Run(e));
+        let work = check::run_and_check(Ok(&sc), runtime.as_ref(), golden_dir.as_deref(), mode, &settings, &sink);
+        let verdict = tokio::select! {
+            v = work => v,
             () = interrupted() => {
                 eprintln!("interrupted: removing everything this run started");
-                pool.shutdown().await;
+                runtime.shutdown().await;
                 return exit::INTERRUPTED;
             }
         };
-        pool.shutdown().await;
-        let (rec, standins) = match rec {
-            Ok(r) => r,
+        runtime.shutdown().await;
+        let verdict = match verdict {
+            Ok(v) => v,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::INFRASTRUCTURE;
             }
         };
-        reporter.background_logs(&rec.steps);
-        for h in standin_hints(&rec, &standins) {
+        let Some(out) = &verdict.output else { return exit::OK };
+        reporter.background_logs(&out.record.steps);
+        for h in standin_hints(&out.record, &out.images) {
             reporter.hint(&h);
         }
-        let mismatch = expectation_mismatches(&sc, &rec);
         reporter.event(&Event::Summary {
             scenario: name.clone(),
-            status: rec.status,
-            as_expected: mismatch.is_empty(),
-            mismatch: mismatch.clone(),
+            status: out.record.status,
+            as_expected: verdict.mismatches.is_empty(),
+            mismatch: verdict.mismatches.clone(),
             took: started.elapsed(),
         });
-        let mut code = if mismatch.is_empty() { exit::OK } else { exit::MISMATCH };
-        if let Some(dir) = golden_dir {
-            let files = match golden::files_for_run(&sc, &rec) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::INFRASTRUCTURE;
-                }
-            };
-            match golden::check(&dir, &files, mode) {
-                Ok(r) if r.ok() && r.written.is_empty() => println!("goldens in {} match", dir.display()),
-                Ok(r) if r.ok() => println!("goldens written: {}", r.written.join(", ")),
-                Ok(r) => {
-                    let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
-                    print!("{}", r.render(&name, color));
-                    code = exit::MISMATCH;
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::INFRASTRUCTURE;
-                }
+        let mut code = if verdict.mismatches.is_empty() {
+            exit::OK
+        } else {
+            exit::MISMATCH
+        };
+        if let (Some(dir), Some(r)) = (&golden_dir, &verdict.golden) {
+            if !r.ok() {
+                let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
+                print!("{}", r.render(&name, color));
+                code = exit::MISMATCH;
+            } else if !r.written.is_empty() {
+                println!("goldens written: {}", r.written.join(", "));
+            } else if runtime.writes_goldens() {
+                println!("goldens in {} match", dir.display());
+            } else {
+                println!(
+                    "goldens in {} match (fake runtime: {})",
+                    dir.display(),
+                    sgsim_core::verdict::FAKE_COMPARED
+                );
             }
         }
         code
     })
 }
 
-/// `sgsim run --runtime fake`: the same runner on a [`sgsim_cluster::fake_runtime::FakeCluster`].
-fn cmd_run_fake(file: &Path, golden_dir: Option<PathBuf>, step_group: Option<&str>) -> i32 {
-    let reporter = Reporter::for_terminal();
-    let sc = match scenario_to_run(file, step_group) {
-        Ok(sc) => sc,
-        Err(code) => return code,
-    };
-    if let Some(why) = &sc.header.fake.skip {
-        eprintln!(
-            "note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway"
-        );
-    }
-    let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
-    let name = if sc.header.name.is_empty() {
-        sc.step_group.identifier.clone()
-    } else {
-        sc.header.name.clone()
-    };
-    reporter.mask_secrets(&sc.secrets);
-    let rt = runtime();
-    rt.block_on(async {
-        let started = Instant::now();
-        let rec = match conformance::run_fake(&sc, "sgsim", &|e| reporter.event(&Event::Run(e))).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::INFRASTRUCTURE;
-            }
-        };
-        let mismatch = expectation_mismatches(&sc, &rec);
-        reporter.event(&Event::Summary {
-            scenario: name.clone(),
-            status: rec.status,
-            as_expected: mismatch.is_empty(),
-            mismatch: mismatch.clone(),
-            took: started.elapsed(),
-        });
-        let mut code = if mismatch.is_empty() { exit::OK } else { exit::MISMATCH };
-        if let Some(dir) = golden_dir {
-            match conformance::check_fake_goldens(&sc, &rec, &dir) {
-                Ok(r) if r.ok() => println!(
-                    "goldens in {} match (fake runtime: {})",
-                    dir.display(),
-                    conformance::FAKE_COMPARED
-                ),
-                Ok(r) => {
-                    let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
-                    print!("{}", r.render(&name, color));
-                    code = exit::MISMATCH;
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::INFRASTRUCTURE;
-                }
-            }
+/// The runtime of a command; the Docker pool reports its start-up to `reporter`.
+pub fn new_runtime(kind: RuntimeKind, reporter: &Arc<Reporter>) -> Box<dyn Runtime> {
+    match kind {
+        RuntimeKind::Docker => {
+            let reporter = reporter.clone();
+            Box::new(DockerRuntime::new(
+                input::repo_root(),
+                Arc::new(move |e| reporter.event(&Event::Session(e))),
+            ))
         }
-        code
-    })
+        RuntimeKind::Fake => Box::new(FakeRuntime),
+    }
 }
 
 fn cmd_accept(filter: Option<&str>) -> i32 {
@@ -585,7 +442,7 @@ fn cmd_accept(filter: Option<&str>) -> i32 {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        match golden::accept(&repo.join("golden").join(&name)) {
+        match golden_store::accept(&repo.join("golden").join(&name)) {
             Ok(files) => {
                 for f in files {
                     println!("accepted {f}");
@@ -605,8 +462,8 @@ fn cmd_accept(filter: Option<&str>) -> i32 {
 }
 
 fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
-    let reporter = Reporter::for_terminal();
-    let rt = runtime();
+    let reporter = Arc::new(Reporter::for_terminal());
+    let rt = tokio_runtime();
     rt.block_on(async {
         if api_only {
             let api = match sgsim_cluster::apiserver::ApiServer::start(Default::default()).await {
@@ -631,22 +488,31 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             api.shutdown().await;
             return exit::OK;
         }
-        let pool = match start_pool(&reporter).await {
+        let runtime = DockerRuntime::new(input::repo_root(), {
+            let reporter = reporter.clone();
+            Arc::new(move |e| reporter.event(&Event::Session(e)))
+        });
+        let pool = match runtime.pool().await {
             Ok(p) => p,
-            Err(code) => return code,
+            Err(e) => {
+                eprintln!("error: {}", e.chain());
+                return exit::INFRASTRUCTURE;
+            }
         };
         let cluster = match pool.cluster(&[], &Default::default(), &|_| {}).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                pool.shutdown().await;
+                drop(pool);
+                runtime.shutdown().await;
                 return exit::INFRASTRUCTURE;
             }
         };
         if let Err(e) = cluster.api().write_kubeconfig(kubeconfig) {
             eprintln!("error: {e}");
             cluster.shutdown().await;
-            pool.shutdown().await;
+            drop(pool);
+            runtime.shutdown().await;
             return exit::INFRASTRUCTURE;
         }
         println!(
@@ -659,7 +525,8 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
         interrupted().await;
         eprintln!("stopping: removing the cluster");
         cluster.shutdown().await;
-        pool.shutdown().await;
+        drop(pool);
+        runtime.shutdown().await;
         exit::OK
     })
 }
@@ -710,15 +577,8 @@ pub fn main_impl() -> i32 {
             golden,
             keep_pod,
             step_group,
-            runtime: RuntimeKind::Docker,
-        } => cmd_run(&file, golden, keep_pod, step_group.as_deref()),
-        Command::Run {
-            file,
-            golden,
-            keep_pod: _,
-            step_group,
-            runtime: RuntimeKind::Fake,
-        } => cmd_run_fake(&file, golden, step_group.as_deref()),
+            runtime,
+        } => cmd_run(&file, golden, keep_pod, step_group.as_deref(), runtime),
         Command::Test {
             filter,
             exact,
@@ -763,7 +623,7 @@ pub fn prepare_process() {
 #[cfg(test)]
 mod hint_tests {
     use super::*;
-    use sgsim_cluster::runner::StepRecord;
+    use sgsim_core::record::{Outcome, StepRecord};
     use std::time::Duration;
 
     fn step(id: &str, exit: Option<i32>, log: &str) -> StepRecord {
@@ -803,10 +663,10 @@ mod hint_tests {
             error: None,
             node: None,
         };
-        let si = |s: &str, i: &str| StepStandIn {
+        let si = |s: &str, i: &str| StepImage {
             step: s.into(),
-            image: i.into(),
-            standin: "busybox".into(),
+            requested: i.into(),
+            ran_as: "busybox".into(),
         };
         let hints = standin_hints(
             &rec,

@@ -8,8 +8,10 @@ use std::time::Duration;
 use console::Style;
 use indicatif::{ProgressBar, ProgressStyle};
 use sgsim_cluster::images::BuildEvent;
-use sgsim_cluster::runner::{Level, Outcome, RunEvent, StepRecord};
+use sgsim_cluster::runner::RunEvent;
 use sgsim_cluster::session::SessionEvent;
+use sgsim_core::initialize;
+use sgsim_core::record::{Level, Outcome, StepRecord};
 
 /// Everything the reporter renders.
 #[derive(Clone, Debug)]
@@ -189,9 +191,10 @@ impl Reporter {
                     if first {
                         self.out(&format!("{}", bold.apply_to("── Initialize ──")));
                     }
+                    let text = initialize::format_line(line.level, &line.text);
                     match line.level {
-                        Level::Info => self.out(&line.text),
-                        Level::Warn => self.out(&format!("{}", yellow.apply_to(format!("WARN {}", line.text)))),
+                        Level::Info => self.out(&text),
+                        Level::Warn => self.out(&format!("{}", yellow.apply_to(text))),
                     }
                 }
                 RunEvent::StepStarted { id, name } => {

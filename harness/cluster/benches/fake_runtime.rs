@@ -4,7 +4,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sgsim_cluster::fake_runtime::FakeCluster;
-use sgsim_cluster::runner::{Outcome, RunOptions, run};
+use sgsim_cluster::runner::{RunOptions, run};
+use sgsim_core::record::Outcome;
 
 fn bench(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/step-fails");

@@ -16,5 +16,6 @@ pub mod node;
 pub mod pod_api;
 pub mod registry;
 pub mod runner;
+pub mod runtime;
 pub mod scheduler;
 pub mod session;

@@ -13,13 +13,16 @@ pub mod base64;
 pub mod diag;
 pub mod duration;
 pub mod golden;
+pub mod initialize;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod quantity;
+pub mod record;
 pub mod render;
 pub mod rng;
 pub mod scenario;
+pub mod verdict;
 mod walk;
 pub mod yaml;
 

@@ -1,15 +1,11 @@
-//! The golden loop, modelled on insta: actual files are computed from a run, compared with
-//! `golden/<scenario>/`, and on a mismatch a pending `<file>.new` is written beside the golden (never
+//! The golden store, modelled on insta: a run's golden files (computed by
+//! [`sgsim_core::verdict::golden_files`]) are compared with `golden/<scenario>/`, and on a mismatch a pending `<file>.new` is written beside the golden (never
 //! in CI) for review; `SGSIM_BLESS=1` (or `sgsim accept`) makes the actual files the goldens.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use sgsim_cluster::runner::{Level, RunRecord};
 use sgsim_core::golden::{GoldenDiff, compare};
-use sgsim_core::normalize;
-use sgsim_core::{Scenario, ScenarioError};
 
 /// Suffix of pending (not yet accepted) golden files.
 pub const PENDING_SUFFIX: &str = ".new";
@@ -40,9 +36,6 @@ pub enum GoldenError {
         #[source]
         source: std::io::Error,
     },
-    /// result.yaml could not be serialized.
-    #[error("cannot serialize {0}")]
-    Serialize(String),
 }
 
 fn truthy(v: Option<String>) -> bool {
@@ -62,106 +55,6 @@ pub fn bless_mode_from(bless: Option<String>, ci: Option<String>) -> Result<Bles
         (false, true) => Ok(BlessMode::Never),
         (false, false) => Ok(BlessMode::Pending),
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResultFile {
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    steps: Vec<StepResult>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StepResult {
-    id: String,
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    outputs: BTreeMap<String, String>,
-    /// Executions (shown when a failure strategy retried the step).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempts: Option<u32>,
-    /// The failure strategy applied.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure_strategy: Option<String>,
-    /// reportPaths files collected: path → content.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    reports: BTreeMap<String, String>,
-}
-
-/// One line of initialize.log: the message verbatim, `WARN ` before Warning events.
-pub fn init_line(level: Level, text: &str) -> String {
-    match level {
-        Level::Info => text.to_string(),
-        Level::Warn => format!("WARN {text}"),
-    }
-}
-
-/// The golden files of a run: pod.yaml, initialize.log, steps/<id>.log (not for Background
-/// steps, whose log is live service output), result.yaml. All normalized, secrets masked.
-pub fn files_for_run(scenario: &Scenario, rec: &RunRecord) -> Result<BTreeMap<String, String>, GoldenError> {
-    let secrets = &scenario.secrets;
-    let mut files = BTreeMap::new();
-    if let Some(pod) = &rec.pod {
-        let y = normalize::pod_yaml(pod, secrets).map_err(|e| GoldenError::Serialize(format!("pod.yaml: {e}")))?;
-        files.insert("pod.yaml".to_string(), y);
-    }
-    let mut init = String::new();
-    for l in &rec.initialize {
-        init.push_str(&init_line(l.level, &l.text));
-        init.push('\n');
-    }
-    files.insert("initialize.log".to_string(), normalize::normalize_log(&init, secrets));
-    for s in &rec.steps {
-        if s.background || s.status == sgsim_cluster::runner::Outcome::Skipped {
-            continue;
-        }
-        files.insert(format!("steps/{}.log", s.id), normalize::normalize_log(&s.log, secrets));
-    }
-    let result = ResultFile {
-        status: rec.status.as_str().to_string(),
-        node: rec.node.clone(),
-        error: rec.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
-        steps: rec
-            .steps
-            .iter()
-            .map(|s| StepResult {
-                id: s.id.clone(),
-                status: s.status.as_str().to_string(),
-                exit_code: s.exit_code,
-                error: s.error.as_ref().map(|e| normalize::normalize_log(e, secrets)),
-                outputs: s
-                    .outputs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), normalize::mask_secrets(v, secrets)))
-                    .collect(),
-                attempts: (s.attempts > 1).then_some(s.attempts),
-                failure_strategy: s.strategy.clone(),
-                reports: s
-                    .reports
-                    .iter()
-                    .map(|(k, v)| (k.clone(), normalize::normalize_log(v, secrets)))
-                    .collect(),
-            })
-            .collect(),
-    };
-    let y = serde_saphyr::to_string(&result).map_err(|e| GoldenError::Serialize(format!("result.yaml: {e}")))?;
-    files.insert("result.yaml".to_string(), y);
-    Ok(files)
-}
-
-/// The golden file of an invalid input: `error.txt`, every diagnostic as
-/// `path:line:col: message` with its source line.
-pub fn files_for_error(err: &ScenarioError) -> BTreeMap<String, String> {
-    BTreeMap::from([("error.txt".to_string(), err.diagnostics().render_plain())])
 }
 
 /// The outcome of checking one scenario's goldens.

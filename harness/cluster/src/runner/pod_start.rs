@@ -1,0 +1,109 @@
+//! Waiting for the pod: its events streamed into the Initialize log, the start state it reaches
+//! (Running, Failed, or initTimeout passed), the lite-engine's readiness, and the pod's removal.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
+use sgsim_core::initialize;
+use sgsim_core::record::{InitLine, Level};
+use sgsim_engine::delegate::LiteEngineClient;
+
+use super::{RunError, RunEvent, RunOptions, kerr};
+
+/// Where the pod got to while waiting for it.
+pub(super) enum PodStart {
+    Running {
+        node: String,
+        ip: IpAddr,
+    },
+    Failed(String),
+    /// initTimeout passed; the product's error message.
+    TimedOut(String),
+}
+
+/// Streams the pod's events into the Initialize log (deduplicated by uid, in creation order).
+pub(super) struct EventTail {
+    pub(super) api: Api<Event>,
+    pub(super) selector: String,
+    pub(super) seen: HashSet<String>,
+}
+
+impl EventTail {
+    pub(super) async fn poll(
+        &mut self,
+        out: &mut Vec<InitLine>,
+        sink: &(dyn Fn(RunEvent) + Send + Sync),
+    ) -> Result<(), RunError> {
+        let list = self
+            .api
+            .list(&ListParams::default().fields(&self.selector))
+            .await
+            .map_err(kerr("list pod events"))?;
+        for ev in list.items {
+            let key = ev.metadata.uid.clone().or(ev.metadata.name.clone()).unwrap_or_default();
+            if !self.seen.insert(key) {
+                continue;
+            }
+            let line = initialize::event_line(ev.type_.as_deref(), ev.message.as_deref().unwrap_or_default());
+            sink(RunEvent::Init(line.clone()));
+            out.push(line);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn push_line(out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send + Sync), level: Level, text: String) {
+    let line = InitLine { level, text };
+    sink(RunEvent::Init(line.clone()));
+    out.push(line);
+}
+
+/// Runs the scenario's step group. The cluster must be up; fixtures are created here.
+
+pub(super) async fn wait_engine_ready(engine: &LiteEngineClient, pod: &str) -> Result<(), RunError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match engine.ping().await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(RunError::Engine {
+                    pod: pod.to_string(),
+                    source: e,
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+pub(super) async fn cleanup(pods: &Api<Pod>, name: &str, opts: &RunOptions) {
+    if opts.keep_pod {
+        return;
+    }
+    let _ = pods.delete(name, &DeleteParams::default().grace_period(0)).await;
+}
+
+pub(super) fn pod_start_state(p: &Pod) -> Option<PodStart> {
+    let status = p.status.as_ref()?;
+    match status.phase.as_deref() {
+        Some("Running") => {
+            let all_started = status.container_statuses.as_ref().is_some_and(|cs| {
+                !cs.is_empty() && cs.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            });
+            if !all_started {
+                return None;
+            }
+            let ip = status.pod_ip.as_deref().and_then(|s| s.parse().ok())?;
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone())?;
+            Some(PodStart::Running { node, ip })
+        }
+        Some("Failed") => Some(PodStart::Failed(
+            status.message.clone().unwrap_or_else(|| "pod failed".into()),
+        )),
+        Some("Succeeded") => Some(PodStart::Failed("pod completed before its steps ran".into())),
+        _ => None,
+    }
+}

@@ -1,0 +1,297 @@
+//! Where a scenario's pod runs: the [`Runtime`] trait and its two implementations, real containers
+//! on the warm Docker-in-Docker node pool ([`DockerRuntime`]) and the kwok-like fake tier
+//! ([`FakeRuntime`]). A runtime starts a throwaway cluster for the scenario, runs the step group
+//! with [`crate::runner::run`] and removes the cluster again: the [`RunOutput`] is all its caller
+//! sees, so `sgsim run`, `sgsim run --runtime fake` and both conformance suites share one path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sgsim_core::Scenario;
+use sgsim_core::record::RunRecord;
+use tokio::sync::Mutex;
+
+use crate::docker::error_chain;
+use crate::fake_runtime::{FakeCluster, FakeError};
+use crate::runner::{self, RunError, RunEvent, RunOptions};
+use crate::session::{NodePool, PoolOptions, SessionError, SessionEvent};
+
+/// Errors that keep a runtime from producing a [`RunOutput`] (a failing step group is not one).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The Docker node pool did not start (remembered: later runs fail the same way at once).
+    #[error("the node pool did not start: {0}")]
+    PoolStart(String),
+    /// The scenario's cluster could not be started on the pool.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The fake tier's cluster could not be started.
+    #[error(transparent)]
+    Fake(#[from] FakeError),
+    /// The run itself failed (Kubernetes API, lite-engine).
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl RuntimeError {
+    /// The error with its whole chain of causes, on one line.
+    pub fn chain(&self) -> String {
+        match self {
+            RuntimeError::PoolStart(_) => self.to_string(),
+            RuntimeError::Session(e) => error_chain(e),
+            RuntimeError::Fake(e) => error_chain(e),
+            RuntimeError::Run(e) => error_chain(e),
+        }
+    }
+}
+
+/// The image a step's container ran as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepImage {
+    /// Step identifier.
+    pub step: String,
+    /// The image as the step group names it.
+    pub requested: String,
+    /// What sgsim ran for it: the name of its stand-in (`busybox`, `python`, ...).
+    pub ran_as: String,
+}
+
+/// What a runtime gives back for one run.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Everything the run observed.
+    pub record: RunRecord,
+    /// The image each step with a container ran as (empty on the fake tier, which runs none).
+    pub images: Vec<StepImage>,
+}
+
+/// How one run is labelled.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    /// The run's name (a conformance trial's scenario), part of its task ids; `None` for a single run.
+    pub name: Option<String>,
+    /// Keep the pod after the run (its cluster still goes away).
+    pub keep_pod: bool,
+}
+
+/// Live progress of a run: the pool's start-up and the run's own events.
+pub type Sink<'a> = &'a (dyn Fn(RunEvent) + Send + Sync);
+
+/// A place where scenarios run.
+pub trait Runtime: Send + Sync {
+    /// `docker` or `fake`.
+    fn name(&self) -> &'static str;
+
+    /// Whether this runtime's output may become golden files. The fake tier's may not: goldens come
+    /// from real runs.
+    fn writes_goldens(&self) -> bool;
+
+    /// The part of a run's golden files this runtime reproduces (all of them by default).
+    fn compared(
+        &self,
+        scenario: &Scenario,
+        files: std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let _ = scenario;
+        files
+    }
+
+    /// Runs the scenario's step group on a fresh cluster and removes the cluster.
+    fn run<'a>(
+        &'a self,
+        scenario: &'a Scenario,
+        settings: &'a RunSettings,
+        sink: Sink<'a>,
+    ) -> BoxFuture<'a, Result<RunOutput, RuntimeError>>;
+
+    /// Removes everything the runtime started, also what a run still in progress holds (for an
+    /// interrupted process that exits right after).
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+enum PoolState {
+    NotStarted,
+    Up(Arc<NodePool>),
+    Failed(String),
+}
+
+/// Real containers: a pool of warm kind-style nodes, started on the first run and shared by every
+/// run of the process; each run gets its own API server, scheduler and kubelets on it.
+pub struct DockerRuntime {
+    opts: PoolOptions,
+    progress: Arc<dyn Fn(SessionEvent) + Send + Sync>,
+    pool: Mutex<PoolState>,
+}
+
+impl DockerRuntime {
+    /// A runtime whose pool (one node) builds its images from `repo_root`; `progress` hears the
+    /// pool's start-up (image builds, nodes).
+    pub fn new(repo_root: PathBuf, progress: Arc<dyn Fn(SessionEvent) + Send + Sync>) -> DockerRuntime {
+        DockerRuntime {
+            opts: PoolOptions { repo_root, nodes: 1 },
+            progress,
+            pool: Mutex::new(PoolState::NotStarted),
+        }
+    }
+
+    /// The node pool, started on first call; a failed start is remembered.
+    pub async fn pool(&self) -> Result<Arc<NodePool>, RuntimeError> {
+        let mut state = self.pool.lock().await;
+        match &*state {
+            PoolState::Up(p) => return Ok(p.clone()),
+            PoolState::Failed(e) => return Err(RuntimeError::PoolStart(e.clone())),
+            PoolState::NotStarted => {}
+        }
+        let progress = self.progress.clone();
+        match NodePool::start(&self.opts, &move |e| progress(e)).await {
+            Ok(p) => {
+                let p = Arc::new(p);
+                *state = PoolState::Up(p.clone());
+                Ok(p)
+            }
+            Err(e) => {
+                let msg = error_chain(&e);
+                *state = PoolState::Failed(msg.clone());
+                Err(RuntimeError::PoolStart(msg))
+            }
+        }
+    }
+
+    async fn run_on_pool(
+        &self,
+        scenario: &Scenario,
+        settings: &RunSettings,
+        sink: Sink<'_>,
+    ) -> Result<RunOutput, RuntimeError> {
+        let pool = self.pool().await?;
+        let progress = self.progress.clone();
+        let cluster = pool.cluster_for_scenario(scenario, &move |e| progress(e)).await?;
+        let task_prefix = match &settings.name {
+            Some(name) => format!("{}-{name}", pool.run_id()),
+            None => pool.run_id().to_string(),
+        };
+        let opts = RunOptions {
+            task_prefix,
+            keep_pod: settings.keep_pod,
+            image_entrypoint: Some(cluster.image_entrypoint()),
+            ..Default::default()
+        };
+        let record = runner::run(
+            cluster.client(),
+            cluster.dialer(),
+            pool.delegate(),
+            scenario,
+            &opts,
+            sink,
+        )
+        .await;
+        let images = sgsim_core::render::plan(scenario)
+            .flat()
+            .into_iter()
+            .filter_map(|st| {
+                st.image.as_ref().map(|i| StepImage {
+                    step: st.id.clone(),
+                    requested: i.clone(),
+                    ran_as: cluster.standin_name(i),
+                })
+            })
+            .collect();
+        cluster.shutdown().await;
+        Ok(RunOutput {
+            record: record?,
+            images,
+        })
+    }
+}
+
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn writes_goldens(&self) -> bool {
+        true
+    }
+
+    fn run<'a>(
+        &'a self,
+        scenario: &'a Scenario,
+        settings: &'a RunSettings,
+        sink: Sink<'a>,
+    ) -> BoxFuture<'a, Result<RunOutput, RuntimeError>> {
+        Box::pin(self.run_on_pool(scenario, settings, sink))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let state = std::mem::replace(&mut *self.pool.lock().await, PoolState::NotStarted);
+            if let PoolState::Up(p) = state {
+                match Arc::try_unwrap(p) {
+                    Ok(p) => p.shutdown().await,
+                    // A run still holds it (interrupted): remove its containers by label.
+                    Err(p) => p.remove_everything().await,
+                }
+            }
+        })
+    }
+}
+
+/// No containers (kwok-like): each run gets a [`FakeCluster`] driven by the scenario's `fake:` data.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FakeRuntime;
+
+impl Runtime for FakeRuntime {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn writes_goldens(&self) -> bool {
+        false
+    }
+
+    fn compared(
+        &self,
+        scenario: &Scenario,
+        files: std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        sgsim_core::verdict::fake_compared(scenario, files)
+    }
+
+    fn run<'a>(
+        &'a self,
+        scenario: &'a Scenario,
+        settings: &'a RunSettings,
+        sink: Sink<'a>,
+    ) -> BoxFuture<'a, Result<RunOutput, RuntimeError>> {
+        Box::pin(async move {
+            let cluster = FakeCluster::start(scenario).await?;
+            let task_prefix = match &settings.name {
+                Some(name) => format!("fake-{name}"),
+                None => "sgsim".to_string(),
+            };
+            let opts = RunOptions {
+                task_prefix,
+                ..Default::default()
+            };
+            let record = runner::run(
+                cluster.client(),
+                cluster.dialer(),
+                cluster.delegate(),
+                scenario,
+                &opts,
+                sink,
+            )
+            .await;
+            cluster.shutdown().await;
+            Ok(RunOutput {
+                record: record?,
+                images: Vec::new(),
+            })
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
