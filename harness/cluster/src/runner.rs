@@ -125,6 +125,7 @@ fn kerr(what: impl Into<String>) -> impl FnOnce(kube::Error) -> RunError {
     move |source| RunError::Kube { what, source }
 }
 
+/// Runs the scenario's step group. The cluster must be up; fixtures are created here.
 pub async fn run(
     client: kube::Client,
     dialer: Arc<dyn PodDialer>,

@@ -62,13 +62,13 @@ pub fn expectation_mismatches(sc: &Scenario, rec: &RunRecord) -> Vec<String> {
                 ));
             }
         }
-        if let Some(code) = exp.exit_code {
-            if step.exit_code != Some(code) {
-                out.push(format!(
-                    "step {id} exited with {:?} but {code} was expected",
-                    step.exit_code
-                ));
-            }
+        if let Some(code) = exp.exit_code
+            && step.exit_code != Some(code)
+        {
+            out.push(format!(
+                "step {id} exited with {:?} but {code} was expected",
+                step.exit_code
+            ));
         }
     }
     out

@@ -61,8 +61,6 @@ pub(super) fn push_line(out: &mut Vec<InitLine>, sink: &(dyn Fn(RunEvent) + Send
     out.push(line);
 }
 
-/// Runs the scenario's step group. The cluster must be up; fixtures are created here.
-
 pub(super) async fn wait_engine_ready(engine: &LiteEngineClient, pod: &str) -> Result<(), RunError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
