@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret, Servi
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use sgsim_core::render::{ExecutionPlan, PlanNode, PlannedStep};
 use sgsim_core::{Scenario, model};
-use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, Shell, Status, StepKind, StepSpec};
+use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ShellType, Status, StepCommand, StepSpec};
 
 pub mod expr;
 pub mod strategy;
@@ -989,11 +989,11 @@ impl StepCtx<'_> {
     /// idempotent per step id), with run-time expressions resolved.
     fn step_spec(&self, s: &PlannedStep, port: u16, env: &ExprEnv, n: u32) -> Result<StepSpec, expr::ExprError> {
         let shell = match s.shell {
-            model::Shell::Sh => Shell::Sh,
-            model::Shell::Bash => Shell::Bash,
-            model::Shell::Powershell => Shell::Powershell,
-            model::Shell::Pwsh => Shell::Pwsh,
-            model::Shell::Python => Shell::Python,
+            model::Shell::Sh => ShellType::Sh,
+            model::Shell::Bash => ShellType::Bash,
+            model::Shell::Powershell => ShellType::Powershell,
+            model::Shell::Pwsh => ShellType::Pwsh,
+            model::Shell::Python => ShellType::Python,
         };
         let id = if n == 0 {
             s.id.clone()
@@ -1026,7 +1026,7 @@ impl StepCtx<'_> {
                 id: id.clone(),
                 display_name: s.name.clone(),
                 container_port: port,
-                kind: StepKind::Plugin {
+                kind: StepCommand::Plugin {
                     image: s.image.clone().unwrap_or_default(),
                     entrypoint,
                     env: vars,
@@ -1055,7 +1055,7 @@ impl StepCtx<'_> {
             id: id.clone(),
             display_name: s.name.clone(),
             container_port: port,
-            kind: StepKind::Run {
+            kind: StepCommand::Run {
                 command,
                 shell,
                 env: vars,
@@ -1087,9 +1087,9 @@ impl StepCtx<'_> {
             id: id.clone(),
             display_name: format!("{} reports", s.name),
             container_port: port,
-            kind: StepKind::Run {
+            kind: StepCommand::Run {
                 command: report_script(&s.report_paths),
-                shell: Shell::Sh,
+                shell: ShellType::Sh,
                 env: BTreeMap::new(),
                 image: s.image.clone().unwrap_or_default(),
                 entrypoint: Vec::new(),
