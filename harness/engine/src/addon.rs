@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
+use crate::error::{EngineError, Result};
 use crate::proto::addon::addon_server::{Addon, AddonServer};
 use crate::proto::addon::{ExecuteStepRequest, ExecuteStepResponse, SignalStopRequest, SignalStopResponse};
 use crate::proto::engine::{PluginStep, RunStep, ShellType, unit_step};
@@ -53,19 +54,6 @@ pub const DEBUG_ENV: &str = "SGSIM_ADDON_DEBUG";
 
 /// The product's default execution timeout of a run step (4 hours).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(14_400);
-
-/// Errors of the addon server.
-#[derive(Debug, thiserror::Error)]
-pub enum AddonError {
-    #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("gRPC server failed")]
-    Serve(#[source] tonic::transport::Error),
-}
 
 /// Settings of the addon.
 #[derive(Debug, Clone)]
@@ -247,13 +235,13 @@ impl AddonService {
 }
 
 /// Serves the addon until SignalStop (or `shutdown`) .
-pub async fn serve(config: AddonConfig, shutdown: CancellationToken) -> Result<(), AddonError> {
+pub async fn serve(config: AddonConfig, shutdown: CancellationToken) -> Result<()> {
     let listen = config.listen;
     let svc = AddonService::new(config);
     let stop = svc.stopped();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| AddonError::Bind { addr: listen, source })?;
+        .map_err(|source| EngineError::Listen { addr: listen, source })?;
     debug!("serving on {listen}");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
@@ -268,7 +256,7 @@ pub async fn serve(config: AddonConfig, shutdown: CancellationToken) -> Result<(
             }
         })
         .await
-        .map_err(AddonError::Serve)
+        .map_err(EngineError::Serve)
 }
 
 #[tonic::async_trait]
@@ -406,8 +394,8 @@ pub fn build_script(
     script
 }
 
-fn plan_run(id: &str, r: RunStep, tmp: &Path) -> Result<Plan, String> {
-    let shell = ShellType::try_from(r.shell_type).map_err(|_| format!("Unknown shell type: {}", r.shell_type))?;
+fn plan_run(id: &str, r: RunStep, tmp: &Path) -> Result<Plan> {
+    let shell = ShellType::try_from(r.shell_type).map_err(|_| EngineError::UnknownShell(r.shell_type))?;
     let output_file = tmp.join(format!("{id}.out"));
     let argv = if !r.entrypoint.is_empty() {
         r.entrypoint.clone()
@@ -416,10 +404,10 @@ fn plan_run(id: &str, r: RunStep, tmp: &Path) -> Result<Plan, String> {
         let (sh, flag) = shell_of(shell);
         vec![sh.to_string(), flag.to_string(), script]
     } else {
-        return Err(format!(
-            "step {id}: no command and no entrypoint; running the default entrypoint of image {:?} is not supported by sgsim",
-            r.image
-        ));
+        return Err(EngineError::NoCommand {
+            step: id.to_string(),
+            image: r.image,
+        });
     };
     Ok(Plan {
         argv,
@@ -431,12 +419,12 @@ fn plan_run(id: &str, r: RunStep, tmp: &Path) -> Result<Plan, String> {
     })
 }
 
-fn plan_plugin(id: &str, p: PluginStep, tmp: &Path) -> Result<Plan, String> {
+fn plan_plugin(id: &str, p: PluginStep, tmp: &Path) -> Result<Plan> {
     if p.entrypoint.is_empty() {
-        return Err(format!(
-            "step {id}: plugin without entrypoint; running the default entrypoint of image {:?} is not supported by sgsim",
-            p.image
-        ));
+        return Err(EngineError::PluginWithoutEntrypoint {
+            step: id.to_string(),
+            image: p.image,
+        });
     }
     Ok(Plan {
         argv: p.entrypoint,
@@ -452,17 +440,6 @@ fn timeout_of(secs: Option<i64>) -> Duration {
     match secs {
         Some(s) if s > 0 => Duration::from_secs(s as u64),
         _ => DEFAULT_TIMEOUT,
-    }
-}
-
-/// Error text in the style of the product (a Go program) for a program that cannot start.
-fn spawn_error(program: &str, e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::NotFound && !program.contains('/') {
-        format!("exec: \"{program}\": executable file not found in $PATH")
-    } else if e.kind() == std::io::ErrorKind::NotFound {
-        format!("fork/exec {program}: no such file or directory")
-    } else {
-        format!("fork/exec {program}: {e}")
     }
 }
 
@@ -513,12 +490,10 @@ struct Started {
     eof: tokio::sync::oneshot::Receiver<()>,
 }
 
-fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started, String> {
+fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started> {
     let program = plan.argv[0].clone();
-    let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create output pipe: {e}"))?;
-    let writer2 = writer
-        .try_clone()
-        .map_err(|e| format!("cannot create output pipe: {e}"))?;
+    let (reader, writer) = std::io::pipe().map_err(EngineError::OutputPipe)?;
+    let writer2 = writer.try_clone().map_err(EngineError::OutputPipe)?;
     let child = {
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&plan.argv[1..])
@@ -531,7 +506,10 @@ fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started, String> {
         if let Some(dir) = &inner.config.workdir {
             cmd.current_dir(dir);
         }
-        cmd.spawn().map_err(|e| spawn_error(&program, &e))?
+        cmd.spawn().map_err(|source| EngineError::Spawn {
+            program: program.clone(),
+            source,
+        })?
         // `cmd` (holding the pipe's write ends) is dropped here, so EOF comes when the step's
         // processes are gone.
     };
@@ -556,11 +534,11 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
     let plan = match step.step {
         Some(unit_step::Step::Run(r)) => plan_run(&id, r, &tmp),
         Some(unit_step::Step::Plugin(p)) => plan_plugin(&id, p, &tmp),
-        None => Err(format!("step {id} has neither a run nor a plugin definition")),
+        None => Err(EngineError::NoStepDefinition { step: id.clone() }),
     };
     let plan = match plan {
         Ok(p) => p,
-        Err(m) => return Outcome::failure(m),
+        Err(e) => return Outcome::failure(e.to_string()),
     };
     if !plan.output_vars.is_empty() {
         if let Err(e) = std::fs::create_dir_all(&tmp) {
@@ -577,7 +555,7 @@ async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp:
     }
     let started = match start(inner, &id, &plan) {
         Ok(s) => s,
-        Err(m) => return Outcome::failure(m),
+        Err(e) => return Outcome::failure(e.to_string()),
     };
     if plan.detach {
         let inner = inner.clone();
@@ -752,10 +730,14 @@ mod tests {
 
     #[test]
     fn go_style_spawn_errors() {
-        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert_eq!(
-            spawn_error("bash", &e),
-            "exec: \"bash\": executable file not found in $PATH"
-        );
+        let spawn = |program: &str| {
+            EngineError::Spawn {
+                program: program.into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }
+            .to_string()
+        };
+        assert_eq!(spawn("bash"), "exec: \"bash\": executable file not found in $PATH");
+        assert_eq!(spawn("/bin/nope"), "fork/exec /bin/nope: no such file or directory");
     }
 }

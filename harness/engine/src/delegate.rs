@@ -385,7 +385,10 @@ impl LiteEngineClient {
             .ping(PingRequest {})
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::Rpc { call: "Ping", source })
+            .map_err(|source| EngineError::Rpc {
+                call: "Ping",
+                source: Box::new(source),
+            })
     }
 
     /// Starts `step` and waits for its status callback on `delegate` (for the step's timeout
@@ -422,7 +425,7 @@ impl LiteEngineClient {
                 Err(source) => {
                     return Err(EngineError::Rpc {
                         call: "ExecuteStep",
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

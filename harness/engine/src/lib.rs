@@ -21,7 +21,7 @@ pub mod pwsh;
 #[cfg(test)]
 mod wire_tests;
 
-pub use error::EngineError;
+pub use error::{EngineError, Result};
 
 /// Generated protobuf and gRPC code. Wire names follow the product (see `proto/*.proto`).
 pub mod proto {

@@ -18,6 +18,7 @@
 
 mod ast;
 mod commands;
+mod error;
 mod eval;
 mod parser;
 mod value;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::Pwsh;
 use super::ast::Arg;
-use super::eval::Stop;
+use super::error::Stop;
 use super::value::Val;
 
 impl Pwsh<'_> {

@@ -5,17 +5,9 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::ast::{Expr, Part, Stmt, Target};
+use super::error::Stop;
 use super::parser::Parser;
 use super::value::{Val, binary, member};
-
-/// Why a script stopped early.
-#[derive(Debug, PartialEq)]
-pub(super) enum Stop {
-    /// `exit n`.
-    Exit(i32),
-    /// A terminating error (message as pwsh prints it).
-    Error(String),
-}
 
 /// The interpreter's state.
 pub struct Pwsh<'a> {
@@ -198,7 +190,7 @@ impl<'a> Pwsh<'a> {
                 for a in args.iter().flatten() {
                     vals.push(self.eval(a)?);
                 }
-                member(&v, name, args.is_some(), &vals).map_err(Stop::Error)?
+                member(&v, name, args.is_some(), &vals)?
             }
             Expr::Index(v, ix) => {
                 let v = self.eval(v)?;
@@ -235,7 +227,7 @@ impl<'a> Pwsh<'a> {
                     return Ok(Val::Bool(true));
                 }
                 let b = self.eval(b)?;
-                binary(op, a, b).map_err(Stop::Error)?
+                binary(op, a, b)?
             }
         })
     }

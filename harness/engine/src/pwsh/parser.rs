@@ -5,6 +5,7 @@ mod expr;
 mod lexer;
 
 use super::ast::{Arg, Expr, Part, Stmt, Target};
+use super::error::ParseError;
 
 /// A recursive-descent parser over the script's characters.
 pub(super) struct Parser {
@@ -20,7 +21,7 @@ impl Parser {
         }
     }
 
-    pub(super) fn script(&mut self) -> Result<Vec<Stmt>, String> {
+    pub(super) fn script(&mut self) -> Result<Vec<Stmt>, ParseError> {
         let out = self.stmts()?;
         self.separators();
         if self.i < self.s.len() {
@@ -29,7 +30,7 @@ impl Parser {
         Ok(out)
     }
 
-    fn stmts(&mut self) -> Result<Vec<Stmt>, String> {
+    fn stmts(&mut self) -> Result<Vec<Stmt>, ParseError> {
         let mut out = Vec::new();
         loop {
             self.separators();
@@ -60,7 +61,7 @@ impl Parser {
         }
     }
 
-    fn body(&mut self) -> Result<Vec<Stmt>, String> {
+    fn body(&mut self) -> Result<Vec<Stmt>, ParseError> {
         self.separators();
         self.expect('{')?;
         let b = self.stmts()?;
@@ -69,7 +70,7 @@ impl Parser {
         Ok(b)
     }
 
-    fn stmt(&mut self) -> Result<Stmt, String> {
+    fn stmt(&mut self) -> Result<Stmt, ParseError> {
         self.blank();
         if self.keyword("if") {
             let mut branches = Vec::new();
@@ -172,7 +173,7 @@ impl Parser {
         Ok(Stmt::Expr(self.expr()?))
     }
 
-    fn command_args(&mut self) -> Result<Vec<Arg>, String> {
+    fn command_args(&mut self) -> Result<Vec<Arg>, ParseError> {
         let mut args = Vec::new();
         loop {
             self.blank();
@@ -217,7 +218,7 @@ impl Parser {
 
     /// An expression, or a command when a bare word comes first (`$x = Get-Content f`,
     /// `(Test-Path x)`).
-    fn expr_or_command(&mut self) -> Result<Expr, String> {
+    fn expr_or_command(&mut self) -> Result<Expr, ParseError> {
         self.separators();
         if self
             .peek()

@@ -1,6 +1,8 @@
 //! PowerShell values: their text, truth and number forms, the members and methods of strings and
 //! arrays, and the operators (`+`, `..`, `-eq`, `-like`, `-match`, ...).
 
+use super::error::Stop;
+
 /// A PowerShell value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Val {
@@ -62,7 +64,7 @@ fn fmt_num(n: f64) -> String {
 }
 
 /// The members and methods of strings and arrays that step scripts use.
-pub(super) fn member(v: &Val, name: &str, call: bool, args: &[Val]) -> Result<Val, String> {
+pub(super) fn member(v: &Val, name: &str, call: bool, args: &[Val]) -> Result<Val, Stop> {
     let arg = |i: usize| args.get(i).map(Val::text).unwrap_or_default();
     let text = v.text();
     Ok(match (name.to_ascii_lowercase().as_str(), call) {
@@ -107,7 +109,11 @@ pub(super) fn member(v: &Val, name: &str, call: bool, args: &[Val]) -> Result<Va
             Val::Str(chars[start..start + len].iter().collect())
         }
         ("tostring", true) => Val::Str(text),
-        _ => return Err(format!("sgsim's pwsh stand-in does not support the member `{name}`")),
+        _ => {
+            return Err(Stop::Error(format!(
+                "sgsim's pwsh stand-in does not support the member `{name}`"
+            )));
+        }
     })
 }
 
@@ -124,7 +130,7 @@ fn like(pattern: &str, text: &str) -> bool {
     m(&p, &t)
 }
 
-pub(super) fn binary(op: &str, a: Val, b: Val) -> Result<Val, String> {
+pub(super) fn binary(op: &str, a: Val, b: Val) -> Result<Val, Stop> {
     let cmp = |a: &Val, b: &Val| -> std::cmp::Ordering {
         match (a, b) {
             (Val::Num(x), _) => x
@@ -137,9 +143,12 @@ pub(super) fn binary(op: &str, a: Val, b: Val) -> Result<Val, String> {
     Ok(match op {
         "+" => match (&a, &b) {
             (Val::Num(x), _) => Val::Num(
-                x + b
-                    .num()
-                    .ok_or_else(|| format!("Cannot convert value \"{}\" to type \"System.Int32\".", b.text()))?,
+                x + b.num().ok_or_else(|| {
+                    Stop::Error(format!(
+                        "Cannot convert value \"{}\" to type \"System.Int32\".",
+                        b.text()
+                    ))
+                })?,
             ),
             (Val::Arr(x), _) => Val::Arr(x.iter().cloned().chain(b.items()).collect()),
             _ => Val::Str(a.text() + &b.text()),
@@ -179,7 +188,11 @@ pub(super) fn binary(op: &str, a: Val, b: Val) -> Result<Val, String> {
         "-notcontains" => Val::Bool(!a.items().iter().any(|x| cmp(x, &b) == Equal)),
         "-and" => Val::Bool(a.truthy() && b.truthy()),
         "-or" => Val::Bool(a.truthy() || b.truthy()),
-        o => return Err(format!("sgsim's pwsh stand-in does not support the operator `{o}`")),
+        o => {
+            return Err(Stop::Error(format!(
+                "sgsim's pwsh stand-in does not support the operator `{o}`"
+            )));
+        }
     })
 }
 

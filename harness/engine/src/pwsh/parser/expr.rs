@@ -3,6 +3,7 @@
 
 use super::Parser;
 use crate::pwsh::ast::{Expr, Part};
+use crate::pwsh::error::ParseError;
 use crate::pwsh::value::Val;
 
 const COMPARISON: &[&str] = &[
@@ -21,7 +22,7 @@ const COMPARISON: &[&str] = &[
 ];
 
 impl Parser {
-    pub(super) fn expr(&mut self) -> Result<Expr, String> {
+    pub(super) fn expr(&mut self) -> Result<Expr, ParseError> {
         let first = self.logic()?;
         self.blank();
         if self.peek() == Some(',') {
@@ -35,7 +36,7 @@ impl Parser {
         Ok(first)
     }
 
-    fn logic(&mut self) -> Result<Expr, String> {
+    fn logic(&mut self) -> Result<Expr, ParseError> {
         let mut a = self.comparison()?;
         loop {
             self.blank();
@@ -47,7 +48,7 @@ impl Parser {
         }
     }
 
-    fn comparison(&mut self) -> Result<Expr, String> {
+    fn comparison(&mut self) -> Result<Expr, ParseError> {
         let mut a = self.additive()?;
         loop {
             self.blank();
@@ -62,7 +63,7 @@ impl Parser {
         }
     }
 
-    fn additive(&mut self) -> Result<Expr, String> {
+    fn additive(&mut self) -> Result<Expr, ParseError> {
         let mut a = self.range()?;
         loop {
             self.blank();
@@ -85,7 +86,7 @@ impl Parser {
         }
     }
 
-    fn range(&mut self) -> Result<Expr, String> {
+    fn range(&mut self) -> Result<Expr, ParseError> {
         let a = self.unary()?;
         if self.peek() == Some('.') && self.peek_at(1) == Some('.') {
             self.i += 2;
@@ -95,7 +96,7 @@ impl Parser {
         Ok(a)
     }
 
-    pub(super) fn unary(&mut self) -> Result<Expr, String> {
+    pub(super) fn unary(&mut self) -> Result<Expr, ParseError> {
         self.blank();
         if self.keyword("-not") || self.eat('!') {
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -143,7 +144,7 @@ impl Parser {
         }
     }
 
-    pub(super) fn variable(&mut self) -> Result<Expr, String> {
+    pub(super) fn variable(&mut self) -> Result<Expr, ParseError> {
         self.i += 1; // `$`
         match self.peek() {
             Some('{') => {
@@ -182,7 +183,7 @@ impl Parser {
     }
 
     /// `( expr )` or `( command )`, at the `(`.
-    fn paren(&mut self) -> Result<Expr, String> {
+    fn paren(&mut self) -> Result<Expr, ParseError> {
         self.i += 1;
         let e = self.expr_or_command()?;
         self.separators();
@@ -190,7 +191,7 @@ impl Parser {
         Ok(Expr::Sub(Box::new(e)))
     }
 
-    pub(super) fn primary(&mut self) -> Result<Expr, String> {
+    pub(super) fn primary(&mut self) -> Result<Expr, ParseError> {
         self.blank();
         match self.peek() {
             Some('\'') => {

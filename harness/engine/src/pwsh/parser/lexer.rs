@@ -2,6 +2,7 @@
 //! that parse errors name.
 
 use super::Parser;
+use crate::pwsh::error::ParseError;
 
 impl Parser {
     pub(super) fn peek(&self) -> Option<char> {
@@ -25,8 +26,11 @@ impl Parser {
             .count()
             + 1
     }
-    pub(super) fn err<T>(&self, m: &str) -> Result<T, String> {
-        Err(format!("line {}: {m}", self.line()))
+    pub(super) fn err<T>(&self, m: &str) -> Result<T, ParseError> {
+        Err(ParseError {
+            line: self.line(),
+            message: m.to_string(),
+        })
     }
 
     /// Spaces, tabs, comments and line continuations (not newlines).
@@ -69,7 +73,7 @@ impl Parser {
             false
         }
     }
-    pub(super) fn expect(&mut self, c: char) -> Result<(), String> {
+    pub(super) fn expect(&mut self, c: char) -> Result<(), ParseError> {
         if self.eat(c) {
             Ok(())
         } else {
