@@ -10,9 +10,12 @@ use super::ast::Arg;
 use super::error::Stop;
 use super::value::Val;
 
+/// Named parameters by lower-case name: `-Name value` (Some) or `-Switch` (None).
+type Named = HashMap<String, Option<Val>>;
+
 impl Pwsh<'_> {
     /// Arguments: positional values, and `-Name value` / `-Switch` parameters.
-    fn args(&mut self, args: &[Arg]) -> Result<(Vec<Val>, HashMap<String, Option<Val>>), Stop> {
+    fn args(&mut self, args: &[Arg]) -> Result<(Vec<Val>, Named), Stop> {
         let mut pos = Vec::new();
         let mut named = HashMap::new();
         let mut i = 0;
@@ -38,7 +41,7 @@ impl Pwsh<'_> {
 
     pub(super) fn command(&mut self, name: &str, args: &[Arg]) -> Result<(), Stop> {
         let (mut pos, named) = self.args(args)?;
-        let take = |named: &HashMap<String, Option<Val>>, pos: &mut Vec<Val>, keys: &[&str]| -> Option<Val> {
+        let take = |named: &Named, pos: &mut Vec<Val>, keys: &[&str]| -> Option<Val> {
             keys.iter()
                 .find_map(|k| named.get(*k).cloned().flatten())
                 .or_else(|| (!pos.is_empty()).then(|| pos.remove(0)))
