@@ -52,9 +52,6 @@ pub const META_STEP_STATUS: &str = "sgsim-step-status";
 /// Set (to anything) to get the addon's own diagnostics on stderr.
 pub const DEBUG_ENV: &str = "SGSIM_ADDON_DEBUG";
 
-/// The product's default execution timeout of a run step (4 hours).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(14_400);
-
 /// Settings of the addon.
 #[derive(Debug, Clone)]
 pub struct AddonConfig {
@@ -96,7 +93,7 @@ mod process;
 mod script;
 
 use process::{LineSink, run_step, signal_group};
-pub use script::{build_script, parse_outputs};
+pub use script::{DEFAULT_TIMEOUT, build_script, parse_outputs};
 
 /// How a step ended, as the addon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

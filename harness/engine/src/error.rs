@@ -1,11 +1,12 @@
 //! The engine's errors: [`EngineError`], the one error type of the crate's API, and its
-//! [`Result`] alias. The node agent's tunnel errors ([`crate::node_agent::AgentError`]) convert
-//! into it; the pwsh stand-in's parse and script errors stay inside [`crate::pwsh`].
+//! [`Result`] alias; [`AgentError`], the node agent's tunnel errors (which also convert into
+//! `io::Error` for connectors), converts into it. The pwsh stand-in's parse and script errors stay
+//! inside [`crate::pwsh`].
 
+use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::node_agent::AgentError;
 
 /// A `Result` whose error defaults to [`EngineError`].
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -90,6 +91,8 @@ pub enum EngineError {
     Help { accepted: String },
     #[error("flag --{flag} needs a value")]
     MissingValue { flag: String },
+    #[error("--{flag} is required")]
+    MissingFlag { flag: &'static str },
     #[error("invalid value {value:?} for --{flag}")]
     InvalidValue { value: String, flag: String },
 }
@@ -102,5 +105,43 @@ fn spawn_message(program: &str, e: &std::io::Error) -> String {
         format!("fork/exec {program}: no such file or directory")
     } else {
         format!("fork/exec {program}: {e}")
+    }
+}
+
+/// Errors of the node agent (`crate::node_agent`): its listeners and the host → pod tunnel.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot listen on unix socket {path}")]
+    BindUnix {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot listen on {addr}")]
+    BindTcp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("accept failed")]
+    Accept(#[source] io::Error),
+    #[error("tunnel to {target} refused by the node agent: {message}")]
+    Refused { target: SocketAddr, message: String },
+    #[error("node agent at {path} unreachable")]
+    Agent {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<AgentError> for io::Error {
+    fn from(e: AgentError) -> Self {
+        let kind = match &e {
+            AgentError::Refused { .. } => io::ErrorKind::ConnectionRefused,
+            AgentError::Agent { source, .. } => source.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
     }
 }

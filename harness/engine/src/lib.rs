@@ -8,6 +8,7 @@
 //! - [`delegate`]: the host side: [`delegate::DelegateServer`] receives step statuses,
 //!   [`delegate::LiteEngineClient`] starts steps.
 //! - [`proto`]: generated protobuf / gRPC types.
+//! - [`error`]: [`EngineError`], the crate's one error type, and its [`Result`] alias.
 
 pub mod addon;
 #[doc(hidden)]

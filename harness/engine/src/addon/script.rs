@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::DEFAULT_TIMEOUT;
 use crate::error::{EngineError, Result};
 use crate::proto::engine::{PluginStep, RunStep, ShellType};
+
+/// The product's default execution timeout of a run step (4 hours).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(14_400);
 
 /// What to start for a step.
 pub(super) struct Plan {
