@@ -1,6 +1,8 @@
 //! Minimal flag parsing shared by the binaries (`--name value` or `--name=value`; flags may fall
 //! back to an environment variable).
 
+use crate::error::{EngineError, Result};
+
 /// Parsed command line.
 #[derive(Debug, Default)]
 pub struct Flags {
@@ -10,15 +12,14 @@ pub struct Flags {
 
 impl Flags {
     /// Parses `args` (without the program name); `known` lists the accepted flag names.
-    pub fn parse(args: impl IntoIterator<Item = String>, known: &[&str]) -> Result<Self, String> {
+    pub fn parse(args: impl IntoIterator<Item = String>, known: &[&str]) -> Result<Self> {
         let mut flags = Flags::default();
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             if a == "-h" || a == "--help" {
-                return Err(format!(
-                    "accepted flags: {}",
-                    known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(" ")
-                ));
+                return Err(EngineError::Help {
+                    accepted: known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(" "),
+                });
             }
             let Some(body) = a.strip_prefix("--") else {
                 flags.unknown.push(a);
@@ -27,7 +28,9 @@ impl Flags {
             let (name, value) = match body.split_once('=') {
                 Some((n, v)) => (n.to_string(), v.to_string()),
                 None => {
-                    let v = it.next().ok_or_else(|| format!("flag --{body} needs a value"))?;
+                    let v = it
+                        .next()
+                        .ok_or_else(|| EngineError::MissingValue { flag: body.to_string() })?;
                     (body.to_string(), v)
                 }
             };
@@ -56,13 +59,13 @@ impl Flags {
     }
 
     /// Like [`Flags::get`], parsed.
-    pub fn parse_value<T: std::str::FromStr>(&self, name: &str, env: Option<&str>) -> Result<Option<T>, String> {
+    pub fn parse_value<T: std::str::FromStr>(&self, name: &str, env: Option<&str>) -> Result<Option<T>> {
         match self.get(name, env) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("invalid value {v:?} for --{name}")),
+            Some(v) => v.parse().map(Some).map_err(|_| EngineError::InvalidValue {
+                value: v,
+                flag: name.to_string(),
+            }),
         }
     }
 }

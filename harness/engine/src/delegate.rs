@@ -21,10 +21,10 @@ use tonic::{Request, Response};
 pub use crate::error::EngineError;
 use crate::proto::delegate::delegate_service_server::{DelegateService, DelegateServiceServer};
 use crate::proto::delegate::{SendStepStatusRequest, SendStepStatusResponse, StepExecutionStatus};
+/// Interpreter of a Run step (the wire enum; core's `model::Shell` is the scenario's spelling).
+pub use crate::proto::engine::ShellType;
 use crate::proto::engine::lite_engine_client::LiteEngineClient as LiteEngineGrpc;
-use crate::proto::engine::{
-    ExecuteStepRequest, PingRequest, PluginStep, RunStep, ShellType, StepContext, UnitStep, unit_step,
-};
+use crate::proto::engine::{ExecuteStepRequest, PingRequest, PluginStep, RunStep, StepContext, UnitStep, unit_step};
 
 /// The lite-engine's port in every pod.
 pub const LITE_ENGINE_PORT: u16 = 20001;
@@ -72,39 +72,17 @@ impl StepStatus {
     }
 }
 
-/// Interpreter of a Run step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Shell {
-    #[default]
-    Sh,
-    Bash,
-    Powershell,
-    Pwsh,
-    Python,
-}
-
-impl From<Shell> for ShellType {
-    fn from(s: Shell) -> Self {
-        match s {
-            Shell::Sh => ShellType::Sh,
-            Shell::Bash => ShellType::Bash,
-            Shell::Powershell => ShellType::Powershell,
-            Shell::Pwsh => ShellType::Pwsh,
-            Shell::Python => ShellType::Python,
-        }
-    }
-}
-
-/// What a step runs.
+/// What a step runs: a Run step's command or a plugin image (not to be confused with core's
+/// `model::StepKind`, which says how a step runs).
 ///
 /// The addon cannot ask a registry for an image's default entrypoint (the product can): when a
 /// step should run the image's own ENTRYPOINT + CMD (a Background step without command, a plugin
 /// without entrypoint), the caller passes them in `entrypoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepKind {
+pub enum StepCommand {
     Run {
         command: String,
-        shell: Shell,
+        shell: ShellType,
         env: BTreeMap<String, String>,
         image: String,
         entrypoint: Vec<String>,
@@ -141,7 +119,8 @@ pub struct StepSpec {
     pub display_name: String,
     /// Port of the step container's addon.
     pub container_port: u16,
-    pub kind: StepKind,
+    /// What the step runs.
+    pub kind: StepCommand,
     pub timeout: Option<Duration>,
     /// Key of the status callback; the step id is used when empty.
     pub task_id: String,
@@ -166,7 +145,7 @@ impl StepSpec {
             execution_timeout_secs: self.timeout.map(|t| t.as_secs().max(1) as i64).unwrap_or(0),
         });
         let step = match &self.kind {
-            StepKind::Run {
+            StepCommand::Run {
                 command,
                 shell,
                 env,
@@ -182,12 +161,12 @@ impl StepSpec {
                 legacy_container_port: 0,
                 reports: junit(reports),
                 environment: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                shell_type: ShellType::from(*shell) as i32,
+                shell_type: *shell as i32,
                 detach: *detach,
                 entrypoint: entrypoint.clone(),
                 image: image.clone(),
             }),
-            StepKind::Plugin {
+            StepCommand::Plugin {
                 image,
                 entrypoint,
                 env,
@@ -406,7 +385,10 @@ impl LiteEngineClient {
             .ping(PingRequest {})
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::Rpc { call: "Ping", source })
+            .map_err(|source| EngineError::Rpc {
+                call: "Ping",
+                source: Box::new(source),
+            })
     }
 
     /// Starts `step` and waits for its status callback on `delegate` (for the step's timeout
@@ -443,7 +425,7 @@ impl LiteEngineClient {
                 Err(source) => {
                     return Err(EngineError::Rpc {
                         call: "ExecuteStep",
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

@@ -16,21 +16,10 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::error::{EngineError, Result};
+
 /// Environment variable overriding the hosts file path (tests).
 pub const HOSTS_FILE_ENV: &str = "SGSIM_HOSTS_FILE";
-
-/// Errors of this module.
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    #[error("invalid endpoint {endpoint:?}: {reason}")]
-    InvalidEndpoint { endpoint: String, reason: &'static str },
-    #[error("cannot connect to {target}")]
-    Connect {
-        target: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
-}
 
 /// Where a gRPC peer listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +41,8 @@ impl std::fmt::Display for Target {
 
 impl Target {
     /// Parses `host:port`, `http://host:port`, `[v6]:port`, `unix:/path`, `unix:///path`.
-    pub fn parse(endpoint: &str) -> Result<Self, DialError> {
-        let bad = |reason| DialError::InvalidEndpoint {
+    pub fn parse(endpoint: &str) -> Result<Self> {
+        let bad = |reason| EngineError::InvalidEndpoint {
             endpoint: endpoint.to_string(),
             reason,
         };
@@ -166,7 +155,7 @@ where
 }
 
 /// A gRPC channel to `target`, resolved with [`resolve`].
-pub async fn channel(target: &Target) -> Result<Channel, DialError> {
+pub async fn channel(target: &Target) -> Result<Channel> {
     let t = target.clone();
     channel_with(
         move || {
@@ -177,7 +166,7 @@ pub async fn channel(target: &Target) -> Result<Channel, DialError> {
         false,
     )
     .await
-    .map_err(|source| DialError::Connect {
+    .map_err(|source| EngineError::Dial {
         target: target.to_string(),
         source,
     })

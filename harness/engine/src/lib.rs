@@ -8,6 +8,7 @@
 //! - [`delegate`]: the host side: [`delegate::DelegateServer`] receives step statuses,
 //!   [`delegate::LiteEngineClient`] starts steps.
 //! - [`proto`]: generated protobuf / gRPC types.
+//! - [`error`]: [`EngineError`], the crate's one error type, and its [`Result`] alias.
 
 pub mod addon;
 #[doc(hidden)]
@@ -21,7 +22,7 @@ pub mod pwsh;
 #[cfg(test)]
 mod wire_tests;
 
-pub use error::EngineError;
+pub use error::{EngineError, Result};
 
 /// Generated protobuf and gRPC code. Wire names follow the product (see `proto/*.proto`).
 pub mod proto {

@@ -24,6 +24,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::addon::{META_EXIT_CODE, META_STEP_STATUS};
 use crate::dial::{self, Target};
+use crate::error::{EngineError, Result};
 use crate::proto::addon::addon_client::AddonClient;
 use crate::proto::delegate::delegate_service_client::DelegateServiceClient;
 use crate::proto::delegate::{SendStepStatusRequest, StepExecutionStatus};
@@ -38,19 +39,6 @@ use crate::proto::engine::{
 pub const DEFAULT_DELEGATE_ENDPOINT: &str = "delegate-service:8080";
 /// Where the product's addons keep scratch files.
 pub const DEFAULT_TMP_DIR: &str = "/addon/tmp/";
-
-/// Errors of the lite-engine server.
-#[derive(Debug, thiserror::Error)]
-pub enum LiteEngineError {
-    #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("gRPC server failed")]
-    Serve(#[source] tonic::transport::Error),
-}
 
 /// Settings of the lite-engine.
 #[derive(Debug, Clone)]
@@ -106,17 +94,17 @@ impl LiteEngineService {
 }
 
 /// Serves the lite-engine until `shutdown` is cancelled.
-pub async fn serve(config: LiteEngineConfig, shutdown: CancellationToken) -> Result<(), LiteEngineError> {
+pub async fn serve(config: LiteEngineConfig, shutdown: CancellationToken) -> Result<()> {
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| LiteEngineError::Bind { addr: listen, source })?;
+        .map_err(|source| EngineError::Listen { addr: listen, source })?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(LiteEngineServer::new(LiteEngineService::new(config)))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
-        .map_err(LiteEngineError::Serve)
+        .map_err(EngineError::Serve)
 }
 
 #[tonic::async_trait]
@@ -210,7 +198,11 @@ async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
         .or_else(|| Some(req.delegate_svc_endpoint.clone()).filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_DELEGATE_ENDPOINT.to_string());
     if let Err(e) = send_status(&endpoint, report, inner.config.report_timeout).await {
-        println!("step {}: cannot report status to {endpoint}: {e}", step.id);
+        println!(
+            "step {}: cannot report status to {endpoint}: {}",
+            step.id,
+            error_chain(&e)
+        );
     }
 }
 
@@ -321,17 +313,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn send_status(endpoint: &str, report: SendStepStatusRequest, within: Duration) -> Result<(), String> {
-    let target = Target::parse(endpoint).map_err(|e| error_chain(&e))?;
+/// Delivers `report` to the delegate service at `endpoint`, retrying until `within` has passed.
+async fn send_status(endpoint: &str, report: SendStepStatusRequest, within: Duration) -> Result<()> {
+    let target = Target::parse(endpoint)?;
     let deadline = Instant::now() + within;
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let channel = dial::channel(&target).await.map_err(|e| error_chain(&e))?;
+            let channel = dial::channel(&target).await?;
             DelegateServiceClient::new(channel)
                 .send_step_status(report.clone())
                 .await
-                .map_err(|s| format!("{}: {}", s.code(), s.message()))
+                .map_err(|s| EngineError::Report(Box::new(s)))
         };
         match attempt.await {
             Ok(_) => return Ok(()),

@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+pub use crate::error::AgentError;
+
 /// Default path of the host → pod tunnel socket inside a node.
 pub const DEFAULT_AGENT_SOCKET: &str = "/run/sgsim/agent.sock";
 /// Default path of the delegate socket inside a node.
@@ -32,44 +34,6 @@ pub const DEFAULT_API_SOCKET: &str = "/run/sgsim/apiserver.sock";
 
 const MAX_REQUEST_LINE: usize = 512;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Errors of the node agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error("cannot listen on unix socket {path}")]
-    BindUnix {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot listen on {addr}")]
-    BindTcp {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("accept failed")]
-    Accept(#[source] io::Error),
-    #[error("tunnel to {target} refused by the node agent: {message}")]
-    Refused { target: SocketAddr, message: String },
-    #[error("node agent at {path} unreachable")]
-    Agent {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl From<AgentError> for io::Error {
-    fn from(e: AgentError) -> Self {
-        let kind = match &e {
-            AgentError::Refused { .. } => io::ErrorKind::ConnectionRefused,
-            AgentError::Agent { source, .. } => source.kind(),
-            _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, e)
-    }
-}
 
 /// Settings of the agent.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Proc, free_port, wait_tcp, wait_unix};
-use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ServeGuard, Shell, Status, StepKind, StepSpec};
+use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ServeGuard, ShellType, Status, StepCommand, StepSpec};
 use sgsim_engine::proto;
 
 const ADDON: &str = env!("CARGO_BIN_EXE_sgsim-addon");
@@ -97,12 +97,12 @@ impl Pod {
         Self::start_with(None, 20).await
     }
 
-    fn step(&self, id: &str, shell: Shell, command: &str) -> StepSpec {
+    fn step(&self, id: &str, shell: ShellType, command: &str) -> StepSpec {
         StepSpec {
             id: id.into(),
             display_name: format!("step {id}"),
             container_port: self.addon_port,
-            kind: StepKind::Run {
+            kind: StepCommand::Run {
                 command: command.into(),
                 shell,
                 env: BTreeMap::new(),
@@ -148,14 +148,14 @@ fn run_kind(
     &mut Vec<String>,
 ) {
     match &mut step.kind {
-        StepKind::Run {
+        StepCommand::Run {
             output_vars,
             detach,
             env,
             entrypoint,
             ..
         } => (output_vars, detach, env, entrypoint),
-        StepKind::Plugin { .. } => panic!("not a run step"),
+        StepCommand::Plugin { .. } => panic!("not a run step"),
     }
 }
 
@@ -185,7 +185,7 @@ async fn sh_step_output_is_the_addon_stdout() {
     let pod = Pod::start().await;
     pod.client.ping().await.unwrap();
     let st = pod
-        .run(pod.step("echo", Shell::Sh, "echo one\necho two >&2\nprintf 'three'"))
+        .run(pod.step("echo", ShellType::Sh, "echo one\necho two >&2\nprintf 'three'"))
         .await;
     assert_eq!(st.status, Status::Success, "{st:?}");
     assert_eq!(st.step_id, "echo");
@@ -198,7 +198,7 @@ async fn sh_step_output_is_the_addon_stdout() {
 async fn failing_step_reports_exit_code() {
     let pod = Pod::start().await;
     let st = pod
-        .run(pod.step("fail", Shell::Sh, "echo before\nexit 3\necho after"))
+        .run(pod.step("fail", ShellType::Sh, "echo before\nexit 3\necho after"))
         .await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, Some(3));
@@ -206,7 +206,9 @@ async fn failing_step_reports_exit_code() {
     assert_eq!(pod.addon_lines(1).await, ["before"]);
 
     // set -e: a failing command stops the script
-    let st = pod.run(pod.step("fail2", Shell::Sh, "false\necho unreachable")).await;
+    let st = pod
+        .run(pod.step("fail2", ShellType::Sh, "false\necho unreachable"))
+        .await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, Some(1));
     assert!(!pod.addon.lines().iter().any(|l| l == "unreachable"));
@@ -218,7 +220,7 @@ async fn timeout_kills_the_process_group() {
     let pidfile = pod.dir.path().join("sleep.pid");
     let mut step = pod.step(
         "slow",
-        Shell::Sh,
+        ShellType::Sh,
         &format!(
             "echo start\nsleep 30 &\necho $! > {}\nwait\necho never",
             pidfile.display()
@@ -243,7 +245,7 @@ async fn timeout_kills_the_process_group() {
 #[tokio::test]
 async fn output_variables_are_returned() {
     let pod = Pod::start().await;
-    let mut step = pod.step("outs", Shell::Sh, "export FOO=bar\nexport SPACED='a b  c'\nEMPTY=");
+    let mut step = pod.step("outs", ShellType::Sh, "export FOO=bar\nexport SPACED='a b  c'\nEMPTY=");
     let (outs, _, env, _) = run_kind(&mut step);
     *outs = vec!["FOO".into(), "SPACED".into(), "FROM_ENV".into()];
     env.insert("FROM_ENV".into(), "given".into());
@@ -267,7 +269,7 @@ async fn python_output_variables() {
     let pod = Pod::start().await;
     let mut step = pod.step(
         "py",
-        Shell::Python,
+        ShellType::Python,
         "import os\nprint('from python')\nos.environ['PYVAR'] = 'x' + str(6*7)",
     );
     run_kind(&mut step).0.push("PYVAR".into());
@@ -295,7 +297,7 @@ async fn bash_step_runs_bash() {
     let st = pod
         .run(pod.step(
             "bash",
-            Shell::Bash,
+            ShellType::Bash,
             "arr=(x y z)\necho \"${arr[2]} ${BASH_VERSION:+is-bash}\"",
         ))
         .await;
@@ -310,7 +312,7 @@ async fn missing_interpreter_is_a_clear_failure() {
         return;
     }
     let pod = Pod::start().await;
-    let st = pod.run(pod.step("ps", Shell::Pwsh, "Write-Host hi")).await;
+    let st = pod.run(pod.step("ps", ShellType::Pwsh, "Write-Host hi")).await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
     assert_eq!(st.exit_code, None);
     assert_eq!(
@@ -325,7 +327,7 @@ async fn detached_step_keeps_running_until_signal_stop() {
     let pidfile = pod.dir.path().join("bg.pid");
     let mut step = pod.step(
         "bg",
-        Shell::Sh,
+        ShellType::Sh,
         &format!(
             "echo $$ > {}\necho bg-start\nwhile true; do echo tick; sleep 0.1; done",
             pidfile.display()
@@ -368,7 +370,7 @@ async fn detached_step_keeps_running_until_signal_stop() {
 #[tokio::test]
 async fn entrypoint_overrides_command() {
     let pod = Pod::start().await;
-    let mut step = pod.step("ep", Shell::Sh, "echo from-command");
+    let mut step = pod.step("ep", ShellType::Sh, "echo from-command");
     *run_kind(&mut step).3 = vec!["sh".into(), "-c".into(), "echo from-entrypoint \"$X\"".into()];
     run_kind(&mut step).2.insert("X".into(), "1".into());
     let st = pod.run(step).await;
@@ -379,8 +381,8 @@ async fn entrypoint_overrides_command() {
 #[tokio::test]
 async fn plugin_step_runs_its_entrypoint() {
     let pod = Pod::start().await;
-    let mut step = pod.step("plugin", Shell::Sh, "");
-    step.kind = StepKind::Plugin {
+    let mut step = pod.step("plugin", ShellType::Sh, "");
+    step.kind = StepCommand::Plugin {
         image: "plugins/fake".into(),
         entrypoint: vec![
             "sh".into(),
@@ -401,7 +403,7 @@ async fn plugin_step_runs_its_entrypoint() {
 #[tokio::test]
 async fn unreachable_addon_is_a_failure() {
     let pod = Pod::start_with(None, 1).await;
-    let mut step = pod.step("lost", Shell::Sh, "echo hi");
+    let mut step = pod.step("lost", ShellType::Sh, "echo hi");
     step.container_port = free_port();
     let st = pod.run(step).await;
     assert_eq!(st.status, Status::Failure, "{st:?}");
@@ -415,7 +417,7 @@ async fn execute_step_is_idempotent() {
     let counter = pod.dir.path().join("count");
     let step = pod.step(
         "once",
-        Shell::Sh,
+        ShellType::Sh,
         &format!("echo ran >> {}\nsleep 0.5\necho done", counter.display()),
     );
 
@@ -451,7 +453,7 @@ async fn execute_step_is_idempotent() {
     let addon = proto::addon::addon_client::AddonClient::new(channel);
     let mut s2 = pod.step(
         "twice",
-        Shell::Sh,
+        ShellType::Sh,
         &format!("echo ran >> {}.2\nexport V=$$", counter.display()),
     );
     run_kind(&mut s2).0.push("V".into());
@@ -540,9 +542,9 @@ async fn through_the_node_agent() {
         id: "tunnel".into(),
         display_name: "tunnel".into(),
         container_port: addon_port,
-        kind: StepKind::Run {
+        kind: StepCommand::Run {
             command: "echo via-agent\nexport OUT=ok".into(),
-            shell: Shell::Sh,
+            shell: ShellType::Sh,
             env: BTreeMap::new(),
             image: "alpine".into(),
             entrypoint: vec![],

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, Shell, Status, StepKind, StepSpec};
+use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ShellType, Status, StepCommand, StepSpec};
 
 struct Cleanup {
     container: Option<String>,
@@ -43,12 +43,12 @@ fn static_dir() -> PathBuf {
         })
 }
 
-fn run_step(id: &str, port: u16, shell: Shell, command: &str, outs: &[&str]) -> StepSpec {
+fn run_step(id: &str, port: u16, shell: ShellType, command: &str, outs: &[&str]) -> StepSpec {
     StepSpec {
         id: id.into(),
         display_name: id.into(),
         container_port: port,
-        kind: StepKind::Run {
+        kind: StepCommand::Run {
             command: command.into(),
             shell,
             env: BTreeMap::from([("GREETING".to_string(), "hello-from-busybox".to_string())]),
@@ -149,7 +149,7 @@ async fn static_binaries_run_in_empty_busybox_image() {
             run_step(
                 "hello",
                 20002,
-                Shell::Sh,
+                ShellType::Sh,
                 "echo \"$GREETING\"\nexport KERNEL=$(uname -s)",
                 &["KERNEL"],
             ),
@@ -160,7 +160,7 @@ async fn static_binaries_run_in_empty_busybox_image() {
     assert_eq!(st.outputs.get("KERNEL").map(String::as_str), Some("Linux"));
 
     let st = client
-        .execute_step(&delegate, run_step("nobash", 20002, Shell::Bash, "echo hi", &[]))
+        .execute_step(&delegate, run_step("nobash", 20002, ShellType::Bash, "echo hi", &[]))
         .await
         .unwrap();
     assert_eq!(st.status, Status::Failure);

@@ -11,7 +11,7 @@ use kube::api::{Api, LogParams};
 use sgsim_core::model;
 use sgsim_core::record::{Outcome, StepRecord};
 use sgsim_core::render::{ExecutionPlan, PlanNode, PlannedStep};
-use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, Shell, Status, StepKind, StepSpec};
+use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ShellType, Status, StepCommand, StepSpec};
 
 use super::expr::{self, ExprEnv};
 use super::strategy::{self, Action, FailureType};
@@ -291,11 +291,11 @@ impl StepCtx<'_> {
     /// idempotent per step id), with run-time expressions resolved.
     fn step_spec(&self, s: &PlannedStep, port: u16, env: &ExprEnv, n: u32) -> Result<StepSpec, expr::ExprError> {
         let shell = match s.shell {
-            model::Shell::Sh => Shell::Sh,
-            model::Shell::Bash => Shell::Bash,
-            model::Shell::Powershell => Shell::Powershell,
-            model::Shell::Pwsh => Shell::Pwsh,
-            model::Shell::Python => Shell::Python,
+            model::Shell::Sh => ShellType::Sh,
+            model::Shell::Bash => ShellType::Bash,
+            model::Shell::Powershell => ShellType::Powershell,
+            model::Shell::Pwsh => ShellType::Pwsh,
+            model::Shell::Python => ShellType::Python,
         };
         let id = if n == 0 {
             s.id.clone()
@@ -328,7 +328,7 @@ impl StepCtx<'_> {
                 id: id.clone(),
                 display_name: s.name.clone(),
                 container_port: port,
-                kind: StepKind::Plugin {
+                kind: StepCommand::Plugin {
                     image: s.image.clone().unwrap_or_default(),
                     entrypoint,
                     env: vars,
@@ -357,7 +357,7 @@ impl StepCtx<'_> {
             id: id.clone(),
             display_name: s.name.clone(),
             container_port: port,
-            kind: StepKind::Run {
+            kind: StepCommand::Run {
                 command,
                 shell,
                 env: vars,
@@ -389,9 +389,9 @@ impl StepCtx<'_> {
             id: id.clone(),
             display_name: format!("{} reports", s.name),
             container_port: port,
-            kind: StepKind::Run {
+            kind: StepCommand::Run {
                 command: report_script(&s.report_paths),
-                shell: Shell::Sh,
+                shell: ShellType::Sh,
                 env: BTreeMap::new(),
                 image: s.image.clone().unwrap_or_default(),
                 entrypoint: Vec::new(),

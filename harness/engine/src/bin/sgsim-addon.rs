@@ -5,53 +5,42 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sgsim_engine::EngineError;
 use sgsim_engine::addon::{AddonConfig, serve};
 use sgsim_engine::cli::{Flags, terminated};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
-    let flags = match Flags::parse(
+fn config() -> sgsim_engine::Result<AddonConfig> {
+    let flags = Flags::parse(
         std::env::args().skip(1),
         &["port", "bind", "workdir", "tmp-dir", "kill-grace-ms"],
-    ) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("sgsim-addon: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let port: u16 = match flags.parse_value("port", Some("SGSIM_ADDON_PORT")) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            eprintln!("sgsim-addon: --port is required");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("sgsim-addon: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let bind: IpAddr = match flags.parse_value("bind", None) {
-        Ok(b) => b.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        Err(e) => {
-            eprintln!("sgsim-addon: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    )?;
+    let port: u16 = flags
+        .parse_value("port", Some("SGSIM_ADDON_PORT"))?
+        .ok_or(EngineError::MissingFlag { flag: "port" })?;
+    let bind: IpAddr = flags
+        .parse_value("bind", None)?
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut config = AddonConfig::new(SocketAddr::new(bind, port));
     config.workdir = flags.get("workdir", None).map(PathBuf::from);
     if let Some(t) = flags.get("tmp-dir", Some("SGSIM_ADDON_TMP_DIR")) {
         config.default_tmp_dir = PathBuf::from(t);
     }
-    match flags.parse_value::<u64>("kill-grace-ms", Some("SGSIM_ADDON_KILL_GRACE_MS")) {
-        Ok(Some(ms)) => config.kill_grace = std::time::Duration::from_millis(ms),
-        Ok(None) => {}
+    if let Some(ms) = flags.parse_value::<u64>("kill-grace-ms", Some("SGSIM_ADDON_KILL_GRACE_MS"))? {
+        config.kill_grace = std::time::Duration::from_millis(ms);
+    }
+    Ok(config)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let config = match config() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("sgsim-addon: {e}");
             return ExitCode::from(2);
         }
-    }
+    };
     let shutdown = CancellationToken::new();
     let s2 = shutdown.clone();
     tokio::spawn(async move {

@@ -8,7 +8,7 @@ use sgsim_engine::cli::{Flags, terminated};
 use sgsim_engine::lite_engine::{LiteEngineConfig, serve};
 use tokio_util::sync::CancellationToken;
 
-fn config() -> Result<LiteEngineConfig, String> {
+fn config() -> sgsim_engine::Result<LiteEngineConfig> {
     let flags = Flags::parse(
         std::env::args().skip(1),
         &[

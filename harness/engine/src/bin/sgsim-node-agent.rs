@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use sgsim_engine::cli::{Flags, terminated};
 use sgsim_engine::node_agent::{AgentConfig, run};
 
-fn config() -> Result<AgentConfig, String> {
+fn config() -> sgsim_engine::Result<AgentConfig> {
     let flags = Flags::parse(
         std::env::args().skip(1),
         &["socket", "listen", "delegate-socket", "api-listen", "api-socket"],
