@@ -360,7 +360,7 @@ fn step_spec(st: &sgsim_core::render::PlannedStep) -> serde_json::Value {
 
 /// Whether the group's own `when` lets it run. `Err` carries why it cannot be evaluated.
 fn group_runs(scenario: &Scenario, plan: &ExecutionPlan) -> Result<bool, String> {
-    let w = strategy::parse_when(scenario.step_group.when.as_ref())?;
+    let w = strategy::parse_when(scenario.step_group.when.as_ref()).map_err(|e| e.to_string())?;
     if !w.stage_status.admits(false) {
         return Ok(false);
     }

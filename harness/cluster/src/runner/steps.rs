@@ -77,7 +77,7 @@ impl StepCtx<'_> {
         }
         let when = match strategy::parse_when(s.when.as_ref()) {
             Ok(w) => w,
-            Err(why) => return self.fail_without_running(s, why),
+            Err(why) => return self.fail_without_running(s, why.to_string()),
         };
         if !when.stage_status.admits(state.failed) {
             return self.finish_skipped(s, None);

@@ -213,9 +213,17 @@ pub enum StageStatus {
     All,
 }
 
+/// A `when` that cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    /// `stageStatus` is none of the product's values.
+    #[error("when.stageStatus `{0}` is not one of Success, Failure, All")]
+    StageStatus(String),
+}
+
 /// Parses a raw `when` (None: the default, Success without condition). An unknown
 /// `stageStatus` is an error naming it.
-pub fn parse_when(w: Option<&serde_json::Value>) -> Result<When, String> {
+pub fn parse_when(w: Option<&serde_json::Value>) -> Result<When, WhenError> {
     let mut out = When {
         stage_status: StageStatus::Success,
         condition: None,
@@ -227,9 +235,8 @@ pub fn parse_when(w: Option<&serde_json::Value>) -> Result<When, String> {
             Some("Failure") => StageStatus::Failure,
             Some("All") => StageStatus::All,
             _ => {
-                return Err(format!(
-                    "when.stageStatus `{}` is not one of Success, Failure, All",
-                    s.as_str().map_or_else(|| s.to_string(), str::to_string)
+                return Err(WhenError::StageStatus(
+                    s.as_str().map_or_else(|| s.to_string(), str::to_string),
                 ));
             }
         };
@@ -329,6 +336,7 @@ mod tests {
         assert!(
             parse_when(Some(&json!({"stageStatus": "Sometimes"})))
                 .unwrap_err()
+                .to_string()
                 .contains("Sometimes")
         );
         assert!(
