@@ -10,16 +10,20 @@
 //! No IO and no async: callers read files and hand their text in.
 
 pub mod base64;
+pub mod defaults;
 pub mod diag;
 pub mod duration;
 pub mod golden;
 pub mod model;
+pub mod naming;
 pub mod normalize;
+pub mod overlay;
 pub mod pipeline;
 pub mod quantity;
 pub mod render;
 pub mod rng;
 pub mod scenario;
+pub mod step_types;
 mod walk;
 pub mod yaml;
 

@@ -186,7 +186,7 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
     let suf = &rest[id_len + 1..];
     let n = suf
         .bytes()
-        .take_while(|b| crate::render::POD_SUFFIX_ALPHABET.as_bytes().contains(b))
+        .take_while(|b| crate::naming::POD_SUFFIX_ALPHABET.as_bytes().contains(b))
         .count();
     if n != 8 {
         return None;

@@ -14,8 +14,8 @@ mod loader;
 
 use crate::diag::Diagnostics;
 use crate::model::{Pipeline, StageInfo, StepGroup};
-use crate::pipeline::FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME;
 
+pub use crate::defaults::{DEFAULT_ACCOUNT_ID, DEFAULT_HARNESS_IMAGE_CONNECTOR, KNOWN_FEATURE_FLAGS};
 pub use header::{
     Connector, DataObject, Expect, ExpectedStatus, FakeAttempt, FakeSpec, FakeStep, Fixtures, NamedObject, NodeFixture,
     PriorityClassFixture, RegistryFixture, ScenarioHeader, StepExpect, TaintFixture,
@@ -128,14 +128,6 @@ impl Scenario {
             .find(|c| c.identifier == identifier)
     }
 }
-
-/// Feature flags sgsim knows.
-pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
-
-/// Default Harness account id.
-pub const DEFAULT_ACCOUNT_ID: &str = "sgsimAccount";
-/// Default harness image connector.
-pub const DEFAULT_HARNESS_IMAGE_CONNECTOR: &str = "account.harnessImage";
 
 /// Overrides for [`load_with_options`] (e.g. from CLI flags).
 #[derive(Clone, Debug, Default)]

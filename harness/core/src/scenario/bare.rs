@@ -3,10 +3,22 @@
 
 use super::fixtures::default_node;
 use super::header::{Connector, DataObject, Fixtures, NamedObject, PriorityClassFixture};
-use super::loader::{SCENARIO_FIELDS, is_dns_label};
-use super::{DEFAULT_ACCOUNT_ID, DEFAULT_HARNESS_IMAGE_CONNECTOR, KNOWN_FEATURE_FLAGS};
+use crate::defaults::{DEFAULT_ACCOUNT_ID, DEFAULT_HARNESS_IMAGE_CONNECTOR, KNOWN_FEATURE_FLAGS};
 use crate::model::StepGroup;
+use crate::naming::is_dns_label;
 use crate::yaml::{Node, Pos, Value};
+
+/// The top-level fields of scenario.yaml.
+pub(super) const SCENARIO_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "pipeline",
+    "stepGroup",
+    "seed",
+    "fixtures",
+    "expect",
+    "fake",
+];
 
 /// Whether a parsed YAML document is a bare pipeline (top-level `pipeline:` mapping only)
 /// rather than a scenario.

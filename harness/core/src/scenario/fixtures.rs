@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::header::{
     Connector, DataObject, Fixtures, NamedObject, NodeFixture, PriorityClassFixture, RegistryFixture, TaintFixture,
 };
-use super::{DEFAULT_ACCOUNT_ID, KNOWN_FEATURE_FLAGS};
+use crate::defaults::{DEFAULT_ACCOUNT_ID, KNOWN_FEATURE_FLAGS};
 use crate::diag::suggest;
 use crate::walk::Ctx;
 use crate::yaml::{Node, Pos, Value};

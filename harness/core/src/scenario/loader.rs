@@ -3,27 +3,16 @@
 
 use std::sync::Arc;
 
-use super::bare::{infer_fixtures, is_bare, step_group_template_as_pipeline, templated_step_groups};
+use super::bare::{SCENARIO_FIELDS, infer_fixtures, is_bare, step_group_template_as_pipeline, templated_step_groups};
 use super::expect::{read_expect, read_fake};
 use super::fixtures::{default_node, read_fixtures, scalar};
-use super::{
-    DEFAULT_ACCOUNT_ID, KNOWN_FEATURE_FLAGS, LoadOptions, Scenario, ScenarioError, ScenarioHeader, SourceLoader,
-};
+use super::{LoadOptions, Scenario, ScenarioError, ScenarioHeader, SourceLoader};
+use crate::defaults::{DEFAULT_ACCOUNT_ID, KNOWN_FEATURE_FLAGS};
 use crate::diag::{Diagnostic, Diagnostics, Severity, SourceFile, suggest};
+use crate::naming::is_dns_label;
 use crate::pipeline::{discover, read_group};
 use crate::walk::{Ctx, Resolver};
 use crate::yaml::{Node, Pos, Value, parse};
-
-pub(super) const SCENARIO_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "pipeline",
-    "stepGroup",
-    "seed",
-    "fixtures",
-    "expect",
-    "fake",
-];
 
 fn dirname(path: &str) -> &str {
     match path.rfind('/') {
@@ -553,17 +542,6 @@ fn finish(
 /// Where scenario.yaml selects the step group (`stepGroup`), for messages about the selection.
 fn step_group_pos(scenario_root: &Node) -> Pos {
     scenario_root.get("stepGroup").map(|n| n.pos).unwrap_or_default()
-}
-
-/// A Kubernetes RFC 1123 label (namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63.
-pub(super) fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 fn yaml_message(e: &crate::yaml::YamlError) -> String {
