@@ -4,6 +4,9 @@
 //!   them (every error as `path:line:col: message`, all at once), resolve `<+input>` and secrets.
 //! - [`render::render_pod`] and [`render::plan`]: the pod the product would create, and the steps
 //!   the delegate runs in it.
+//! - [`step_types`]: one row per step type (kind, default image, managed variables, ...), read by
+//!   validation, rendering and planning; [`defaults`]: the product's fixed values; [`naming`]:
+//!   how the product names pods and containers.
 //! - [`normalize`]: stable placeholders for goldens, secret masking.
 //! - [`golden`]: compare expected and actual text, render unified diffs.
 //!
@@ -29,4 +32,6 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use render::{ExecutionPlan, PlanNode, PlannedStep, RunIds, plan, render_pod};
-pub use scenario::{LoadOptions, Scenario, ScenarioError, SourceLoader, load, load_with_options, no_files};
+pub use scenario::{
+    LoadOptions, Scenario, ScenarioError, SourceError, SourceLoader, load, load_with_options, no_files,
+};

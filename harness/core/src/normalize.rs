@@ -31,7 +31,7 @@ pub const MASK: &str = "**************";
 pub enum NormalizeError {
     /// The Pod could not be serialized as YAML.
     #[error("cannot serialize the pod as YAML")]
-    Serialize(#[source] serde_saphyr::SerializeError),
+    Serialize(#[from] serde_saphyr::SerializeError),
 }
 
 /// Replace every occurrence of every secret value by [`MASK`] (longest values first; empty
@@ -431,7 +431,7 @@ pub fn normalize_pod(pod: &Pod) -> Pod {
 pub fn pod_yaml(pod: &Pod, secrets: &[String]) -> Result<String, NormalizeError> {
     let p = normalize_pod(pod);
     let p = mask_pod(&p, secrets);
-    let y = serde_saphyr::to_string(&p).map_err(NormalizeError::Serialize)?;
+    let y = serde_saphyr::to_string(&p)?;
     Ok(replace_all(&y, false, match_token_volume))
 }
 

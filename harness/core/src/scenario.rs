@@ -22,22 +22,57 @@ pub use header::{
 };
 pub use k8s_objects::FixtureObjects;
 
-/// Loads files referenced by a scenario. `path` is as written in scenario.yaml (relative to the
-/// scenario directory); the error is a human-readable reason.
-pub trait SourceLoader {
-    /// The file's text (lossy UTF-8 is fine).
-    fn load(&self, path: &str) -> Result<String, String>;
+/// Why a file a scenario references could not be read: a human-readable reason, shown as is
+/// after ``cannot read pipeline file `<path>`: ``.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SourceError {
+    /// The reason.
+    pub reason: String,
 }
 
-impl<F: Fn(&str) -> Result<String, String>> SourceLoader for F {
-    fn load(&self, path: &str) -> Result<String, String> {
-        self(path)
+impl From<String> for SourceError {
+    fn from(reason: String) -> Self {
+        SourceError { reason }
+    }
+}
+
+impl From<&str> for SourceError {
+    fn from(reason: &str) -> Self {
+        SourceError {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for SourceError {
+    fn from(e: std::io::Error) -> Self {
+        SourceError { reason: e.to_string() }
+    }
+}
+
+/// Loads files referenced by a scenario. `path` is as written in scenario.yaml (relative to the
+/// scenario directory).
+pub trait SourceLoader {
+    /// The file's text (lossy UTF-8 is fine).
+    fn load(&self, path: &str) -> Result<String, SourceError>;
+}
+
+/// Any function from a path to the file's text or a reason (a `String`, an [`std::io::Error`], a
+/// [`SourceError`]) is a loader.
+impl<F, E> SourceLoader for F
+where
+    F: Fn(&str) -> Result<String, E>,
+    E: Into<SourceError>,
+{
+    fn load(&self, path: &str) -> Result<String, SourceError> {
+        self(path).map_err(Into::into)
     }
 }
 
 /// A loader for inputs that reference no file (bare pipelines, inline pipelines).
-pub fn no_files(path: &str) -> Result<String, String> {
-    Err(format!("no file loader available for `{path}`"))
+pub fn no_files(path: &str) -> Result<String, SourceError> {
+    Err(format!("no file loader available for `{path}`").into())
 }
 
 /// Errors of [`load`].
