@@ -226,7 +226,7 @@ pub(crate) fn read_group(ctx: &mut Ctx<'_>, f: &Found<'_>, feature_flags: &[Stri
     }
     // sharedPaths
     let sp_fqn = format!("{fqn}.sharedPaths");
-    if let Some((sk, sp)) = g.entry("sharedPaths") {
+    if let Some(sp) = g.get("sharedPaths") {
         let n = ctx.resolve(sp, &sp_fqn);
         let items: Vec<Node> = match &n.value {
             Value::Seq(items) => items.clone(),
@@ -237,7 +237,6 @@ pub(crate) fn read_group(ctx: &mut Ctx<'_>, f: &Found<'_>, feature_flags: &[Stri
             }
             _ => vec![n.clone()],
         };
-        let _ = sk;
         for (i, it) in items.iter().enumerate() {
             let Some(p) = ctx.scalar(it, &format!("{sp_fqn}.{i}"), "`sharedPaths` item") else {
                 continue;

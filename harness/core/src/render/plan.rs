@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::git_clone::git_clone_env;
 use super::{
-    DEFAULT_STEP_TIMEOUT_SECS, LITE_ENGINE_PORT, RunIds, container_name, container_steps, harness_image_prefix,
-    render_pod, run_ids, step_privileged,
+    DEFAULT_STEP_TIMEOUT_SECS, LITE_ENGINE_PORT, RunIds, container_name, container_steps, render_pod, run_ids,
+    step_privileged,
 };
 use crate::model::{Shell, Step, StepGroup, StepKind, StepNode};
 use crate::scenario::Scenario;
@@ -113,7 +113,6 @@ pub fn plan(s: &Scenario) -> ExecutionPlan {
         .into_iter()
         .map(|(st, p)| (st.identifier.as_str(), p))
         .collect();
-    let prefix = harness_image_prefix(s);
     let pod = render_pod(s);
     let images: BTreeMap<String, String> = pod
         .spec
@@ -125,7 +124,6 @@ pub fn plan(s: &Scenario) -> ExecutionPlan {
                 .collect()
         })
         .unwrap_or_default();
-    let _ = prefix;
     let aws = aws_env(s);
     let cx = PlanCx {
         s,

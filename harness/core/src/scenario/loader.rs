@@ -196,7 +196,7 @@ pub(super) fn load_inner(
         }
     }
     // The pipeline.
-    let Some((pk, pnode)) = root.entry("pipeline") else {
+    let Some(pnode) = root.get("pipeline") else {
         ctx.err(
             root.pos,
             "missing required field `pipeline` (a file path or an inline `pipeline:` mapping)",
@@ -206,7 +206,6 @@ pub(super) fn load_inner(
             diagnostics: diags,
         });
     };
-    let _ = pk;
     match &pnode.value {
         Value::Str(rel) => {
             let shown = join(dirname(path), rel);
