@@ -31,7 +31,7 @@ pub const MASK: &str = "**************";
 pub enum NormalizeError {
     /// The Pod could not be serialized as YAML.
     #[error("cannot serialize the pod as YAML")]
-    Serialize(#[source] serde_saphyr::SerializeError),
+    Serialize(#[from] serde_saphyr::SerializeError),
 }
 
 /// Replace every occurrence of every secret value by [`MASK`] (longest values first; empty
@@ -186,7 +186,7 @@ fn match_pod_name(s: &str) -> Option<(usize, String)> {
     let suf = &rest[id_len + 1..];
     let n = suf
         .bytes()
-        .take_while(|b| crate::render::POD_SUFFIX_ALPHABET.as_bytes().contains(b))
+        .take_while(|b| crate::naming::POD_SUFFIX_ALPHABET.as_bytes().contains(b))
         .count();
     if n != 8 {
         return None;
@@ -431,7 +431,7 @@ pub fn normalize_pod(pod: &Pod) -> Pod {
 pub fn pod_yaml(pod: &Pod, secrets: &[String]) -> Result<String, NormalizeError> {
     let p = normalize_pod(pod);
     let p = mask_pod(&p, secrets);
-    let y = serde_saphyr::to_string(&p).map_err(NormalizeError::Serialize)?;
+    let y = serde_saphyr::to_string(&p)?;
     Ok(replace_all(&y, false, match_token_volume))
 }
 

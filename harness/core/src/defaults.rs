@@ -1,0 +1,38 @@
+//! The product's fixed values that sgsim reproduces: the default account and image connector,
+//! the feature flags sgsim knows, the product's own images and their version, ports, mounts and
+//! step defaults. The lowest layer: every other module may read it, it reads none.
+
+/// The feature flag gating ConfigMap and Secret volumes (from the product documentation).
+pub const FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME: &str = "CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME";
+/// Feature flags sgsim knows.
+pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
+
+/// Default Harness account id.
+pub const DEFAULT_ACCOUNT_ID: &str = "sgsimAccount";
+/// Default harness image connector.
+pub const DEFAULT_HARNESS_IMAGE_CONNECTOR: &str = "account.harnessImage";
+
+/// Version of the product's addon and lite-engine images.
+pub const HARNESS_IMAGE_VERSION: &str = "1.16.8";
+/// setup-addon image (before any registry prefix).
+pub const ADDON_IMAGE: &str = "harness/ci-addon:1.16.8";
+/// lite-engine image (before any registry prefix).
+pub const LITE_ENGINE_IMAGE: &str = "harness/ci-lite-engine:1.16.8";
+/// lite-engine gRPC port.
+pub const LITE_ENGINE_PORT: u16 = 20001;
+/// First step-container port.
+pub const FIRST_STEP_PORT: u16 = 20002;
+/// Workspace mount.
+pub const WORKSPACE: &str = "/harness";
+/// Addon mount.
+pub const ADDON_DIR: &str = "/addon";
+/// Delegate service endpoint as the product sets it.
+pub const DELEGATE_SERVICE_ENDPOINT: &str = "delegate-service:8080";
+/// Delegate service id.
+pub const DELEGATE_SERVICE_ID: &str = "delegate-grpc-service";
+/// Default step CPU limit.
+pub const DEFAULT_STEP_CPU: &str = "400m";
+/// Default step memory limit.
+pub const DEFAULT_STEP_MEMORY: &str = "500Mi";
+/// Default step timeout when the step sets none (10 minutes).
+pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 600;

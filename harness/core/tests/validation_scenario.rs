@@ -1,0 +1,368 @@
+//! Validation of scenario.yaml (fixtures, inputs, secrets, expectations, the fake tier, step group
+//! selection), with exact `file:line:col: message`.
+
+use common::*;
+
+#[allow(dead_code, reason = "each test file uses a subset of the shared helpers")]
+mod common;
+
+#[test]
+fn step_group_not_found_lists_existing() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "name: t\npipeline: p.yaml\nstepGroup: sgg\nfixtures:\n  namespaces: [ns1]\n";
+    let e = errs("dir/scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "dir/scenario.yaml:3:12: step group `sgg` not found (did you mean `sg`?); containerized step groups in the pipeline: deploy.sg"
+        ]
+    );
+}
+
+#[test]
+fn scenario_unknown_field_suggests() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "name: t\npipeline: p.yaml\nfixture:\n  namespaces: [ns1]\n";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec!["scenario.yaml:3:1: unknown field `fixture` in scenario.yaml, did you mean `fixtures`?"]
+    );
+    let scen = "name: t\npipeline: p.yaml\nfixtures:\n  namespace: [ns1]\n";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec!["scenario.yaml:4:3: unknown field `namespace` in fixtures, did you mean `namespaces`?"]
+    );
+}
+
+#[test]
+fn namespace_not_in_fixtures_is_a_warning() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let s = load_with("scenario.yaml", "pipeline: p.yaml\nfixtures:\n  namespaces: [other]\n  connectors: [{identifier: k8s, type: KubernetesCluster}]\n", &[("p.yaml", &text)])
+        .unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        vec!["p.yaml:21:34: namespace `ns1` is not in fixtures.namespaces; the pod will fail to be created"]
+    );
+}
+
+#[test]
+fn inputs_and_secrets_resolve() {
+    let body = GOOD_BODY
+        .replace("namespace: ns1", "namespace: <+input>")
+        .replace("command: echo hi", "command: echo hi\n        envVariables:\n          TOKEN: <+secrets.getValue(\"tok\")>\n          MODE: <+input>.default(fast)");
+    let text = pipeline("Deployment", &body);
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [from-input]
+  harnessSecrets: {tok: s3cr3t}
+  inputs:
+    pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespace: from-input
+";
+    let s = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "from-input");
+    let run = s.step_group.flat_steps()[0].clone();
+    assert_eq!(
+        run.env,
+        vec![
+            ("TOKEN".to_string(), "s3cr3t".to_string()),
+            ("MODE".to_string(), "fast".to_string())
+        ]
+    );
+    assert_eq!(s.secrets, vec!["s3cr3t".to_string()]);
+}
+
+#[test]
+fn missing_input_and_secret_are_named() {
+    let body = GOOD_BODY
+        .replace("namespace: ns1", "namespace: <+input>")
+        .replace("command: echo hi", "command: echo <+secrets.getValue(\"nope\")>");
+    let text = pipeline("Deployment", &body);
+    let e = errs("scenario.yaml", "pipeline: p.yaml\n", &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "p.yaml:21:34: runtime input `<+input>` of `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespace` has no value",
+            "p.yaml:29:36: harness secret `nope` is not defined in fixtures.harnessSecrets",
+        ]
+    );
+}
+
+#[test]
+fn inline_pipeline_and_expect() {
+    let scen = format!(
+        "name: inline
+description: inline pipeline
+seed: 7
+stepGroup: deploy.sg
+pipeline:
+{}
+fixtures:
+  namespaces: [ns1]
+  connectors:
+    - {{identifier: k8s, type: KubernetesCluster}}
+expect:
+  status: Failed
+  steps:
+    run1: {{status: Failed, exitCode: 3}}
+",
+        pipeline("Deployment", GOOD_BODY)
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let s = load_with("scenario.yaml", &scen, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.seed(), 7);
+    assert_eq!(s.expect().steps["run1"].exit_code, Some(3));
+    assert_eq!(s.pipeline_path, "scenario.yaml");
+}
+
+#[test]
+fn expect_error_matches() {
+    let body = GOOD_BODY.replace("      type: Run", "      type: ShellScript");
+    let text = pipeline("Deployment", &body);
+    let scen = "pipeline: p.yaml\nexpect:\n  error: \"p.yaml:26:31: step type `ShellScript`\"\n";
+    let err = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_err();
+    assert!(err.is_expected(), "{}", err.diagnostics());
+    assert_eq!(
+        err.header().unwrap().expect.status,
+        sgsim_core::scenario::ExpectedStatus::Failed
+    );
+}
+
+#[test]
+fn missing_pipeline_file() {
+    let e = errs("sc/scenario.yaml", "pipeline: nope.yaml\n", &[]);
+    assert_eq!(
+        e,
+        vec!["sc/scenario.yaml:1:11: cannot read pipeline file `nope.yaml`: no such file"]
+    );
+}
+
+#[test]
+fn connector_secret_refs_must_exist() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns1]
+  harnessSecrets: {reg_pass: x}
+  connectors:
+    - {identifier: reg, type: DockerRegistry, auth: usernamePassword, username: u, passwordRef: reg_pas}
+    - {identifier: k8s, type: KubernetesClustr}
+";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "scenario.yaml:6:97: connector `passwordRef` names `reg_pas`, which is not in fixtures.harnessSecrets, did you mean `reg_pass`?",
+            "scenario.yaml:7:31: unknown connector type `KubernetesClustr`: expected one of DockerRegistry, KubernetesCluster, Aws, Git, Github, Gitlab, Bitbucket, Gcp, Azure; did you mean `KubernetesCluster`?",
+        ]
+    );
+}
+
+#[test]
+fn unused_input_is_a_warning() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fixtures:
+  namespaces: [ns1]
+  connectors: [{identifier: k8s, type: KubernetesCluster}]
+  inputs:
+    pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac: x
+";
+    let s = load_with("scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        vec![
+            "scenario.yaml:6:5: input `pipeline.stages.deploy.spec.execution.steps.sg.stepGroupInfra.spec.namespac` is not used by step group `sg` (no `<+input>` at that field path)"
+        ]
+    );
+}
+
+#[test]
+fn neither_scenario_nor_pipeline() {
+    assert_eq!(
+        bare_errs("template:\n  name: t\n"),
+        vec![
+            "p.yaml:1:1: expected a scenario (`name`, `pipeline`, `fixtures`, `expect`, ...) or a pipeline (a top-level `pipeline:` mapping), found `template`"
+        ]
+    );
+    assert_eq!(
+        bare_errs("- a\n- b\n"),
+        vec!["p.yaml:1:1: expected a scenario or a pipeline (a mapping), found a sequence"]
+    );
+    assert_eq!(
+        bare_errs(""),
+        vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]
+    );
+    assert_eq!(
+        bare_errs("# only a comment\n"),
+        vec!["p.yaml:1:1: empty file: expected a scenario or a pipeline"]
+    );
+}
+
+#[test]
+fn scenario_defaults_without_fixtures() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let s = load_with("scenario.yaml", "pipeline: p.yaml\n", &[("p.yaml", &text)]).unwrap();
+    assert_eq!(s.fixtures().account_id, "sgsimAccount");
+    assert_eq!(s.fixtures().nodes.len(), 1);
+    assert_eq!(s.fixtures().nodes[0].name, "node-1");
+    assert_eq!(s.seed(), 1);
+    let s = load_with(
+        "scenario.yaml",
+        "pipeline: p.yaml\nfixtures:\n  nodes: []\n",
+        &[("p.yaml", &text)],
+    )
+    .unwrap();
+    assert!(s.fixtures().nodes.is_empty());
+}
+
+#[test]
+fn bare_pipeline_infers_missing_inputs() {
+    let body = GOOD_BODY
+        .replace("connectorRef: k8s", "connectorRef: <+input>")
+        .replace("namespace: ns1", "namespace: <+input>")
+        .replace(
+            "command: echo hi",
+            "command: echo hi\n        envVariables: {A: <+input>}\n      timeout: <+input>.default(5m)",
+        );
+    let s = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "default");
+    assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
+    assert_eq!(s.fixtures().namespaces, vec!["default".to_string()]);
+    let step = s.step_group.flat_steps()[0].clone();
+    assert_eq!(step.env, vec![("A".to_string(), String::new())]);
+    assert_eq!(step.timeout.as_deref(), Some("5m"));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].contains("has no value; using `sgsim_cluster`"), "{w:#?}");
+}
+
+#[test]
+fn load_options_select_group_and_seed() {
+    use sgsim_core::{LoadOptions, load_with_options};
+    let text = include_str!("fixtures/sam_pipeline.yaml");
+    let e = load_with("p.yaml", text, &[]).unwrap_err();
+    assert!(e.diagnostics().to_string().contains("choose one with `stepGroup`"));
+    let opts = LoadOptions {
+        step_group: Some("aws_sam_rollback_step_group".into()),
+        seed: Some(9),
+    };
+    let s = load_with_options("p.yaml", text, &sgsim_core::no_files, &opts)
+        .unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.step_group.identifier, "aws_sam_rollback_step_group");
+    assert_eq!(s.step_group.section, sgsim_core::model::Section::RollbackSteps);
+    assert_eq!(s.seed(), 9);
+    assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
+}
+
+#[test]
+fn fake_runtime_data_is_read() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fake:
+  pull: 1500ms
+  imageUsers: {alpine:3.20: 1000}
+  exitCodes: {setup-addon: 1}
+  steps:
+    run1:
+      attempts:
+        - {exitCode: 3, duration: 2s, log: boom}
+        - {outputs: {V: x}, oomKilled: true}
+";
+    let s = load_with("s/scenario.yaml", scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let f = &s.header.fake;
+    assert_eq!(f.pull_millis, 1500);
+    assert_eq!(f.image_users.get("alpine:3.20"), Some(&1000));
+    assert_eq!(f.exit_codes.get("setup-addon"), Some(&1));
+    let step = &f.steps["run1"];
+    assert_eq!(step.attempt(0).exit_code, 3);
+    assert_eq!(step.attempt(0).duration_millis, 2000);
+    assert_eq!(step.attempt(0).log, "boom");
+    assert_eq!(step.attempt(1).outputs.get("V").map(String::as_str), Some("x"));
+    assert!(!step.attempt(0).oom_killed);
+    assert!(step.attempt(1).oom_killed);
+    // The last attempt repeats.
+    assert_eq!(step.attempt(5).exit_code, 0);
+    assert!(f.skip.is_none());
+}
+
+#[test]
+fn fake_runtime_data_errors_have_positions() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "pipeline: p.yaml
+fake:
+  pull: soon
+  steps:
+    run2: {exitCode: 300}
+    run1: {exitCod: 1}
+";
+    let e = errs("s/scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "s/scenario.yaml:3:9: `pull` `soon` is not a duration (e.g. 2s, 500ms)",
+            "s/scenario.yaml:5:5: fake.steps names `run2`, which is not a step of `sg` (did you mean `run1`?)",
+            "s/scenario.yaml:5:22: `exitCode` must be an integer between 0 and 255",
+            "s/scenario.yaml:6:12: unknown field `exitCod` in fake step, did you mean `exitCode`?",
+        ]
+    );
+}
+
+#[test]
+fn nested_inputs_have_their_own_paths() {
+    let body = GOOD_BODY.replace(
+        "      type: Run
+      spec:
+        image: alpine:3.20
+        command: echo hi
+",
+        "      type: Plugin
+      spec:
+        image: plugins/x
+        settings:
+          target: {branch: <+input>, tags: [a, <+input>]}
+",
+    );
+    let text = pipeline("Deployment", &body);
+    let e = errs(
+        "scenario.yaml",
+        "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n",
+        &[("p.yaml", &text)],
+    );
+    let f = "pipeline.stages.deploy.spec.execution.steps.sg.steps.run1.spec.settings.target";
+    assert_eq!(
+        e,
+        vec![
+            format!("p.yaml:30:46: runtime input `<+input>` of `{f}.branch` has no value"),
+            format!("p.yaml:30:66: runtime input `<+input>` of `{f}.tags.1` has no value"),
+        ]
+    );
+    let scen = format!(
+        "pipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  inputs:\n    {f}.branch: main\n    {f}.tags.1: b\n"
+    );
+    let s = load_with("scenario.yaml", &scen, &[("p.yaml", &text)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let st = s.step_group.flat_steps()[0].clone();
+    assert_eq!(
+        st.settings,
+        vec![(
+            "target".to_string(),
+            serde_json::json!({"branch": "main", "tags": ["a", "b"]})
+        )]
+    );
+    // A bare pipeline leaves them unset, with a warning each.
+    let bare = load_with("p.yaml", &text, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let st = bare.step_group.flat_steps()[0].clone();
+    assert_eq!(
+        st.settings,
+        vec![(
+            "target".to_string(),
+            serde_json::json!({"branch": null, "tags": ["a", null]})
+        )]
+    );
+}
