@@ -41,6 +41,7 @@
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
 //!   them in real clusters; everything else needs the token.
 
+mod app;
 mod convert;
 mod defaults;
 mod handlers;
@@ -172,7 +173,7 @@ impl ApiServer {
         })?;
         let token = opts.token.clone().unwrap_or_else(util::random_token);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = Arc::new(handlers::AppState {
+        let app = Arc::new(app::AppState {
             store: store::Store::default(),
             token: token.clone(),
             node_logs: RwLock::new(HashMap::new()),
@@ -209,7 +210,7 @@ impl ApiServer {
     }
 }
 
-fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
+fn seed(app: &app::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
     let pcs = [
         ("system-node-critical", 2_000_001_000_i64),
         ("system-cluster-critical", 2_000_000_000),
@@ -236,7 +237,7 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
 pub struct ApiServerHandle {
     url: String,
     token: String,
-    app: handlers::App,
+    app: app::App,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }

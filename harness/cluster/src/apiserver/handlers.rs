@@ -1,7 +1,7 @@
 //! HTTP routing and the REST verbs of the embedded API server.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,40 +15,16 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::defaults::{self, Admission};
-use super::logs::{LogError, LogOptions, PodLogSource};
+use super::app::App;
+use super::defaults;
+use super::logs::{LogError, LogOptions};
 use super::patch::{self, PatchType};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError, GroupResource};
-use super::store::{EventType, Since, Store, WatchEvent};
+use super::store::{EventType, Since, WatchEvent};
 use super::table::{self, Shape};
 use super::util;
-
-/// Shared state of one server.
-pub struct AppState {
-    /// Objects and watch history.
-    pub store: Store,
-    /// Bearer token clients must present.
-    pub token: String,
-    /// Log sources by node name.
-    pub node_logs: RwLock<HashMap<String, Arc<dyn PodLogSource>>>,
-    /// Becomes true when the server shuts down (ends watches and log streams).
-    pub shutdown: watch::Receiver<bool>,
-    /// Admission plugins enabled.
-    pub admission: Admission,
-    /// `host:port` the server listens on.
-    pub addr: String,
-    /// gitVersion served at `/version`.
-    pub git_version: String,
-    /// Pods bound to a node are marked (deletionTimestamp) instead of removed on delete.
-    pub graceful_pod_deletion: bool,
-    /// `ca.crt` of every namespace's `kube-root-ca.crt`.
-    pub root_ca: String,
-}
-
-/// Shared state handle.
-pub type App = Arc<AppState>;
 
 type Params = HashMap<String, String>;
 
