@@ -136,16 +136,16 @@ pub enum ApiServerError {
     },
     /// Serializing the kubeconfig failed.
     #[error("serializing the kubeconfig failed")]
-    SerializeKubeconfig(#[source] serde_json::Error),
+    SerializeKubeconfig(#[from] serde_json::Error),
     /// Building a kube client configuration from the kubeconfig failed.
     #[error("building a kube client config failed")]
-    ClientConfig(#[source] kube::config::KubeconfigError),
+    ClientConfig(#[from] kube::config::KubeconfigError),
     /// Building the kube client failed.
     #[error("building a kube client failed")]
-    Client(#[source] kube::Error),
+    Client(#[from] kube::Error),
     /// Seeding the initial objects failed.
     #[error("creating initial object failed")]
-    Seed(#[source] ApiError),
+    Seed(#[from] ApiError),
 }
 
 /// The key id (`kid`) named in the header of a ServiceAccount token (see
@@ -223,12 +223,11 @@ fn seed(app: &app::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
             "description": "Used for system critical pods that must not be moved from their current node.",
             "preemptionPolicy": "PreemptLowerPriority",
         });
-        handlers::create_value(app, pc_def, "", pc, false).map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, pc_def, "", pc, false)?;
     }
     let ns_def = resources::by_id("namespaces").expect("namespaces served");
     for ns in &opts.namespaces {
-        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false)
-            .map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false)?;
     }
     Ok(())
 }
@@ -298,7 +297,7 @@ impl ApiServerHandle {
 
     /// Writes [`Self::kubeconfig`] to `path` (JSON, which kubectl reads as YAML), mode 0600 on Unix.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = serde_json::to_string_pretty(&self.kubeconfig()).map_err(ApiServerError::SerializeKubeconfig)?;
+        let text = serde_json::to_string_pretty(&self.kubeconfig())?;
         let wrap = |source| ApiServerError::WriteKubeconfig {
             path: path.to_owned(),
             source,
@@ -319,9 +318,8 @@ impl ApiServerHandle {
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
         let config =
             kube::Config::from_custom_kubeconfig(self.kubeconfig(), &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(ApiServerError::ClientConfig)?;
-        kube::Client::try_from(config).map_err(ApiServerError::Client)
+                .await?;
+        Ok(kube::Client::try_from(config)?)
     }
 
     /// Registers the log source of `node` (pods/log of pods bound to it are served by `source`).

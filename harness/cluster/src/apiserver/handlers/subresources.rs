@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::request::{Params, truthy};
 use super::respond::{raw_json, stream_response};
 use crate::apiserver::app::App;
-use crate::apiserver::logs::{LogError, LogOptions};
+use crate::apiserver::logs::LogOptions;
 use crate::apiserver::status::{self, ApiError, GroupResource};
 use crate::apiserver::util;
 
@@ -95,15 +95,6 @@ pub(super) fn bind(app: &App, ns: &str, name: &str, binding: &Value) -> Result<R
         Ok(())
     })?;
     Ok(raw_json(StatusCode::CREATED, status::success(201, None)))
-}
-
-fn log_error(e: LogError) -> ApiError {
-    match e {
-        LogError::BadRequest(m) => ApiError::BadRequest(m),
-        LogError::NotFound(m) => ApiError::NotFoundMessage(m),
-        LogError::Io(e) => ApiError::Internal(e.to_string()),
-        LogError::Internal(m) => ApiError::Internal(m),
-    }
 }
 
 fn container_names(pod: &Value, list: &str) -> Vec<String> {
@@ -203,7 +194,7 @@ pub(super) async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Resu
             "container {container:?} in pod {name:?} is waiting to start: {reason}"
         )));
     };
-    let stream = source.logs(ns, name, opts).await.map_err(log_error)?;
+    let stream = source.logs(ns, name, opts).await?;
     let mut shutdown = app.shutdown.clone();
     let stream = stream.take_until(Box::pin(async move {
         let _ = shutdown.wait_for(|s| *s).await;
