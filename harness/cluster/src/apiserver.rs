@@ -41,6 +41,7 @@
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
 //!   them in real clusters; everything else needs the token.
 
+mod app;
 mod convert;
 mod defaults;
 mod handlers;
@@ -135,16 +136,16 @@ pub enum ApiServerError {
     },
     /// Serializing the kubeconfig failed.
     #[error("serializing the kubeconfig failed")]
-    SerializeKubeconfig(#[source] serde_json::Error),
+    SerializeKubeconfig(#[from] serde_json::Error),
     /// Building a kube client configuration from the kubeconfig failed.
     #[error("building a kube client config failed")]
-    ClientConfig(#[source] kube::config::KubeconfigError),
+    ClientConfig(#[from] kube::config::KubeconfigError),
     /// Building the kube client failed.
     #[error("building a kube client failed")]
-    Client(#[source] kube::Error),
+    Client(#[from] kube::Error),
     /// Seeding the initial objects failed.
     #[error("creating initial object failed")]
-    Seed(#[source] ApiError),
+    Seed(#[from] ApiError),
 }
 
 /// The key id (`kid`) named in the header of a ServiceAccount token (see
@@ -172,7 +173,7 @@ impl ApiServer {
         })?;
         let token = opts.token.clone().unwrap_or_else(util::random_token);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = Arc::new(handlers::AppState {
+        let app = Arc::new(app::AppState {
             store: store::Store::default(),
             token: token.clone(),
             node_logs: RwLock::new(HashMap::new()),
@@ -209,7 +210,7 @@ impl ApiServer {
     }
 }
 
-fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
+fn seed(app: &app::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
     let pcs = [
         ("system-node-critical", 2_000_001_000_i64),
         ("system-cluster-critical", 2_000_000_000),
@@ -222,12 +223,11 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
             "description": "Used for system critical pods that must not be moved from their current node.",
             "preemptionPolicy": "PreemptLowerPriority",
         });
-        handlers::create_value(app, pc_def, "", pc, false).map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, pc_def, "", pc, false)?;
     }
     let ns_def = resources::by_id("namespaces").expect("namespaces served");
     for ns in &opts.namespaces {
-        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false)
-            .map_err(ApiServerError::Seed)?;
+        handlers::create_value(app, ns_def, "", json!({"metadata": {"name": ns}}), false)?;
     }
     Ok(())
 }
@@ -236,7 +236,7 @@ fn seed(app: &handlers::App, opts: &ApiServerOptions) -> Result<(), ApiServerErr
 pub struct ApiServerHandle {
     url: String,
     token: String,
-    app: handlers::App,
+    app: app::App,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -297,7 +297,7 @@ impl ApiServerHandle {
 
     /// Writes [`Self::kubeconfig`] to `path` (JSON, which kubectl reads as YAML), mode 0600 on Unix.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = serde_json::to_string_pretty(&self.kubeconfig()).map_err(ApiServerError::SerializeKubeconfig)?;
+        let text = serde_json::to_string_pretty(&self.kubeconfig())?;
         let wrap = |source| ApiServerError::WriteKubeconfig {
             path: path.to_owned(),
             source,
@@ -318,9 +318,8 @@ impl ApiServerHandle {
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
         let config =
             kube::Config::from_custom_kubeconfig(self.kubeconfig(), &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(ApiServerError::ClientConfig)?;
-        kube::Client::try_from(config).map_err(ApiServerError::Client)
+                .await?;
+        Ok(kube::Client::try_from(config)?)
     }
 
     /// Registers the log source of `node` (pods/log of pods bound to it are served by `source`).

@@ -45,7 +45,7 @@ pub enum PodApiError {
     },
     /// The TLS configuration was refused.
     #[error("TLS configuration refused")]
-    Tls(#[source] rustls::Error),
+    Tls(#[from] rustls::Error),
     /// The socket could not be served.
     #[error("cannot serve {path}")]
     Serve {
@@ -55,6 +55,13 @@ pub enum PodApiError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl PodApiError {
+    /// Wraps a key or certificate generation failure of `what`.
+    fn cert(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
+        move |source| Self::Cert { what, source }
+    }
 }
 
 /// A CA and the routes from token key ids to API servers; serves TLS endpoints for nodes.
@@ -102,11 +109,8 @@ impl Drop for EndpointGuard {
 impl PodApiGateway {
     /// A gateway with a fresh CA.
     pub fn new() -> Result<PodApiGateway, PodApiError> {
-        let ca_key = KeyPair::generate().map_err(|source| PodApiError::Cert { what: "CA key", source })?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|source| PodApiError::Cert {
-            what: "CA certificate",
-            source,
-        })?;
+        let ca_key = KeyPair::generate().map_err(PodApiError::cert("CA key"))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(PodApiError::cert("CA certificate"))?;
         params.distinguished_name.push(DnType::CommonName, "sgsim-ca");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -114,10 +118,9 @@ impl PodApiGateway {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let ca = params.self_signed(&ca_key).map_err(|source| PodApiError::Cert {
-            what: "CA certificate",
-            source,
-        })?;
+        let ca = params
+            .self_signed(&ca_key)
+            .map_err(PodApiError::cert("CA certificate"))?;
         Ok(PodApiGateway {
             ca_pem: ca.pem(),
             ca_params: params,
@@ -147,31 +150,22 @@ impl PodApiGateway {
     /// Serves the TLS endpoint on the unix socket `path` with a certificate for `ips` and the
     /// `kubernetes` Service names.
     pub fn serve_unix(&self, path: &Path, ips: &[IpAddr]) -> Result<EndpointGuard, PodApiError> {
-        let key = KeyPair::generate().map_err(|source| PodApiError::Cert {
-            what: "serving key",
-            source,
-        })?;
+        let key = KeyPair::generate().map_err(PodApiError::cert("serving key"))?;
         let mut names: Vec<String> = SERVICE_NAMES.iter().map(|s| (*s).to_string()).collect();
         names.extend(ips.iter().map(IpAddr::to_string));
-        let mut params = CertificateParams::new(names).map_err(|source| PodApiError::Cert {
-            what: "serving certificate",
-            source,
-        })?;
+        let mut params = CertificateParams::new(names).map_err(PodApiError::cert("serving certificate"))?;
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).map_err(|source| PodApiError::Cert {
-            what: "serving certificate",
-            source,
-        })?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(PodApiError::cert("serving certificate"))?;
         let chain = vec![cert.der().clone()];
         let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(PodApiError::Tls)?
+            .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, key_der)
-            .map_err(PodApiError::Tls)?;
+            .with_single_cert(chain, key_der)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = sgsim_engine::node_agent::bind_unix(path).map_err(|e| PodApiError::Serve {

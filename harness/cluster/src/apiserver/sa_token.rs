@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::handlers::App;
+use super::app::App;
 use super::status::{self, ApiError};
 use super::util;
 

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::logs::LogError;
+
 /// A resource named the way apimachinery's `GroupResource.String()` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupResource {
@@ -315,6 +317,18 @@ pub fn success(code: u16, details: Option<Details>) -> Vec<u8> {
         code,
     };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// A node's answer to a log request, as the API server reports it.
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::BadRequest(m) => ApiError::BadRequest(m),
+            LogError::NotFound(m) => ApiError::NotFoundMessage(m),
+            LogError::Io(e) => ApiError::Internal(e.to_string()),
+            LogError::Internal(m) => ApiError::Internal(m),
+        }
+    }
 }
 
 /// Shortcut: 404 for `resource`/`name`.

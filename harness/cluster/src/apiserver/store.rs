@@ -281,9 +281,7 @@ impl Txn<'_> {
     /// Replaces an existing object; `None` if it does not exist.
     pub fn update(&mut self, resource: &'static str, ns: &str, name: &str, mut obj: Value) -> Option<Arc<Value>> {
         let key = (ns.to_owned(), name.to_owned());
-        if self.get(resource, ns, name).is_none() {
-            return None;
-        }
+        self.get(resource, ns, name)?;
         if self.dry_run {
             return Some(Arc::new(obj));
         }
