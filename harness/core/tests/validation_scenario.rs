@@ -366,3 +366,35 @@ fn nested_inputs_have_their_own_paths() {
         )]
     );
 }
+
+#[test]
+fn bare_pipeline_node_satisfies_selector_and_required_affinity() {
+    let body = GOOD_BODY.replace(
+        "    namespace: ns1\n",
+        "    namespace: ns1\n    nodeSelector:\n      pool: builds\n    tolerations:\n      - key: dedicated\n        operator: Equal\n        value: ci\n        effect: NoSchedule\n    podSpecOverlay: |\n      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            nodeSelectorTerms:\n              - matchExpressions:\n                  - {key: zone, operator: In, values: [eu-1a, eu-1b]}\n                  - {key: gpu, operator: Exists}\n                  - {key: cores, operator: Gt, values: [\"8\"]}\n                  - {key: spot, operator: DoesNotExist}\n",
+    );
+    let s = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    let node = &s.fixtures().nodes[0];
+    let labels: Vec<(&str, &str)> = node.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        labels,
+        [("cores", "9"), ("gpu", ""), ("pool", "builds"), ("zone", "eu-1a")]
+    );
+    assert!(node.taints.is_empty(), "a node without taints admits every toleration");
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    let inferred: Vec<&String> = w
+        .iter()
+        .filter(|d| d.contains("the inferred node `node-1` gets the labels"))
+        .collect();
+    assert_eq!(inferred.len(), 1, "{w:#?}");
+    assert!(inferred[0].starts_with("p.yaml:"), "{}", inferred[0]);
+    assert!(
+        inferred[0].contains("pool=builds, zone=eu-1a, gpu=, cores=9"),
+        "{}",
+        inferred[0]
+    );
+
+    // Without a selector or affinity the inferred node has no labels.
+    let plain = load_with("p.yaml", &pipeline("Deployment", &GOOD_BODY), &[]).unwrap();
+    assert!(plain.fixtures().nodes[0].labels.is_empty());
+}

@@ -170,3 +170,60 @@ pub(super) fn infer_fixtures(fx: &mut Fixtures, group: &StepGroup) {
     fx.account_id = DEFAULT_ACCOUNT_ID.into();
     fx.nodes = vec![default_node()];
 }
+
+/// Labels the inferred node of a bare pipeline needs so the pod can land on it: the group's
+/// `nodeSelector`, and for each `In`/`Exists`/`Gt`/`Lt` expression of the first required
+/// node-affinity term of its podSpecOverlay, a value that satisfies it. Returned in the order they
+/// were found, so the caller can say what it inferred.
+pub(super) fn node_labels_for(group: &StepGroup) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = group
+        .infra
+        .node_selector
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let terms = group
+        .infra
+        .pod_spec_overlay_json
+        .as_ref()
+        .and_then(|o| {
+            o.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        })
+        .and_then(|t| t.as_array());
+    // Terms are ORed: satisfying the first is enough.
+    if let Some(exprs) = terms
+        .and_then(|t| t.first())
+        .and_then(|t| t.get("matchExpressions"))
+        .and_then(|e| e.as_array())
+    {
+        for e in exprs {
+            let Some(key) = e.get("key").and_then(|k| k.as_str()) else {
+                continue;
+            };
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(|v| v.as_array())
+                .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let value = match e.get("operator").and_then(|o| o.as_str()) {
+                Some("In") => values.first().map(|v| v.to_string()),
+                Some("Exists") => Some(String::new()),
+                Some("Gt") => values
+                    .first()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|n| (n + 1).to_string()),
+                Some("Lt") => values
+                    .first()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|n| (n - 1).to_string()),
+                _ => None,
+            };
+            if let Some(v) = value
+                && !out.iter().any(|(k, _)| k == key)
+            {
+                out.push((key.to_string(), v));
+            }
+        }
+    }
+    out
+}

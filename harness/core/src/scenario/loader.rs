@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::bare::{SCENARIO_FIELDS, infer_fixtures, is_bare, step_group_template_as_pipeline, templated_step_groups};
+use super::bare::{
+    SCENARIO_FIELDS, infer_fixtures, is_bare, node_labels_for, step_group_template_as_pipeline, templated_step_groups,
+};
 use super::expect::{read_expect, read_fake};
 use super::fixtures::{default_node, read_fixtures, scalar};
 use super::{LoadOptions, Scenario, ScenarioError, ScenarioHeader, SourceLoader};
@@ -427,6 +429,26 @@ fn finish(
     }
     if header.bare {
         infer_fixtures(&mut header.fixtures, &group);
+        let labels = node_labels_for(&group);
+        if !labels.is_empty() {
+            let spec = f.node.get("stepGroupInfra").and_then(|i| i.get("spec"));
+            let pos = spec
+                .and_then(|s| s.get("nodeSelector").or_else(|| s.get("podSpecOverlay")))
+                .map(|n| n.pos)
+                .unwrap_or(f.key_pos);
+            let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            ctx.warn(
+                pos,
+                format!(
+                    "the inferred node `node-1` gets the labels {} so the pod can be scheduled on it; pin the \
+                     cluster's real nodes in a scenario's fixtures.nodes to change that",
+                    shown.join(", ")
+                ),
+            );
+            if let Some(node) = header.fixtures.nodes.first_mut() {
+                node.labels.extend(labels);
+            }
+        }
     } else {
         let ns = &group.infra.namespace;
         if !ns.is_empty() && !ns.contains("<+") && !header.fixtures.namespaces.iter().any(|n| n == ns) {
