@@ -176,9 +176,11 @@ pub async fn run(
     push_line(&mut init, sink, Level::Info, initialize::starting_job(&name, &ns));
 
     if let Err(e) = pods.create(&PostParams::default(), &pod).await {
-        let msg = match &e {
-            kube::Error::Api(s) => s.message.clone(),
-            other => other.to_string(),
+        // Only the API server's own refusal is what the product logs; anything else (a request
+        // that could not even be built or sent) is sgsim's error, never a line of the log.
+        let msg = match e {
+            kube::Error::Api(s) => s.message,
+            other => return Err(kerr(format!("create pod {ns}/{name}"))(other)),
         };
         push_line(&mut init, sink, Level::Warn, msg.clone());
         push_line(

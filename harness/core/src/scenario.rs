@@ -11,6 +11,7 @@ mod fixtures;
 mod header;
 mod k8s_objects;
 mod loader;
+mod unmodelled;
 
 use crate::diag::Diagnostics;
 use crate::model::{Pipeline, StageInfo, StepGroup};

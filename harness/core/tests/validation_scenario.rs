@@ -398,3 +398,52 @@ fn bare_pipeline_node_satisfies_selector_and_required_affinity() {
     let plain = load_with("p.yaml", &pipeline("Deployment", &GOOD_BODY), &[]).unwrap();
     assert!(plain.fixtures().nodes[0].labels.is_empty());
 }
+
+#[test]
+fn unmodelled_infra_expressions_get_a_value_and_never_stay_raw() {
+    // A bare pipeline: each expression becomes a value of its field, with a warning that says
+    // how to pin it.
+    let body = GOOD_BODY
+        .replace("namespace: ns1", "namespace: <+infra.namespace>")
+        .replace(
+            "connectorRef: k8s",
+            "connectorRef: <+env.variables.k8s_connector>\n    serviceAccountName: sa-<+env.name>",
+        );
+    let s = load_with("p.yaml", &pipeline("Deployment", &body), &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "default");
+    assert_eq!(s.step_group.infra.connector_ref, "sgsim_cluster");
+    assert_eq!(s.step_group.infra.service_account_name.as_deref(), Some("sa-name"));
+    assert_eq!(s.fixtures().namespaces, ["default"]);
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    let ns = w
+        .iter()
+        .find(|d| d.contains("`<+infra.namespace>`"))
+        .unwrap_or_else(|| panic!("{w:#?}"));
+    assert!(
+        ns.starts_with("p.yaml:")
+            && ns.contains(
+                "has no value in sgsim; using `default` (pin it under fixtures.expressions: `infra.namespace: <value>`)"
+            ),
+        "{ns}"
+    );
+    assert!(
+        w.iter().any(|d| d.contains("`<+env.name>` in `serviceAccountName`")),
+        "{w:#?}"
+    );
+
+    // A scenario pins them under fixtures.expressions: no warning, the pinned values.
+    let scen = format!(
+        "name: pinned\npipeline:\n{}\nfixtures:\n  namespaces: [apps]\n  connectors:\n    - {{identifier: k8s, type: KubernetesCluster}}\n  serviceAccounts: [sa-prod]\n  expressions:\n    infra.namespace: apps\n    env.variables.k8s_connector: k8s\n    env.name: prod\n",
+        pipeline("Deployment", &body)
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let s = load_with("scenario.yaml", &scen, &[]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "apps");
+    assert_eq!(s.step_group.infra.connector_ref, "k8s");
+    assert_eq!(s.step_group.infra.service_account_name.as_deref(), Some("sa-prod"));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert!(w.iter().all(|d| !d.contains("has no value in sgsim")), "{w:#?}");
+}

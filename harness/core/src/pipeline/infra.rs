@@ -7,7 +7,7 @@ use crate::defaults::FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME;
 use crate::model::*;
 use crate::naming::{invalid_label_value, invalid_qualified_name};
 use crate::overlay::merge_overlay;
-use crate::walk::{Ctx, other_expressions};
+use crate::walk::Ctx;
 use crate::yaml::{Node, Pos, Value};
 
 /// Fields of `stepGroupInfra.spec` (type KubernetesDirect), from harness-schema v0.
@@ -43,24 +43,6 @@ pub(super) fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs
     infra.namespace = ctx
         .req_str(spec, at, "namespace", fqn, "stepGroupInfra.spec")
         .unwrap_or_default();
-    for key in [
-        "connectorRef",
-        "namespace",
-        "serviceAccountName",
-        "priorityClassName",
-        "harnessImageConnectorRef",
-    ] {
-        if let Some(v) = spec.get(key)
-            && let Some(s) = v.as_str()
-        {
-            for e in other_expressions(s) {
-                ctx.warn(
-                    v.pos,
-                    format!("expression `{e}` in `{key}` is not supported by sgsim; kept verbatim"),
-                );
-            }
-        }
-    }
     infra.service_account_name = ctx.str_field(spec, "serviceAccountName", fqn);
     infra.automount_service_account_token = ctx.bool_field(spec, "automountServiceAccountToken", fqn);
     infra.os = ctx.str_field(spec, "os", fqn);

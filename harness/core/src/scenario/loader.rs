@@ -8,6 +8,7 @@ use super::bare::{
 };
 use super::expect::{read_expect, read_fake};
 use super::fixtures::{default_node, read_fixtures, scalar};
+use super::unmodelled::resolve_infra_expressions;
 use super::{LoadOptions, Scenario, ScenarioError, ScenarioHeader, SourceLoader};
 use crate::defaults::{DEFAULT_ACCOUNT_ID, KNOWN_FEATURE_FLAGS};
 use crate::diag::{Diagnostic, Diagnostics, Severity, SourceFile, suggest};
@@ -408,7 +409,15 @@ fn finish(
     if header.bare {
         header.fixtures.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
     }
-    let group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
+    let mut group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
+    let infra_spec = f.node.get("stepGroupInfra").and_then(|i| i.get("spec"));
+    resolve_infra_expressions(
+        &mut ctx,
+        &mut group,
+        &header.fixtures.expressions,
+        infra_spec,
+        f.key_pos,
+    );
     let stage = pipeline
         .stages
         .iter()
