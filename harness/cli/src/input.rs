@@ -47,12 +47,8 @@ pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
 
 /// Reads and validates the input at `arg` (a scenario dir, scenario.yaml or a pipeline); paths
 /// appear in messages as given (relative paths stay relative).
-pub fn load(arg: &Path, step_group: Option<&str>) -> Result<Input, InputError> {
-    let opts = sgsim_core::scenario::LoadOptions {
-        step_group: step_group.map(str::to_string),
-        seed: None,
-    };
-    load_in(Path::new(""), arg, &opts)
+pub fn load(arg: &Path, opts: &sgsim_core::scenario::LoadOptions) -> Result<Input, InputError> {
+    load_in(Path::new(""), arg, opts)
 }
 
 /// Like [`load`] for `base/arg`, but messages show the path as `arg` (so goldens do not depend on

@@ -17,7 +17,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use sgsim_cluster::runtime::{DockerRuntime, FakeRuntime, RunSettings, Runtime, StepImage};
 use sgsim_core::record::RunRecord;
-use sgsim_core::{Scenario, ScenarioError};
+use sgsim_core::{LoadOptions, Scenario, ScenarioError};
 
 use crate::reporter::{Event, Reporter};
 
@@ -60,6 +60,29 @@ pub enum RuntimeKind {
     Fake,
 }
 
+/// Which step group of the input runs, and under which identifier.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Select {
+    /// The step group to use (identifier, or stage.group), when the file has several.
+    #[arg(long)]
+    pub step_group: Option<String>,
+    /// Run a step group template under this identifier: the one it has in the customer's pipeline,
+    /// so its `<+execution.steps.<identifier>...>` expressions resolve.
+    #[arg(long)]
+    pub identifier: Option<String>,
+}
+
+impl Select {
+    /// The core load options for this selection.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            step_group: self.step_group.clone(),
+            identifier: self.identifier.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -69,9 +92,9 @@ pub enum Command {
         /// Scenario directories, scenario.yaml files or bare pipeline YAML files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The step group to use (identifier, or stage.group), when the file has several.
-        #[arg(long)]
-        step_group: Option<String>,
+        /// Which step group, and under which identifier.
+        #[command(flatten)]
+        select: Select,
     },
     /// Print the Pod the product would create for the step group.
     #[command(after_help = EXIT_CODES)]
@@ -81,9 +104,9 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: Format,
-        /// The step group to render (identifier, or stage.group), when the file has several.
-        #[arg(long)]
-        step_group: Option<String>,
+        /// Which step group, and under which identifier.
+        #[command(flatten)]
+        select: Select,
     },
     /// Run the step group on a throwaway cluster: live Initialize log, step logs, summary, and a
     /// diff against golden/<scenario>/ when it exists.
@@ -97,9 +120,9 @@ pub enum Command {
         /// Keep the pod after the run (the cluster still goes away at exit).
         #[arg(long)]
         keep_pod: bool,
-        /// The step group to run (identifier, or stage.group), when the file has several.
-        #[arg(long)]
-        step_group: Option<String>,
+        /// Which step group, and under which identifier.
+        #[command(flatten)]
+        select: Select,
         /// Where pods run.
         #[arg(long, value_enum, default_value = "docker")]
         runtime: RuntimeKind,
@@ -214,8 +237,8 @@ fn print_diagnostics(e: &ScenarioError) {
     }
 }
 
-fn load_or_report(file: &Path, step_group: Option<&str>) -> Result<Scenario, i32> {
-    let inp = match input::load(file, step_group) {
+fn load_or_report(file: &Path, select: &Select) -> Result<Scenario, i32> {
+    let inp = match input::load(file, &select.options()) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -236,10 +259,10 @@ fn load_or_report(file: &Path, step_group: Option<&str>) -> Result<Scenario, i32
     }
 }
 
-fn cmd_validate(files: &[PathBuf], step_group: Option<&str>) -> i32 {
+fn cmd_validate(files: &[PathBuf], select: &Select) -> i32 {
     let mut code = exit::OK;
     for f in files {
-        match load_or_report(f, step_group) {
+        match load_or_report(f, select) {
             Ok(sc) => println!(
                 "ok: {} (step group {}, {} step(s), namespace {})",
                 f.display(),
@@ -253,8 +276,8 @@ fn cmd_validate(files: &[PathBuf], step_group: Option<&str>) -> i32 {
     code
 }
 
-fn cmd_render(file: &Path, output: Format, step_group: Option<&str>) -> i32 {
-    let sc = match load_or_report(file, step_group) {
+fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
+    let sc = match load_or_report(file, select) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -302,8 +325,8 @@ fn default_golden_dir(file: &Path) -> Option<PathBuf> {
 
 /// The scenario `sgsim run` runs, its warnings printed; `Err` is the exit code when there is
 /// nothing to run (invalid input, or the validation error the scenario expects: exit 0).
-fn scenario_to_run(file: &Path, step_group: Option<&str>) -> Result<Scenario, i32> {
-    let inp = match input::load(file, step_group) {
+fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
+    let inp = match input::load(file, &select.options()) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -327,15 +350,9 @@ fn scenario_to_run(file: &Path, step_group: Option<&str>) -> Result<Scenario, i3
     Ok(sc)
 }
 
-fn cmd_run(
-    file: &Path,
-    golden_dir: Option<PathBuf>,
-    keep_pod: bool,
-    step_group: Option<&str>,
-    kind: RuntimeKind,
-) -> i32 {
+fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Select, kind: RuntimeKind) -> i32 {
     let reporter = Arc::new(Reporter::for_terminal());
-    let sc = match scenario_to_run(file, step_group) {
+    let sc = match scenario_to_run(file, select) {
         Ok(sc) => sc,
         Err(code) => return code,
     };
@@ -566,19 +583,15 @@ pub fn main_impl() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Validate { files, step_group } => cmd_validate(&files, step_group.as_deref()),
-        Command::Render {
-            file,
-            output,
-            step_group,
-        } => cmd_render(&file, output, step_group.as_deref()),
+        Command::Validate { files, select } => cmd_validate(&files, &select),
+        Command::Render { file, output, select } => cmd_render(&file, output, &select),
         Command::Run {
             file,
             golden,
             keep_pod,
-            step_group,
+            select,
             runtime,
-        } => cmd_run(&file, golden, keep_pod, step_group.as_deref(), runtime),
+        } => cmd_run(&file, golden, keep_pod, &select, runtime),
         Command::Test {
             filter,
             exact,
@@ -609,7 +622,7 @@ pub fn main_impl() -> i32 {
             output,
             service_account,
         } => match new_cmd::cmd_new(kind, output.as_deref(), service_account.as_deref()) {
-            Ok(dir) => cmd_validate(&[dir], None),
+            Ok(dir) => cmd_validate(&[dir], &Select::default()),
             Err(code) => code,
         },
     }

@@ -472,3 +472,53 @@ fn run_on_the_fake_runtime_checks_goldens_without_writing() {
         .collect();
     assert_eq!(before, after, "the fake runtime wrote into the golden directory");
 }
+
+/// `--identifier`: a step group template runs under the identifier it has in the customer's
+/// pipeline, so its `<+execution.steps.<identifier>...>` expressions resolve (checked end to end on
+/// the fake runtime: without the flag the expression names no step and the step fails).
+#[test]
+fn identifier_runs_a_template_under_the_customers_identifier() {
+    let t = TempDir::new("template-identifier");
+    let tpl = "template:
+  name: ansible
+  identifier: ansible_tpl
+  versionLabel: v1
+  type: StepGroup
+  spec:
+    stageType: Custom
+    stepGroupInfra:
+      type: KubernetesDirect
+      spec:
+        connectorRef: k8s
+        namespace: ns1
+    steps:
+      - step:
+          type: Run
+          name: clone
+          identifier: clone
+          spec:
+            image: alpine:3.20
+            command: echo <+execution.steps.ansible.steps.clone.spec.image>
+";
+    let f = write(t.path(), "tpl.yaml", tpl.as_bytes());
+    let render = |extra: &[&str]| {
+        let o = sgsim().args(["render", "-o", "json"]).args(extra).arg(&f).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_str(&text(&o).0).unwrap();
+        pod.metadata.name.unwrap()
+    };
+    assert!(render(&[]).starts_with("harnesscd-ansibletpl-"));
+    assert!(render(&["--identifier", "ansible"]).starts_with("harnesscd-ansible-"));
+
+    let run = |extra: &[&str]| sgsim().args(["run", "--runtime", "fake"]).args(extra).arg(&f).output().unwrap();
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    let o = run(&["--identifier", "ansible"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+
+    // On a file that is no template the flag is ignored, with a warning that says so.
+    let p = write(t.path(), "p.yaml", GOOD.as_bytes());
+    let o = sgsim().args(["validate", "--identifier", "x"]).arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(text(&o).1.contains("identifier `x` is ignored"), "{:?}", text(&o));
+}

@@ -173,6 +173,9 @@ pub struct LoadOptions {
     pub step_group: Option<String>,
     /// Use this seed instead of scenario.yaml's.
     pub seed: Option<u64>,
+    /// Run a step group template under this identifier: the one it has in the customer's pipeline,
+    /// so `<+execution.steps.<identifier>.…>` expressions in it resolve. Only for template files.
+    pub identifier: Option<String>,
 }
 
 /// Load a scenario.yaml or a bare pipeline YAML. `path` is the file's path as shown in

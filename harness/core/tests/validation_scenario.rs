@@ -252,6 +252,7 @@ fn load_options_select_group_and_seed() {
     let opts = LoadOptions {
         step_group: Some("aws_sam_rollback_step_group".into()),
         seed: Some(9),
+        ..Default::default()
     };
     let s = load_with_options("p.yaml", text, &sgsim_core::no_files, &opts)
         .unwrap_or_else(|e| panic!("{}", e.diagnostics()));

@@ -60,7 +60,8 @@ pub(super) fn templated_step_groups(n: &Node, out: &mut Vec<(Pos, String, String
 /// pipeline whose execution is that step group: identifier and name from the template, every
 /// `spec` field but `stageType` on the group, the stage's type from `stageType` (default Custom).
 /// Nodes read from the file keep their positions; the synthetic ones take the template's.
-pub(super) fn step_group_template_as_pipeline(root: &Node) -> Option<Node> {
+/// `identifier` replaces the group's identifier (the one it has where the customer uses it).
+pub(super) fn step_group_template_as_pipeline(root: &Node, identifier: Option<&str>) -> Option<Node> {
     let (tk, t) = root.entry("template")?;
     if root.as_map()?.len() != 1 || t.get("type").and_then(Node::scalar_text).as_deref() != Some("StepGroup") {
         return None;
@@ -74,7 +75,13 @@ pub(super) fn step_group_template_as_pipeline(root: &Node) -> Option<Node> {
     let name = t.get("name").and_then(Node::scalar_text).unwrap_or_else(|| id.clone());
     let stage_type = spec.get("stageType").cloned().unwrap_or_else(|| s("Custom"));
     let mut group = vec![
-        (s("identifier"), t.get("identifier").cloned().unwrap_or_else(|| s(&id))),
+        (
+            s("identifier"),
+            match identifier {
+                Some(i) => s(i),
+                None => t.get("identifier").cloned().unwrap_or_else(|| s(&id)),
+            },
+        ),
         (s("name"), s(&name)),
     ];
     for (k, v) in spec.as_map().unwrap_or_default() {

@@ -63,6 +63,15 @@ pub(super) fn load_inner(
         });
     }
     let mut res = Resolver::default();
+    let template = step_group_template_as_pipeline(&root, opts.identifier.as_deref());
+    if let Some(id) = opts.identifier.as_deref().filter(|_| template.is_none()) {
+        diags.push(Diagnostic::new(
+            Severity::Warning,
+            &file,
+            root.pos,
+            format!("identifier `{id}` is ignored: it renames the step group of a step group template file, and this is not one"),
+        ));
+    }
     if is_bare(&root) {
         let header = ScenarioHeader {
             seed: 1,
@@ -84,7 +93,7 @@ pub(super) fn load_inner(
             },
         );
     }
-    if let Some(proot) = step_group_template_as_pipeline(&root) {
+    if let Some(proot) = template {
         // A step group template is loaded like a bare pipeline that uses it.
         let header = ScenarioHeader {
             seed: 1,
