@@ -12,3 +12,6 @@ pub const MISMATCH: i32 = 3;
 pub const INFRASTRUCTURE: i32 = 4;
 /// Interrupted (Ctrl-C); everything the run started was removed.
 pub const INTERRUPTED: i32 = 130;
+/// Standard output was closed (`sgsim run … | head`): the run stopped and everything it started
+/// was removed (128 + SIGPIPE, the code of a program a closed pipe ends).
+pub const OUTPUT_CLOSED: i32 = 141;

@@ -8,6 +8,7 @@ pub mod golden_store;
 pub mod images_cmd;
 pub mod input;
 pub mod new_cmd;
+pub mod output;
 pub mod reporter;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,8 @@ const EXIT_CODES: &str = "Exit codes:
   2    wrong usage
   3    the outcome or a golden file differs from the expected one
   4    infrastructure failure (Docker, images, cluster)
-  130  interrupted (everything the run started is removed)";
+  130  interrupted (everything the run started is removed)
+  141  standard output was closed (`sgsim run ... | head`); everything the run started is removed";
 
 /// sgsim: run Harness containerized step groups on a throwaway Kubernetes cluster and compare
 /// what happens with golden output.
@@ -229,10 +231,10 @@ fn print_diagnostics(e: &ScenarioError) {
     let fancy = console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none();
     for d in &e.diagnostics().items {
         if fancy {
-            eprintln!("{d}");
-            eprintln!("{:?}", miette::Report::new(d.clone()));
+            output::err_line(&format!("{d}"));
+            output::err_line(&format!("{:?}", miette::Report::new(d.clone())));
         } else {
-            eprintln!("{}", d.render_plain());
+            output::err_line(&format!("{}", d.render_plain()));
         }
     }
 }
@@ -241,14 +243,14 @@ fn load_or_report(file: &Path, select: &Select) -> Result<Scenario, i32> {
     let inp = match input::load(file, &select.options()) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("error: {e}");
+            output::err_line(&format!("error: {e}"));
             return Err(exit::INVALID_INPUT);
         }
     };
     match inp.scenario {
         Ok(sc) => {
             for w in &sc.warnings.items {
-                eprintln!("{}", w.render_plain());
+                output::err_line(&format!("{}", w.render_plain()));
             }
             Ok(sc)
         }
@@ -263,13 +265,13 @@ fn cmd_validate(files: &[PathBuf], select: &Select) -> i32 {
     let mut code = exit::OK;
     for f in files {
         match load_or_report(f, select) {
-            Ok(sc) => println!(
+            Ok(sc) => output::out_line(&format!(
                 "ok: {} (step group {}, {} step(s), namespace {})",
                 f.display(),
                 sc.step_group.identifier,
                 sc.step_group.flat_steps().len(),
                 sc.namespace()
-            ),
+            )),
             Err(c) => code = c,
         }
     }
@@ -290,11 +292,11 @@ fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
     };
     match text {
         Ok(t) => {
-            print!("{t}");
+            output::out(&format!("{t}"));
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: cannot serialize the pod: {e}");
+            output::err_line(&format!("error: cannot serialize the pod: {e}"));
             exit::INFRASTRUCTURE
         }
     }
@@ -329,7 +331,7 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
     let inp = match input::load(file, &select.options()) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("error: {e}");
+            output::err_line(&format!("error: {e}"));
             return Err(exit::INVALID_INPUT);
         }
     };
@@ -338,14 +340,16 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
         Err(e) => {
             print_diagnostics(&e);
             if e.is_expected() {
-                eprintln!("the scenario expects this validation error: outcome as expected");
+                output::err_line(&format!(
+                    "the scenario expects this validation error: outcome as expected"
+                ));
                 return Err(exit::OK);
             }
             return Err(exit::INVALID_INPUT);
         }
     };
     for w in &sc.warnings.items {
-        eprintln!("{}", w.render_plain());
+        output::err_line(&format!("{}", w.render_plain()));
     }
     Ok(sc)
 }
@@ -359,15 +363,15 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
     if kind == RuntimeKind::Fake
         && let Some(why) = &sc.header.fake.skip
     {
-        eprintln!(
+        output::err_line(&format!(
             "note: the scenario says it needs real containers (fake.skip: {why}); running it on the fake runtime anyway"
-        );
+        ));
     }
     let golden_dir = golden_dir.or_else(|| default_golden_dir(file));
     let mode = match golden_store::bless_mode() {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e}");
+            output::err_line(&format!("error: {e}"));
             return exit::USAGE;
         }
     };
@@ -387,16 +391,21 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
         let verdict = tokio::select! {
             v = work => v,
             () = interrupted() => {
-                eprintln!("interrupted: removing everything this run started");
+                output::err_line("interrupted: removing everything this run started");
                 runtime.shutdown().await;
                 return exit::INTERRUPTED;
+            }
+            () = output::closed() => {
+                // `sgsim run … | head`: stop quietly, removing everything (nothing to print to).
+                runtime.shutdown().await;
+                return exit::OUTPUT_CLOSED;
             }
         };
         runtime.shutdown().await;
         let verdict = match verdict {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("error: {e}");
+                output::err_line(&format!("error: {e}"));
                 return exit::INFRASTRUCTURE;
             }
         };
@@ -420,18 +429,18 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
         if let (Some(dir), Some(r)) = (&golden_dir, &verdict.golden) {
             if !r.ok() {
                 let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
-                print!("{}", r.render(&name, color));
+                output::out(&format!("{}", r.render(&name, color)));
                 code = exit::MISMATCH;
             } else if !r.written.is_empty() {
-                println!("goldens written: {}", r.written.join(", "));
+                output::out_line(&format!("goldens written: {}", r.written.join(", ")));
             } else if runtime.writes_goldens() {
-                println!("goldens in {} match", dir.display());
+                output::out_line(&format!("goldens in {} match", dir.display()));
             } else {
-                println!(
+                output::out_line(&format!(
                     "goldens in {} match (fake runtime: {})",
                     dir.display(),
                     sgsim_core::verdict::FAKE_COMPARED
-                );
+                ));
             }
         }
         code
@@ -462,18 +471,18 @@ fn cmd_accept(filter: Option<&str>) -> i32 {
         match golden_store::accept(&repo.join("golden").join(&name)) {
             Ok(files) => {
                 for f in files {
-                    println!("accepted {f}");
+                    output::out_line(&format!("accepted {f}"));
                     n += 1;
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                output::err_line(&format!("error: {e}"));
                 return exit::INFRASTRUCTURE;
             }
         }
     }
     if n == 0 {
-        println!("no pending golden files");
+        output::out_line(&format!("no pending golden files"));
     }
     exit::OK
 }
@@ -486,21 +495,21 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             let api = match sgsim_cluster::apiserver::ApiServer::start(Default::default()).await {
                 Ok(a) => a,
                 Err(e) => {
-                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                    output::err_line(&format!("error: {}", sgsim_cluster::docker::error_chain(&e)));
                     return exit::INFRASTRUCTURE;
                 }
             };
             if let Err(e) = api.write_kubeconfig(kubeconfig) {
-                eprintln!("error: {e}");
+                output::err_line(&format!("error: {e}"));
                 return exit::INFRASTRUCTURE;
             }
-            println!(
+            output::out_line(&format!(
                 "API server at {} (no nodes); kubeconfig written to {}",
                 api.url(),
                 kubeconfig.display()
-            );
-            println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
-            println!("Ctrl-C stops it.");
+            ));
+            output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
+            output::out_line(&format!("Ctrl-C stops it."));
             interrupted().await;
             api.shutdown().await;
             return exit::OK;
@@ -512,35 +521,35 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
         let pool = match runtime.pool().await {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {}", e.chain());
+                output::err_line(&format!("error: {}", e.chain()));
                 return exit::INFRASTRUCTURE;
             }
         };
         let cluster = match pool.cluster(&[], &Default::default(), &|_| {}).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                output::err_line(&format!("error: {}", sgsim_cluster::docker::error_chain(&e)));
                 drop(pool);
                 runtime.shutdown().await;
                 return exit::INFRASTRUCTURE;
             }
         };
         if let Err(e) = cluster.api().write_kubeconfig(kubeconfig) {
-            eprintln!("error: {e}");
+            output::err_line(&format!("error: {e}"));
             cluster.shutdown().await;
             drop(pool);
             runtime.shutdown().await;
             return exit::INFRASTRUCTURE;
         }
-        println!(
+        output::out_line(&format!(
             "cluster up: API server at {}, node node-1; kubeconfig written to {}",
             cluster.api().url(),
             kubeconfig.display()
-        );
-        println!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display());
-        println!("Ctrl-C stops it and removes everything.");
+        ));
+        output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
+        output::out_line(&format!("Ctrl-C stops it and removes everything."));
         interrupted().await;
-        eprintln!("stopping: removing the cluster");
+        output::err_line(&format!("stopping: removing the cluster"));
         cluster.shutdown().await;
         drop(pool);
         runtime.shutdown().await;

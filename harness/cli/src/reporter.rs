@@ -1,7 +1,6 @@
 //! The one reporter: every part of a run sends typed [`Event`]s here and this renders them (live
 //! Initialize log and step logs on stdout; progress, spinners and notes on stderr).
 
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,6 +11,8 @@ use sgsim_cluster::runner::RunEvent;
 use sgsim_cluster::session::SessionEvent;
 use sgsim_core::initialize;
 use sgsim_core::record::{Level, Outcome, StepRecord};
+
+use crate::output;
 
 /// Everything the reporter renders.
 #[derive(Clone, Debug)]
@@ -94,17 +95,16 @@ impl Reporter {
         let line = masked.as_str();
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &st.spinner {
-            Some(sp) => sp.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(sp) => sp.suspend(|| output::out_line(line)),
+            None => output::out_line(line),
         }
-        let _ = std::io::stdout().flush();
     }
 
     fn err(&self, line: &str) {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &st.spinner {
-            Some(sp) => sp.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(sp) => sp.suspend(|| output::err_line(line)),
+            None => output::err_line(line),
         }
     }
 
@@ -112,7 +112,7 @@ impl Reporter {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !self.progress {
             drop(st);
-            eprintln!("{msg}");
+            crate::output::err_line(&msg);
             return;
         }
         let sp = st.spinner.get_or_insert_with(|| {
@@ -133,7 +133,7 @@ impl Reporter {
             sp.finish_and_clear();
         }
         if let Some(m) = msg {
-            eprintln!("{m}");
+            crate::output::err_line(&m);
         }
     }
 
@@ -157,7 +157,7 @@ impl Reporter {
                     if self.progress {
                         self.spin(format!("building images: {line}"))
                     } else {
-                        eprintln!("  {line}")
+                        crate::output::err_line(&format!("  {line}"))
                     }
                 }
                 SessionEvent::Image(BuildEvent::Finished { took }) => {

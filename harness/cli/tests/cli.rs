@@ -502,7 +502,12 @@ fn identifier_runs_a_template_under_the_customers_identifier() {
 ";
     let f = write(t.path(), "tpl.yaml", tpl.as_bytes());
     let render = |extra: &[&str]| {
-        let o = sgsim().args(["render", "-o", "json"]).args(extra).arg(&f).output().unwrap();
+        let o = sgsim()
+            .args(["render", "-o", "json"])
+            .args(extra)
+            .arg(&f)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
         let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_str(&text(&o).0).unwrap();
         pod.metadata.name.unwrap()
@@ -510,7 +515,14 @@ fn identifier_runs_a_template_under_the_customers_identifier() {
     assert!(render(&[]).starts_with("harnesscd-ansibletpl-"));
     assert!(render(&["--identifier", "ansible"]).starts_with("harnesscd-ansible-"));
 
-    let run = |extra: &[&str]| sgsim().args(["run", "--runtime", "fake"]).args(extra).arg(&f).output().unwrap();
+    let run = |extra: &[&str]| {
+        sgsim()
+            .args(["run", "--runtime", "fake"])
+            .args(extra)
+            .arg(&f)
+            .output()
+            .unwrap()
+    };
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
     let o = run(&["--identifier", "ansible"]);
@@ -518,7 +530,11 @@ fn identifier_runs_a_template_under_the_customers_identifier() {
 
     // On a file that is no template the flag is ignored, with a warning that says so.
     let p = write(t.path(), "p.yaml", GOOD.as_bytes());
-    let o = sgsim().args(["validate", "--identifier", "x"]).arg(&p).output().unwrap();
+    let o = sgsim()
+        .args(["validate", "--identifier", "x"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert!(text(&o).1.contains("identifier `x` is ignored"), "{:?}", text(&o));
 }

@@ -101,3 +101,55 @@ fn interrupted_test_suite_leaves_nothing_behind() {
     assert_eq!(ours(&["ps", "-aq"]), "", "containers left behind after SIGTERM");
     assert_eq!(ours(&["volume", "ls", "-q"]), "", "volumes left behind after SIGTERM");
 }
+
+/// `sgsim run … | head -1`: once its standard output is closed the run stops by itself (no
+/// panic, no hang), removes its node and volumes, and exits 141 like a program a closed pipe ends.
+#[test]
+fn closed_stdout_ends_the_run_quietly_and_removes_everything() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(&repo)
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        // A pod that stays Pending for its 20 s initTimeout: the run is still going when the pipe closes.
+        .args(["run", "scenarios/security-run-as-non-root"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let label = format!("label=dev.sgsim.pid={}", child.id());
+    let ours = |what: &[&str]| -> String {
+        let o = Command::new("docker")
+            .args(what)
+            .args(["--filter", &label])
+            .output()
+            .expect("docker");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // Read the first line of the live Initialize log, then close the pipe, as `head -1` does.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "no output before the pipe closed");
+    assert!(!ours(&["ps", "-aq"]).is_empty(), "the run's node is not up");
+    drop(stdout);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sgsim run did not end after its stdout was closed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(141), "stderr:\n{err}");
+    assert!(!err.contains("panicked"), "stderr:\n{err}");
+    assert_eq!(ours(&["ps", "-aq"]), "", "containers left behind");
+    assert_eq!(ours(&["volume", "ls", "-q"]), "", "volumes left behind");
+}

@@ -1,0 +1,87 @@
+//! Writing to stdout and stderr without ever panicking: a closed pipe (`sgsim run … | head -3`)
+//! is remembered instead, and [`closed`] completes, so the command removes everything it started
+//! and ends quietly with [`crate::exit::OUTPUT_CLOSED`], as `git log | head` ends.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
+
+static CLOSED: AtomicBool = AtomicBool::new(false);
+static NOTIFY: Notify = Notify::const_new();
+
+fn mark_closed() {
+    if !CLOSED.swap(true, Ordering::SeqCst) {
+        NOTIFY.notify_waiters();
+    }
+}
+
+/// Whether stdout or stderr was found closed.
+pub fn is_closed() -> bool {
+    CLOSED.load(Ordering::SeqCst)
+}
+
+/// Completes once stdout or stderr is found closed.
+pub async fn closed() {
+    loop {
+        let notified = NOTIFY.notified();
+        if is_closed() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+fn write_to(mut w: impl Write, text: &str) {
+    if is_closed() {
+        return;
+    }
+    if w.write_all(text.as_bytes()).and_then(|()| w.flush()).is_err() {
+        mark_closed();
+    }
+}
+
+/// Prints `text` on stdout (no newline added).
+pub fn out(text: &str) {
+    write_to(std::io::stdout().lock(), text);
+}
+
+/// Prints a line on stdout.
+pub fn out_line(line: &str) {
+    out(&format!("{line}\n"));
+}
+
+/// Prints a line on stderr.
+pub fn err_line(line: &str) {
+    write_to(std::io::stderr().lock(), &format!("{line}\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_remembered_and_wakes_the_waiter() {
+        let waiter = tokio::spawn(closed());
+        tokio::task::yield_now().await;
+        assert!(!is_closed());
+        write_to(Closed, "x\n");
+        assert!(is_closed());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
+        // Later writes are dropped without an error.
+        write_to(Closed, "y\n");
+    }
+}
