@@ -7,10 +7,6 @@
 //! Everything it creates on the node's dockerd carries the run labels ([`KubeletConfig::labels`])
 //! plus [`POD_UID_LABEL`] and [`NODE_LABEL`]; [`KubeletHandle::shutdown`] removes all of it.
 
-pub mod events;
-pub mod messages;
-pub mod resources;
-
 pub(crate) mod config;
 mod convert;
 mod pod;
@@ -37,7 +33,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use messages::K8sMessages;
+use crate::k8s::events;
+use crate::k8s::messages::{self, K8sMessages};
 
 use crate::apiserver::{LogError, LogOptions, LogStream, PodLogSource};
 
@@ -299,11 +296,9 @@ impl Shared {
                 what: "list containers".into(),
                 source,
             })?;
-        list.into_iter().find_map(|c| c.id).ok_or_else(|| {
-            KubeletError::NotFound(format!(
-                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
-            ))
-        })
+        list.into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| KubeletError::NotFound(messages::waiting_to_start(container, pod)))
     }
 
     /// Force-remove every container and volume matching the run labels, this node and `extra`.
@@ -531,16 +526,16 @@ async fn register_node(client: &kube::Client, cfg: &KubeletConfig, messages: &K8
         conditions: Some(vec![NodeCondition {
             type_: "Ready".into(),
             status: "True".into(),
-            reason: Some("KubeletReady".into()),
-            message: Some("kubelet is posting ready status".into()),
+            reason: Some(messages::NODE_READY_REASON.into()),
+            message: Some(messages::NODE_READY_MESSAGE.into()),
             last_heartbeat_time: Some(now.clone()),
             last_transition_time: Some(now),
         }]),
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".into(),
             operating_system: "linux".into(),
-            kubelet_version: format!("v{}.0", messages.version),
-            kube_proxy_version: format!("v{}.0", messages.version),
+            kubelet_version: messages.kubelet_version(),
+            kube_proxy_version: messages.kubelet_version(),
             container_runtime_version: "docker://sgsim".into(),
             os_image: "sgsim node".into(),
             kernel_version: String::new(),

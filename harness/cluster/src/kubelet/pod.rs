@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{self, secret_data};
 use super::convert::{self, NodeVolume, PodId};
-use super::events::{EventType, pod_ref};
 use super::status::{Tracker, now, waiting};
 use super::{CONTAINER_NAME_LABEL, POD_UID_LABEL, PullOutcome, PullPolicy, Shared};
+use crate::k8s::events::{EventType, pod_ref};
+use crate::k8s::messages;
 
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -121,7 +122,7 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
                 break sid;
             }
             Err(msg) => {
-                let msg = format!("Failed to create pod sandbox: {msg}");
+                let msg = messages::failed_create_sandbox(&msg);
                 if reported.as_deref() != Some(msg.as_str()) {
                     event(shared, pod, None, EventType::Warning, "FailedCreatePodSandBox", &msg).await;
                     reported = Some(msg);
@@ -267,7 +268,7 @@ fn fail_pod(st: &mut Tracker) {
 }
 
 async fn deadline_exceeded(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
-    let msg = "Pod was active on the node longer than the specified deadline";
+    let msg = messages::DEADLINE_EXCEEDED;
     event(shared, pod, None, EventType::Normal, "DeadlineExceeded", msg).await;
     // Kill what runs, then record the exits.
     let containers = pod_containers(shared, id).await;
@@ -746,9 +747,9 @@ async fn setup_volumes(
                 }
                 None if cmv.optional == Some(true) => files = Some(Vec::new()),
                 None => {
-                    return Err(Some(failed_mount(
+                    return Err(Some(messages::failed_mount(
                         &v.name,
-                        &format!("configmap \"{}\" not found", cmv.name),
+                        &messages::configmap_not_found(&cmv.name),
                     )));
                 }
             }
@@ -758,7 +759,10 @@ async fn setup_volumes(
                 Some(s) => files = Some(project(&secret_data(&s), sv.items.as_deref(), sv.default_mode)),
                 None if sv.optional == Some(true) => files = Some(Vec::new()),
                 None => {
-                    return Err(Some(failed_mount(&v.name, &format!("secret \"{name}\" not found"))));
+                    return Err(Some(messages::failed_mount(
+                        &v.name,
+                        &messages::secret_not_found(&name),
+                    )));
                 }
             }
         }
@@ -933,14 +937,6 @@ pub(crate) fn service_account_token(ns: &str, sa: &str, id: &PodId) -> String {
     );
     let sig = sha2::Sha256::digest(format!("{signing}.{}", id.uid).as_bytes());
     format!("{signing}.{}", sgsim_core::base64::encode_url(&sig))
-}
-
-/// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
-fn failed_mount(volume: &str, why: &str) -> String {
-    format!(
-        "MountVolume.SetUp failed for volume {} : {why}",
-        super::messages::go_quote(volume)
-    )
 }
 
 fn project(
@@ -1156,7 +1152,7 @@ async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Result<(String
         .images
         .ensure(&sandbox.image, PullPolicy::IfNotPresent)
         .await
-        .map_err(|e| format!("failed to get sandbox image {:?}: {e}", sandbox.image))?;
+        .map_err(|e| messages::sandbox_image_failed(&sandbox.image, &e))?;
     let name = id.container_name("POD");
     // A leftover from an earlier attempt is replaced.
     let _ = shared
