@@ -199,7 +199,7 @@ impl K8sMessages {
     }
 
     /// `Failed to pull image %q: %v` (reason `Failed`).
-    pub fn failed_pull(&self, image: &str, err: &str) -> String {
+    pub fn failed_pull(&self, image: &str, err: impl std::fmt::Display) -> String {
         format!("Failed to pull image {}: {err}", go_quote(image))
     }
 
@@ -209,7 +209,7 @@ impl K8sMessages {
     }
 
     /// `Failed to inspect image %q: %v` (reason `InspectFailed`).
-    pub fn inspect_failed(&self, image: &str, err: &str) -> String {
+    pub fn inspect_failed(&self, image: &str, err: impl std::fmt::Display) -> String {
         format!("Failed to inspect image {}: {err}", go_quote(image))
     }
 
@@ -426,7 +426,7 @@ pub fn failed_create_sandbox(err: &str) -> String {
 
 /// The runtime's error for a sandbox image it cannot get (containerd CRI:
 /// `failed to get sandbox image %q: %v`).
-pub fn sandbox_image_failed(image: &str, err: &str) -> String {
+pub fn sandbox_image_failed(image: &str, err: impl std::fmt::Display) -> String {
     format!("failed to get sandbox image {image:?}: {err}")
 }
 
