@@ -21,7 +21,7 @@ use kube::api::Api;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::k8s::events::{EventType, Recorder, pod_ref};
+use crate::k8s::events::{EventType, Recorder, container_field_path, pod_ref};
 use crate::k8s::messages::{self, K8sMessages};
 use crate::kubelet::config;
 use crate::kubelet::status::{Tracker, now, waiting};
@@ -416,7 +416,7 @@ impl Worker {
             if last.as_deref() != Some(msg.as_str()) {
                 st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                 st.push().await;
-                let fp = Self::field_path(c, init);
+                let fp = container_field_path(init, &c.name);
                 self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg))
                     .await;
                 last = Some(msg);
@@ -436,19 +436,11 @@ impl Worker {
         s.ready = !init;
     }
 
-    fn field_path(c: &Container, init: bool) -> String {
-        format!(
-            "spec.{}{{{}}}",
-            if init { "initContainers" } else { "containers" },
-            c.name
-        )
-    }
-
     /// The image per the container's pull policy, as the kubelet's image manager does it:
     /// `Pulling` and `Pulled` after the profile's pull time, `already present on machine`, or
     /// `ErrImageNeverPull` (retried until the pod goes away).
     async fn pull(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
-        let fp = Self::field_path(c, init);
+        let fp = container_field_path(init, &c.name);
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
@@ -507,7 +499,7 @@ impl Worker {
 
     /// `Created` and `Started`.
     async fn create_start(&self, pod: &Pod, c: &Container, init: bool) {
-        let fp = Self::field_path(c, init);
+        let fp = container_field_path(init, &c.name);
         let m = self.messages;
         self.event(pod, Some(fp.clone()), EventType::Normal, "Created", &m.created(&c.name))
             .await;

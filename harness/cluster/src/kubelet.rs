@@ -72,6 +72,20 @@ pub enum KubeletError {
     NotFound(String),
 }
 
+impl KubeletError {
+    /// `map_err` adapter: a Docker error while doing `what`.
+    pub(crate) fn docker(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> KubeletError {
+        let what = what.into();
+        move |source| KubeletError::Docker { what, source }
+    }
+
+    /// `map_err` adapter: an API server error while doing `what`.
+    pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeletError {
+        let what = what.into();
+        move |source| KubeletError::Api { what, source }
+    }
+}
+
 /// An image pull policy (`spec.containers[].imagePullPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicy {
@@ -271,10 +285,7 @@ impl Shared {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list containers".into(),
-                source,
-            })?;
+            .map_err(KubeletError::docker("list containers"))?;
         list.into_iter()
             .find_map(|c| c.id)
             .ok_or_else(|| KubeletError::NotFound(messages::waiting_to_start(container, pod)))
@@ -290,10 +301,7 @@ impl Shared {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list containers".into(),
-                source,
-            })?;
+            .map_err(KubeletError::docker("list containers"))?;
         for c in list {
             if let Some(id) = c.id {
                 let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
@@ -319,10 +327,7 @@ impl Shared {
             .docker
             .list_volumes(Some(vopts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list volumes".into(),
-                source,
-            })?;
+            .map_err(KubeletError::docker("list volumes"))?;
         for v in vols.volumes.unwrap_or_default() {
             let rm = RemoveVolumeOptionsBuilder::default().force(true).build();
             match self.docker.remove_volume(&v.name, Some(rm)).await {
@@ -419,16 +424,10 @@ pub async fn write_node_files(
         .clone()
         .negotiate_version()
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "negotiate API version".into(),
-            source,
-        })?;
+        .map_err(KubeletError::docker("negotiate API version"))?;
     upload::write_node_files(&docker, images, labels, files)
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "write node files".into(),
-            source,
-        })
+        .map_err(KubeletError::docker("write node files"))
 }
 
 /// Start a kubelet with the default Kubernetes strings ([`messages::DEFAULT`]).
@@ -447,10 +446,7 @@ pub async fn start_kubelet_with(
         .clone()
         .negotiate_version()
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "negotiate API version".into(),
-            source,
-        })?;
+        .map_err(KubeletError::docker("negotiate API version"))?;
     node::register_node(&client, &cfg, messages).await?;
     let shared = Arc::new(Shared {
         client,

@@ -45,6 +45,14 @@ pub enum SchedulerError {
     },
 }
 
+impl SchedulerError {
+    /// `map_err` adapter: an API server error while doing `what`.
+    fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> SchedulerError {
+        let what = what.into();
+        move |source| SchedulerError::Api { what, source }
+    }
+}
+
 /// A running scheduler; dropping it stops the scheduler.
 #[derive(Debug)]
 pub struct SchedulerHandle {
@@ -144,10 +152,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let all = pods
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api {
-            what: "list pods".into(),
-            source,
-        })?
+        .map_err(SchedulerError::api("list pods"))?
         .items;
     let mut pending: Vec<Pod> = all.iter().filter(|p| is_pending(p)).cloned().collect();
     if pending.is_empty() {
@@ -157,10 +162,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let node_list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api {
-            what: "list nodes".into(),
-            source,
-        })?
+        .map_err(SchedulerError::api("list nodes"))?
         .items;
     if node_list.is_empty() {
         // Kubernetes would report `no nodes available to schedule pods`; sgsim starts its nodes

@@ -420,7 +420,7 @@ pub fn run_as_non_root_non_numeric(user: &str, pod: &str, container: &str) -> St
 }
 
 /// The `FailedCreatePodSandBox` event (kuberuntime_manager.go: `Failed to create pod sandbox: %v`).
-pub fn failed_create_sandbox(err: &str) -> String {
+pub fn failed_create_sandbox(err: impl std::fmt::Display) -> String {
     format!("Failed to create pod sandbox: {err}")
 }
 

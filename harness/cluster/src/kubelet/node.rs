@@ -85,18 +85,15 @@ pub(super) async fn register_node(
     match api.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            let mut existing = api.get(&cfg.node_name).await.map_err(|source| KubeletError::Api {
-                what: format!("get node {}", cfg.node_name),
-                source,
-            })?;
+            let mut existing = api
+                .get(&cfg.node_name)
+                .await
+                .map_err(KubeletError::api(format!("get node {}", cfg.node_name)))?;
             existing.metadata.labels = node.metadata.labels.clone();
             existing.spec = node.spec.clone();
             api.replace(&cfg.node_name, &PostParams::default(), &existing)
                 .await
-                .map_err(|source| KubeletError::Api {
-                    what: format!("update node {}", cfg.node_name),
-                    source,
-                })?;
+                .map_err(KubeletError::api(format!("update node {}", cfg.node_name)))?;
         }
         Err(source) => {
             return Err(KubeletError::Api {
@@ -108,9 +105,6 @@ pub(super) async fn register_node(
     let patch = serde_json::json!({ "status": status });
     api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|source| KubeletError::Api {
-            what: format!("node {} status", cfg.node_name),
-            source,
-        })?;
+        .map_err(KubeletError::api(format!("node {} status", cfg.node_name)))?;
     Ok(())
 }

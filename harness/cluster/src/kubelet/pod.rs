@@ -30,7 +30,7 @@ use self::volumes::setup_volumes;
 use super::convert::PodId;
 use super::status::{Tracker, waiting};
 use super::{CONTAINER_NAME_LABEL, POD_UID_LABEL, Shared};
-use crate::k8s::events::{EventType, pod_ref};
+use crate::k8s::events::{EventType, container_field_path, pod_ref};
 use crate::k8s::messages;
 
 /// Pause between retries of a failing step (volumes, container config).
@@ -71,14 +71,6 @@ pub(crate) async fn run_pod(shared: Arc<Shared>, pod: Pod, cancel: CancellationT
         cancel.cancelled().await;
     }
     teardown(&shared, &pod, &id, grace.load(Ordering::SeqCst)).await;
-}
-
-fn field_path(init: bool, name: &str) -> String {
-    if init {
-        format!("spec.initContainers{{{name}}}")
-    } else {
-        format!("spec.containers{{{name}}}")
-    }
 }
 
 async fn event(shared: &Shared, pod: &Pod, field: Option<String>, t: EventType, reason: &str, msg: &str) {
@@ -122,8 +114,8 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
                 }
                 break sid;
             }
-            Err(msg) => {
-                let msg = messages::failed_create_sandbox(&msg);
+            Err(e) => {
+                let msg = messages::failed_create_sandbox(&e);
                 if reported.as_deref() != Some(msg.as_str()) {
                     event(shared, pod, None, EventType::Warning, "FailedCreatePodSandBox", &msg).await;
                     reported = Some(msg);
@@ -231,19 +223,15 @@ async fn oom_group_kill(docker: bollard::Docker, cid: String, since: i64) {
         .filters(&filters)
         .build();
     let mut events = docker.events(Some(opts));
-    while let Some(ev) = events.next().await {
-        match ev {
-            Ok(_) => {
-                tracing::debug!(container = %cid, "OOM in container: killing the container (memory.oom.group)");
-                let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-                let _ = docker.kill_container(&cid, Some(kill)).await;
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(container = %cid, error = %e, "docker events");
-                return;
-            }
+    // The first event decides: an OOM kills the container; an error ends the watch.
+    match events.next().await {
+        Some(Ok(_)) => {
+            tracing::debug!(container = %cid, "OOM in container: killing the container (memory.oom.group)");
+            let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+            let _ = docker.kill_container(&cid, Some(kill)).await;
         }
+        Some(Err(e)) => tracing::debug!(container = %cid, error = %e, "docker events"),
+        None => {}
     }
 }
 
@@ -340,7 +328,7 @@ async fn teardown(shared: &Shared, pod: &Pod, id: &PodId, grace: i64) {
         event(
             shared,
             pod,
-            Some(field_path(init, name)),
+            Some(container_field_path(init, name)),
             EventType::Normal,
             "Killing",
             &shared.messages.killing(name),

@@ -80,10 +80,7 @@ async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Resu
     let list = api
         .list(&ListParams::default().fields(selector))
         .await
-        .map_err(|source| KubeletError::Api {
-            what: "list pods".into(),
-            source,
-        })?;
+        .map_err(KubeletError::api("list pods"))?;
     let mut seen = HashSet::new();
     for pod in list.items {
         let Some(spec) = &pod.spec else { continue };

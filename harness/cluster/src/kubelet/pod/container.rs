@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::image::ensure_image;
-use super::{RETRY, event, field_path};
-use crate::k8s::events::EventType;
+use super::{RETRY, event};
+use crate::k8s::events::{EventType, container_field_path};
 use crate::kubelet::Shared;
 use crate::kubelet::config;
 use crate::kubelet::convert::{self, NodeVolume, PodId};
@@ -34,7 +34,7 @@ pub(super) async fn run_container(
     sandbox_id: &str,
     volumes: &HashMap<String, NodeVolume>,
 ) -> Option<String> {
-    let fp = field_path(init, &c.name);
+    let fp = container_field_path(init, &c.name);
     let m = shared.messages;
     let image_id = ensure_image(shared, pod, st, init, i, c).await;
     // Config errors (runAsNonRoot, missing configMap/secret keys) and create errors are retried;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::{RETRY, event, field_path};
-use crate::k8s::events::EventType;
+use super::{RETRY, event};
+use crate::k8s::events::{EventType, container_field_path};
 use crate::kubelet::status::{Tracker, waiting};
 use crate::kubelet::{PullOutcome, PullPolicy, Shared};
 
@@ -23,7 +23,7 @@ pub(super) async fn ensure_image(
     c: &Container,
 ) -> String {
     let image = c.image.clone().unwrap_or_default();
-    let fp = Some(field_path(init, &c.name));
+    let fp = Some(container_field_path(init, &c.name));
     let m = shared.messages;
     let policy = PullPolicy::of(c.image_pull_policy.as_deref(), &image);
     let mut failures: u32 = 0;

@@ -9,14 +9,33 @@ use crate::k8s::messages;
 use crate::kubelet::convert::{self, PodId};
 use crate::kubelet::{PullPolicy, Shared};
 
+/// Why the sandbox did not start; the text goes into `Failed to create pod sandbox: <error>`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SandboxError {
+    /// The sandbox image could not be brought onto the node.
+    #[error("{message}")]
+    Image {
+        /// The runtime's wording ([`messages::sandbox_image_failed`]).
+        message: String,
+    },
+    /// A Docker call failed (the daemon's own message).
+    #[error("{}", docker_message(.0))]
+    Docker(#[from] bollard::errors::Error),
+    /// The started sandbox has no address.
+    #[error("sandbox has no IP address")]
+    NoIp,
+}
+
 /// Start the sandbox; returns (container id, pod IP).
-pub(super) async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Result<(String, String), String> {
+pub(super) async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Result<(String, String), SandboxError> {
     let sandbox = shared.images.sandbox();
     shared
         .images
         .ensure(&sandbox.image, PullPolicy::IfNotPresent)
         .await
-        .map_err(|e| messages::sandbox_image_failed(&sandbox.image, &e))?;
+        .map_err(|e| SandboxError::Image {
+            message: messages::sandbox_image_failed(&sandbox.image, &e),
+        })?;
     let name = id.container_name("POD");
     // A leftover from an earlier attempt is replaced.
     let _ = shared
@@ -28,21 +47,9 @@ pub(super) async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Res
         .await;
     let body = convert::sandbox_body(shared, pod, id);
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-    let c = shared
-        .docker
-        .create_container(Some(opts), body)
-        .await
-        .map_err(|e| docker_message(&e))?;
-    shared
-        .docker
-        .start_container(&c.id, None)
-        .await
-        .map_err(|e| docker_message(&e))?;
-    let info = shared
-        .docker
-        .inspect_container(&c.id, None)
-        .await
-        .map_err(|e| docker_message(&e))?;
+    let c = shared.docker.create_container(Some(opts), body).await?;
+    shared.docker.start_container(&c.id, None).await?;
+    let info = shared.docker.inspect_container(&c.id, None).await?;
     let ip = info
         .network_settings
         .and_then(|n| n.networks)
@@ -52,6 +59,6 @@ pub(super) async fn start_sandbox(shared: &Shared, pod: &Pod, id: &PodId) -> Res
             v.into_iter()
                 .find_map(|(_, e)| e.ip_address.filter(|ip| !ip.is_empty()))
         })
-        .ok_or_else(|| "sandbox has no IP address".to_string())?;
+        .ok_or(SandboxError::NoIp)?;
     Ok((c.id, ip))
 }
