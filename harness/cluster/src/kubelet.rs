@@ -6,6 +6,12 @@
 //!
 //! Everything it creates on the node's dockerd carries the run labels ([`KubeletConfig::labels`])
 //! plus [`POD_UID_LABEL`] and [`NODE_LABEL`]; [`KubeletHandle::shutdown`] removes all of it.
+//!
+//! Where things live: the Node object in `node`, the pod workers and their reconcile in `sync`, one
+//! pod's life in `pod` (with `pod/volumes`, `pod/sandbox`, `pod/image`, `pod/container`,
+//! `pod/token`), pod spec → Docker configs in `convert`, container config checks shared with the
+//! fake kubelet in `config`, the pod status in `status`, files onto the node in `upload`,
+//! `pods/log` in `logs`. How an event is worded: [`crate::k8s::messages`].
 
 pub(crate) mod config;
 mod convert;
