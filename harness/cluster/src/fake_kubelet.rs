@@ -21,9 +21,9 @@ use kube::api::Api;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::events::{EventType, Recorder, container_field_path, pod_ref};
+use crate::k8s::messages::{self, K8sMessages};
 use crate::kubelet::config;
-use crate::kubelet::events::{EventType, Recorder, pod_ref};
-use crate::kubelet::messages::{K8sMessages, go_quote};
 use crate::kubelet::status::{Tracker, now, waiting};
 
 /// What the fake runtime does, as data.
@@ -218,7 +218,7 @@ impl Worker {
             () = deadline_sleep => true,
         };
         if exceeded {
-            let msg = "Pod was active on the node longer than the specified deadline";
+            let msg = messages::DEADLINE_EXCEEDED;
             self.event(&pod, None, EventType::Normal, "DeadlineExceeded", msg).await;
             // What runs is killed (SIGKILL after no grace: exit code 137).
             for init in [true, false] {
@@ -263,9 +263,9 @@ impl Worker {
             {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
                 if matches!(api.get_opt(&cm.name).await, Ok(None)) {
-                    return Some(mount_failed(
+                    return Some(messages::failed_mount(
                         &v.name,
-                        &format!("configmap {} not found", go_quote(&cm.name)),
+                        &messages::configmap_not_found(&cm.name),
                     ));
                 }
             }
@@ -275,7 +275,7 @@ impl Worker {
                 let name = s.secret_name.clone().unwrap_or_default();
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
                 if matches!(api.get_opt(&name).await, Ok(None)) {
-                    return Some(mount_failed(&v.name, &format!("secret {} not found", go_quote(&name))));
+                    return Some(messages::failed_mount(&v.name, &messages::secret_not_found(&name)));
                 }
             }
         }
@@ -416,7 +416,7 @@ impl Worker {
             if last.as_deref() != Some(msg.as_str()) {
                 st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                 st.push().await;
-                let fp = Self::field_path(c, init);
+                let fp = container_field_path(init, &c.name);
                 self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg))
                     .await;
                 last = Some(msg);
@@ -436,19 +436,11 @@ impl Worker {
         s.ready = !init;
     }
 
-    fn field_path(c: &Container, init: bool) -> String {
-        format!(
-            "spec.{}{{{}}}",
-            if init { "initContainers" } else { "containers" },
-            c.name
-        )
-    }
-
     /// The image per the container's pull policy, as the kubelet's image manager does it:
     /// `Pulling` and `Pulled` after the profile's pull time, `already present on machine`, or
     /// `ErrImageNeverPull` (retried until the pod goes away).
     async fn pull(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
-        let fp = Self::field_path(c, init);
+        let fp = container_field_path(init, &c.name);
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
@@ -507,16 +499,11 @@ impl Worker {
 
     /// `Created` and `Started`.
     async fn create_start(&self, pod: &Pod, c: &Container, init: bool) {
-        let fp = Self::field_path(c, init);
+        let fp = container_field_path(init, &c.name);
         let m = self.messages;
         self.event(pod, Some(fp.clone()), EventType::Normal, "Created", &m.created(&c.name))
             .await;
         self.event(pod, Some(fp), EventType::Normal, "Started", &m.started(&c.name))
             .await;
     }
-}
-
-/// `MountVolume.SetUp failed for volume %q : <why>`.
-fn mount_failed(volume: &str, why: &str) -> String {
-    format!("MountVolume.SetUp failed for volume {} : {why}", go_quote(volume))
 }

@@ -35,7 +35,7 @@ use crate::apiserver::{
     ApiServer, ApiServerError, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
 };
 use crate::fake_kubelet::{ContainerKill, FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
-use crate::kubelet::messages::DEFAULT;
+use crate::k8s::messages::DEFAULT;
 use crate::runner::PodDialer;
 use crate::scheduler::{SchedulerHandle, spawn_scheduler_with};
 

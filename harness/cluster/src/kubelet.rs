@@ -6,17 +6,23 @@
 //!
 //! Everything it creates on the node's dockerd carries the run labels ([`KubeletConfig::labels`])
 //! plus [`POD_UID_LABEL`] and [`NODE_LABEL`]; [`KubeletHandle::shutdown`] removes all of it.
-
-pub mod events;
-pub mod messages;
-pub mod resources;
+//!
+//! Where things live: the Node object in `node`, the pod workers and their reconcile in `sync`, one
+//! pod's life in `pod` (with `pod/volumes`, `pod/sandbox`, `pod/image`, `pod/container`,
+//! `pod/token`), pod spec → Docker configs in `convert`, container config checks shared with the
+//! fake kubelet in `config`, the pod status in `status`, files onto the node in `upload`,
+//! `pods/log` in `logs`. How an event is worded: [`crate::k8s::messages`].
 
 pub(crate) mod config;
 mod convert;
+mod logs;
+mod node;
 mod pod;
 pub(crate) mod status;
+mod sync;
+mod upload;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,22 +30,16 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::HostConfig;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures::future::BoxFuture;
-use futures::stream::StreamExt;
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, Taint};
+use k8s_openapi::api::core::v1::Taint;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-pub use messages::K8sMessages;
-
-use crate::apiserver::{LogError, LogOptions, LogStream, PodLogSource};
+use crate::apiserver::PodLogSource;
+use crate::k8s::events;
+use crate::k8s::messages::{self, K8sMessages};
 
 /// Label carrying the uid of the pod a container or volume belongs to.
 pub const POD_UID_LABEL: &str = "dev.sgsim.pod-uid";
@@ -76,6 +76,20 @@ pub enum KubeletError {
     /// No such pod or container on this node.
     #[error("{0}")]
     NotFound(String),
+}
+
+impl KubeletError {
+    /// `map_err` adapter: a Docker error while doing `what`.
+    pub(crate) fn docker(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> KubeletError {
+        let what = what.into();
+        move |source| KubeletError::Docker { what, source }
+    }
+
+    /// `map_err` adapter: an API server error while doing `what`.
+    pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeletError {
+        let what = what.into();
+        move |source| KubeletError::Api { what, source }
+    }
 }
 
 /// An image pull policy (`spec.containers[].imagePullPolicy`).
@@ -242,25 +256,7 @@ pub(crate) struct Shared {
     pub(crate) labels: HashMap<String, String>,
     pub(crate) messages: &'static K8sMessages,
     pub(crate) recorder: events::Recorder,
-    workers: Mutex<HashMap<String, Worker>>,
-}
-
-struct Worker {
-    cancel: CancellationToken,
-    /// Grace period (seconds) for stopping the pod's containers once cancelled.
-    grace: Arc<std::sync::atomic::AtomicI64>,
-    /// The pod's `terminationGracePeriodSeconds` (default 30).
-    default_grace: i64,
-    task: JoinHandle<()>,
-}
-
-impl Worker {
-    fn stop(&self, grace: i64) {
-        if !self.cancel.is_cancelled() {
-            self.grace.store(grace, std::sync::atomic::Ordering::SeqCst);
-            self.cancel.cancel();
-        }
-    }
+    workers: Mutex<HashMap<String, sync::Worker>>,
 }
 
 impl Shared {
@@ -295,15 +291,10 @@ impl Shared {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list containers".into(),
-                source,
-            })?;
-        list.into_iter().find_map(|c| c.id).ok_or_else(|| {
-            KubeletError::NotFound(format!(
-                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
-            ))
-        })
+            .map_err(KubeletError::docker("list containers"))?;
+        list.into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| KubeletError::NotFound(messages::waiting_to_start(container, pod)))
     }
 
     /// Force-remove every container and volume matching the run labels, this node and `extra`.
@@ -316,10 +307,7 @@ impl Shared {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list containers".into(),
-                source,
-            })?;
+            .map_err(KubeletError::docker("list containers"))?;
         for c in list {
             if let Some(id) = c.id {
                 let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
@@ -345,10 +333,7 @@ impl Shared {
             .docker
             .list_volumes(Some(vopts))
             .await
-            .map_err(|source| KubeletError::Docker {
-                what: "list volumes".into(),
-                source,
-            })?;
+            .map_err(KubeletError::docker("list volumes"))?;
         for v in vols.volumes.unwrap_or_default() {
             let rm = RemoveVolumeOptionsBuilder::default().force(true).build();
             match self.docker.remove_volume(&v.name, Some(rm)).await {
@@ -389,7 +374,7 @@ impl KubeletHandle {
     /// The `pods/log` source of this node, to register with the API server
     /// (`ApiServerHandle::register_node_logs`).
     pub fn log_source(&self) -> Arc<dyn PodLogSource> {
-        Arc::new(KubeletLogs {
+        Arc::new(logs::KubeletLogs {
             shared: self.shared.clone(),
         })
     }
@@ -405,7 +390,7 @@ impl KubeletHandle {
             main.abort();
             let _ = main.await;
         }
-        let workers: Vec<Worker> = {
+        let workers: Vec<sync::Worker> = {
             let mut w = self.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
             w.drain().map(|(_, w)| w).collect()
         };
@@ -445,16 +430,10 @@ pub async fn write_node_files(
         .clone()
         .negotiate_version()
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "negotiate API version".into(),
-            source,
-        })?;
-    pod::write_node_files(&docker, images, labels, files)
+        .map_err(KubeletError::docker("negotiate API version"))?;
+    upload::write_node_files(&docker, images, labels, files)
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "write node files".into(),
-            source,
-        })
+        .map_err(KubeletError::docker("write node files"))
 }
 
 /// Start a kubelet with the default Kubernetes strings ([`messages::DEFAULT`]).
@@ -473,11 +452,8 @@ pub async fn start_kubelet_with(
         .clone()
         .negotiate_version()
         .await
-        .map_err(|source| KubeletError::Docker {
-            what: "negotiate API version".into(),
-            source,
-        })?;
-    register_node(&client, &cfg, messages).await?;
+        .map_err(KubeletError::docker("negotiate API version"))?;
+    node::register_node(&client, &cfg, messages).await?;
     let shared = Arc::new(Shared {
         client,
         docker,
@@ -495,251 +471,9 @@ pub async fn start_kubelet_with(
         },
         workers: Mutex::new(HashMap::new()),
     });
-    let main = tokio::spawn(sync_loop(shared.clone()));
+    let main = tokio::spawn(sync::sync_loop(shared.clone()));
     Ok(KubeletHandle {
         shared,
         main: Some(main),
     })
-}
-
-async fn register_node(client: &kube::Client, cfg: &KubeletConfig, messages: &K8sMessages) -> Result<(), KubeletError> {
-    let api: Api<Node> = Api::all(client.clone());
-    let mut labels = BTreeMap::from([
-        ("kubernetes.io/hostname".to_string(), cfg.node_name.clone()),
-        ("kubernetes.io/os".to_string(), "linux".to_string()),
-        ("kubernetes.io/arch".to_string(), "amd64".to_string()),
-        ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
-        ("beta.kubernetes.io/arch".to_string(), "amd64".to_string()),
-    ]);
-    labels.extend(cfg.node_labels.clone());
-    let mut capacity = cfg.capacity.clone();
-    capacity.entry("pods".into()).or_insert_with(|| Quantity("110".into()));
-    let now = Time(Timestamp::now());
-    let status = NodeStatus {
-        capacity: Some(capacity.clone()),
-        allocatable: Some(capacity),
-        addresses: Some(vec![
-            NodeAddress {
-                type_: "InternalIP".into(),
-                address: cfg.gateway_ip.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".into(),
-                address: cfg.node_name.clone(),
-            },
-        ]),
-        conditions: Some(vec![NodeCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: Some("KubeletReady".into()),
-            message: Some("kubelet is posting ready status".into()),
-            last_heartbeat_time: Some(now.clone()),
-            last_transition_time: Some(now),
-        }]),
-        node_info: Some(NodeSystemInfo {
-            architecture: "amd64".into(),
-            operating_system: "linux".into(),
-            kubelet_version: format!("v{}.0", messages.version),
-            kube_proxy_version: format!("v{}.0", messages.version),
-            container_runtime_version: "docker://sgsim".into(),
-            os_image: "sgsim node".into(),
-            kernel_version: String::new(),
-            boot_id: String::new(),
-            machine_id: String::new(),
-            system_uuid: String::new(),
-            ..NodeSystemInfo::default()
-        }),
-        ..NodeStatus::default()
-    };
-    let node = Node {
-        metadata: ObjectMeta {
-            name: Some(cfg.node_name.clone()),
-            labels: Some(labels),
-            ..ObjectMeta::default()
-        },
-        spec: Some(NodeSpec {
-            taints: if cfg.taints.is_empty() {
-                None
-            } else {
-                Some(cfg.taints.clone())
-            },
-            ..NodeSpec::default()
-        }),
-        status: Some(status.clone()),
-    };
-    match api.create(&PostParams::default(), &node).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let mut existing = api.get(&cfg.node_name).await.map_err(|source| KubeletError::Api {
-                what: format!("get node {}", cfg.node_name),
-                source,
-            })?;
-            existing.metadata.labels = node.metadata.labels.clone();
-            existing.spec = node.spec.clone();
-            api.replace(&cfg.node_name, &PostParams::default(), &existing)
-                .await
-                .map_err(|source| KubeletError::Api {
-                    what: format!("update node {}", cfg.node_name),
-                    source,
-                })?;
-        }
-        Err(source) => {
-            return Err(KubeletError::Api {
-                what: format!("register node {}", cfg.node_name),
-                source,
-            });
-        }
-    }
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| KubeletError::Api {
-            what: format!("node {} status", cfg.node_name),
-            source,
-        })?;
-    Ok(())
-}
-
-/// Watch-triggered reconcile: every event of the pod watch (or every 500 ms without one) lists the
-/// node's pods and starts, stops or cleans up pod workers.
-async fn sync_loop(shared: Arc<Shared>) {
-    let api: Api<Pod> = Api::all(shared.client.clone());
-    let selector = format!("spec.nodeName={}", shared.node);
-    let mut watch =
-        kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default().fields(&selector)).boxed();
-    let mut watch_alive = true;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            ev = watch.next(), if watch_alive => {
-                match ev {
-                    None => watch_alive = false,
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "pod watch error; relying on polling");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Some(Ok(kube::runtime::watcher::Event::Delete(pod))) => {
-                        // The final object carries the deletion's grace period.
-                        if let Some(uid) = pod.metadata.uid.as_deref() {
-                            let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
-                            if let Some(w) = workers.get(uid) {
-                                let grace = pod
-                                    .metadata
-                                    .deletion_grace_period_seconds
-                                    .unwrap_or(w.default_grace);
-                                w.stop(grace);
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                }
-            }
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = reconcile(&shared, &api, &selector).await {
-            tracing::debug!(error = %e, "kubelet reconcile failed");
-        }
-    }
-}
-
-async fn reconcile(shared: &Arc<Shared>, api: &Api<Pod>, selector: &str) -> Result<(), KubeletError> {
-    let list = api
-        .list(&ListParams::default().fields(selector))
-        .await
-        .map_err(|source| KubeletError::Api {
-            what: "list pods".into(),
-            source,
-        })?;
-    let mut seen = HashSet::new();
-    for pod in list.items {
-        let Some(spec) = &pod.spec else { continue };
-        if spec.node_name.as_deref() != Some(shared.node.as_str()) {
-            continue;
-        }
-        let Some(uid) = pod.metadata.uid.clone() else { continue };
-        seen.insert(uid.clone());
-        let deleting = pod.metadata.deletion_timestamp.is_some();
-        let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
-        match workers.get(&uid) {
-            Some(w) => {
-                if deleting {
-                    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(w.default_grace);
-                    w.stop(grace);
-                }
-            }
-            None => {
-                let terminal = matches!(
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                );
-                if terminal && !deleting {
-                    // Finished before this kubelet started (or by another one): leave it.
-                    continue;
-                }
-                let cancel = CancellationToken::new();
-                let grace = Arc::new(std::sync::atomic::AtomicI64::new(0));
-                if deleting {
-                    cancel.cancel();
-                }
-                let task = tokio::spawn(pod::run_pod(shared.clone(), pod.clone(), cancel.clone(), grace.clone()));
-                let default_grace = spec.termination_grace_period_seconds.unwrap_or(30);
-                workers.insert(
-                    uid,
-                    Worker {
-                        cancel,
-                        grace,
-                        default_grace,
-                        task,
-                    },
-                );
-            }
-        }
-    }
-    let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
-    workers.retain(|uid, w| {
-        if seen.contains(uid) {
-            return true;
-        }
-        // The pod is gone from the API server (deleted without the watch telling): stop with the
-        // pod's own grace period, clean up, forget.
-        w.stop(w.default_grace);
-        !w.task.is_finished()
-    });
-    Ok(())
-}
-
-/// `pods/log` for the pods of one node: the Docker log of the pod's container.
-struct KubeletLogs {
-    shared: Arc<Shared>,
-}
-
-impl PodLogSource for KubeletLogs {
-    fn logs(&self, namespace: &str, pod: &str, opts: LogOptions) -> BoxFuture<'static, Result<LogStream, LogError>> {
-        let shared = self.shared.clone();
-        let (namespace, pod) = (namespace.to_string(), pod.to_string());
-        Box::pin(async move {
-            let id = shared
-                .container_id(&namespace, &pod, &opts.container)
-                .await
-                .map_err(|e| match e {
-                    KubeletError::NotFound(m) => LogError::BadRequest(m),
-                    other => LogError::Internal(other.to_string()),
-                })?;
-            let mut b = LogsOptionsBuilder::default()
-                .follow(opts.follow)
-                .stdout(true)
-                .stderr(true)
-                .timestamps(opts.timestamps);
-            b = match opts.tail_lines {
-                Some(n) => b.tail(&n.to_string()),
-                None => b.tail("all"),
-            };
-            let stream = shared.docker.logs(&id, Some(b.build()));
-            let out: LogStream = stream
-                .map(|r| r.map(|o| o.into_bytes()).map_err(std::io::Error::other))
-                .boxed();
-            Ok(out)
-        })
-    }
 }

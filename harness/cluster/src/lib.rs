@@ -11,6 +11,7 @@ pub mod fake_kubelet;
 pub mod fake_runtime;
 pub mod fixtures;
 pub mod images;
+pub mod k8s;
 pub mod kubelet;
 pub mod node;
 pub mod pod_api;

@@ -7,7 +7,7 @@
 //!
 //! On success: `pods/{name}/binding`, then Event `Scheduled`. On failure: Warning
 //! `FailedScheduling` with the `0/N nodes are available: ...` message
-//! ([`crate::kubelet::messages::K8sMessages::fit_error`]) and `PodScheduled=False` (reason
+//! ([`crate::k8s::messages::K8sMessages::fit_error`]) and `PodScheduled=False` (reason
 //! `Unschedulable`), retried whenever pods or nodes change.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,9 +24,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::kubelet::events::{EventType, Recorder, pod_ref};
-use crate::kubelet::messages::{self, K8sMessages, truncate_event_message};
-use crate::kubelet::resources::{milli, pod_requests};
+use crate::k8s::events::{EventType, Recorder, pod_ref};
+use crate::k8s::messages::{self, K8sMessages, truncate_event_message};
+use crate::k8s::resources::{milli, pod_requests};
 
 /// The scheduler's name (`spec.schedulerName` it serves, event source).
 pub const SCHEDULER_NAME: &str = "default-scheduler";
@@ -43,6 +43,14 @@ pub enum SchedulerError {
         #[source]
         source: kube::Error,
     },
+}
+
+impl SchedulerError {
+    /// `map_err` adapter: an API server error while doing `what`.
+    fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> SchedulerError {
+        let what = what.into();
+        move |source| SchedulerError::Api { what, source }
+    }
 }
 
 /// A running scheduler; dropping it stops the scheduler.
@@ -144,10 +152,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let all = pods
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api {
-            what: "list pods".into(),
-            source,
-        })?
+        .map_err(SchedulerError::api("list pods"))?
         .items;
     let mut pending: Vec<Pod> = all.iter().filter(|p| is_pending(p)).cloned().collect();
     if pending.is_empty() {
@@ -157,10 +162,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
     let node_list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|source| SchedulerError::Api {
-            what: "list nodes".into(),
-            source,
-        })?
+        .map_err(SchedulerError::api("list nodes"))?
         .items;
     if node_list.is_empty() {
         // Kubernetes would report `no nodes available to schedule pods`; sgsim starts its nodes
@@ -225,31 +227,23 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
             None => {
                 let never = pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
                 let msg = if never {
-                    let head = state
+                    state
                         .messages
-                        .fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &[]);
-                    match state.messages.fit_error {
-                        messages::FitErrorStyle::Legacy => {
-                            format!("{head} preemption: not eligible due to preemptionPolicy=Never.")
-                        }
-                        messages::FitErrorStyle::Separator => {
-                            format!("{head} preemption: not eligible due to preemptionPolicy=Never..")
-                        }
-                    }
+                        .fit_error_preemption_never(node_list.len(), pre_filter.as_deref(), &reasons)
                 } else {
                     // A PreFilter rejection (UnschedulableAndUnresolvable, e.g. VolumeBinding's
                     // missing claim) is every node's status (schedule_one.go
                     // `SetAbsentNodesStatus`), so preemption cannot help on any node.
                     let preemption: Vec<String> = if pre_filter.is_some() {
-                        vec!["Preemption is not helpful for scheduling".to_string(); node_list.len()]
+                        vec![messages::PREEMPTION_NOT_HELPFUL.to_string(); node_list.len()]
                     } else {
                         resolvable
                             .iter()
                             .map(|r| {
                                 if *r {
-                                    "No preemption victims found for incoming pod".to_string()
+                                    messages::NO_PREEMPTION_VICTIMS.to_string()
                                 } else {
-                                    "Preemption is not helpful for scheduling".to_string()
+                                    messages::PREEMPTION_NOT_HELPFUL.to_string()
                                 }
                             })
                             .collect()
@@ -289,10 +283,7 @@ async fn pre_filter(client: &kube::Client, pod: &Pod) -> Option<String> {
         if let Some(pvc) = &v.persistent_volume_claim
             && let Ok(None) = api.get_opt(&pvc.claim_name).await
         {
-            return Some(format!(
-                "persistentvolumeclaim {} not found",
-                messages::go_quote(&pvc.claim_name)
-            ));
+            return Some(messages::pvc_not_found(&pvc.claim_name));
         }
     }
     None
@@ -317,7 +308,7 @@ pub fn filter(
             ..Taint::default()
         };
         if !tolerations.iter().any(|tol| tolerates(tol, &t)) {
-            return Err((vec!["node(s) were unschedulable".into()], false));
+            return Err((vec![messages::NODE_UNSCHEDULABLE.into()], false));
         }
     }
     // TaintToleration.
@@ -347,7 +338,7 @@ pub fn filter(
         None => true,
     };
     if !selector_ok || !affinity_ok {
-        return Err((vec!["node(s) didn't match Pod's node affinity/selector".into()], false));
+        return Err((vec![messages::NODE_AFFINITY_MISMATCH.into()], false));
     }
     // NodeResourcesFit.
     let alloc = node
@@ -358,7 +349,7 @@ pub fn filter(
     let mut reasons = Vec::new();
     let max_pods = alloc.get("pods").map(|q| milli(q) / 1000).unwrap_or(110);
     if i128::from(used_pods) + 1 > max_pods {
-        reasons.push("Too many pods".to_string());
+        reasons.push(messages::TOO_MANY_PODS.to_string());
     }
     let req = pod_requests(pod);
     for (res, want) in &req {
@@ -368,7 +359,7 @@ pub fn filter(
         let have = alloc.get(res).map(milli).unwrap_or(0);
         let already = used.get(res).copied().unwrap_or(0);
         if *want > have - already {
-            reasons.push(format!("Insufficient {res}"));
+            reasons.push(messages::insufficient(res));
         }
     }
     if !reasons.is_empty() {

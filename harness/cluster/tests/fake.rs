@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
 use sgsim_cluster::fake_kubelet::{FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
-use sgsim_cluster::kubelet::messages::DEFAULT;
+use sgsim_cluster::k8s::messages::DEFAULT;
 use sgsim_cluster::scheduler::{SchedulerHandle, spawn_scheduler_with};
 
 struct Tier {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use sgsim_cluster::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
-use sgsim_cluster::kubelet::messages::K8sMessages;
+use sgsim_cluster::k8s::K8sMessages;
 use sgsim_cluster::scheduler::{spawn_scheduler, spawn_scheduler_with};
 
 async fn api() -> (ApiServerHandle, kube::Client) {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::Client;
 use kube::api::Api;
 
-use super::messages::go_quote;
+use crate::k8s::messages;
 
 /// Whether [`run_as_non_root_error`] needs the image's USER: `runAsNonRoot` without `runAsUser`.
 pub(crate) fn needs_image_user(pod: &Pod, c: &Container) -> bool {
@@ -35,29 +35,24 @@ pub(crate) fn run_as_non_root_error(pod: &Pod, c: &Container, image_user: &str) 
     if csc.run_as_non_root.or(psc.run_as_non_root) != Some(true) {
         return None;
     }
-    let pod_fmt = go_quote(&format!(
-        "{}_{}({})",
-        pod.metadata.name.clone().unwrap_or_default(),
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.uid.clone().unwrap_or_default()
-    ));
+    let pod_fmt = messages::format_pod(
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default(),
+    );
     let name = &c.name;
     if let Some(uid) = csc.run_as_user.or(psc.run_as_user) {
-        return (uid == 0)
-            .then(|| format!("container's runAsUser breaks non-root policy (pod: {pod_fmt}, container: {name})"));
+        return (uid == 0).then(|| messages::run_as_user_breaks_non_root(&pod_fmt, name));
     }
     let user = image_user.split(':').next().unwrap_or("");
-    let as_root =
-        || format!("container has runAsNonRoot and image will run as root (pod: {pod_fmt}, container: {name})");
+    let as_root = || messages::run_as_non_root_image_root(&pod_fmt, name);
     if user.is_empty() {
         return Some(as_root());
     }
     match user.parse::<i64>() {
         Ok(0) => Some(as_root()),
         Ok(_) => None,
-        Err(_) => Some(format!(
-            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod_fmt}, container: {name})"
-        )),
+        Err(_) => Some(messages::run_as_non_root_non_numeric(user, &pod_fmt, name)),
     }
 }
 
@@ -93,7 +88,7 @@ pub(crate) async fn resolve_env(
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(format!("configmap {} not found", go_quote(&r.name))),
+                None => return Err(messages::configmap_not_found(&r.name)),
             }
         }
         if let Some(r) = &from.secret_ref {
@@ -109,7 +104,7 @@ pub(crate) async fn resolve_env(
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(format!("secret {} not found", go_quote(&r.name))),
+                None => return Err(messages::secret_not_found(&r.name)),
             }
         }
     }
@@ -122,20 +117,20 @@ pub(crate) async fn resolve_env(
                     Some(cm) => match cm.data.unwrap_or_default().get(&r.key) {
                         Some(v) => v.clone(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name)),
+                        None => return Err(messages::configmap_key_not_found(&r.key, &ns, &r.name)),
                     },
                     None if r.optional == Some(true) => continue,
-                    None => return Err(format!("configmap {} not found", go_quote(&r.name))),
+                    None => return Err(messages::configmap_not_found(&r.name)),
                 }
             } else if let Some(r) = &from.secret_key_ref {
                 match get_secret(client, &ns, &r.name).await {
                     Some(s) => match secret_data(&s).get(&r.key) {
                         Some(v) => String::from_utf8_lossy(v).into_owned(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name)),
+                        None => return Err(messages::secret_key_not_found(&r.key, &ns, &r.name)),
                     },
                     None if r.optional == Some(true) => continue,
-                    None => return Err(format!("secret {} not found", go_quote(&r.name))),
+                    None => return Err(messages::secret_not_found(&r.name)),
                 }
             } else {
                 String::new()

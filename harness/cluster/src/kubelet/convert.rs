@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 
-use super::resources::{milli, units};
 use super::{CONTAINER_NAME_LABEL, POD_NAME_LABEL, POD_NAMESPACE_LABEL, Shared};
+use crate::k8s::resources::{milli, units};
 
 /// Docker's smallest memory limit (bytes).
 const DOCKER_MIN_MEMORY: i64 = 6 * 1024 * 1024;

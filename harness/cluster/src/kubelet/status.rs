@@ -8,6 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
+use crate::k8s::messages;
+
 /// The status the kubelet reports for one pod.
 pub(crate) struct Tracker {
     client: kube::Client,
@@ -166,7 +168,7 @@ impl Tracker {
                 "Initialized",
                 false,
                 Some("ContainersNotInitialized"),
-                Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+                Some(messages::containers_incomplete(&incomplete)),
             );
         }
         let mains = self.status.container_statuses.clone().unwrap_or_default();
@@ -178,7 +180,7 @@ impl Tracker {
             self.set_condition("ContainersReady", false, Some("PodCompleted"), None);
             self.set_condition("Ready", false, Some("PodCompleted"), None);
         } else {
-            let msg = format!("containers with unready status: [{}]", unready.join(" "));
+            let msg = messages::containers_unready(&unready);
             self.set_condition("ContainersReady", false, Some("ContainersNotReady"), Some(msg.clone()));
             self.set_condition("Ready", false, Some("ContainersNotReady"), Some(msg));
         }

@@ -56,6 +56,16 @@ pub struct Recorder {
     pub action: Option<String>,
 }
 
+/// The `fieldPath` of a container in a pod's involvedObject: `spec.initContainers{name}` or
+/// `spec.containers{name}`.
+pub fn container_field_path(init: bool, name: &str) -> String {
+    if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
+}
+
 /// The involvedObject for a pod, with an optional `fieldPath`
 /// (`spec.containers{name}` / `spec.initContainers{name}`).
 pub fn pod_ref(pod: &Pod, field_path: Option<String>) -> ObjectReference {

@@ -14,11 +14,17 @@
 //!   message, newer ones use `SeparatorFormat = " %v."` for every part, hence the final `..`) and
 //!   `plugins/defaultpreemption/default_preemption.go` (`"preemption: " + msg`).
 //!
+//! The strings that do not depend on the generation (scheduler filter reasons, volume, sandbox,
+//! container-config and status messages) are the free functions and constants below the table, each
+//! with the kubernetes source it follows.
+//!
 //! Which release introduced which form is approximate (the table names a representative version for
 //! each generation); the default generation is the one the product documentation's Initialize log
 //! shows: full-precision pull durations with `including waiting`, and `Created container <name>`.
 
 use std::time::Duration;
+
+use super::go_format::{go_duration, go_quote};
 
 /// How the kubelet words the `Pulled` event after a real pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +199,7 @@ impl K8sMessages {
     }
 
     /// `Failed to pull image %q: %v` (reason `Failed`).
-    pub fn failed_pull(&self, image: &str, err: &str) -> String {
+    pub fn failed_pull(&self, image: &str, err: impl std::fmt::Display) -> String {
         format!("Failed to pull image {}: {err}", go_quote(image))
     }
 
@@ -203,7 +209,7 @@ impl K8sMessages {
     }
 
     /// `Failed to inspect image %q: %v` (reason `InspectFailed`).
-    pub fn inspect_failed(&self, image: &str, err: &str) -> String {
+    pub fn inspect_failed(&self, image: &str, err: impl std::fmt::Display) -> String {
         format!("Failed to inspect image {}: {err}", go_quote(image))
     }
 
@@ -289,6 +295,26 @@ impl K8sMessages {
             }
         }
     }
+
+    /// `FitError.Error()` for a pod with `preemptionPolicy: Never`: the filter part, then
+    /// default_preemption.go's `not eligible due to preemptionPolicy=Never.` as the preemption part.
+    pub fn fit_error_preemption_never(
+        &self,
+        num_nodes: usize,
+        pre_filter: Option<&str>,
+        reasons: &[Vec<String>],
+    ) -> String {
+        let head = self.fit_error(num_nodes, pre_filter, reasons, &[]);
+        match self.fit_error {
+            FitErrorStyle::Legacy => format!("{head} preemption: not eligible due to preemptionPolicy=Never."),
+            FitErrorStyle::Separator => format!("{head} preemption: not eligible due to preemptionPolicy=Never.."),
+        }
+    }
+
+    /// The Node's `nodeInfo.kubeletVersion` / `kubeProxyVersion` (`v<major.minor>.0`).
+    pub fn kubelet_version(&self) -> String {
+        format!("v{}.0", self.version)
+    }
 }
 
 /// The scheduler's event message cut (schedule_one.go `truncateMessage`): at most 1024 bytes,
@@ -304,6 +330,115 @@ pub fn truncate_event_message(msg: &str) -> String {
         end -= 1;
     }
     format!("{}{SUFFIX}", &msg[..end])
+}
+
+// ---- Scheduler: filter and preemption reasons (generation-independent). ----
+
+/// NodeUnschedulable's reason (`plugins/nodeunschedulable`: `ErrReasonUnschedulable`).
+pub const NODE_UNSCHEDULABLE: &str = "node(s) were unschedulable";
+/// NodeAffinity's reason (`plugins/nodeaffinity`: `ErrReasonPod`).
+pub const NODE_AFFINITY_MISMATCH: &str = "node(s) didn't match Pod's node affinity/selector";
+/// NodeResourcesFit's reason for the pod count (`plugins/noderesources/fit.go`).
+pub const TOO_MANY_PODS: &str = "Too many pods";
+/// Preemption's per-node reason when the node's failure cannot be fixed by evicting pods
+/// (`defaultpreemption`: `framework.UnschedulableAndUnresolvable`).
+pub const PREEMPTION_NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
+/// Preemption's per-node reason when evicting could help but nothing is evictable.
+pub const NO_PREEMPTION_VICTIMS: &str = "No preemption victims found for incoming pod";
+
+/// NodeResourcesFit's reason for a resource (`fit.go`: `"Insufficient " + resourceName`).
+pub fn insufficient(resource: &str) -> String {
+    format!("Insufficient {resource}")
+}
+
+/// VolumeBinding's PreFilter failure for a missing claim (`persistentvolumeclaim %q not found`).
+pub fn pvc_not_found(claim: &str) -> String {
+    format!("persistentvolumeclaim {} not found", go_quote(claim))
+}
+
+// ---- Kubelet: generation-independent messages. ----
+
+/// The Node's `Ready` condition reason and message (`pkg/kubelet/nodestatus/setters.go`).
+pub const NODE_READY_REASON: &str = "KubeletReady";
+/// See [`NODE_READY_REASON`].
+pub const NODE_READY_MESSAGE: &str = "kubelet is posting ready status";
+
+/// `pods/log` of a container not started yet (`kubelet_pods.go` `validateContainerLogStatus`:
+/// `container %q in pod %q is waiting to start: %s`).
+pub fn waiting_to_start(container: &str, pod: &str) -> String {
+    format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating")
+}
+
+/// The `DeadlineExceeded` event and pod status message (`pkg/kubelet/active_deadline.go`).
+pub const DEADLINE_EXCEEDED: &str = "Pod was active on the node longer than the specified deadline";
+
+/// `MountVolume.SetUp failed for volume %q : <why>` (operation_generator.go; note the space).
+pub fn failed_mount(volume: &str, why: &str) -> String {
+    format!("MountVolume.SetUp failed for volume {} : {why}", go_quote(volume))
+}
+
+/// The API server's NotFound for a ConfigMap (`apierrors.NewNotFound`: `%s %q not found`).
+pub fn configmap_not_found(name: &str) -> String {
+    format!("configmap {} not found", go_quote(name))
+}
+
+/// The API server's NotFound for a Secret (`apierrors.NewNotFound`: `%s %q not found`).
+pub fn secret_not_found(name: &str) -> String {
+    format!("secret {} not found", go_quote(name))
+}
+
+/// A missing key of an env `configMapKeyRef` (`kubelet_pods.go`: `couldn't find key %v in ConfigMap %v/%v`).
+pub fn configmap_key_not_found(key: &str, namespace: &str, name: &str) -> String {
+    format!("couldn't find key {key} in ConfigMap {namespace}/{name}")
+}
+
+/// A missing key of an env `secretKeyRef` (`kubelet_pods.go`: `couldn't find key %v in Secret %v/%v`).
+pub fn secret_key_not_found(key: &str, namespace: &str, name: &str) -> String {
+    format!("couldn't find key {key} in Secret {namespace}/{name}")
+}
+
+/// `format.Pod`: `%q` of `<name>_<namespace>(<uid>)`, as the kubelet names a pod in messages.
+pub fn format_pod(name: &str, namespace: &str, uid: &str) -> String {
+    go_quote(&format!("{name}_{namespace}({uid})"))
+}
+
+/// `verifyRunAsNonRoot` (security_context_others.go) with `runAsUser: 0`; `pod` is [`format_pod`].
+pub fn run_as_user_breaks_non_root(pod: &str, container: &str) -> String {
+    format!("container's runAsUser breaks non-root policy (pod: {pod}, container: {container})")
+}
+
+/// `verifyRunAsNonRoot` with an image that runs as root; `pod` is [`format_pod`].
+pub fn run_as_non_root_image_root(pod: &str, container: &str) -> String {
+    format!("container has runAsNonRoot and image will run as root (pod: {pod}, container: {container})")
+}
+
+/// `verifyRunAsNonRoot` with an image whose user is a name; `pod` is [`format_pod`].
+pub fn run_as_non_root_non_numeric(user: &str, pod: &str, container: &str) -> String {
+    format!(
+        "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod}, container: {container})"
+    )
+}
+
+/// The `FailedCreatePodSandBox` event (kuberuntime_manager.go: `Failed to create pod sandbox: %v`).
+pub fn failed_create_sandbox(err: impl std::fmt::Display) -> String {
+    format!("Failed to create pod sandbox: {err}")
+}
+
+/// The runtime's error for a sandbox image it cannot get (containerd CRI:
+/// `failed to get sandbox image %q: %v`).
+pub fn sandbox_image_failed(image: &str, err: impl std::fmt::Display) -> String {
+    format!("failed to get sandbox image {image:?}: {err}")
+}
+
+/// The `Initialized=False` condition message (status.go `GeneratePodInitializedCondition`).
+pub fn containers_incomplete(names: &[String]) -> String {
+    format!("containers with incomplete status: [{}]", names.join(" "))
+}
+
+/// The `ContainersReady`/`Ready=False` condition message (status.go
+/// `GenerateContainersReadyCondition`).
+pub fn containers_unready(names: &[String]) -> String {
+    format!("containers with unready status: [{}]", names.join(" "))
 }
 
 fn histogram<'a>(reasons: impl Iterator<Item = &'a String>) -> String {
@@ -331,117 +466,9 @@ fn truncate_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Go's `%q` of a string: double-quoted, with Go's escapes for `"`, `\\` and control characters;
-/// printable non-ASCII is kept as is.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                let v = c as u32;
-                if v <= 0xffff {
-                    out.push_str(&format!("\\u{v:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{v:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `time.Duration.String()` for a non-negative duration: `0s`, `12ns`, `1.5µs`,
-/// `437.806182ms`, `1.5s`, `2m3.000001s`, `1h0m0s`.
-pub fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".to_string();
-    }
-    if ns < 1_000 {
-        return format!("{ns}ns");
-    }
-    if ns < 1_000_000 {
-        return format!("{}µs", frac(ns, 3));
-    }
-    if ns < 1_000_000_000 {
-        return format!("{}ms", frac(ns, 6));
-    }
-    // Seconds with up to 9 fractional digits, then minutes and hours.
-    let secs_frac = frac(ns % 60_000_000_000, 9);
-    let total_secs = ns / 1_000_000_000;
-    let mins = total_secs / 60;
-    let hours = mins / 60;
-    let mut out = String::new();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if mins > 0 {
-        out.push_str(&format!("{}m", mins % 60));
-    }
-    out.push_str(&secs_frac);
-    out.push('s');
-    out
-}
-
-/// `v / 10^prec` with the fraction's trailing zeros (and a bare dot) dropped, as Go's `fmtFrac`.
-fn frac(v: u128, prec: u32) -> String {
-    let p = 10u128.pow(prec);
-    let int = v / p;
-    let f = v % p;
-    if f == 0 {
-        return int.to_string();
-    }
-    let digits = format!("{f:0width$}", width = prec as usize);
-    format!("{int}.{}", digits.trim_end_matches('0'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        let cases: &[(u64, &str)] = &[
-            (0, "0s"),
-            (1, "1ns"),
-            (999, "999ns"),
-            (1_000, "1µs"),
-            (1_500, "1.5µs"),
-            (437_806_182, "437.806182ms"),
-            (1_000_000, "1ms"),
-            (1_500_000_000, "1.5s"),
-            (1_000_000_000, "1s"),
-            (123_000_001_000, "2m3.000001s"),
-            (3_600_000_000_000, "1h0m0s"),
-            (60_000_000_000, "1m0s"),
-            (3_723_000_000_000, "1h2m3s"),
-            (100_000_000_000_000, "27h46m40s"),
-        ];
-        for (ns, want) in cases {
-            assert_eq!(go_duration(Duration::from_nanos(*ns)), *want, "{ns}ns");
-        }
-    }
-
-    #[test]
-    fn quotes() {
-        assert_eq!(go_quote("harness/ci-addon:1.16.8"), "\"harness/ci-addon:1.16.8\"");
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-    }
 
     #[test]
     fn pulled_default_matches_documentation() {

@@ -1,0 +1,172 @@
+//! Kubernetes' image handling for one container (image_manager.go): pull policy and presence,
+//! the `Pulling`/`Pulled`/`Failed`/`BackOff`/`ErrImageNeverPull`/`InspectFailed` events and waiting
+//! reasons, the pull back-off, and the image id the status reports.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::{RETRY, event};
+use crate::k8s::events::{EventType, container_field_path};
+use crate::kubelet::status::{Tracker, waiting};
+use crate::kubelet::{PullOutcome, PullPolicy, Shared};
+
+/// Kubernetes' image handling for one container (image_manager.go): decide by policy and
+/// presence, emit `Pulled`/`Pulling`/`Failed`/`BackOff`/`ErrImageNeverPull`, retry with back-off.
+/// Returns the image id for the status.
+pub(super) async fn ensure_image(
+    shared: &Shared,
+    pod: &Pod,
+    st: &mut Tracker,
+    init: bool,
+    i: usize,
+    c: &Container,
+) -> String {
+    let image = c.image.clone().unwrap_or_default();
+    let fp = Some(container_field_path(init, &c.name));
+    let m = shared.messages;
+    let policy = PullPolicy::of(c.image_pull_policy.as_deref(), &image);
+    let mut failures: u32 = 0;
+    let mut never_reported = false;
+    loop {
+        let present = match shared.images.is_present(&image).await {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = m.inspect_failed(&image, &e);
+                event(shared, pod, fp.clone(), EventType::Warning, "InspectFailed", &msg).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ImageInspectError"),
+                )
+                .await;
+                st.status_mut(init, i).state = Some(waiting("ImageInspectError", Some(msg)));
+                st.push().await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        let should_pull = match policy {
+            PullPolicy::Never => false,
+            PullPolicy::Always => true,
+            PullPolicy::IfNotPresent => !present,
+        };
+        if !should_pull {
+            if present {
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Normal,
+                    "Pulled",
+                    &m.already_present(&image),
+                )
+                .await;
+                return image_id(shared, &image).await;
+            }
+            if !never_reported {
+                never_reported = true;
+                let msg = m.never_pull(&image);
+                event(shared, pod, fp.clone(), EventType::Warning, "ErrImageNeverPull", &msg).await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ErrImageNeverPull"),
+                )
+                .await;
+                st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
+                st.push().await;
+            }
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        if failures > 0 {
+            let msg = m.backoff_pull(&image);
+            event(shared, pod, fp.clone(), EventType::Normal, "BackOff", &msg).await;
+            event(
+                shared,
+                pod,
+                fp.clone(),
+                EventType::Warning,
+                "Failed",
+                &m.error("ImagePullBackOff"),
+            )
+            .await;
+            st.status_mut(init, i).state = Some(waiting("ImagePullBackOff", Some(msg)));
+            st.push().await;
+            let secs = (10u64 << (failures - 1).min(5)).min(300);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
+        event(
+            shared,
+            pod,
+            fp.clone(),
+            EventType::Normal,
+            "Pulling",
+            &m.pulling(&image),
+        )
+        .await;
+        let start = Instant::now();
+        let credentials = crate::registry::pod_pull_credentials(&shared.client, pod, &image).await;
+        match shared.images.ensure_with_credentials(&image, policy, credentials).await {
+            Ok(outcome) => {
+                let (took, waited) = match outcome {
+                    PullOutcome::Pulled { took, waited } => (took, waited),
+                    PullOutcome::AlreadyPresent => (start.elapsed(), start.elapsed()),
+                };
+                let size = image_size(shared, &image).await;
+                let msg = m.pulled(&image, took, waited, size);
+                event(shared, pod, fp.clone(), EventType::Normal, "Pulled", &msg).await;
+                return image_id(shared, &image).await;
+            }
+            Err(e) => {
+                failures += 1;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.failed_pull(&image, &e),
+                )
+                .await;
+                event(
+                    shared,
+                    pod,
+                    fp.clone(),
+                    EventType::Warning,
+                    "Failed",
+                    &m.error("ErrImagePull"),
+                )
+                .await;
+                st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e.to_string())));
+                st.push().await;
+            }
+        }
+    }
+}
+
+async fn image_id(shared: &Shared, image: &str) -> String {
+    match shared.docker.inspect_image(&shared.images.local_ref(image)).await {
+        Ok(info) => match info.repo_digests.as_ref().and_then(|d| d.first()) {
+            Some(d) => format!("docker-pullable://{d}"),
+            None => format!("docker://{}", info.id.unwrap_or_default()),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+async fn image_size(shared: &Shared, image: &str) -> Option<u64> {
+    let info = shared
+        .docker
+        .inspect_image(&shared.images.local_ref(image))
+        .await
+        .ok()?;
+    info.size.and_then(|s| u64::try_from(s).ok())
+}
