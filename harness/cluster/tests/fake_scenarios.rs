@@ -9,19 +9,20 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use sgsim_cluster::fake_runtime::FakeCluster;
+use sgsim_core::initialize;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The golden Initialize log without its first (`Starting job ...`) and last (`Pod ... has
-/// failed ...`) lines, which the runner writes, not Kubernetes.
+/// The golden Initialize log without the product's own lines (`Starting job ...`, `Pod ... is now
+/// in running status ...`, `Pod ... has failed ...`): what Kubernetes wrote.
 fn golden_kubernetes_lines(scenario: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("golden").join(scenario).join("initialize.log"))
         .unwrap_or_else(|e| panic!("golden/{scenario}/initialize.log: {e}"));
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    assert!(lines.len() >= 2, "{scenario}: short golden");
-    lines[1..lines.len() - 1].to_vec()
+    let lines: Vec<String> = text.lines().filter(|l| !initialize::is_product_line(l)).map(str::to_string).collect();
+    assert!(!lines.is_empty(), "{scenario}: no Kubernetes line in the golden");
+    lines
 }
 
 async fn run_on_fake_tier(scenario: &str) {
@@ -55,11 +56,7 @@ async fn run_on_fake_tier(scenario: &str) {
             .iter()
             .map(|e| {
                 let msg = sgsim_core::normalize::normalize_text(e.message.as_deref().unwrap_or_default());
-                if e.type_.as_deref() == Some("Warning") {
-                    format!("WARN {msg}")
-                } else {
-                    msg
-                }
+                initialize::format_line(initialize::event_level(e.type_.as_deref()), &msg)
             })
             .collect();
         if got == want || Instant::now() >= deadline {
