@@ -5,6 +5,7 @@
 //! Docker API compatibility shim ([`docker`]). sgsim talks to the API server only through `kube::Client`.
 
 pub mod apiserver;
+pub mod cgroups;
 pub mod context;
 pub mod docker;
 pub mod fake_kubelet;
@@ -14,6 +15,7 @@ pub mod images;
 pub mod kubelet;
 pub mod node;
 pub mod pod_api;
+pub mod reaper;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;

@@ -5,8 +5,8 @@
 //!
 //! How a pull travels: the kubelet asks the node's dockerd (`POST /images/create`, with the
 //! credentials of the pod's imagePullSecrets). dockerd resolves
-//! - Docker Hub names through its registry mirror `http://127.0.0.1` (`--registry-mirror`, set by
-//!   [`crate::node::Node::start`]);
+//! - Docker Hub names through its registry mirror `http://127.0.0.1` (`--registry-mirror`, [`crate::node::MIRROR_URL`], set
+//!   by [`crate::node::Node::start`]);
 //! - a private registry host (a Docker connector's URL, e.g. `registry.mycompany.io`) through the
 //!   node's /etc/hosts entry `127.0.0.1 <host>` that [`RegistryHub::configure`] adds; loopback
 //!   registries are insecure by default in dockerd, so it falls back from https (nothing on :443)
@@ -46,8 +46,6 @@ use crate::images::{self, StandIn};
 pub const DOCKER_HUB: &str = "docker.io";
 /// The proxy's socket in the node directory (`/run/sgsim/registry.sock` in the node).
 pub const PROXY_SOCKET: &str = "registry.sock";
-/// dockerd's registry mirror inside the node (the node agent's :80 → the proxy).
-pub const MIRROR_URL: &str = "http://127.0.0.1";
 /// The port of the Docker Hub instance; private registries get the ports after it.
 const HUB_PORT: u16 = 5000;
 /// How long an instance may take to answer.

@@ -133,7 +133,7 @@ impl NodePool {
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<NodePool, SessionError> {
         let host = docker::host_docker().await.map_err(SessionError::Docker)?;
-        if let Ok(r) = crate::context::reap_stale(&host).await {
+        if let Ok(r) = crate::reaper::reap_stale(&host).await {
             let n = r.containers.len() + r.volumes.len() + r.networks.len();
             if n > 0 {
                 progress(SessionEvent::Reaped(format!(
@@ -423,7 +423,7 @@ impl NodePool {
     /// Removes every container, volume and network of this run by its label, also those a
     /// running trial still holds (for an interrupted suite that exits right after).
     pub async fn remove_everything(&self) {
-        if let Err(e) = crate::context::remove_run(&self.host, self.run_id()).await {
+        if let Err(e) = crate::reaper::remove_run(&self.host, self.run_id()).await {
             tracing::warn!("cannot remove the containers of run {}: {e}", self.run_id());
         }
     }
