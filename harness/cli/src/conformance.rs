@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
-use sgsim_cluster::session::{NodePool, PoolOptions};
+use sgsim_cluster::pool::{NodePool, PoolOptions};
 use tokio::runtime::Runtime;
 
 use sgsim_cluster::runner::{RunEvent, RunRecord};

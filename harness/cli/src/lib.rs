@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sgsim_cluster::pool::{NodePool, PoolOptions};
 use sgsim_cluster::runner::{Outcome, RunRecord};
-use sgsim_cluster::session::{NodePool, PoolOptions};
 use sgsim_core::scenario::ExpectedStatus;
 use sgsim_core::{Scenario, ScenarioError};
 

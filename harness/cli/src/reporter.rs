@@ -8,8 +8,8 @@ use std::time::Duration;
 use console::Style;
 use indicatif::{ProgressBar, ProgressStyle};
 use sgsim_cluster::images::BuildEvent;
+use sgsim_cluster::pool::SessionEvent;
 use sgsim_cluster::runner::{Level, Outcome, RunEvent, StepRecord};
-use sgsim_cluster::session::SessionEvent;
 
 /// Everything the reporter renders.
 #[derive(Clone, Debug)]

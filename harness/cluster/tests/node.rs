@@ -565,7 +565,7 @@ async fn pull_in_pod(client: &kube::Client, pod: &str, image: &str) -> Result<Ve
 /// and `already present on machine` shows only when the (logical) node kept the image: a second
 /// pod on the same node finds it, a fresh trial's node pulls again.
 async fn registry_pulls_are_real() -> Result<()> {
-    use sgsim_cluster::session::{NodePool, PoolOptions};
+    use sgsim_cluster::pool::{NodePool, PoolOptions};
     let pool = NodePool::start(
         &PoolOptions {
             repo_root: repo_root(),

@@ -1,4 +1,4 @@
-//! Sessions: a pool of warm kind-style nodes shared by the trials of one process, and a throwaway
+//! Home of the node pool: warm kind-style nodes shared by the trials of one process, and a throwaway
 //! [`Cluster`] per trial on top of it.
 //!
 //! A [`NodePool`] owns the expensive things: the run context (labels, run dir), the built images,
@@ -34,7 +34,7 @@ use crate::registry::{self, PullCredentials, RegistryHub};
 use crate::runner::PodDialer;
 use crate::scheduler::{self, SchedulerHandle};
 
-/// Errors of starting or using a session.
+/// Errors of starting a [`NodePool`] or a [`Cluster`] on it.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The host Docker daemon is unreachable.
@@ -66,7 +66,7 @@ pub enum SessionError {
     Registry(#[source] crate::registry::RegistryError),
 }
 
-/// Progress of starting a session, for the reporter.
+/// Progress of starting a [`NodePool`], for the reporter.
 #[derive(Clone, Debug)]
 pub enum SessionEvent {
     /// Image build progress.
