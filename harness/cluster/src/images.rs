@@ -46,7 +46,7 @@ pub const DEFAULT_STANDIN: &str = "busybox";
 pub enum ImageError {
     /// The host daemon could not be reached.
     #[error("cannot reach the host Docker daemon")]
-    Host(#[source] DockerError),
+    Host(#[from] DockerError),
     /// The build script could not be started.
     #[error("cannot run {script}")]
     Spawn {
@@ -195,7 +195,7 @@ pub async fn ensure_built(
 ) -> Result<BuiltImages, ImageError> {
     let _guard = BUILD_LOCK.lock().await;
     let env_file = images_env_file(repo_root);
-    let host = docker::host_docker().await.map_err(ImageError::Host)?;
+    let host = docker::host_docker().await?;
     let complete = std::fs::read_to_string(&env_file).is_ok_and(|t| t.lines().any(|l| l.trim() == COMPLETE_MARKER));
     let reason = match BuiltImages::from_file(&env_file) {
         Err(_) => format!("no {}", env_file.display()),
@@ -558,7 +558,7 @@ pub async fn present_on_node(node: &Docker, vendor: &str) -> Result<bool, ImageE
 /// Removes `sgsim/<name>:*` tags on the host daemon other than the current ones in `built`;
 /// a tag a container still uses stays (the daemon refuses). Returns the removed tags.
 pub async fn prune_host(built: &BuiltImages) -> Result<Vec<String>, ImageError> {
-    let host = docker::host_docker().await.map_err(ImageError::Host)?;
+    let host = docker::host_docker().await?;
     let current: std::collections::HashSet<&str> = built.iter().map(|(_, t)| t).collect();
     let mut removed = Vec::new();
     for name in IMAGE_NAMES {

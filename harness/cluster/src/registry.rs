@@ -29,8 +29,8 @@ mod credentials;
 mod hub;
 mod proxy;
 mod secrets;
-mod seed;
 mod specs;
+mod storage;
 
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ pub enum RegistryError {
     },
     /// Loading the registry or a stand-in image into the node failed.
     #[error("cannot load an image into the node")]
-    Image(#[source] images::ImageError),
+    Image(#[from] images::ImageError),
     /// A file could not be written or the proxy socket not bound.
     #[error("{what}")]
     Io {
@@ -112,6 +112,14 @@ pub struct RegistrySpec {
 /// `RegistryError::Io` with `what` as its message, for `map_err`.
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RegistryError {
     move |source| RegistryError::Io { what, source }
+}
+
+/// A blocking seeding task that panicked or was cancelled.
+fn join_err(e: tokio::task::JoinError) -> RegistryError {
+    RegistryError::Io {
+        what: "seeding task failed".into(),
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
 /// The registry host of an image reference (Docker's rule: the first path component is a host

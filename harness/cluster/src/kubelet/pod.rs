@@ -525,7 +525,7 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
         let present = match shared.images.is_present(&image).await {
             Ok(p) => p,
             Err(e) => {
-                let msg = m.inspect_failed(&image, &e);
+                let msg = m.inspect_failed(&image, &e.to_string());
                 event(shared, pod, fp.clone(), EventType::Warning, "InspectFailed", &msg).await;
                 event(
                     shared,
@@ -626,7 +626,7 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
                     fp.clone(),
                     EventType::Warning,
                     "Failed",
-                    &m.failed_pull(&image, &e),
+                    &m.failed_pull(&image, &e.to_string()),
                 )
                 .await;
                 event(
@@ -638,7 +638,7 @@ async fn ensure_image(shared: &Shared, pod: &Pod, st: &mut Tracker, init: bool, 
                     &m.error("ErrImagePull"),
                 )
                 .await;
-                st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e)));
+                st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e.to_string())));
                 st.push().await;
             }
         }

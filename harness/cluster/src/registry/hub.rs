@@ -1,9 +1,9 @@
 //! Home of the registry instances of one node ([`RegistryHub`]): starting Debian's docker-registry
-//! containers in the node's dockerd, their htpasswd credentials and /etc/hosts entries, and their
-//! logs.
+//! containers in the node's dockerd, their htpasswd credentials and /etc/hosts entries, seeding
+//! them on demand with stand-in images (laid out by [`super::storage`]), and their logs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,11 @@ use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 
 use super::proxy::{Conditions, serve};
-use super::seed::{ImageBlobs, storage_dir};
-use super::{DOCKER_HUB, PROXY_SOCKET, RegistryError, RegistrySpec, io_err, valid_host};
+use super::storage::{ImageBlobs, blobs_from_archive, storage_dir, tag_in_storage};
+use super::{
+    DOCKER_HUB, PROXY_SOCKET, RegistryError, RegistrySpec, io_err, join_err, registry_host, repository, valid_host,
+    valid_repository,
+};
 use crate::images::{self, StandIn};
 
 /// The port of the Docker Hub instance; private registries get the ports after it.
@@ -27,10 +30,10 @@ const HUB_PORT: u16 = 5000;
 const INSTANCE_STARTUP: Duration = Duration::from_secs(20);
 /// Go's resolver re-reads /etc/hosts at most every 5 s; after adding a host, pulls of it wait
 /// this long past the edit so dockerd sees the entry.
-pub(super) const HOSTS_CACHE: Duration = Duration::from_millis(5200);
+const HOSTS_CACHE: Duration = Duration::from_millis(5200);
 
 /// One running registry container.
-pub(super) struct Instance {
+struct Instance {
     /// Its port on the node's loopback.
     port: u16,
     /// Its container id in the node's dockerd.
@@ -38,35 +41,35 @@ pub(super) struct Instance {
     /// The credentials it requires.
     credentials: Option<(String, String)>,
     /// `<path>:<tag>` of the images seeded into it.
-    pub(super) seeded: HashSet<String>,
+    seeded: HashSet<String>,
 }
 
 /// The instances of a hub and the hosts added to the node's /etc/hosts.
 #[derive(Default)]
-pub(super) struct State {
+struct State {
     /// Instances by registry host.
-    pub(super) instances: HashMap<String, Instance>,
+    instances: HashMap<String, Instance>,
     /// Hosts with an /etc/hosts entry.
     hosts: HashSet<String>,
     /// When the last host was added.
-    pub(super) hosts_changed: Option<Instant>,
+    hosts_changed: Option<Instant>,
 }
 
 /// The registries of one physical node, and the proxy in front of them.
 pub struct RegistryHub {
-    pub(super) host_docker: Docker,
+    host_docker: Docker,
     node_docker: Docker,
     node_container: String,
-    pub(super) node_dir: PathBuf,
+    node_dir: PathBuf,
     agent_socket: PathBuf,
     registry_image: String,
     labels: HashMap<String, String>,
-    pub(super) state: Mutex<State>,
+    state: Mutex<State>,
     /// One seeding at a time per (registry, image): parallel trials pulling the same image must
     /// not untag each other's push.
-    pub(super) seeding: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    seeding: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Stand-in blobs already in an instance's storage, by "<host> <stand-in tag>".
-    pub(super) blobs: Mutex<HashMap<String, ImageBlobs>>,
+    blobs: Mutex<HashMap<String, ImageBlobs>>,
     routes: Arc<std::sync::Mutex<HashMap<String, u16>>>,
     conditions: Arc<std::sync::Mutex<HashMap<String, Conditions>>>,
     access: Arc<std::sync::Mutex<Vec<String>>>,
@@ -200,9 +203,7 @@ impl RegistryHub {
                 .await
                 .unwrap_or(false)
             {
-                images::load_into_node(&self.host_docker, &self.node_docker, &standin)
-                    .await
-                    .map_err(RegistryError::Image)?;
+                images::load_into_node(&self.host_docker, &self.node_docker, &standin).await?;
             }
         }
         let port = if spec.host == DOCKER_HUB {
@@ -292,14 +293,13 @@ impl RegistryHub {
     /// directory as the node sees it.
     async fn write_htpasswd(&self, host: &str, creds: Option<&(String, String)>) -> Result<String, RegistryError> {
         let dir = self.node_dir.join("registries").join(host);
-        let io = |what: String| move |source| RegistryError::Io { what, source };
-        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
         let line = match creds {
             Some((user, pass)) => htpasswd_line(user, pass).await?,
             None => String::new(),
         };
         let file = dir.join("htpasswd");
-        std::fs::write(&file, line).map_err(io(format!("cannot write {}", file.display())))?;
+        std::fs::write(&file, line).map_err(io_err(format!("cannot write {}", file.display())))?;
         Ok(format!("/run/sgsim/registries/{host}"))
     }
 
@@ -333,6 +333,105 @@ impl RegistryHub {
         exec(&self.host_docker, &self.node_container, &script).await
     }
 
+    /// Makes the registry of `image` hold it (pushing the stand-in under the image's repository
+    /// and tag), unless the scenario declared it missing. Waits until dockerd can resolve a
+    /// newly added registry host.
+    pub async fn ensure_seeded(&self, image: &str, standin: &StandIn, missing: bool) -> Result<(), RegistryError> {
+        let host = registry_host(image);
+        let (path, tag) = repository(image);
+        let key = format!("{path}:{tag}");
+        let wait = {
+            let st = self.state.lock().await;
+            if !st.instances.contains_key(&host) {
+                return Ok(());
+            }
+            st.hosts_changed
+                .map(|t| (t + HOSTS_CACHE).saturating_duration_since(Instant::now()))
+                .unwrap_or_default()
+        };
+        let lock = self
+            .seeding
+            .lock()
+            .await
+            .entry(format!("{host}/{key}"))
+            .or_default()
+            .clone();
+        let _seeding = lock.lock().await;
+        if !missing && valid_repository(&path, &tag) && !self.is_seeded(&host, &key).await {
+            // Written straight into the instance's storage (measured: docker:dind, 290 MB, took
+            // 19.6 s as load into the node + push, most of it dockerd compressing layers).
+            let seed_started = Instant::now();
+            let root = storage_dir(&self.node_dir, &host);
+            let blobs = self.blobs(&host, &root, &standin.local).await?;
+            let exported = seed_started.elapsed();
+            let (root2, path2, tag2) = (root.clone(), path.clone(), tag.clone());
+            tokio::task::spawn_blocking(move || tag_in_storage(&root2, &path2, &tag2, &blobs))
+                .await
+                .map_err(join_err)??;
+            tracing::debug!(image, host = %host, ?exported, took = ?seed_started.elapsed(), "registry seeded");
+            let mut st = self.state.lock().await;
+            if let Some(inst) = st.instances.get_mut(&host) {
+                inst.seeded.insert(key);
+            }
+        }
+        if !wait.is_zero() {
+            // Only when a host was added after this trial's configure (another trial's).
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    /// The blobs of a stand-in in an instance's storage (exported from the host daemon and
+    /// written once per instance).
+    async fn blobs(&self, host: &str, root: &Path, local: &str) -> Result<ImageBlobs, RegistryError> {
+        let cache_key = format!("{host} {local}");
+        let lock = self.seeding.lock().await.entry(cache_key.clone()).or_default().clone();
+        let _guard = lock.lock().await;
+        if let Some(b) = self.blobs.lock().await.get(&cache_key) {
+            return Ok(b.clone());
+        }
+        let dir = self.node_dir.join("registries");
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+        let archive = dir.join(format!(".export-{}.tar", crate::context::random_suffix(8)));
+        let result = async {
+            let file = tokio::fs::File::create(&archive)
+                .await
+                .map_err(io_err(format!("cannot create {}", archive.display())))?;
+            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            let mut export = self.host_docker.export_image(local);
+            while let Some(chunk) = export.next().await {
+                let chunk = chunk.map_err(|source| RegistryError::Docker {
+                    what: format!("cannot export {local} from the host daemon"),
+                    source,
+                })?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(io_err(format!("cannot write {}", archive.display())))?;
+            }
+            file.flush()
+                .await
+                .map_err(io_err(format!("cannot write {}", archive.display())))?;
+            drop(file);
+            let (a, r) = (archive.clone(), root.to_path_buf());
+            tokio::task::spawn_blocking(move || blobs_from_archive(&a, &r))
+                .await
+                .map_err(join_err)?
+        }
+        .await;
+        let _ = std::fs::remove_file(&archive);
+        let blobs = result?;
+        self.blobs.lock().await.insert(cache_key, blobs.clone());
+        Ok(blobs)
+    }
+
+    async fn is_seeded(&self, host: &str, key: &str) -> bool {
+        self.state
+            .lock()
+            .await
+            .instances
+            .get(host)
+            .is_some_and(|i| i.seeded.contains(key))
+    }
     /// Whether the run has a registry for this host.
     pub async fn has(&self, host: &str) -> bool {
         self.state.lock().await.instances.contains_key(host)

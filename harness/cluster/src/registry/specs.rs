@@ -96,7 +96,6 @@ pub fn specs_for_scenario(s: &sgsim_core::Scenario) -> Vec<RegistrySpec> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn public_hosts_of_the_pod_get_anonymous_registries() {

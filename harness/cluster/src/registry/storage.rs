@@ -1,125 +1,11 @@
-//! Home of seeding a registry instance: a stand-in image exported from the host daemon and
-//! written as blobs straight into the instance's storage (`<node dir>/registries/<host>/storage`)
-//! under the image's repository and tag, as docker-registry lays out a pushed image.
+//! Home of docker-registry's storage layout: a stand-in image's config and layers written as
+//! content-addressed blobs straight from a `docker save` archive, and the links that make
+//! `<path>:<tag>` name them (schema 2 manifest), as docker-registry lays out a pushed image.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-
-use super::hub::{HOSTS_CACHE, RegistryHub};
-use super::{RegistryError, io_err, registry_host, repository, valid_repository};
-use crate::images::StandIn;
-
-impl RegistryHub {
-    /// Makes the registry of `image` hold it (pushing the stand-in under the image's repository
-    /// and tag), unless the scenario declared it missing. Waits until dockerd can resolve a
-    /// newly added registry host.
-    pub async fn ensure_seeded(&self, image: &str, standin: &StandIn, missing: bool) -> Result<(), RegistryError> {
-        let host = registry_host(image);
-        let (path, tag) = repository(image);
-        let key = format!("{path}:{tag}");
-        let wait = {
-            let st = self.state.lock().await;
-            if !st.instances.contains_key(&host) {
-                return Ok(());
-            }
-            st.hosts_changed
-                .map(|t| (t + HOSTS_CACHE).saturating_duration_since(Instant::now()))
-                .unwrap_or_default()
-        };
-        let lock = self
-            .seeding
-            .lock()
-            .await
-            .entry(format!("{host}/{key}"))
-            .or_default()
-            .clone();
-        let _seeding = lock.lock().await;
-        if !missing && valid_repository(&path, &tag) && !self.is_seeded(&host, &key).await {
-            // Written straight into the instance's storage (measured: docker:dind, 290 MB, took
-            // 19.6 s as load into the node + push, most of it dockerd compressing layers).
-            let seed_started = Instant::now();
-            let root = storage_dir(&self.node_dir, &host);
-            let blobs = self.blobs(&host, &root, &standin.local).await?;
-            let exported = seed_started.elapsed();
-            let (root2, path2, tag2) = (root.clone(), path.clone(), tag.clone());
-            tokio::task::spawn_blocking(move || tag_in_storage(&root2, &path2, &tag2, &blobs))
-                .await
-                .map_err(|e| RegistryError::Io {
-                    what: "seeding task failed".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })??;
-            tracing::debug!(image, host = %host, ?exported, took = ?seed_started.elapsed(), "registry seeded");
-            let mut st = self.state.lock().await;
-            if let Some(inst) = st.instances.get_mut(&host) {
-                inst.seeded.insert(key);
-            }
-        }
-        if !wait.is_zero() {
-            // Only when a host was added after this trial's configure (another trial's).
-            tokio::time::sleep(wait).await;
-        }
-        Ok(())
-    }
-
-    /// The blobs of a stand-in in an instance's storage (exported from the host daemon and
-    /// written once per instance).
-    async fn blobs(&self, host: &str, root: &Path, local: &str) -> Result<ImageBlobs, RegistryError> {
-        let cache_key = format!("{host} {local}");
-        let lock = self.seeding.lock().await.entry(cache_key.clone()).or_default().clone();
-        let _guard = lock.lock().await;
-        if let Some(b) = self.blobs.lock().await.get(&cache_key) {
-            return Ok(b.clone());
-        }
-        let dir = self.node_dir.join("registries");
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
-        let archive = dir.join(format!(".export-{}.tar", crate::context::random_suffix(8)));
-        let result = async {
-            let file = tokio::fs::File::create(&archive)
-                .await
-                .map_err(io_err(format!("cannot create {}", archive.display())))?;
-            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-            let mut export = self.host_docker.export_image(local);
-            while let Some(chunk) = export.next().await {
-                let chunk = chunk.map_err(|source| RegistryError::Docker {
-                    what: format!("cannot export {local} from the host daemon"),
-                    source,
-                })?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(io_err(format!("cannot write {}", archive.display())))?;
-            }
-            file.flush()
-                .await
-                .map_err(io_err(format!("cannot write {}", archive.display())))?;
-            drop(file);
-            let (a, r) = (archive.clone(), root.to_path_buf());
-            tokio::task::spawn_blocking(move || blobs_from_archive(&a, &r))
-                .await
-                .map_err(|e| RegistryError::Io {
-                    what: "seeding task failed".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?
-        }
-        .await;
-        let _ = std::fs::remove_file(&archive);
-        let blobs = result?;
-        self.blobs.lock().await.insert(cache_key, blobs.clone());
-        Ok(blobs)
-    }
-
-    async fn is_seeded(&self, host: &str, key: &str) -> bool {
-        self.state
-            .lock()
-            .await
-            .instances
-            .get(host)
-            .is_some_and(|i| i.seeded.contains(key))
-    }
-}
+use super::{RegistryError, io_err};
 
 /// A stand-in image as registry blobs: config and layers (uncompressed tars, as `docker save`
 /// gives them) by digest, in order.
@@ -176,7 +62,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// Reads a `docker save` archive (one image) and writes its config and layers as blobs into
 /// `root`; returns their digests.
-fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, RegistryError> {
+pub(super) fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, RegistryError> {
     let data = std::fs::read(archive).map_err(io_err(format!("cannot read {}", archive.display())))?;
     let bad = |what: &str| RegistryError::Io {
         what: format!("{} is not a docker save archive: {what}", archive.display()),
@@ -258,7 +144,7 @@ fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, Registr
 
 /// Makes `path:tag` in the storage `root` name an image of these blobs (schema 2 manifest with
 /// uncompressed layers), as docker-registry lays out a pushed image.
-fn tag_in_storage(root: &Path, path: &str, tag: &str, blobs: &ImageBlobs) -> Result<(), RegistryError> {
+pub(super) fn tag_in_storage(root: &Path, path: &str, tag: &str, blobs: &ImageBlobs) -> Result<(), RegistryError> {
     let layers: Vec<serde_json::Value> = blobs
         .layers
         .iter()
