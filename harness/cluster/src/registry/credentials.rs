@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn credentials_from_docker_config() {
         let cfg = br#"{"auths":{"registry.x.io":{"username":"u","password":"p","auth":"dTpw"}}}"#.to_vec();
-        let c = credentials_for("registry.x.io/a:1", &[cfg.clone()]).expect("match");
+        let c = credentials_for("registry.x.io/a:1", std::slice::from_ref(&cfg)).expect("match");
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
         assert!(credentials_for("alpine", &[cfg]).is_none());
         let cfg = br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpwOng="}}}"#.to_vec();
