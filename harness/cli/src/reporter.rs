@@ -7,8 +7,8 @@ use std::time::Duration;
 use console::Style;
 use indicatif::{ProgressBar, ProgressStyle};
 use sgsim_cluster::images::BuildEvent;
+use sgsim_cluster::pool::SessionEvent;
 use sgsim_cluster::runner::RunEvent;
-use sgsim_cluster::session::SessionEvent;
 use sgsim_core::initialize;
 use sgsim_core::record::{Level, Outcome, StepRecord};
 

@@ -25,6 +25,8 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::context::{LABEL_MANAGED, LABEL_PID, random_suffix, sgsim_tmp_root};
+
 /// The Docker API version testcontainers 0.28 hard-codes.
 pub const TESTCONTAINERS_API_VERSION: (u32, u32) = (1, 53);
 
@@ -299,7 +301,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Directory under which the proxy's private socket directory lives.
 pub fn proxy_base_dir() -> PathBuf {
-    crate::context::sgsim_tmp_root()
+    sgsim_tmp_root()
 }
 
 fn start_proxy(target: DaemonAddr, version: (u32, u32)) -> Result<PathBuf, DockerError> {
@@ -574,13 +576,13 @@ pub async fn detect_privilege_mode(docker: &Docker, probe_image: &str) -> Privil
 }
 
 async fn probe_privileged(docker: &Docker, probe_image: &str) -> PrivilegeMode {
-    let name = format!("sgsim-privprobe-{}", crate::context::random_suffix(10));
+    let name = format!("sgsim-privprobe-{}", random_suffix(10));
     let body = ContainerCreateBody {
         image: Some(probe_image.to_string()),
         cmd: Some(vec!["true".to_string()]),
         labels: Some(HashMap::from([
-            (crate::context::LABEL_MANAGED.to_string(), "true".to_string()),
-            (crate::context::LABEL_PID.to_string(), std::process::id().to_string()),
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_PID.to_string(), std::process::id().to_string()),
         ])),
         host_config: Some(HostConfig {
             privileged: Some(true),

@@ -148,7 +148,32 @@ pub struct SandboxSpec {
     pub command: Vec<String>,
 }
 
-/// Brings images onto a node. Implemented by `crate::images` for real nodes and by
+/// Why an [`ImageProvider`] could not tell or make an image present. `Display` is the text that
+/// goes verbatim into the kubelet's `Failed to pull image %q: <error>` and
+/// `Failed to inspect image %q: <error>` events.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The container runtime refused or failed the pull (as the CRI reports it).
+    #[error("rpc error: code = Unknown desc = {0}")]
+    Runtime(String),
+    /// The runtime could not inspect the image.
+    #[error(transparent)]
+    Inspect(#[from] bollard::errors::Error),
+    /// The provider's own work before or instead of a pull failed (seeding the run's registry,
+    /// loading an image into the node). Shown with its whole chain of causes, so the cause is not
+    /// also given as `source`.
+    #[error("{}", crate::docker::error_chain(&**.0))]
+    Provider(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl PullError {
+    /// A [`PullError::Provider`] of `e`.
+    pub fn provider(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        PullError::Provider(Box::new(e))
+    }
+}
+
+/// Brings images onto a node. Implemented by `crate::pool` for real nodes and by
 /// [`LocalImages`] for a daemon that already has the images.
 pub trait ImageProvider: Send + Sync {
     /// The sandbox container of every pod.
@@ -158,10 +183,10 @@ pub trait ImageProvider: Send + Sync {
         image.to_string()
     }
     /// Whether `image` is on the node now (decides between `already present` and `Pulling`).
-    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
-    /// Make `image` present on the node according to `policy`. The error text goes verbatim into
-    /// `Failed to pull image %q: <error>`.
-    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>>;
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, PullError>>;
+    /// Make `image` present on the node according to `policy`. The error's text goes verbatim
+    /// into `Failed to pull image %q: <error>`.
+    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, PullError>>;
     /// Like [`ImageProvider::ensure`], with the credentials the pod's imagePullSecrets hold for
     /// the image's registry (passed to the container runtime's pull).
     fn ensure_with_credentials<'a>(
@@ -169,7 +194,7 @@ pub trait ImageProvider: Send + Sync {
         image: &'a str,
         policy: PullPolicy,
         credentials: Option<crate::registry::PullCredentials>,
-    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+    ) -> BoxFuture<'a, Result<PullOutcome, PullError>> {
         let _ = credentials;
         self.ensure(image, policy)
     }
@@ -194,25 +219,25 @@ impl ImageProvider for LocalImages {
     fn local_ref(&self, image: &str) -> String {
         self.aliases.get(image).cloned().unwrap_or_else(|| image.to_string())
     }
-    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, PullError>> {
         Box::pin(async move {
             match self.docker.inspect_image(&self.local_ref(image)).await {
                 Ok(_) => Ok(true),
                 Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             }
         })
     }
-    fn ensure<'a>(&'a self, image: &'a str, _policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>> {
+    fn ensure<'a>(&'a self, image: &'a str, _policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, PullError>> {
         Box::pin(async move {
             let start = std::time::Instant::now();
             if self.is_present(image).await? {
                 let took = start.elapsed();
                 Ok(PullOutcome::Pulled { took, waited: took })
             } else {
-                Err(format!(
-                    "rpc error: code = Unknown desc = Error response from daemon: pull access denied for {image}, repository does not exist or may require 'docker login'"
-                ))
+                Err(PullError::Runtime(format!(
+                    "Error response from daemon: pull access denied for {image}, repository does not exist or may require 'docker login'"
+                )))
             }
         })
     }

@@ -5,6 +5,7 @@
 //! Docker API compatibility shim ([`docker`]). sgsim talks to the API server only through `kube::Client`.
 
 pub mod apiserver;
+pub mod cgroups;
 pub mod context;
 pub mod docker;
 pub mod fake_kubelet;
@@ -15,8 +16,9 @@ pub mod k8s;
 pub mod kubelet;
 pub mod node;
 pub mod pod_api;
+pub mod pool;
+pub mod reaper;
 pub mod registry;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;
-pub mod session;

@@ -22,6 +22,7 @@ use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, Image, ImageExt};
 
+use crate::cgroups::{cgroup_parent, remove_cgroups};
 use crate::context::RunContext;
 use crate::docker::{self, DaemonAddr, DockerError, PrivilegeMode};
 use crate::images::{self, BuiltImages, ImageCatalog, ImageError};
@@ -31,6 +32,10 @@ pub const NODE_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The line the node entrypoint prints once dockerd and the agent answer.
 pub const NODE_READY_LINE: &str = "sgsim-node: ready";
+
+/// dockerd's registry mirror inside the node: the node agent's :80, which forwards to the run's
+/// registry proxy (`crate::registry`).
+pub const MIRROR_URL: &str = "http://127.0.0.1";
 
 /// Errors of nodes.
 #[derive(Debug, thiserror::Error)]
@@ -278,7 +283,7 @@ impl Node {
                 // Docker Hub names are pulled from the run's registry (crate::registry).
                 (
                     "SGSIM_NODE_DOCKERD_ARGS".to_string(),
-                    format!("--registry-mirror={}", crate::registry::MIRROR_URL),
+                    format!("--registry-mirror={MIRROR_URL}"),
                 ),
             ],
             mounts: vec![
@@ -493,42 +498,6 @@ async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
         text.push_str(&chunk.to_string());
     }
     text
-}
-
-/// Where the cgroups of a node's pod containers go (cgroup v1, cgroupfs driver): the node's
-/// `/sys/fs/cgroup` is the host's, so without a parent of its own, containers of a node that was
-/// killed would leave empty cgroups among the host daemon's.
-pub fn cgroup_parent(container_name: &str) -> String {
-    format!("/{CGROUP_ROOT}/{container_name}")
-}
-
-/// The top-level cgroup under which nodes put their containers' cgroups.
-pub const CGROUP_ROOT: &str = "sgsim";
-
-/// Removes the (empty) cgroups a removed node left, in every hierarchy. Cgroups that still hold
-/// processes cannot be removed and stay.
-pub fn remove_cgroups(container_name: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for h in hierarchies.flatten() {
-        let dir = h.path().join(CGROUP_ROOT).join(container_name);
-        if dir.is_dir() {
-            rmdir_tree(&dir);
-        }
-    }
-}
-
-/// rmdir(2) bottom-up (cgroupfs directories go away with rmdir despite their control files).
-pub(crate) fn rmdir_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 async fn remove_volume(volume: &str) {

@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 
 use crate::docker::error_chain;
 use crate::fake_runtime::{FakeCluster, FakeError};
+use crate::pool::{NodePool, PoolOptions, SessionError, SessionEvent};
 use crate::runner::{self, RunError, RunEvent, RunOptions};
-use crate::session::{NodePool, PoolOptions, SessionError, SessionEvent};
 
 /// Errors that keep a runtime from producing a [`RunOutput`] (a failing step group is not one).
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,11 @@ fn repo() -> PathBuf {
 fn golden_kubernetes_lines(scenario: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("golden").join(scenario).join("initialize.log"))
         .unwrap_or_else(|e| panic!("golden/{scenario}/initialize.log: {e}"));
-    let lines: Vec<String> = text.lines().filter(|l| !initialize::is_product_line(l)).map(str::to_string).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !initialize::is_product_line(l))
+        .map(str::to_string)
+        .collect();
     assert!(!lines.is_empty(), "{scenario}: no Kubernetes line in the golden");
     lines
 }

@@ -25,6 +25,7 @@ use sgsim_cluster::context::{self, RunContext};
 use sgsim_cluster::docker;
 use sgsim_cluster::images::{self, BuildEvent, BuiltImages, ImageCatalog};
 use sgsim_cluster::node::{LoadOutcome, Node, NodeSpec};
+use sgsim_cluster::reaper;
 use testcontainers::core::ExecCommand;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
@@ -129,7 +130,7 @@ fn dead_pid() -> Result<u32> {
     let mut child = std::process::Command::new("true").spawn()?;
     let pid = child.id();
     child.wait()?;
-    ensure!(!context::pid_alive(pid), "pid {pid} still alive");
+    ensure!(!reaper::pid_alive(pid), "pid {pid} still alive");
     Ok(pid)
 }
 
@@ -167,7 +168,7 @@ async fn reap_stale_removes_dead_keeps_live() -> Result<()> {
         names.push(name);
     }
     let result = async {
-        let reaped = context::reap_stale(&host).await?;
+        let reaped = reaper::reap_stale(&host).await?;
         let dead_gone = host.inspect_container(&names[0], None).await.is_err();
         let live_kept = host.inspect_container(&names[1], None).await.is_ok();
         let dead_vol_gone = host.inspect_volume(&names[0]).await.is_err();
@@ -273,7 +274,7 @@ async fn assert_nothing_left(host: &Docker, run_id: &str, node_container: &str) 
     ensure!(containers.is_empty(), "containers left on the host: {containers:?}");
     ensure!(volumes.is_empty(), "volumes left on the host: {volumes:?}");
     let cgroup = PathBuf::from("/sys/fs/cgroup/memory")
-        .join(sgsim_cluster::node::CGROUP_ROOT)
+        .join(sgsim_cluster::cgroups::CGROUP_ROOT)
         .join(node_container);
     ensure!(!cgroup.exists(), "{} left behind", cgroup.display());
     Ok(())
@@ -564,7 +565,7 @@ async fn pull_in_pod(client: &kube::Client, pod: &str, image: &str) -> Result<Ve
 /// and `already present on machine` shows only when the (logical) node kept the image: a second
 /// pod on the same node finds it, a fresh trial's node pulls again.
 async fn registry_pulls_are_real() -> Result<()> {
-    use sgsim_cluster::session::{NodePool, PoolOptions};
+    use sgsim_cluster::pool::{NodePool, PoolOptions};
     let pool = NodePool::start(
         &PoolOptions {
             repo_root: repo_root(),

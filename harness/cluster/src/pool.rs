@@ -1,4 +1,4 @@
-//! Sessions: a pool of warm kind-style nodes shared by the trials of one process, and a throwaway
+//! Home of the node pool: warm kind-style nodes shared by the trials of one process, and a throwaway
 //! [`Cluster`] per trial on top of it.
 //!
 //! A [`NodePool`] owns the expensive things: the run context (labels, run dir), the built images,
@@ -27,46 +27,48 @@ use crate::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
 use crate::context::RunContext;
 use crate::docker::{self, PrivilegeMode};
 use crate::images::{self, BuildEvent, BuiltImages, ImageCatalog, StandIn};
-use crate::kubelet::{self, ImageProvider, KubeletConfig, KubeletHandle, PullOutcome, PullPolicy, SandboxSpec};
+use crate::kubelet::{
+    self, ImageProvider, KubeletConfig, KubeletHandle, PullError, PullOutcome, PullPolicy, SandboxSpec,
+};
 use crate::node::{LoadOutcome, Node, NodeSpec};
 use crate::pod_api::{EndpointGuard, PodApiGateway, RouteGuard};
 use crate::registry::{self, PullCredentials, RegistryHub};
 use crate::runner::PodDialer;
 use crate::scheduler::{self, SchedulerHandle};
 
-/// Errors of starting or using a session.
+/// Errors of starting a [`NodePool`] or a [`Cluster`] on it.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The host Docker daemon is unreachable.
     #[error("cannot reach the Docker daemon")]
-    Docker(#[source] docker::DockerError),
+    Docker(#[from] docker::DockerError),
     /// The run context could not be created.
     #[error("cannot create the run context")]
-    Context(#[source] crate::context::ContextError),
+    Context(#[from] crate::context::ContextError),
     /// Building the images failed.
     #[error("building the images failed")]
-    Images(#[source] images::ImageError),
+    Images(#[from] images::ImageError),
     /// A node did not start.
     #[error("node failed")]
-    Node(#[source] crate::node::NodeError),
+    Node(#[from] crate::node::NodeError),
     /// The API server did not start.
     #[error("the embedded API server failed")]
-    ApiServer(#[source] crate::apiserver::ApiServerError),
+    ApiServer(#[from] crate::apiserver::ApiServerError),
     /// A kubelet did not start.
     #[error("kubelet failed")]
-    Kubelet(#[source] kubelet::KubeletError),
+    Kubelet(#[from] kubelet::KubeletError),
     /// The delegate service could not listen.
     #[error("the delegate service failed")]
-    Delegate(#[source] sgsim_engine::EngineError),
+    Delegate(#[from] sgsim_engine::EngineError),
     /// The pods' TLS endpoint to the API server could not be set up.
     #[error("cannot serve the pods' API server endpoint")]
-    PodApi(#[source] crate::pod_api::PodApiError),
+    PodApi(#[from] crate::pod_api::PodApiError),
     /// The run's registries failed.
     #[error("the registries of the run failed")]
-    Registry(#[source] crate::registry::RegistryError),
+    Registry(#[from] crate::registry::RegistryError),
 }
 
-/// Progress of starting a session, for the reporter.
+/// Progress of starting a [`NodePool`], for the reporter.
 #[derive(Clone, Debug)]
 pub enum SessionEvent {
     /// Image build progress.
@@ -132,8 +134,8 @@ impl NodePool {
         opts: &PoolOptions,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<NodePool, SessionError> {
-        let host = docker::host_docker().await.map_err(SessionError::Docker)?;
-        if let Ok(r) = crate::context::reap_stale(&host).await {
+        let host = docker::host_docker().await?;
+        if let Ok(r) = crate::reaper::reap_stale(&host).await {
             let n = r.containers.len() + r.volumes.len() + r.networks.len();
             if n > 0 {
                 progress(SessionEvent::Reaped(format!(
@@ -144,17 +146,15 @@ impl NodePool {
                 )));
             }
         }
-        let built = images::ensure_built(&opts.repo_root, &|e| progress(SessionEvent::Image(e)))
-            .await
-            .map_err(SessionError::Images)?;
-        let ctx = RunContext::new().map_err(SessionError::Context)?;
-        let pause = built.require("pause").map_err(SessionError::Images)?.to_string();
+        let built = images::ensure_built(&opts.repo_root, &|e| progress(SessionEvent::Image(e))).await?;
+        let ctx = RunContext::new()?;
+        let pause = built.require("pause")?.to_string();
         let sandbox = SandboxSpec {
             image: pause.clone(),
             command: Vec::new(),
         };
         let delegate = Arc::new(DelegateServer::new());
-        let pod_api = Arc::new(PodApiGateway::new().map_err(SessionError::PodApi)?);
+        let pod_api = Arc::new(PodApiGateway::new()?);
         let mut pool = NodePool {
             ctx,
             host,
@@ -171,9 +171,7 @@ impl NodePool {
             let name = format!("node-{i}");
             progress(SessionEvent::NodeStarting(name.clone()));
             let started = Instant::now();
-            let node = Node::start(&pool.ctx, NodeSpec::new(name.clone(), i as u8), &pool.built)
-                .await
-                .map_err(SessionError::Node)?;
+            let node = Node::start(&pool.ctx, NodeSpec::new(name.clone(), i as u8), &pool.built).await?;
             let standin = StandIn {
                 vendor: pause.clone(),
                 local: pause.clone(),
@@ -182,38 +180,24 @@ impl NodePool {
                 user: None,
             };
             if !images::present_on_node(node.docker(), &pause).await.unwrap_or(false) {
-                images::load_into_node(&pool.host, node.docker(), &standin)
-                    .await
-                    .map_err(SessionError::Images)?;
+                images::load_into_node(&pool.host, node.docker(), &standin).await?;
             }
-            let guard = pool
-                .delegate
-                .serve_unix(&node.delegate_socket())
-                .await
-                .map_err(SessionError::Delegate)?;
+            let guard = pool.delegate.serve_unix(&node.delegate_socket()).await?;
             progress(SessionEvent::NodeReady {
                 name: node.container_name().to_string(),
                 took: started.elapsed(),
                 fallback: node.privilege_mode() == PrivilegeMode::Fallback,
             });
             pool.guards.push(guard);
-            let endpoint = pool
-                .pod_api
-                .serve_unix(
-                    &node.dir().join("apiserver.sock"),
-                    &[std::net::IpAddr::V4(node.gateway_ip())],
-                )
-                .map_err(SessionError::PodApi)?;
+            let endpoint = pool.pod_api.serve_unix(
+                &node.dir().join("apiserver.sock"),
+                &[std::net::IpAddr::V4(node.gateway_ip())],
+            )?;
             pool.pod_api_guards.push(endpoint);
-            let registry_image = pool
-                .built
-                .require("registry")
-                .map_err(SessionError::Images)?
-                .to_string();
-            let hub = RegistryHub::start(&node, pool.host.clone(), &registry_image, pool.ctx.node_level_labels())
-                .await
-                .map_err(SessionError::Registry)?;
-            hub.configure(&[]).await.map_err(SessionError::Registry)?;
+            let registry_image = pool.built.require("registry")?.to_string();
+            let hub =
+                RegistryHub::start(&node, pool.host.clone(), &registry_image, pool.ctx.node_level_labels()).await?;
+            hub.configure(&[]).await?;
             pool.registries.push(hub);
             pool.nodes.push(Arc::new(node));
         }
@@ -279,7 +263,7 @@ impl NodePool {
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         for hub in &self.registries {
-            hub.configure(&specs).await.map_err(SessionError::Registry)?;
+            hub.configure(&specs).await?;
         }
         self.cluster_with(&f.nodes, &f.images, &specs, progress).await
     }
@@ -307,8 +291,8 @@ impl NodePool {
             root_ca: Some(self.pod_api.ca_pem().to_string()),
             ..ApiServerOptions::default()
         };
-        let api = ApiServer::start(opts).await.map_err(SessionError::ApiServer)?;
-        let client = api.client().await.map_err(SessionError::ApiServer)?;
+        let api = ApiServer::start(opts).await?;
+        let client = api.client().await?;
         let pod_api_route = self.pod_api.register(&api.token_key_id(), api.addr());
         let trial = crate::context::random_suffix(10);
         let mut catalog = ImageCatalog::builtin(&self.built);
@@ -352,9 +336,7 @@ impl NodePool {
                 ("dev.sgsim.managed".to_string(), "true".to_string()),
                 (kubelet::NODE_LABEL.to_string(), f.name.clone()),
             ]);
-            kubelet::write_node_files(physical.docker(), provider.as_ref(), helper_labels, &f.files)
-                .await
-                .map_err(SessionError::Kubelet)?;
+            kubelet::write_node_files(physical.docker(), provider.as_ref(), helper_labels, &f.files).await?;
             let cfg = KubeletConfig {
                 node_name: f.name.clone(),
                 docker: physical.docker().clone(),
@@ -382,9 +364,7 @@ impl NodePool {
                     ("pods".to_string(), Quantity("110".into())),
                 ]),
             };
-            let k = kubelet::start_kubelet(client.clone(), cfg)
-                .await
-                .map_err(SessionError::Kubelet)?;
+            let k = kubelet::start_kubelet(client.clone(), cfg).await?;
             api.register_node_logs(&f.name, k.log_source());
             kubelets.push(k);
             map.insert(f.name.clone(), physical);
@@ -423,7 +403,7 @@ impl NodePool {
     /// Removes every container, volume and network of this run by its label, also those a
     /// running trial still holds (for an interrupted suite that exits right after).
     pub async fn remove_everything(&self) {
-        if let Err(e) = crate::context::remove_run(&self.host, self.run_id()).await {
+        if let Err(e) = crate::reaper::remove_run(&self.host, self.run_id()).await {
             tracing::warn!("cannot remove the containers of run {}: {e}", self.run_id());
         }
     }
@@ -519,13 +499,13 @@ struct NodeImages {
 }
 
 impl NodeImages {
-    async fn pull(&self, image: &str, credentials: Option<PullCredentials>) -> Result<Duration, String> {
+    async fn pull(&self, image: &str, credentials: Option<PullCredentials>) -> Result<Duration, PullError> {
         let standin = self.catalog.resolve(image);
         let missing = self.missing.contains(image);
         self.registries
             .ensure_seeded(image, &standin, missing)
             .await
-            .map_err(|e| docker::error_chain(&e))?;
+            .map_err(PullError::provider)?;
         let started = Instant::now();
         let (repo, tag) = images::split_reference(&images::node_reference(image));
         let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
@@ -540,18 +520,16 @@ impl NodeImages {
             match item {
                 Ok(info) => {
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                        return Err(format!("rpc error: code = Unknown desc = {message}"));
+                        return Err(PullError::Runtime(message));
                     }
                 }
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                    return Err(format!(
-                        "rpc error: code = Unknown desc = Error response from daemon: {message}"
-                    ));
+                    return Err(PullError::Runtime(format!("Error response from daemon: {message}")));
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(format!("rpc error: code = Unknown desc = {error}"));
+                    return Err(PullError::Runtime(error));
                 }
-                Err(e) => return Err(format!("rpc error: code = Unknown desc = {}", docker::error_chain(&e))),
+                Err(e) => return Err(PullError::Runtime(docker::error_chain(&e))),
             }
         }
         Ok(started.elapsed())
@@ -567,11 +545,11 @@ impl ImageProvider for NodeImages {
         images::node_reference(image)
     }
 
-    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+    fn is_present<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, PullError>> {
         Box::pin(async move { Ok(self.pulled.lock().await.contains(image)) })
     }
 
-    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, String>> {
+    fn ensure<'a>(&'a self, image: &'a str, policy: PullPolicy) -> BoxFuture<'a, Result<PullOutcome, PullError>> {
         self.ensure_with_credentials(image, policy, None)
     }
 
@@ -580,7 +558,7 @@ impl ImageProvider for NodeImages {
         image: &'a str,
         policy: PullPolicy,
         credentials: Option<PullCredentials>,
-    ) -> BoxFuture<'a, Result<PullOutcome, String>> {
+    ) -> BoxFuture<'a, Result<PullOutcome, PullError>> {
         Box::pin(async move {
             let queued = Instant::now();
             // One pull at a time per node (the kubelet's serialized image pulls).
@@ -594,7 +572,7 @@ impl ImageProvider for NodeImages {
                     .node
                     .ensure_image(&self.host, &self.catalog, image)
                     .await
-                    .map_err(|e| docker::error_chain(&e))?;
+                    .map_err(PullError::provider)?;
                 let took = match outcome {
                     LoadOutcome::AlreadyPresent => started.elapsed(),
                     LoadOutcome::Loaded { took } => took,
