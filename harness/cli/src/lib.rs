@@ -231,10 +231,10 @@ fn print_diagnostics(e: &ScenarioError) {
     let fancy = console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none();
     for d in &e.diagnostics().items {
         if fancy {
-            output::err_line(&format!("{d}"));
+            output::err_line(&d.to_string());
             output::err_line(&format!("{:?}", miette::Report::new(d.clone())));
         } else {
-            output::err_line(&format!("{}", d.render_plain()));
+            output::err_line(&d.render_plain());
         }
     }
 }
@@ -250,7 +250,7 @@ fn load_or_report(file: &Path, select: &Select) -> Result<Scenario, i32> {
     match inp.scenario {
         Ok(sc) => {
             for w in &sc.warnings.items {
-                output::err_line(&format!("{}", w.render_plain()));
+                output::err_line(&w.render_plain());
             }
             Ok(sc)
         }
@@ -292,7 +292,7 @@ fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
     };
     match text {
         Ok(t) => {
-            output::out(&format!("{t}"));
+            output::out(&t);
             exit::OK
         }
         Err(e) => {
@@ -340,16 +340,14 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
         Err(e) => {
             print_diagnostics(&e);
             if e.is_expected() {
-                output::err_line(&format!(
-                    "the scenario expects this validation error: outcome as expected"
-                ));
+                output::err_line("the scenario expects this validation error: outcome as expected");
                 return Err(exit::OK);
             }
             return Err(exit::INVALID_INPUT);
         }
     };
     for w in &sc.warnings.items {
-        output::err_line(&format!("{}", w.render_plain()));
+        output::err_line(&w.render_plain());
     }
     Ok(sc)
 }
@@ -429,7 +427,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
         if let (Some(dir), Some(r)) = (&golden_dir, &verdict.golden) {
             if !r.ok() {
                 let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
-                output::out(&format!("{}", r.render(&name, color)));
+                output::out(&r.render(&name, color));
                 code = exit::MISMATCH;
             } else if !r.written.is_empty() {
                 output::out_line(&format!("goldens written: {}", r.written.join(", ")));
@@ -482,7 +480,7 @@ fn cmd_accept(filter: Option<&str>) -> i32 {
         }
     }
     if n == 0 {
-        output::out_line(&format!("no pending golden files"));
+        output::out_line("no pending golden files");
     }
     exit::OK
 }
@@ -509,7 +507,7 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
                 kubeconfig.display()
             ));
             output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
-            output::out_line(&format!("Ctrl-C stops it."));
+            output::out_line("Ctrl-C stops it.");
             interrupted().await;
             api.shutdown().await;
             return exit::OK;
@@ -547,9 +545,9 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
             kubeconfig.display()
         ));
         output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
-        output::out_line(&format!("Ctrl-C stops it and removes everything."));
+        output::out_line("Ctrl-C stops it and removes everything.");
         interrupted().await;
-        output::err_line(&format!("stopping: removing the cluster"));
+        output::err_line("stopping: removing the cluster");
         cluster.shutdown().await;
         drop(pool);
         runtime.shutdown().await;

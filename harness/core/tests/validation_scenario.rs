@@ -396,7 +396,7 @@ fn bare_pipeline_node_satisfies_selector_and_required_affinity() {
     );
 
     // Without a selector or affinity the inferred node has no labels.
-    let plain = load_with("p.yaml", &pipeline("Deployment", &GOOD_BODY), &[]).unwrap();
+    let plain = load_with("p.yaml", &pipeline("Deployment", GOOD_BODY), &[]).unwrap();
     assert!(plain.fixtures().nodes[0].labels.is_empty());
 }
 
