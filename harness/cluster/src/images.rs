@@ -156,9 +156,22 @@ pub struct ImageCatalog {
 }
 
 impl ImageCatalog {
-    /// The built-in catalog over the built images.
+    /// The built-in catalog over the built images: first the stand-ins of the step types' default
+    /// images (from core's step-type table, [`sgsim_core::step_types::ALL`]), then vendor families.
     pub fn builtin(built: &BuiltImages) -> Self {
-        let rules = [
+        let mut rules: Vec<(String, String)> = Vec::new();
+        for t in sgsim_core::step_types::ALL {
+            let (Some(image), Some(standin)) = (t.default_image, t.stand_in) else {
+                continue;
+            };
+            let repo = split_reference(image).0;
+            for pattern in [format!("{repo}:*"), format!("*/{repo}:*")] {
+                if !rules.iter().any(|(p, _)| *p == pattern) {
+                    rules.push((pattern, standin.to_string()));
+                }
+            }
+        }
+        let families = [
             ("harness/ci-addon:*", "addon"),
             ("*/harness/ci-addon:*", "addon"),
             ("harness/ci-lite-engine:*", "lite-engine"),
@@ -188,8 +201,9 @@ impl ImageCatalog {
             ("debian*", "busybox"),
             ("bash*", "busybox"),
         ];
+        rules.extend(families.iter().map(|(p, s)| (p.to_string(), s.to_string())));
         ImageCatalog {
-            rules: rules.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect(),
+            rules,
             built: built.clone(),
         }
     }
@@ -380,6 +394,28 @@ pub async fn load_into_node(host: &Docker, node: &Docker, standin: &StandIn) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_types_default_images_use_their_table_stand_in() {
+        let c = ImageCatalog::builtin(&build::sample());
+        let mut checked = 0;
+        for t in sgsim_core::step_types::ALL {
+            let (Some(image), Some(standin)) = (t.default_image, t.stand_in) else {
+                continue;
+            };
+            assert_eq!(c.standin_name(image), standin, "{}", t.name);
+            let (repo, _) = split_reference(image);
+            assert_eq!(c.standin_name(&format!("{repo}:9.9.9")), standin, "{}: any tag", t.name);
+            assert_eq!(
+                c.standin_name(&format!("registry.example.com/{image}")),
+                standin,
+                "{}: behind a connector",
+                t.name
+            );
+            checked += 1;
+        }
+        assert!(checked >= 3, "the table names stand-ins for GitClone and the AWS steps");
+    }
 
     #[test]
     fn resolves_vendor_images() {
