@@ -58,29 +58,14 @@ fn run_dind_basic_end_to_end_leaves_nothing_behind() {
 fn interrupted_test_suite_leaves_nothing_behind() {
     use std::time::{Duration, Instant};
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-        .current_dir(&repo)
-        .env("NO_COLOR", "1")
-        .env_remove("SGSIM_BLESS")
-        // A trial that runs for its initTimeout (20 s): it is still running when SIGTERM comes.
-        .args(["test", "--exact", "security-run-as-non-root"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let label = format!("label=dev.sgsim.pid={}", child.id());
-    let ours = |what: &[&str]| -> String {
-        let o = Command::new("docker")
-            .args(what)
-            .args(["--filter", &label])
-            .output()
-            .expect("docker");
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    // A trial that runs for its initTimeout (20 s): it is still running when SIGTERM comes.
+    let mut child = sgsim_in(&repo, &["test", "--exact", "security-run-as-non-root"], false);
+    let pid = child.id();
+    let ours = |what: &[&str]| labelled_with_pid(pid, what);
     // Wait until the trial's node runs, then a few seconds into the trial.
     let deadline = Instant::now() + Duration::from_secs(240);
     while ours(&["ps", "-q"]).is_empty() {
-        assert!(Instant::now() < deadline, "no node container labelled {label}");
+        assert!(Instant::now() < deadline, "no node container labelled dev.sgsim.pid={pid}");
         assert!(
             child.try_wait().unwrap().is_none(),
             "sgsim test ended before its node ran"
@@ -109,25 +94,10 @@ fn closed_stdout_ends_the_run_quietly_and_removes_everything() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-        .current_dir(&repo)
-        .env("NO_COLOR", "1")
-        .env_remove("SGSIM_BLESS")
-        // A pod that stays Pending for its 20 s initTimeout: the run is still going when the pipe closes.
-        .args(["run", "scenarios/security-run-as-non-root"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let label = format!("label=dev.sgsim.pid={}", child.id());
-    let ours = |what: &[&str]| -> String {
-        let o = Command::new("docker")
-            .args(what)
-            .args(["--filter", &label])
-            .output()
-            .expect("docker");
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    // A pod that stays Pending for its 20 s initTimeout: the run is still going when the pipe closes.
+    let mut child = sgsim_in(&repo, &["run", "scenarios/security-run-as-non-root"], true);
+    let pid = child.id();
+    let ours = |what: &[&str]| labelled_with_pid(pid, what);
     // Read the first line of the live Initialize log, then close the pipe, as `head -1` does.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
@@ -152,4 +122,34 @@ fn closed_stdout_ends_the_run_quietly_and_removes_everything() {
     assert!(!err.contains("panicked"), "stderr:\n{err}");
     assert_eq!(ours(&["ps", "-aq"]), "", "containers left behind");
     assert_eq!(ours(&["volume", "ls", "-q"]), "", "volumes left behind");
+}
+
+/// `sgsim ARGS` started in `repo`, its output piped (or discarded).
+fn sgsim_in(repo: &Path, args: &[&str], piped: bool) -> std::process::Child {
+    let io = || {
+        if piped {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(repo)
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        .args(args)
+        .stdout(io())
+        .stderr(io())
+        .spawn()
+        .unwrap()
+}
+
+/// The ids `docker WHAT… --filter label=dev.sgsim.pid=PID` lists (what a process left on Docker).
+fn labelled_with_pid(pid: u32, what: &[&str]) -> String {
+    let o = Command::new("docker")
+        .args(what)
+        .args(["--filter", &format!("label=dev.sgsim.pid={pid}")])
+        .output()
+        .expect("docker");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
