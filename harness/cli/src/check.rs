@@ -102,7 +102,19 @@ pub async fn run_and_check(
         Some(dir) => {
             let files = verdict::golden_files(sc, &output.record)?;
             if runtime.writes_goldens() {
-                Some(golden_store::check(dir, &files, mode)?)
+                // A run whose outcome is not the expected one never becomes the golden: blessing
+                // it would record a failure (an image pull that failed, say) as the truth.
+                let refused = mode == BlessMode::Always && !mismatches.is_empty();
+                let mode = if refused { BlessMode::Pending } else { mode };
+                let mut report = golden_store::check(dir, &files, mode)?;
+                if refused {
+                    report.check_only = Some(
+                        "not blessed: the outcome differs from the scenario's expect: (see below); the actual files \
+                         are pending as *.new for review"
+                            .into(),
+                    );
+                }
+                Some(report)
             } else {
                 let mut report = golden_store::check(dir, &runtime.compared(sc, files), BlessMode::Never)?;
                 report.stale.clear();
@@ -120,4 +132,150 @@ pub async fn run_and_check(
         mismatches,
         golden,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use sgsim_cluster::runtime::Sink;
+    use sgsim_core::record::{Outcome, RunRecord, StepRecord};
+
+    use super::*;
+
+    /// A runtime that "runs" every scenario to the same record.
+    struct Canned(Outcome);
+
+    impl Runtime for Canned {
+        fn name(&self) -> &'static str {
+            "canned"
+        }
+        fn writes_goldens(&self) -> bool {
+            true
+        }
+        fn run<'a>(
+            &'a self,
+            _: &'a Scenario,
+            _: &'a RunSettings,
+            _: Sink<'a>,
+        ) -> BoxFuture<'a, Result<RunOutput, RuntimeError>> {
+            let step = StepRecord {
+                id: "run1".into(),
+                name: "run1".into(),
+                container: Some("step-run1".into()),
+                status: self.0,
+                exit_code: Some(if self.0 == Outcome::Success { 0 } else { 1 }),
+                error: None,
+                outputs: BTreeMap::new(),
+                log: "hi\n".into(),
+                background: false,
+                took: Duration::ZERO,
+                attempts: 1,
+                strategy: None,
+                reports: BTreeMap::new(),
+            };
+            let record = RunRecord {
+                pod: None,
+                initialize: Vec::new(),
+                steps: vec![step],
+                status: self.0,
+                error: None,
+                node: None,
+            };
+            Box::pin(async move {
+                Ok(RunOutput {
+                    record,
+                    images: Vec::new(),
+                })
+            })
+        }
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    const SCENARIO: &str = "name: canned
+pipeline:
+  pipeline:
+    identifier: p
+    name: p
+    stages:
+      - stage:
+          identifier: s
+          name: s
+          type: Custom
+          spec:
+            execution:
+              steps:
+                - stepGroup:
+                    identifier: sg
+                    name: sg
+                    stepGroupInfra:
+                      type: KubernetesDirect
+                      spec: {connectorRef: k8s, namespace: ns1}
+                    steps:
+                      - step: {identifier: run1, name: run1, type: Run, spec: {image: alpine, command: echo hi}}
+fixtures:
+  namespaces: [ns1]
+  connectors: [{identifier: k8s, type: KubernetesCluster}]
+expect:
+  status: Success
+";
+
+    fn golden_dir(test: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sgsim-check-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn bless_refuses_a_run_whose_outcome_is_not_the_expected_one() {
+        let sc = sgsim_core::load("scenario.yaml", SCENARIO, &sgsim_core::no_files).unwrap();
+        let dir = golden_dir("refuse");
+        let v = run_and_check(
+            Ok(&sc),
+            &Canned(Outcome::Failed),
+            Some(&dir),
+            BlessMode::Always,
+            &RunSettings::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(!v.passed());
+        assert_eq!(v.mismatches, ["the step group ended Failed but Success was expected"]);
+        let g = v.golden.as_ref().unwrap();
+        assert!(g.written.is_empty(), "{:?}", g.written);
+        assert!(!dir.join("result.yaml").exists(), "a failed run was blessed");
+        assert!(
+            dir.join("result.yaml.new").exists(),
+            "the actual files are pending for review"
+        );
+        assert!(
+            v.failure_text("canned", false)
+                .contains("not blessed: the outcome differs")
+        );
+
+        // The expected outcome is blessed.
+        let v = run_and_check(
+            Ok(&sc),
+            &Canned(Outcome::Success),
+            Some(&dir),
+            BlessMode::Always,
+            &RunSettings::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(v.passed(), "{}", v.failure_text("canned", false));
+        assert!(
+            std::fs::read_to_string(dir.join("result.yaml"))
+                .unwrap()
+                .contains("status: Success")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

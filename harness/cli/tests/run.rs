@@ -65,7 +65,10 @@ fn interrupted_test_suite_leaves_nothing_behind() {
     // Wait until the trial's node runs, then a few seconds into the trial.
     let deadline = Instant::now() + Duration::from_secs(240);
     while ours(&["ps", "-q"]).is_empty() {
-        assert!(Instant::now() < deadline, "no node container labelled dev.sgsim.pid={pid}");
+        assert!(
+            Instant::now() < deadline,
+            "no node container labelled dev.sgsim.pid={pid}"
+        );
         assert!(
             child.try_wait().unwrap().is_none(),
             "sgsim test ended before its node ran"
