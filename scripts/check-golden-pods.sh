@@ -3,7 +3,7 @@
 # Kubernetes 1.37 schemas, in strict mode (unknown fields rejected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v kubernetes-validate >/dev/null 2>&1 || { echo "kubernetes-validate is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+PATH="$(scripts/setup-test.sh):$PATH"
 shopt -s nullglob
 pods=(golden/*/pod.yaml)
 [ "${#pods[@]}" -gt 0 ] || { echo "no golden pod.yaml found" >&2; exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time machine set-up for sgsim, idempotent: host packages the image builds need and a running
-# Docker Engine. Safe to run on every invocation; does nothing when all is there.
+# Docker Engine (what running sgsim needs; test-only tools: scripts/setup-test.sh). Safe to run on every invocation; does nothing when all is there.
 set -euo pipefail
 
 log() { printf 'sgsim setup: %s\n' "$*" >&2; }
@@ -16,18 +16,6 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]} (Debian packages)"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
-
-# The official Kubernetes Python client, for tests/python/suite.py (harness/cli/tests/clients.rs).
-if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
-  log "installing the Kubernetes Python client (pip install kubernetes)"
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes >&2
-fi
-
-# kubernetes-validate (Kubernetes 1.37 schemas), for scripts/check-golden-pods.sh.
-if command -v python3 >/dev/null 2>&1 && ! command -v kubernetes-validate >/dev/null 2>&1; then
-  log "installing kubernetes-validate 1.37.0 (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' >&2
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -10,11 +10,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A program on PATH (or at one of `extra` absolute paths).
+/// `name` from the pinned test tools (`target/sgsim-venv`, scripts/setup-test.sh), else from PATH,
+/// else from `extra`.
 fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
-    extra.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
+    let pinned = repo().join("target/sgsim-venv/bin").join(name);
+    let on_path = || {
         std::env::var_os("PATH")
             .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
-    })
+    };
+    Some(pinned)
+        .filter(|p| p.is_file())
+        .or_else(on_path)
+        .or_else(|| extra.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
 fn repo() -> PathBuf {

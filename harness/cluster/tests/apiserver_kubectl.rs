@@ -13,9 +13,10 @@ use sgsim_cluster::apiserver::{
     ApiServer, ApiServerHandle, ApiServerOptions, LogError, LogOptions, LogStream, PodLogSource,
 };
 
+/// The pinned kubectl (`target/sgsim-venv`, scripts/setup-test.sh), else one on PATH.
 fn kubectl_path() -> Option<PathBuf> {
-    let candidates = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"];
-    candidates.iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
+    let pinned = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/sgsim-venv/bin/kubectl");
+    Some(pinned).filter(|p| p.exists()).or_else(|| {
         std::env::var_os("PATH")?
             .to_str()?
             .split(':')
