@@ -23,9 +23,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl pwsh)
+all=(debian-docker busybox bash pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl pwsh)
 declare -A parents=(
-    [debian-docker]="" [busybox]="" [pause]=""
+    [debian-docker]="" [busybox]="" [bash]="busybox" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
     [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [drone-git]="busybox" [kubectl]="busybox" [pwsh]="busybox"
@@ -180,7 +180,7 @@ image_inputs() {
         busybox|pause) printf '%s\n' "$busybox_bin" ;;
         node|dind) printf '%s\n' "$imgdir/iptables-select.sh" ;;
     esac
-    [ "$n" = busybox ] && printf '%s\n' "$bash_static_bin"
+    [ "$n" = bash ] && printf '%s\n' "$bash_static_bin"
     [ "$n" = registry ] && printf '%s\n' "$registry_deb" "$libc_so" "$ld_so"
     [ "$n" = python ] && find "$python_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
     [ "$n" = dind ] && find "$compose_debs" -maxdepth 1 -name '*.deb' | LC_ALL=C sort
@@ -262,13 +262,21 @@ build_busybox() {
     while read -r a; do
         [ -e "$s/$a" ] || ln -s /bin/busybox "$s/$a"
     done < <("$busybox_bin" --list-full | grep -v '^bin/busybox$')
+    # No bash: alpine and busybox have none (bash-carrying images get the `bash` stand-in).
     rm -f "$s/bin/bash"
-    cp "$bash_static_bin" "$s/bin/bash"
     cp "$imgdir/busybox/passwd" "$s/etc/passwd"
     cp "$imgdir/busybox/group" "$s/etc/group"
     : > "$s/etc/hostname"; : > "$s/etc/resolv.conf"; : > "$s/etc/hosts"
     import_rootfs busybox "$t" "$s" \
         'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'CMD ["sh"]'
+}
+
+build_bash() {
+    local t=$1 s
+    s=$(stage_dir bash)
+    mkdir -p "$s/bin"
+    cp "$bash_static_bin" "$s/bin/bash"
+    derive bash "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["bash"]'
 }
 
 build_pause() {

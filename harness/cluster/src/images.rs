@@ -26,6 +26,7 @@ pub use build::{BuildEvent, BuiltImages, ensure_built, images_env_file, prune_ho
 pub const IMAGE_NAMES: &[&str] = &[
     "debian-docker",
     "busybox",
+    "bash",
     "pause",
     "hello-world",
     "addon",
@@ -40,8 +41,10 @@ pub const IMAGE_NAMES: &[&str] = &[
     "pwsh",
 ];
 
-/// The stand-in for any image the catalog does not know.
-pub const DEFAULT_STANDIN: &str = "busybox";
+/// The stand-in for any image the catalog does not know: busybox's tools and GNU bash, as most
+/// (Debian- and Ubuntu-based) images have; images known to have no bash (alpine, busybox) map to
+/// `busybox`, which has none.
+pub const DEFAULT_STANDIN: &str = "bash";
 
 /// Errors of image building and loading.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,7 @@ pub struct StandIn {
 fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match name {
         "busybox" => (&[], &["sh"]),
+        "bash" => (&[], &["bash"]),
         "hello-world" => (&[], &["/hello"]),
         "addon" => (&[], &["/usr/local/bin/ci-addon"]),
         "lite-engine" => (&["/usr/local/bin/ci-lite-engine"], &[]),
@@ -197,9 +201,10 @@ impl ImageCatalog {
             ("powershell*", "pwsh"),
             ("alpine*", "busybox"),
             ("busybox*", "busybox"),
-            ("ubuntu*", "busybox"),
-            ("debian*", "busybox"),
-            ("bash*", "busybox"),
+            ("*:*alpine*", "busybox"),
+            ("ubuntu*", "bash"),
+            ("debian*", "bash"),
+            ("bash*", "bash"),
         ];
         rules.extend(families.iter().map(|(p, s)| (p.to_string(), s.to_string())));
         ImageCatalog {
@@ -430,9 +435,11 @@ mod tests {
         assert_eq!(name("docker.io/library/docker:24"), "sgsim/dind:hhh");
         assert_eq!(name("alpine"), "sgsim/busybox:bbb");
         assert_eq!(name("alpine:3.19"), "sgsim/busybox:bbb");
-        assert_eq!(name("ubuntu:22.04"), "sgsim/busybox:bbb");
+        assert_eq!(name("ubuntu:22.04"), "sgsim/bash:bsh");
+        assert_eq!(name("bash:5.2"), "sgsim/bash:bsh");
+        assert_eq!(name("node:20-alpine"), "sgsim/busybox:bbb", "alpine variants have no bash");
         assert_eq!(name("hello-world"), "sgsim/hello-world:ddd");
-        assert_eq!(name("maven:3-openjdk"), "sgsim/busybox:bbb");
+        assert_eq!(name("maven:3-openjdk"), "sgsim/bash:bsh", "unknown images: busybox tools and bash");
         assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
         assert_eq!(
             name("harnessdev/serverless-deploy:3.30.1-1.0.0"),
@@ -466,10 +473,10 @@ mod tests {
         let c = c.with_override("maven*", "dind").with_override("node:20", "addon");
         assert_eq!(name_of(&c, "maven:3"), "sgsim/dind:hhh");
         assert_eq!(name_of(&c, "node:20"), "sgsim/addon:eee");
-        assert_eq!(name_of(&c, "node:21"), "sgsim/busybox:bbb");
+        assert_eq!(name_of(&c, "node:21"), "sgsim/bash:bsh");
         // Overrides to a stand-in that was not built fall through.
         let c = c.with_override("foo*", "nonexistent");
-        assert_eq!(name_of(&c, "foo:1"), "sgsim/busybox:bbb");
+        assert_eq!(name_of(&c, "foo:1"), "sgsim/bash:bsh");
     }
 
     fn name_of(c: &ImageCatalog, v: &str) -> String {
