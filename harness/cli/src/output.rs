@@ -1,14 +1,26 @@
 //! Writing to stdout and stderr without ever panicking: a closed pipe (`sgsim run … | head -3`)
 //! is remembered instead, and [`closed`] completes, so the command removes everything it started
-//! and ends quietly with [`crate::exit::OUTPUT_CLOSED`], as `git log | head` ends.
+//! and ends quietly with [`crate::exit::OUTPUT_CLOSED`], as `git log | head` ends. Harness secret
+//! values given to [`mask_secrets`] are masked here, where every line is produced, on both streams.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
 static NOTIFY: Notify = Notify::const_new();
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Masks these Harness secret values (as `**************`) in everything written from now on.
+pub fn mask_secrets(secrets: &[String]) {
+    *SECRETS.lock().unwrap_or_else(|e| e.into_inner()) = secrets.to_vec();
+}
+
+fn masked(text: &str) -> String {
+    sgsim_core::normalize::mask_secrets(text, &SECRETS.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 fn mark_closed() {
     if !CLOSED.swap(true, Ordering::SeqCst) {
@@ -36,7 +48,7 @@ fn write_to(mut w: impl Write, text: &str) {
     if is_closed() {
         return;
     }
-    if w.write_all(text.as_bytes()).and_then(|()| w.flush()).is_err() {
+    if w.write_all(masked(text).as_bytes()).and_then(|()| w.flush()).is_err() {
         mark_closed();
     }
 }
@@ -83,5 +95,13 @@ mod tests {
             .expect("joined");
         // Later writes are dropped without an error.
         write_to(Closed, "y\n");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_what_is_written() {
+        mask_secrets(&["hs-7f3k9-token".to_string()]);
+        assert_eq!(masked("token=hs-7f3k9-token;"), "token=**************;");
+        mask_secrets(&[]);
+        assert_eq!(masked("token=hs-7f3k9-token;"), "token=hs-7f3k9-token;");
     }
 }

@@ -50,8 +50,6 @@ pub struct Reporter {
     color: bool,
     progress: bool,
     state: Mutex<State>,
-    /// Harness secret values masked in everything printed on stdout.
-    secrets: Mutex<Vec<String>>,
 }
 
 fn fmt_dur(d: Duration) -> String {
@@ -69,13 +67,13 @@ impl Reporter {
             color,
             progress,
             state: Mutex::new(State::default()),
-            secrets: Mutex::new(Vec::new()),
         }
     }
 
-    /// Mask these Harness secret values (as `**************`) in every line printed from now on.
+    /// Mask these Harness secret values (as `**************`) in every line printed from now on,
+    /// on stdout and stderr ([`output::mask_secrets`]).
     pub fn mask_secrets(&self, secrets: &[String]) {
-        *self.secrets.lock().unwrap_or_else(|e| e.into_inner()) = secrets.to_vec();
+        output::mask_secrets(secrets);
     }
 
     /// A reporter configured from the terminal and `NO_COLOR`/`CI`.
@@ -91,8 +89,6 @@ impl Reporter {
     }
 
     fn out(&self, line: &str) {
-        let masked = sgsim_core::normalize::mask_secrets(line, &self.secrets.lock().unwrap_or_else(|e| e.into_inner()));
-        let line = masked.as_str();
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &st.spinner {
             Some(sp) => sp.suspend(|| output::out_line(line)),

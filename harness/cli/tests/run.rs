@@ -156,3 +156,32 @@ fn labelled_with_pid(pid: u32, what: &[&str]) -> String {
         .expect("docker");
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// A live run with a Harness secret: the secret's value appears nowhere in what `sgsim run`
+/// prints (stdout and stderr), masked where the output is produced, not only in golden files; the
+/// Kubernetes Secret's content, which the documentation says Harness does not mask, is printed.
+#[test]
+fn a_live_run_prints_no_harness_secret() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(&repo)
+        .env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env_remove("SGSIM_BLESS")
+        .args(["run", "scenarios/secrets-masking"])
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    for (name, text) in [("stdout", &out), ("stderr", &err)] {
+        assert!(
+            !text.contains("hs-7f3k9-token"),
+            "the Harness secret leaked on {name}:\n{text}"
+        );
+    }
+    assert!(out.contains("**************"), "the masked secret is not shown:\n{out}");
+    assert!(
+        out.contains("k8s-plain-pa55word"),
+        "the Kubernetes Secret's content is shown as it is:\n{out}"
+    );
+}

@@ -437,9 +437,17 @@ mod tests {
         assert_eq!(name("alpine:3.19"), "sgsim/busybox:bbb");
         assert_eq!(name("ubuntu:22.04"), "sgsim/bash:bsh");
         assert_eq!(name("bash:5.2"), "sgsim/bash:bsh");
-        assert_eq!(name("node:20-alpine"), "sgsim/busybox:bbb", "alpine variants have no bash");
+        assert_eq!(
+            name("node:20-alpine"),
+            "sgsim/busybox:bbb",
+            "alpine variants have no bash"
+        );
         assert_eq!(name("hello-world"), "sgsim/hello-world:ddd");
-        assert_eq!(name("maven:3-openjdk"), "sgsim/bash:bsh", "unknown images: busybox tools and bash");
+        assert_eq!(
+            name("maven:3-openjdk"),
+            "sgsim/bash:bsh",
+            "unknown images: busybox tools and bash"
+        );
         assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
         assert_eq!(
             name("harnessdev/serverless-deploy:3.30.1-1.0.0"),
