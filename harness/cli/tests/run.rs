@@ -185,3 +185,48 @@ fn a_live_run_prints_no_harness_secret() {
         "the Kubernetes Secret's content is shown as it is:\n{out}"
     );
 }
+
+/// `kill -9` of a run, then a new run at once: the new run removes what the killed one left, even
+/// while the killed process is still a zombie (its parent, this test, has not waited for it yet) and
+/// so still has a pid: the run's lock, not its pid, says whether it lives.
+#[test]
+fn a_run_killed_with_sigkill_is_reaped_by_the_next_run_even_as_a_zombie() {
+    use std::time::{Duration, Instant};
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut killed = sgsim_in(&repo, &["run", "scenarios/security-run-as-non-root"], false);
+    let pid = killed.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while labelled_with_pid(pid, &["ps", "-aq"]).is_empty() {
+        assert!(Instant::now() < deadline, "the first run's node never came up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    killed.kill().unwrap(); // SIGKILL; not waited for: a zombie until the end of the test
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the killed run is a zombie with a pid"
+    );
+    assert!(
+        !labelled_with_pid(pid, &["ps", "-aq"]).is_empty(),
+        "SIGKILL removed nothing itself"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(&repo)
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        .args(["run", "scenarios/run-single"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        labelled_with_pid(pid, &["ps", "-aq"]),
+        "",
+        "the killed run's containers are left"
+    );
+    assert_eq!(
+        labelled_with_pid(pid, &["volume", "ls", "-q"]),
+        "",
+        "the killed run's volumes are left"
+    );
+    let _ = killed.wait();
+}

@@ -19,6 +19,9 @@ pub const LABEL_PID: &str = "dev.sgsim.pid";
 
 /// Name of the file in a run directory that holds the owning pid.
 pub(crate) const PID_FILE: &str = "pid";
+/// Name of the file in a run directory that the owning process holds locked while it lives: the
+/// lock goes with the process (also when it is killed, or a zombie, or its pid is reused).
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// Errors of the run context.
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +61,13 @@ pub struct RunContext {
     pub dir: PathBuf,
     /// This process's pid (the `dev.sgsim.pid` label).
     pub pid: u32,
+    /// `<run dir>/lock`, held locked for the life of the run (see [`LOCK_FILE`]).
+    _lock: std::fs::File,
 }
 
 impl RunContext {
-    /// A new run with a fresh id and directory (holding a `pid` file for the reaper).
+    /// A new run with a fresh id and directory (holding a `pid` file and the locked `lock` file
+    /// the reaper goes by).
     pub fn new() -> Result<Self, ContextError> {
         let run_id = format!("sg{}", random_suffix(10));
         let dir = sgsim_tmp_root().join(&run_id);
@@ -72,7 +78,14 @@ impl RunContext {
         };
         std::fs::create_dir_all(&dir).map_err(err)?;
         std::fs::write(dir.join(PID_FILE), format!("{pid}\n")).map_err(err)?;
-        Ok(RunContext { run_id, dir, pid })
+        let lock = std::fs::File::create(dir.join(LOCK_FILE)).map_err(err)?;
+        lock.lock().map_err(err)?;
+        Ok(RunContext {
+            run_id,
+            dir,
+            pid,
+            _lock: lock,
+        })
     }
 
     /// The labels every resource of this run carries.

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     RemoveVolumeOptionsBuilder,
 };
 
-use crate::context::{LABEL_MANAGED, LABEL_PID, LABEL_RUN, PID_FILE, sgsim_tmp_root};
+use crate::context::{LABEL_MANAGED, LABEL_PID, LABEL_RUN, LOCK_FILE, PID_FILE, sgsim_tmp_root};
 
 /// A run directory without a pid file is only reaped when older than this (it may be being
 /// created right now).
@@ -32,18 +32,59 @@ pub enum ReapError {
     },
 }
 
-/// True when a process with this pid exists (on this machine's pid namespace).
+/// True when a process with this pid exists (on this machine's pid namespace) and is not a zombie
+/// (a process that has exited but that its parent has not waited for yet).
 pub fn pid_alive(pid: u32) -> bool {
-    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: comm may hold spaces and parentheses, the state follows the last `)`.
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+/// Whether the run directory `dir` is owned by a live process: `Some(true)` while its lock file is
+/// held, `Some(false)` once nobody holds it (the owner exited, was killed, is a zombie, or its pid
+/// was reused by another program), `None` when it has no lock file.
+pub fn run_dir_locked(dir: &Path) -> Option<bool> {
+    let f = std::fs::File::open(dir.join(LOCK_FILE)).ok()?;
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            Some(false)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Some(true),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 /// Whether a resource's labels mark it as left behind by a dead sgsim process.
 pub fn is_stale(labels: &HashMap<String, String>) -> bool {
-    labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
-        && labels
-            .get(LABEL_PID)
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|p| !pid_alive(p))
+    is_stale_in(&sgsim_tmp_root(), labels)
+}
+
+/// [`is_stale`] with run directories under `root`: the run's lock decides; only a run without one
+/// (its directory gone) falls back to whether its pid exists.
+fn is_stale_in(root: &Path, labels: &HashMap<String, String>) -> bool {
+    if labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
+        return false;
+    }
+    let pid = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok());
+    let Some(pid) = pid else { return false };
+    let locked = labels
+        .get(LABEL_RUN)
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+        .and_then(|r| run_dir_locked(&root.join(r)));
+    match locked {
+        Some(held) => !held,
+        None => !pid_alive(pid),
+    }
 }
 
 /// What [`reap_stale`] removed.
@@ -174,14 +215,18 @@ pub fn reap_stale_dirs(root: &Path) -> Vec<PathBuf> {
         let stale = if let Some(pid) = name.strip_prefix("proxy-") {
             pid.parse::<u32>().is_ok_and(|p| !pid_alive(p))
         } else if name.starts_with("sg") && path.is_dir() {
-            match std::fs::read_to_string(path.join(PID_FILE)) {
-                Ok(s) => s.trim().parse::<u32>().is_ok_and(|p| !pid_alive(p)),
-                Err(_) => e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .is_some_and(|age| age > UNOWNED_DIR_GRACE),
+            if let Some(held) = run_dir_locked(&path) {
+                !held
+            } else {
+                match std::fs::read_to_string(path.join(PID_FILE)) {
+                    Ok(s) => s.trim().parse::<u32>().is_ok_and(|p| !pid_alive(p)),
+                    Err(_) => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .is_some_and(|age| age > UNOWNED_DIR_GRACE),
+                }
             }
         } else {
             false
@@ -208,6 +253,48 @@ mod tests {
         assert!(is_stale(&l) || pid_alive(4194303));
         l.insert(LABEL_MANAGED.to_string(), "false".to_string());
         assert!(!is_stale(&l));
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited but not waited for: a zombie.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pid_alive(pid) {
+            assert!(std::time::Instant::now() < deadline, "a zombie counts as alive");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(Path::new(&format!("/proc/{pid}")).exists(), "not reaped yet");
+        child.wait().unwrap();
+        assert!(pid_alive(std::process::id()));
+    }
+
+    #[test]
+    fn the_run_lock_decides_liveness_whatever_the_pid_says() {
+        let root = std::env::temp_dir().join(format!("sgsim-lock-test-{}", random_suffix(8)));
+        let dir = root.join("sglockedrun1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let labels = |pid: u32| {
+            HashMap::from([
+                (LABEL_MANAGED.to_string(), "true".to_string()),
+                (LABEL_RUN.to_string(), "sglockedrun1".to_string()),
+                (LABEL_PID.to_string(), pid.to_string()),
+            ])
+        };
+        let lock = std::fs::File::create(dir.join(LOCK_FILE)).unwrap();
+        lock.lock().unwrap();
+        // Held: live, even when its pid label names no process (or a reused one).
+        assert!(!is_stale_in(&root, &labels(4194303)));
+        assert_eq!(reap_stale_dirs(&root), Vec::<PathBuf>::new());
+        drop(lock);
+        // Released (the owner exited, was killed, or is a zombie): stale, even when a process with
+        // its pid exists (this one).
+        assert!(is_stale_in(&root, &labels(std::process::id())));
+        assert_eq!(reap_stale_dirs(&root), vec![dir.clone()]);
+        // No lock file (the directory is gone): the pid decides.
+        assert!(!is_stale_in(&root, &labels(std::process::id())));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
