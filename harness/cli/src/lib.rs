@@ -408,7 +408,10 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
             }
         };
         let Some(out) = &verdict.output else { return exit::OK };
-        reporter.background_logs(&out.record.steps);
+        let logs_dir = sgsim_cluster::context::sgsim_tmp_root()
+            .with_file_name("sgsim-logs")
+            .join(&name);
+        reporter.background_logs(&out.record.steps, &logs_dir);
         for h in standin_hints(&out.record, &out.images) {
             reporter.hint(&h);
         }

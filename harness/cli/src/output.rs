@@ -18,6 +18,11 @@ pub fn mask_secrets(secrets: &[String]) {
     *SECRETS.lock().unwrap_or_else(|e| e.into_inner()) = secrets.to_vec();
 }
 
+/// `text` with the Harness secret values masked (for what goes to files, such as logs).
+pub fn mask(text: &str) -> String {
+    masked(text)
+}
+
 fn masked(text: &str) -> String {
     sgsim_core::normalize::mask_secrets(text, &SECRETS.lock().unwrap_or_else(|e| e.into_inner()))
 }

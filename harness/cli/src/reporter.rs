@@ -1,6 +1,7 @@
 //! The one reporter: every part of a run sends typed [`Event`]s here and this renders them (live
 //! Initialize log and step logs on stdout; progress, spinners and notes on stderr).
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -264,17 +265,59 @@ impl Reporter {
         self.out(&format!("{}", yellow.apply_to(format!("hint: {text}"))));
     }
 
-    /// Prints the logs of Background steps (after the group ended).
-    pub fn background_logs(&self, steps: &[StepRecord]) {
+    /// After the run: each Background step's last [`BACKGROUND_TAIL`] log lines (service output,
+    /// often long daemon start-up), with the whole log written to a file under `logs_dir` (secrets
+    /// masked) whose path is shown.
+    pub fn background_logs(&self, steps: &[StepRecord], logs_dir: &Path) {
         let bold = self.style(Style::new().bold());
+        let dim = self.style(Style::new().dim());
         for s in steps.iter().filter(|s| s.background && !s.log.is_empty()) {
             self.out(&format!(
                 "{}",
                 bold.apply_to(format!("── Background {} ({}) log ──", s.name, s.id))
             ));
-            for l in s.log.lines() {
+            let (tail, earlier) = log_tail(&s.log, BACKGROUND_TAIL);
+            let path = logs_dir.join(format!("{}.log", s.id));
+            let saved = std::fs::create_dir_all(logs_dir).and_then(|()| std::fs::write(&path, output::mask(&s.log)));
+            if earlier > 0 {
+                let whole = match &saved {
+                    Ok(()) => format!("the whole log: {}", path.display()),
+                    Err(e) => format!("the whole log could not be written to {}: {e}", path.display()),
+                };
+                self.out(&format!(
+                    "{}",
+                    dim.apply_to(format!("… {earlier} earlier line(s); {whole}"))
+                ));
+            }
+            for l in tail {
                 self.out(l);
             }
         }
+    }
+}
+
+/// How many lines of a Background step's log `sgsim run` shows.
+pub const BACKGROUND_TAIL: usize = 10;
+
+/// The last `n` lines of `log` and how many come before them.
+pub fn log_tail(log: &str, n: usize) -> (Vec<&str>, usize) {
+    let lines: Vec<&str> = log.lines().collect();
+    let earlier = lines.len().saturating_sub(n);
+    (lines[earlier..].to_vec(), earlier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_background_log_is_shown_by_its_tail() {
+        let log: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+        let (tail, earlier) = log_tail(&log, 10);
+        assert_eq!(earlier, 15);
+        assert_eq!(tail.first(), Some(&"line 16"));
+        assert_eq!(tail.last(), Some(&"line 25"));
+        assert_eq!(log_tail("a\nb\n", 10), (vec!["a", "b"], 0));
+        assert_eq!(log_tail("", 10), (Vec::<&str>::new(), 0));
     }
 }

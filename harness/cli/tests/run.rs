@@ -28,6 +28,19 @@ fn run_dind_basic_end_to_end_leaves_nothing_behind() {
     ] {
         assert!(out.contains(line), "missing `{line}` in:\n{out}");
     }
+    // The Background dind step's log: its last lines, and the whole of it in a file.
+    let whole = out
+        .lines()
+        .find_map(|l| {
+            l.split_once("earlier line(s); the whole log: ")
+                .map(|(_, p)| p.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no path of the Background step's whole log in:\n{out}"));
+    let saved = std::fs::read_to_string(&whole).unwrap_or_else(|e| panic!("{whole}: {e}"));
+    assert!(
+        saved.lines().count() > 10,
+        "the whole log has more than the lines shown:\n{saved}"
+    );
     // The node container is named sgsim-<run id>-node-0; nothing labelled with the run remains.
     let run_id = err
         .split_whitespace()
