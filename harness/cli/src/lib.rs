@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod conformance;
+pub mod doctor;
 pub mod exit;
 pub mod golden_store;
 pub mod images_cmd;
@@ -173,6 +174,11 @@ pub enum Command {
         #[command(subcommand)]
         action: images_cmd::ImagesAction,
     },
+    /// Check that this machine can run sgsim and its tests (Docker, privileged support or its
+    /// fallback, images, disk space, kubectl, the Python client) and say what to do about each
+    /// problem.
+    #[command(after_help = EXIT_CODES)]
+    Doctor,
     /// Manage the embedded cluster.
     Cluster {
         /// What to do with it.
@@ -627,6 +633,7 @@ pub fn main_impl() -> i32 {
             action: ClusterAction::Up { kubeconfig, api_only },
         } => cmd_cluster_up(&kubeconfig, api_only),
         Command::Images { action } => images_cmd::cmd_images(&action),
+        Command::Doctor => doctor::cmd_doctor(),
         Command::New {
             kind,
             output,

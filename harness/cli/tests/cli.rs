@@ -549,3 +549,36 @@ fn missing_tool(what: &str) {
     );
     println!("skipped: {what} is not installed");
 }
+
+/// `sgsim doctor`: every check on one line; an unreachable Docker Engine is a failure (exit 4) that
+/// says what to do, and the other checks still run.
+#[test]
+fn doctor_reports_each_check_and_what_to_do() {
+    let o = sgsim().arg("doctor").output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    for name in ["docker", "images", "disk (repo)", "kubectl", "python client"] {
+        assert!(
+            out.lines().any(|l| l.contains(&format!(" {name}: "))),
+            "no `{name}` check in:\n{out}"
+        );
+    }
+    assert!(out.starts_with("ok    docker: Docker Engine "), "{out}");
+
+    let o = sgsim()
+        .arg("doctor")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.starts_with("FAIL  docker: cannot reach the Docker Engine at unix:///nonexistent/docker.sock"),
+        "{out}"
+    );
+    assert!(
+        out.contains("→ start it (scripts/setup.sh installs docker.io and starts dockerd)"),
+        "{out}"
+    );
+    assert!(out.contains(" disk (repo): "), "the other checks still run:\n{out}");
+}

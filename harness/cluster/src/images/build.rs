@@ -101,37 +101,41 @@ pub async fn ensure_built(
     progress: &(dyn Fn(BuildEvent) + Send + Sync),
 ) -> Result<BuiltImages, ImageError> {
     let _guard = BUILD_LOCK.lock().await;
+    match build_reason(repo_root).await? {
+        Ok(built) => {
+            progress(BuildEvent::UpToDate);
+            Ok(built)
+        }
+        Err(reason) => {
+            progress(BuildEvent::Building { reason });
+            run_build_script(repo_root, progress).await
+        }
+    }
+}
+
+/// Whether the images are current: `Ok(tags)` when every image is on the host daemon and none of
+/// their inputs changed since the tags file was written, else `Err(why a build is needed)`.
+pub async fn build_reason(repo_root: &Path) -> Result<Result<BuiltImages, String>, ImageError> {
     let env_file = images_env_file(repo_root);
     let host = docker::host_docker().await?;
     let complete = std::fs::read_to_string(&env_file).is_ok_and(|t| t.lines().any(|l| l.trim() == COMPLETE_MARKER));
-    let reason = match BuiltImages::from_file(&env_file) {
-        Err(_) => format!("no {}", env_file.display()),
-        Ok(_) if !complete => "the last image build was partial".to_string(),
-        Ok(built) => match built.missing() {
-            Some(name) => format!("no {name} image recorded"),
-            None => match newest_input(repo_root, &env_file) {
-                Some(changed) => format!("{} changed", changed.display()),
-                None => {
-                    let mut absent = None;
-                    for (name, tag) in built.iter() {
-                        if IMAGE_NAMES.contains(&name) && host.inspect_image(tag).await.is_err() {
-                            absent = Some(format!("{tag} is not on the host daemon"));
-                            break;
-                        }
-                    }
-                    match absent {
-                        Some(r) => r,
-                        None => {
-                            progress(BuildEvent::UpToDate);
-                            return Ok(built);
-                        }
-                    }
-                }
-            },
-        },
+    let built = match BuiltImages::from_file(&env_file) {
+        Err(_) => return Ok(Err(format!("no {}", env_file.display()))),
+        Ok(_) if !complete => return Ok(Err("the last image build was partial".to_string())),
+        Ok(built) => built,
     };
-    progress(BuildEvent::Building { reason });
-    run_build_script(repo_root, progress).await
+    if let Some(name) = built.missing() {
+        return Ok(Err(format!("no {name} image recorded")));
+    }
+    if let Some(changed) = newest_input(repo_root, &env_file) {
+        return Ok(Err(format!("{} changed", changed.display())));
+    }
+    for (name, tag) in built.iter() {
+        if IMAGE_NAMES.contains(&name) && host.inspect_image(tag).await.is_err() {
+            return Ok(Err(format!("{tag} is not on the host daemon")));
+        }
+    }
+    Ok(Ok(built))
 }
 
 /// Runs `scripts/build-images.sh` (all images) and parses its `<name>=<tag>` output.
