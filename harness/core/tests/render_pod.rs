@@ -63,13 +63,33 @@ fn containers_ports_and_commands() {
         assert_eq!(q(c, "limits", "memory"), "500Mi");
     }
     assert_eq!(find(&p, "step-dind").image.as_deref(), Some("docker:dind"));
+    // Every step container gets the product's common HARNESS_* variables, then its own.
+    let step_env = env_of(find(&p, "step-dockerversion"));
+    let names: Vec<&str> = step_env.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
-        env_of(find(&p, "step-dockerversion")),
-        vec![("DOCKER_HOST".to_string(), "unix:///var/run/docker.sock".to_string())]
+        names,
+        [
+            "HARNESS_WORKSPACE",
+            "HARNESS_ACCOUNT_ID",
+            "HARNESS_PROJECT_ID",
+            "HARNESS_ORG_ID",
+            "HARNESS_PIPELINE_ID",
+            "HARNESS_BUILD_ID",
+            "HARNESS_STAGE_ID",
+            "HARNESS_EXECUTION_ID",
+            "HARNESS_LOG_PREFIX",
+            "DOCKER_HOST"
+        ]
     );
+    assert_eq!(step_env[0].1, "/harness");
+    assert_eq!(step_env[9].1, "unix:///var/run/docker.sock");
     let le = find(&p, "lite-engine");
     assert_eq!(le.image.as_deref(), Some("harness/ci-lite-engine:1.16.8"));
-    assert_eq!(le.ports.as_ref().unwrap()[0].container_port, 20001);
+    assert!(le.ports.is_none(), "the product's lite-engine declares no container port");
+    // The lite-engine has the same common variables as the steps.
+    for (k, v) in &step_env[..9] {
+        assert!(env_of(le).iter().any(|(lk, lv)| lk == k && lv == v), "{k} differs in the lite-engine");
+    }
     assert_eq!(le.working_dir.as_deref(), Some("/harness"));
     assert!(le.command.is_none(), "lite-engine uses the image entrypoint");
     assert_eq!(q(le, "limits", "cpu"), "900m");
@@ -90,6 +110,8 @@ fn containers_ports_and_commands() {
             "HARNESS_STAGE_ID",
             "HARNESS_EXECUTION_ID",
             "HARNESS_LOG_PREFIX",
+            "CI_ENABLE_HARNESS_ANNOTATIONS",
+            "HARNESS_LE_STATUS_REST_ENABLED",
         ]
     );
     let envm: std::collections::BTreeMap<String, String> = env_of(le).into_iter().collect();
@@ -279,11 +301,11 @@ fn full_infra_pass_through() {
             "lite-engine"
         ]
     );
-    let ports: Vec<i32> = containers(&p)
+    let ports: Vec<Option<i32>> = containers(&p)
         .iter()
-        .map(|c| c.ports.as_ref().unwrap()[0].container_port)
+        .map(|c| c.ports.as_ref().map(|p| p[0].container_port))
         .collect();
-    assert_eq!(ports, vec![20002, 20003, 20004, 20005, 20001]);
+    assert_eq!(ports, vec![Some(20002), Some(20003), Some(20004), Some(20005), None]);
     // Limits from the step; lite-engine = sum + 100m/100Mi: 400m+1+400m+400m+100m = 2300m.
     let ut = find(&p, "step-unittests");
     assert_eq!(q(ut, "limits", "cpu"), "1");

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
     ADDON_DIR, ADDON_IMAGE, DEFAULT_STEP_CPU, DEFAULT_STEP_MEMORY, DELEGATE_SERVICE_ENDPOINT, DELEGATE_SERVICE_ID,
-    LITE_ENGINE_IMAGE, LITE_ENGINE_PORT, WORKSPACE, container_name, container_steps, harness_image_prefix,
-    image_pull_secret_names, is_valid_label_value, merge_overlay, run_ids, step_privileged,
+    LITE_ENGINE_IMAGE, WORKSPACE, container_name, container_steps, harness_image_prefix, image_pull_secret_names,
+    is_valid_label_value, merge_overlay, run_ids, step_privileged,
 };
 use crate::model::{Step, VolumeSource};
 use crate::quantity;
@@ -185,6 +185,24 @@ pub fn render_pod(s: &Scenario) -> Pod {
         ..Default::default()
     };
 
+    // The product's common variables (harness-core's step-container env): every step container
+    // and the lite-engine get them.
+    let log_prefix = format!(
+        "{}/pipeline/{}/{}/-{}",
+        ids.account_id, ids.pipeline_id, ids.build_id, ids.execution_id
+    );
+    let common = vec![
+        env("HARNESS_WORKSPACE", WORKSPACE),
+        env("HARNESS_ACCOUNT_ID", &ids.account_id),
+        env("HARNESS_PROJECT_ID", &ids.project_id),
+        env("HARNESS_ORG_ID", &ids.org_id),
+        env("HARNESS_PIPELINE_ID", &ids.pipeline_id),
+        env("HARNESS_BUILD_ID", &ids.build_id),
+        env("HARNESS_STAGE_ID", &ids.stage_id),
+        env("HARNESS_EXECUTION_ID", &ids.execution_id),
+        env("HARNESS_LOG_PREFIX", &log_prefix),
+    ];
+
     // Step containers.
     let csc = infra.container_security_context.clone().unwrap_or_default();
     let mut containers = Vec::new();
@@ -215,7 +233,14 @@ pub fn render_pod(s: &Scenario) -> Pod {
             ..Default::default()
         };
         let image = step_image(step, &prefix);
-        let envs: Vec<EnvVar> = step.env.iter().map(|(k, v)| env(k, v)).collect();
+        // The product copies its common HARNESS_* variables into every step container, before the
+        // step's own (a step variable of the same name wins).
+        let envs: Vec<EnvVar> = common
+            .iter()
+            .filter(|c| !step.env.iter().any(|(k, _)| *k == c.name))
+            .cloned()
+            .chain(step.env.iter().map(|(k, v)| env(k, v)))
+            .collect();
         containers.push(Container {
             name: container_name(&step.identifier),
             image: Some(image),
@@ -236,32 +261,19 @@ pub fn render_pod(s: &Scenario) -> Pod {
     }
     let le_cpu = quantity::format_cpu(cpu_sum + 100);
     let le_mem = quantity::format_memory(mem_sum + 100 * 1024 * 1024 * 1000);
-    let log_prefix = format!(
-        "{}/pipeline/{}/{}/-{}",
-        ids.account_id, ids.pipeline_id, ids.build_id, ids.execution_id
-    );
+    // The lite-engine: the delegate's endpoint and id among the common variables, the product's
+    // feature switches; it serves gRPC on LITE_ENGINE_PORT but, like the product's, declares no port.
+    let mut le_env = common.clone();
+    le_env.insert(1, env("DELEGATE_SERVICE_ENDPOINT", DELEGATE_SERVICE_ENDPOINT));
+    le_env.insert(2, env("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID));
+    le_env.push(env("CI_ENABLE_HARNESS_ANNOTATIONS", "true"));
+    le_env.push(env("HARNESS_LE_STATUS_REST_ENABLED", "true"));
     containers.push(Container {
         name: "lite-engine".into(),
         image: Some(format!("{prefix}{LITE_ENGINE_IMAGE}")),
         image_pull_policy: infra.image_pull_policy.clone(),
         working_dir: Some(WORKSPACE.into()),
-        env: Some(vec![
-            env("HARNESS_WORKSPACE", WORKSPACE),
-            env("DELEGATE_SERVICE_ENDPOINT", DELEGATE_SERVICE_ENDPOINT),
-            env("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
-            env("HARNESS_ACCOUNT_ID", &ids.account_id),
-            env("HARNESS_PROJECT_ID", &ids.project_id),
-            env("HARNESS_ORG_ID", &ids.org_id),
-            env("HARNESS_PIPELINE_ID", &ids.pipeline_id),
-            env("HARNESS_BUILD_ID", &ids.build_id),
-            env("HARNESS_STAGE_ID", &ids.stage_id),
-            env("HARNESS_EXECUTION_ID", &ids.execution_id),
-            env("HARNESS_LOG_PREFIX", &log_prefix),
-        ]),
-        ports: Some(vec![ContainerPort {
-            container_port: i32::from(LITE_ENGINE_PORT),
-            ..Default::default()
-        }]),
+        env: Some(le_env),
         resources: Some(res(&le_cpu, &le_mem, &le_cpu, &le_mem)),
         volume_mounts: Some(mounts.clone()),
         ..Default::default()
