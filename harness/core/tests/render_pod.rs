@@ -85,10 +85,16 @@ fn containers_ports_and_commands() {
     assert_eq!(step_env[9].1, "unix:///var/run/docker.sock");
     let le = find(&p, "lite-engine");
     assert_eq!(le.image.as_deref(), Some("harness/ci-lite-engine:1.16.8"));
-    assert!(le.ports.is_none(), "the product's lite-engine declares no container port");
+    assert!(
+        le.ports.is_none(),
+        "the product's lite-engine declares no container port"
+    );
     // The lite-engine has the same common variables as the steps.
     for (k, v) in &step_env[..9] {
-        assert!(env_of(le).iter().any(|(lk, lv)| lk == k && lv == v), "{k} differs in the lite-engine");
+        assert!(
+            env_of(le).iter().any(|(lk, lv)| lk == k && lv == v),
+            "{k} differs in the lite-engine"
+        );
     }
     assert_eq!(le.working_dir.as_deref(), Some("/harness"));
     assert!(le.command.is_none(), "lite-engine uses the image entrypoint");
