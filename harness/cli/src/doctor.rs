@@ -173,8 +173,8 @@ pub async fn checks(repo: &Path) -> Vec<Check> {
         }
     };
     if let Some(host) = &host {
-        match images::build_reason(repo).await {
-            Ok(Ok(built)) => {
+        match images::images_state(repo).await {
+            Ok(images::ImagesState::Current(built)) => {
                 out.push(Check::ok("images", format!("{} images current", built.iter().count())));
                 if let Some(probe) = built.get("busybox") {
                     out.push(match docker::detect_privilege_mode(host, probe).await {
@@ -187,7 +187,7 @@ pub async fn checks(repo: &Path) -> Vec<Check> {
                     });
                 }
             }
-            Ok(Err(reason)) => out.push(Check::problem(
+            Ok(images::ImagesState::Stale(reason)) => out.push(Check::problem(
                 "images",
                 Status::Warn,
                 format!("a build is needed ({reason})"),

@@ -20,7 +20,9 @@ use futures::StreamExt;
 
 use crate::docker::DockerError;
 
-pub use build::{BuildEvent, BuiltImages, build_reason, ensure_built, images_env_file, prune_host, run_build_script};
+pub use build::{
+    BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_host, run_build_script,
+};
 
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] = &[

@@ -101,41 +101,50 @@ pub async fn ensure_built(
     progress: &(dyn Fn(BuildEvent) + Send + Sync),
 ) -> Result<BuiltImages, ImageError> {
     let _guard = BUILD_LOCK.lock().await;
-    match build_reason(repo_root).await? {
-        Ok(built) => {
+    match images_state(repo_root).await? {
+        ImagesState::Current(built) => {
             progress(BuildEvent::UpToDate);
             Ok(built)
         }
-        Err(reason) => {
+        ImagesState::Stale(reason) => {
             progress(BuildEvent::Building { reason });
             run_build_script(repo_root, progress).await
         }
     }
 }
 
-/// Whether the images are current: `Ok(tags)` when every image is on the host daemon and none of
-/// their inputs changed since the tags file was written, else `Err(why a build is needed)`.
-pub async fn build_reason(repo_root: &Path) -> Result<Result<BuiltImages, String>, ImageError> {
+/// Whether the images need a build.
+#[derive(Debug, Clone)]
+pub enum ImagesState {
+    /// Every image is on the host daemon and none of their inputs changed since the tags file was
+    /// written: their tags.
+    Current(BuiltImages),
+    /// A build is needed, and why.
+    Stale(String),
+}
+
+/// The [`ImagesState`] of the images of `repo_root`.
+pub async fn images_state(repo_root: &Path) -> Result<ImagesState, ImageError> {
     let env_file = images_env_file(repo_root);
     let host = docker::host_docker().await?;
     let complete = std::fs::read_to_string(&env_file).is_ok_and(|t| t.lines().any(|l| l.trim() == COMPLETE_MARKER));
     let built = match BuiltImages::from_file(&env_file) {
-        Err(_) => return Ok(Err(format!("no {}", env_file.display()))),
-        Ok(_) if !complete => return Ok(Err("the last image build was partial".to_string())),
+        Err(_) => return Ok(ImagesState::Stale(format!("no {}", env_file.display()))),
+        Ok(_) if !complete => return Ok(ImagesState::Stale("the last image build was partial".to_string())),
         Ok(built) => built,
     };
     if let Some(name) = built.missing() {
-        return Ok(Err(format!("no {name} image recorded")));
+        return Ok(ImagesState::Stale(format!("no {name} image recorded")));
     }
     if let Some(changed) = newest_input(repo_root, &env_file) {
-        return Ok(Err(format!("{} changed", changed.display())));
+        return Ok(ImagesState::Stale(format!("{} changed", changed.display())));
     }
     for (name, tag) in built.iter() {
         if IMAGE_NAMES.contains(&name) && host.inspect_image(tag).await.is_err() {
-            return Ok(Err(format!("{tag} is not on the host daemon")));
+            return Ok(ImagesState::Stale(format!("{tag} is not on the host daemon")));
         }
     }
-    Ok(Ok(built))
+    Ok(ImagesState::Current(built))
 }
 
 /// Runs `scripts/build-images.sh` (all images) and parses its `<name>=<tag>` output.
