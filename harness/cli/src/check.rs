@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sgsim_cluster::runner::RunEvent;
-use sgsim_cluster::runtime::{RunOutput, RunSettings, Runtime, RuntimeError, StepImage};
+use sgsim_cluster::runtime::{RunOutput, RunSettings, Runtime, RuntimeError};
 use sgsim_core::verdict::{self, VerdictError};
 use sgsim_core::{Scenario, ScenarioError};
 
@@ -58,11 +58,6 @@ impl Verdict {
             out.push_str(&format!("unexpected outcome: {m}\n"));
         }
         out
-    }
-
-    /// The images the steps ran as.
-    pub fn images(&self) -> &[StepImage] {
-        self.output.as_ref().map(|o| o.images.as_slice()).unwrap_or_default()
     }
 }
 

@@ -72,7 +72,9 @@ pub(super) fn load_inner(
             format!("identifier `{id}` is ignored: it renames the step group of a step group template file, and this is not one"),
         ));
     }
-    if is_bare(&root) {
+    // A bare pipeline, or a step group template loaded like a bare pipeline that uses it.
+    let pipeline_root = if is_bare(&root) { Some(&root) } else { template.as_ref() };
+    if let Some(proot) = pipeline_root {
         let header = ScenarioHeader {
             seed: 1,
             bare: true,
@@ -83,29 +85,7 @@ pub(super) fn load_inner(
         return finish(
             header,
             file.clone(),
-            &root,
-            path.to_string(),
-            res,
-            diags,
-            Parsed {
-                file: &file,
-                root: &root,
-            },
-        );
-    }
-    if let Some(proot) = template {
-        // A step group template is loaded like a bare pipeline that uses it.
-        let header = ScenarioHeader {
-            seed: 1,
-            bare: true,
-            step_group: opts.step_group.clone(),
-            ..Default::default()
-        };
-        res.infer_secrets = true;
-        return finish(
-            header,
-            file.clone(),
-            &proot,
+            proot,
             path.to_string(),
             res,
             diags,
