@@ -45,6 +45,7 @@ mod app;
 mod convert;
 mod defaults;
 mod handlers;
+mod inprocess;
 mod logs;
 mod openapi;
 mod patch;
@@ -67,6 +68,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use inprocess::{InProcess, in_process};
 pub use logs::{LogError, LogOptions, LogStream, PodLogSource};
 pub use status::ApiError;
 

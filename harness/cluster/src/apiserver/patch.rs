@@ -143,7 +143,8 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
         return Ok(());
     }
     let (parent, last) = split_pointer(path)?;
-    let missing = || ApiError::Internal(format!("add operation does not apply: doc is missing path: {path:?}"));
+    let missing =
+        || ApiError::PatchNotApplicable(format!("add operation does not apply: doc is missing path: {path:?}"));
     match doc.pointer_mut(&parent).ok_or_else(missing)? {
         Value::Object(m) => {
             m.insert(last, value);
@@ -167,7 +168,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
 fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let (parent, last) = split_pointer(path)?;
     let missing = || {
-        ApiError::Internal(format!(
+        ApiError::PatchNotApplicable(format!(
             "remove operation does not apply: doc is missing path: {path:?}"
         ))
     };
@@ -207,7 +208,9 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             "replace" => {
                 let v = value()?;
                 let slot = doc.pointer_mut(path).ok_or_else(|| {
-                    ApiError::Internal(format!("replace operation does not apply: doc is missing key: {path}"))
+                    ApiError::PatchNotApplicable(format!(
+                        "replace operation does not apply: doc is missing key: {path}"
+                    ))
                 })?;
                 *slot = v;
             }
@@ -217,7 +220,7 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             }
             "copy" => {
                 let v = doc.pointer(from()?).cloned().ok_or_else(|| {
-                    ApiError::Internal(format!(
+                    ApiError::PatchNotApplicable(format!(
                         "copy operation does not apply: doc is missing from path: {}",
                         from().unwrap_or_default()
                     ))
@@ -226,7 +229,9 @@ pub fn json_patch(mut doc: Value, ops: &[Value]) -> Result<Value, ApiError> {
             }
             "test" => {
                 if doc.pointer(path) != Some(&value()?) {
-                    return Err(ApiError::Internal(format!("testing value {path} failed: test failed")));
+                    return Err(ApiError::PatchNotApplicable(format!(
+                        "testing value {path} failed: test failed"
+                    )));
                 }
             }
             other => return Err(ApiError::BadRequest(format!("Unexpected kind: {other}"))),
@@ -250,6 +255,26 @@ mod tests {
         assert_eq!(out["status"]["phase"], "Pending");
         let out = merge(&t, &p, false);
         assert_eq!(out["status"]["conditions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_json_patch_that_does_not_apply_is_kubernetes_generic_422() {
+        // Found by the apiserver fuzz target: this was a 500 InternalError.
+        for ops in [
+            json!([{"op": "remove", "path": "/data/k"}]),
+            json!([{"op": "test", "path": "/data", "value": 1}]),
+            json!([{"op": "replace", "path": "/nope", "value": 1}]),
+        ] {
+            let e = json_patch(json!({"data": {}}), ops.as_array().unwrap()).unwrap_err();
+            assert_eq!(e.code().as_u16(), 422);
+            let body = e.body();
+            assert_eq!(body["reason"], "Invalid");
+            assert_eq!(
+                body["message"],
+                "the server rejected our request due to an error in our request"
+            );
+            assert_eq!(body["details"], json!({}));
+        }
     }
 
     #[test]

@@ -129,6 +129,11 @@ pub enum ApiError {
     /// 415 UnsupportedMediaType for an object body that is not JSON (e.g. protobuf).
     #[error("the body of the request was in an unknown format - accepted media types include: application/json")]
     UnsupportedBodyType,
+    /// 422 Invalid for a JSON patch that does not apply to the object (a missing path, a failed
+    /// `test`): Kubernetes answers with its generic 422 message and drops the patch library's
+    /// text (which is kept here for logs only).
+    #[error("the server rejected our request due to an error in our request")]
+    PatchNotApplicable(String),
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
@@ -213,7 +218,7 @@ impl ApiError {
             Self::NotFound { .. } | Self::PathNotFound | Self::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             Self::AlreadyExists { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid { .. } | Self::PatchNotApplicable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotSupported { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -229,7 +234,7 @@ impl ApiError {
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } => "Conflict",
             Self::Forbidden { .. } => "Forbidden",
-            Self::Invalid { .. } => "Invalid",
+            Self::Invalid { .. } | Self::PatchNotApplicable(_) => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Unauthorized => "Unauthorized",
             Self::MethodNotSupported { .. } => "MethodNotAllowed",
@@ -245,7 +250,7 @@ impl ApiError {
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. } => Some(details(name, &resource.group, &resource.resource)),
-            Self::PathNotFound => Some(Details::default()),
+            Self::PathNotFound | Self::PatchNotApplicable(_) => Some(Details::default()),
             Self::Invalid {
                 group,
                 kind,
