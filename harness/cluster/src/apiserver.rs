@@ -50,6 +50,7 @@ mod logs;
 mod openapi;
 mod patch;
 mod protobuf;
+mod rbac;
 mod resources;
 mod sa_token;
 mod selectors;

@@ -91,7 +91,31 @@ async fn token_request_issues_a_bearer_token_the_server_accepts() {
     assert_eq!(c["kubernetes.io"]["namespace"], "default");
     assert_eq!(c["kubernetes.io"]["serviceaccount"]["name"], "deployer");
 
-    // The token authenticates.
+    // The token authenticates (RBAC: a ClusterRoleBinding lets every service account list pods).
+    let crb: kube::core::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "sa-list-pods"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "list-pods"},
+        "subjects": [{"kind": "Group", "name": "system:serviceaccounts", "apiGroup": "rbac.authorization.k8s.io"}],
+    }))
+    .expect("binding");
+    let cr: kube::core::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "list-pods"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+    }))
+    .expect("role");
+    let gvk = |k: &str| {
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", k))
+    };
+    Api::<kube::core::DynamicObject>::all_with(admin.clone(), &gvk("ClusterRole"))
+        .create(&PostParams::default(), &cr)
+        .await
+        .expect("create clusterrole");
+    Api::<kube::core::DynamicObject>::all_with(admin.clone(), &gvk("ClusterRoleBinding"))
+        .create(&PostParams::default(), &crb)
+        .await
+        .expect("create clusterrolebinding");
     let as_sa = client_with(&api, &token).await;
     let pods: Api<Pod> = Api::namespaced(as_sa.clone(), "default");
     pods.list(&ListParams::default())

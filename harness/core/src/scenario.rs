@@ -11,6 +11,7 @@ mod fixtures;
 mod header;
 mod k8s_objects;
 mod loader;
+mod rbac;
 mod unmodelled;
 
 use crate::diag::Diagnostics;

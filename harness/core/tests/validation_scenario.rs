@@ -448,3 +448,23 @@ fn unmodelled_infra_expressions_get_a_value_and_never_stay_raw() {
     let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
     assert!(w.iter().all(|d| !d.contains("has no value in sgsim")), "{w:#?}");
 }
+
+#[test]
+fn rbac_fixtures_are_checked_where_they_are_written() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let scen = "name: t\npipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  rbac:\n    - apiVersion: v1\n      kind: Role\n      metadata: {name: r}\n    - apiVersion: rbac.authorization.k8s.io/v1\n      kind: Rolebinding\n      metadata: {name: b}\n    - apiVersion: rbac.authorization.k8s.io/v1\n      kind: RoleBinding\n      metadata: {name: b}\n      roleRef: {kind: Secret, name: x}\n      subjects:\n        - {kind: Robot, name: r2}\n";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &text)]);
+    assert_eq!(
+        e,
+        vec![
+            "scenario.yaml:6:19: rbac fixtures must have `apiVersion: rbac.authorization.k8s.io/v1`",
+            "scenario.yaml:10:13: rbac fixture `kind` must be one of Role, ClusterRole, RoleBinding, ClusterRoleBinding",
+            "scenario.yaml:15:16: `roleRef.kind` of a RoleBinding must be Role or ClusterRole",
+            "scenario.yaml:17:11: subject `kind` must be one of ServiceAccount, User, Group",
+        ]
+    );
+    let ok = "name: t\npipeline: p.yaml\nfixtures:\n  namespaces: [ns1]\n  rbac:\n    - apiVersion: rbac.authorization.k8s.io/v1\n      kind: ClusterRole\n      metadata: {name: r}\n      rules: [{apiGroups: [\"\"], resources: [pods], verbs: [list]}]\n";
+    let sc = load_with("scenario.yaml", ok, &[("p.yaml", &text)]).expect("a valid rbac fixture");
+    assert_eq!(sc.fixtures().rbac[0]["kind"], "ClusterRole");
+    assert_eq!(sc.fixtures().rbac[0]["rules"][0]["verbs"][0], "list");
+}

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use super::app::App;
-use super::sa_token;
 use super::status::ApiError;
+use super::{rbac, sa_token};
 
 /// Path prefix that authenticates like the bearer token: `/sgsim/<token>/api/v1/...`. kubectl
 /// (client-go) sends no credentials at all over plain HTTP, so the kubeconfig's server URL carries
@@ -48,6 +48,7 @@ fn routes(prefix: &str, app: &App) -> Router<App> {
             &r("/openapi/v3/apis/{group}/{version}"),
             get(discovery::openapi_v3_group),
         )
+        .layer(middleware::from_fn_with_state(Arc::clone(app), authorize))
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
     let public = Router::new()
         .route(&r("/version"), get(discovery::version))
@@ -87,6 +88,30 @@ async fn fallback(State(app): State<App>, req: Request) -> Response {
         ApiError::PathNotFound.into_response()
     } else {
         ApiError::Unauthorized.into_response()
+    }
+}
+
+/// RBAC for ServiceAccount tokens (runs after [`auth`]; sgsim's own token is the admin).
+async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let user = match bearer {
+        _ if req.uri().path().starts_with(TOKEN_PATH_PREFIX) => rbac::User::Admin,
+        Some(t) if t == app.token => rbac::User::Admin,
+        Some(t) => match sa_token::subject(&app, t) {
+            Some((namespace, name)) => rbac::User::ServiceAccount { namespace, name },
+            None => return next.run(req).await,
+        },
+        None => return next.run(req).await,
+    };
+    let attrs = rbac::attributes(req.method().as_str(), req.uri().path(), req.uri().query());
+    match rbac::authorize(&app, &user, &attrs) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::schemars::{JsonSchema, SchemaGenerator, generate::SchemaSetting
 use serde_json::{Map, Value, json};
 
 use k8s_openapi::api::{
-    authentication::v1 as authn, core::v1 as core, events::v1 as events, scheduling::v1 as scheduling,
+    authentication::v1 as authn, core::v1 as core, events::v1 as events, rbac::v1 as rbac, scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
@@ -38,6 +38,10 @@ fn generate(settings: SchemaSettings) -> Map<String, Value> {
     add::<events::Event>(&mut g, &mut kinds);
     add::<scheduling::PriorityClass>(&mut g, &mut kinds);
     add::<authn::TokenRequest>(&mut g, &mut kinds);
+    add::<rbac::Role>(&mut g, &mut kinds);
+    add::<rbac::RoleBinding>(&mut g, &mut kinds);
+    add::<rbac::ClusterRole>(&mut g, &mut kinds);
+    add::<rbac::ClusterRoleBinding>(&mut g, &mut kinds);
     g.subschema_for::<meta::Status>();
     g.subschema_for::<meta::DeleteOptions>();
     let mut defs = g.take_definitions(true);

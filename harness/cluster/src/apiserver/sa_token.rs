@@ -97,23 +97,26 @@ pub(crate) fn issue(app: &App, ns: &str, name: &str, req: &Value) -> Result<Valu
 /// Whether `token` is a token this server issued, unexpired, for a ServiceAccount that still
 /// exists (same uid).
 pub(crate) fn verify(app: &App, token: &str) -> bool {
+    subject(app, token).is_some()
+}
+
+/// The ServiceAccount (namespace, name) a valid token (see [`verify`]) authenticates.
+pub(crate) fn subject(app: &App, token: &str) -> Option<(String, String)> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return false;
+        return None;
     };
     let signing_input = format!("{h}.{p}");
     if signature(app, &signing_input) != sig {
-        return false;
+        return None;
     }
-    let Some(claims) = sgsim_core::base64::decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
-        return false;
-    };
+    let claims = sgsim_core::base64::decode(p).and_then(|b| serde_json::from_slice::<Value>(&b).ok())?;
     if claims
         .get("exp")
         .and_then(Value::as_i64)
         .is_none_or(|exp| exp <= now_secs())
     {
-        return false;
+        return None;
     }
     let ns = claims
         .pointer("/kubernetes.io/namespace")
@@ -130,4 +133,5 @@ pub(crate) fn verify(app: &App, token: &str) -> bool {
     app.store
         .transact(|t| t.get("serviceaccounts", ns, name))
         .is_some_and(|sa| sa.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
+        .then(|| (ns.to_owned(), name.to_owned()))
 }

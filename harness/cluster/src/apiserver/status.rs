@@ -82,8 +82,9 @@ pub enum ApiError {
         /// Why, e.g. the stale resourceVersion text.
         detail: String,
     },
-    /// 403 Forbidden: `pods "x" is forbidden: <detail>`.
-    #[error("{resource} {name:?} is forbidden: {detail}")]
+    /// 403 Forbidden: `pods "x" is forbidden: <detail>`, `pods is forbidden: <detail>` without a
+    /// name, `forbidden: <detail>` without a resource (Kubernetes' `NewForbidden`).
+    #[error("{}", forbidden_message(.resource, .name, .detail))]
     Forbidden {
         /// The resource written.
         resource: GroupResource,
@@ -137,6 +138,16 @@ pub enum ApiError {
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+}
+
+fn forbidden_message(resource: &GroupResource, name: &str, detail: &str) -> String {
+    if resource.resource.is_empty() {
+        format!("forbidden: {detail}")
+    } else if name.is_empty() {
+        format!("{resource} is forbidden: {detail}")
+    } else {
+        format!("{resource} {name:?} is forbidden: {detail}")
+    }
 }
 
 fn qualified_kind(group: &str, kind: &str) -> String {

@@ -59,10 +59,44 @@ pub async fn create_fixtures(client: &kube::Client, scenario: &Scenario) -> Resu
         };
         create_ignoring_conflict(&api, &obj, format!("create secret {ns}/{}", s.name)).await?;
     }
+    for manifest in &f.rbac {
+        create_rbac_object(client, manifest, &default_ns).await?;
+    }
     crate::fixtures::create_pod_fixtures(client, scenario)
         .await
         .map_err(|crate::fixtures::FixtureError::Api { what, source }| RunError::Kube { what, source })?;
     Ok(())
+}
+
+/// Creates one `fixtures.rbac` manifest (Role, ClusterRole, RoleBinding, ClusterRoleBinding);
+/// a namespaced one without a namespace goes to `default_ns`.
+async fn create_rbac_object(
+    client: &kube::Client,
+    manifest: &serde_json::Value,
+    default_ns: &str,
+) -> Result<(), RunError> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let kind = manifest
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind));
+    let mut obj: DynamicObject = serde_json::from_value(manifest.clone()).map_err(|e| RunError::Kube {
+        what: format!("read rbac fixture {kind}"),
+        source: kube::Error::SerdeError(e),
+    })?;
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = if kind.starts_with("Cluster") {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        let ns = obj
+            .metadata
+            .namespace
+            .get_or_insert_with(|| default_ns.to_owned())
+            .clone();
+        Api::namespaced_with(client.clone(), &ns, &ar)
+    };
+    create_ignoring_conflict(&api, &obj, format!("create {} {name}", kind.to_lowercase())).await
 }
 
 async fn create_ignoring_conflict<K>(api: &Api<K>, obj: &K, what: String) -> Result<(), RunError>

@@ -28,6 +28,7 @@ const FIXTURE_FIELDS: &[&str] = &[
     "envVariables",
     "expressions",
     "registries",
+    "rbac",
 ];
 
 pub(super) fn default_node() -> NodeFixture {
@@ -100,6 +101,8 @@ pub(super) fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtu
     if let Some(a) = scalar(ctx, f, "accountId") {
         fx.account_id = a;
     }
+    let rbac_items = list(ctx, f, "rbac");
+    fx.rbac = super::rbac::read(ctx, rbac_items);
     for n in list(ctx, f, "namespaces") {
         match n.scalar_text() {
             Some(s) => fx.namespaces.push(s),

@@ -117,6 +117,8 @@ pub struct Fixtures {
     pub images: BTreeMap<String, String>,
     /// Simulated registry conditions, by registry URL.
     pub registries: Vec<RegistryFixture>,
+    /// Roles, ClusterRoles, RoleBindings and ClusterRoleBindings (manifests, as JSON).
+    pub rbac: Vec<serde_json::Value>,
 }
 
 /// A registry of the run with simulated conditions (`fixtures.registries`). Its `url` names a
