@@ -24,6 +24,31 @@ async fn server(ca: &str) -> (ApiServerHandle, kube::Client) {
     .await
     .expect("api server");
     let client = api.client().await.expect("client");
+    // RBAC: every service account may read pods and namespaces here.
+    let gvk = |k: &str| {
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", k))
+    };
+    for (kind, body) in [
+        (
+            "ClusterRole",
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}]}),
+        ),
+        (
+            "ClusterRoleBinding",
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "sa-reader"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
+                "subjects": [{"kind": "Group", "name": "system:serviceaccounts"}]}),
+        ),
+    ] {
+        let obj: kube::core::DynamicObject = serde_json::from_value(body).expect("rbac object");
+        Api::<kube::core::DynamicObject>::all_with(client.clone(), &gvk(kind))
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create rbac object");
+    }
     (api, client)
 }
 
