@@ -49,6 +49,8 @@ async fn trial(s: &Suite, name: &str) -> Result<(), String> {
     let settings = RunSettings {
         name: Some(name.to_string()),
         keep_pod: false,
+        // A trial runs the images its scenario pins, whatever the host daemon holds.
+        host_images: false,
     };
     let verdict = check::run_and_check(
         inp.scenario.as_ref(),

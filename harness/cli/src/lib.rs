@@ -207,7 +207,8 @@ pub enum ClusterAction {
 pub fn standin_hints(rec: &RunRecord, images: &[StepImage]) -> Vec<String> {
     let mut out = Vec::new();
     for s in rec.steps.iter().filter(|s| s.exit_code == Some(127)) {
-        let Some(si) = images.iter().find(|x| x.step == s.id) else {
+        // An image from the host is the real one: its exit code 127 is the product's too.
+        let Some(si) = images.iter().find(|x| x.step == s.id && x.source != "host") else {
             continue;
         };
         let missing = s
@@ -231,6 +232,26 @@ pub fn standin_hints(rec: &RunRecord, images: &[StepImage]) -> Vec<String> {
         ));
     }
     out
+}
+
+/// One line saying what each step's image ran as, so a run never passes a stand-in off as the
+/// real image: `images: build ran maven:3.9 (host daemon); test ran alpine:3.19 as stand-in busybox`.
+pub fn images_line(images: &[StepImage]) -> Option<String> {
+    if images.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = images
+        .iter()
+        .map(|i| match i.source {
+            "host" => format!("{} ran {} (host daemon)", i.step, i.requested),
+            "fixtures.images" => format!(
+                "{} ran {} as stand-in {} (fixtures.images)",
+                i.step, i.requested, i.ran_as
+            ),
+            _ => format!("{} ran {} as stand-in {}", i.step, i.requested, i.ran_as),
+        })
+        .collect();
+    Some(format!("images: {}", parts.join("; ")))
 }
 
 fn print_diagnostics(e: &ScenarioError) {
@@ -389,7 +410,11 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
     let rt = tokio_runtime();
     rt.block_on(async {
         let started = Instant::now();
-        let settings = RunSettings { name: None, keep_pod };
+        let settings = RunSettings {
+            name: None,
+            keep_pod,
+            host_images: true,
+        };
         let sink = |e| reporter.event(&Event::Run(e));
         let work = check::run_and_check(Ok(&sc), runtime.as_ref(), golden_dir.as_deref(), mode, &settings, &sink);
         let verdict = tokio::select! {
@@ -420,6 +445,9 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
         reporter.background_logs(&out.record.steps, &logs_dir);
         for h in standin_hints(&out.record, &out.images) {
             reporter.hint(&h);
+        }
+        if let Some(line) = images_line(&out.images) {
+            reporter.hint(&line);
         }
         reporter.event(&Event::Summary {
             scenario: name.clone(),
@@ -697,6 +725,7 @@ mod hint_tests {
             step: s.into(),
             requested: i.into(),
             ran_as: "busybox".into(),
+            source: "stand-in",
         };
         let hints = standin_hints(
             &rec,
@@ -715,5 +744,37 @@ mod hint_tests {
             "{}",
             hints[2]
         );
+    }
+
+    #[test]
+    fn the_images_line_names_what_each_step_ran_as() {
+        let img = |step: &str, requested: &str, ran_as: &str, source: &'static str| StepImage {
+            step: step.into(),
+            requested: requested.into(),
+            ran_as: ran_as.into(),
+            source,
+        };
+        assert_eq!(images_line(&[]), None);
+        let line = images_line(&[
+            img("build", "maven:3.9", "maven:3.9", "host"),
+            img("test", "alpine:3.19", "busybox", "stand-in"),
+            img("tf", "hashicorp/terraform:1.5", "bash", "fixtures.images"),
+        ])
+        .expect("a line");
+        assert_eq!(
+            line,
+            "images: build ran maven:3.9 (host daemon); test ran alpine:3.19 as stand-in busybox; \
+             tf ran hashicorp/terraform:1.5 as stand-in bash (fixtures.images)"
+        );
+        // A real image's exit code 127 is not blamed on a stand-in.
+        let rec = RunRecord {
+            pod: None,
+            initialize: Vec::new(),
+            steps: vec![step("build", Some(127), "sh: mvn: not found\n")],
+            status: Outcome::Failed,
+            error: None,
+            node: None,
+        };
+        assert!(standin_hints(&rec, &[img("build", "maven:3.9", "maven:3.9", "host")]).is_empty());
     }
 }

@@ -158,7 +158,76 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
 #[derive(Debug, Clone)]
 pub struct ImageCatalog {
     rules: Vec<(String, String)>,
+    /// How many of `rules` (at the front) are `fixtures.images` overrides.
+    overrides: usize,
+    /// Images the host daemon holds under their own name, by normalized reference (consulted
+    /// after the overrides, before the stand-ins).
+    host: std::collections::HashMap<String, HostImage>,
     built: BuiltImages,
+}
+
+/// An image the host Docker daemon holds under the name a pod uses: it runs as itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostImage {
+    /// The reference on the host daemon.
+    pub reference: String,
+    /// Its ENTRYPOINT.
+    pub entrypoint: Vec<String>,
+    /// Its CMD.
+    pub cmd: Vec<String>,
+    /// Its USER (None: root).
+    pub user: Option<String>,
+}
+
+/// Where the image a step ran as came from, in the order sgsim looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A `fixtures.images` override named the stand-in.
+    Override,
+    /// The host Docker daemon has the image under its own name: the real image ran.
+    Host,
+    /// A stand-in from the catalog.
+    StandIn,
+}
+
+impl ImageSource {
+    /// As shown and recorded: `fixtures.images`, `host`, `stand-in`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageSource::Override => "fixtures.images",
+            ImageSource::Host => "host",
+            ImageSource::StandIn => "stand-in",
+        }
+    }
+}
+
+/// Images sgsim itself provides in the pod whatever the host holds: the product's addon and
+/// lite-engine (sgsim plays the delegate with its own protocol) and the sandbox.
+const NEVER_FROM_HOST: &[&str] = &["addon", "lite-engine", "pause"];
+
+/// What the host daemon holds of `images` under their own names (see [`ImageCatalog::with_host_images`]).
+pub async fn host_images(host: &Docker, images: &[String]) -> Vec<(String, HostImage)> {
+    let mut out = Vec::new();
+    for image in images {
+        let reference = normalize_reference(image);
+        if reference.starts_with("sgsim/") {
+            continue;
+        }
+        let Ok(info) = host.inspect_image(&reference).await else {
+            continue;
+        };
+        let cfg = info.config.unwrap_or_default();
+        out.push((
+            image.clone(),
+            HostImage {
+                reference,
+                entrypoint: cfg.entrypoint.unwrap_or_default(),
+                cmd: cfg.cmd.unwrap_or_default(),
+                user: cfg.user.filter(|u| !u.is_empty()),
+            },
+        ));
+    }
+    out
 }
 
 impl ImageCatalog {
@@ -211,6 +280,8 @@ impl ImageCatalog {
         rules.extend(families.iter().map(|(p, s)| (p.to_string(), s.to_string())));
         ImageCatalog {
             rules,
+            overrides: 0,
+            host: std::collections::HashMap::new(),
             built: built.clone(),
         }
     }
@@ -220,7 +291,46 @@ impl ImageCatalog {
     pub fn with_override(mut self, vendor_pattern: &str, standin_name: &str) -> Self {
         self.rules
             .insert(0, (normalize_pattern(vendor_pattern), standin_name.to_string()));
+        self.overrides += 1;
         self
+    }
+
+    /// Images the host daemon holds under their own names run as themselves, unless a
+    /// `fixtures.images` override names a stand-in for them (sgsim's own addon, lite-engine and
+    /// sandbox are never replaced).
+    pub fn with_host_images(mut self, images: Vec<(String, HostImage)>) -> Self {
+        for (vendor, img) in images {
+            self.host.insert(normalize_reference(&vendor), img);
+        }
+        self
+    }
+
+    /// Where `vendor` comes from.
+    pub fn source(&self, vendor: &str) -> ImageSource {
+        let norm = normalize_reference(vendor);
+        if self.rules[..self.overrides].iter().any(|(p, _)| glob_match(p, &norm)) {
+            ImageSource::Override
+        } else if self.host.contains_key(&norm) && !NEVER_FROM_HOST.contains(&self.rule_name(&norm)) {
+            ImageSource::Host
+        } else {
+            ImageSource::StandIn
+        }
+    }
+
+    /// What `vendor` runs as: the image itself when it comes from the host, else the stand-in's name.
+    pub fn ran_as(&self, vendor: &str) -> String {
+        match self.source(vendor) {
+            ImageSource::Host => normalize_reference(vendor),
+            _ => self.standin_name(vendor).to_string(),
+        }
+    }
+
+    fn rule_name(&self, norm: &str) -> &str {
+        self.rules
+            .iter()
+            .find(|(p, s)| glob_match(p, norm) && self.built.get(s).is_some())
+            .map(|(_, s)| s.as_str())
+            .unwrap_or(DEFAULT_STANDIN)
     }
 
     /// The rules in order: (vendor pattern, stand-in name).
@@ -230,16 +340,22 @@ impl ImageCatalog {
 
     /// The stand-in name a vendor image maps to.
     pub fn standin_name(&self, vendor: &str) -> &str {
-        let norm = normalize_reference(vendor);
-        self.rules
-            .iter()
-            .find(|(p, s)| glob_match(p, &norm) && self.built.get(s).is_some())
-            .map(|(_, s)| s.as_str())
-            .unwrap_or(DEFAULT_STANDIN)
+        self.rule_name(&normalize_reference(vendor))
     }
 
-    /// The stand-in for a vendor image.
+    /// The image a vendor image runs as: the host's own image (see [`Self::source`]) or the stand-in.
     pub fn resolve(&self, vendor: &str) -> StandIn {
+        if self.source(vendor) == ImageSource::Host
+            && let Some(h) = self.host.get(&normalize_reference(vendor))
+        {
+            return StandIn {
+                vendor: vendor.to_string(),
+                local: h.reference.clone(),
+                entrypoint: h.entrypoint.clone(),
+                cmd: h.cmd.clone(),
+                user: h.user.clone(),
+            };
+        }
         let name = self.standin_name(vendor);
         let local = self
             .built

@@ -236,13 +236,20 @@ impl NodePool {
 
     /// Starts a fresh cluster for a scenario: [`Self::cluster_for`] its fixtures, plus an anonymous
     /// registry for each other (public) host its pod's images name.
+    /// `host` are the images of the host daemon that run as themselves
+    /// ([`crate::images::host_images`]).
     pub async fn cluster_for_scenario(
         &self,
         scenario: &sgsim_core::Scenario,
+        host: Vec<(String, images::HostImage)>,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        self.cluster_with_registries(scenario.fixtures(), registry::specs_for_scenario(scenario), progress)
-            .await
+        let f = scenario.fixtures();
+        let specs = registry::specs_for_scenario(scenario);
+        for hub in &self.registries {
+            hub.configure(&specs).await?;
+        }
+        self.cluster_with(&f.nodes, &f.images, &specs, host, progress).await
     }
 
     /// Starts a fresh cluster for a scenario's fixtures: its registries (Docker connectors,
@@ -265,7 +272,8 @@ impl NodePool {
         for hub in &self.registries {
             hub.configure(&specs).await?;
         }
-        self.cluster_with(&f.nodes, &f.images, &specs, progress).await
+        self.cluster_with(&f.nodes, &f.images, &specs, Vec::new(), progress)
+            .await
     }
 
     /// Starts a fresh cluster for one trial on the pool's nodes. `fixtures` are the logical nodes
@@ -276,7 +284,7 @@ impl NodePool {
         images: &BTreeMap<String, String>,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        self.cluster_with(fixtures, images, &[], progress).await
+        self.cluster_with(fixtures, images, &[], Vec::new(), progress).await
     }
 
     async fn cluster_with(
@@ -284,6 +292,7 @@ impl NodePool {
         fixtures: &[NodeFixture],
         images: &BTreeMap<String, String>,
         specs: &[registry::RegistrySpec],
+        host: Vec<(String, images::HostImage)>,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         let _ = progress;
@@ -299,7 +308,7 @@ impl NodePool {
         for (vendor, standin) in images {
             catalog = catalog.with_override(vendor, standin);
         }
-        let catalog = Arc::new(catalog);
+        let catalog = Arc::new(catalog.with_host_images(host));
         let default_fixture = [NodeFixture {
             name: "node-1".into(),
             ..Default::default()
@@ -434,6 +443,16 @@ impl Cluster {
     /// The name of the stand-in image a vendor image runs as (`busybox`, `python`, ...).
     pub fn standin_name(&self, image: &str) -> String {
         self.catalog.standin_name(image).to_string()
+    }
+
+    /// What a vendor image runs as: itself when the host has it, else its stand-in's name.
+    pub fn ran_as(&self, image: &str) -> String {
+        self.catalog.ran_as(image)
+    }
+
+    /// Where a vendor image comes from.
+    pub fn image_source(&self, image: &str) -> images::ImageSource {
+        self.catalog.source(image)
     }
 
     /// A client of the cluster's API server.

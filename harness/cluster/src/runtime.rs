@@ -53,8 +53,11 @@ pub struct StepImage {
     pub step: String,
     /// The image as the step group names it.
     pub requested: String,
-    /// What sgsim ran for it: the name of its stand-in (`busybox`, `python`, ...).
+    /// What sgsim ran for it: the name of its stand-in (`busybox`, `python`, ...), or the image
+    /// itself when it came from the host daemon.
     pub ran_as: String,
+    /// Where it came from: `fixtures.images`, `host` or `stand-in` ([`ImageSource::as_str`]).
+    pub source: &'static str,
 }
 
 /// What a runtime gives back for one run.
@@ -73,6 +76,10 @@ pub struct RunSettings {
     pub name: Option<String>,
     /// Keep the pod after the run (its cluster still goes away).
     pub keep_pod: bool,
+    /// Run the images the host Docker daemon holds under their own names instead of stand-ins
+    /// (`sgsim run`); the conformance suite leaves it off, so a trial runs the same images on
+    /// every machine.
+    pub host_images: bool,
 }
 
 /// Live progress of a run: the pool's start-up and the run's own events.
@@ -166,7 +173,21 @@ impl DockerRuntime {
     ) -> Result<RunOutput, RuntimeError> {
         let pool = self.pool().await?;
         let progress = self.progress.clone();
-        let cluster = pool.cluster_for_scenario(scenario, &move |e| progress(e)).await?;
+        let host = if settings.host_images {
+            let pod = sgsim_core::render_pod(scenario);
+            let spec = pod.spec.unwrap_or_default();
+            let wanted: Vec<String> = spec
+                .init_containers
+                .unwrap_or_default()
+                .into_iter()
+                .chain(spec.containers)
+                .filter_map(|c| c.image)
+                .collect();
+            crate::images::host_images(pool.host(), &wanted).await
+        } else {
+            Vec::new()
+        };
+        let cluster = pool.cluster_for_scenario(scenario, host, &move |e| progress(e)).await?;
         let task_prefix = match &settings.name {
             Some(name) => format!("{}-{name}", pool.run_id()),
             None => pool.run_id().to_string(),
@@ -193,7 +214,8 @@ impl DockerRuntime {
                 st.image.as_ref().map(|i| StepImage {
                     step: st.id.clone(),
                     requested: i.clone(),
-                    ran_as: cluster.standin_name(i),
+                    ran_as: cluster.ran_as(i),
+                    source: cluster.image_source(i).as_str(),
                 })
             })
             .collect();

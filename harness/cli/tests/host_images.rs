@@ -1,0 +1,120 @@
+//! Image resolution of `sgsim run`: an image the host Docker daemon holds under its own name
+//! runs as itself (exported into the run's registry and pulled by the node like any image), not
+//! as a stand-in; the conformance suite's trials keep their stand-ins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Removes the test's host image on drop (also when the test panics).
+struct HostImage(String);
+
+impl Drop for HostImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sgsim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env_remove("SGSIM_BLESS")
+        .args(args)
+        .output()
+        .expect("sgsim runs")
+}
+
+/// The tag of a built stand-in (`busybox=sgsim/busybox:…` in target/sgsim-images.env).
+fn standin_tag(name: &str) -> String {
+    let env = std::fs::read_to_string(repo().join("target/sgsim-images.env")).expect("images are built");
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+        .expect("stand-in in sgsim-images.env")
+}
+
+fn scenario(dir: &Path, image: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("scenario.yaml"),
+        "name: host-image\npipeline: pipeline.yaml\nseed: 3\nfixtures:\n  namespaces: [harness-delegate-ng]\n  connectors:\n    - {identifier: k8s, type: KubernetesCluster}\n    - {identifier: account.harnessImage, type: DockerRegistry, url: https://index.docker.io/v2/}\nexpect:\n  status: Success\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        format!(
+            "pipeline:\n  name: p\n  identifier: p\n  projectIdentifier: sgsim\n  orgIdentifier: default\n  stages:\n    - stage:\n        name: s\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - stepGroup:\n                  name: g\n                  identifier: g\n                  stepGroupInfra:\n                    type: KubernetesDirect\n                    spec: {{connectorRef: k8s, namespace: harness-delegate-ng}}\n                  steps:\n                    - step:\n                        type: Run\n                        name: tool\n                        identifier: tool\n                        spec:\n                          connectorRef: account.harnessImage\n                          image: {image}\n                          shell: Sh\n                          command: cat /vendor-marker\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_vendor_image_on_the_host_daemon_runs_as_itself() {
+    let o = sgsim(&["images", "build"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let unique = format!("{}-{}", std::process::id(), unique_suffix());
+    let image = format!("sgsim-test/vendor-tool:{unique}");
+    let marker = format!("the real vendor-tool image {unique}");
+    // A locally built image tagged with a vendor name: busybox's tools plus a file no stand-in has.
+    let dockerfile = format!(
+        "FROM {}\nRUN echo '{marker}' > /vendor-marker\nLABEL dev.sgsim.managed=true\n",
+        standin_tag("busybox")
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", &image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    std::io::Write::write_all(build.stdin.as_mut().unwrap(), dockerfile.as_bytes()).unwrap();
+    drop(build.stdin.take());
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let _cleanup = HostImage(image.clone());
+
+    let dir = std::env::temp_dir().join(format!("sgsim-host-image-{unique}"));
+    scenario(&dir, &image);
+    let o = sgsim(&["run", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(&marker), "the step did not run the host's image:\n{out}");
+    assert!(
+        out.contains(&format!("images: tool ran {image} (host daemon)")),
+        "{out}"
+    );
+}
+
+#[test]
+fn without_the_image_on_the_host_the_stand_in_runs_and_says_so() {
+    let unique = format!("{}-{}", std::process::id(), unique_suffix());
+    let image = format!("sgsim-test/absent-tool:{unique}");
+    let dir = std::env::temp_dir().join(format!("sgsim-no-host-image-{unique}"));
+    scenario(&dir, &image);
+    let o = sgsim(&["run", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    // The stand-in has no /vendor-marker: the step fails (the scenario expected Success: exit 3).
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains(&format!("images: tool ran {image} as stand-in bash")),
+        "{out}"
+    );
+}
+
+/// A suffix unique within this process's tests.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
+}
