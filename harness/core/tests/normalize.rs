@@ -148,3 +148,21 @@ Successfully pulled image \"harness/ci-addon:1.16.8\" in <duration> (<duration> 
         )
     );
 }
+
+#[test]
+fn normalizing_is_idempotent_where_a_placeholder_opens_a_word_boundary() {
+    // Found by the normalize fuzz target: one pass left `kube-api-access-x7k2p` (preceded by a
+    // digit), the second pass then replaced it (preceded by `<rv>`).
+    for text in [
+        "resourceVersion=456kube-api-access-x7k2p",
+        "resourceVersion: \"123kube-api-access-x7k2p\" 1 of 8",
+        "docker://01resourceVersion=45623456789abcdef0123456789abcdef0123456789abcdef0123456789abef0",
+    ] {
+        let once = sgsim_core::normalize::normalize_log(text, &[]);
+        assert_eq!(sgsim_core::normalize::normalize_log(&once, &[]), once, "{text}");
+    }
+    assert_eq!(
+        sgsim_core::normalize::normalize_text("resourceVersion=456kube-api-access-x7k2p"),
+        "resourceVersion=<rv>kube-api-access-<suffix>"
+    );
+}
