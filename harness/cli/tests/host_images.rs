@@ -118,3 +118,38 @@ fn unique_suffix() -> String {
         .unwrap_or_default();
     format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
 }
+
+#[test]
+fn a_plugin_step_whose_image_nothing_models_is_refused_not_faked() {
+    let unique = format!("{}-{}", std::process::id(), unique_suffix());
+    let image = format!("harness/sgsim-test-plugin:{unique}");
+    let dir = std::env::temp_dir().join(format!("sgsim-plugin-{unique}"));
+    scenario(&dir, "alpine:3.19");
+    // Swap the Run step for a Plugin step (no command: the image's entrypoint is the work).
+    let p = dir.join("pipeline.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let text = text
+        .replace("type: Run", "type: Plugin")
+        .replace("image: alpine:3.19", &format!("image: {image}"));
+    let text = text.replace(
+        "                          shell: Sh\n                          command: cat /vendor-marker\n",
+        "",
+    );
+    std::fs::write(&p, text).unwrap();
+    let o = sgsim(&["run", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains(&format!(
+            "step `tool` uses plugin image `{image}`: sgsim has no stand-in for it"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("docker pull IMAGE") && out.contains("fixtures.images"),
+        "{out}"
+    );
+    // Nothing ran: no step result, no images line.
+    assert!(!out.contains("images: tool ran"), "{out}");
+}

@@ -325,6 +325,17 @@ impl ImageCatalog {
         }
     }
 
+    /// Whether `vendor` runs as itself (host) or as a stand-in a rule chose for it; false when
+    /// only the fallback [`DEFAULT_STANDIN`] would run.
+    pub fn models(&self, vendor: &str) -> bool {
+        let norm = normalize_reference(vendor);
+        self.source(vendor) != ImageSource::StandIn
+            || self
+                .rules
+                .iter()
+                .any(|(p, s)| glob_match(p, &norm) && self.built.get(s).is_some())
+    }
+
     fn rule_name(&self, norm: &str) -> &str {
         self.rules
             .iter()

@@ -455,6 +455,12 @@ impl Cluster {
         self.catalog.source(image)
     }
 
+    /// Whether sgsim has the image itself (host) or a stand-in chosen for it (an override or a
+    /// catalog rule), not only the fallback stand-in.
+    pub fn models(&self, image: &str) -> bool {
+        self.catalog.models(image)
+    }
+
     /// A client of the cluster's API server.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -32,13 +32,26 @@ pub enum RuntimeError {
     /// The run itself failed (Kubernetes API, lite-engine).
     #[error(transparent)]
     Run(#[from] RunError),
+    /// Plugin steps whose image sgsim has no stand-in for and the host does not hold: running
+    /// them would do nothing and report Success, so sgsim refuses.
+    #[error(
+        "{}: sgsim has no stand-in for {} and this machine's Docker daemon does not hold {}, so running {} would do \
+         nothing and report Success. Provide each image: `docker pull IMAGE` on this machine (sgsim run then runs the \
+         real image), build an image and tag it with that name, or map it to a stand-in in the scenario \
+         (`fixtures.images: {{IMAGE: busybox}}`; `sgsim images list` shows the stand-ins)",
+        .0.iter().map(|(s, i)| format!("step `{s}` uses plugin image `{i}`")).collect::<Vec<_>>().join(", "),
+        if .0.len() == 1 { "it" } else { "them" },
+        if .0.len() == 1 { "it" } else { "them" },
+        if .0.len() == 1 { "the step" } else { "the steps" }
+    )]
+    NoImage(Vec<(String, String)>),
 }
 
 impl RuntimeError {
     /// The error with its whole chain of causes, on one line.
     pub fn chain(&self) -> String {
         match self {
-            RuntimeError::PoolStart(_) => self.to_string(),
+            RuntimeError::PoolStart(_) | RuntimeError::NoImage(_) => self.to_string(),
             RuntimeError::Session(e) => error_chain(e),
             RuntimeError::Fake(e) => error_chain(e),
             RuntimeError::Run(e) => error_chain(e),
@@ -188,6 +201,17 @@ impl DockerRuntime {
             Vec::new()
         };
         let cluster = pool.cluster_for_scenario(scenario, host, &move |e| progress(e)).await?;
+        let unmodelled: Vec<(String, String)> = sgsim_core::render::plan(scenario)
+            .flat()
+            .into_iter()
+            .filter(|st| st.kind == sgsim_core::model::StepKind::Plugin)
+            .filter_map(|st| st.image.clone().map(|i| (st.id.clone(), i)))
+            .filter(|(_, i)| !cluster.models(i))
+            .collect();
+        if !unmodelled.is_empty() {
+            cluster.shutdown().await;
+            return Err(RuntimeError::NoImage(unmodelled));
+        }
         let task_prefix = match &settings.name {
             Some(name) => format!("{}-{name}", pool.run_id()),
             None => pool.run_id().to_string(),
