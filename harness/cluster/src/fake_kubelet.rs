@@ -101,6 +101,7 @@ pub fn spawn_fake_kubelet(
             host: Some(node.clone()),
             instance: node.clone(),
             action: None,
+            recorded: Default::default(),
         };
         loop {
             let ev = tokio::select! {

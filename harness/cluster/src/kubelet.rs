@@ -493,6 +493,7 @@ pub async fn start_kubelet_with(
             host: Some(cfg.node_name.clone()),
             instance: cfg.node_name.clone(),
             action: None,
+            recorded: Default::default(),
         },
         workers: Mutex::new(HashMap::new()),
     });

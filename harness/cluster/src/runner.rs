@@ -7,7 +7,7 @@
 //! lite-engine, collects step logs and the stored Pod, and deletes the pod. Everything it observes is
 //! returned as a [`RunRecord`] and reported live as [`RunEvent`]s.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -182,7 +182,8 @@ pub async fn run(
             kube::Error::Api(s) => s.message,
             other => return Err(kerr(format!("create pod {ns}/{name}"))(other)),
         };
-        push_line(&mut init, sink, Level::Warn, msg.clone());
+        // The product writes nothing of the refusal to the Initialize log (it is no event): only
+        // its own failure line; the API server's message is the group's error.
         push_line(
             &mut init,
             sink,
@@ -202,7 +203,7 @@ pub async fn run(
     let mut tail = EventTail {
         api: Api::namespaced(client.clone(), &ns),
         selector: format!("involvedObject.name={name},involvedObject.kind=Pod"),
-        seen: HashSet::new(),
+        seen: std::collections::HashMap::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(plan.init_timeout_secs);
     let start = loop {

@@ -113,6 +113,7 @@ pub async fn run_scheduler(
             host: None,
             instance: format!("{SCHEDULER_NAME}-sgsim"),
             action: None,
+            recorded: Default::default(),
         },
         reported: HashMap::new(),
         messages,

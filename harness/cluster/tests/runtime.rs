@@ -85,21 +85,22 @@ async fn a_request_that_cannot_be_built_is_sgsims_error_not_a_log_line() {
         other => panic!("unexpected error: {other:?}"),
     }
     assert!(err.chain().contains("create pod bad ns/"), "{}", err.chain());
-    // A namespace the API server refuses is the product's WARN line and a failed group.
+    // A namespace the API server refuses: the product logs nothing of it (it is no event), only
+    // its failure line; the refusal is the group's error.
     let sc = scenario("missing");
     let out = FakeRuntime
         .run(&sc, &RunSettings::default(), &|_| {})
         .await
         .expect("record");
     assert_eq!(out.record.status, Outcome::Failed);
+    let texts: Vec<&str> = out.record.initialize.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
     assert!(
-        out.record
-            .initialize
-            .iter()
-            .any(|l| l.level == Level::Warn && l.text == "namespaces \"missing\" not found"),
-        "{:#?}",
-        out.record.initialize
+        texts[1].ends_with("has failed to start on missing namespace"),
+        "{texts:#?}"
     );
+    assert!(out.record.initialize.iter().all(|l| l.level == Level::Info));
+    assert_eq!(out.record.error.as_deref(), Some("namespaces \"missing\" not found"));
 }
 
 fn pod_name(sc: &sgsim_core::Scenario) -> String {

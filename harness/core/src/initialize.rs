@@ -32,10 +32,11 @@ pub fn is_product_line(text: &str) -> bool {
             && (text.contains(" is now in running status on ") || text.contains(" has failed to start on ")))
 }
 
-/// The level a pod event is logged at: Kubernetes' `Warning` events are warnings, every other
-/// type is information.
+/// The level a pod event is logged at, as the product's event handler decides it
+/// (harness-core `K8EventHandler.getLogLevel`): WARN only when the type equals `"WARNING"`.
+/// Kubernetes writes `Warning`, so every Kubernetes event is logged at INFO.
 pub fn event_level(event_type: Option<&str>) -> Level {
-    if event_type == Some("Warning") {
+    if event_type == Some("WARNING") {
         Level::Warn
     } else {
         Level::Info
@@ -134,6 +135,7 @@ mod tests {
             },
             event_line(Some("Warning"), "Failed to pull image \"x\": boom"),
             event_line(Some("Normal"), "Pulled"),
+            event_line(Some("WARNING"), "only this literal type is a warning to the product"),
             InitLine {
                 level: Level::Info,
                 text: pod_running("p-1", "ns"),
@@ -141,8 +143,8 @@ mod tests {
         ];
         assert_eq!(
             format_log(&lines),
-            "Starting job to create pod p-1 on ns namespace\nWARN Failed to pull image \"x\": boom\nPulled\n\
-             Pod p-1 is now in running status on ns namespace\n"
+            "Starting job to create pod p-1 on ns namespace\nFailed to pull image \"x\": boom\nPulled\n\
+             WARN only this literal type is a warning to the product\nPod p-1 is now in running status on ns namespace\n"
         );
         assert!(is_product_line(&starting_job("p", "n")));
         assert!(is_product_line(&pod_running("p", "n")));

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 /// The current time, strictly increasing across every event this process records: event names
 /// (`<pod>.<hex nanoseconds>`, as client-go names them) never collide, and sorting by `eventTime`
@@ -54,6 +54,11 @@ pub struct Recorder {
     pub instance: String,
     /// `action` (the scheduler sets `Scheduling`/`Binding`; the kubelet none).
     pub action: Option<String>,
+    /// Events recorded so far, by client-go's aggregation key (`getEventKey`: source, involved
+    /// object with field path, type, reason, message) → (namespace, name, count): a repeat
+    /// raises the count of the first Event instead of creating another, as client-go's
+    /// EventCorrelator does, so watchers see it MODIFIED.
+    pub recorded: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String, i32)>>>,
 }
 
 /// The `fieldPath` of a container in a pod's involvedObject: `spec.initContainers{name}` or
@@ -124,11 +129,44 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) {
+        let key = [
+            self.component.as_str(),
+            self.host.as_deref().unwrap_or_default(),
+            involved.kind.as_deref().unwrap_or_default(),
+            involved.namespace.as_deref().unwrap_or_default(),
+            involved.name.as_deref().unwrap_or_default(),
+            involved.field_path.as_deref().unwrap_or_default(),
+            involved.uid.as_deref().unwrap_or_default(),
+            type_.as_str(),
+            reason,
+            message,
+        ]
+        .join("\u{1f}");
+        let repeat = self.recorded.lock().ok().and_then(|mut m| {
+            m.get_mut(&key).map(|e| {
+                e.2 += 1;
+                e.clone()
+            })
+        });
+        if let Some((ns, name, count)) = repeat {
+            let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+            let patch = serde_json::json!({"count": count, "lastTimestamp": Time(monotonic_now())});
+            if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                tracing::warn!(error = %e, reason, message, "could not update event");
+            }
+            return;
+        }
         let ev = self.build(involved, type_, reason, message);
         let ns = ev.metadata.namespace.clone().unwrap_or_default();
+        let name = ev.metadata.name.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
-            tracing::warn!(error = %e, reason, message, "could not record event");
+        match api.create(&PostParams::default(), &ev).await {
+            Ok(_) => {
+                if let Ok(mut m) = self.recorded.lock() {
+                    m.insert(key, (ns, name, 1));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, reason, message, "could not record event"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Waiting for the pod: its events streamed into the Initialize log, the start state it reaches
 //! (Running, Failed, or initTimeout passed), the lite-engine's readiness, and the pod's removal.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,14 @@ pub(super) enum PodStart {
     TimedOut(String),
 }
 
-/// Streams the pod's events into the Initialize log (deduplicated by uid, in creation order).
+/// Streams the pod's events into the Initialize log as the product's event watch does: one line
+/// per watch item, so an Event whose count rises (a repeat client-go aggregated into it) is
+/// logged again, once per increment; new Events in creation order.
 pub(super) struct EventTail {
     pub(super) api: Api<Event>,
     pub(super) selector: String,
-    pub(super) seen: HashSet<String>,
+    /// Count last logged, by event uid.
+    pub(super) seen: HashMap<String, i32>,
 }
 
 impl EventTail {
@@ -44,12 +47,17 @@ impl EventTail {
             .map_err(kerr("list pod events"))?;
         for ev in list.items {
             let key = ev.metadata.uid.clone().or(ev.metadata.name.clone()).unwrap_or_default();
-            if !self.seen.insert(key) {
+            let count = ev.count.unwrap_or(1).max(1);
+            let logged = self.seen.get(&key).copied().unwrap_or(0);
+            if count <= logged {
                 continue;
             }
+            self.seen.insert(key, count);
             let line = initialize::event_line(ev.type_.as_deref(), ev.message.as_deref().unwrap_or_default());
-            sink(RunEvent::Init(line.clone()));
-            out.push(line);
+            for _ in logged..count {
+                sink(RunEvent::Init(line.clone()));
+                out.push(line.clone());
+            }
         }
         Ok(())
     }
@@ -103,5 +111,52 @@ pub(super) fn pod_start_state(p: &Pod) -> Option<PodStart> {
         )),
         Some("Succeeded") => Some(PodStart::Failed("pod completed before its steps ran".into())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::{ApiServer, ApiServerOptions};
+    use crate::k8s::events::{EventType, Recorder, pod_ref};
+
+    #[tokio::test]
+    async fn an_event_whose_count_rises_is_logged_again() {
+        let api = ApiServer::start(ApiServerOptions::default()).await.expect("api server");
+        let client = api.client().await.expect("client");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u-1"}
+        }))
+        .expect("pod");
+        let rec = Recorder {
+            component: "kubelet".into(),
+            host: Some("node-1".into()),
+            instance: "node-1".into(),
+            action: None,
+            recorded: Default::default(),
+        };
+        let mut tail = EventTail {
+            api: Api::namespaced(client.clone(), "default"),
+            selector: "involvedObject.name=p,involvedObject.kind=Pod".into(),
+            seen: HashMap::new(),
+        };
+        let mut out = Vec::new();
+        let back_off = "Back-off pulling image \"x\"";
+        rec.emit(&client, pod_ref(&pod, None), EventType::Normal, "BackOff", back_off)
+            .await;
+        tail.poll(&mut out, &|_| {}).await.expect("poll");
+        // The same event again: client-go's correlator raises the count of the first Event.
+        rec.emit(&client, pod_ref(&pod, None), EventType::Normal, "BackOff", back_off)
+            .await;
+        rec.emit(&client, pod_ref(&pod, None), EventType::Normal, "BackOff", back_off)
+            .await;
+        tail.poll(&mut out, &|_| {}).await.expect("poll");
+        tail.poll(&mut out, &|_| {}).await.expect("poll");
+        let events = tail.api.list(&ListParams::default()).await.expect("list");
+        assert_eq!(events.items.len(), 1, "one Event, aggregated");
+        assert_eq!(events.items[0].count, Some(3));
+        let texts: Vec<&str> = out.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, [back_off, back_off, back_off], "one line per watch item");
+        api.shutdown().await;
     }
 }
