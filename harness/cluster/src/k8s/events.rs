@@ -43,6 +43,9 @@ impl EventType {
     }
 }
 
+/// Events a [`Recorder`] recorded: aggregation key → (namespace, name, count).
+pub type Recorded = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String, i32)>>>;
+
 /// Who records: `source.component` / `reportingComponent`, `source.host`, `reportingInstance`.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -58,7 +61,7 @@ pub struct Recorder {
     /// object with field path, type, reason, message) → (namespace, name, count): a repeat
     /// raises the count of the first Event instead of creating another, as client-go's
     /// EventCorrelator does, so watchers see it MODIFIED.
-    pub recorded: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String, i32)>>>,
+    pub recorded: Recorded,
 }
 
 /// The `fieldPath` of a container in a pod's involvedObject: `spec.initContainers{name}` or
