@@ -119,10 +119,29 @@ fn write(path: &Path, text: &str) -> Result<(), GoldenError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    std::fs::write(path, text).map_err(|source| GoldenError::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    write_atomically(path, text.as_bytes()).map_err(io)
+}
+
+/// Writes `bytes` to `path` all or nothing: into a temporary file beside it, synced, then renamed
+/// over it. A full disk or a crash leaves the old file (or none) and at most the temporary file,
+/// which is removed when the write fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Every golden file under `dir` (relative paths, `/`-separated), pending files excluded.
@@ -246,6 +265,28 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
+    }
+
+    #[test]
+    fn writes_are_all_or_nothing() {
+        let d = tmp();
+        let f = d.join("pod.yaml");
+        std::fs::write(&f, "old\n").unwrap();
+        write_atomically(&f, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new\n");
+        // A write that cannot complete (here: the target is a non-empty directory, so the final
+        // rename fails) leaves what was there and no temporary file.
+        let blocked = d.join("steps");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write_atomically(&blocked, b"half").is_err());
+        assert!(blocked.join("x").is_dir());
+        let left: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.ends_with(".tmp")), "{left:?}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
