@@ -5,5 +5,7 @@ fn main() {
     // Before any thread exists: Docker API compatibility for testcontainers.
     sgsim_cli::prepare_process();
     let (args, filters) = sgsim_cli::conformance::arguments_from_env();
-    sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Docker).exit();
+    let conclusion = sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Docker);
+    sgsim_cli::finish_process();
+    conclusion.exit();
 }

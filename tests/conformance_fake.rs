@@ -5,5 +5,7 @@
 
 fn main() {
     let (args, filters) = sgsim_cli::conformance::arguments_from_env();
-    sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Fake).exit();
+    let conclusion = sgsim_cli::conformance::run_filtered(&args, filters, sgsim_cli::RuntimeKind::Fake);
+    sgsim_cli::finish_process();
+    conclusion.exit();
 }

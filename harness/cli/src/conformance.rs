@@ -174,6 +174,7 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind) -> Conc
         crate::interrupted().await;
         eprintln!("interrupted: removing the nodes of this run");
         on_signal.runtime.shutdown().await;
+        crate::finish_process();
         std::process::exit(crate::exit::INTERRUPTED);
     });
     let trials: Vec<Trial> = discover(&repo)

@@ -678,6 +678,11 @@ pub fn prepare_process() {
     sgsim_cluster::docker::prepare_process();
 }
 
+/// Removes what [`prepare_process`] left on disk (call last, right before the process exits).
+pub fn finish_process() {
+    sgsim_cluster::docker::finish_process();
+}
+
 #[cfg(test)]
 mod hint_tests {
     use super::*;

@@ -122,6 +122,19 @@ pub struct ProcessDocker {
 
 static PROCESS: OnceLock<ProcessDocker> = OnceLock::new();
 
+/// Removes what [`prepare_process`] left on disk (the compat proxy's private directory). Call
+/// it last, right before the process exits; the proxy thread dies with the process. A process
+/// that cannot call it (killed) leaves the directory to the next run's reaper.
+pub fn finish_process() {
+    if let Some(dir) = PROCESS
+        .get()
+        .and_then(|p| p.proxy_socket.as_ref())
+        .and_then(|s| s.parent())
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Prepares Docker access for this process. Call it at the very start of `main`, before any
 /// thread exists (it may set `DOCKER_HOST`). Idempotent.
 ///

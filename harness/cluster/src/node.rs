@@ -486,7 +486,7 @@ impl Drop for Node {
 }
 
 /// The last `lines` lines of a container's log (stdout and stderr), or "" if unavailable.
-async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
+pub(crate) async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {
     let opts = LogsOptionsBuilder::new()
         .stdout(true)
         .stderr(true)

@@ -396,7 +396,7 @@ impl NodePool {
         self.pod_api_guards.clear();
         let mut held = false;
         for node in self.nodes.drain(..) {
-            match Arc::try_unwrap(node) {
+            match unwrap_arc(node, RELEASE_WAIT).await {
                 Ok(n) => n.shutdown().await,
                 Err(n) => {
                     held = true;
@@ -409,6 +409,55 @@ impl NodePool {
         }
     }
 
+    /// Resolves when a node of the pool stops running, or when the host's Docker daemon stops
+    /// answering: what happened, for the run's error. Polls every [`NODE_WATCH_INTERVAL`] (the
+    /// state Docker reports cannot be fooled by a missed event), so a run whose node dies fails
+    /// within about a second instead of waiting for a timeout.
+    pub async fn watch_nodes(&self) -> NodeLost {
+        let mut unreachable_since: Option<Instant> = None;
+        loop {
+            for node in &self.nodes {
+                match self.host.inspect_container(node.container_id(), None).await {
+                    Ok(info) => {
+                        unreachable_since = None;
+                        let state = info.state.unwrap_or_default();
+                        if state.running != Some(true) {
+                            let mut how = node_end(&state);
+                            // The node's entrypoint says which of its processes ended it.
+                            let log = crate::node::log_tail(&self.host, node.container_id(), 20).await;
+                            if let Some(last) = log
+                                .lines()
+                                .rev()
+                                .find(|l| l.starts_with("sgsim-node: ") && !l.ends_with(": ready"))
+                            {
+                                how.push_str(&format!(" (it said `{}`)", last.trim_end()));
+                            }
+                            return NodeLost::Node {
+                                node: node.name().to_string(),
+                                container: node.container_name().to_string(),
+                                how,
+                            };
+                        }
+                    }
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                        return NodeLost::Node {
+                            node: node.name().to_string(),
+                            container: node.container_name().to_string(),
+                            how: "was removed".to_string(),
+                        };
+                    }
+                    Err(e) => {
+                        let since = *unreachable_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= HOST_UNREACHABLE_GRACE {
+                            return NodeLost::Host(e.to_string());
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(NODE_WATCH_INTERVAL).await;
+        }
+    }
+
     /// Removes every container, volume and network of this run by its label, also those a
     /// running trial still holds (for an interrupted suite that exits right after).
     pub async fn remove_everything(&self) {
@@ -416,6 +465,78 @@ impl NodePool {
             tracing::warn!("cannot remove the containers of run {}: {e}", self.run_id());
         }
     }
+}
+
+/// How long shutting down waits for tasks that are being cancelled (a run given up, an
+/// interrupted trial) to let go of a node or the pool before removing it by label.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// The value inside `a` once every other holder has dropped it (cancelled tasks drop theirs
+/// a moment later), or `a` back after `wait`. Waiting avoids removing a node's container twice
+/// at once (by label here, and by the last holder's drop).
+pub async fn unwrap_arc<T>(mut a: Arc<T>, wait: Duration) -> Result<T, Arc<T>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match Arc::try_unwrap(a) {
+            Ok(v) => return Ok(v),
+            Err(back) if Instant::now() < deadline => {
+                a = back;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(back) => return Err(back),
+        }
+    }
+}
+
+/// How often [`NodePool::watch_nodes`] asks the host daemon about the nodes.
+pub const NODE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the host daemon may fail to answer before the run is given up.
+const HOST_UNREACHABLE_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a run lost its nodes ([`NodePool::watch_nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeLost {
+    /// A node container stopped.
+    Node {
+        /// The node's name (as in the Initialize log and `kubectl get nodes`).
+        node: String,
+        /// Its container on the host.
+        container: String,
+        /// What Docker says ended it: `exited with code 137 (killed)`, `was removed`, ...
+        how: String,
+    },
+    /// The host's Docker daemon stopped answering.
+    Host(String),
+}
+
+impl std::fmt::Display for NodeLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeLost::Node { node, container, how } => write!(
+                f,
+                "node `{node}` (container {container}) {how} during the run; its pods and their steps are gone, so \
+                 the run cannot go on (sgsim's error, not the product's: the step group's outcome is unknown)"
+            ),
+            NodeLost::Host(e) => write!(
+                f,
+                "the host's Docker daemon stopped answering during the run ({e}); the nodes cannot be reached, so \
+                 the run cannot go on"
+            ),
+        }
+    }
+}
+
+/// Words for how a node container ended, from its state.
+fn node_end(state: &bollard::models::ContainerState) -> String {
+    let mut how = match state.exit_code {
+        Some(137) => "exited with code 137 (SIGKILL)".to_string(),
+        Some(c) => format!("exited with code {c}"),
+        None => "stopped".to_string(),
+    };
+    if state.oom_killed == Some(true) {
+        how.push_str(", out of memory");
+    }
+    how
 }
 
 /// One trial's cluster: API server, scheduler, kubelets.

@@ -45,13 +45,16 @@ pub enum RuntimeError {
         if .0.len() == 1 { "the step" } else { "the steps" }
     )]
     NoImage(Vec<(String, String)>),
+    /// A node container stopped (or the host daemon stopped answering) while the run was on it.
+    #[error("{0}")]
+    NodeLost(crate::pool::NodeLost),
 }
 
 impl RuntimeError {
     /// The error with its whole chain of causes, on one line.
     pub fn chain(&self) -> String {
         match self {
-            RuntimeError::PoolStart(_) | RuntimeError::NoImage(_) => self.to_string(),
+            RuntimeError::PoolStart(_) | RuntimeError::NoImage(_) | RuntimeError::NodeLost(_) => self.to_string(),
             RuntimeError::Session(e) => error_chain(e),
             RuntimeError::Fake(e) => error_chain(e),
             RuntimeError::Run(e) => error_chain(e),
@@ -178,6 +181,8 @@ impl DockerRuntime {
         }
     }
 
+    /// A run on the pool, given up as soon as a node stops ([`NodePool::watch_nodes`]): a dead
+    /// node never leaves the run waiting for a timeout.
     async fn run_on_pool(
         &self,
         scenario: &Scenario,
@@ -185,6 +190,20 @@ impl DockerRuntime {
         sink: Sink<'_>,
     ) -> Result<RunOutput, RuntimeError> {
         let pool = self.pool().await?;
+        tokio::select! {
+            biased;
+            lost = pool.watch_nodes() => Err(RuntimeError::NodeLost(lost)),
+            out = self.run_on_nodes(&pool, scenario, settings, sink) => out,
+        }
+    }
+
+    async fn run_on_nodes(
+        &self,
+        pool: &Arc<NodePool>,
+        scenario: &Scenario,
+        settings: &RunSettings,
+        sink: Sink<'_>,
+    ) -> Result<RunOutput, RuntimeError> {
         let progress = self.progress.clone();
         let host = if settings.host_images {
             let pod = sgsim_core::render_pod(scenario);
@@ -273,7 +292,7 @@ impl Runtime for DockerRuntime {
         Box::pin(async move {
             let state = std::mem::replace(&mut *self.pool.lock().await, PoolState::NotStarted);
             if let PoolState::Up(p) = state {
-                match Arc::try_unwrap(p) {
+                match crate::pool::unwrap_arc(p, crate::pool::RELEASE_WAIT).await {
                     Ok(p) => p.shutdown().await,
                     // A run still holds it (interrupted): remove its containers by label.
                     Err(p) => p.remove_everything().await,

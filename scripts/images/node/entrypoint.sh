@@ -62,6 +62,10 @@ done
 
 wait -n "$dockerd_pid" "$agent_pid" "$registry_pid"
 rc=$?
-say "a node process exited (status $rc)"
+gone=""
+kill -0 "$dockerd_pid" 2>/dev/null || gone="$gone dockerd"
+kill -0 "$agent_pid" 2>/dev/null || gone="$gone sgsim-node-agent(pods)"
+kill -0 "$registry_pid" 2>/dev/null || gone="$gone sgsim-node-agent(registry)"
+say "${gone# } exited (status $rc)"
 kill -TERM "$agent_pid" "$registry_pid" "$dockerd_pid" 2>/dev/null
 exit "$rc"
