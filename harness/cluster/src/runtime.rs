@@ -292,7 +292,9 @@ impl Runtime for DockerRuntime {
         Box::pin(async move {
             let state = std::mem::replace(&mut *self.pool.lock().await, PoolState::NotStarted);
             if let PoolState::Up(p) = state {
-                match crate::pool::unwrap_arc(p, crate::pool::RELEASE_WAIT).await {
+                // No waiting here: on Ctrl-C a trial still holds the pool and the process exits
+                // right after this removal (waiting would let the trials fail first).
+                match Arc::try_unwrap(p) {
                     Ok(p) => p.shutdown().await,
                     // A run still holds it (interrupted): remove its containers by label.
                     Err(p) => p.remove_everything().await,
