@@ -172,6 +172,7 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind) -> Conc
     let on_signal = suite.clone();
     suite.rt.spawn(async move {
         crate::interrupted().await;
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!("interrupted: removing the nodes of this run");
         on_signal.runtime.shutdown().await;
         crate::finish_process();
@@ -194,9 +195,20 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind) -> Conc
         })
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        // The trials ended because the signal handler removed their nodes: it exits the process
+        // with 130 once the removal is done; the trials' failures are not the suite's verdict.
+        // Bounded: should the removal hang, exit anyway.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        crate::finish_process();
+        std::process::exit(crate::exit::INTERRUPTED);
+    }
     suite.rt.block_on(suite.runtime.shutdown());
     conclusion
 }
+
+/// Set by the signal handler of [`run_selected`] as soon as Ctrl-C or SIGTERM arrives.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(test)]
 mod filter_tests {
