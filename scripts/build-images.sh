@@ -302,8 +302,11 @@ build_addon() {
     local t=$1 s
     s=$(stage_dir addon)
     mkdir -p "$s/usr/local/bin"
-    cp "$bindir/sgsim-addon" "$s/usr/local/bin/ci-addon"
-    derive addon "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["/usr/local/bin/ci-addon"]'
+    # Where the real harness/ci-addon image has it (the product's setup-addon script copies
+    # /usr/local/bin/ci-addon-linux-amd64); tmate, java-agent.jar and split_tests are not ours to
+    # ship, so the script's copies of them fail in its log, as they would with an image lacking them.
+    cp "$bindir/sgsim-addon" "$s/usr/local/bin/ci-addon-linux-amd64"
+    derive addon "$t" "${tag[busybox]}" "$s" 'ENTRYPOINT []' 'CMD ["/usr/local/bin/ci-addon-linux-amd64"]'
 }
 
 build_lite_engine() {

@@ -133,7 +133,7 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "busybox" => (&[], &["sh"]),
         "bash" => (&[], &["bash"]),
         "hello-world" => (&[], &["/hello"]),
-        "addon" => (&[], &["/usr/local/bin/ci-addon"]),
+        "addon" => (&[], &["/usr/local/bin/ci-addon-linux-amd64"]),
         "lite-engine" => (&["/usr/local/bin/ci-lite-engine"], &[]),
         "dind" => (&["/usr/local/bin/dockerd-entrypoint.sh"], &[]),
         "pause" => (&["/pause"], &[]),

@@ -107,12 +107,6 @@ async fn k8s_active_deadline() {
     run_on_fake_tier("k8s-active-deadline").await;
 }
 
-#[tokio::test]
-async fn k8s_init_container_fails() {
-    // The scenario's hostPath-file overlay makes setup-addon exit 1; its `fake.exitCodes` says so.
-    run_on_fake_tier("k8s-init-container-fails").await;
-}
-
 /// A pod that starts: the whole Initialize log up to `Pod ... is now in running status`.
 #[tokio::test]
 async fn k8s_node_affinity() {

@@ -26,6 +26,11 @@ pub const FIRST_STEP_PORT: u16 = 20002;
 pub const WORKSPACE: &str = "/harness";
 /// Addon mount.
 pub const ADDON_DIR: &str = "/addon";
+/// The setup-addon init container's script, verbatim: harness-core's
+/// `ContainerExecutionConstants.UNIX_SETUP_ADDON_ARGS` (run as `sh -c -- <script>`). Its commands
+/// are joined by `;`, so a failing `mkdir` or `cp` does not fail the container: the exit status
+/// is the last command's (the `split_tests` branch, 0 when that file is absent).
+pub const SETUP_ADDON_SCRIPT: &str = "mkdir -p /addon/bin; mkdir -p /addon/tmp; chmod -R 776 /addon/tmp; if [ -e /usr/local/bin/ci-addon-linux-amd64 ];then cp /usr/local/bin/ci-addon-linux-amd64 /addon/bin/ci-addon;else cp /usr/local/bin/ci-addon-linux /addon/bin/ci-addon;fi; chmod +x /addon/bin/ci-addon; cp /usr/local/bin/tmate /addon/bin/tmate; chmod +x /addon/bin/tmate; cp /usr/local/bin/java-agent.jar /addon/bin/java-agent.jar; chmod +x /addon/bin/java-agent.jar; if [ -e /usr/local/bin/split_tests ];then cp /usr/local/bin/split_tests /addon/bin/split_tests; chmod +x /addon/bin/split_tests; export PATH=$PATH:/addon/bin; fi;";
 /// Delegate service endpoint as the product sets it.
 pub const DELEGATE_SERVICE_ENDPOINT: &str = "delegate-service:8080";
 /// Delegate service id.

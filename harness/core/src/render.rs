@@ -19,7 +19,7 @@ use crate::step_types;
 pub use crate::defaults::{
     ADDON_DIR, ADDON_IMAGE, DEFAULT_STEP_CPU, DEFAULT_STEP_MEMORY, DEFAULT_STEP_TIMEOUT_SECS,
     DELEGATE_SERVICE_ENDPOINT, DELEGATE_SERVICE_ID, FIRST_STEP_PORT, HARNESS_IMAGE_VERSION, LITE_ENGINE_IMAGE,
-    LITE_ENGINE_PORT, WORKSPACE,
+    LITE_ENGINE_PORT, SETUP_ADDON_SCRIPT, WORKSPACE,
 };
 use crate::defaults::{DEFAULT_ACCOUNT_ID, DEFAULT_HARNESS_IMAGE_CONNECTOR};
 pub use crate::naming::{POD_SUFFIX_ALPHABET, container_name, is_valid_label_value, pod_name};
@@ -46,7 +46,8 @@ pub struct RunIds {
     pub build_id: String,
     /// Stage identifier.
     pub stage_id: String,
-    /// Step group identifier (the `stepID` label).
+    /// The `stepID` label: the step group identifier with `_` removed, as the product's
+    /// ContainerStepInitHelper passes it to `K8sPodInitUtils.getLabels`.
     pub step_id: String,
     /// Pod name.
     pub pod_name: String,
@@ -69,7 +70,7 @@ pub fn run_ids(s: &Scenario) -> RunIds {
         execution_id: rng.string(alnum, 22),
         build_id: "1".into(),
         stage_id: s.stage.identifier.clone(),
-        step_id: s.step_group.identifier.clone(),
+        step_id: s.step_group.identifier.replace('_', ""),
         pod_name: pod_name(&s.step_group.identifier, s.seed()),
     }
 }

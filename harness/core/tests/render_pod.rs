@@ -40,11 +40,12 @@ fn containers_ports_and_commands() {
     assert_eq!(init.image.as_deref(), Some("harness/ci-addon:1.16.8"));
     assert_eq!(init.command.clone().unwrap(), vec!["sh", "-c", "--"]);
     let script = &init.args.as_ref().unwrap()[0];
-    assert!(
-        script.contains("mkdir -p /addon/bin")
-            && script.contains("/addon/tmp")
-            && script.contains("cp /usr/local/bin/ci-addon /addon/bin/ci-addon")
-    );
+    // The product's script, `;`-joined (a failing command does not end it).
+    assert!(script.starts_with("mkdir -p /addon/bin; mkdir -p /addon/tmp; chmod -R 776 /addon/tmp; "));
+    assert!(script.contains(
+        "if [ -e /usr/local/bin/ci-addon-linux-amd64 ];then cp /usr/local/bin/ci-addon-linux-amd64 /addon/bin/ci-addon;else cp /usr/local/bin/ci-addon-linux /addon/bin/ci-addon;fi;"
+    ));
+    assert!(!script.contains("&&"));
     assert_eq!(
         env_of(init),
         vec![("HARNESS_WORKSPACE".to_string(), "/harness".to_string())]
@@ -177,7 +178,8 @@ fn labels_follow_the_regex_rule() {
             "stepID"
         ]
     );
-    assert_eq!(l["stepID"], "dind_group");
+    // The group identifier with `_` removed, as the product passes it.
+    assert_eq!(l["stepID"], "dindgroup");
     assert!(p.metadata.annotations.is_none());
     assert!(is_valid_label_value("a_b-c.d"));
     assert!(!is_valid_label_value("_a"));
@@ -328,6 +330,22 @@ fn full_infra_pass_through() {
     let caps = sc.capabilities.as_ref().unwrap();
     assert_eq!(caps.add.clone().unwrap(), vec!["NET_ADMIN"]);
     assert_eq!(caps.drop.clone().unwrap(), vec!["CHOWN"]);
+    // setup-addon and the lite-engine get the container security context as it is.
+    let init = &spec.init_containers.as_ref().unwrap()[0];
+    for other in [init, le] {
+        let sc = other
+            .security_context
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has the context", other.name));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.run_as_user, Some(1001));
+        assert_eq!(sc.run_as_group, Some(3000));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().add.clone().unwrap(),
+            vec!["NET_ADMIN"]
+        );
+    }
     // User volumes of each type.
     let vols = spec.volumes.as_ref().unwrap();
     let names: Vec<&str> = vols.iter().map(|v| v.name.as_str()).collect();

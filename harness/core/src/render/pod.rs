@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
     ADDON_DIR, ADDON_IMAGE, DEFAULT_STEP_CPU, DEFAULT_STEP_MEMORY, DELEGATE_SERVICE_ENDPOINT, DELEGATE_SERVICE_ID,
-    LITE_ENGINE_IMAGE, WORKSPACE, container_name, container_steps, harness_image_prefix, image_pull_secret_names,
-    is_valid_label_value, merge_overlay, run_ids, step_privileged,
+    LITE_ENGINE_IMAGE, SETUP_ADDON_SCRIPT, WORKSPACE, container_name, container_steps, harness_image_prefix,
+    image_pull_secret_names, is_valid_label_value, merge_overlay, run_ids, step_privileged,
 };
 use crate::model::{Step, VolumeSource};
 use crate::quantity;
@@ -168,18 +168,42 @@ pub fn render_pod(s: &Scenario) -> Pod {
         });
     }
 
-    // Init container.
-    let addon_script = format!(
-        "mkdir -p {ADDON_DIR}/bin && mkdir -p {ADDON_DIR}/tmp && cp /usr/local/bin/ci-addon {ADDON_DIR}/bin/ci-addon && chmod +x {ADDON_DIR}/bin/ci-addon"
-    );
+    // The stepGroupInfra container security context. The product gives it to setup-addon and the
+    // lite-engine as it is (K8sPodInitUtils.getCtrSecurityContext); step containers add their
+    // own privileged default and runAsUser below.
+    let csc = infra.container_security_context.clone().unwrap_or_default();
+    let caps = if csc.capabilities_add.is_empty() && csc.capabilities_drop.is_empty() {
+        None
+    } else {
+        Some(Capabilities {
+            add: (!csc.capabilities_add.is_empty()).then(|| csc.capabilities_add.clone()),
+            drop: (!csc.capabilities_drop.is_empty()).then(|| csc.capabilities_drop.clone()),
+        })
+    };
+    let infra_sc = SecurityContext {
+        privileged: csc.privileged,
+        allow_privilege_escalation: csc.allow_privilege_escalation,
+        capabilities: caps.clone(),
+        run_as_non_root: csc.run_as_non_root,
+        read_only_root_filesystem: csc.read_only_root_filesystem,
+        run_as_user: csc.run_as_user,
+        run_as_group: csc.run_as_group,
+        proc_mount: csc.proc_mount.clone(),
+        ..Default::default()
+    };
+    let infra_sc = (infra_sc != SecurityContext::default()).then_some(infra_sc);
+
+    // Init container: the product's script (harness-core ContainerExecutionConstants
+    // UNIX_SETUP_ADDON_ARGS), its commands joined by `;`, so its exit status is the last one's.
     let setup_addon = Container {
         name: "setup-addon".into(),
         image: Some(format!("{prefix}{ADDON_IMAGE}")),
         image_pull_policy: infra.image_pull_policy.clone(),
         command: Some(vec!["sh".into(), "-c".into(), "--".into()]),
-        args: Some(vec![addon_script]),
+        args: Some(vec![SETUP_ADDON_SCRIPT.to_owned()]),
         env: Some(vec![env("HARNESS_WORKSPACE", WORKSPACE)]),
         resources: Some(res("100m", "100Mi", "100m", "100Mi")),
+        security_context: infra_sc.clone(),
         volume_mounts: Some(mounts.clone()),
         working_dir: None,
         ..Default::default()
@@ -204,7 +228,6 @@ pub fn render_pod(s: &Scenario) -> Pod {
     ];
 
     // Step containers.
-    let csc = infra.container_security_context.clone().unwrap_or_default();
     let mut containers = Vec::new();
     let mut cpu_sum: i128 = 0;
     let mut mem_sum: i128 = 0;
@@ -213,18 +236,10 @@ pub fn render_pod(s: &Scenario) -> Pod {
         let mem = step.memory_limit.clone().unwrap_or_else(|| DEFAULT_STEP_MEMORY.into());
         cpu_sum += quantity::parse(&cpu).unwrap_or(400);
         mem_sum += quantity::parse(&mem).unwrap_or(500 * 1024 * 1024 * 1000);
-        let caps = if csc.capabilities_add.is_empty() && csc.capabilities_drop.is_empty() {
-            None
-        } else {
-            Some(Capabilities {
-                add: (!csc.capabilities_add.is_empty()).then(|| csc.capabilities_add.clone()),
-                drop: (!csc.capabilities_drop.is_empty()).then(|| csc.capabilities_drop.clone()),
-            })
-        };
         let sc = SecurityContext {
             privileged: Some(step_privileged(g, step)),
             allow_privilege_escalation: csc.allow_privilege_escalation,
-            capabilities: caps,
+            capabilities: caps.clone(),
             run_as_non_root: csc.run_as_non_root,
             read_only_root_filesystem: csc.read_only_root_filesystem,
             run_as_user: step.run_as_user.or(csc.run_as_user),
@@ -275,6 +290,7 @@ pub fn render_pod(s: &Scenario) -> Pod {
         working_dir: Some(WORKSPACE.into()),
         env: Some(le_env),
         resources: Some(res(&le_cpu, &le_mem, &le_cpu, &le_mem)),
+        security_context: infra_sc,
         volume_mounts: Some(mounts.clone()),
         ..Default::default()
     });
