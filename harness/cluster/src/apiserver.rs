@@ -1,7 +1,10 @@
 //! The embedded Kubernetes API server: sgsim's default cluster control plane.
 //!
-//! An in-process axum server on `127.0.0.1:<free port>`, plain HTTP, bearer-token auth, speaking
-//! the core/v1 REST API closely enough for `kube::Client`, `kube::runtime::watcher` and `kubectl`.
+//! An in-process axum server on `https://127.0.0.1:<free port>`, bearer-token auth, speaking the
+//! core/v1 REST API closely enough for `kube::Client`, `kube::runtime::watcher` and `kubectl`.
+//! Each server has its own CA (in memory only): the kubeconfig carries it as
+//! `certificate-authority-data`, and the serving certificate names `127.0.0.1`, `::1`,
+//! `localhost` and the `kubernetes` Service.
 //!
 //! Design: every object is stored as JSON (module `store`) under one global, monotonically increasing
 //! resourceVersion; typed behaviour (defaulting, admission, validation) happens on create only where
@@ -35,9 +38,9 @@
 //! - No managedFields; unknown fields are kept, not rejected (`fieldValidation` is ignored).
 //! - Watch history keeps the last 20 000 changes; older resourceVersions get a 410 `Expired`
 //!   ERROR event, upon which clients relist (kube's watcher does).
-//! - Authentication: `Authorization: Bearer <token>`, or the path prefix `/sgsim/<token>` that the
-//!   kubeconfig's server URL carries, because kubectl (client-go) drops all credentials on plain
-//!   HTTP. A missing or wrong token gets a 401 `Status`.
+//! - Authentication: `Authorization: Bearer <token>` only (never in a URL). A missing or wrong
+//!   token gets a 401 `Status`.
+//! - HTTP/1.1 only (ALPN offers no `h2`); clients fall back to it as they do behind proxies.
 //! - `/version`, `/healthz`, `/livez`, `/readyz` are public, as `system:public-info-viewer` makes
 //!   them in real clusters; everything else needs the token.
 
@@ -60,12 +63,14 @@ mod table;
 mod util;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::Router;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -96,7 +101,7 @@ pub struct ApiServerOptions {
     /// with grace 0. Default false: pods are removed at once (DELETED carries the grace period).
     pub graceful_pod_deletion: bool,
     /// The cluster CA bundle published as `ca.crt` of every namespace's `kube-root-ca.crt`
-    /// (the CA of the TLS endpoint pods reach, see [`crate::pod_api`]); `None`: a placeholder.
+    /// (the CA of the TLS endpoint pods reach, see [`crate::pod_api`]); `None`: the server's own.
     pub root_ca: Option<String>,
 }
 
@@ -149,6 +154,17 @@ pub enum ApiServerError {
     /// Seeding the initial objects failed.
     #[error("creating initial object failed")]
     Seed(#[from] ApiError),
+    /// Generating the server's CA or serving certificate failed.
+    #[error("setting up the API server's TLS failed")]
+    Tls(#[from] crate::tls::TlsError),
+    /// Writing the kubeconfig as YAML failed.
+    #[error("serializing the kubeconfig as YAML failed")]
+    KubeconfigYaml(#[from] serde_saphyr::ser::Error),
+}
+
+/// Now as RFC 3339 UTC with second precision (`2026-11-24T08:12:33Z`), as `metav1.Time` has it.
+pub fn now_rfc3339() -> String {
+    util::now_time()
 }
 
 /// The key id (`kid`) named in the header of a ServiceAccount token (see
@@ -175,6 +191,7 @@ impl ApiServer {
             source,
         })?;
         let token = opts.token.clone().unwrap_or_else(util::random_token);
+        let ca = crate::tls::Ca::new("sgsim-apiserver-ca")?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(app::AppState {
             store: store::Store::default(),
@@ -187,30 +204,119 @@ impl ApiServer {
             addr: addr.to_string(),
             git_version: opts.git_version.clone(),
             graceful_pod_deletion: opts.graceful_pod_deletion,
-            root_ca: opts
-                .root_ca
-                .clone()
-                .unwrap_or_else(|| defaults::ROOT_CA_PLACEHOLDER.to_owned()),
+            root_ca: opts.root_ca.clone().unwrap_or_else(|| ca.pem().to_owned()),
         });
         seed(&app, &opts)?;
-        let router = handlers::router(Arc::clone(&app));
-        let mut stop = shutdown_rx;
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "embedded API server stopped with an error");
-            }
-        });
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .chain(crate::tls::SERVICE_NAMES)
+            .map(str::to_owned)
+            .collect();
+        if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config(names)?));
+        let endpoint = ApiEndpoint {
+            router: handlers::router(Arc::clone(&app)),
+            stop: shutdown_rx,
+        };
+        let task = tokio::spawn(serve_tls(listener, acceptor, endpoint.clone()));
+        let host = match addr.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
         Ok(ApiServerHandle {
-            url: format!("http://{addr}"),
+            url: format!("https://{host}:{}", addr.port()),
             token,
+            ca_pem: ca.pem().to_owned(),
             app,
+            endpoint,
             shutdown: shutdown_tx,
             task: Some(task),
         })
     }
+}
+
+/// The server without its listener: hands a connection (any byte stream) straight to the
+/// router, as the pod API gateway does with the connections it has already authenticated by TLS.
+#[derive(Clone)]
+pub struct ApiEndpoint {
+    router: Router,
+    stop: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ApiEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiEndpoint").finish_non_exhaustive()
+    }
+}
+
+impl ApiEndpoint {
+    /// Serves HTTP/1.1 on `io` in a task of its own until the peer closes or the server stops.
+    pub fn serve<IO>(&self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(serve_connection(io, self.router.clone(), self.stop.clone()));
+    }
+}
+
+/// Serves one connection; on shutdown, finishes the request in flight and closes.
+async fn serve_connection<IO>(io: IO, router: Router, mut stop: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "API server connection ended with an error");
+            }
+        }
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Completes once the server is told to stop.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Accepts TLS connections until the server stops, then waits for the open ones to close.
+async fn serve_tls(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, endpoint: ApiEndpoint) {
+    let mut stop = endpoint.stop.clone();
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            () = stopped(&mut stop) => break,
+            c = listener.accept() => match c {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // E.g. out of file descriptors: retry without spinning.
+                    tracing::debug!(error = %e, "API server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let endpoint = endpoint.clone();
+        conns.spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, endpoint.router, endpoint.stop).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "API server: TLS handshake failed"),
+                Err(_) => tracing::debug!("API server: TLS handshake timed out"),
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
 }
 
 fn seed(app: &app::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
@@ -239,7 +345,9 @@ fn seed(app: &app::App, opts: &ApiServerOptions) -> Result<(), ApiServerError> {
 pub struct ApiServerHandle {
     url: String,
     token: String,
+    ca_pem: String,
     app: app::App,
+    endpoint: ApiEndpoint,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -253,7 +361,7 @@ impl std::fmt::Debug for ApiServerHandle {
 }
 
 impl ApiServerHandle {
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `https://127.0.0.1:40123`.
     pub fn url(&self) -> String {
         self.url.clone()
     }
@@ -269,7 +377,17 @@ impl ApiServerHandle {
         sa_token::key_id(&self.token)
     }
 
-    /// `host:port` the server listens on (plain HTTP, loopback).
+    /// The CA certificate (PEM) that signed the server's certificate: what clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The server without its listener, for connections that reach it another way.
+    pub fn endpoint(&self) -> ApiEndpoint {
+        self.endpoint.clone()
+    }
+
+    /// `host:port` the server listens on (HTTPS, loopback).
     pub fn addr(&self) -> SocketAddr {
         self.app
             .addr
@@ -277,44 +395,33 @@ impl ApiServerHandle {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Server URL written into kubeconfigs: [`Self::url`] plus `/sgsim/<token>`. kubectl
-    /// (client-go) sends no credentials over plain HTTP, so the path carries the token for it;
-    /// clients that send `Authorization: Bearer` (kube-rs) may use either form.
-    pub fn kubeconfig_server(&self) -> String {
-        format!("{}{}{}", self.url, handlers::TOKEN_PATH_PREFIX, self.token)
+    /// A kubeconfig whose cluster, user and context are all named `sgsim` (current context): the
+    /// server URL, the CA as `certificate-authority-data`, the token as the user's bearer token.
+    pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
+        self.kubeconfig_named("sgsim")
     }
 
-    /// A kubeconfig whose cluster, user and context are all named `sgsim` (current context).
-    pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
+    /// [`Self::kubeconfig`] with cluster, user and context named `name`.
+    pub fn kubeconfig_named(&self, name: &str) -> kube::config::Kubeconfig {
         let v = json!({
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sgsim", "cluster": {"server": self.kubeconfig_server()}}],
-            "users": [{"name": "sgsim", "user": {"token": self.token}}],
-            "contexts": [{"name": "sgsim", "context": {"cluster": "sgsim", "user": "sgsim", "namespace": "default"}}],
-            "current-context": "sgsim",
+            "clusters": [{"name": name, "cluster": {
+                "server": self.url,
+                "certificate-authority-data": sgsim_core::base64::encode(self.ca_pem.as_bytes()),
+            }}],
+            "users": [{"name": name, "user": {"token": self.token}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}],
+            "current-context": name,
             "preferences": {},
         });
         serde_json::from_value(v).expect("static kubeconfig shape")
     }
 
-    /// Writes [`Self::kubeconfig`] to `path` (JSON, which kubectl reads as YAML), mode 0600 on Unix.
+    /// Writes [`Self::kubeconfig`] to `path` as YAML, mode 0600 on Unix (created so, never
+    /// readable by others even for a moment).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = serde_json::to_string_pretty(&self.kubeconfig())?;
-        let wrap = |source| ApiServerError::WriteKubeconfig {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(wrap)?;
-        }
-        std::fs::write(path, text).map_err(wrap)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(wrap)?;
-        }
-        Ok(())
+        write_kubeconfig_file(path, &self.kubeconfig())
     }
 
     /// A `kube::Client` for this server (default namespace `default`).
@@ -367,4 +474,29 @@ impl Drop for ApiServerHandle {
             task.abort();
         }
     }
+}
+
+/// A kubeconfig as YAML (what `kubectl config view --raw` prints).
+pub fn kubeconfig_yaml(config: &kube::config::Kubeconfig) -> Result<String, ApiServerError> {
+    // Through JSON: drops the fields kube leaves empty, keeps the kubeconfig's own key names.
+    let value = serde_json::to_value(config)?;
+    Ok(serde_saphyr::to_string(&value)?)
+}
+
+/// Writes `config` to `path` as YAML, mode 0600 from creation on, atomically.
+pub fn write_kubeconfig_file(path: &Path, config: &kube::config::Kubeconfig) -> Result<(), ApiServerError> {
+    write_private(path, &kubeconfig_yaml(config)?)
+}
+
+/// Writes `text` to `path` with mode 0600 from creation on (Unix), replacing it atomically
+/// ([`crate::files::write_atomically_private`]); creates the directory.
+pub fn write_private(path: &Path, text: &str) -> Result<(), ApiServerError> {
+    let wrap = |source| ApiServerError::WriteKubeconfig {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(wrap)?;
+    }
+    crate::files::write_atomically_private(path, text.as_bytes()).map_err(wrap)
 }

@@ -9,43 +9,30 @@
 //! `kube-root-ca.crt`), then routes the connection to the trial's API server that issued the
 //! request's ServiceAccount token: the token's header names its server (`kid`,
 //! [`crate::apiserver::ApiServerHandle::token_key_id`]), so parallel trials sharing a node each
-//! reach their own cluster. The bytes after the request head are copied as they are (HTTP/1.1;
+//! reach their own cluster. The connection is handed to that server in process (no network between
+//! the gateway and the server); the bytes after the request head are copied as they are (HTTP/1.1;
 //! the TLS endpoint offers no HTTP/2).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-/// Names in the serving certificate besides the node's address (the `kubernetes` Service).
-const SERVICE_NAMES: [&str; 4] = [
-    "kubernetes",
-    "kubernetes.default",
-    "kubernetes.default.svc",
-    "kubernetes.default.svc.cluster.local",
-];
+use crate::apiserver::ApiEndpoint;
+use crate::tls::{Ca, SERVICE_NAMES, TlsError};
+
 /// Longest request head read before routing.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// Errors of the pod API gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum PodApiError {
-    /// Generating a key or certificate failed.
-    #[error("generating the {what} failed")]
-    Cert {
-        /// Which certificate.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: rcgen::Error,
-    },
-    /// The TLS configuration was refused.
-    #[error("TLS configuration refused")]
-    Tls(#[from] rustls::Error),
+    /// Generating a certificate or the TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The socket could not be served.
     #[error("cannot serve {path}")]
     Serve {
@@ -57,19 +44,12 @@ pub enum PodApiError {
     },
 }
 
-impl PodApiError {
-    /// Wraps a key or certificate generation failure of `what`.
-    fn cert(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
-        move |source| Self::Cert { what, source }
-    }
-}
+type Routes = Arc<RwLock<HashMap<String, ApiEndpoint>>>;
 
 /// A CA and the routes from token key ids to API servers; serves TLS endpoints for nodes.
 pub struct PodApiGateway {
-    ca_pem: String,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
-    routes: Arc<RwLock<HashMap<String, SocketAddr>>>,
+    ca: Ca,
+    routes: Routes,
 }
 
 impl std::fmt::Debug for PodApiGateway {
@@ -80,7 +60,7 @@ impl std::fmt::Debug for PodApiGateway {
 
 /// Removes a route when dropped.
 pub struct RouteGuard {
-    routes: Arc<RwLock<HashMap<String, SocketAddr>>>,
+    routes: Routes,
     kid: String,
 }
 
@@ -109,38 +89,24 @@ impl Drop for EndpointGuard {
 impl PodApiGateway {
     /// A gateway with a fresh CA.
     pub fn new() -> Result<PodApiGateway, PodApiError> {
-        let ca_key = KeyPair::generate().map_err(PodApiError::cert("CA key"))?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(PodApiError::cert("CA certificate"))?;
-        params.distinguished_name.push(DnType::CommonName, "sgsim-ca");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = params
-            .self_signed(&ca_key)
-            .map_err(PodApiError::cert("CA certificate"))?;
         Ok(PodApiGateway {
-            ca_pem: ca.pem(),
-            ca_params: params,
-            ca_key,
+            ca: Ca::new("sgsim-ca")?,
             routes: Arc::default(),
         })
     }
 
     /// The CA certificate (PEM), for `kube-root-ca.crt`.
     pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
+        self.ca.pem()
     }
 
-    /// Routes requests whose token has key id `kid` to the API server at `addr` until the guard
-    /// is dropped.
-    pub fn register(&self, kid: &str, addr: SocketAddr) -> RouteGuard {
+    /// Routes requests whose token has key id `kid` to the API server `endpoint` (served in
+    /// process, no network between) until the guard is dropped.
+    pub fn register(&self, kid: &str, endpoint: ApiEndpoint) -> RouteGuard {
         self.routes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(kid.to_string(), addr);
+            .insert(kid.to_string(), endpoint);
         RouteGuard {
             routes: self.routes.clone(),
             kid: kid.to_string(),
@@ -150,23 +116,9 @@ impl PodApiGateway {
     /// Serves the TLS endpoint on the unix socket `path` with a certificate for `ips` and the
     /// `kubernetes` Service names.
     pub fn serve_unix(&self, path: &Path, ips: &[IpAddr]) -> Result<EndpointGuard, PodApiError> {
-        let key = KeyPair::generate().map_err(PodApiError::cert("serving key"))?;
         let mut names: Vec<String> = SERVICE_NAMES.iter().map(|s| (*s).to_string()).collect();
         names.extend(ips.iter().map(IpAddr::to_string));
-        let mut params = CertificateParams::new(names).map_err(PodApiError::cert("serving certificate"))?;
-        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(PodApiError::cert("serving certificate"))?;
-        let chain = vec![cert.der().clone()];
-        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key_der)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = self.ca.server_config(names)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = sgsim_engine::node_agent::bind_unix(path).map_err(|e| PodApiError::Serve {
             path: path.to_path_buf(),
@@ -221,22 +173,21 @@ pub fn token_key_id(head: &str) -> Option<String> {
     crate::apiserver::token_kid(&token)
 }
 
-/// A Kubernetes `Status` response with `code` and `message`, then close.
-fn status_response(code: u16, reason: &str, message: &str) -> Vec<u8> {
+/// A Kubernetes 401 `Status` response, then close.
+fn unauthorized() -> Vec<u8> {
     let body = serde_json::json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
+        "message": "Unauthorized", "reason": "Unauthorized", "code": 401,
     })
     .to_string();
-    let text = if code == 401 { "Unauthorized" } else { "Bad Gateway" };
     format!(
-        "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
 }
 
-async fn route<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, routes: &RwLock<HashMap<String, SocketAddr>>) {
+async fn route<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, routes: &RwLock<HashMap<String, ApiEndpoint>>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -254,28 +205,15 @@ async fn route<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, routes: &RwLock<Ha
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&kid)
-            .copied()
+            .cloned()
     });
-    let Some(addr) = target else {
-        let _ = tls
-            .write_all(&status_response(401, "Unauthorized", "Unauthorized"))
-            .await;
+    let Some(endpoint) = target else {
+        let _ = tls.write_all(&unauthorized()).await;
         let _ = tls.shutdown().await;
         return;
     };
-    let mut upstream = match tokio::net::TcpStream::connect(addr).await {
-        Ok(u) => u,
-        Err(e) => {
-            let _ = tls
-                .write_all(&status_response(
-                    502,
-                    "InternalError",
-                    &format!("API server unreachable: {e}"),
-                ))
-                .await;
-            return;
-        }
-    };
+    let (mut upstream, server_side) = tokio::io::duplex(64 * 1024);
+    endpoint.serve(server_side);
     if upstream.write_all(&head).await.is_err() {
         return;
     }

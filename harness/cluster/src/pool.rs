@@ -302,7 +302,7 @@ impl NodePool {
         };
         let api = ApiServer::start(opts).await?;
         let client = api.client().await?;
-        let pod_api_route = self.pod_api.register(&api.token_key_id(), api.addr());
+        let pod_api_route = self.pod_api.register(&api.token_key_id(), api.endpoint());
         let trial = crate::context::random_suffix(10);
         let mut catalog = ImageCatalog::builtin(&self.built);
         for (vendor, standin) in images {

@@ -132,8 +132,8 @@ async fn pod_tokens_reach_their_own_api_server_over_tls() {
     let (a, ca_client) = server(&ca).await;
     let (b, cb_client) = server(&ca).await;
     assert_ne!(a.token_key_id(), b.token_key_id());
-    let _ra = gw.register(&a.token_key_id(), a.addr());
-    let _rb = gw.register(&b.token_key_id(), b.addr());
+    let _ra = gw.register(&a.token_key_id(), a.endpoint());
+    let _rb = gw.register(&b.token_key_id(), b.endpoint());
     // Only server B has namespace only-in-b.
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "only-in-b"}})).unwrap();

@@ -22,13 +22,6 @@ async fn client_with(api: &ApiServerHandle, token: &str) -> kube::Client {
             a.token = Some(token.to_owned().into());
         }
     }
-    // Only the bearer token may authenticate: a server URL that carries sgsim's own token is cut
-    // back to the bare server.
-    for c in &mut kc.clusters {
-        if let Some(cl) = c.cluster.as_mut() {
-            cl.server = Some(api.url());
-        }
-    }
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .expect("config");

@@ -14,17 +14,14 @@ async fn start() -> (ApiServerHandle, kube::Client) {
     (api, client)
 }
 
-/// A client that authenticates with `token` only (server URL without the path token).
+/// A client that authenticates with `token` only.
 async fn client_with(api: &ApiServerHandle, token: &str) -> kube::Client {
-    let kc: kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": api.url()}}],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "default"}}],
-        "current-context": "x",
-    }))
-    .expect("kubeconfig");
+    let mut kc = api.kubeconfig();
+    for u in &mut kc.auth_infos {
+        if let Some(a) = u.auth_info.as_mut() {
+            a.token = Some(token.to_owned().into());
+        }
+    }
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .expect("config");

@@ -18,6 +18,7 @@ pub mod diag;
 pub mod duration;
 pub mod golden;
 pub mod initialize;
+pub mod kubeconfig;
 pub mod model;
 pub mod naming;
 pub mod normalize;

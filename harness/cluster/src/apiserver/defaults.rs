@@ -448,8 +448,9 @@ fn obj_mut_value<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
     &mut v[key]
 }
 
-/// Placeholder CA bundle published as `kube-root-ca.crt` (the embedded server speaks plain HTTP).
-pub const ROOT_CA_PLACEHOLDER: &str = "# sgsim embedded API server: plain HTTP, no cluster CA\n";
+/// Placeholder CA bundle published as `kube-root-ca.crt` by a server without a listener (and so
+/// without a CA: the fuzzer's and in-process tests' router).
+pub const ROOT_CA_PLACEHOLDER: &str = "# sgsim in-process API server: no listener, no cluster CA\n";
 
 /// Generic defaults for other kinds.
 pub fn admit_other(kind: &str, obj: &mut Value) {

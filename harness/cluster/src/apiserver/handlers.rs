@@ -25,66 +25,58 @@ use super::app::App;
 use super::status::ApiError;
 use super::{rbac, sa_token};
 
-/// Path prefix that authenticates like the bearer token: `/sgsim/<token>/api/v1/...`. kubectl
-/// (client-go) sends no credentials at all over plain HTTP, so the kubeconfig's server URL carries
-/// the token in its path instead.
-pub const TOKEN_PATH_PREFIX: &str = "/sgsim/";
-
-/// The routes, under `prefix` ("" or `/sgsim/{token}`).
-fn routes(prefix: &str, app: &App) -> Router<App> {
-    let r = |path: &str| format!("{prefix}{path}");
+/// The routes. Credentials come only from the `Authorization: Bearer` header (the server is
+/// HTTPS, so clients send them; nothing in a URL authenticates).
+fn routes(app: &App) -> Router<App> {
     let protected = Router::new()
-        .route(&r("/api"), get(discovery::api_versions))
-        .route(&r("/api/v1"), get(discovery::core_resources))
-        .route(&r("/api/v1/{*rest}"), any(dispatch::core_handler))
-        .route(&r("/apis"), get(discovery::group_list))
-        .route(&r("/apis/{group}"), get(discovery::group))
-        .route(&r("/apis/{group}/{version}"), get(discovery::group_resources))
-        .route(&r("/apis/{group}/{version}/{*rest}"), any(dispatch::group_handler))
-        .route(&r("/openapi/v2"), get(discovery::openapi_v2))
-        .route(&r("/openapi/v3"), get(discovery::openapi_v3_index))
-        .route(&r("/openapi/v3/api/{version}"), get(discovery::openapi_v3_core))
-        .route(
-            &r("/openapi/v3/apis/{group}/{version}"),
-            get(discovery::openapi_v3_group),
-        )
+        .route("/api", get(discovery::api_versions))
+        .route("/api/v1", get(discovery::core_resources))
+        .route("/api/v1/{*rest}", any(dispatch::core_handler))
+        .route("/apis", get(discovery::group_list))
+        .route("/apis/{group}", get(discovery::group))
+        .route("/apis/{group}/{version}", get(discovery::group_resources))
+        .route("/apis/{group}/{version}/{*rest}", any(dispatch::group_handler))
+        .route("/openapi/v2", get(discovery::openapi_v2))
+        .route("/openapi/v3", get(discovery::openapi_v3_index))
+        .route("/openapi/v3/api/{version}", get(discovery::openapi_v3_core))
+        .route("/openapi/v3/apis/{group}/{version}", get(discovery::openapi_v3_group))
         .layer(middleware::from_fn_with_state(Arc::clone(app), authorize))
         .layer(middleware::from_fn_with_state(Arc::clone(app), auth));
     let public = Router::new()
-        .route(&r("/version"), get(discovery::version))
+        .route("/version", get(discovery::version))
         // The Python client asks for `/version/`; kube-apiserver serves both.
-        .route(&r("/version/"), get(discovery::version))
-        .route(&r("/healthz"), get(|| async { "ok" }))
-        .route(&r("/livez"), get(|| async { "ok" }))
-        .route(&r("/readyz"), get(|| async { "ok" }));
+        .route("/version/", get(discovery::version))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }));
     protected.merge(public)
 }
 
 /// The whole router.
 pub fn router(app: App) -> Router {
-    let prefixed = format!("{TOKEN_PATH_PREFIX}{{token}}");
-    routes("", &app)
-        .merge(routes(&prefixed, &app))
+    routes(&app)
         .fallback(fallback)
         // Kubernetes' request body limit (3 MiB); larger bodies get 413.
         .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024))
         .with_state(app)
 }
 
+/// The bearer token of a request's `Authorization` header.
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether the request carries sgsim's own token or a valid ServiceAccount token.
+fn authenticated(app: &App, req: &Request) -> bool {
+    bearer(req).is_some_and(|t| t == app.token || sa_token::verify(app, t))
+}
+
 async fn fallback(State(app): State<App>, req: Request) -> Response {
-    if let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX)
-        && rest.split('/').next() != Some(app.token.as_str())
-    {
-        return ApiError::Unauthorized.into_response();
-    }
-    let authed = req.uri().path().starts_with(TOKEN_PATH_PREFIX)
-        || req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == app.token || sa_token::verify(&app, t.trim()));
-    if authed {
+    if authenticated(&app, &req) {
         ApiError::PathNotFound.into_response()
     } else {
         ApiError::Unauthorized.into_response()
@@ -93,14 +85,7 @@ async fn fallback(State(app): State<App>, req: Request) -> Response {
 
 /// RBAC for ServiceAccount tokens (runs after [`auth`]; sgsim's own token is the admin).
 async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let user = match bearer {
-        _ if req.uri().path().starts_with(TOKEN_PATH_PREFIX) => rbac::User::Admin,
+    let user = match bearer(&req) {
         Some(t) if t == app.token => rbac::User::Admin,
         Some(t) => match sa_token::subject(&app, t) {
             Some((namespace, name)) => rbac::User::ServiceAccount { namespace, name },
@@ -116,21 +101,7 @@ async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response
 }
 
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
-    if let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX) {
-        let token = rest.split('/').next().unwrap_or_default();
-        return if token == app.token {
-            next.run(req).await
-        } else {
-            ApiError::Unauthorized.into_response()
-        };
-    }
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == app.token || sa_token::verify(&app, t.trim()));
-    if ok {
+    if authenticated(&app, &req) {
         next.run(req).await
     } else {
         ApiError::Unauthorized.into_response()

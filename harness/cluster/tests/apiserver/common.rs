@@ -14,7 +14,22 @@ pub(crate) async fn start() -> (ApiServerHandle, kube::Client) {
     (server, client)
 }
 
-/// Plain HTTP/1.1 request; returns status code and body.
+/// A TLS connection to the server, trusting only its CA (as a kubeconfig's
+/// `certificate-authority-data` makes a client do).
+pub(crate) async fn connect(server: &ApiServerHandle) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = sgsim_cluster::tls::client_config(server.ca_pem()).expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+/// `host:port` for a Host header.
+pub(crate) fn host(server: &ApiServerHandle) -> String {
+    server.addr().to_string()
+}
+
+/// HTTP/1.1 request over TLS; returns status code and body.
 pub(crate) async fn raw(
     server: &ApiServerHandle,
     method: &str,
@@ -22,8 +37,8 @@ pub(crate) async fn raw(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
-    let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let addr = host(server);
+    let mut s = connect(server).await;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));

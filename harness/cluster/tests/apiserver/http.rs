@@ -5,7 +5,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{pod, raw, start};
+use crate::common::{connect, host, pod, raw, start};
 
 #[tokio::test]
 async fn error_bodies_are_kubernetes_status() {
@@ -117,24 +117,21 @@ async fn discovery_documents() {
     for path in ["/healthz", "/readyz", "/livez"] {
         assert_eq!(raw(&server, "GET", path, None, None).await, (200, "ok".to_owned()));
     }
-    // The kubeconfig's server URL carries the token for clients that send no Authorization.
-    let prefix = server.kubeconfig_server().trim_start_matches(&server.url()).to_owned();
+    // Nothing in a URL authenticates: the token only counts in the Authorization header.
     assert_eq!(
         raw(
             &server,
             "GET",
-            &format!("{prefix}/api/v1/namespaces/default"),
+            &format!("/sgsim/{token}/api/v1/namespaces/default"),
             None,
             None
         )
         .await
         .0,
-        200
+        401
     );
     assert_eq!(
-        raw(&server, "GET", "/sgsim/wrong/api/v1/namespaces/default", None, None)
-            .await
-            .0,
+        raw(&server, "GET", "/api/v1/namespaces/default", None, None).await.0,
         401
     );
     let ver = client.apiserver_version().await.unwrap();
@@ -151,8 +148,8 @@ async fn version_with_slash_and_protobuf_body_is_415() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"gitVersion\""), "{body}");
 
-    let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let addr = host(&server);
+    let mut s = connect(&server).await;
     // A Pod in protobuf: not one of the kinds the server decodes.
     let payload = b"k8s\x00\x0a\x09\x0a\x02v1\x12\x03Pod\x12\x05\x0a\x03\x0a\x01p";
     let head = format!(
@@ -191,8 +188,8 @@ async fn protobuf_namespace_create() {
     payload.push(0x12);
     payload.push(raw.len() as u8);
     payload.extend(raw);
-    let addr = server.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let addr = host(&server);
+    let mut s = connect(&server).await;
     let head = format!(
         "POST /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: {}\r\n\r\n",
         server.token(),
@@ -207,5 +204,75 @@ async fn protobuf_namespace_create() {
     let ns: Api<Namespace> = Api::all(client);
     let got = ns.get(&name).await.expect("namespace exists");
     assert_eq!(got.metadata.name.as_deref(), Some(name.as_str()));
+    server.shutdown().await;
+}
+
+/// The server speaks only TLS: a plain-HTTP request gets no HTTP answer, and a client that does
+/// not trust the server's own CA cannot connect.
+#[tokio::test]
+async fn plain_http_and_untrusted_clients_get_nothing() {
+    let (server, _client) = start().await;
+    assert!(server.url().starts_with("https://127.0.0.1:"), "{}", server.url());
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    s.write_all(
+        format!(
+            "GET /version HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            host(&server)
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    assert!(!String::from_utf8_lossy(&out).contains("HTTP/1.1 200"), "{out:?}");
+
+    let other = sgsim_cluster::tls::Ca::new("someone-else").expect("ca");
+    let config = sgsim_cluster::tls::client_config(other.pem()).expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    assert!(connector.connect(name, tcp).await.is_err());
+    // The server's own CA works (what raw() and every client here use).
+    drop(connect(&server).await);
+    server.shutdown().await;
+}
+
+/// The kubeconfig: YAML, mode 0600, the https server URL with nothing secret in it, the server's CA
+/// as certificate-authority-data and the token only as the user's bearer token.
+#[tokio::test]
+async fn kubeconfig_is_private_yaml_with_the_ca_and_no_token_in_the_url() {
+    let (server, _client) = start().await;
+    let dir = std::env::temp_dir().join(format!("sgsim-kc-{}-{}", std::process::id(), line!()));
+    let path = dir.join("kubeconfig");
+    server.write_kubeconfig(&path).expect("write");
+    let text = std::fs::read_to_string(&path).expect("read");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!text.trim_start().starts_with('{'), "YAML, not JSON:\n{text}");
+    let v: Value = serde_saphyr::from_str(&text).expect("YAML");
+    let cluster = &v["clusters"][0]["cluster"];
+    assert_eq!(cluster["server"], json!(server.url()));
+    assert!(!text.contains("/sgsim/"), "{text}");
+    let ca = cluster["certificate-authority-data"].as_str().expect("CA data");
+    assert_eq!(
+        sgsim_core::base64::decode(ca).expect("base64"),
+        server.ca_pem().as_bytes()
+    );
+    assert_eq!(v["users"][0]["user"]["token"], json!(server.token()));
+    assert_eq!(
+        text.matches(server.token()).count(),
+        1,
+        "the token appears once:\n{text}"
+    );
+    // A client built from the file alone works.
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(cfg).expect("client");
+    let ns: Api<Namespace> = Api::all(client);
+    assert!(ns.get("default").await.is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
