@@ -122,27 +122,7 @@ fn write(path: &Path, text: &str) -> Result<(), GoldenError> {
     write_atomically(path, text.as_bytes()).map_err(io)
 }
 
-/// Writes `bytes` to `path` all or nothing: into a temporary file beside it, synced, then renamed
-/// over it. A full disk or a crash leaves the old file (or none) and at most the temporary file,
-/// which is removed when the write fails.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+pub use sgsim_cluster::files::write_atomically;
 
 /// Every golden file under `dir` (relative paths, `/`-separated), pending files excluded.
 pub fn list(dir: &Path) -> Vec<String> {
@@ -220,9 +200,8 @@ pub fn check(dir: &Path, actual: &BTreeMap<String, String>, mode: BlessMode) -> 
     Ok(report)
 }
 
-/// Accepts the pending files under `dir`: each `<file>.new` replaces `<file>`. Returns the
-/// accepted golden files.
-pub fn accept(dir: &Path) -> Result<Vec<String>, GoldenError> {
+/// The pending files (`<file>.new`) under `dir`, sorted.
+pub fn pending(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd.flatten() {
@@ -237,17 +216,40 @@ pub fn accept(dir: &Path) -> Result<Vec<String>, GoldenError> {
     let mut found = Vec::new();
     walk(dir, &mut found);
     found.sort();
-    let mut accepted = Vec::new();
-    for p in found {
-        let s = p.to_string_lossy();
-        let target = PathBuf::from(&s[..s.len() - PENDING_SUFFIX.len()]);
-        std::fs::rename(&p, &target).map_err(|source| GoldenError::Io {
-            path: p.display().to_string(),
-            source,
-        })?;
-        accepted.push(target.display().to_string());
-    }
-    Ok(accepted)
+    found
+}
+
+/// The golden file a pending file would replace.
+pub fn golden_of(pending: &Path) -> PathBuf {
+    let s = pending.to_string_lossy();
+    PathBuf::from(s.strip_suffix(PENDING_SUFFIX).unwrap_or(&s))
+}
+
+/// Accepts one pending file: it replaces its golden file. Returns the golden file.
+pub fn accept_one(pending: &Path) -> Result<PathBuf, GoldenError> {
+    let target = golden_of(pending);
+    std::fs::rename(pending, &target).map_err(|source| GoldenError::Io {
+        path: pending.display().to_string(),
+        source,
+    })?;
+    Ok(target)
+}
+
+/// Rejects one pending file: it is removed, the golden file stays.
+pub fn reject_one(pending: &Path) -> Result<(), GoldenError> {
+    std::fs::remove_file(pending).map_err(|source| GoldenError::Io {
+        path: pending.display().to_string(),
+        source,
+    })
+}
+
+/// Accepts the pending files under `dir`: each `<file>.new` replaces `<file>`. Returns the
+/// accepted golden files.
+pub fn accept(dir: &Path) -> Result<Vec<String>, GoldenError> {
+    pending(dir)
+        .iter()
+        .map(|p| accept_one(p).map(|t| t.display().to_string()))
+        .collect()
 }
 
 #[cfg(test)]

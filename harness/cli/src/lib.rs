@@ -8,9 +8,13 @@ pub mod exit;
 pub mod golden_store;
 pub mod images_cmd;
 pub mod input;
+pub mod junit;
 pub mod new_cmd;
 pub mod output;
+pub mod report;
 pub mod reporter;
+pub mod review;
+pub mod user_kubeconfig;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +41,9 @@ const EXIT_CODES: &str = "Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "sgsim", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// When to color the output: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: output::ColorChoice,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -129,6 +136,9 @@ pub enum Command {
         /// Where pods run.
         #[arg(long, value_enum, default_value = "docker")]
         runtime: RuntimeKind,
+        /// Also write a static HTML report of the run (DIR/index.html).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Run the conformance trials (the same as `cargo test --test conformance`).
     #[command(after_help = EXIT_CODES)]
@@ -148,11 +158,39 @@ pub enum Command {
         /// containers).
         #[arg(long, value_enum, default_value = "docker")]
         runtime: RuntimeKind,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write a static HTML report (DIR/index.html): per scenario the outcome, golden
+        /// diffs, events timeline, step logs, pod and images.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+    },
+    /// Build the HTML report page (DIR/index.html) again from the trials DIR holds: after
+    /// `cargo nextest run` or sharded runs with SGSIM_REPORT=DIR, whose processes each add theirs.
+    #[command(after_help = EXIT_CODES)]
+    Report {
+        /// The report directory.
+        dir: PathBuf,
+        /// The page's title.
+        #[arg(long, default_value = "sgsim conformance")]
+        title: String,
     },
     /// Accept pending golden files (`*.new`, written when a trial's output differed).
     Accept {
         /// Only scenarios whose name contains this.
         filter: Option<String>,
+    },
+    /// Review the pending golden files one by one: the colored diff, then accept (a), reject (r),
+    /// skip (s) or quit (q), as `cargo insta review`; reports golden directories no scenario
+    /// produces any more.
+    #[command(after_help = EXIT_CODES)]
+    Review {
+        /// Only scenarios whose name contains this.
+        filter: Option<String>,
+        /// Golden directories without a scenario: ignore, warn (default), reject (exit 3) or delete.
+        #[arg(long, value_enum, default_value = "warn")]
+        unreferenced: review::Unreferenced,
     },
     /// Write a scenario with the step group the product adds for an AWS SAM or Serverless.com
     /// deployment (and its fixtures), then validate it.
@@ -193,9 +231,16 @@ pub enum ClusterAction {
     /// Start the embedded cluster in the foreground and write a kubeconfig (Ctrl-C stops it and
     /// removes everything).
     Up {
-        /// Where to write the kubeconfig.
+        /// Where to write the cluster's own kubeconfig (YAML, mode 0600).
         #[arg(long, default_value = "sgsim.kubeconfig")]
         kubeconfig: PathBuf,
+        /// Also merge the cluster's context into your kubeconfig ($KUBECONFIG, else
+        /// ~/.kube/config) and make it current, as kind does; it is removed again on exit.
+        #[arg(long)]
+        merge: bool,
+        /// Name of the cluster, user and context in the kubeconfigs.
+        #[arg(long, default_value = "sgsim")]
+        name: String,
         /// Start only the API server (no node, scheduler or kubelet: nothing runs).
         #[arg(long)]
         api_only: bool,
@@ -255,7 +300,7 @@ pub fn images_line(images: &[StepImage]) -> Option<String> {
 }
 
 fn print_diagnostics(e: &ScenarioError) {
-    let fancy = console::Term::stderr().is_term() && std::env::var_os("NO_COLOR").is_none();
+    let fancy = output::color_stderr();
     for d in &e.diagnostics().items {
         if fancy {
             output::err_line(&d.to_string());
@@ -379,7 +424,14 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
     Ok(sc)
 }
 
-fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Select, kind: RuntimeKind) -> i32 {
+fn cmd_run(
+    file: &Path,
+    golden_dir: Option<PathBuf>,
+    keep_pod: bool,
+    select: &Select,
+    kind: RuntimeKind,
+    report_dir: Option<&Path>,
+) -> i32 {
     let reporter = Arc::new(Reporter::for_terminal());
     let sc = match scenario_to_run(file, select) {
         Ok(sc) => sc,
@@ -410,6 +462,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
     let rt = tokio_runtime();
     rt.block_on(async {
         let started = Instant::now();
+        let started_at = sgsim_cluster::apiserver::now_rfc3339();
         let settings = RunSettings {
             name: None,
             keep_pod,
@@ -463,8 +516,7 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
         };
         if let (Some(dir), Some(r)) = (&golden_dir, &verdict.golden) {
             if !r.ok() {
-                let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
-                output::out(&r.render(&name, color));
+                output::out(&r.render(&name, output::color_stdout()));
                 code = exit::MISMATCH;
             } else if !r.written.is_empty() {
                 output::out_line(&format!("goldens written: {}", r.written.join(", ")));
@@ -476,6 +528,33 @@ fn cmd_run(file: &Path, golden_dir: Option<PathBuf>, keep_pod: bool, select: &Se
                     dir.display(),
                     sgsim_core::verdict::FAKE_COMPARED
                 ));
+            }
+        }
+        if let Some(dir) = report_dir {
+            let status = if code == exit::OK {
+                junit::TrialStatus::Pass
+            } else {
+                junit::TrialStatus::Fail(check::Verdict::failure_text(&verdict, &name, false))
+            };
+            let trial = report::TrialReport {
+                name: name.clone(),
+                suite: "run".to_owned(),
+                status,
+                secs: started.elapsed().as_secs_f64(),
+                started_at: started_at.clone(),
+                files: sgsim_core::verdict::golden_files(&sc, &out.record).unwrap_or_default(),
+                diffs: report::diff_texts(verdict.golden.as_ref().map(|g| g.diffs.as_slice()).unwrap_or_default()),
+                mismatches: verdict.mismatches.clone(),
+                images: out.images.iter().map(Into::into).collect(),
+            };
+            let published =
+                report::clear(dir).and_then(|()| report::publish(dir, &format!("sgsim run {name}"), &[trial]));
+            match published {
+                Ok(path) => output::err_line(&format!("report: {}", path.display())),
+                Err(e) => {
+                    output::err_line(&format!("error: writing the report into {}: {e}", dir.display()));
+                    return exit::INFRASTRUCTURE;
+                }
             }
         }
         code
@@ -522,7 +601,44 @@ fn cmd_accept(filter: Option<&str>) -> i32 {
     exit::OK
 }
 
-fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
+/// Writes the cluster's kubeconfig (cluster, user and context named `name`) to `path` and, with
+/// `merge`, merges its context into the user's kubeconfig; prints how to use it. Returns what to
+/// take out of the user's file on exit.
+fn publish_kubeconfig(
+    api: &sgsim_cluster::apiserver::ApiServerHandle,
+    path: &Path,
+    name: &str,
+    merge: bool,
+) -> Result<Option<(PathBuf, sgsim_core::kubeconfig::Merged)>, String> {
+    let own = api.kubeconfig_named(name);
+    sgsim_cluster::apiserver::write_kubeconfig_file(path, &own)
+        .map_err(|e| format!("{e}: {}", sgsim_cluster::docker::error_chain(&e)))?;
+    output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", path.display()));
+    if !merge {
+        return Ok(None);
+    }
+    let user = user_kubeconfig::default_path().ok_or("--merge: neither KUBECONFIG nor HOME is set")?;
+    let ours = serde_json::to_value(&own).map_err(|e| e.to_string())?;
+    let merged = user_kubeconfig::merge(&user, &ours, name)?;
+    output::out_line(&format!(
+        "  context \"{name}\" merged into {} and made current (removed on exit): kubectl get pods -A",
+        user.display()
+    ));
+    Ok(Some((user, merged)))
+}
+
+/// Takes the merged context out of the user's kubeconfig again.
+fn unpublish_kubeconfig(merged: Option<(PathBuf, sgsim_core::kubeconfig::Merged)>) {
+    if let Some((user, merged)) = merged {
+        match user_kubeconfig::remove(&user, &merged) {
+            Ok(()) => output::err_line(&format!("context \"{}\" removed from {}", merged.name, user.display())),
+            Err(e) => output::err_line(&format!("error: {e}")),
+        }
+    }
+}
+
+/// `merge`: also merge the context `name` into the user's kubeconfig while the cluster runs.
+fn cmd_cluster_up(kubeconfig: &Path, name: &str, merge: bool, api_only: bool) -> i32 {
     let reporter = Arc::new(Reporter::for_terminal());
     let rt = tokio_runtime();
     rt.block_on(async {
@@ -534,18 +650,21 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
                     return exit::INFRASTRUCTURE;
                 }
             };
-            if let Err(e) = api.write_kubeconfig(kubeconfig) {
-                output::err_line(&format!("error: {e}"));
-                return exit::INFRASTRUCTURE;
-            }
             output::out_line(&format!(
                 "API server at {} (no nodes); kubeconfig written to {}",
                 api.url(),
                 kubeconfig.display()
             ));
-            output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
+            let merged = match publish_kubeconfig(&api, kubeconfig, name, merge) {
+                Ok(m) => m,
+                Err(e) => {
+                    output::err_line(&format!("error: {e}"));
+                    return exit::INFRASTRUCTURE;
+                }
+            };
             output::out_line("Ctrl-C stops it.");
             interrupted().await;
+            unpublish_kubeconfig(merged);
             api.shutdown().await;
             return exit::OK;
         }
@@ -569,22 +688,25 @@ fn cmd_cluster_up(kubeconfig: &Path, api_only: bool) -> i32 {
                 return exit::INFRASTRUCTURE;
             }
         };
-        if let Err(e) = cluster.api().write_kubeconfig(kubeconfig) {
-            output::err_line(&format!("error: {e}"));
-            cluster.shutdown().await;
-            drop(pool);
-            runtime.shutdown().await;
-            return exit::INFRASTRUCTURE;
-        }
         output::out_line(&format!(
             "cluster up: API server at {}, node node-1; kubeconfig written to {}",
             cluster.api().url(),
             kubeconfig.display()
         ));
-        output::out_line(&format!("  kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
+        let merged = match publish_kubeconfig(cluster.api(), kubeconfig, name, merge) {
+            Ok(m) => m,
+            Err(e) => {
+                output::err_line(&format!("error: {e}"));
+                cluster.shutdown().await;
+                drop(pool);
+                runtime.shutdown().await;
+                return exit::INFRASTRUCTURE;
+            }
+        };
         output::out_line("Ctrl-C stops it and removes everything.");
         interrupted().await;
         output::err_line("stopping: removing the cluster");
+        unpublish_kubeconfig(merged);
         cluster.shutdown().await;
         drop(pool);
         runtime.shutdown().await;
@@ -622,6 +744,7 @@ pub fn main_impl() -> i32 {
             return code;
         }
     };
+    output::set_color(cli.color);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SGSIM_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -635,13 +758,16 @@ pub fn main_impl() -> i32 {
             keep_pod,
             select,
             runtime,
-        } => cmd_run(&file, golden, keep_pod, &select, runtime),
+            report,
+        } => cmd_run(&file, golden, keep_pod, &select, runtime, report.as_deref()),
         Command::Test {
             filter,
             exact,
             list,
             test_threads,
             runtime,
+            junit,
+            report,
         } => {
             let args = libtest_mimic::Arguments {
                 filter,
@@ -650,16 +776,49 @@ pub fn main_impl() -> i32 {
                 test_threads,
                 ..Default::default()
             };
-            if conformance::run_with(&args, runtime).has_failed() {
+            let report = conformance::SuiteOutput {
+                lines: true,
+                junit,
+                report,
+                fresh_report: true,
+            };
+            if conformance::run_reported(&args, runtime, &report).has_failed() {
                 exit::MISMATCH
             } else {
                 exit::OK
             }
         }
         Command::Accept { filter } => cmd_accept(filter.as_deref()),
+        Command::Report { dir, title } => match report::load(&dir) {
+            Ok(t) if t.is_empty() => {
+                output::err_line(&format!("error: no trials in {}", dir.join("trials").display()));
+                exit::USAGE
+            }
+            Ok(t) => match report::write_page(&dir, &title, &t) {
+                Ok(path) => {
+                    output::out_line(&format!("report: {} ({} trials)", path.display(), t.len()));
+                    exit::OK
+                }
+                Err(e) => {
+                    output::err_line(&format!("error: {e}"));
+                    exit::INFRASTRUCTURE
+                }
+            },
+            Err(e) => {
+                output::err_line(&format!("error: {e}"));
+                exit::INFRASTRUCTURE
+            }
+        },
+        Command::Review { filter, unreferenced } => review::cmd_review(filter.as_deref(), unreferenced),
         Command::Cluster {
-            action: ClusterAction::Up { kubeconfig, api_only },
-        } => cmd_cluster_up(&kubeconfig, api_only),
+            action:
+                ClusterAction::Up {
+                    kubeconfig,
+                    merge,
+                    name,
+                    api_only,
+                },
+        } => cmd_cluster_up(&kubeconfig, &name, merge, api_only),
         Command::Images { action } => images_cmd::cmd_images(&action),
         Command::Doctor => doctor::cmd_doctor(),
         Command::New {

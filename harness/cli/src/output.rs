@@ -10,6 +10,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
+/// `--color`: 0 auto, 1 always, 2 never.
+static COLOR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// When to color output (`--color`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When the stream is a terminal and `NO_COLOR` is unset.
+    #[default]
+    Auto,
+    /// Always, also into pipes and files (`less -R`, CI logs that render ANSI).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Sets the process-wide choice ([`color_stdout`], [`color_stderr`] follow it).
+pub fn set_color(choice: ColorChoice) {
+    let v = match choice {
+        ColorChoice::Auto => 0,
+        ColorChoice::Always => 1,
+        ColorChoice::Never => 2,
+    };
+    COLOR.store(v, Ordering::SeqCst);
+    if choice != ColorChoice::Auto {
+        console::set_colors_enabled(choice == ColorChoice::Always);
+        console::set_colors_enabled_stderr(choice == ColorChoice::Always);
+    }
+}
+
+fn color_for(is_term: bool) -> bool {
+    match COLOR.load(Ordering::SeqCst) {
+        1 => true,
+        2 => false,
+        _ => is_term && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// Whether what goes to stdout is colored: `--color`, else a terminal without `NO_COLOR`.
+pub fn color_stdout() -> bool {
+    color_for(console::Term::stdout().is_term())
+}
+
+/// Whether what goes to stderr is colored: `--color`, else a terminal without `NO_COLOR`.
+pub fn color_stderr() -> bool {
+    color_for(console::Term::stderr().is_term())
+}
 static NOTIFY: Notify = Notify::const_new();
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -100,6 +146,16 @@ mod tests {
             .expect("joined");
         // Later writes are dropped without an error.
         write_to(Closed, "y\n");
+    }
+
+    #[test]
+    fn color_choice_overrides_the_terminal_check() {
+        set_color(ColorChoice::Always);
+        assert!(color_for(false));
+        set_color(ColorChoice::Never);
+        assert!(!color_for(true));
+        set_color(ColorChoice::Auto);
+        assert!(!color_for(false));
     }
 
     #[test]

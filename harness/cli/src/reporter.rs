@@ -80,7 +80,7 @@ impl Reporter {
     /// A reporter configured from the terminal and `NO_COLOR`/`CI`.
     pub fn for_terminal() -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| v != "false" && v != "0");
-        let color = console::colors_enabled() && std::env::var_os("NO_COLOR").is_none();
+        let color = output::color_stdout();
         let progress = console::Term::stderr().is_term() && !ci;
         Reporter::new(color, progress)
     }

@@ -395,9 +395,71 @@ fn cluster_up_serves_kubectl_and_kube_rs() {
     drop(child);
 }
 
-/// The kubeconfig is JSON (valid YAML); parse it without a YAML crate.
+/// The kubeconfig is YAML.
 fn serde_yaml_compat(text: &str) -> kube::config::Kubeconfig {
-    serde_json::from_str(text).expect("kubeconfig is JSON")
+    serde_saphyr::from_str(text).expect("kubeconfig is YAML")
+}
+
+/// `cluster up --merge` puts its context into the user's kubeconfig ($KUBECONFIG) as the current
+/// one, so plain `kubectl get ns` reaches it, and takes it out on Ctrl-C: the user's file is as
+/// before (its own cluster, user, context and current context).
+#[test]
+fn cluster_up_merge_adds_and_removes_its_context() {
+    if Command::new("kubectl").arg("version").arg("--client").output().is_err() {
+        missing_tool("kubectl");
+        return;
+    }
+    let t = TempDir::new("cluster-up-merge");
+    let user = t.path().join("home/.kube/config");
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    let original = "apiVersion: v1\nkind: Config\nclusters:\n- name: kind-kind\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: kind-kind\n  user:\n    token: abc\ncontexts:\n- name: kind-kind\n  context:\n    cluster: kind-kind\n    user: kind-kind\ncurrent-context: kind-kind\npreferences: {}\n";
+    std::fs::write(&user, original).unwrap();
+    let own = t.path().join("own.kubeconfig");
+    let mut child = Child(
+        sgsim()
+            .args([
+                "cluster",
+                "up",
+                "--api-only",
+                "--merge",
+                "--name",
+                "sgsim-test",
+                "--kubeconfig",
+            ])
+            .arg(&own)
+            .env("KUBECONFIG", &user)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&user).unwrap().contains("sgsim-test") {
+        assert!(std::time::Instant::now() < deadline, "context never merged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let merged: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&user).unwrap()).unwrap();
+    assert_eq!(merged["current-context"], "sgsim-test");
+    assert_eq!(merged["contexts"].as_array().unwrap().len(), 2, "{merged}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&user).unwrap().permissions().mode() & 0o777, 0o600);
+    let o = Command::new("kubectl")
+        .env("KUBECONFIG", &user)
+        .env("HOME", t.path().join("home"))
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("namespace/kube-system"), "{out}");
+    // Ctrl-C: the context goes away, the user's own entries stay.
+    let _ = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let after: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&user).unwrap()).unwrap();
+    let before: serde_json::Value = serde_saphyr::from_str(original).unwrap();
+    assert_eq!(after, before);
+    assert!(!user.with_extension("lock").exists());
 }
 
 #[test]
