@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: virtual on the fake tier (see `fake_runtime::virtual_clock`), the wall clock elsewhere.
+use tokio::time::Instant;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;

@@ -106,3 +106,51 @@ async fn a_request_that_cannot_be_built_is_sgsims_error_not_a_log_line() {
 fn pod_name(sc: &sgsim_core::Scenario) -> String {
     sgsim_core::render_pod(sc).metadata.name.unwrap_or_default()
 }
+
+/// A step group whose pod can never be scheduled (no node has `disktype: nvme`), with the given
+/// initTimeout.
+fn unschedulable_with_init_timeout(init_timeout: &str) -> sgsim_core::Scenario {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/init-timeout");
+    let text = std::fs::read_to_string(dir.join("scenario.yaml")).expect("scenario.yaml");
+    let loader = |p: &str| {
+        std::fs::read_to_string(dir.join(p))
+            .map(|t| t.replace("initTimeout: 5s", &format!("initTimeout: {init_timeout}")))
+            .map_err(|e| e.to_string())
+    };
+    sgsim_core::load("scenario.yaml", &text, &loader).unwrap_or_else(|e| panic!("{}", e.diagnostics()))
+}
+
+/// The fake tier's virtual clock: a pod that can never be scheduled waits out a 10-minute
+/// initTimeout in simulated time. The run ends with the product's pod-wait failure after at least
+/// 10 virtual minutes, in far less wall-clock time (on a real clock this test would take 10 minutes
+/// and then fail).
+#[test]
+fn the_fake_tier_waits_on_a_virtual_clock() {
+    let sc = unschedulable_with_init_timeout("10m");
+    let rt = sgsim_cluster::fake_runtime::virtual_clock_runtime().expect("runtime");
+    let wall = std::time::Instant::now();
+    let (out, simulated) = rt.block_on(async {
+        let t0 = tokio::time::Instant::now();
+        let out = FakeRuntime
+            .run(&sc, &RunSettings::default(), &|_| {})
+            .await
+            .expect("run");
+        (out, t0.elapsed())
+    });
+    let wall = wall.elapsed();
+    assert_eq!(out.record.status, Outcome::Failed, "{:#?}", out.record);
+    let init: Vec<&str> = out.record.initialize.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        init.iter()
+            .any(|l| l.contains("FailedScheduling") || l.contains("didn't match")),
+        "{init:#?}"
+    );
+    assert!(
+        simulated >= std::time::Duration::from_secs(600),
+        "simulated {simulated:?}"
+    );
+    assert!(
+        wall < simulated,
+        "wall {wall:?} is not shorter than simulated {simulated:?}"
+    );
+}

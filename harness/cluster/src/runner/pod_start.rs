@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: virtual on the fake tier (see `fake_runtime::virtual_clock`), the wall clock elsewhere.
+use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams};

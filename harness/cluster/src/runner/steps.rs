@@ -3,7 +3,10 @@
 //! its log, output variables and report files.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: virtual on the fake tier (see `fake_runtime::virtual_clock`), the wall clock elsewhere.
+use tokio::time::Instant;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
