@@ -60,18 +60,78 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// Copies `size` bytes at `offset` of `archive` into a blob of `root` (content-addressed, written
+/// once), streaming: an image is never held in memory.
+fn copy_blob(
+    archive: &mut std::fs::File,
+    offset: u64,
+    size: u64,
+    root: &Path,
+    digest_hex: &str,
+) -> Result<(), RegistryError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let dir = root
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&digest_hex[..2])
+        .join(digest_hex);
+    let file = dir.join("data");
+    if file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
+    let copied = (|| {
+        archive.seek(SeekFrom::Start(offset))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let n = std::io::copy(&mut archive.take(size), &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        if n == size {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the archive is truncated",
+            ))
+        }
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(format!("cannot write {}", tmp.display()))(e));
+    }
+    match std::fs::rename(&tmp, &file) {
+        Ok(()) => Ok(()),
+        Err(_) if file.exists() => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(io_err(format!("cannot write {}", file.display()))(e)),
+    }
+}
+
 /// Reads a `docker save` archive (one image) and writes its config and layers as blobs into
-/// `root`; returns their digests.
+/// `root`; returns their digests. Only the tar headers, manifest.json and the config are read into
+/// memory; the layers are copied from the file to their blobs in a stream.
 pub(super) fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlobs, RegistryError> {
-    let data = std::fs::read(archive).map_err(io_err(format!("cannot read {}", archive.display())))?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut data = std::fs::File::open(archive).map_err(io_err(format!("cannot read {}", archive.display())))?;
+    let len = data
+        .metadata()
+        .map_err(io_err(format!("cannot read {}", archive.display())))?
+        .len();
     let bad = |what: &str| RegistryError::Io {
         what: format!("{} is not a docker save archive: {what}", archive.display()),
         source: std::io::Error::other(what.to_string()),
     };
-    let mut entries: HashMap<String, (usize, usize)> = HashMap::new();
-    let mut off = 0usize;
-    while off + 512 <= data.len() {
-        let h = &data[off..off + 512];
+    let read_err = |e: std::io::Error| io_err(format!("cannot read {}", archive.display()))(e);
+    // name → (offset of the contents, size)
+    let mut entries: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut off = 0u64;
+    let mut h = [0u8; 512];
+    while off + 512 <= len {
+        data.seek(SeekFrom::Start(off)).map_err(read_err)?;
+        data.read_exact(&mut h).map_err(read_err)?;
         if h.iter().all(|b| *b == 0) {
             break;
         }
@@ -86,29 +146,38 @@ pub(super) fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlo
             name = format!("{prefix}/{name}");
         }
         let size = u64::from_str_radix(field(124, 136).trim(), 8).map_err(|_| bad("tar size"))?;
-        let size = usize::try_from(size).map_err(|_| bad("tar size"))?;
         let start = off + 512;
-        if start + size > data.len() {
+        if start.checked_add(size).is_none_or(|end| end > len) {
             return Err(bad("truncated"));
         }
         entries.insert(name, (start, size));
         off = start + size.div_ceil(512) * 512;
     }
-    let slice = |name: &str| entries.get(name).map(|(s, n)| &data[*s..*s + *n]);
+    /// Small files (manifest.json, the config) are read whole; larger ones are never needed so.
+    const SMALL: u64 = 16 << 20;
+    let mut small = |name: &str| -> Result<Vec<u8>, RegistryError> {
+        let (start, size) = *entries.get(name).ok_or_else(|| bad(&format!("no {name}")))?;
+        if size > SMALL {
+            return Err(bad(&format!("{name} is too large")));
+        }
+        let mut buf = vec![0u8; usize::try_from(size).map_err(|_| bad("size"))?];
+        data.seek(SeekFrom::Start(start)).map_err(read_err)?;
+        data.read_exact(&mut buf).map_err(read_err)?;
+        Ok(buf)
+    };
     let manifest: serde_json::Value =
-        serde_json::from_slice(slice("manifest.json").ok_or_else(|| bad("no manifest.json"))?)
-            .map_err(|_| bad("manifest.json"))?;
+        serde_json::from_slice(&small("manifest.json")?).map_err(|_| bad("manifest.json"))?;
     let first = manifest.get(0).ok_or_else(|| bad("empty manifest.json"))?;
     let config_name = first
         .get("Config")
         .and_then(|c| c.as_str())
         .ok_or_else(|| bad("no Config"))?;
-    let config = slice(config_name).ok_or_else(|| bad("no config file"))?;
-    let config_hex = sha256_hex(config);
-    write_blob(root, &config_hex, config)?;
+    let config = small(config_name)?;
+    let config_hex = sha256_hex(&config);
+    write_blob(root, &config_hex, &config)?;
     // The layer tars' digests are the config's rootfs.diff_ids (docker computed them; hashing
     // hundreds of MB again here would cost seconds).
-    let cfg: serde_json::Value = serde_json::from_slice(config).map_err(|_| bad("config json"))?;
+    let cfg: serde_json::Value = serde_json::from_slice(&config).map_err(|_| bad("config json"))?;
     let diff_ids: Vec<String> = cfg
         .pointer("/rootfs/diff_ids")
         .and_then(|d| d.as_array())
@@ -132,9 +201,9 @@ pub(super) fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlo
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("diff_id"));
         }
-        let bytes = slice(name).ok_or_else(|| bad("no layer file"))?;
-        write_blob(root, &hex, bytes)?;
-        layers.push((hex, bytes.len() as u64));
+        let (start, size) = *entries.get(*name).ok_or_else(|| bad("no layer file"))?;
+        copy_blob(&mut data, start, size, root, &hex)?;
+        layers.push((hex, size));
     }
     Ok(ImageBlobs {
         config: (config_hex, config.len() as u64),
@@ -179,6 +248,57 @@ pub(super) fn tag_in_storage(root: &Path, path: &str, tag: &str, blobs: &ImageBl
 
 #[cfg(test)]
 mod tests {
+    /// A `docker save`-like tar of the given files.
+    fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in files {
+            let mut h = [0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            let size = format!("{:011o}\0", data.len());
+            h[124..136].copy_from_slice(size.as_bytes());
+            h[156] = b'0';
+            out.extend_from_slice(&h);
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+
+    #[test]
+    fn an_archive_becomes_blobs_streamed_and_a_truncated_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sgsim-archive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let layer: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let layer_hex = super::sha256_hex(&layer);
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}}}}"#);
+        let manifest = br#"[{"Config":"cfg.json","RepoTags":["x:1"],"Layers":["l1/layer.tar"]}]"#;
+        let archive = tar(&[
+            ("manifest.json", manifest),
+            ("cfg.json", config.as_bytes()),
+            ("l1/layer.tar", &layer),
+        ]);
+        let path = dir.join("image.tar");
+        std::fs::write(&path, &archive).unwrap();
+        let root = dir.join("storage");
+        let blobs = super::blobs_from_archive(&path, &root).expect("blobs");
+        assert_eq!(blobs.layers, vec![(layer_hex.clone(), layer.len() as u64)]);
+        assert_eq!(blobs.config.0, super::sha256_hex(config.as_bytes()));
+        let blob = |hex: &str| {
+            root.join("docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex)
+                .join("data")
+        };
+        assert_eq!(std::fs::read(blob(&layer_hex)).unwrap(), layer);
+        assert_eq!(std::fs::read(blob(&blobs.config.0)).unwrap(), config.as_bytes());
+
+        std::fs::write(&path, &archive[..archive.len() - 1024 - 4096]).unwrap();
+        let err = super::blobs_from_archive(&path, &dir.join("storage2")).expect_err("truncated");
+        assert!(err.to_string().contains("not a docker save archive"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn concurrent_writers_of_one_blob_all_succeed() {
