@@ -49,6 +49,10 @@ use crate::proto::addon::{ExecuteStepRequest, ExecuteStepResponse, SignalStopReq
 pub const META_EXIT_CODE: &str = "sgsim-exit-code";
 /// Response metadata key carrying the outcome kind (`failure`, `timeout`, `aborted`).
 pub const META_STEP_STATUS: &str = "sgsim-step-status";
+/// Response metadata key carrying how many bytes the addon has written to its stdout (the step
+/// container's log) when the step ended: the runner reads the log until it is that long instead
+/// of waiting for it to settle.
+pub const META_LOG_BYTES: &str = "sgsim-log-bytes";
 /// Set (to anything) to get the addon's own diagnostics on stderr.
 pub const DEBUG_ENV: &str = "SGSIM_ADDON_DEBUG";
 
@@ -136,7 +140,8 @@ impl Outcome {
         }
     }
 
-    fn into_response(self) -> Result<Response<ExecuteStepResponse>, Status> {
+    fn into_response(self, log_bytes: u64) -> Result<Response<ExecuteStepResponse>, Status> {
+        let log_bytes = MetadataValue::from(log_bytes);
         match self {
             Outcome::Success { outputs, exit_code } => {
                 let mut resp = Response::new(ExecuteStepResponse {
@@ -149,6 +154,7 @@ impl Outcome {
                 {
                     resp.metadata_mut().insert(META_EXIT_CODE, v);
                 }
+                resp.metadata_mut().insert(META_LOG_BYTES, log_bytes);
                 Ok(resp)
             }
             Outcome::Failed {
@@ -169,6 +175,7 @@ impl Outcome {
                 {
                     md.insert(META_EXIT_CODE, v);
                 }
+                md.insert(META_LOG_BYTES, log_bytes);
                 Err(status)
             }
         }
@@ -274,7 +281,7 @@ impl Addon for AddonService {
             .map_err(|_| Status::internal("step runner vanished"))?
             .clone()
             .unwrap_or_else(|| Outcome::failure("no outcome"));
-        outcome.into_response()
+        outcome.into_response(self.inner.sink.written())
     }
 
     async fn signal_stop(&self, _request: Request<SignalStopRequest>) -> Result<Response<SignalStopResponse>, Status> {

@@ -51,6 +51,9 @@ pub struct StepStatus {
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    /// How many bytes the step container's log holds at least once the step ended (the addon
+    /// counts what it wrote); `None` when unknown.
+    pub log_bytes: Option<u64>,
 }
 
 impl StepStatus {
@@ -68,6 +71,7 @@ impl StepStatus {
             exit_code: r.exit_code,
             error: Some(r.error_message).filter(|e| !e.is_empty()),
             outputs: r.outputs.into_iter().collect(),
+            log_bytes: r.log_bytes.and_then(|n| u64::try_from(n).ok()),
         }
     }
 }

@@ -270,6 +270,7 @@ async fn execute_on_addon(
                 .get(META_EXIT_CODE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
+            report.log_bytes = log_bytes(resp.metadata());
             let resp = resp.into_inner();
             report.set_status(StepExecutionStatus::Success);
             report.num_retries = resp.num_retries;
@@ -298,8 +299,16 @@ async fn execute_on_addon(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             report.error_message = s.message().to_string();
+            report.log_bytes = log_bytes(s.metadata());
         }
     }
+}
+
+/// The addon's count of the bytes in the step container's log ([`crate::addon::META_LOG_BYTES`]).
+fn log_bytes(md: &tonic::metadata::MetadataMap) -> Option<i64> {
+    md.get(crate::addon::META_LOG_BYTES)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -194,6 +194,21 @@ async fn sh_step_output_is_the_addon_stdout() {
     assert_eq!(pod.addon_lines(3).await, ["one", "two", "three"]);
 }
 
+/// The status carries the addon's count of the bytes it has written to its stdout (the step
+/// container's log), cumulative over the steps it ran, so the runner knows when the log is whole.
+#[tokio::test]
+async fn the_status_says_how_long_the_log_is() {
+    let pod = Pod::start().await;
+    let first = pod.run(pod.step("one", ShellType::Sh, "echo one\necho two >&2")).await;
+    assert_eq!(first.status, Status::Success, "{first:?}");
+    assert_eq!(first.log_bytes, Some("one\ntwo\n".len() as u64));
+    let second = pod.run(pod.step("two", ShellType::Sh, "printf 'three'; exit 3")).await;
+    assert_eq!(second.status, Status::Failure, "{second:?}");
+    assert_eq!(second.log_bytes, Some("one\ntwo\nthree\n".len() as u64));
+    let written: usize = pod.addon_lines(3).await.iter().map(|l| l.len() + 1).sum();
+    assert_eq!(second.log_bytes, Some(written as u64));
+}
+
 #[tokio::test]
 async fn failing_step_reports_exit_code() {
     let pod = Pod::start().await;

@@ -41,6 +41,8 @@ pub(super) struct Attempt {
     exit_code: Option<i32>,
     error: Option<String>,
     outputs: BTreeMap<String, String>,
+    /// The step container's log is at least this long now (the addon's count).
+    log_bytes: Option<u64>,
 }
 
 impl StepCtx<'_> {
@@ -165,11 +167,12 @@ impl StepCtx<'_> {
         rec.exit_code = attempt.exit_code;
         rec.error = attempt.error;
         rec.outputs = attempt.outputs;
+        let log_bytes = attempt.log_bytes;
         rec.strategy = (!applied.is_empty()).then(|| applied.join(", then "));
         rec.took = started.elapsed();
         // A Background step keeps running: its log is read when the group ends.
         if let (Some(c), false) = (&s.container, s.detach) {
-            rec.log = self.container_log(c).await;
+            rec.log = self.container_log(c, log_bytes).await;
         } else if s.kind == model::StepKind::NoContainer && rec.status == Outcome::Success {
             rec.log = format!("{} approved by sgsim (no approver is simulated)\n", s.step_type);
         }
@@ -193,6 +196,7 @@ impl StepCtx<'_> {
             exit_code: None,
             error: Some(error),
             outputs: BTreeMap::new(),
+            log_bytes: None,
         };
         let (kind, port) = (s.kind, s.port);
         if kind == model::StepKind::NoContainer {
@@ -202,6 +206,7 @@ impl StepCtx<'_> {
                 exit_code: None,
                 error: None,
                 outputs: BTreeMap::new(),
+                log_bytes: None,
             };
         }
         let port = match (kind, port) {
@@ -264,6 +269,7 @@ impl StepCtx<'_> {
             exit_code: None,
             error: Some(error),
             outputs: BTreeMap::new(),
+            log_bytes: None,
         };
         match self.engine.execute_step(self.delegate, spec).await {
             Ok(st) => {
@@ -284,6 +290,7 @@ impl StepCtx<'_> {
                     exit_code: st.exit_code,
                     error,
                     outputs: st.outputs,
+                    log_bytes: st.log_bytes,
                 }
             }
             Err(e) => failed(e.to_string()),
@@ -440,9 +447,11 @@ impl StepCtx<'_> {
     /// The step container's log (the addon prints exactly the step's output).
     ///
     /// The container runtime copies a container's output into its log asynchronously, so the last
-    /// lines a step printed just before it ended may not be readable yet when its status arrives:
-    /// the log is read until it has been the same for [`LOG_SETTLE`] (at most [`LOG_SETTLE_MAX`]).
-    pub(super) async fn container_log(&self, container: &str) -> String {
+    /// lines a step printed just before it ended may not be readable yet when its status arrives.
+    /// With the addon's count (`expect`: the bytes it had written when the step ended) the log is
+    /// complete as soon as it is that long; without one it is read until it has been the same for
+    /// [`LOG_SETTLE`]. Either way at most [`LOG_SETTLE_MAX`].
+    pub(super) async fn container_log(&self, container: &str, expect: Option<u64>) -> String {
         let params = LogParams {
             container: Some(container.to_string()),
             ..Default::default()
@@ -454,15 +463,21 @@ impl StepCtx<'_> {
                 Ok(s) => s,
                 Err(e) => return format!("<sgsim: could not read the log of container {container}: {e}>\n"),
             };
-            if last.as_deref() == Some(now.as_str()) || Instant::now() >= deadline {
+            let complete = match expect {
+                Some(n) => now.len() as u64 >= n,
+                None => last.as_deref() == Some(now.as_str()),
+            };
+            if complete || Instant::now() >= deadline {
                 return now;
             }
             last = Some(now);
-            tokio::time::sleep(LOG_SETTLE).await;
+            tokio::time::sleep(if expect.is_some() { LOG_CATCH_UP } else { LOG_SETTLE }).await;
         }
     }
 }
 
+/// How often a log shorter than the addon's count is read again.
+const LOG_CATCH_UP: Duration = Duration::from_millis(20);
 /// How long a container log must stay unchanged to count as complete.
 const LOG_SETTLE: Duration = Duration::from_millis(250);
 /// The longest a runner waits for a container log to settle.

@@ -20,13 +20,23 @@ use crate::proto::engine::unit_step;
 #[derive(Clone, Default)]
 pub(super) struct LineSink {
     lock: Arc<Mutex<()>>,
+    /// Bytes written to stdout so far (the container log's length, as far as the addon wrote it).
+    written: Arc<std::sync::atomic::AtomicU64>,
     #[cfg(test)]
     captured: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl LineSink {
+    /// Bytes written so far: a step's whole output is in the container log once the log is at
+    /// least this long.
+    pub(super) fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn write_line(&self, line: &[u8]) {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let n = line.len() + usize::from(line.last() != Some(&b'\n'));
+        self.written.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
         #[cfg(test)]
         if let Some(c) = &self.captured {
             let mut c = c.lock().unwrap();
@@ -269,6 +279,7 @@ mod tests {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = LineSink {
             lock: Arc::default(),
+            written: Arc::default(),
             captured: Some(captured.clone()),
         };
         let mut input = b"a\n\nbc\n".to_vec();
@@ -285,6 +296,7 @@ mod tests {
         assert_eq!(lines[5], b"last");
         assert_eq!(lines[6], b"");
         assert_eq!(lines.len(), 7);
+        assert_eq!(sink.written(), out.len() as u64);
     }
 
     #[test]
