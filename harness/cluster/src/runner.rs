@@ -24,6 +24,7 @@ use sgsim_core::record::{InitLine, Level, Outcome, RunRecord, StepRecord};
 use sgsim_core::render::{ExecutionPlan, PlannedStep};
 use sgsim_engine::delegate::{DelegateServer, LiteEngineClient};
 
+mod changes;
 pub mod expr;
 mod fixtures;
 mod pod_start;
@@ -97,7 +98,8 @@ pub struct RunOptions {
     pub task_prefix: String,
     /// Keep the pod after the run (debugging).
     pub keep_pod: bool,
-    /// Poll interval for events and pod status.
+    /// How long to wait for a watch to report a change of the pod or its events before reading
+    /// them again anyway (the runner is event-driven: see `runner::changes`).
     pub poll: Duration,
     /// Image ENTRYPOINT/CMD lookup, for Background steps that set neither entrypoint nor command.
     pub image_entrypoint: Option<ImageEntrypoint>,
@@ -117,10 +119,20 @@ impl Default for RunOptions {
         RunOptions {
             task_prefix: "sgsim".into(),
             keep_pod: false,
-            poll: Duration::from_millis(150),
+            poll: Duration::from_secs(1),
             image_entrypoint: None,
         }
     }
+}
+
+/// How long the runner waits, after the pod started or failed, for `Started` events still missing.
+const AFTER_START_SETTLE: Duration = Duration::from_millis(150);
+
+/// Init containers and containers of the pod.
+fn container_count(p: &Pod) -> usize {
+    p.spec.as_ref().map_or(0, |s| {
+        s.containers.len() + s.init_containers.as_ref().map_or(0, Vec::len)
+    })
 }
 
 fn kerr(what: impl Into<String>) -> impl FnOnce(kube::Error) -> RunError {
@@ -207,22 +219,39 @@ pub async fn run(
         api: Api::namespaced(client.clone(), &ns),
         selector: format!("involvedObject.name={name},involvedObject.kind=Pod"),
         seen: std::collections::HashMap::new(),
+        started: std::collections::HashSet::new(),
     };
+    let changes = changes::Changes::watch(&client, &ns, &name);
     let deadline = Instant::now() + Duration::from_secs(plan.init_timeout_secs);
-    let start = loop {
+    let (start, containers) = loop {
         tail.poll(&mut init, sink).await?;
         let p = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
         match pod_start_state(&p) {
-            Some(s) => break s,
+            Some(s) => break (s, container_count(&p)),
             None if Instant::now() >= deadline => {
-                break PodStart::TimedOut(initialize::init_timeout_message(&p, plan.init_timeout_secs));
+                let why = initialize::init_timeout_message(&p, plan.init_timeout_secs);
+                break (PodStart::TimedOut(why), container_count(&p));
             }
-            None => tokio::time::sleep(opts.poll).await,
+            None => {
+                changes
+                    .wait(opts.poll.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+            }
         }
     };
-    // Events written just before the pod turned Running (e.g. `Started container lite-engine`).
-    tokio::time::sleep(opts.poll).await;
-    tail.poll(&mut init, sink).await?;
+    // Events written just before the pod's new state (e.g. `Started container lite-engine`): a
+    // kubelet may record them after the status; wait (briefly) until every container's Started
+    // event is in.
+    let settle = Instant::now() + AFTER_START_SETTLE;
+    loop {
+        tail.poll(&mut init, sink).await?;
+        let now = Instant::now();
+        if tail.started.len() >= containers || now >= settle {
+            break;
+        }
+        changes.wait(settle - now).await;
+    }
+    drop(changes);
 
     let (node, ip) = match start {
         PodStart::Running { node, ip } => {
@@ -302,7 +331,7 @@ pub async fn run(
             rec.reports = ctx.collect_reports(planned).await;
         }
         if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status) {
-            rec.log = ctx.container_log(c).await;
+            rec.log = ctx.container_log(c, None).await;
         }
     }
     let stored = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;

@@ -35,6 +35,8 @@ pub(super) struct EventTail {
     pub(super) selector: String,
     /// Count last logged, by event uid.
     pub(super) seen: HashMap<String, i32>,
+    /// The containers (field paths) whose `Started` event has been logged.
+    pub(super) started: std::collections::HashSet<String>,
 }
 
 impl EventTail {
@@ -56,6 +58,10 @@ impl EventTail {
                 continue;
             }
             self.seen.insert(key, count);
+            if ev.reason.as_deref() == Some("Started") {
+                self.started
+                    .insert(ev.involved_object.field_path.clone().unwrap_or_default());
+            }
             let line = initialize::event_line(ev.type_.as_deref(), ev.message.as_deref().unwrap_or_default());
             for _ in logged..count {
                 sink(RunEvent::Init(line.clone()));
@@ -83,7 +89,7 @@ pub(super) async fn wait_engine_ready(engine: &LiteEngineClient, pod: &str) -> R
                     source: e,
                 });
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
@@ -142,6 +148,7 @@ mod tests {
             api: Api::namespaced(client.clone(), "default"),
             selector: "involvedObject.name=p,involvedObject.kind=Pod".into(),
             seen: HashMap::new(),
+            started: Default::default(),
         };
         let mut out = Vec::new();
         let back_off = "Back-off pulling image \"x\"";
