@@ -40,6 +40,10 @@ pub struct FakeProfile {
     pub present: Vec<String>,
     /// Running containers the runtime ends (e.g. an OOM kill), announced by the fake lite-engine.
     pub kills: Option<tokio::sync::broadcast::Sender<ContainerKill>>,
+    /// How long the (regular) containers run before they exit with their `exit_codes` (kwok's
+    /// "pod complete" stage): the pod then ends `Succeeded`, or `Failed` when one exited non-zero.
+    /// `None`: they run until the pod is deleted (a step group's pod).
+    pub run_for: Option<Duration>,
 }
 
 /// A running container that the fake runtime ends, as data: its exit code and terminated reason.
@@ -351,6 +355,11 @@ impl Worker {
         }
         st.status.phase = Some("Running".into());
         st.push().await;
+        if let Some(d) = self.profile.run_for {
+            tokio::time::sleep(d).await;
+            self.complete(st).await;
+            return;
+        }
         // The containers run until the pod goes away, unless the runtime ends one (data).
         let Some(mut kills) = kills else {
             return futures::future::pending::<()>().await;
@@ -388,6 +397,37 @@ impl Worker {
             st.push().await;
         }
         futures::future::pending::<()>().await;
+    }
+
+    /// Every running container exits with its `exit_codes` entry (default 0); the pod ends
+    /// `Succeeded`, or `Failed` when one exited non-zero (restartPolicy Never).
+    async fn complete(&self, st: &mut Tracker) {
+        let mut failed = false;
+        for i in 0..st.names.len() {
+            let code = self.profile.exit_codes.get(&st.names[i]).copied().unwrap_or(0);
+            failed |= code != 0;
+            let s = st.main_mut(i);
+            let started_at = s
+                .state
+                .as_ref()
+                .and_then(|x| x.running.as_ref())
+                .and_then(|r| r.started_at.clone());
+            s.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                    started_at,
+                    finished_at: Some(now()),
+                    container_id: s.container_id.clone(),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            });
+            s.ready = false;
+            s.started = Some(false);
+        }
+        st.status.phase = Some(if failed { "Failed" } else { "Succeeded" }.into());
+        st.push().await;
     }
 
     /// The container's config as the kubelet checks it (shared with the Docker-backed kubelet):

@@ -86,6 +86,7 @@ pub fn profile(fake: &FakeSpec) -> FakeProfile {
         exit_codes: fake.exit_codes.clone(),
         present: Vec::new(),
         kills: None,
+        run_for: None,
     }
 }
 
@@ -174,6 +175,7 @@ impl FakeLiteEngine {
             exit_code: Some(0),
             error: None,
             outputs: BTreeMap::new(),
+            log_bytes: None,
         };
         if reports {
             // Report collection: the fake tier has no report files.
@@ -287,7 +289,15 @@ impl LiteEngine for FakeLiteEngine {
         if fresh {
             let me = self.clone();
             tokio::spawn(async move {
-                let st = me.execute(&step.id).await;
+                let mut st = me.execute(&step.id).await;
+                // As the addon does: the log's length once the step ended.
+                if let Some(c) = me
+                    .steps
+                    .get(parse_step_id(&step.id).0)
+                    .and_then(|t| t.container.as_ref())
+                {
+                    st.log_bytes = Some(me.logs.get(c).len() as u64);
+                }
                 me.delegate.deliver(&task_id, st);
             });
         }

@@ -394,3 +394,44 @@ async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
     scheduler.shutdown().await;
     api.shutdown().await;
 }
+
+/// kwok's "pod complete" stage as data: with `run_for`, the containers exit after that long with
+/// their `exit_codes`; the pod ends Succeeded, or Failed when one exited non-zero.
+#[tokio::test(start_paused = true)]
+async fn containers_run_for_their_time_then_the_pod_completes() {
+    for (name, codes, want) in [
+        ("complete", BTreeMap::new(), ("Succeeded", 0, "Completed")),
+        (
+            "complete-fails",
+            BTreeMap::from([("lite-engine".to_string(), 3)]),
+            ("Failed", 3, "Error"),
+        ),
+    ] {
+        let tier = Tier::start(
+            name,
+            FakeProfile {
+                run_for: Some(Duration::from_secs(5)),
+                exit_codes: codes,
+                ..Default::default()
+            },
+        )
+        .await;
+        tier.create(json!({"containers": containers(), "restartPolicy": "Never"}))
+            .await;
+        let (_, pod) = tier.wait(name, |_, p| matches!(phase(p), "Succeeded" | "Failed")).await;
+        assert_eq!(phase(&pod), want.0, "{:#?}", pod.status);
+        let terminated = pod
+            .status
+            .and_then(|s| s.container_statuses)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.name == "lite-engine")
+            .and_then(|c| c.state?.terminated)
+            .expect("lite-engine terminated");
+        assert_eq!(
+            (terminated.exit_code, terminated.reason.as_deref()),
+            (want.1, Some(want.2))
+        );
+        tier.shutdown().await;
+    }
+}
