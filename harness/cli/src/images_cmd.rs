@@ -14,7 +14,8 @@ pub enum ImagesAction {
     List,
     /// Build the stand-in images that are missing or out of date (scripts/build-images.sh).
     Build,
-    /// Remove older sgsim/<name>:* tags no container uses (the current ones stay).
+    /// Remove older sgsim/<name>:* tags no container uses (the current ones stay), and the
+    /// registry blob cache's entries of images the daemon no longer has.
     Prune,
 }
 
@@ -59,6 +60,18 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
                     }
                     println!("{} old tag(s) removed", removed.len());
                 }
+                Err(e) => {
+                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                    return exit::INFRASTRUCTURE;
+                }
+            }
+            match images::prune_blob_cache().await {
+                Ok(removed) => println!(
+                    "{} registry blob cache entr{} removed from {}",
+                    removed.len(),
+                    if removed.len() == 1 { "y" } else { "ies" },
+                    sgsim_cluster::registry::blob_cache_root().display()
+                ),
                 Err(e) => {
                     eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
                     return exit::INFRASTRUCTURE;

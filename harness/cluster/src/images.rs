@@ -21,7 +21,8 @@ use futures::StreamExt;
 use crate::docker::DockerError;
 
 pub use build::{
-    BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_host, run_build_script,
+    BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_blob_cache, prune_host,
+    run_build_script,
 };
 
 /// Every image the build script produces, in build order.
@@ -90,6 +91,9 @@ pub enum ImageError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The host daemon's image list could not be read.
+    #[error("cannot list the host daemon's images")]
+    List(#[source] bollard::errors::Error),
     /// Tagging the loaded image with the vendor name failed.
     #[error("cannot tag {local} as {vendor} in the node")]
     Tag {

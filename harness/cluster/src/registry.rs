@@ -31,6 +31,7 @@ mod proxy;
 mod secrets;
 mod specs;
 mod storage;
+pub use storage::{blob_cache_root, prune_blob_cache};
 
 use std::time::Duration;
 

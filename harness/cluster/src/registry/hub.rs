@@ -17,7 +17,10 @@ use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 
 use super::proxy::{Conditions, serve};
-use super::storage::{ImageBlobs, blobs_from_archive, storage_dir, tag_in_storage};
+use super::storage::{
+    ImageBlobs, blob_cache_root, blobs_from_archive, cache_entry, cached, link_blobs, mark_cached, storage_dir,
+    tag_in_storage,
+};
 use super::{
     DOCKER_HUB, PROXY_SOCKET, RegistryError, RegistrySpec, io_err, join_err, registry_host, repository, valid_host,
     valid_repository,
@@ -381,8 +384,10 @@ impl RegistryHub {
         Ok(())
     }
 
-    /// The blobs of a stand-in in an instance's storage (exported from the host daemon and
-    /// written once per instance).
+    /// The blobs of a stand-in in an instance's storage (written once per instance): linked from
+    /// the machine-wide cache ([`blob_cache_root`]) when it has the image's ID, else exported from
+    /// the host daemon into the cache first (into the storage directly when the cache cannot be
+    /// written).
     async fn blobs(&self, host: &str, root: &Path, local: &str) -> Result<ImageBlobs, RegistryError> {
         let cache_key = format!("{host} {local}");
         let lock = self.seeding.lock().await.entry(cache_key.clone()).or_default().clone();
@@ -390,6 +395,29 @@ impl RegistryHub {
         if let Some(b) = self.blobs.lock().await.get(&cache_key) {
             return Ok(b.clone());
         }
+        let entry = match self.host_docker.inspect_image(local).await {
+            Ok(info) => info
+                .id
+                .and_then(|id| cache_entry(&blob_cache_root(), &id))
+                .filter(|e| std::fs::create_dir_all(e.join("storage")).is_ok()),
+            Err(_) => None,
+        };
+        if let Some(entry) = entry.clone() {
+            let root2 = root.to_path_buf();
+            let hit = tokio::task::spawn_blocking(move || {
+                let blobs = cached(&entry)?;
+                Some(link_blobs(&entry.join("storage"), &root2, &blobs).map(|()| blobs))
+            })
+            .await
+            .map_err(join_err)?;
+            if let Some(blobs) = hit {
+                let blobs = blobs?;
+                tracing::debug!(image = local, "registry blobs from the machine cache");
+                self.blobs.lock().await.insert(cache_key, blobs.clone());
+                return Ok(blobs);
+            }
+        }
+        let target = entry.as_ref().map_or_else(|| root.to_path_buf(), |e| e.join("storage"));
         let dir = self.node_dir.join("registries");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
         let archive = dir.join(format!(".export-{}.tar", crate::context::random_suffix(8)));
@@ -412,10 +440,17 @@ impl RegistryHub {
                 .await
                 .map_err(io_err(format!("cannot write {}", archive.display())))?;
             drop(file);
-            let (a, r) = (archive.clone(), root.to_path_buf());
-            tokio::task::spawn_blocking(move || blobs_from_archive(&a, &r))
-                .await
-                .map_err(join_err)?
+            let (a, t, r, e) = (archive.clone(), target.clone(), root.to_path_buf(), entry.clone());
+            tokio::task::spawn_blocking(move || {
+                let blobs = blobs_from_archive(&a, &t)?;
+                if let Some(e) = e {
+                    mark_cached(&e, &blobs)?;
+                    link_blobs(&t, &r, &blobs)?;
+                }
+                Ok::<_, RegistryError>(blobs)
+            })
+            .await
+            .map_err(join_err)?
         }
         .await;
         let _ = std::fs::remove_file(&archive);

@@ -9,7 +9,7 @@ use super::{RegistryError, io_err};
 
 /// A stand-in image as registry blobs: config and layers (uncompressed tars, as `docker save`
 /// gives them) by digest, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct ImageBlobs {
     config: (String, u64),
     layers: Vec<(String, u64)>,
@@ -211,6 +211,110 @@ pub(super) fn blobs_from_archive(archive: &Path, root: &Path) -> Result<ImageBlo
     })
 }
 
+/// The machine-wide cache of images as registry blobs: `$SGSIM_CACHE_DIR`, else
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/sgsim/blobs`. One entry per image ID (`<id hex>/image.json`
+/// and `<id hex>/storage/`, laid out like a registry's storage), so an image is exported from the
+/// host daemon once per machine, not once per run, and an image that changed (a new ID) never
+/// uses an old entry. `sgsim images prune` removes entries of images the daemon no longer has.
+pub fn blob_cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("SGSIM_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("sgsim").join("blobs")
+}
+
+/// The cache entry of an image ID (`sha256:<hex>`), or `None` for an ID that is not a digest.
+pub(super) fn cache_entry(cache: &Path, image_id: &str) -> Option<PathBuf> {
+    let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| cache.join(hex))
+}
+
+/// The blobs of a complete cache entry (its `image.json` is written last).
+pub(super) fn cached(entry: &Path) -> Option<ImageBlobs> {
+    let text = std::fs::read(entry.join("image.json")).ok()?;
+    let blobs: ImageBlobs = serde_json::from_slice(&text).ok()?;
+    let storage = entry.join("storage");
+    let whole = blobs.hexes().all(|hex| blob_path(&storage, hex).is_file());
+    whole.then_some(blobs)
+}
+
+/// Records `blobs` as the entry's image once its blobs are all in `entry/storage`.
+pub(super) fn mark_cached(entry: &Path, blobs: &ImageBlobs) -> Result<(), RegistryError> {
+    let text = serde_json::to_vec_pretty(blobs).unwrap_or_default();
+    // A name of its own per writer: parallel trials may complete the same entry at once.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = entry.join(format!("image.json.tmp.{}.{n}", std::process::id()));
+    let file = entry.join("image.json");
+    let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io_err(format!("cannot write {}", file.display())))
+}
+
+fn blob_path(root: &Path, hex: &str) -> PathBuf {
+    root.join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}
+
+impl ImageBlobs {
+    fn hexes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.config.0.as_str()).chain(self.layers.iter().map(|(h, _)| h.as_str()))
+    }
+}
+
+/// Puts the blobs of `from` (a cache entry's storage) into the storage `root`: a hard link where
+/// both are on one file system (instant, no space), a copy otherwise.
+pub(super) fn link_blobs(from: &Path, root: &Path, blobs: &ImageBlobs) -> Result<(), RegistryError> {
+    for hex in blobs.hexes() {
+        let (src, dst) = (blob_path(from, hex), blob_path(root, hex));
+        if dst.exists() {
+            continue;
+        }
+        let dir = dst.parent().unwrap_or(root);
+        std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+        if std::fs::hard_link(&src, &dst).is_ok() || dst.exists() {
+            continue;
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
+        std::fs::copy(&src, &tmp).map_err(io_err(format!("cannot copy {} to {}", src.display(), tmp.display())))?;
+        if std::fs::rename(&tmp, &dst).is_err() && !dst.exists() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(format!("cannot write {}", dst.display()))(
+                std::io::Error::other("rename failed"),
+            ));
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(())
+}
+
+/// Removes the cache entries whose image ID `keep` rejects; returns the IDs removed.
+pub fn prune_blob_cache(cache: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let hex = e.file_name().to_string_lossy().into_owned();
+        let id = format!("sha256:{hex}");
+        if cache_entry(cache, &id).is_some() && !keep(&id) && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(id);
+        }
+    }
+    removed
+}
+
 /// Makes `path:tag` in the storage `root` name an image of these blobs (schema 2 manifest with
 /// uncompressed layers), as docker-registry lays out a pushed image.
 pub(super) fn tag_in_storage(root: &Path, path: &str, tag: &str, blobs: &ImageBlobs) -> Result<(), RegistryError> {
@@ -263,6 +367,41 @@ mod tests {
         }
         out.extend_from_slice(&[0u8; 1024]);
         out
+    }
+
+    #[test]
+    fn a_cache_entry_is_used_only_when_whole_and_links_into_a_storage() {
+        let dir = std::env::temp_dir().join(format!("sgsim-blob-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = format!("sha256:{}", "ab".repeat(32));
+        let entry = super::cache_entry(&dir, &id).expect("a digest is an entry");
+        assert!(super::cache_entry(&dir, "sgsim/busybox:1").is_none());
+        let storage = entry.join("storage");
+        let (config, layer) = (b"{}".to_vec(), b"layer bytes".to_vec());
+        let blobs = super::ImageBlobs {
+            config: (super::sha256_hex(&config), config.len() as u64),
+            layers: vec![(super::sha256_hex(&layer), layer.len() as u64)],
+        };
+        super::write_blob(&storage, &blobs.config.0, &config).unwrap();
+        assert_eq!(super::cached(&entry), None, "no image.json yet");
+        super::mark_cached(&entry, &blobs).unwrap();
+        assert_eq!(super::cached(&entry), None, "a layer is missing");
+        super::write_blob(&storage, &blobs.layers[0].0, &layer).unwrap();
+        assert_eq!(super::cached(&entry), Some(blobs.clone()));
+        let root = dir.join("run-storage");
+        super::link_blobs(&storage, &root, &blobs).unwrap();
+        super::link_blobs(&storage, &root, &blobs).unwrap();
+        assert_eq!(
+            std::fs::read(super::blob_path(&root, &blobs.layers[0].0)).unwrap(),
+            layer
+        );
+        // Removing the run's storage leaves the cache whole.
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(super::cached(&entry), Some(blobs));
+        assert_eq!(super::prune_blob_cache(&dir, |i| i == id), Vec::<String>::new());
+        assert_eq!(super::prune_blob_cache(&dir, |_| false), vec![id]);
+        assert!(!entry.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
