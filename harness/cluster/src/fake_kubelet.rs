@@ -148,6 +148,26 @@ pub fn spawn_fake_kubelet(
     }
 }
 
+/// The container (running until now) has exited with `exit_code` and `reason`.
+fn terminate(s: &mut k8s_openapi::api::core::v1::ContainerStatus, exit_code: i32, reason: &str) {
+    let started_at = s
+        .state
+        .as_ref()
+        .and_then(|x| x.running.as_ref())
+        .and_then(|r| r.started_at.clone());
+    s.state = Some(ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code,
+            reason: Some(reason.to_string()),
+            started_at,
+            finished_at: Some(now()),
+            container_id: s.container_id.clone(),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
+    });
+}
+
 struct Worker {
     client: kube::Client,
     recorder: Recorder,
@@ -320,22 +340,7 @@ impl Worker {
             st.push().await;
             let code = self.profile.exit_codes.get(&c.name).copied().unwrap_or(0);
             let s = st.status_mut(true, i);
-            let started_at = s
-                .state
-                .as_ref()
-                .and_then(|x| x.running.as_ref())
-                .and_then(|r| r.started_at.clone());
-            s.state = Some(ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: code,
-                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
-                    started_at,
-                    finished_at: Some(now()),
-                    container_id: s.container_id.clone(),
-                    ..ContainerStateTerminated::default()
-                }),
-                ..ContainerState::default()
-            });
+            terminate(s, code, if code == 0 { "Completed" } else { "Error" });
             // prober_manager.go: a terminated init container is ready when it exited 0.
             s.ready = code == 0;
             s.started = Some(false);
@@ -376,22 +381,7 @@ impl Worker {
                 continue;
             }
             let s = st.main_mut(i);
-            let started_at = s
-                .state
-                .as_ref()
-                .and_then(|x| x.running.as_ref())
-                .and_then(|r| r.started_at.clone());
-            s.state = Some(ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: k.exit_code,
-                    reason: Some(k.reason.clone()),
-                    started_at,
-                    finished_at: Some(now()),
-                    container_id: s.container_id.clone(),
-                    ..ContainerStateTerminated::default()
-                }),
-                ..ContainerState::default()
-            });
+            terminate(s, k.exit_code, &k.reason);
             s.ready = false;
             s.started = Some(false);
             st.push().await;
@@ -407,22 +397,7 @@ impl Worker {
             let code = self.profile.exit_codes.get(&st.names[i]).copied().unwrap_or(0);
             failed |= code != 0;
             let s = st.main_mut(i);
-            let started_at = s
-                .state
-                .as_ref()
-                .and_then(|x| x.running.as_ref())
-                .and_then(|r| r.started_at.clone());
-            s.state = Some(ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: code,
-                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
-                    started_at,
-                    finished_at: Some(now()),
-                    container_id: s.container_id.clone(),
-                    ..ContainerStateTerminated::default()
-                }),
-                ..ContainerState::default()
-            });
+            terminate(s, code, if code == 0 { "Completed" } else { "Error" });
             s.ready = false;
             s.started = Some(false);
         }

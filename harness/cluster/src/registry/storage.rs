@@ -23,28 +23,40 @@ pub(super) fn storage_dir(node_dir: &Path, host: &str) -> PathBuf {
 
 /// Writes a blob into a registry storage (content-addressed, written once).
 fn write_blob(root: &Path, digest_hex: &str, data: &[u8]) -> Result<(), RegistryError> {
-    let dir = root
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&digest_hex[..2])
-        .join(digest_hex);
-    let file = dir.join("data");
+    put_blob(root, digest_hex, |tmp| std::fs::write(tmp, data))
+}
+
+/// Puts a blob into a registry storage once: `fill` writes it into a temporary file of its own,
+/// which is then renamed into place. Images that share a layer are seeded concurrently by parallel
+/// trials; the blob is content-addressed, so whichever rename lands is right.
+fn put_blob(
+    root: &Path,
+    digest_hex: &str,
+    fill: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), RegistryError> {
+    let file = blob_path(root, digest_hex);
     if file.exists() {
         return Ok(());
     }
+    let dir = file.parent().unwrap_or(root).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
-    // Images that share a layer are seeded concurrently by parallel trials: every writer gets its
-    // own temporary file, and the blob is content-addressed, so whichever rename lands is right.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(io_err(format!("cannot write {}", tmp.display())))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(format!("cannot write {}", tmp.display()))(e));
+    }
     match std::fs::rename(&tmp, &file) {
         Ok(()) => Ok(()),
         Err(_) if file.exists() => {
             let _ = std::fs::remove_file(&tmp);
             Ok(())
         }
-        Err(e) => Err(io_err(format!("cannot write {}", file.display()))(e)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(io_err(format!("cannot write {}", file.display()))(e))
+        }
     }
 }
 
@@ -70,21 +82,9 @@ fn copy_blob(
     digest_hex: &str,
 ) -> Result<(), RegistryError> {
     use std::io::{Read, Seek, SeekFrom};
-    let dir = root
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&digest_hex[..2])
-        .join(digest_hex);
-    let file = dir.join("data");
-    if file.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
-    let copied = (|| {
+    put_blob(root, digest_hex, |tmp| {
         archive.seek(SeekFrom::Start(offset))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
         let n = std::io::copy(&mut archive.take(size), &mut out)?;
         std::io::Write::flush(&mut out)?;
         if n == size {
@@ -95,19 +95,7 @@ fn copy_blob(
                 "the archive is truncated",
             ))
         }
-    })();
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(format!("cannot write {}", tmp.display()))(e));
-    }
-    match std::fs::rename(&tmp, &file) {
-        Ok(()) => Ok(()),
-        Err(_) if file.exists() => {
-            let _ = std::fs::remove_file(&tmp);
-            Ok(())
-        }
-        Err(e) => Err(io_err(format!("cannot write {}", file.display()))(e)),
-    }
+    })
 }
 
 /// Reads a `docker save` archive (one image) and writes its config and layers as blobs into
@@ -281,20 +269,10 @@ pub(super) fn link_blobs(from: &Path, root: &Path, blobs: &ImageBlobs) -> Result
         }
         let dir = dst.parent().unwrap_or(root);
         std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
-        if std::fs::hard_link(&src, &dst).is_ok() || dst.exists() {
+        if std::fs::hard_link(&src, &dst).is_ok() {
             continue;
         }
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!("data.tmp.{}.{n}", std::process::id()));
-        std::fs::copy(&src, &tmp).map_err(io_err(format!("cannot copy {} to {}", src.display(), tmp.display())))?;
-        if std::fs::rename(&tmp, &dst).is_err() && !dst.exists() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_err(format!("cannot write {}", dst.display()))(
-                std::io::Error::other("rename failed"),
-            ));
-        }
-        let _ = std::fs::remove_file(&tmp);
+        put_blob(root, hex, |tmp| std::fs::copy(&src, tmp).map(|_| ()))?;
     }
     Ok(())
 }
