@@ -391,12 +391,7 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
                     started_at: sgsim_cluster::apiserver::now_rfc3339(),
                     ..Details::default()
                 };
-                let r = if kind == RuntimeKind::Fake {
-                    // Each fake trial on its own virtual clock: its waits cost no wall-clock time.
-                    crate::fake_clock_runtime().block_on(trial(&s, &n, &mut details))
-                } else {
-                    s.rt.block_on(trial(&s, &n, &mut details))
-                };
+                let r = s.rt.block_on(trial(&s, &n, &mut details));
                 let secs = started.elapsed().as_secs_f64();
                 tracing::debug!("trial {n} took {secs:.3}s");
                 match r {

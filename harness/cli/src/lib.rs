@@ -381,11 +381,6 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// The fake tier's runtime: one thread on a virtual clock (`fake_runtime::virtual_clock_runtime`).
-pub(crate) fn fake_clock_runtime() -> tokio::runtime::Runtime {
-    sgsim_cluster::fake_runtime::virtual_clock_runtime().expect("tokio runtime")
-}
-
 fn default_golden_dir(file: &Path) -> Option<PathBuf> {
     let dir = if file.is_dir() {
         file.to_path_buf()
@@ -464,10 +459,7 @@ fn cmd_run(
     };
     reporter.mask_secrets(&sc.secrets);
     let runtime = new_runtime(kind, &reporter);
-    let rt = match kind {
-        RuntimeKind::Fake => fake_clock_runtime(),
-        RuntimeKind::Docker => tokio_runtime(),
-    };
+    let rt = tokio_runtime();
     rt.block_on(async {
         let started = Instant::now();
         let started_at = sgsim_cluster::apiserver::now_rfc3339();

@@ -12,8 +12,10 @@ fn bench(c: &mut Criterion) {
     let text = std::fs::read_to_string(dir.join("scenario.yaml")).expect("scenario.yaml");
     let loader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
     let sc = sgsim_core::load("scenario.yaml", &text, &loader).expect("valid scenario");
-    // The fake tier's own runtime: one thread on the virtual clock.
-    let rt = sgsim_cluster::fake_runtime::virtual_clock_runtime().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("fake_runtime");
     g.sample_size(10);
     g.bench_function("run_step_fails_scenario", |b| {

@@ -1,7 +1,7 @@
-//! The fake tier at scale (kwok-like), on its virtual clock:
+//! The fake tier at scale (kwok-like):
 //! - `fake_scale/pods=N`: N pods on 100 fake nodes (the real API server and scheduler, one fake
-//!   kubelet per node), created, scheduled and run to completion (each container runs 1 simulated
-//!   second, then the pod ends `Succeeded`): wall time, pods per second, and the process's resident
+//!   kubelet per node), created, scheduled and run to completion (each container runs 1 second,
+//!   then the pod ends `Succeeded`): wall time, pods per second, and the process's resident
 //!   memory afterwards and at its peak (API server, scheduler, kubelets and the client together: an
 //!   upper bound for the API server's).
 //! - `fake_steps/steps=N`: one fake-tier run of a step group of N Run steps through the runner.
@@ -19,7 +19,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use sgsim_cluster::apiserver::{ApiServer, ApiServerOptions};
 use sgsim_cluster::fake_kubelet::{FakeProfile, spawn_fake_kubelet};
-use sgsim_cluster::fake_runtime::virtual_clock_runtime;
 use sgsim_cluster::k8s::messages::DEFAULT;
 use sgsim_cluster::runtime::{FakeRuntime, RunSettings, Runtime};
 use sgsim_cluster::scheduler::spawn_scheduler_with;
@@ -178,6 +177,13 @@ pipeline:
     sgsim_core::load("scenario.yaml", &text, &sgsim_core::no_files).unwrap_or_else(|e| panic!("{}", e.diagnostics()))
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -191,7 +197,7 @@ fn main() {
         (&[10], &[1], 1)
     };
     for &n in pod_rows {
-        let rt = virtual_clock_runtime().expect("runtime");
+        let rt = runtime();
         let took = rt.block_on(pods_to_completion(n));
         drop(rt);
         let (rss, hwm) = memory_mib();
@@ -205,7 +211,7 @@ fn main() {
         let sc = step_group(n);
         let times = (0..samples)
             .map(|_| {
-                let rt = virtual_clock_runtime().expect("runtime");
+                let rt = runtime();
                 let started = Instant::now();
                 let out = rt
                     .block_on(FakeRuntime.run(&sc, &RunSettings::default(), &|_| {}))

@@ -65,19 +65,6 @@ pub enum FakeError {
     },
 }
 
-/// The fake tier's virtual clock: a single-threaded tokio runtime whose clock starts paused and
-/// jumps to the next timer whenever every task is waiting. Latencies, pull times, backoffs,
-/// `initTimeout` and step timeouts then cost no wall-clock time, while their order and the
-/// Initialize log stay those of the real waits. Everything of one fake run (API server, scheduler,
-/// fake kubelets, fake lite-engine, runner) must run on it; the runner's deadlines use
-/// `tokio::time::Instant` so they see the same clock.
-pub fn virtual_clock_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-}
-
 /// The [`FakeProfile`] of a scenario's `fake:` data.
 pub fn profile(fake: &FakeSpec) -> FakeProfile {
     FakeProfile {

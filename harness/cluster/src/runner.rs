@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-// tokio's clock: virtual on the fake tier (see `fake_runtime::virtual_clock`), the wall clock elsewhere.
+// tokio's clock (the wall clock, or a paused test clock).
 use tokio::time::Instant;
 
 use futures::future::BoxFuture;

@@ -2,10 +2,7 @@
 //! Kubernetes strings as the failure-mode scenarios' goldens (docs/fidelity.md), deterministically.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-// The tests run on a paused (virtual) clock: deadlines must use its Instant.
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Namespace, Node, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
@@ -137,7 +134,7 @@ fn containers() -> Value {
     ])
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn pod_runs_with_the_kubelet_event_sequence() {
     let tier = Tier::start("run", FakeProfile::default()).await;
     tier.create(json!({
@@ -173,7 +170,7 @@ async fn pod_runs_with_the_kubelet_event_sequence() {
     tier.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn missing_config_map_is_failed_mount() {
     let tier = Tier::start("mount", FakeProfile::default()).await;
     tier.create(json!({
@@ -188,7 +185,7 @@ async fn missing_config_map_is_failed_mount() {
     tier.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn run_as_non_root_with_a_root_image_is_create_container_config_error() {
     let users = BTreeMap::from([("harness/ci-lite-engine:1.16.8".to_string(), 1000)]);
     let tier = Tier::start(
@@ -216,7 +213,7 @@ async fn run_as_non_root_with_a_root_image_is_create_container_config_error() {
     tier.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn env_from_a_missing_secret_key_is_create_container_config_error() {
     let tier = Tier::start("envkey", FakeProfile::default()).await;
     let secret: Secret = serde_json::from_value(json!({
@@ -254,7 +251,7 @@ async fn env_from_a_missing_secret_key_is_create_container_config_error() {
     tier.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn failing_init_container_fails_the_pod() {
     let codes = BTreeMap::from([("setup-addon".to_string(), 1)]);
     let tier = Tier::start(
@@ -282,7 +279,7 @@ async fn failing_init_container_fails_the_pod() {
     tier.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn active_deadline_fails_the_pod() {
     let tier = Tier::start("deadline", FakeProfile::default()).await;
     tier.create(json!({
@@ -309,7 +306,7 @@ async fn active_deadline_fails_the_pod() {
 
 /// Scale on the fake tier: 60 pods on 3 nodes of 2 CPUs each, 250m each. Exactly 24 fit (8 per
 /// node) and run; the other 36 stay pending with the scheduler's resource message.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
     let api = ApiServer::start(ApiServerOptions {
         service_account_admission: false,
@@ -397,7 +394,7 @@ async fn sixty_pods_on_three_nodes_fill_allocatable_cpu() {
 
 /// kwok's "pod complete" stage as data: with `run_for`, the containers exit after that long with
 /// their `exit_codes`; the pod ends Succeeded, or Failed when one exited non-zero.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn containers_run_for_their_time_then_the_pod_completes() {
     for (name, codes, want) in [
         ("complete", BTreeMap::new(), ("Succeeded", 0, "Completed")),

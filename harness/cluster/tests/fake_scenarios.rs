@@ -4,10 +4,7 @@
 //! of the scenario's golden initialize.log (blessed from the Docker-backed tier).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-// The tests run on a paused (virtual) clock: deadlines must use its Instant.
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
@@ -75,48 +72,48 @@ async fn run_on_fake_tier(scenario: &str) {
     assert_eq!(got, want, "{scenario} on the fake tier");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn k8s_unschedulable_taint() {
     run_on_fake_tier("k8s-unschedulable-taint").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn k8s_unschedulable_resources() {
     run_on_fake_tier("k8s-unschedulable-resources").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn node_selector_unschedulable() {
     run_on_fake_tier("node-selector-unschedulable").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn volume_config_map_missing() {
     run_on_fake_tier("volume-config-map-missing").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn volume_secret_missing() {
     run_on_fake_tier("volume-secret-missing").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn security_run_as_non_root() {
     run_on_fake_tier("security-run-as-non-root").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn k8s_active_deadline() {
     run_on_fake_tier("k8s-active-deadline").await;
 }
 
 /// A pod that starts: the whole Initialize log up to `Pod ... is now in running status`.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn k8s_node_affinity() {
     run_on_fake_tier("k8s-node-affinity").await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn run_single() {
     run_on_fake_tier("run-single").await;
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-// tokio's clock: virtual on the fake tier (see `fake_runtime::virtual_clock`), the wall clock elsewhere.
+// tokio's clock (the wall clock, or a paused test clock).
 use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
