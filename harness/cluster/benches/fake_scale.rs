@@ -170,6 +170,9 @@ pipeline:
     text.push_str(
         "fixtures:
   namespaces: [apps]
+  # 50 step containers' default requests exceed the default node (8 CPUs, 16Gi).
+  nodes:
+    - {name: node-1, cpu: \"64\", memory: 256Gi}
   connectors:
     - {identifier: k8s, type: KubernetesCluster}
 ",
