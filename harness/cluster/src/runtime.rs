@@ -133,6 +133,10 @@ pub trait Runtime: Send + Sync {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
+/// How long [`DockerRuntime::shutdown`] waits for the pool's orderly shutdown before removing the
+/// run's resources by label.
+pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 enum PoolState {
     NotStarted,
     Up(Arc<NodePool>),
@@ -295,7 +299,23 @@ impl Runtime for DockerRuntime {
                 // No waiting here: on Ctrl-C a trial still holds the pool and the process exits
                 // right after this removal (waiting would let the trials fail first).
                 match Arc::try_unwrap(p) {
-                    Ok(p) => p.shutdown().await,
+                    Ok(p) => {
+                        // Bounded: a kubelet stuck in a pull whose registry is gone must not keep
+                        // the process alive; what is left is removed by the run's label.
+                        let run_id = p.run_id().to_string();
+                        if tokio::time::timeout(SHUTDOWN_LIMIT, p.shutdown()).await.is_err() {
+                            tracing::warn!(
+                                "the node pool did not shut down within {SHUTDOWN_LIMIT:?}; removing run {run_id} by label"
+                            );
+                            if let Ok(host) = crate::docker::host_docker().await {
+                                if let Err(e) = crate::reaper::remove_run(&host, &run_id).await {
+                                    tracing::warn!("cannot remove the containers of run {run_id}: {e}");
+                                }
+                                // The removed nodes' empty cgroups (and whatever dead runs left).
+                                let _ = crate::reaper::reap_stale(&host).await;
+                            }
+                        }
+                    }
                     // A run still holds it (interrupted): remove its containers by label.
                     Err(p) => p.remove_everything().await,
                 }
