@@ -75,8 +75,13 @@ fn free_bytes(path: &Path) -> Option<u64> {
 }
 
 fn disk_check(what: &'static str, path: &Path) -> Check {
+    disk_verdict(what, path, free_bytes(path))
+}
+
+/// The disk check for `free` bytes at `path`: below 2 GiB fails, below 10 GiB warns.
+fn disk_verdict(what: &'static str, path: &Path, free: Option<u64>) -> Check {
     const GIB: u64 = 1 << 30;
-    match free_bytes(path) {
+    match free {
         None => Check::problem(
             what,
             Status::Warn,
@@ -254,5 +259,21 @@ mod tests {
             Check::ok("images", "15 images current").render(),
             "ok    images: 15 images current"
         );
+    }
+
+    #[test]
+    fn short_disk_space_warns_then_fails() {
+        let p = Path::new("/w");
+        let gib = 1u64 << 30;
+        let v = |b| disk_verdict("disk (repo)", p, b);
+        assert_eq!(v(Some(gib * 3 / 4)).status, Status::Fail);
+        assert!(
+            v(Some(gib * 3 / 4))
+                .render()
+                .starts_with("FAIL  disk (repo): 0.8 GiB free at /w")
+        );
+        assert_eq!(v(Some(5 * gib)).status, Status::Warn);
+        assert_eq!(v(Some(40 * gib)).render(), "ok    disk (repo): 40 GiB free at /w");
+        assert_eq!(v(None).status, Status::Warn);
     }
 }

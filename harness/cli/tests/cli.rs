@@ -618,7 +618,15 @@ fn missing_tool(what: &str) {
 fn doctor_reports_each_check_and_what_to_do() {
     let o = sgsim().arg("doctor").output().unwrap();
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    // The checks read the machine (free disk space may really be short): the exit code follows
+    // the lines, 4 when any check failed and 0 otherwise.
+    let failed = out.lines().any(|l| l.starts_with("FAIL  "));
+    assert_eq!(
+        o.status.code(),
+        Some(if failed { 4 } else { 0 }),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(err.is_empty() || !err.contains("panicked"), "stderr:\n{err}");
     for name in ["docker", "images", "disk (repo)", "kubectl", "python client"] {
         assert!(
             out.lines().any(|l| l.contains(&format!(" {name}: "))),
