@@ -170,6 +170,7 @@ mod tests {
                 attempts: 1,
                 strategy: None,
                 reports: BTreeMap::new(),
+                image: None,
             };
             let record = RunRecord {
                 pod: None,

@@ -165,6 +165,7 @@ async fn trial(s: &Suite, name: &str, details: &mut Details) -> Result<(), Trial
         keep_pod: false,
         // A trial runs the images its scenario pins, whatever the host daemon holds.
         host_images: false,
+        pull: sgsim_cluster::images::PullMode::Never,
     };
     let verdict = check::run_and_check(
         inp.scenario.as_ref(),

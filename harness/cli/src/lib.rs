@@ -58,6 +58,28 @@ pub enum Format {
     Json,
 }
 
+/// When `sgsim run` pulls a step's image from its real registry into this machine's Docker daemon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PullArg {
+    /// Pull the images the daemon does not hold yet (then the real image runs).
+    #[default]
+    Missing,
+    /// Pull every image again (moving tags); a failed pull ends the run.
+    Always,
+    /// Never pull: the images the daemon holds, else stand-ins.
+    Never,
+}
+
+impl From<PullArg> for sgsim_cluster::images::PullMode {
+    fn from(p: PullArg) -> Self {
+        match p {
+            PullArg::Missing => Self::Missing,
+            PullArg::Always => Self::Always,
+            PullArg::Never => Self::Never,
+        }
+    }
+}
+
 /// Where pods run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeKind {
@@ -139,6 +161,11 @@ pub enum Command {
         /// Also write a static HTML report of the run (DIR/index.html).
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
+        /// Pull step images from their registries into this machine's Docker daemon first, so the
+        /// real image runs: `missing` (images it does not hold), `always` or `never`. An image
+        /// that is neither held nor pulled runs as a stand-in, named as such.
+        #[arg(long, value_enum, env = "SGSIM_PULL", default_value = "missing")]
+        pull: PullArg,
     },
     /// Run the conformance trials (the same as `cargo test --test conformance`).
     #[command(after_help = EXIT_CODES)]
@@ -253,7 +280,10 @@ pub fn standin_hints(rec: &RunRecord, images: &[StepImage]) -> Vec<String> {
     let mut out = Vec::new();
     for s in rec.steps.iter().filter(|s| s.exit_code == Some(127)) {
         // An image from the host is the real one: its exit code 127 is the product's too.
-        let Some(si) = images.iter().find(|x| x.step == s.id && x.source != "host") else {
+        let Some(si) = images
+            .iter()
+            .find(|x| x.step == s.id && x.source != "host" && x.source != "pulled")
+        else {
             continue;
         };
         let missing = s
@@ -289,6 +319,7 @@ pub fn images_line(images: &[StepImage]) -> Option<String> {
         .iter()
         .map(|i| match i.source {
             "host" => format!("{} ran {} (host daemon)", i.step, i.requested),
+            "pulled" => format!("{} ran {} (pulled)", i.step, i.requested),
             "fixtures.images" => format!(
                 "{} ran {} as stand-in {} (fixtures.images)",
                 i.step, i.requested, i.ran_as
@@ -424,10 +455,16 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
     Ok(sc)
 }
 
+/// `sgsim run`'s switches.
+struct RunFlags {
+    keep_pod: bool,
+    pull: PullArg,
+}
+
 fn cmd_run(
     file: &Path,
     golden_dir: Option<PathBuf>,
-    keep_pod: bool,
+    flags: RunFlags,
     select: &Select,
     kind: RuntimeKind,
     report_dir: Option<&Path>,
@@ -465,8 +502,9 @@ fn cmd_run(
         let started_at = sgsim_cluster::apiserver::now_rfc3339();
         let settings = RunSettings {
             name: None,
-            keep_pod,
+            keep_pod: flags.keep_pod,
             host_images: true,
+            pull: flags.pull.into(),
         };
         let sink = |e| reporter.event(&Event::Run(e));
         let work = check::run_and_check(Ok(&sc), runtime.as_ref(), golden_dir.as_deref(), mode, &settings, &sink);
@@ -759,7 +797,15 @@ pub fn main_impl() -> i32 {
             select,
             runtime,
             report,
-        } => cmd_run(&file, golden, keep_pod, &select, runtime, report.as_deref()),
+            pull,
+        } => cmd_run(
+            &file,
+            golden,
+            RunFlags { keep_pod, pull },
+            &select,
+            runtime,
+            report.as_deref(),
+        ),
         Command::Test {
             filter,
             exact,
@@ -867,6 +913,7 @@ mod hint_tests {
             attempts: 1,
             strategy: None,
             reports: Default::default(),
+            image: None,
         }
     }
 
@@ -923,12 +970,19 @@ mod hint_tests {
             img("build", "maven:3.9", "maven:3.9", "host"),
             img("test", "alpine:3.19", "busybox", "stand-in"),
             img("tf", "hashicorp/terraform:1.5", "bash", "fixtures.images"),
+            img(
+                "lint",
+                "golangci/golangci-lint:v1",
+                "golangci/golangci-lint:v1",
+                "pulled",
+            ),
         ])
         .expect("a line");
         assert_eq!(
             line,
             "images: build ran maven:3.9 (host daemon); test ran alpine:3.19 as stand-in busybox; \
-             tf ran hashicorp/terraform:1.5 as stand-in bash (fixtures.images)"
+             tf ran hashicorp/terraform:1.5 as stand-in bash (fixtures.images); \
+             lint ran golangci/golangci-lint:v1 (pulled)"
         );
         // A real image's exit code 127 is not blamed on a stand-in.
         let rec = RunRecord {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use console::Style;
 use indicatif::{ProgressBar, ProgressStyle};
-use sgsim_cluster::images::BuildEvent;
+use sgsim_cluster::images::{BuildEvent, PullEvent};
 use sgsim_cluster::pool::SessionEvent;
 use sgsim_cluster::runner::RunEvent;
 use sgsim_core::initialize;
@@ -176,6 +176,26 @@ impl Reporter {
                         ));
                     }
                 }
+                SessionEvent::Pull(p) => match p {
+                    PullEvent::Started { image } => self.spin(format!("pulling {image}")),
+                    PullEvent::Progress { image, status } => {
+                        if self.progress {
+                            self.spin(format!("pulling {image}: {status}"))
+                        }
+                    }
+                    PullEvent::Done { image, took } => {
+                        self.spin_done(Some(format!("pulled {image} in {}", fmt_dur(*took))))
+                    }
+                    PullEvent::Failed { image, reason } => {
+                        self.spin_done(None);
+                        self.err(&format!(
+                            "{}",
+                            yellow.apply_to(format!(
+                                "warn: cannot pull {image}: {reason} (it runs as what this machine holds, else a stand-in; --pull never skips pulling)"
+                            ))
+                        ))
+                    }
+                },
                 SessionEvent::ImageLoaded { image, took } => self.err(&format!("loaded {image} in {}", fmt_dur(*took))),
             },
             Event::Note(n) => self.err(n),

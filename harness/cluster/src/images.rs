@@ -10,6 +10,7 @@
 //! vendor names.
 
 mod build;
+mod pull;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ use bollard::query_parameters::{ImportImageOptionsBuilder, TagImageOptionsBuilde
 use futures::StreamExt;
 
 use crate::docker::DockerError;
+
+pub use pull::{PullEvent, PullMode, images_to_pull, is_unreachable, pull_into_host};
 
 pub use build::{
     BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_blob_cache, prune_host,
@@ -181,6 +184,8 @@ pub struct HostImage {
     pub cmd: Vec<String>,
     /// Its USER (None: root).
     pub user: Option<String>,
+    /// Whether this run pulled it from its registry into the host daemon (`--pull`).
+    pub pulled: bool,
 }
 
 /// Where the image a step ran as came from, in the order sgsim looks.
@@ -190,6 +195,9 @@ pub enum ImageSource {
     Override,
     /// The host Docker daemon has the image under its own name: the real image ran.
     Host,
+    /// The run pulled the image from its registry into the host daemon (`--pull`): the real
+    /// image ran.
+    Pulled,
     /// A stand-in from the catalog.
     StandIn,
 }
@@ -200,6 +208,7 @@ impl ImageSource {
         match self {
             ImageSource::Override => "fixtures.images",
             ImageSource::Host => "host",
+            ImageSource::Pulled => "pulled",
             ImageSource::StandIn => "stand-in",
         }
     }
@@ -228,6 +237,7 @@ pub async fn host_images(host: &Docker, images: &[String]) -> Vec<(String, HostI
                 entrypoint: cfg.entrypoint.unwrap_or_default(),
                 cmd: cfg.cmd.unwrap_or_default(),
                 user: cfg.user.filter(|u| !u.is_empty()),
+                pulled: false,
             },
         ));
     }
@@ -290,6 +300,20 @@ impl ImageCatalog {
         }
     }
 
+    /// The catalog a conformance trial runs with on any machine: every stand-in (as if built) and
+    /// the scenario's `fixtures.images` overrides; no host images.
+    pub fn pinned(overrides: &std::collections::BTreeMap<String, String>) -> Self {
+        let mut built = BuiltImages::default();
+        for name in IMAGE_NAMES {
+            built.insert(name, &format!("sgsim/{name}:pinned"));
+        }
+        let mut catalog = Self::builtin(&built);
+        for (vendor, standin) in overrides {
+            catalog = catalog.with_override(vendor, standin);
+        }
+        catalog
+    }
+
     /// Adds a rule in front of all others: vendor images matching `vendor_pattern` use the
     /// stand-in `standin_name` (a name from [`IMAGE_NAMES`]).
     pub fn with_override(mut self, vendor_pattern: &str, standin_name: &str) -> Self {
@@ -314,17 +338,29 @@ impl ImageCatalog {
         let norm = normalize_reference(vendor);
         if self.rules[..self.overrides].iter().any(|(p, _)| glob_match(p, &norm)) {
             ImageSource::Override
-        } else if self.host.contains_key(&norm) && !NEVER_FROM_HOST.contains(&self.rule_name(&norm)) {
-            ImageSource::Host
+        } else if let Some(h) = self.host.get(&norm)
+            && !self.provided_by_sgsim(vendor)
+        {
+            if h.pulled {
+                ImageSource::Pulled
+            } else {
+                ImageSource::Host
+            }
         } else {
             ImageSource::StandIn
         }
     }
 
+    /// Whether sgsim runs its own image for `vendor` whatever the host holds: the product's addon
+    /// and lite-engine (sgsim plays the delegate with its own protocol) and the sandbox.
+    pub fn provided_by_sgsim(&self, vendor: &str) -> bool {
+        NEVER_FROM_HOST.contains(&self.rule_name(&normalize_reference(vendor)))
+    }
+
     /// What `vendor` runs as: the image itself when it comes from the host, else the stand-in's name.
     pub fn ran_as(&self, vendor: &str) -> String {
         match self.source(vendor) {
-            ImageSource::Host => normalize_reference(vendor),
+            ImageSource::Host | ImageSource::Pulled => normalize_reference(vendor),
             _ => self.standin_name(vendor).to_string(),
         }
     }
@@ -360,7 +396,7 @@ impl ImageCatalog {
 
     /// The image a vendor image runs as: the host's own image (see [`Self::source`]) or the stand-in.
     pub fn resolve(&self, vendor: &str) -> StandIn {
-        if self.source(vendor) == ImageSource::Host
+        if matches!(self.source(vendor), ImageSource::Host | ImageSource::Pulled)
             && let Some(h) = self.host.get(&normalize_reference(vendor))
         {
             return StandIn {
@@ -553,6 +589,18 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 3, "the table names stand-ins for GitClone and the AWS steps");
+    }
+
+    #[test]
+    fn the_pinned_catalog_is_the_stand_ins_and_the_overrides() {
+        let overrides = std::collections::BTreeMap::from([("alpine:3.19".to_string(), "python".to_string())]);
+        let c = ImageCatalog::pinned(&overrides);
+        assert_eq!(c.ran_as("alpine:3.19"), "python");
+        assert_eq!(c.source("alpine:3.19"), ImageSource::Override);
+        assert_eq!(c.ran_as("alpine:3.18"), "busybox");
+        assert_eq!(c.source("alpine:3.18"), ImageSource::StandIn);
+        assert_eq!(c.ran_as("docker:dind"), "dind");
+        assert_eq!(c.ran_as("maven:3-openjdk"), DEFAULT_STANDIN);
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub enum SessionEvent {
         /// Whether the privileged fallback is in use.
         fallback: bool,
     },
+    /// A step's image is being pulled into the host daemon before the run (`--pull`).
+    Pull(crate::images::PullEvent),
     /// An image was loaded into a node.
     ImageLoaded {
         /// Vendor name.

@@ -84,7 +84,7 @@ pub enum RunEvent {
         name: String,
     },
     /// A step ended; its log is complete.
-    StepFinished(StepRecord),
+    StepFinished(Box<StepRecord>),
 }
 
 /// The ENTRYPOINT and CMD of an image (the delegate asks the lite-engine's GetImageEntrypoint in
@@ -162,7 +162,7 @@ pub async fn run(
         Ok(false) => {
             let steps = skipped_steps(&plan);
             for s in &steps {
-                sink(RunEvent::StepFinished(s.clone()));
+                sink(RunEvent::StepFinished(Box::new(s.clone())));
             }
             return Ok(RunRecord {
                 pod: None,
@@ -445,5 +445,6 @@ fn skipped(s: &PlannedStep) -> StepRecord {
         attempts: 0,
         strategy: None,
         reports: BTreeMap::new(),
+        image: None,
     }
 }

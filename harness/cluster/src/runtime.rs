@@ -45,6 +45,14 @@ pub enum RuntimeError {
         if .0.len() == 1 { "the step" } else { "the steps" }
     )]
     NoImage(Vec<(String, String)>),
+    /// `--pull always` and an image could not be pulled.
+    #[error("cannot pull {image}: {reason} (--pull always; --pull missing runs what the host holds or a stand-in)")]
+    Pull {
+        /// The image.
+        image: String,
+        /// What the daemon said.
+        reason: String,
+    },
     /// A node container stopped (or the host daemon stopped answering) while the run was on it.
     #[error("{0}")]
     NodeLost(crate::pool::NodeLost),
@@ -54,7 +62,10 @@ impl RuntimeError {
     /// The error with its whole chain of causes, on one line.
     pub fn chain(&self) -> String {
         match self {
-            RuntimeError::PoolStart(_) | RuntimeError::NoImage(_) | RuntimeError::NodeLost(_) => self.to_string(),
+            RuntimeError::PoolStart(_)
+            | RuntimeError::NoImage(_)
+            | RuntimeError::NodeLost(_)
+            | RuntimeError::Pull { .. } => self.to_string(),
             RuntimeError::Session(e) => error_chain(e),
             RuntimeError::Fake(e) => error_chain(e),
             RuntimeError::Run(e) => error_chain(e),
@@ -85,6 +96,42 @@ pub struct RunOutput {
     pub images: Vec<StepImage>,
 }
 
+impl RunOutput {
+    /// The output of a run, each step's image also recorded in the record (result.yaml's `image:`).
+    pub fn new(mut record: RunRecord, images: Vec<StepImage>) -> RunOutput {
+        for step in &mut record.steps {
+            if let Some(i) = images.iter().find(|i| i.step == step.id) {
+                step.image = Some(sgsim_core::record::ImageRecord {
+                    requested: i.requested.clone(),
+                    ran_as: i.ran_as.clone(),
+                    source: i.source.to_string(),
+                });
+            }
+        }
+        RunOutput { record, images }
+    }
+}
+
+/// The image of each step of the scenario that names one: `resolve` tells what it ran as and
+/// where that came from.
+fn step_images(scenario: &Scenario, resolve: impl Fn(&str) -> (String, &'static str)) -> Vec<StepImage> {
+    sgsim_core::render::plan(scenario)
+        .flat()
+        .into_iter()
+        .filter_map(|st| {
+            st.image.as_ref().map(|i| {
+                let (ran_as, source) = resolve(i);
+                StepImage {
+                    step: st.id.clone(),
+                    requested: i.clone(),
+                    ran_as,
+                    source,
+                }
+            })
+        })
+        .collect()
+}
+
 /// How one run is labelled.
 #[derive(Debug, Clone, Default)]
 pub struct RunSettings {
@@ -96,6 +143,9 @@ pub struct RunSettings {
     /// (`sgsim run`); the conformance suite leaves it off, so a trial runs the same images on
     /// every machine.
     pub host_images: bool,
+    /// Whether images are pulled from their registries into the host daemon first (only with
+    /// `host_images`).
+    pub pull: crate::images::PullMode,
 }
 
 /// Live progress of a run: the pool's start-up and the run's own events.
@@ -201,6 +251,79 @@ impl DockerRuntime {
         }
     }
 
+    /// Pulls the images `mode` asks for into the host daemon (see [`crate::images::images_to_pull`]),
+    /// with the credentials of the scenario's Docker connector for each registry; returns the
+    /// normalized references pulled. A failed pull is reported and the step runs what the host
+    /// holds or a stand-in, unless the mode is `always`; a registry that could not be reached is
+    /// not asked again.
+    async fn pull_images(
+        &self,
+        pool: &Arc<NodePool>,
+        scenario: &Scenario,
+        wanted: &[String],
+        mode: crate::images::PullMode,
+    ) -> Result<std::collections::HashSet<String>, RuntimeError> {
+        use crate::images::{self, PullEvent, PullMode, normalize_reference};
+        let mut pulled = std::collections::HashSet::new();
+        if mode == PullMode::Never {
+            return Ok(pulled);
+        }
+        let present: std::collections::HashSet<String> = images::host_images(pool.host(), wanted)
+            .await
+            .into_iter()
+            .map(|(vendor, _)| normalize_reference(&vendor))
+            .collect();
+        let catalog = images::ImageCatalog::pinned(&scenario.fixtures().images);
+        let specs = crate::registry::specs_for_scenario(scenario);
+        let declared_missing: std::collections::HashSet<String> = specs
+            .iter()
+            .flat_map(|s| s.missing.iter().map(|m| normalize_reference(m)))
+            .collect();
+        let to_pull = images::images_to_pull(mode, wanted, &present, |i| {
+            catalog.provided_by_sgsim(i)
+                || catalog.source(i) == images::ImageSource::Override
+                || declared_missing.contains(&normalize_reference(i))
+        });
+        let progress = self.progress.clone();
+        let report = move |e: PullEvent| progress(SessionEvent::Pull(e));
+        let mut unreachable: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for image in to_pull {
+            let registry = crate::registry::registry_host(&image);
+            if unreachable.contains(&registry) {
+                report(PullEvent::Failed {
+                    image: image.clone(),
+                    reason: format!("not tried: {registry} could not be reached"),
+                });
+                continue;
+            }
+            let credentials = specs
+                .iter()
+                .find(|s| s.host == registry)
+                .and_then(|s| s.credentials.clone())
+                .map(|(username, password)| bollard::auth::DockerCredentials {
+                    username: Some(username),
+                    password: Some(password),
+                    serveraddress: Some(registry.clone()),
+                    ..Default::default()
+                });
+            match images::pull_into_host(pool.host(), &image, credentials, &report).await {
+                Ok(_) => {
+                    pulled.insert(normalize_reference(&image));
+                }
+                Err(reason) => {
+                    if mode == PullMode::Always {
+                        return Err(RuntimeError::Pull { image, reason });
+                    }
+                    if images::is_unreachable(&reason) {
+                        unreachable.insert(registry);
+                    }
+                    report(PullEvent::Failed { image, reason });
+                }
+            }
+        }
+        Ok(pulled)
+    }
+
     async fn run_on_nodes(
         &self,
         pool: &Arc<NodePool>,
@@ -219,7 +342,12 @@ impl DockerRuntime {
                 .chain(spec.containers)
                 .filter_map(|c| c.image)
                 .collect();
-            crate::images::host_images(pool.host(), &wanted).await
+            let pulled = self.pull_images(pool, scenario, &wanted, settings.pull).await?;
+            let mut host = crate::images::host_images(pool.host(), &wanted).await;
+            for (vendor, img) in &mut host {
+                img.pulled = pulled.contains(&crate::images::normalize_reference(vendor));
+            }
+            host
         } else {
             Vec::new()
         };
@@ -254,23 +382,9 @@ impl DockerRuntime {
             sink,
         )
         .await;
-        let images = sgsim_core::render::plan(scenario)
-            .flat()
-            .into_iter()
-            .filter_map(|st| {
-                st.image.as_ref().map(|i| StepImage {
-                    step: st.id.clone(),
-                    requested: i.clone(),
-                    ran_as: cluster.ran_as(i),
-                    source: cluster.image_source(i).as_str(),
-                })
-            })
-            .collect();
+        let images = step_images(scenario, |i| (cluster.ran_as(i), cluster.image_source(i).as_str()));
         cluster.shutdown().await;
-        Ok(RunOutput {
-            record: record?,
-            images,
-        })
+        Ok(RunOutput::new(record?, images))
     }
 }
 
@@ -371,10 +485,11 @@ impl Runtime for FakeRuntime {
             )
             .await;
             cluster.shutdown().await;
-            Ok(RunOutput {
-                record: record?,
-                images: Vec::new(),
-            })
+            // No image runs here; each step is recorded with the image the Docker tier runs for it
+            // on any machine (the conformance suite's pinned images: overrides, then stand-ins).
+            let catalog = crate::images::ImageCatalog::pinned(&scenario.fixtures().images);
+            let images = step_images(scenario, |i| (catalog.ran_as(i), catalog.source(i).as_str()));
+            Ok(RunOutput::new(record?, images))
         })
     }
 

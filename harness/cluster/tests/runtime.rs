@@ -67,6 +67,15 @@ async fn fake_runtime_runs_a_scenario_through_the_runner() {
     );
     assert!(!lines.lock().unwrap().is_empty(), "the sink hears the run");
     assert!(!FakeRuntime.writes_goldens());
+    // Each step records the image the Docker tier runs for it (result.yaml's `image:`).
+    assert_eq!(
+        out.record.steps[0].image,
+        Some(sgsim_core::record::ImageRecord {
+            requested: "alpine:3.20".into(),
+            ran_as: "busybox".into(),
+            source: "stand-in".into(),
+        })
+    );
 }
 
 #[tokio::test]

@@ -87,6 +87,21 @@ pub struct StepRecord {
     pub strategy: Option<String>,
     /// Report files (reportPaths) collected when the group ended: path → content.
     pub reports: BTreeMap<String, String>,
+    /// The image the step's container ran as (None for steps without a container image, and
+    /// before the runtime fills it in).
+    pub image: Option<ImageRecord>,
+}
+
+/// The image a step's container ran as: result.yaml's `image: {requested, ranAs, source}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// The image as the step group names it.
+    pub requested: String,
+    /// What ran for it: a stand-in's name (`busybox`, `python`, ...), or the image itself when
+    /// the real image ran.
+    pub ran_as: String,
+    /// Where it came from: `fixtures.images`, `host`, `pulled` or `stand-in`.
+    pub source: String,
 }
 
 /// Everything a run observed.

@@ -105,6 +105,17 @@ struct StepResult {
     /// reportPaths files collected: path → content.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     reports: BTreeMap<String, String>,
+    /// The image the step's container ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageResult>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageResult {
+    requested: String,
+    ran_as: String,
+    source: String,
 }
 
 /// The golden files of a run: pod.yaml, initialize.log, steps/<id>.log (not for Background
@@ -148,6 +159,11 @@ pub fn golden_files(scenario: &Scenario, rec: &RunRecord) -> Result<BTreeMap<Str
                     .iter()
                     .map(|(k, v)| (k.clone(), normalize::normalize_log(v, secrets)))
                     .collect(),
+                image: s.image.as_ref().map(|i| ImageResult {
+                    requested: i.requested.clone(),
+                    ran_as: i.ran_as.clone(),
+                    source: i.source.clone(),
+                }),
             })
             .collect(),
     };

@@ -71,7 +71,7 @@ impl StepCtx<'_> {
     fn finish_skipped(&self, s: &PlannedStep, why: Option<String>) -> (StepRecord, Effect) {
         let mut r = skipped(s);
         r.error = why;
-        (self.sink)(RunEvent::StepFinished(r.clone()));
+        (self.sink)(RunEvent::StepFinished(Box::new(r.clone())));
         (r, Effect::None)
     }
 
@@ -176,7 +176,7 @@ impl StepCtx<'_> {
         } else if s.kind == model::StepKind::NoContainer && rec.status == Outcome::Success {
             rec.log = format!("{} approved by sgsim (no approver is simulated)\n", s.step_type);
         }
-        (self.sink)(RunEvent::StepFinished(rec.clone()));
+        (self.sink)(RunEvent::StepFinished(Box::new(rec.clone())));
         (rec, effect)
     }
 
@@ -185,7 +185,7 @@ impl StepCtx<'_> {
         let mut r = skipped(s);
         r.status = Outcome::Failed;
         r.error = Some(why);
-        (self.sink)(RunEvent::StepFinished(r.clone()));
+        (self.sink)(RunEvent::StepFinished(Box::new(r.clone())));
         (r, Effect::Fail)
     }
 
