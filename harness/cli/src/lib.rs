@@ -13,6 +13,7 @@ pub mod new_cmd;
 pub mod output;
 pub mod report;
 pub mod reporter;
+pub mod repro;
 pub mod review;
 pub mod user_kubeconfig;
 
@@ -164,6 +165,33 @@ pub enum Command {
         /// Pull step images from their registries into this machine's Docker daemon first, so the
         /// real image runs: `missing` (images it does not hold), `always` or `never`. An image
         /// that is neither held nor pulled runs as a stand-in, named as such.
+        #[arg(long, value_enum, env = "SGSIM_PULL", default_value = "missing")]
+        pull: PullArg,
+    },
+    /// Turn a customer's pipeline into a conformance scenario: write scenarios/NAME/ (the pipeline
+    /// verbatim, every inferred fixture with a comment), run it on real containers, write
+    /// golden/NAME/ from that run; with --log, name the first line where the customer's Initialize
+    /// log and sgsim's part (exit 3).
+    #[command(after_help = EXIT_CODES)]
+    Repro {
+        /// The customer's pipeline YAML (or step group template).
+        pipeline: PathBuf,
+        /// Which step group, and under which identifier.
+        #[command(flatten)]
+        select: Select,
+        /// Runtime input values: a YAML mapping of field paths to values.
+        #[arg(long, value_name = "FILE")]
+        inputs: Option<PathBuf>,
+        /// The customer's Initialize log, as copied from the product's UI (timestamps and all).
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// The scenario's name (default: repro-<file name>).
+        #[arg(long)]
+        name: Option<String>,
+        /// The directory holding scenarios/ and golden/ (default: this repository).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Pull step images from their registries first (see `sgsim run --pull`).
         #[arg(long, value_enum, env = "SGSIM_PULL", default_value = "missing")]
         pull: PullArg,
     },
@@ -330,7 +358,7 @@ pub fn images_line(images: &[StepImage]) -> Option<String> {
     Some(format!("images: {}", parts.join("; ")))
 }
 
-fn print_diagnostics(e: &ScenarioError) {
+pub(crate) fn print_diagnostics(e: &ScenarioError) {
     let fancy = output::color_stderr();
     for d in &e.diagnostics().items {
         if fancy {
@@ -405,7 +433,7 @@ fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
     }
 }
 
-fn tokio_runtime() -> tokio::runtime::Runtime {
+pub(crate) fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -806,6 +834,23 @@ pub fn main_impl() -> i32 {
             runtime,
             report.as_deref(),
         ),
+        Command::Repro {
+            pipeline,
+            select,
+            inputs,
+            log,
+            name,
+            root,
+            pull,
+        } => repro::cmd_repro(&repro::ReproArgs {
+            pipeline: &pipeline,
+            select: &select,
+            inputs: inputs.as_deref(),
+            log: log.as_deref(),
+            name: name.as_deref(),
+            root: root.as_deref(),
+            pull,
+        }),
         Command::Test {
             filter,
             exact,

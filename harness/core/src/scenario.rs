@@ -177,6 +177,9 @@ pub struct LoadOptions {
     /// Run a step group template under this identifier: the one it has in the customer's pipeline,
     /// so `<+execution.steps.<identifier>.…>` expressions in it resolve. Only for template files.
     pub identifier: Option<String>,
+    /// Values of runtime inputs (`<+input>`), by field path, for a bare pipeline (`sgsim repro
+    /// --inputs`); a scenario.yaml gives them under `fixtures.inputs`.
+    pub inputs: Vec<(String, crate::yaml::Node)>,
 }
 
 /// Load a scenario.yaml or a bare pipeline YAML. `path` is the file's path as shown in

@@ -141,7 +141,7 @@ impl Ctx<'_> {
                 } else {
                     None
                 };
-                return match inferred {
+                let value = match inferred {
                     Some(v) => {
                         self.warn(
                             node.pos,
@@ -165,6 +165,10 @@ impl Ctx<'_> {
                         }
                     }
                 };
+                // Recorded, so the bare pipeline's inferred fixtures hold it (`sgsim repro`).
+                self.res.inputs.insert(fqn.to_string(), value.clone());
+                self.res.used_inputs.insert(fqn.to_string());
+                return value;
             }
             let known: Vec<&str> = self.res.inputs.keys().map(String::as_str).collect();
             let help = match suggest(fqn, known.iter().copied()) {

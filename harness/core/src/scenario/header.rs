@@ -207,6 +207,7 @@ pub struct Connector {
     /// Identifier, with scope prefix as referenced (`account.harnessImage`, `k8s`).
     pub identifier: String,
     /// `DockerRegistry`, `KubernetesCluster`, `Aws`, `Git`, `Github`...
+    #[serde(rename = "type")]
     pub connector_type: String,
     /// Registry/API URL.
     pub url: Option<String>,

@@ -82,6 +82,9 @@ pub(super) fn load_inner(
             ..Default::default()
         };
         res.infer_secrets = true;
+        for (k, v) in &opts.inputs {
+            res.inputs.insert(k.clone(), v.clone());
+        }
         return finish(
             header,
             file.clone(),
@@ -427,6 +430,10 @@ fn finish(
     }
     if header.bare {
         infer_fixtures(&mut header.fixtures, &group);
+        // What the pipeline read that sgsim inferred or was given: Harness secrets and runtime
+        // inputs, so the fixtures say everything the run used (`sgsim repro` writes them).
+        header.fixtures.harness_secrets = ctx.res.secrets.clone();
+        header.fixtures.inputs = ctx.res.inputs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
         let labels = node_labels_for(&group);
         if !labels.is_empty() {
             let spec = f.node.get("stepGroupInfra").and_then(|i| i.get("spec"));
