@@ -264,6 +264,44 @@ pub static ALL: &[StepType] = &[
         StepKind::Plugin,
         Some("harness/google-cloud-run-plugin:1.0.9-linux-amd64"),
     ),
+    // Azure Functions (CD deployment type AzureFunction): the product's Basic strategy generates
+    // a containerized step group whose steps name their image. Default: the image of the
+    // Harness sample harness-community/harnesscd-example-apps
+    // `azure-function-deployment/harness-cd-pipelines/pipeline.yaml` @ 9e6c5f0152d1 (its
+    // AzureFunctionRollback step); the product docs (developer-hub
+    // `docs/continuous-delivery/deploy-srv-diff-platforms/azure/azure-function-tutorial.md`)
+    // name the repository `harness/azure-function-plugin` on Docker Hub without a tag.
+    // (harness-core's sources, where the product's own default would be, could not be fetched.)
+    row(
+        "AzureFunctionDeploy",
+        StepKind::Plugin,
+        Some("harnessdev/azure-function-plugin:1.0.15-linux-amd64"),
+    ),
+    row(
+        "AzureFunctionRollback",
+        StepKind::Plugin,
+        Some("harnessdev/azure-function-plugin:1.0.15-linux-amd64"),
+    ),
+    // AWS Agent Core (deployment type AiAgent): the image of the product's Canary step group as
+    // developer-hub `docs/continuous-delivery/ai-agent-deployments/aws-agent-core/canary-deployment.md`
+    // @ ae7cf95ace4c gives it ("The step type is `RollbackAwsAgentCoreRevision` and the **Image**
+    // is `harness/aws-agentcore-plugin:1.0.0-linux-amd64`", and the same image in its YAML for
+    // the deploy and traffic-shift steps).
+    row(
+        "DeployAwsAgentCoreRevision",
+        StepKind::Plugin,
+        Some("harness/aws-agentcore-plugin:1.0.0-linux-amd64"),
+    ),
+    row(
+        "ShiftAwsAgentCoreTraffic",
+        StepKind::Plugin,
+        Some("harness/aws-agentcore-plugin:1.0.0-linux-amd64"),
+    ),
+    row(
+        "RollbackAwsAgentCoreRevision",
+        StepKind::Plugin,
+        Some("harness/aws-agentcore-plugin:1.0.0-linux-amd64"),
+    ),
     // Other steps documented as running in a containerized step group: GitHub Actions, Slack
     // notifications, Database DevOps, supply-chain (SBOM/SLSA) and STO scanner steps. Their
     // default images are sgsim's best knowledge of the product's plugin images.
@@ -354,5 +392,24 @@ mod tests {
             Some("harness/drone-git:1.3.4-rootless")
         );
         assert!(by_type("Nope").is_none());
+    }
+
+    #[test]
+    fn azure_function_and_aws_agent_core_steps_are_plugin_steps_with_the_product_images() {
+        let azure = "harnessdev/azure-function-plugin:1.0.15-linux-amd64";
+        let agent_core = "harness/aws-agentcore-plugin:1.0.0-linux-amd64";
+        for (name, image) in [
+            ("AzureFunctionDeploy", azure),
+            ("AzureFunctionRollback", azure),
+            ("DeployAwsAgentCoreRevision", agent_core),
+            ("ShiftAwsAgentCoreTraffic", agent_core),
+            ("RollbackAwsAgentCoreRevision", agent_core),
+        ] {
+            let t = by_type(name).unwrap_or_else(|| panic!("{name} has no row"));
+            assert_eq!((t.kind, t.default_image), (StepKind::Plugin, Some(image)), "{name}");
+            // No core stand-in: the image catalog decides, and an image without one is refused.
+            assert_eq!(t.stand_in, None, "{name}");
+            assert!(is_product_image(image));
+        }
     }
 }

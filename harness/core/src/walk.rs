@@ -8,7 +8,7 @@ use crate::diag::{Diagnostic, Diagnostics, Severity, SourceFile, suggest};
 use crate::yaml::{Node, Pos, Value};
 
 /// Values for expressions, shared by every file of a load.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Resolver {
     /// Runtime inputs by field path.
     pub inputs: BTreeMap<String, Node>,
@@ -21,6 +21,83 @@ pub(crate) struct Resolver {
     pub used_secrets: Vec<String>,
     /// Input keys used.
     pub used_inputs: std::collections::BTreeSet<String>,
+    /// Values of the other expressions known before the pod exists, by expression without
+    /// `<+` `>`: the scenario's `fixtures.expressions`, the pipeline's and the step group's stage's
+    /// variables, `env.variables`, the pipeline's and stage's identifier and name
+    /// ([`Resolver::set_known`]). The product resolves these before it creates the pod.
+    pub known: BTreeMap<String, String>,
+    /// Validation only (a step group other than the one that runs): a runtime input without a
+    /// value and an unknown secret are no error (they are asked for, or exist, when that group
+    /// runs), and a required field given as `<+input>` is present.
+    pub validate_only: bool,
+}
+
+/// What an expression with no value in sgsim becomes in a field ([`Ctx::expand`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fallback<'a> {
+    /// The field is this value when it is exactly one such expression; an expression inside a
+    /// longer value becomes its last name segment.
+    Whole(&'a str),
+    /// Each such expression becomes its last name segment (`<+pipeline.variables.plugin_image>`
+    /// → `plugin-image`).
+    LastSegment,
+    /// The field is unset.
+    Unset,
+}
+
+impl Resolver {
+    /// Sets [`Resolver::known`]: `pinned` (fixtures.expressions) wins over the pipeline's own
+    /// values; variable values that hold expressions are expanded (8 levels at most).
+    pub fn set_known(
+        &mut self,
+        pinned: &BTreeMap<String, String>,
+        pipeline: &crate::model::Pipeline,
+        stage: &crate::model::StageInfo,
+        env_variables: &BTreeMap<String, String>,
+    ) {
+        let mut known = BTreeMap::new();
+        known.insert("pipeline.identifier".to_string(), pipeline.identifier.clone());
+        known.insert("pipeline.name".to_string(), pipeline.name.clone());
+        known.insert("stage.identifier".to_string(), stage.identifier.clone());
+        known.insert("stage.name".to_string(), stage.name.clone());
+        for (k, v) in &pipeline.variables {
+            known.insert(format!("pipeline.variables.{k}"), v.clone());
+        }
+        for (k, v) in &stage.variables {
+            known.insert(format!("stage.variables.{k}"), v.clone());
+            known.insert(format!("pipeline.stages.{}.variables.{k}", stage.identifier), v.clone());
+        }
+        for (k, v) in env_variables {
+            known.insert(format!("env.variables.{k}"), v.clone());
+        }
+        for (k, v) in pinned {
+            known.insert(k.clone(), v.clone());
+        }
+        for _ in 0..8 {
+            let snapshot = known.clone();
+            let mut changed = false;
+            for v in known.values_mut() {
+                for e in other_expressions(v) {
+                    if let Some(x) = snapshot.get(expr_inner(&e)).filter(|x| !x.contains(&e)) {
+                        *v = v.replace(&e, x);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.known = known;
+    }
+}
+
+/// `<+pipeline.variables.x>` → `pipeline.variables.x`.
+pub(crate) fn expr_inner(expr: &str) -> &str {
+    expr.strip_prefix("<+")
+        .and_then(|e| e.strip_suffix('>'))
+        .unwrap_or(expr)
+        .trim()
 }
 
 /// A reading context for one file.
@@ -42,6 +119,52 @@ impl Ctx<'_> {
     pub fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
         let d = Diagnostic::new(Severity::Warning, &self.file, pos, msg);
         self.diags.push(d);
+    }
+
+    /// `value` of field `key` (at `pos`) with every expression other than inputs and secrets
+    /// replaced by its value ([`Resolver::known`]); one without a value becomes what `fallback`
+    /// says, with a warning naming the fixtures.expressions key that pins it, so no expression
+    /// reaches Kubernetes raw. `None` when the field ends up unset.
+    pub fn expand(&mut self, value: &str, pos: Pos, key: &str, fallback: Fallback<'_>) -> Option<String> {
+        let exprs = other_expressions(value);
+        if exprs.is_empty() {
+            return Some(value.to_string());
+        }
+        let whole = exprs.len() == 1 && value.trim() == exprs[0];
+        let mut out = value.to_string();
+        for e in exprs {
+            let name = expr_inner(&e).to_string();
+            if let Some(v) = self.res.known.get(&name) {
+                out = out.replace(&e, &v.clone());
+                continue;
+            }
+            let (v, shown) = match fallback {
+                Fallback::Whole(f) if whole => (Some(f.to_string()), format!("`{f}`")),
+                Fallback::Unset if whole => (None, "nothing (the field is unset)".to_string()),
+                _ => {
+                    let v = name
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or(&name)
+                        .to_ascii_lowercase()
+                        .replace('_', "-");
+                    let shown = format!("`{v}`");
+                    (Some(v), shown)
+                }
+            };
+            self.warn(
+                pos,
+                format!(
+                    "expression `{e}` in `{key}` has no value in sgsim; using {shown} (pin it under \
+                     fixtures.expressions: `{name}: <value>`)"
+                ),
+            );
+            match v {
+                Some(v) => out = out.replace(&e, &v),
+                None => return None,
+            }
+        }
+        Some(out)
     }
 
     /// Require a mapping; report unknown keys (with a suggestion) and duplicates. `what` names
@@ -125,6 +248,13 @@ impl Ctx<'_> {
             if let Some(def) = input_default(t) {
                 return Node {
                     value: Value::Str(def),
+                    pos: node.pos,
+                    raw: None,
+                };
+            }
+            if self.res.validate_only {
+                return Node {
+                    value: Value::Null,
                     pos: node.pos,
                     raw: None,
                 };
@@ -214,6 +344,7 @@ impl Ctx<'_> {
             let arg = after[..end].trim().trim_matches(|c| c == '"' || c == '\'');
             let value = match self.res.secrets.get(arg) {
                 Some(v) => v.clone(),
+                None if self.res.validate_only => format!("sgsim-secret-{arg}"),
                 None if self.res.infer_secrets => {
                     let v = format!("sgsim-secret-{arg}");
                     self.warn(
@@ -275,6 +406,13 @@ impl Ctx<'_> {
             }
             Some((k, v)) => {
                 let s = self.scalar(v, &format!("{fqn}.{key}"), &format!("`{key}`"));
+                if s.is_none()
+                    && self.res.validate_only
+                    && v.scalar_text().is_some_and(|t| t.trim().starts_with("<+input>"))
+                {
+                    // A runtime input: given when that step group runs.
+                    return None;
+                }
                 match s {
                     Some(s) if !s.trim().is_empty() => Some(s),
                     Some(_) | None => {

@@ -468,3 +468,159 @@ fn rbac_fixtures_are_checked_where_they_are_written() {
     assert_eq!(sc.fixtures().rbac[0]["kind"], "ClusterRole");
     assert_eq!(sc.fixtures().rbac[0]["rules"][0]["verbs"][0], "list");
 }
+
+/// Two stages with one containerized step group each; `ns_b` is the second group's namespace
+/// line (`None`: no namespace).
+fn two_group_pipeline(ns_b: Option<&str>) -> String {
+    let ns_b = ns_b
+        .map(|n| format!("\n                      namespace: {n}"))
+        .unwrap_or_default();
+    format!(
+        "pipeline:
+  identifier: p
+  stages:
+    - stage:
+        identifier: a
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: ga
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec:
+                      connectorRef: k8s
+                      namespace: ns1
+                  steps:
+                    - step: {{identifier: r, type: Run, spec: {{image: alpine, command: <+input>}}}}
+    - stage:
+        identifier: b
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: gb
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec:
+                      connectorRef: <+input>{ns_b}
+                  steps:
+                    - step: {{identifier: x, type: Run, spec: {{image: <+input>, command: <+secrets.getValue(\"nope\")>}}}}
+                    - step: {{identifier: y, type: Nope, spec: {{}}}}
+"
+    )
+}
+
+#[test]
+fn every_containerized_step_group_of_the_pipeline_is_validated() {
+    // The product validates the whole pipeline: with `ga` selected, `gb`'s errors are reported
+    // too, at their own positions; its runtime inputs and secrets are no error (they are given
+    // when `gb` runs).
+    let scen = "name: t\npipeline: p.yaml\nstepGroup: ga\nfixtures:\n  namespaces: [ns1]\n  connectors: [{identifier: k8s, type: KubernetesCluster}]\n  inputs:\n    pipeline.stages.a.spec.execution.steps.ga.steps.r.spec.command: echo hi\n";
+    let e = errs("scenario.yaml", scen, &[("p.yaml", &two_group_pipeline(None))]);
+    assert_eq!(
+        e,
+        vec![
+            "p.yaml:29:21: missing required field `namespace` in stepGroupInfra.spec".to_string(),
+            "p.yaml:33:51: step type `Nope` is not supported in a containerized step group; supported types: "
+                .to_string()
+                + &sgsim_core::step_types::names().collect::<Vec<_>>().join(", "),
+        ]
+    );
+    // With `gb` valid, `ga` loads, and nothing of `gb` is reported (not even warnings).
+    let fixed = two_group_pipeline(Some("ns2")).replace("type: Nope", "type: Run, spec: {image: a, command: b}} #");
+    let s = load_with("scenario.yaml", scen, &[("p.yaml", &fixed)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.step_group.identifier, "ga");
+    assert!(s.warnings.is_empty(), "{}", s.warnings);
+    // Selecting the invalid group reports the same errors, plus its own inputs and secrets.
+    let scen_b = "name: t\npipeline: p.yaml\nstepGroup: gb\n";
+    let e = errs("scenario.yaml", scen_b, &[("p.yaml", &two_group_pipeline(None))]);
+    assert!(
+        e.iter()
+            .any(|d| d.starts_with("p.yaml:29:21: missing required field `namespace`")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|d| d.contains("harness secret `nope` is not defined")),
+        "{e:#?}"
+    );
+    assert!(!e.iter().any(|d| d.contains(".ga.")), "{e:#?}");
+}
+
+#[test]
+fn step_images_and_container_fields_resolve_their_expressions() {
+    // `<+pipeline.variables.plugin_image>` (harness-community/cd-tidbit-custom-plugins): the
+    // product resolves it before it creates the pod; so do stage variables, env.variables and
+    // fixtures.expressions, in the image, the step's connectorRef, its resources and pull policy,
+    // and the group's namespace.
+    let p = "pipeline:
+  identifier: p
+  variables:
+    - {name: plugin_image, type: String, value: myorg/plugin:<+pipeline.variables.tag>}
+    - {name: tag, type: String, value: '1.2'}
+    - {name: ns, type: String, value: apps}
+  stages:
+    - stage:
+        identifier: s
+        type: Custom
+        variables:
+          - {name: mem, type: String, value: 300Mi}
+        spec:
+          execution:
+            steps:
+              - stepGroup:
+                  identifier: g
+                  stepGroupInfra:
+                    type: KubernetesDirect
+                    spec:
+                      connectorRef: k8s
+                      namespace: <+pipeline.variables.ns>
+                  steps:
+                    - step:
+                        identifier: plug
+                        type: Plugin
+                        spec:
+                          connectorRef: <+env.variables.registry>
+                          image: <+pipeline.variables.plugin_image>
+                          imagePullPolicy: <+infra.pull>
+                          resources: {limits: {memory: <+stage.variables.mem>, cpu: <+infra.cpu>}}
+                    - step:
+                        identifier: other
+                        type: Plugin
+                        spec:
+                          image: <+artifact.image>
+";
+    let scen = "name: t\npipeline: p.yaml\nfixtures:\n  namespaces: [apps]\n  envVariables: {registry: dockerhub}\n  connectors: [{identifier: k8s, type: KubernetesCluster}, {identifier: dockerhub, type: DockerRegistry, url: 'https://index.docker.io/v2/'}]\n  expressions:\n    infra.pull: IfNotPresent\n";
+    let s = load_with("scenario.yaml", scen, &[("p.yaml", p)]).unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.namespace(), "apps");
+    let steps = s.step_group.flat_steps();
+    let plug = steps[0];
+    assert_eq!(plug.image.as_deref(), Some("myorg/plugin:1.2"));
+    assert_eq!(plug.connector_ref.as_deref(), Some("dockerhub"));
+    assert_eq!(plug.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(plug.memory_limit.as_deref(), Some("300Mi"));
+    // An expression sgsim has no value for never reaches Kubernetes raw: a resource limit is
+    // unset, an image gets its last name segment, each with a file:line:col warning.
+    assert_eq!(plug.cpu_limit, None);
+    assert_eq!(steps[1].image.as_deref(), Some("image"));
+    let w: Vec<String> = s.warnings.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        vec![
+            "p.yaml:31:85: expression `<+infra.cpu>` in `cpu` has no value in sgsim; using nothing (the field is unset) (pin it under fixtures.expressions: `infra.cpu: <value>`)",
+            "p.yaml:36:34: expression `<+artifact.image>` in `image` has no value in sgsim; using `image` (pin it under fixtures.expressions: `artifact.image: <value>`)",
+        ]
+    );
+    let pod = sgsim_core::render_pod(&s);
+    let images: Vec<String> = pod
+        .spec
+        .unwrap()
+        .containers
+        .iter()
+        .filter_map(|c| c.image.clone())
+        .collect();
+    assert!(images.iter().all(|i| !i.contains("<+")), "{images:?}");
+    assert!(images.contains(&"myorg/plugin:1.2".to_string()), "{images:?}");
+}

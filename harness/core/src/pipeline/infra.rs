@@ -195,6 +195,8 @@ pub(super) fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs
 
 pub(super) fn pull_policy(ctx: &mut Ctx<'_>, map: &Node, fqn: &str) -> Option<String> {
     let p = ctx.str_field(map, "imagePullPolicy", fqn)?;
+    let pos = map.get("imagePullPolicy").map(|n| n.pos).unwrap_or_default();
+    let p = ctx.expand(&p, pos, "imagePullPolicy", crate::walk::Fallback::Unset)?;
     const OK: &[&str] = &["Always", "Never", "IfNotPresent"];
     if !OK.contains(&p.as_str()) {
         let pos = map.get("imagePullPolicy").map(|n| n.pos).unwrap_or_default();

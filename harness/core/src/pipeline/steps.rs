@@ -2,9 +2,10 @@
 //! (from [`crate::step_types`]), spec, image, command, settings, resources and reports.
 
 use super::infra::pull_policy;
+use crate::defaults::DEFAULT_HARNESS_IMAGE_CONNECTOR;
 use crate::model::*;
 use crate::step_types;
-use crate::walk::Ctx;
+use crate::walk::{Ctx, Fallback};
 use crate::yaml::{Node, Value};
 
 pub(super) fn read_steps(ctx: &mut Ctx<'_>, list: &Node, fqn: &str, depth: usize) -> Vec<StepNode> {
@@ -165,7 +166,15 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
     if kind == StepKind::NoContainer {
         return Some(step);
     }
-    step.connector_ref = ctx.str_field(spec, "connectorRef", &sfqn);
+    step.connector_ref = ctx.str_field(spec, "connectorRef", &sfqn).and_then(|c| {
+        let pos = spec.get("connectorRef").map(|n| n.pos).unwrap_or(spec_pos);
+        ctx.expand(
+            &c,
+            pos,
+            "connectorRef",
+            Fallback::Whole(DEFAULT_HARNESS_IMAGE_CONNECTOR),
+        )
+    });
     let needs_image =
         matches!(kind, StepKind::Run | StepKind::Background | StepKind::Plugin) && default_image.is_none();
     step.image = if needs_image {
@@ -185,6 +194,13 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
                 .or(default_image.map(str::to_string)),
         }
     };
+    // The product resolves the image's expressions (`<+pipeline.variables.plugin_image>`)
+    // before it creates the pod.
+    if let Some(img) = step.image.take() {
+        let pos = spec.get("image").map(|n| n.pos).unwrap_or(spec_pos);
+        let fallback = default_image.map_or(Fallback::LastSegment, Fallback::Whole);
+        step.image = ctx.expand(&img, pos, "image", fallback);
+    }
     if let (Some(img), Some(n)) = (&step.image, spec.get("image"))
         && img.chars().any(char::is_whitespace)
     {
@@ -275,8 +291,12 @@ fn read_step(ctx: &mut Ctx<'_>, s: &Node, list_fqn: &str) -> Option<Step> {
         && ctx.strict_map(lim, lk.pos, &["cpu", "memory"], "resources.limits")
     {
         let lf = format!("{sfqn}.resources.limits");
-        step.cpu_limit = ctx.str_field(lim, "cpu", &lf);
-        step.memory_limit = ctx.str_field(lim, "memory", &lf);
+        for (key, val) in [("cpu", &mut step.cpu_limit), ("memory", &mut step.memory_limit)] {
+            *val = ctx.str_field(lim, key, &lf).and_then(|v| {
+                let pos = lim.get(key).map(|n| n.pos).unwrap_or(lk.pos);
+                ctx.expand(&v, pos, key, Fallback::Unset)
+            });
+        }
         for (key, val) in [("cpu", &step.cpu_limit), ("memory", &step.memory_limit)] {
             if let Some(v) = val
                 && crate::quantity::parse(v).is_none()

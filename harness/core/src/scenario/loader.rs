@@ -396,26 +396,55 @@ fn finish(
             None
         }
     };
-    let Some(ci) = chosen else { return fail(header, diags) };
-    let f = &found[ci];
     if header.bare {
         header.fixtures.feature_flags = KNOWN_FEATURE_FLAGS.iter().map(|s| s.to_string()).collect();
     }
+    let stage_of = |f: &crate::pipeline::Found<'_>| {
+        pipeline
+            .stages
+            .iter()
+            .find(|s| s.identifier == f.stage_identifier)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The product validates the whole pipeline when it is saved or run: the errors of every other
+    // containerized step group are reported too (not its warnings, nor its runtime inputs and
+    // secrets, which are given when that group runs).
+    for (i, other) in found.iter().enumerate() {
+        if Some(i) == chosen {
+            continue;
+        }
+        let mut other_diags = Diagnostics::default();
+        let mut other_res = ctx.res.clone();
+        other_res.validate_only = true;
+        other_res.set_known(
+            &header.fixtures.expressions,
+            &pipeline,
+            &stage_of(other),
+            &header.fixtures.env_variables,
+        );
+        let mut octx = Ctx {
+            file: pfile.clone(),
+            diags: &mut other_diags,
+            res: &mut other_res,
+        };
+        read_group(&mut octx, other, &header.fixtures.feature_flags);
+        for d in other_diags.items.into_iter().filter(Diagnostic::is_error) {
+            ctx.diags.push(d);
+        }
+    }
+    let Some(ci) = chosen else { return fail(header, diags) };
+    let f = &found[ci];
+    let stage = stage_of(f);
+    ctx.res.set_known(
+        &header.fixtures.expressions,
+        &pipeline,
+        &stage,
+        &header.fixtures.env_variables,
+    );
     let mut group = read_group(&mut ctx, f, &header.fixtures.feature_flags);
     let infra_spec = f.node.get("stepGroupInfra").and_then(|i| i.get("spec"));
-    resolve_infra_expressions(
-        &mut ctx,
-        &mut group,
-        &header.fixtures.expressions,
-        infra_spec,
-        f.key_pos,
-    );
-    let stage = pipeline
-        .stages
-        .iter()
-        .find(|s| s.identifier == f.stage_identifier)
-        .cloned()
-        .unwrap_or_default();
+    resolve_infra_expressions(&mut ctx, &mut group, infra_spec, f.key_pos);
     // Fixture-dependent checks.
     let ns = &group.infra.namespace;
     if !ns.is_empty() && !ns.contains("<+") && !is_dns_label(ns) {
