@@ -526,6 +526,7 @@ fn cmd_run(
     let runtime = new_runtime(kind, &reporter);
     let rt = tokio_runtime();
     rt.block_on(async {
+        output::watch_stdout();
         let started = Instant::now();
         let started_at = sgsim_cluster::apiserver::now_rfc3339();
         let settings = RunSettings {

@@ -84,6 +84,43 @@ pub fn is_closed() -> bool {
     CLOSED.load(Ordering::SeqCst)
 }
 
+/// Watches stdout for its reader going away (`sgsim run … | head -1` while the run prints
+/// nothing: a pod Pending until its timeout, a long pull), so the run stops then rather than at its
+/// next line. A pipe's write end reports an error once its read end is closed; stdout that is a
+/// terminal, a file or /dev/null cannot be watched and needs no watching. Call inside a tokio
+/// runtime.
+pub fn watch_stdout() {
+    use std::os::fd::AsFd;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        if reader_gone(fd).await {
+            mark_closed();
+        }
+    });
+}
+
+/// Waits until the read end of the pipe whose write end is `fd` is closed: true then, false at once
+/// when `fd` cannot be watched (a terminal never reports it; a file or /dev/null cannot be polled).
+#[allow(unsafe_code)]
+async fn reader_gone(fd: std::os::fd::OwnedFd) -> bool {
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    // SAFETY: `fd` is an OwnedFd that the AsyncFd owns: it stays open and refers to the same file
+    // description until the AsyncFd is dropped.
+    let Ok(watched) = (unsafe { AsyncFd::register_with_interest(fd, Interest::ERROR) }) else {
+        return false;
+    };
+    loop {
+        match watched.ready(Interest::ERROR).await {
+            Ok(guard) if guard.ready().is_error() => return true,
+            Ok(mut guard) => guard.clear_ready(),
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Completes once stdout or stderr is found closed.
 pub async fn closed() {
     loop {
@@ -122,6 +159,23 @@ pub fn err_line(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_pipe_whose_reader_goes_away_is_noticed_without_a_write() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let watch = tokio::spawn(reader_gone(writer.into()));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!watch.is_finished(), "the reader is still there");
+        drop(reader);
+        let gone = tokio::time::timeout(std::time::Duration::from_secs(30), watch)
+            .await
+            .expect("noticed")
+            .unwrap();
+        assert!(gone);
+        // A regular file cannot be watched: false at once.
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(!reader_gone(f.into()).await);
+    }
 
     struct Closed;
     impl Write for Closed {

@@ -382,6 +382,7 @@ fn run_and_write(
     let runtime = crate::new_runtime(RuntimeKind::Docker, &reporter);
     let rt = crate::tokio_runtime();
     rt.block_on(async {
+        output::watch_stdout();
         let settings = RunSettings {
             name: None,
             keep_pod: false,
