@@ -24,7 +24,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Preconditions};
 use tokio_util::sync::CancellationToken;
 
-use self::container::{record_exit, run_container, wait_container};
+use self::container::{Attempts, Start, record_exit, run_container, wait_container};
 use self::sandbox::start_sandbox;
 use self::volumes::setup_volumes;
 use super::convert::PodId;
@@ -129,7 +129,20 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
     // Init containers, in order, each to completion.
     let inits = spec.init_containers.clone().unwrap_or_default();
     for (i, c) in inits.iter().enumerate() {
-        let Some(cid) = run_container(shared, pod, id, st, true, i, c, &sandbox_id, &volumes).await else {
+        let mut attempts = Attempts::default();
+        let Start::Started(cid) = run_container(
+            shared,
+            pod,
+            id,
+            st,
+            (true, i, c),
+            &sandbox_id,
+            &volumes,
+            &mut attempts,
+            false,
+        )
+        .await
+        else {
             fail_pod(st);
             st.push().await;
             return;
@@ -147,17 +160,59 @@ async fn lifecycle(shared: &Shared, pod: &Pod, id: &PodId, st: &mut Tracker) {
         st.main_mut(i).state = Some(waiting("ContainerCreating", None));
     }
 
-    // Regular containers, in spec order.
+    // Regular containers, in spec order, as SyncPod starts them: one that cannot start yet (an
+    // image, config or create error) does not hold up the others; later syncs retry it with
+    // back-off. The pod stays Pending while one has not started.
     let mut running = Vec::new();
+    let mut pending = Vec::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        if let Some(cid) = run_container(shared, pod, id, st, false, i, c, &sandbox_id, &volumes).await {
-            running.push((i, cid));
+        let mut attempts = Attempts::default();
+        match run_container(
+            shared,
+            pod,
+            id,
+            st,
+            (false, i, c),
+            &sandbox_id,
+            &volumes,
+            &mut attempts,
+            true,
+        )
+        .await
+        {
+            Start::Started(cid) => running.push((i, cid)),
+            Start::Failed => {}
+            Start::NotYet => pending.push((i, attempts)),
         }
     }
-    if !running.is_empty() {
+    if pending.is_empty() && !running.is_empty() {
         st.status.phase = Some("Running".into());
     }
     st.push().await;
+    if !pending.is_empty() {
+        for (i, mut attempts) in pending {
+            let c = &spec.containers[i];
+            if let Start::Started(cid) = run_container(
+                shared,
+                pod,
+                id,
+                st,
+                (false, i, c),
+                &sandbox_id,
+                &volumes,
+                &mut attempts,
+                false,
+            )
+            .await
+            {
+                running.push((i, cid));
+            }
+        }
+        if !running.is_empty() {
+            st.status.phase = Some("Running".into());
+        }
+        st.push().await;
+    }
 
     // memory.oom.group: an OOM kill in a container with a memory limit ends the whole container.
     let since = Timestamp::now().as_second() - 5;

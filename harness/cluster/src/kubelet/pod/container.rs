@@ -20,26 +20,51 @@ use crate::kubelet::config;
 use crate::kubelet::convert::{self, NodeVolume, PodId};
 use crate::kubelet::status::{Tracker, now, waiting};
 
-/// Pull (per policy), create and start one container; `None` when it could not be started (its
-/// status then says why). Retries image and config errors until they resolve.
+/// What a container's earlier attempts left for the next: the kubelet's sync passes retry a
+/// container that could not start (image, config or create error) with back-off.
+#[derive(Debug, Default)]
+pub(super) struct Attempts {
+    /// Pulls that failed so far (the next one backs off first, as `ImagePullBackOff`).
+    pub pull_failures: u32,
+    /// `ErrImageNeverPull` was reported.
+    pub never_reported: bool,
+    /// The last config or create error reported (each distinct message is reported once:
+    /// Kubernetes aggregates the repeats into one Event).
+    pub last_err: Option<String>,
+}
+
+/// How an attempt to start a container ended.
+#[derive(Debug)]
+pub(super) enum Start {
+    /// Running: its container id.
+    Started(String),
+    /// Created but it failed to start (its status says why); not retried.
+    Failed,
+    /// Not started yet (an image, config or create error, reported): a later sync retries.
+    NotYet,
+}
+
+/// Pull (per policy), create and start one container (its status says why when it does not
+/// start). With `once`, one attempt, as one pass of the kubelet's SyncPod over the pod's
+/// containers; otherwise image and config errors are retried until they resolve.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_container(
     shared: &Shared,
     pod: &Pod,
     id: &PodId,
     st: &mut Tracker,
-    init: bool,
-    i: usize,
-    c: &Container,
+    (init, i, c): (bool, usize, &Container),
     sandbox_id: &str,
     volumes: &HashMap<String, NodeVolume>,
-) -> Option<String> {
+    attempts: &mut Attempts,
+    once: bool,
+) -> Start {
     let fp = container_field_path(init, &c.name);
     let m = shared.messages;
-    let image_id = ensure_image(shared, pod, st, init, i, c).await;
-    // Config errors (runAsNonRoot, missing configMap/secret keys) and create errors are retried;
-    // each distinct message is reported once (Kubernetes aggregates the repeats into one Event).
-    let mut last_err: Option<String> = None;
+    let Some(image_id) = ensure_image(shared, pod, st, (init, i, c), attempts, once).await else {
+        return Start::NotYet;
+    };
+    let last_err = &mut attempts.last_err;
     let env = loop {
         let r = match verify_run_as_non_root(shared, pod, c).await {
             Some(msg) => Err(msg),
@@ -63,7 +88,10 @@ pub(super) async fn run_container(
                         &m.error(&msg),
                     )
                     .await;
-                    last_err = Some(msg);
+                    *last_err = Some(msg);
+                }
+                if once {
+                    return Start::NotYet;
                 }
                 tokio::time::sleep(RETRY).await;
             }
@@ -90,7 +118,7 @@ pub(super) async fn run_container(
                         &m.error(&msg),
                     )
                     .await;
-                    last_err = Some(msg);
+                    *last_err = Some(msg);
                 }
                 // A half-created container of the same name would block the retry.
                 let _ = shared
@@ -100,6 +128,9 @@ pub(super) async fn run_container(
                         Some(RemoveContainerOptionsBuilder::default().force(true).build()),
                     )
                     .await;
+                if once {
+                    return Start::NotYet;
+                }
                 tokio::time::sleep(Duration::from_secs(10)).await;
             }
         }
@@ -136,7 +167,7 @@ pub(super) async fn run_container(
             ..ContainerState::default()
         });
         s.started = Some(false);
-        return None;
+        return Start::Failed;
     }
     event(shared, pod, Some(fp), EventType::Normal, "Started", &m.started(&c.name)).await;
     let started_at = inspect(shared, &cid)
@@ -153,7 +184,7 @@ pub(super) async fn run_container(
     });
     s.started = Some(true);
     s.ready = !init;
-    Some(cid)
+    Start::Started(cid)
 }
 
 /// [`config::run_as_non_root_error`] with the user of the container's image on the node.

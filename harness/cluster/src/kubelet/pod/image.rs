@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::container::Attempts;
 use super::{RETRY, event};
 use crate::k8s::events::{EventType, container_field_path};
 use crate::kubelet::status::{Tracker, waiting};
@@ -13,21 +14,20 @@ use crate::kubelet::{PullOutcome, PullPolicy, Shared};
 
 /// Kubernetes' image handling for one container (image_manager.go): decide by policy and
 /// presence, emit `Pulled`/`Pulling`/`Failed`/`BackOff`/`ErrImageNeverPull`, retry with back-off.
-/// Returns the image id for the status.
+/// Returns the image id for the status; `None` when `once` and this attempt failed (a later sync
+/// tries again, backing off: `attempts` remembers the failures).
 pub(super) async fn ensure_image(
     shared: &Shared,
     pod: &Pod,
     st: &mut Tracker,
-    init: bool,
-    i: usize,
-    c: &Container,
-) -> String {
+    (init, i, c): (bool, usize, &Container),
+    attempts: &mut Attempts,
+    once: bool,
+) -> Option<String> {
     let image = c.image.clone().unwrap_or_default();
     let fp = Some(container_field_path(init, &c.name));
     let m = shared.messages;
     let policy = PullPolicy::of(c.image_pull_policy.as_deref(), &image);
-    let mut failures: u32 = 0;
-    let mut never_reported = false;
     loop {
         let present = match shared.images.is_present(&image).await {
             Ok(p) => p,
@@ -45,6 +45,9 @@ pub(super) async fn ensure_image(
                 .await;
                 st.status_mut(init, i).state = Some(waiting("ImageInspectError", Some(msg)));
                 st.push().await;
+                if once {
+                    return None;
+                }
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 continue;
             }
@@ -65,10 +68,10 @@ pub(super) async fn ensure_image(
                     &m.already_present(&image),
                 )
                 .await;
-                return image_id(shared, &image).await;
+                return Some(image_id(shared, &image).await);
             }
-            if !never_reported {
-                never_reported = true;
+            if !attempts.never_reported {
+                attempts.never_reported = true;
                 let msg = m.never_pull(&image);
                 event(shared, pod, fp.clone(), EventType::Warning, "ErrImageNeverPull", &msg).await;
                 event(
@@ -83,9 +86,13 @@ pub(super) async fn ensure_image(
                 st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
                 st.push().await;
             }
+            if once {
+                return None;
+            }
             tokio::time::sleep(RETRY).await;
             continue;
         }
+        let failures = attempts.pull_failures;
         if failures > 0 {
             let msg = m.backoff_pull(&image);
             event(shared, pod, fp.clone(), EventType::Normal, "BackOff", &msg).await;
@@ -123,10 +130,10 @@ pub(super) async fn ensure_image(
                 let size = image_size(shared, &image).await;
                 let msg = m.pulled(&image, took, waited, size);
                 event(shared, pod, fp.clone(), EventType::Normal, "Pulled", &msg).await;
-                return image_id(shared, &image).await;
+                return Some(image_id(shared, &image).await);
             }
             Err(e) => {
-                failures += 1;
+                attempts.pull_failures += 1;
                 event(
                     shared,
                     pod,
@@ -147,6 +154,9 @@ pub(super) async fn ensure_image(
                 .await;
                 st.status_mut(init, i).state = Some(waiting("ErrImagePull", Some(e.to_string())));
                 st.push().await;
+                if once {
+                    return None;
+                }
             }
         }
     }
