@@ -183,6 +183,15 @@ const HOST_IP: &str = "10.244.0.1";
 const POD_IP: &str = "10.244.0.2";
 
 /// A container id as the Docker-backed kubelet reports it (`docker://<64 hex>`).
+/// What a container's earlier start attempts reported (each distinct problem is reported once).
+#[derive(Debug, Default)]
+struct Attempts {
+    /// The last config error reported.
+    last: Option<String>,
+    /// `ErrImageNeverPull` was reported.
+    never_reported: bool,
+}
+
 fn container_id() -> String {
     let a = crate::context::random_suffix(32);
     let b = crate::context::random_suffix(32);
@@ -336,7 +345,7 @@ impl Worker {
 
         let spec = pod.spec.clone().unwrap_or_default();
         for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-            self.start(pod, st, c, true, i).await;
+            self.start(pod, st, c, (true, i), &mut Attempts::default(), false).await;
             st.push().await;
             let code = self.profile.exit_codes.get(&c.name).copied().unwrap_or(0);
             let s = st.status_mut(true, i);
@@ -355,8 +364,21 @@ impl Worker {
         for i in 0..st.names.len() {
             st.main_mut(i).state = Some(waiting("ContainerCreating", None));
         }
+        // As SyncPod (and the Docker-backed kubelet): a container that cannot start yet does not
+        // hold up the others; it is retried after them, and the pod stays Pending until it starts.
+        let mut pending = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
-            self.start(pod, st, c, false, i).await;
+            let mut attempts = Attempts::default();
+            if !self.start(pod, st, c, (false, i), &mut attempts, true).await {
+                pending.push((i, attempts));
+            }
+        }
+        if !pending.is_empty() {
+            st.push().await;
+            for (i, mut attempts) in pending {
+                self.start(pod, st, &spec.containers[i], (false, i), &mut attempts, false)
+                    .await;
+            }
         }
         st.status.phase = Some("Running".into());
         st.push().await;
@@ -424,18 +446,31 @@ impl Worker {
     }
 
     /// Pull (fake latency), the container's config (runAsNonRoot, retried until it resolves),
-    /// then Created and Started: the container runs.
-    async fn start(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
-        self.pull(pod, st, c, init, i).await;
-        let mut last = None;
+    /// then Created and Started: the container runs. With `once`, one attempt: false when the
+    /// container could not start yet (reported; `attempts` remembers what was).
+    async fn start(
+        &self,
+        pod: &Pod,
+        st: &mut Tracker,
+        c: &Container,
+        (init, i): (bool, usize),
+        attempts: &mut Attempts,
+        once: bool,
+    ) -> bool {
+        if !self.pull(pod, st, c, (init, i), attempts, once).await {
+            return false;
+        }
         while let Some(msg) = self.config_error(pod, c).await {
-            if last.as_deref() != Some(msg.as_str()) {
+            if attempts.last.as_deref() != Some(msg.as_str()) {
                 st.status_mut(init, i).state = Some(waiting("CreateContainerConfigError", Some(msg.clone())));
                 st.push().await;
                 let fp = container_field_path(init, &c.name);
                 self.event(pod, Some(fp), EventType::Warning, "Failed", &self.messages.error(&msg))
                     .await;
-                last = Some(msg);
+                attempts.last = Some(msg);
+            }
+            if once {
+                return false;
             }
             tokio::time::sleep(RETRY).await;
         }
@@ -450,12 +485,21 @@ impl Worker {
         });
         s.started = Some(true);
         s.ready = !init;
+        true
     }
 
     /// The image per the container's pull policy, as the kubelet's image manager does it:
     /// `Pulling` and `Pulled` after the profile's pull time, `already present on machine`, or
-    /// `ErrImageNeverPull` (retried until the pod goes away).
-    async fn pull(&self, pod: &Pod, st: &mut Tracker, c: &Container, init: bool, i: usize) {
+    /// `ErrImageNeverPull` (retried until the pod goes away; with `once`, false at once).
+    async fn pull(
+        &self,
+        pod: &Pod,
+        st: &mut Tracker,
+        c: &Container,
+        (init, i): (bool, usize),
+        attempts: &mut Attempts,
+        once: bool,
+    ) -> bool {
         let fp = container_field_path(init, &c.name);
         let image = c.image.clone().unwrap_or_default();
         let m = self.messages;
@@ -482,9 +526,16 @@ impl Worker {
             "Never" | "IfNotPresent" if present() => {
                 self.event(pod, Some(fp), EventType::Normal, "Pulled", &m.already_present(&image))
                     .await;
-                return;
+                return true;
+            }
+            "Never" if attempts.never_reported => {
+                if once {
+                    return false;
+                }
+                futures::future::pending::<()>().await;
             }
             "Never" => {
+                attempts.never_reported = true;
                 let msg = m.never_pull(&image);
                 self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg)
                     .await;
@@ -498,6 +549,9 @@ impl Worker {
                 .await;
                 st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
                 st.push().await;
+                if once {
+                    return false;
+                }
                 futures::future::pending::<()>().await;
             }
             _ => {}
@@ -511,6 +565,7 @@ impl Worker {
             .insert(image.clone());
         let pulled = m.pulled(&image, self.profile.pull, self.profile.pull, None);
         self.event(pod, Some(fp), EventType::Normal, "Pulled", &pulled).await;
+        true
     }
 
     /// `Created` and `Started`.
