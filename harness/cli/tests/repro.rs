@@ -95,19 +95,24 @@ fn a_pasted_pipeline_becomes_a_passing_trial_and_a_customer_log_is_aligned() {
     .unwrap();
     let name = format!("repro-t-{}", unique());
     let r = root.path().to_str().unwrap();
-    let o = sgsim(
-        &[
+    // `sgsim repro` of the pipeline under `name`, with the inputs and, when given, a customer log.
+    let repro = |name: &str, log: Option<&Path>| {
+        let mut args = vec![
             "repro",
             pipeline.to_str().unwrap(),
             "--root",
             r,
             "--name",
-            &name,
+            name,
             "--inputs",
             inputs.to_str().unwrap(),
-        ],
-        false,
-    );
+        ];
+        if let Some(l) = log {
+            args.extend(["--log", l.to_str().unwrap()]);
+        }
+        sgsim(&args, false)
+    };
+    let o = repro(&name, None);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     let dir = root.path().join("scenarios").join(&name);
@@ -156,21 +161,7 @@ fn a_pasted_pipeline_becomes_a_passing_trial_and_a_customer_log_is_aligned() {
     let log_file = root.path().join("customer-initialize.log");
     std::fs::write(&log_file, &theirs).unwrap();
     let name2 = format!("{name}-log");
-    let o = sgsim(
-        &[
-            "repro",
-            pipeline.to_str().unwrap(),
-            "--root",
-            r,
-            "--name",
-            &name2,
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--log",
-            log_file.to_str().unwrap(),
-        ],
-        false,
-    );
+    let o = repro(&name2, Some(&log_file));
     let out = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(out.contains("the Initialize logs part at line 3"), "{out}");
@@ -183,21 +174,7 @@ fn a_pasted_pipeline_becomes_a_passing_trial_and_a_customer_log_is_aligned() {
     // The same log unchanged agrees.
     let same: String = lines.iter().map(|l| format!("2026-12-04T10:22:10Z {l}\n")).collect();
     std::fs::write(&log_file, &same).unwrap();
-    let o = sgsim(
-        &[
-            "repro",
-            pipeline.to_str().unwrap(),
-            "--root",
-            r,
-            "--name",
-            &format!("{name}-same"),
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--log",
-            log_file.to_str().unwrap(),
-        ],
-        false,
-    );
+    let o = repro(&format!("{name}-same"), Some(&log_file));
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("agree line for line"), "{out}");
