@@ -65,7 +65,7 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
                     return exit::INFRASTRUCTURE;
                 }
             }
-            match images::prune_blob_cache().await {
+            match sgsim_cluster::registry::prune_unused_blob_cache().await {
                 Ok(removed) => println!(
                     "{} registry blob cache entr{} removed from {}",
                     removed.len(),

@@ -24,8 +24,7 @@ use crate::docker::DockerError;
 pub use pull::{PullEvent, PullMode, images_to_pull, is_unreachable, pull_into_host};
 
 pub use build::{
-    BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_blob_cache, prune_host,
-    run_build_script,
+    BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_host, run_build_script,
 };
 
 /// Every image the build script produces, in build order.

@@ -110,6 +110,28 @@ pub struct RegistrySpec {
     pub missing: Vec<String>,
 }
 
+/// Removes the machine-wide registry blob cache's entries ([`blob_cache_root`]) of
+/// images the host daemon no longer has; returns their IDs.
+pub async fn prune_unused_blob_cache() -> Result<Vec<String>, images::ImageError> {
+    let host = crate::docker::host_docker().await?;
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .all(true)
+        .build();
+    let ids: std::collections::HashSet<String> = host
+        .list_images(Some(opts))
+        .await
+        .map_err(images::ImageError::List)?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let root = blob_cache_root();
+    Ok(
+        tokio::task::spawn_blocking(move || prune_blob_cache(&root, |id| ids.contains(id)))
+            .await
+            .unwrap_or_default(),
+    )
+}
+
 /// `RegistryError::Io` with `what` as its message, for `map_err`.
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RegistryError {
     move |source| RegistryError::Io { what, source }

@@ -271,28 +271,6 @@ pub async fn prune_host(built: &BuiltImages) -> Result<Vec<String>, ImageError> 
     Ok(removed)
 }
 
-/// Removes the machine-wide registry blob cache's entries ([`crate::registry::blob_cache_root`]) of
-/// images the host daemon no longer has; returns their IDs.
-pub async fn prune_blob_cache() -> Result<Vec<String>, ImageError> {
-    let host = docker::host_docker().await?;
-    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
-        .all(true)
-        .build();
-    let ids: std::collections::HashSet<String> = host
-        .list_images(Some(opts))
-        .await
-        .map_err(ImageError::List)?
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
-    let root = crate::registry::blob_cache_root();
-    Ok(
-        tokio::task::spawn_blocking(move || crate::registry::prune_blob_cache(&root, |id| ids.contains(id)))
-            .await
-            .unwrap_or_default(),
-    )
-}
-
 /// Tags of every image, as a complete build reports them (tests).
 #[cfg(test)]
 pub(super) fn sample() -> BuiltImages {

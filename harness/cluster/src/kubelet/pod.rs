@@ -24,7 +24,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Preconditions};
 use tokio_util::sync::CancellationToken;
 
-use self::container::{Attempts, Start, record_exit, run_container, wait_container};
+use self::container::{Start, record_exit, run_container, wait_container};
+use self::image::Attempts;
 use self::sandbox::start_sandbox;
 use self::volumes::setup_volumes;
 use super::convert::PodId;

@@ -12,26 +12,13 @@ use k8s_openapi::api::core::v1::{Container, ContainerState, ContainerStateRunnin
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::image::ensure_image;
+use super::image::{Attempts, ensure_image};
 use super::{RETRY, event};
 use crate::k8s::events::{EventType, container_field_path};
 use crate::kubelet::Shared;
 use crate::kubelet::config;
 use crate::kubelet::convert::{self, NodeVolume, PodId};
 use crate::kubelet::status::{Tracker, now, waiting};
-
-/// What a container's earlier attempts left for the next: the kubelet's sync passes retry a
-/// container that could not start (image, config or create error) with back-off.
-#[derive(Debug, Default)]
-pub(super) struct Attempts {
-    /// Pulls that failed so far (the next one backs off first, as `ImagePullBackOff`).
-    pub pull_failures: u32,
-    /// `ErrImageNeverPull` was reported.
-    pub never_reported: bool,
-    /// The last config or create error reported (each distinct message is reported once:
-    /// Kubernetes aggregates the repeats into one Event).
-    pub last_err: Option<String>,
-}
 
 /// How an attempt to start a container ended.
 #[derive(Debug)]

@@ -6,11 +6,23 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::container::Attempts;
 use super::{RETRY, event};
 use crate::k8s::events::{EventType, container_field_path};
 use crate::kubelet::status::{Tracker, waiting};
 use crate::kubelet::{PullOutcome, PullPolicy, Shared};
+
+/// What a container's earlier attempts left for the next: the kubelet's sync passes retry a
+/// container that could not start (image, config or create error) with back-off.
+#[derive(Debug, Default)]
+pub(super) struct Attempts {
+    /// Pulls that failed so far (the next one backs off first, as `ImagePullBackOff`).
+    pub pull_failures: u32,
+    /// `ErrImageNeverPull` was reported.
+    pub never_reported: bool,
+    /// The last config or create error reported (each distinct message is reported once:
+    /// Kubernetes aggregates the repeats into one Event).
+    pub last_err: Option<String>,
+}
 
 /// Kubernetes' image handling for one container (image_manager.go): decide by policy and
 /// presence, emit `Pulled`/`Pulling`/`Failed`/`BackOff`/`ErrImageNeverPull`, retry with back-off.
