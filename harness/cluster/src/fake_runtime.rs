@@ -325,9 +325,13 @@ impl FakeCluster {
     /// Starts the API server, one fake kubelet per fixture node (with the scenario's `fake:`
     /// profile), the scheduler and the fake lite-engine.
     pub async fn start(scenario: &Scenario) -> Result<FakeCluster, FakeError> {
-        let api = ApiServer::start(ApiServerOptions::default())
-            .await
-            .map_err(FakeError::ApiServer)?;
+        let version = scenario.fixtures().kubernetes_version.as_deref();
+        let messages = version.map_or(DEFAULT, crate::k8s::K8sMessages::for_version);
+        let mut opts = ApiServerOptions::default();
+        if let Some(v) = version {
+            opts.git_version = crate::k8s::messages::git_version(v);
+        }
+        let api = ApiServer::start(opts).await.map_err(FakeError::ApiServer)?;
         let client = api.client().await.map_err(FakeError::ApiServer)?;
         let fake = &scenario.header.fake;
         let logs = FakeLogs::default();
@@ -353,10 +357,10 @@ impl FakeCluster {
                 .filter(|f| f.name == name)
                 .flat_map(|f| f.images.clone())
                 .collect();
-            kubelets.push(spawn_fake_kubelet(client.clone(), &name, DEFAULT, p));
+            kubelets.push(spawn_fake_kubelet(client.clone(), &name, messages, p));
             api.register_node_logs(&name, Arc::new(logs.clone()));
         }
-        let scheduler = spawn_scheduler_with(client.clone(), DEFAULT);
+        let scheduler = spawn_scheduler_with(client.clone(), messages);
 
         let plan = sgsim_core::plan(scenario);
         let steps: BTreeMap<String, FakeTarget> = plan

@@ -251,7 +251,9 @@ impl NodePool {
         for hub in &self.registries {
             hub.configure(&specs).await?;
         }
-        self.cluster_with(&f.nodes, &f.images, &specs, host, progress).await
+        let version = f.kubernetes_version.as_deref();
+        self.cluster_with(&f.nodes, &f.images, &specs, host, version, progress)
+            .await
     }
 
     /// Starts a fresh cluster for a scenario's fixtures: its registries (Docker connectors,
@@ -274,7 +276,8 @@ impl NodePool {
         for hub in &self.registries {
             hub.configure(&specs).await?;
         }
-        self.cluster_with(&f.nodes, &f.images, &specs, Vec::new(), progress)
+        let version = f.kubernetes_version.as_deref();
+        self.cluster_with(&f.nodes, &f.images, &specs, Vec::new(), version, progress)
             .await
     }
 
@@ -286,7 +289,8 @@ impl NodePool {
         images: &BTreeMap<String, String>,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
-        self.cluster_with(fixtures, images, &[], Vec::new(), progress).await
+        self.cluster_with(fixtures, images, &[], Vec::new(), None, progress)
+            .await
     }
 
     async fn cluster_with(
@@ -295,13 +299,20 @@ impl NodePool {
         images: &BTreeMap<String, String>,
         specs: &[registry::RegistrySpec],
         host: Vec<(String, images::HostImage)>,
+        version: Option<&str>,
         progress: &(dyn Fn(SessionEvent) + Send + Sync),
     ) -> Result<Cluster, SessionError> {
         let _ = progress;
-        let opts = ApiServerOptions {
+        // The Kubernetes version the cluster plays (`fixtures.kubernetesVersion`): its wording
+        // and what /version says.
+        let messages = version.map_or(crate::k8s::messages::DEFAULT, crate::k8s::K8sMessages::for_version);
+        let mut opts = ApiServerOptions {
             root_ca: Some(self.pod_api.ca_pem().to_string()),
             ..ApiServerOptions::default()
         };
+        if let Some(v) = version {
+            opts.git_version = crate::k8s::messages::git_version(v);
+        }
         let api = ApiServer::start(opts).await?;
         let client = api.client().await?;
         let pod_api_route = self.pod_api.register(&api.token_key_id(), api.endpoint());
@@ -375,12 +386,12 @@ impl NodePool {
                     ("pods".to_string(), Quantity("110".into())),
                 ]),
             };
-            let k = kubelet::start_kubelet(client.clone(), cfg).await?;
+            let k = kubelet::start_kubelet_with(client.clone(), cfg, messages).await?;
             api.register_node_logs(&f.name, k.log_source());
             kubelets.push(k);
             map.insert(f.name.clone(), physical);
         }
-        let scheduler = scheduler::spawn_scheduler(client.clone());
+        let scheduler = scheduler::spawn_scheduler_with(client.clone(), messages);
         Ok(Cluster {
             api,
             client,

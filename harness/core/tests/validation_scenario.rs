@@ -624,3 +624,29 @@ fn step_images_and_container_fields_resolve_their_expressions() {
     assert!(images.iter().all(|i| !i.contains("<+")), "{images:?}");
     assert!(images.contains(&"myorg/plugin:1.2".to_string()), "{images:?}");
 }
+
+#[test]
+fn kubernetes_version_is_read_and_checked_where_it_is_written() {
+    let text = pipeline("Deployment", GOOD_BODY);
+    let fx = "  namespaces: [ns1]\n  connectors: [{identifier: k8s, type: KubernetesCluster}]\n";
+    let s = load_with(
+        "scenario.yaml",
+        &format!("pipeline: p.yaml\nfixtures:\n  kubernetesVersion: v1.32.4\n{fx}"),
+        &[("p.yaml", &text)],
+    )
+    .unwrap_or_else(|e| panic!("{}", e.diagnostics()));
+    assert_eq!(s.fixtures().kubernetes_version.as_deref(), Some("v1.32.4"));
+    let e = load_with(
+        "scenario.yaml",
+        &format!("pipeline: p.yaml\nfixtures:\n  kubernetesVersion: latest\n{fx}"),
+        &[("p.yaml", &text)],
+    )
+    .unwrap_err();
+    assert!(
+        e.diagnostics()
+            .to_string()
+            .contains("scenario.yaml:3:22: kubernetesVersion `latest` is not a Kubernetes 1.x version"),
+        "{}",
+        e.diagnostics()
+    );
+}

@@ -451,6 +451,16 @@ fn histogram<'a>(reasons: impl Iterator<Item = &'a String>) -> String {
     parts.join(", ")
 }
 
+/// `/version`'s gitVersion for a scenario's `kubernetesVersion` (`1.32` → `v1.32.0`).
+pub fn git_version(v: &str) -> String {
+    let v = v.trim().trim_start_matches('v');
+    if v.matches('.').count() >= 2 {
+        format!("v{v}")
+    } else {
+        format!("v{v}.0")
+    }
+}
+
 fn minor_of(version: &str) -> Option<u32> {
     let v = version.trim().trim_start_matches('v');
     let mut it = v.split('.');
@@ -469,6 +479,14 @@ fn truncate_ms(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_version_of_a_scenarios_kubernetes_version() {
+        assert_eq!(git_version("1.32"), "v1.32.0");
+        assert_eq!(git_version("v1.30.4"), "v1.30.4");
+        assert_eq!(K8sMessages::for_version("1.32").version, "1.32");
+        assert_eq!(K8sMessages::for_version("v1.33.1").version, "1.32");
+    }
 
     #[test]
     fn pulled_default_matches_documentation() {

@@ -29,7 +29,22 @@ const FIXTURE_FIELDS: &[&str] = &[
     "expressions",
     "registries",
     "rbac",
+    "kubernetesVersion",
 ];
+
+/// The minor of a Kubernetes 1.x version (`1.32`, `v1.30.4` → 32, 30).
+pub fn kubernetes_minor(v: &str) -> Option<u32> {
+    let v = v.trim().trim_start_matches('v');
+    let mut parts = v.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    let patch_ok = parts
+        .next()
+        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if major != "1" || !patch_ok || parts.next().is_some() {
+        return None;
+    }
+    minor.parse().ok().filter(|m| (1..100).contains(m))
+}
 
 pub(super) fn default_node() -> NodeFixture {
     NodeFixture {
@@ -100,6 +115,17 @@ pub(super) fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtu
     }
     if let Some(a) = scalar(ctx, f, "accountId") {
         fx.account_id = a;
+    }
+    if let Some(v) = scalar(ctx, f, "kubernetesVersion") {
+        if kubernetes_minor(&v).is_some() {
+            fx.kubernetes_version = Some(v);
+        } else {
+            let pos = f.get("kubernetesVersion").map(|n| n.pos).unwrap_or(at);
+            ctx.err(
+                pos,
+                format!("kubernetesVersion `{v}` is not a Kubernetes 1.x version (`1.32`, `v1.30.4`)"),
+            );
+        }
     }
     let rbac_items = list(ctx, f, "rbac");
     fx.rbac = super::rbac::read(ctx, rbac_items);
@@ -413,4 +439,19 @@ pub(super) fn read_fixtures(ctx: &mut Ctx<'_>, f: &Node, at: Pos, fx: &mut Fixtu
         }
     }
     fx.images = plain_map(ctx, f, "images");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kubernetes_minor;
+
+    #[test]
+    fn kubernetes_versions_parse_to_their_minor() {
+        assert_eq!(kubernetes_minor("1.32"), Some(32));
+        assert_eq!(kubernetes_minor("v1.30.4"), Some(30));
+        assert_eq!(kubernetes_minor(" 1.24 "), Some(24));
+        for bad in ["2.1", "1", "1.x", "v1.30.", "1.30.4.1", "latest", ""] {
+            assert_eq!(kubernetes_minor(bad), None, "{bad}");
+        }
+    }
 }

@@ -119,6 +119,10 @@ pub struct Fixtures {
     pub registries: Vec<RegistryFixture>,
     /// Roles, ClusterRoles, RoleBindings and ClusterRoleBindings (manifests, as JSON).
     pub rbac: Vec<serde_json::Value>,
+    /// The Kubernetes version the cluster plays (`1.32`, `v1.30.4`): its event wording,
+    /// scheduler messages, `/version` and kubelet version. None: the product documentation's
+    /// generation.
+    pub kubernetes_version: Option<String>,
 }
 
 /// A registry of the run with simulated conditions (`fixtures.registries`). Its `url` names a
