@@ -272,6 +272,11 @@ impl ImageCatalog {
             ("harnessdev/serverless-*", "aws-plugin"),
             ("*/harnessdev/sam-*", "aws-plugin"),
             ("*/harnessdev/serverless-*", "aws-plugin"),
+            // The newer AWS SAM and Serverless plugin images (harness/developer-hub's SAM pipelines).
+            ("harness/aws-sam-plugin*", "aws-plugin"),
+            ("*/harness/aws-sam-plugin*", "aws-plugin"),
+            ("harness/serverless-plugin*", "aws-plugin"),
+            ("*/harness/serverless-plugin*", "aws-plugin"),
             ("harness/drone-git:*", "drone-git"),
             ("*/harness/drone-git:*", "drone-git"),
             ("bitnami/kubectl*", "kubectl"),
@@ -629,6 +634,11 @@ mod tests {
             "unknown images: busybox tools and bash"
         );
         assert_eq!(name("harnessdev/sam-build:1.82.0-latest"), "sgsim/aws-plugin:kkk");
+        assert_eq!(name("harness/aws-sam-plugin:1.0.1-linux-amd64"), "sgsim/aws-plugin:kkk");
+        assert_eq!(
+            name("registry.example.com/harness/aws-sam-plugin:1.0.1"),
+            "sgsim/aws-plugin:kkk"
+        );
         assert_eq!(
             name("harnessdev/serverless-deploy:3.30.1-1.0.0"),
             "sgsim/aws-plugin:kkk"
