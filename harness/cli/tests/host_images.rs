@@ -153,3 +153,93 @@ fn a_plugin_step_whose_image_nothing_models_is_refused_not_faked() {
     // Nothing ran: no step result, no images line.
     assert!(!out.contains("images: tool ran"), "{out}");
 }
+
+/// Removes the test's upstream registry container on drop (also when the test panics).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", "-v", &self.0]).output();
+    }
+}
+
+/// `sgsim run --pull missing`: an image the host daemon lacks is pulled from its registry (here a
+/// local registry container standing in for the upstream one, on a port of the host's loopback)
+/// and runs as itself, served to the node through the run's registry for that host and port.
+#[test]
+fn a_missing_image_is_pulled_from_its_registry_and_runs_as_itself() {
+    let o = sgsim(&["images", "build"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let unique = format!("{}-{}", std::process::id(), unique_suffix());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let registry = format!("sgsim-test-upstream-{unique}");
+    let up = Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &registry,
+            "--label",
+            "dev.sgsim.test=pull",
+            "--network",
+            "host",
+        ])
+        .arg("-e")
+        .arg(format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"))
+        .arg(standin_tag("registry"))
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let _registry = Container(registry);
+    let image = format!("127.0.0.1:{port}/sgsim-test/upstream-tool:{unique}");
+    let _cleanup = HostImage(image.clone());
+    let marker = format!("the upstream tool image {unique}");
+    let dockerfile = format!(
+        "FROM {}\nRUN echo '{marker}' > /vendor-marker\nLABEL dev.sgsim.managed=true\n",
+        standin_tag("busybox")
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", &image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    std::io::Write::write_all(build.stdin.as_mut().unwrap(), dockerfile.as_bytes()).unwrap();
+    drop(build.stdin.take());
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let pushed = (0..50).any(|_| {
+        let ok = Command::new("docker")
+            .args(["push", "-q", &image])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        ok
+    });
+    assert!(pushed, "cannot push to the local registry at 127.0.0.1:{port}");
+    let rmi = Command::new("docker").args(["rmi", &image]).output().unwrap();
+    assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
+
+    let dir = std::env::temp_dir().join(format!("sgsim-pull-{unique}"));
+    scenario(&dir, &image);
+    let o = Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env("SGSIM_PULL", "missing")
+        .env_remove("SGSIM_BLESS")
+        .args(["run", dir.to_str().unwrap()])
+        .output()
+        .expect("sgsim runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(&format!("pulled {image} in ")), "{out}");
+    assert!(out.contains(&marker), "the step did not run the pulled image:\n{out}");
+    assert!(out.contains(&format!("images: tool ran {image} (pulled)")), "{out}");
+}

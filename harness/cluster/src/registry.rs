@@ -10,7 +10,9 @@
 //! - a private registry host (a Docker connector's URL, e.g. `registry.mycompany.io`) through the
 //!   node's /etc/hosts entry `127.0.0.1 <host>` that [`RegistryHub::configure`] adds; loopback
 //!   registries are insecure by default in dockerd, so it falls back from https (nothing on :443)
-//!   to http on :80.
+//!   to http on :80. A registry host with a port (`registry.mycompany.io:5000`,
+//!   `127.0.0.1:5000`) is reached the same way on that port of the node's loopback, which a further
+//!   node-agent forwarder sends to the same proxy ([`RegistryHub::configure`]).
 //!
 //! Port 80 of the node's loopback is a second node-agent instance forwarding every connection to
 //! `<node dir>/registry.sock`, served here by a small HTTP/1.1 proxy: it picks the registry
@@ -199,12 +201,23 @@ fn valid_repository(path: &str, tag: &str) -> bool {
 
 /// A registry host sgsim serves: a DNS name (letters, digits, `-`, `.`), no port.
 fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host
+    let (name, port) = split_port(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !host.starts_with(['-', '.'])
+        && !name.starts_with(['-', '.'])
+        && port.is_none_or(|p| p > 0)
+        && (port.is_some() || !host.contains(':'))
+}
+
+/// A registry host's name and port (`registry.x.io:5000` → (`registry.x.io`, Some(5000))).
+pub(crate) fn split_port(host: &str) -> (&str, Option<u16>) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (name, port.parse().ok()),
+        _ => (host, None),
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +244,10 @@ mod tests {
             ("library/alpine".into(), "3".into())
         );
         assert!(valid_host("registry.x.io"));
-        assert!(!valid_host("a;reboot") && !valid_host("x.io:5000") && !valid_host("") && !valid_host("-x"));
+        assert!(valid_host("x.io:5000") && valid_host("127.0.0.1:31234") && valid_host("localhost:5000"));
+        assert!(!valid_host("a;reboot") && !valid_host("") && !valid_host("-x"));
+        assert!(!valid_host("x.io:") && !valid_host("x.io:99999") && !valid_host("x.io:0") && !valid_host("x.io:a"));
+        assert_eq!(split_port("x.io:5000"), ("x.io", Some(5000)));
+        assert_eq!(split_port("x.io"), ("x.io", None));
     }
 }

@@ -27,8 +27,10 @@ use super::{
 };
 use crate::images::{self, StandIn};
 
-/// The port of the Docker Hub instance; private registries get the ports after it.
-const HUB_PORT: u16 = 5000;
+/// The port of the Docker Hub instance; private registries get the ports after it. Far from the
+/// ports registries usually have (5000, 8082), which the node may forward for a registry host with
+/// a port.
+const HUB_PORT: u16 = 35000;
 /// How long an instance may take to answer.
 const INSTANCE_STARTUP: Duration = Duration::from_secs(20);
 /// Go's resolver re-reads /etc/hosts at most every 5 s; after adding a host, pulls of it wait
@@ -56,6 +58,8 @@ struct State {
     hosts: HashSet<String>,
     /// When the last host was added.
     hosts_changed: Option<Instant>,
+    /// Ports of registry hosts with a port (`registry.x.io:5000`) the node forwards to the proxy.
+    forwards: HashSet<u16>,
 }
 
 /// The registries of one physical node, and the proxy in front of them.
@@ -272,9 +276,16 @@ impl RegistryHub {
                 spec.host
             )))?;
         self.wait_ready(&spec.host, &created.id, port).await?;
-        if spec.host != DOCKER_HUB && st.hosts.insert(spec.host.clone()) {
-            self.add_hosts_entry(&spec.host).await?;
+        let (name, host_port) = super::split_port(&spec.host);
+        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+        if spec.host != DOCKER_HUB && name != "localhost" && !is_ip && st.hosts.insert(name.to_string()) {
+            self.add_hosts_entry(name).await?;
             st.hosts_changed = Some(Instant::now());
+        }
+        if let Some(forwarded) = host_port.filter(|p| *p != 80)
+            && st.forwards.insert(forwarded)
+        {
+            self.forward_port(forwarded).await?;
         }
         self.routes
             .lock()
@@ -329,6 +340,17 @@ impl RegistryHub {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Forwards the node's loopback `port` to the proxy, as :80 is: a second forwarder of the
+    /// node agent, started in the node (it lives as long as the node).
+    async fn forward_port(&self, port: u16) -> Result<(), RegistryError> {
+        let script = format!(
+            "setsid sgsim-node-agent --socket /run/sgsim/registry-agent-{port}.sock \
+             --delegate-socket /run/sgsim/{PROXY_SOCKET} --listen 127.0.0.1:{port} </dev/null >/dev/null 2>&1 & \
+             for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.05; done"
+        );
+        exec_bash(&self.host_docker, &self.node_container, &script).await
     }
 
     async fn add_hosts_entry(&self, host: &str) -> Result<(), RegistryError> {
@@ -507,6 +529,14 @@ async fn htpasswd_line(user: &str, pass: &str) -> Result<String, RegistryError> 
 }
 
 async fn exec(docker: &Docker, container: &str, script: &str) -> Result<(), RegistryError> {
+    exec_with(docker, container, "sh", script).await
+}
+
+async fn exec_bash(docker: &Docker, container: &str, script: &str) -> Result<(), RegistryError> {
+    exec_with(docker, container, "bash", script).await
+}
+
+async fn exec_with(docker: &Docker, container: &str, shell: &str, script: &str) -> Result<(), RegistryError> {
     let err = |source| RegistryError::Docker {
         what: format!("cannot run `{script}` in the node"),
         source,
@@ -515,7 +545,7 @@ async fn exec(docker: &Docker, container: &str, script: &str) -> Result<(), Regi
         .create_exec(
             container,
             CreateExecOptions {
-                cmd: Some(vec!["sh".to_string(), "-c".to_string(), script.to_string()]),
+                cmd: Some(vec![shell.to_string(), "-c".to_string(), script.to_string()]),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()

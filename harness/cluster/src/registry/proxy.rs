@@ -104,14 +104,11 @@ async fn read_head(conn: &mut UnixStream) -> std::io::Result<Option<Head>> {
 
 /// The registry a `Host` header names: the mirror's loopback address is Docker Hub.
 fn route_key(host: &str) -> String {
-    let h = host
-        .rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(host);
-    match h {
-        "127.0.0.1" | "localhost" | "" => DOCKER_HUB.to_string(),
-        other => other.to_string(),
+    match super::split_port(host) {
+        ("127.0.0.1" | "localhost" | "", None | Some(80)) => DOCKER_HUB.to_string(),
+        (name, None | Some(80)) => name.to_string(),
+        // A registry with its own port (`registry.x.io:5000`): the node forwards that port here.
+        (name, Some(port)) => format!("{name}:{port}"),
     }
 }
 
@@ -196,5 +193,8 @@ mod tests {
     fn route_keys() {
         assert_eq!(route_key("127.0.0.1"), "docker.io");
         assert_eq!(route_key("registry.x.io:80"), "registry.x.io");
+        assert_eq!(route_key("localhost:80"), "docker.io");
+        assert_eq!(route_key("registry.x.io:5000"), "registry.x.io:5000");
+        assert_eq!(route_key("127.0.0.1:31234"), "127.0.0.1:31234");
     }
 }
