@@ -98,7 +98,7 @@ fn disk_verdict(what: &'static str, path: &Path, free: Option<u64>) -> Check {
             what,
             Status::Warn,
             format!(
-                "{:.1} GiB free at {} (a build and the suite want about 15 GiB)",
+                "{:.1} GiB free at {} (a fresh build and the suite take about 8 GiB: target/ 5, images and caches 2-3)",
                 b as f64 / GIB as f64,
                 path.display()
             ),
