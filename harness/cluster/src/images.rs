@@ -311,11 +311,14 @@ impl ImageCatalog {
         for name in IMAGE_NAMES {
             built.insert(name, &format!("sgsim/{name}:pinned"));
         }
-        let mut catalog = Self::builtin(&built);
-        for (vendor, standin) in overrides {
-            catalog = catalog.with_override(vendor, standin);
-        }
-        catalog
+        Self::builtin(&built).with_overrides(overrides)
+    }
+
+    /// [`Self::with_override`] for each of a scenario's `fixtures.images` (vendor → stand-in).
+    pub fn with_overrides(self, overrides: &std::collections::BTreeMap<String, String>) -> Self {
+        overrides.iter().fold(self, |catalog, (vendor, standin)| {
+            catalog.with_override(vendor, standin)
+        })
     }
 
     /// Adds a rule in front of all others: vendor images matching `vendor_pattern` use the

@@ -317,11 +317,11 @@ impl NodePool {
         let client = api.client().await?;
         let pod_api_route = self.pod_api.register(&api.token_key_id(), api.endpoint());
         let trial = crate::context::random_suffix(10);
-        let mut catalog = ImageCatalog::builtin(&self.built);
-        for (vendor, standin) in images {
-            catalog = catalog.with_override(vendor, standin);
-        }
-        let catalog = Arc::new(catalog.with_host_images(host));
+        let catalog = Arc::new(
+            ImageCatalog::builtin(&self.built)
+                .with_overrides(images)
+                .with_host_images(host),
+        );
         let default_fixture = [NodeFixture {
             name: "node-1".into(),
             ..Default::default()
@@ -407,18 +407,34 @@ impl NodePool {
     pub async fn shutdown(mut self) {
         self.guards.clear();
         self.pod_api_guards.clear();
-        let mut held = false;
-        for node in self.nodes.drain(..) {
-            match unwrap_arc(node, RELEASE_WAIT).await {
-                Ok(n) => n.shutdown().await,
-                Err(n) => {
-                    held = true;
-                    drop(n);
+        let nodes: Vec<Arc<Node>> = self.nodes.drain(..).collect();
+        let orderly = async move {
+            let mut held = false;
+            for node in nodes {
+                match unwrap_arc(node, RELEASE_WAIT).await {
+                    Ok(n) => n.shutdown().await,
+                    Err(n) => {
+                        held = true;
+                        drop(n);
+                    }
                 }
             }
-        }
-        if held {
-            self.remove_everything().await;
+            held
+        };
+        // Bounded: a kubelet stuck in a pull whose registry is gone must not keep the process
+        // alive; what is left is removed by the run's label.
+        match tokio::time::timeout(SHUTDOWN_LIMIT, orderly).await {
+            Ok(false) => {}
+            Ok(true) => self.remove_everything().await,
+            Err(_) => {
+                tracing::warn!(
+                    "the node pool did not shut down within {SHUTDOWN_LIMIT:?}; removing run {} by label",
+                    self.run_id()
+                );
+                self.remove_everything().await;
+                // The removed nodes' empty cgroups (and whatever dead runs left).
+                let _ = crate::reaper::reap_stale(&self.host).await;
+            }
         }
     }
 
@@ -479,6 +495,10 @@ impl NodePool {
         }
     }
 }
+
+/// How long [`NodePool::shutdown`] waits for the nodes' orderly shutdown before removing the
+/// run's resources by label.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(20);
 
 /// How long shutting down waits for tasks that are being cancelled (a run given up, an
 /// interrupted trial) to let go of a node or the pool before removing it by label.

@@ -183,10 +183,6 @@ pub trait Runtime: Send + Sync {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
-/// How long [`DockerRuntime::shutdown`] waits for the pool's orderly shutdown before removing the
-/// run's resources by label.
-pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
-
 enum PoolState {
     NotStarted,
     Up(Arc<NodePool>),
@@ -251,28 +247,25 @@ impl DockerRuntime {
         }
     }
 
-    /// Pulls the images `mode` asks for into the host daemon (see [`crate::images::images_to_pull`]),
-    /// with the credentials of the scenario's Docker connector for each registry; returns the
-    /// normalized references pulled. A failed pull is reported and the step runs what the host
-    /// holds or a stand-in, unless the mode is `always`; a registry that could not be reached is
-    /// not asked again.
+    /// Pulls the images `mode` asks for into the host daemon (see [`crate::images::images_to_pull`];
+    /// `host` is what the daemon holds of `wanted`), with the credentials of the scenario's Docker
+    /// connector for each registry; returns the images pulled. A failed pull is reported and the
+    /// step runs what the host holds or a stand-in, unless the mode is `always`; a registry that
+    /// could not be reached is not asked again.
     async fn pull_images(
         &self,
         pool: &Arc<NodePool>,
         scenario: &Scenario,
-        wanted: &[String],
+        (wanted, host): (&[String], &[(String, crate::images::HostImage)]),
         mode: crate::images::PullMode,
-    ) -> Result<std::collections::HashSet<String>, RuntimeError> {
+    ) -> Result<Vec<String>, RuntimeError> {
         use crate::images::{self, PullEvent, PullMode, normalize_reference};
-        let mut pulled = std::collections::HashSet::new();
+        let mut pulled = Vec::new();
         if mode == PullMode::Never {
             return Ok(pulled);
         }
-        let present: std::collections::HashSet<String> = images::host_images(pool.host(), wanted)
-            .await
-            .into_iter()
-            .map(|(vendor, _)| normalize_reference(&vendor))
-            .collect();
+        let present: std::collections::HashSet<String> =
+            host.iter().map(|(vendor, _)| normalize_reference(vendor)).collect();
         let catalog = images::ImageCatalog::pinned(&scenario.fixtures().images);
         let specs = crate::registry::specs_for_scenario(scenario);
         let declared_missing: std::collections::HashSet<String> = specs
@@ -300,16 +293,16 @@ impl DockerRuntime {
                 .iter()
                 .find(|s| s.host == registry)
                 .and_then(|s| s.credentials.clone())
-                .map(|(username, password)| bollard::auth::DockerCredentials {
-                    username: Some(username),
-                    password: Some(password),
-                    serveraddress: Some(registry.clone()),
-                    ..Default::default()
+                .map(|(username, password)| {
+                    crate::registry::PullCredentials {
+                        server: registry.clone(),
+                        username,
+                        password,
+                    }
+                    .docker()
                 });
             match images::pull_into_host(pool.host(), &image, credentials, &report).await {
-                Ok(_) => {
-                    pulled.insert(normalize_reference(&image));
-                }
+                Ok(_) => pulled.push(image),
                 Err(reason) => {
                     if mode == PullMode::Always {
                         return Err(RuntimeError::Pull { image, reason });
@@ -342,10 +335,20 @@ impl DockerRuntime {
                 .chain(spec.containers)
                 .filter_map(|c| c.image)
                 .collect();
-            let pulled = self.pull_images(pool, scenario, &wanted, settings.pull).await?;
             let mut host = crate::images::host_images(pool.host(), &wanted).await;
-            for (vendor, img) in &mut host {
-                img.pulled = pulled.contains(&crate::images::normalize_reference(vendor));
+            let pulled = self
+                .pull_images(pool, scenario, (&wanted, &host), settings.pull)
+                .await?;
+            if !pulled.is_empty() {
+                // What the pulls brought (with `always`, in place of what the host held before).
+                let norm: std::collections::HashSet<String> =
+                    pulled.iter().map(|i| crate::images::normalize_reference(i)).collect();
+                host.retain(|(vendor, _)| !norm.contains(&crate::images::normalize_reference(vendor)));
+                let mut fresh = crate::images::host_images(pool.host(), &pulled).await;
+                for (_, img) in &mut fresh {
+                    img.pulled = true;
+                }
+                host.extend(fresh);
             }
             host
         } else {
@@ -413,23 +416,7 @@ impl Runtime for DockerRuntime {
                 // No waiting here: on Ctrl-C a trial still holds the pool and the process exits
                 // right after this removal (waiting would let the trials fail first).
                 match Arc::try_unwrap(p) {
-                    Ok(p) => {
-                        // Bounded: a kubelet stuck in a pull whose registry is gone must not keep
-                        // the process alive; what is left is removed by the run's label.
-                        let run_id = p.run_id().to_string();
-                        if tokio::time::timeout(SHUTDOWN_LIMIT, p.shutdown()).await.is_err() {
-                            tracing::warn!(
-                                "the node pool did not shut down within {SHUTDOWN_LIMIT:?}; removing run {run_id} by label"
-                            );
-                            if let Ok(host) = crate::docker::host_docker().await {
-                                if let Err(e) = crate::reaper::remove_run(&host, &run_id).await {
-                                    tracing::warn!("cannot remove the containers of run {run_id}: {e}");
-                                }
-                                // The removed nodes' empty cgroups (and whatever dead runs left).
-                                let _ = crate::reaper::reap_stale(&host).await;
-                            }
-                        }
-                    }
+                    Ok(p) => p.shutdown().await,
                     // A run still holds it (interrupted): remove its containers by label.
                     Err(p) => p.remove_everything().await,
                 }

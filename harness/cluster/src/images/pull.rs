@@ -26,27 +26,6 @@ pub enum PullMode {
     Always,
 }
 
-impl PullMode {
-    /// As written on the command line: `never`, `missing`, `always`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullMode::Never => "never",
-            PullMode::Missing => "missing",
-            PullMode::Always => "always",
-        }
-    }
-
-    /// Parses `never`, `missing` or `always`.
-    pub fn parse(s: &str) -> Option<PullMode> {
-        match s.trim() {
-            "never" => Some(PullMode::Never),
-            "missing" => Some(PullMode::Missing),
-            "always" => Some(PullMode::Always),
-            _ => None,
-        }
-    }
-}
-
 /// Progress of the pulls before a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
@@ -218,14 +197,6 @@ mod tests {
             images_to_pull(PullMode::Always, &wanted, &present, skip),
             strings(&["alpine:3.19", "maven:3"])
         );
-    }
-
-    #[test]
-    fn modes_parse_and_print() {
-        for m in [PullMode::Never, PullMode::Missing, PullMode::Always] {
-            assert_eq!(PullMode::parse(m.as_str()), Some(m));
-        }
-        assert_eq!(PullMode::parse("sometimes"), None);
     }
 
     #[test]
