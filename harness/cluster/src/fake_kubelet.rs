@@ -528,27 +528,23 @@ impl Worker {
                     .await;
                 return true;
             }
-            "Never" if attempts.never_reported => {
-                if once {
-                    return false;
-                }
-                futures::future::pending::<()>().await;
-            }
             "Never" => {
-                attempts.never_reported = true;
-                let msg = m.never_pull(&image);
-                self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg)
+                if !attempts.never_reported {
+                    attempts.never_reported = true;
+                    let msg = m.never_pull(&image);
+                    self.event(pod, Some(fp.clone()), EventType::Warning, "ErrImageNeverPull", &msg)
+                        .await;
+                    self.event(
+                        pod,
+                        Some(fp.clone()),
+                        EventType::Warning,
+                        "Failed",
+                        &m.error("ErrImageNeverPull"),
+                    )
                     .await;
-                self.event(
-                    pod,
-                    Some(fp.clone()),
-                    EventType::Warning,
-                    "Failed",
-                    &m.error("ErrImageNeverPull"),
-                )
-                .await;
-                st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
-                st.push().await;
+                    st.status_mut(init, i).state = Some(waiting("ErrImageNeverPull", Some(msg)));
+                    st.push().await;
+                }
                 if once {
                     return false;
                 }
