@@ -37,6 +37,26 @@ fn standin_tag(name: &str) -> String {
         .expect("stand-in in sgsim-images.env")
 }
 
+/// Builds `image` on the host daemon: busybox's tools plus `/vendor-marker` holding `marker` (a
+/// file no stand-in has).
+fn build_marker_image(image: &str, marker: &str) {
+    let dockerfile = format!(
+        "FROM {}\nRUN echo '{marker}' > /vendor-marker\nLABEL dev.sgsim.managed=true\n",
+        standin_tag("busybox")
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    std::io::Write::write_all(build.stdin.as_mut().unwrap(), dockerfile.as_bytes()).unwrap();
+    drop(build.stdin.take());
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+}
+
 fn scenario(dir: &Path, image: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
@@ -61,21 +81,7 @@ fn a_vendor_image_on_the_host_daemon_runs_as_itself() {
     let image = format!("sgsim-test/vendor-tool:{unique}");
     let marker = format!("the real vendor-tool image {unique}");
     // A locally built image tagged with a vendor name: busybox's tools plus a file no stand-in has.
-    let dockerfile = format!(
-        "FROM {}\nRUN echo '{marker}' > /vendor-marker\nLABEL dev.sgsim.managed=true\n",
-        standin_tag("busybox")
-    );
-    let mut build = Command::new("docker")
-        .args(["build", "-q", "-t", &image, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("docker build");
-    std::io::Write::write_all(build.stdin.as_mut().unwrap(), dockerfile.as_bytes()).unwrap();
-    drop(build.stdin.take());
-    let built = build.wait_with_output().unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    build_marker_image(&image, &marker);
     let _cleanup = HostImage(image.clone());
 
     let dir = std::env::temp_dir().join(format!("sgsim-host-image-{unique}"));
@@ -197,21 +203,7 @@ fn a_missing_image_is_pulled_from_its_registry_and_runs_as_itself() {
     let image = format!("127.0.0.1:{port}/sgsim-test/upstream-tool:{unique}");
     let _cleanup = HostImage(image.clone());
     let marker = format!("the upstream tool image {unique}");
-    let dockerfile = format!(
-        "FROM {}\nRUN echo '{marker}' > /vendor-marker\nLABEL dev.sgsim.managed=true\n",
-        standin_tag("busybox")
-    );
-    let mut build = Command::new("docker")
-        .args(["build", "-q", "-t", &image, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("docker build");
-    std::io::Write::write_all(build.stdin.as_mut().unwrap(), dockerfile.as_bytes()).unwrap();
-    drop(build.stdin.take());
-    let built = build.wait_with_output().unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    build_marker_image(&image, &marker);
     let pushed = (0..50).any(|_| {
         let ok = Command::new("docker")
             .args(["push", "-q", &image])

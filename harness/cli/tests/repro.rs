@@ -1,28 +1,11 @@
 //! `sgsim repro`: a pipeline sgsim has never seen becomes a scenario that passes as a trial, and a
 //! customer's Initialize log is aligned with sgsim's, naming the first line where they part.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// A unique temporary directory removed on drop (also when the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("sgsim-repro-{tag}-{}", unique()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 const PIPELINE: &str = r#"pipeline:
   name: Customer deploy
