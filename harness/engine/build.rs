@@ -6,7 +6,7 @@ use std::error::Error;
 const PROTOS: &[&str] = &[
     "proto/harness_engine.proto",
     "proto/harness_addon.proto",
-    "proto/sgsim_delegate.proto",
+    "proto/harness_task_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -157,11 +157,11 @@ impl FakeLiteEngine {
     async fn execute(&self, id: &str) -> StepStatus {
         let (base, n, reports) = parse_step_id(id);
         let mut st = StepStatus {
-            step_id: id.to_string(),
             status: Status::Success,
             exit_code: Some(0),
             error: None,
             outputs: BTreeMap::new(),
+            took: Duration::ZERO,
             log_bytes: None,
         };
         if reports {

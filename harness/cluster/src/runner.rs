@@ -128,6 +128,34 @@ impl Default for RunOptions {
 /// How long the runner waits, after the pod started or failed, for `Started` events still missing.
 const AFTER_START_SETTLE: Duration = Duration::from_millis(150);
 
+/// The image pull Secrets, the lite-engine's Secret (with this delegate's token) and the pod.
+async fn create_pod_and_secrets(
+    client: &kube::Client,
+    scenario: &Scenario,
+    delegate: &DelegateServer,
+    pod: &Pod,
+) -> Result<(), kube::Error> {
+    crate::registry::create_pull_secrets(client, scenario).await?;
+    let credentials = sgsim_core::render::EngineCredentials {
+        delegate_token: delegate.token().to_string(),
+        log_service_token: delegate.token().to_string(),
+        log_service_endpoint: LOG_SERVICE_ENDPOINT.to_string(),
+    };
+    let secret = sgsim_core::render::engine_secret(scenario, &credentials);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), scenario.namespace());
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), scenario.namespace());
+    pods.create(&PostParams::default(), pod).await.map(|_| ())
+}
+
+/// HARNESS_LOG_SERVICE_ENDPOINT in the lite-engine's Secret. sgsim serves no log service (step
+/// logs are read from the containers), so the name says so instead of pointing anywhere.
+pub const LOG_SERVICE_ENDPOINT: &str = "http://log-service.sgsim.invalid";
+
 /// Init containers and containers of the pod.
 fn container_count(p: &Pod) -> usize {
     p.spec.as_ref().map_or(0, |s| {
@@ -150,9 +178,6 @@ pub async fn run(
     sink: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunRecord, RunError> {
     create_fixtures(&client, scenario).await?;
-    crate::registry::create_pull_secrets(&client, scenario)
-        .await
-        .map_err(kerr("create image pull secrets".to_string()))?;
     let pod = sgsim_core::render_pod(scenario);
     let plan = sgsim_core::plan(scenario);
     // The group's own `when` (evaluated while the stage status is Success): a skipped group never
@@ -190,21 +215,17 @@ pub async fn run(
     let mut init = Vec::new();
     push_line(&mut init, sink, Level::Info, initialize::starting_job(&name, &ns));
 
-    if let Err(e) = pods.create(&PostParams::default(), &pod).await {
-        // Only the API server's own refusal is what the product logs; anything else (a request
-        // that could not even be built or sent) is sgsim's error, never a line of the log.
+    // As the product's initialize task: the image pull Secrets, the lite-engine's `<pod>-secret`,
+    // then the pod. An API refusal of any of them ends the group with the API server's message as
+    // its error, and the Initialize log holds nothing after the first line (the product streams
+    // no line for it).
+    if let Err(e) = create_pod_and_secrets(&client, scenario, delegate, &pod).await {
         let msg = match e {
             kube::Error::Api(s) => s.message,
-            other => return Err(kerr(format!("create pod {ns}/{name}"))(other)),
+            // Anything else (a request that could not even be built or sent) is sgsim's error,
+            // never a line of the log.
+            other => return Err(kerr(format!("create pod {ns}/{name} and its secrets"))(other)),
         };
-        // The product writes nothing of the refusal to the Initialize log (it is no event): only
-        // its own failure line; the API server's message is the group's error.
-        push_line(
-            &mut init,
-            sink,
-            Level::Info,
-            initialize::pod_failed_to_start(&name, &ns),
-        );
         return Ok(RunRecord {
             pod: None,
             initialize: init,

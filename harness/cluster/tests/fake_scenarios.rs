@@ -44,6 +44,16 @@ async fn run_on_fake_tier(scenario: &str) {
     let ns = sc.namespace().to_string();
     let pod = sgsim_core::render_pod(&sc);
     let name = pod.metadata.name.clone().unwrap_or_default();
+    // The lite-engine's Secret comes first, as the product creates it.
+    let creds = sgsim_core::render::EngineCredentials {
+        delegate_token: "t".into(),
+        log_service_token: "t".into(),
+        log_service_endpoint: "http://log-service.invalid".into(),
+    };
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sgsim_core::render::engine_secret(&sc, &creds))
+        .await
+        .expect("create the lite-engine's secret");
     Api::<Pod>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &pod)
         .await

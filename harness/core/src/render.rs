@@ -4,6 +4,7 @@
 //! This module holds what the pod, the plan and the pull secrets share: the run's ids, image
 //! registry prefixes, privilege rules and the steps that get a container.
 
+mod engine_secret;
 mod git_clone;
 mod plan;
 mod pod;
@@ -24,6 +25,9 @@ pub use crate::defaults::{
 use crate::defaults::{DEFAULT_ACCOUNT_ID, DEFAULT_HARNESS_IMAGE_CONNECTOR};
 pub use crate::naming::{POD_SUFFIX_ALPHABET, container_name, is_valid_label_value, pod_name};
 pub use crate::overlay::merge_overlay;
+pub use engine_secret::{
+    ENGINE_SECRET_VARS, EngineCredentials, engine_secret, engine_secret_env, engine_secret_name, java_hash_set_order,
+};
 pub use plan::{ExecutionPlan, PlanNode, PlannedStep, plan, plugin_env_key};
 pub use pod::render_pod;
 pub use pull_secrets::{container_connectors, image_pull_secret_names, image_pull_secrets};

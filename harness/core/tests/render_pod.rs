@@ -119,11 +119,31 @@ fn containers_ports_and_commands() {
             "HARNESS_LOG_PREFIX",
             "CI_ENABLE_HARNESS_ANNOTATIONS",
             "HARNESS_LE_STATUS_REST_ENABLED",
+            "HARNESS_SECRETS_LIST",
+            "HARNESS_LOG_SERVICE_TOKEN",
+            "HARNESS_LOG_SERVICE_ENDPOINT",
+            "DELEGATE_SERVICE_TOKEN",
         ]
     );
+    // The credentials come from the `<pod>-secret` Secret, never as values in the pod.
+    let secret = format!("{}-secret", p.metadata.name.as_deref().unwrap());
+    for var in [
+        "HARNESS_LOG_SERVICE_TOKEN",
+        "HARNESS_LOG_SERVICE_ENDPOINT",
+        "DELEGATE_SERVICE_TOKEN",
+    ] {
+        let e = le.env.as_ref().unwrap().iter().find(|e| e.name == var).unwrap();
+        assert!(e.value.is_none(), "{var} has a value in the pod");
+        let r = e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).unwrap();
+        assert_eq!((r.name.as_str(), r.key.as_str()), (secret.as_str(), var));
+    }
     let envm: std::collections::BTreeMap<String, String> = env_of(le).into_iter().collect();
     assert_eq!(envm["DELEGATE_SERVICE_ENDPOINT"], "delegate-service:8080");
     assert_eq!(envm["DELEGATE_SERVICE_ID"], "delegate-grpc-service");
+    assert_eq!(
+        envm["HARNESS_SECRETS_LIST"],
+        "HARNESS_LOG_SERVICE_TOKEN,HARNESS_LOG_SERVICE_ENDPOINT,DELEGATE_SERVICE_TOKEN"
+    );
     assert_eq!(envm["HARNESS_PROJECT_ID"], "CD_Docs");
     assert_eq!(envm["HARNESS_PIPELINE_ID"], "dind_deploy");
     assert_eq!(envm["HARNESS_STAGE_ID"], "deploy");

@@ -16,9 +16,9 @@
 //!   stdout, so the container log is the step log. The addon writes nothing else to stdout
 //!   (diagnostics go to stderr when `SGSIM_ADDON_DEBUG` is set).
 //! - The execution timeout (default 4 h) sends SIGTERM to the process group, then SIGKILL after a
-//!   grace period. A zero exit is success; otherwise the call fails with `exit status <n>` (the
-//!   exit code is also in the `sgsim-exit-code` response metadata), `signal: killed`, or a
-//!   timeout (gRPC DEADLINE_EXCEEDED).
+//!   grace period. A zero exit is success; otherwise the call fails with `exit status <n>`
+//!   (gRPC UNKNOWN), `signal: killed`, a timeout (DEADLINE_EXCEEDED) or an abort (ABORTED): only
+//!   the status code and message, no metadata of sgsim's own.
 //! - A detached (Background) step is started and reported successful at once; it keeps running
 //!   with its output on the addon's stdout. Unlike the product, a detached step that cannot even
 //!   be started (missing interpreter) is reported as failed.
@@ -38,21 +38,12 @@ use std::time::Duration;
 use rustix::process::Signal;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::error::{EngineError, Result};
 use crate::proto::addon::addon_server::{Addon, AddonServer};
 use crate::proto::addon::{ExecuteStepRequest, ExecuteStepResponse, SignalStopRequest, SignalStopResponse};
 
-/// Response metadata key carrying the step process's exit code.
-pub const META_EXIT_CODE: &str = "sgsim-exit-code";
-/// Response metadata key carrying the outcome kind (`failure`, `timeout`, `aborted`).
-pub const META_STEP_STATUS: &str = "sgsim-step-status";
-/// Response metadata key carrying how many bytes the addon has written to its stdout (the step
-/// container's log) when the step ended: the runner reads the log until it is that long instead
-/// of waiting for it to settle.
-pub const META_LOG_BYTES: &str = "sgsim-log-bytes";
 /// Set (to anything) to get the addon's own diagnostics on stderr.
 pub const DEBUG_ENV: &str = "SGSIM_ADDON_DEBUG";
 
@@ -102,15 +93,8 @@ pub use script::{DEFAULT_TIMEOUT, build_script, parse_outputs};
 /// How a step ended, as the addon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Success {
-        outputs: BTreeMap<String, String>,
-        exit_code: Option<i32>,
-    },
-    Failed {
-        kind: FailKind,
-        message: String,
-        exit_code: Option<i32>,
-    },
+    Success { outputs: BTreeMap<String, String> },
+    Failed { kind: FailKind, message: String },
 }
 
 /// Kinds of unsuccessful outcome.
@@ -136,47 +120,23 @@ impl Outcome {
         Outcome::Failed {
             kind: FailKind::Failure,
             message: message.into(),
-            exit_code: None,
         }
     }
 
-    fn into_response(self, log_bytes: u64) -> Result<Response<ExecuteStepResponse>, Status> {
-        let log_bytes = MetadataValue::from(log_bytes);
+    fn into_response(self) -> Result<Response<ExecuteStepResponse>, Status> {
         match self {
-            Outcome::Success { outputs, exit_code } => {
-                let mut resp = Response::new(ExecuteStepResponse {
-                    output: outputs.into_iter().collect(),
-                    num_retries: 1,
-                    artifact: None,
-                });
-                if let Some(c) = exit_code
-                    && let Ok(v) = MetadataValue::try_from(c.to_string())
-                {
-                    resp.metadata_mut().insert(META_EXIT_CODE, v);
-                }
-                resp.metadata_mut().insert(META_LOG_BYTES, log_bytes);
-                Ok(resp)
-            }
-            Outcome::Failed {
-                kind,
-                message,
-                exit_code,
-            } => {
+            Outcome::Success { outputs, .. } => Ok(Response::new(ExecuteStepResponse {
+                output: outputs.into_iter().collect(),
+                num_retries: 1,
+                artifact: None,
+            })),
+            Outcome::Failed { kind, message, .. } => {
                 let code = match kind {
                     FailKind::Failure => tonic::Code::Unknown,
                     FailKind::Timeout => tonic::Code::DeadlineExceeded,
                     FailKind::Aborted => tonic::Code::Aborted,
                 };
-                let mut status = Status::new(code, message);
-                let md = status.metadata_mut();
-                md.insert(META_STEP_STATUS, MetadataValue::from_static(kind.as_str()));
-                if let Some(c) = exit_code
-                    && let Ok(v) = MetadataValue::try_from(c.to_string())
-                {
-                    md.insert(META_EXIT_CODE, v);
-                }
-                md.insert(META_LOG_BYTES, log_bytes);
-                Err(status)
+                Err(Status::new(code, message))
             }
         }
     }
@@ -281,7 +241,7 @@ impl Addon for AddonService {
             .map_err(|_| Status::internal("step runner vanished"))?
             .clone()
             .unwrap_or_else(|| Outcome::failure("no outcome"));
-        outcome.into_response(self.inner.sink.written())
+        outcome.into_response()
     }
 
     async fn signal_stop(&self, _request: Request<SignalStopRequest>) -> Result<Response<SignalStopResponse>, Status> {

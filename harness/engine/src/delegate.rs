@@ -1,8 +1,9 @@
 //! The delegate side, used by the sgsim process on the host.
 //!
-//! [`DelegateServer`] serves `sgsim.delegate.v1.DelegateService` on unix sockets (each node's
-//! `delegate.sock`) and hands every reported status to whoever [`DelegateServer::expect`]ed its
-//! task id. [`LiteEngineClient`] talks to a pod's lite-engine, usually through a node agent
+//! [`DelegateServer`] serves the product's delegate task service
+//! (`io.harness.task.service.TaskService/SendTaskStatus`) on unix sockets (each node's
+//! `delegate.sock`), accepts a status only with its `token` and `serviceId` metadata, and hands
+//! every reported status to whoever [`DelegateServer::expect`]ed its task id. [`LiteEngineClient`] talks to a pod's lite-engine, usually through a node agent
 //! tunnel ([`LiteEngineClient::connect_via_agent`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,12 +20,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Response};
 
 pub use crate::error::EngineError;
-use crate::proto::delegate::delegate_service_server::{DelegateService, DelegateServiceServer};
-use crate::proto::delegate::{SendStepStatusRequest, SendStepStatusResponse, StepExecutionStatus};
 /// Interpreter of a Run step (the wire enum; core's `model::Shell` is the scenario's spelling).
 pub use crate::proto::engine::ShellType;
 use crate::proto::engine::lite_engine_client::LiteEngineClient as LiteEngineGrpc;
 use crate::proto::engine::{ExecuteStepRequest, PingRequest, PluginStep, RunStep, StepContext, UnitStep, unit_step};
+use crate::proto::task_service::task_service_server::{TaskService, TaskServiceServer};
+use crate::proto::task_service::{SendTaskStatusRequest, SendTaskStatusResponse, StepExecutionStatus};
 
 /// The lite-engine's port in every pod.
 pub const LITE_ENGINE_PORT: u16 = 20001;
@@ -43,35 +44,61 @@ pub enum Status {
     Skipped,
 }
 
+/// The value of DELEGATE_SERVICE_ID in the product's pod, expected as the `serviceId` metadata.
+pub const DELEGATE_SERVICE_ID: &str = "delegate-grpc-service";
+
 /// A step's outcome as reported by the lite-engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepStatus {
-    pub step_id: String,
     pub status: Status,
+    /// The step process's exit code, as far as the report tells it: 0 for a step that ran to
+    /// success (not a detached one), `n` for the addon's `exit status <n>`.
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub outputs: BTreeMap<String, String>,
-    /// How many bytes the step container's log holds at least once the step ended (the addon
-    /// counts what it wrote); `None` when unknown.
+    /// How long the lite-engine says the step took.
+    pub took: Duration,
+    /// How many bytes the step container's log holds at least once the step ended. The product's
+    /// protocol carries no such count (`None` for every status that came over the wire); an
+    /// in-process lite-engine (the fake tier's) knows it.
     pub log_bytes: Option<u64>,
 }
 
 impl StepStatus {
-    fn from_report(r: SendStepStatusRequest) -> Self {
-        let status = match r.status() {
+    fn from_report(r: SendTaskStatusRequest) -> Self {
+        use crate::proto::task_service::step_status::Output;
+        use crate::proto::task_service::task_status_data::StatusData;
+        let st = r
+            .task_status_data
+            .and_then(|d| d.status_data)
+            .map(|StatusData::StepStatus(s)| s)
+            .unwrap_or_default();
+        let status = match st.step_execution_status() {
             StepExecutionStatus::Success => Status::Success,
             StepExecutionStatus::Aborted => Status::Aborted,
-            StepExecutionStatus::Timeout => Status::Timeout,
             StepExecutionStatus::Skipped => Status::Skipped,
-            StepExecutionStatus::Failure | StepExecutionStatus::Unspecified => Status::Failure,
+            StepExecutionStatus::Failure | StepExecutionStatus::Running | StepExecutionStatus::Queued => {
+                Status::Failure
+            }
         };
+        let exit_code = st
+            .error_message
+            .strip_prefix("exit status ")
+            .and_then(|n| n.trim().parse().ok());
+        let took = st
+            .total_time_taken
+            .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+            .unwrap_or_default();
         StepStatus {
-            step_id: r.step_id,
             status,
-            exit_code: r.exit_code,
-            error: Some(r.error_message).filter(|e| !e.is_empty()),
-            outputs: r.outputs.into_iter().collect(),
-            log_bytes: r.log_bytes.and_then(|n| u64::try_from(n).ok()),
+            exit_code,
+            error: Some(st.error_message).filter(|e| !e.is_empty()),
+            outputs: match st.output {
+                Some(Output::StepOutput(o)) => o.output.into_iter().collect(),
+                None => BTreeMap::new(),
+            },
+            took,
+            log_bytes: None,
         }
     }
 }
@@ -142,11 +169,33 @@ impl StepSpec {
         }
     }
 
+    /// The step's timeout as the lite-engine gets it (whole seconds, at least 1).
+    fn timeout_secs(&self) -> Option<Duration> {
+        self.timeout.map(|t| Duration::from_secs(t.as_secs().max(1)))
+    }
+
+    /// What the delegate makes of a reported status, `elapsed` after it started the step: a
+    /// step that did not succeed within its timeout has expired (the product's platform expires
+    /// it; the lite-engine's status enum has no timeout), and a step that ran a process to
+    /// success (not a detached one) exited 0.
+    fn judge(&self, mut st: StepStatus, elapsed: Duration) -> StepStatus {
+        let expired = self.timeout_secs().is_some_and(|t| elapsed >= t);
+        if expired && matches!(st.status, Status::Failure | Status::Aborted) {
+            st.status = Status::Timeout;
+            st.exit_code = None;
+        }
+        let detached = matches!(self.kind, StepCommand::Run { detach: true, .. });
+        if st.status == Status::Success && !detached {
+            st.exit_code = Some(0);
+        }
+        st
+    }
+
     /// The wire form of this step.
     pub fn to_unit_step(&self) -> UnitStep {
         let context = Some(StepContext {
             num_retries: 0,
-            execution_timeout_secs: self.timeout.map(|t| t.as_secs().max(1) as i64).unwrap_or(0),
+            execution_timeout_secs: self.timeout_secs().map(|t| t.as_secs() as i64).unwrap_or(0),
         });
         let step = match &self.kind {
             StepCommand::Run {
@@ -211,9 +260,11 @@ struct Registry {
     delivered: HashSet<String>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct StatusSink {
     registry: Arc<Mutex<Registry>>,
+    /// DELEGATE_SERVICE_TOKEN of the pods this delegate serves.
+    token: Arc<str>,
 }
 
 impl StatusSink {
@@ -232,26 +283,42 @@ impl StatusSink {
 }
 
 #[tonic::async_trait]
-impl DelegateService for StatusSink {
-    async fn send_step_status(
+impl TaskService for StatusSink {
+    async fn send_task_status(
         &self,
-        request: Request<SendStepStatusRequest>,
-    ) -> Result<Response<SendStepStatusResponse>, tonic::Status> {
+        request: Request<SendTaskStatusRequest>,
+    ) -> Result<Response<SendTaskStatusResponse>, tonic::Status> {
+        let md = request.metadata();
+        let token = md.get("token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let service = md.get("serviceid").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if service != DELEGATE_SERVICE_ID {
+            return Err(tonic::Status::unauthenticated(format!(
+                "unknown serviceId {service:?} (expected {DELEGATE_SERVICE_ID:?})"
+            )));
+        }
+        if token != &*self.token {
+            return Err(tonic::Status::unauthenticated("invalid token"));
+        }
         let r = request.into_inner();
-        let task_id = if r.task_id.is_empty() {
-            r.step_id.clone()
-        } else {
-            r.task_id.clone()
-        };
+        let task_id = r.task_id.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        if task_id.is_empty() {
+            return Err(tonic::Status::invalid_argument("task id is empty"));
+        }
         self.deliver(task_id, StepStatus::from_report(r));
-        Ok(Response::new(SendStepStatusResponse {}))
+        Ok(Response::new(SendTaskStatusResponse { success: true }))
     }
 }
 
-/// Serves DelegateService and routes statuses by task id.
-#[derive(Clone, Default)]
+/// Serves the delegate task service and routes statuses by task id.
+#[derive(Clone)]
 pub struct DelegateServer {
     sink: StatusSink,
+}
+
+impl Default for DelegateServer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Keeps one [`DelegateServer::serve_unix`] listener alive; dropping it stops the listener and
@@ -276,8 +343,24 @@ impl Drop for ServeGuard {
 }
 
 impl DelegateServer {
+    /// A delegate with a fresh random token (see [`DelegateServer::token`]).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_token(&random_token())
+    }
+
+    /// A delegate that accepts statuses carrying `token`.
+    pub fn with_token(token: &str) -> Self {
+        DelegateServer {
+            sink: StatusSink {
+                registry: Arc::default(),
+                token: token.into(),
+            },
+        }
+    }
+
+    /// The DELEGATE_SERVICE_TOKEN its lite-engines must send (the pod gets it from a Secret).
+    pub fn token(&self) -> &str {
+        &self.sink.token
     }
 
     /// Serves on a unix socket at `path` (a stale file there is replaced; the socket is made
@@ -289,7 +372,7 @@ impl DelegateServer {
         })?;
         let stop = CancellationToken::new();
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let svc = DelegateServiceServer::new(self.sink.clone());
+        let svc = TaskServiceServer::new(self.sink.clone());
         let shutdown = stop.clone().cancelled_owned();
         tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
@@ -303,7 +386,7 @@ impl DelegateServer {
         })
     }
 
-    /// Delivers `status` for `task_id` as if a lite-engine had called `SendStepStatus` (for
+    /// Delivers `status` for `task_id` as if a lite-engine had called `SendTaskStatus` (for
     /// in-process lite-engines, e.g. the fake runtime tier's).
     pub fn deliver(&self, task_id: &str, status: StepStatus) {
         self.sink.deliver(task_id.to_string(), status);
@@ -410,6 +493,7 @@ impl LiteEngineClient {
             .map(|t| t + STATUS_GRACE)
             .unwrap_or(self.default_status_wait);
         let rx = delegate.expect(&task_id);
+        let started = tokio::time::Instant::now();
         let request = ExecuteStepRequest {
             execution_id: step.id.clone(),
             step: Some(step.to_unit_step()),
@@ -435,9 +519,27 @@ impl LiteEngineClient {
             }
         }
         match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(status)) => Ok(status),
+            Ok(Ok(status)) => Ok(step.judge(status, started.elapsed())),
             Ok(Err(_)) => Err(EngineError::StatusDropped { task_id }),
             Err(_) => Err(EngineError::StatusTimeout { task_id, after: wait }),
         }
     }
+}
+
+/// 32 hex digits from the standard library's per-process random hash keys.
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i ^ std::process::id() as u64);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
 }

@@ -46,12 +46,8 @@ pub mod proto {
                 }
             }
         }
-        pub mod sgsim {
-            pub mod delegate {
-                pub mod v1 {
-                    tonic::include_proto!("sgsim.delegate.v1");
-                }
-            }
+        pub mod io_task {
+            tonic::include_proto!("io.harness.task.service");
         }
     }
 
@@ -59,6 +55,7 @@ pub mod proto {
     pub use generated::io::harness::product::ci::addon::proto as addon;
     /// `io.harness.product.ci.engine.proto`: LiteEngine service, UnitStep, RunStep, ...
     pub use generated::io::harness::product::ci::engine::proto as engine;
-    /// `sgsim.delegate.v1`: sgsim's DelegateService (step status callback).
-    pub use generated::sgsim::delegate::v1 as delegate;
+    /// `io.harness.task.service`: the delegate task service's `SendTaskStatus` (step status
+    /// callback), as the product's lite-engine calls it.
+    pub use generated::io_task as task_service;
 }

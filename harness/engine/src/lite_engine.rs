@@ -4,7 +4,10 @@
 //! In the background it dials the step's addon at `<addon host>:<container_port>` (all
 //! containers share the pod's network namespace; the host is `localhost`), retrying until the
 //! addon answers or the dial deadline passes, calls `Addon.ExecuteStep`, and reports the outcome
-//! with `sgsim.delegate.v1.DelegateService/SendStepStatus` at the delegate endpoint.
+//! as the product's lite-engine does: `io.harness.task.service.TaskService/SendTaskStatus` at the
+//! delegate endpoint, with the step's account id, task id and callback token, the gRPC metadata
+//! `token` (DELEGATE_SERVICE_TOKEN) and `serviceId` (DELEGATE_SERVICE_ID); without a token
+//! nothing is reported (the product's lite-engine refuses too). docs/protocol.md has the fields.
 //!
 //! Delegate endpoint, first found: the configured override (`--delegate-endpoint` or
 //! `SGSIM_DELEGATE_ENDPOINT`), `DELEGATE_SERVICE_ENDPOINT`, the request's
@@ -22,17 +25,19 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
-use crate::addon::{META_EXIT_CODE, META_STEP_STATUS};
 use crate::dial::{self, Target};
 use crate::error::{EngineError, Result};
 use crate::proto::addon::addon_client::AddonClient;
-use crate::proto::delegate::delegate_service_client::DelegateServiceClient;
-use crate::proto::delegate::{SendStepStatusRequest, StepExecutionStatus};
 use crate::proto::engine::lite_engine_server::{LiteEngine, LiteEngineServer};
 use crate::proto::engine::{
     EvaluateJexlRequest, EvaluateJexlResponse, ExecuteStepRequest, ExecuteStepResponse, GetImageEntrypointRequest,
     GetImageEntrypointResponse, PingRequest, PingResponse, StepOutput, UnitStep, UpdateStateRequest,
     UpdateStateResponse, unit_step,
+};
+use crate::proto::task_service::task_service_client::TaskServiceClient;
+use crate::proto::task_service::{
+    AccountId, DelegateCallbackToken, SendTaskStatusRequest, StepExecutionStatus, StepMapOutput, StepStatus, TaskId,
+    TaskStatusData, step_status,
 };
 
 /// The product's value of DELEGATE_SERVICE_ENDPOINT.
@@ -50,6 +55,10 @@ pub struct LiteEngineConfig {
     pub delegate_override: Option<String>,
     /// `DELEGATE_SERVICE_ENDPOINT`.
     pub delegate_env: Option<String>,
+    /// `DELEGATE_SERVICE_TOKEN`, sent as the `token` metadata of every status.
+    pub delegate_token: Option<String>,
+    /// `DELEGATE_SERVICE_ID`, sent as the `serviceId` metadata.
+    pub service_id: Option<String>,
     /// How long to keep trying to reach a step's addon.
     pub addon_dial_timeout: Duration,
     /// How long to keep trying to deliver a status.
@@ -63,6 +72,8 @@ impl LiteEngineConfig {
             addon_host: "localhost".into(),
             delegate_override: None,
             delegate_env: None,
+            delegate_token: None,
+            service_id: None,
             addon_dial_timeout: Duration::from_secs(120),
             report_timeout: Duration::from_secs(60),
         }
@@ -169,26 +180,18 @@ fn container_port(step: &UnitStep) -> u32 {
 async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
     let started = Instant::now();
     let step = req.step.clone().unwrap_or_default();
-    let mut report = SendStepStatusRequest {
-        task_id: step.task_id.clone(),
-        callback_token: step.callback_token.clone(),
-        step_id: step.id.clone(),
-        account_id: step.account_id.clone(),
-        execution_id: req.execution_id.clone(),
-        log_key: step.log_key.clone(),
-        ..Default::default()
-    };
+    let mut status = StepStatus::default();
     if step.skip_condition.trim() == "true" {
-        report.set_status(StepExecutionStatus::Skipped);
+        status.set_step_execution_status(StepExecutionStatus::Skipped);
     } else {
-        execute_on_addon(&inner, &req, &step, &mut report).await;
+        execute_on_addon(&inner, &req, &step, &mut status).await;
     }
-    report.duration_ms = started.elapsed().as_millis() as i64;
-    let status = report
-        .status()
-        .as_str_name()
-        .trim_start_matches("STEP_EXECUTION_STATUS_");
-    println!("step {}: {status}", step.id);
+    let took = started.elapsed();
+    status.total_time_taken = Some(crate::proto::task_service::Duration {
+        seconds: took.as_secs() as i64,
+        nanos: took.subsec_nanos() as i32,
+    });
+    println!("step {}: {}", step.id, status.step_execution_status().as_str_name());
     let endpoint = inner
         .config
         .delegate_override
@@ -197,7 +200,31 @@ async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
         .filter(|s| !s.is_empty())
         .or_else(|| Some(req.delegate_svc_endpoint.clone()).filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_DELEGATE_ENDPOINT.to_string());
-    if let Err(e) = send_status(&endpoint, report, inner.config.report_timeout).await {
+    let request = SendTaskStatusRequest {
+        account_id: Some(AccountId {
+            id: step.account_id.clone(),
+        }),
+        task_id: Some(TaskId {
+            id: step.task_id.clone(),
+        }),
+        callback_token: Some(DelegateCallbackToken {
+            token: step.callback_token.clone(),
+        }),
+        task_status_data: Some(TaskStatusData {
+            status_data: Some(crate::proto::task_service::task_status_data::StatusData::StepStatus(
+                status,
+            )),
+        }),
+    };
+    let Some(token) = inner.config.delegate_token.clone().filter(|t| !t.is_empty()) else {
+        println!(
+            "step {}: cannot report status: DELEGATE_SERVICE_TOKEN token is not set",
+            step.id
+        );
+        return;
+    };
+    let service_id = inner.config.service_id.clone().unwrap_or_default();
+    if let Err(e) = send_status(&endpoint, request, &token, &service_id, inner.config.report_timeout).await {
         println!(
             "step {}: cannot report status to {endpoint}: {}",
             step.id,
@@ -206,15 +233,10 @@ async fn run_and_report(inner: Arc<Inner>, req: ExecuteStepRequest) {
     }
 }
 
-async fn execute_on_addon(
-    inner: &Inner,
-    req: &ExecuteStepRequest,
-    step: &UnitStep,
-    report: &mut SendStepStatusRequest,
-) {
+async fn execute_on_addon(inner: &Inner, req: &ExecuteStepRequest, step: &UnitStep, report: &mut StepStatus) {
     let port = container_port(step);
-    let fail = |report: &mut SendStepStatusRequest, msg: String| {
-        report.set_status(StepExecutionStatus::Failure);
+    let fail = |report: &mut StepStatus, msg: String| {
+        report.set_step_execution_status(StepExecutionStatus::Failure);
         report.error_message = msg;
     };
     let Ok(port) = u16::try_from(port) else {
@@ -265,16 +287,12 @@ async fn execute_on_addon(
     };
     match result {
         Ok(resp) => {
-            report.exit_code = resp
-                .metadata()
-                .get(META_EXIT_CODE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            report.log_bytes = log_bytes(resp.metadata());
             let resp = resp.into_inner();
-            report.set_status(StepExecutionStatus::Success);
+            report.set_step_execution_status(StepExecutionStatus::Success);
             report.num_retries = resp.num_retries;
-            report.outputs = resp.output.clone();
+            report.output = Some(step_status::Output::StepOutput(StepMapOutput {
+                output: resp.output.clone(),
+            }));
             inner
                 .outputs
                 .lock()
@@ -282,33 +300,16 @@ async fn execute_on_addon(
                 .insert(step.id.clone(), StepOutput { output: resp.output });
         }
         Err(s) => {
-            let kind = s
-                .metadata()
-                .get(META_STEP_STATUS)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let status = match (kind.as_deref(), s.code()) {
-                (Some("timeout"), _) | (None, Code::DeadlineExceeded) => StepExecutionStatus::Timeout,
-                (Some("aborted"), _) | (None, Code::Aborted | Code::Cancelled) => StepExecutionStatus::Aborted,
+            // The product's status enum has no timeout: the platform expires a step whose time
+            // is up, whatever the lite-engine reports (sgsim's delegate does the same).
+            let status = match s.code() {
+                Code::Aborted | Code::Cancelled => StepExecutionStatus::Aborted,
                 _ => StepExecutionStatus::Failure,
             };
-            report.set_status(status);
-            report.exit_code = s
-                .metadata()
-                .get(META_EXIT_CODE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
+            report.set_step_execution_status(status);
             report.error_message = s.message().to_string();
-            report.log_bytes = log_bytes(s.metadata());
         }
     }
-}
-
-/// The addon's count of the bytes in the step container's log ([`crate::addon::META_LOG_BYTES`]).
-fn log_bytes(md: &tonic::metadata::MetadataMap) -> Option<i64> {
-    md.get(crate::addon::META_LOG_BYTES)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -322,21 +323,45 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Delivers `report` to the delegate service at `endpoint`, retrying until `within` has passed.
-async fn send_status(endpoint: &str, report: SendStepStatusRequest, within: Duration) -> Result<()> {
+/// Delivers `request` to the delegate task service at `endpoint` with the `token` and
+/// `serviceId` metadata, retrying until `within` has passed.
+async fn send_status(
+    endpoint: &str,
+    request: SendTaskStatusRequest,
+    token: &str,
+    service_id: &str,
+    within: Duration,
+) -> Result<()> {
     let target = Target::parse(endpoint)?;
     let deadline = Instant::now() + within;
     let mut delay = Duration::from_millis(100);
+    let token = tonic::metadata::MetadataValue::try_from(token).map_err(|_| {
+        EngineError::Report(Box::new(Status::invalid_argument(
+            "DELEGATE_SERVICE_TOKEN is not ASCII",
+        )))
+    })?;
+    let service_id = tonic::metadata::MetadataValue::try_from(service_id)
+        .map_err(|_| EngineError::Report(Box::new(Status::invalid_argument("DELEGATE_SERVICE_ID is not ASCII"))))?;
     loop {
         let attempt = async {
             let channel = dial::channel(&target).await?;
-            DelegateServiceClient::new(channel)
-                .send_step_status(report.clone())
+            let mut call = Request::new(request.clone());
+            call.metadata_mut().insert("token", token.clone());
+            call.metadata_mut().insert("serviceid", service_id.clone());
+            let resp = TaskServiceClient::new(channel)
+                .send_task_status(call)
                 .await
-                .map_err(|s| EngineError::Report(Box::new(s)))
+                .map_err(|s| EngineError::Report(Box::new(s)))?;
+            if resp.into_inner().success {
+                Ok(())
+            } else {
+                Err(EngineError::Report(Box::new(Status::unknown(format!(
+                    "failed to update step status at delegate agent side: {endpoint}"
+                )))))
+            }
         };
         match attempt.await {
-            Ok(_) => return Ok(()),
+            Ok(()) => return Ok(()),
             Err(e) if Instant::now() + delay >= deadline => return Err(e),
             Err(_) => {
                 tokio::time::sleep(delay).await;

@@ -157,6 +157,63 @@ fn grpc_paths_are_the_products() {
         let path = format!("\"/io.harness.product.ci.addon.proto.Addon/{rpc}\"");
         assert!(addon_rs.contains(&path), "{path}");
     }
-    let delegate_rs = include_str!(concat!(env!("OUT_DIR"), "/sgsim.delegate.v1.rs"));
-    assert!(delegate_rs.contains("\"/sgsim.delegate.v1.DelegateService/SendStepStatus\""));
+    let task_rs = include_str!(concat!(env!("OUT_DIR"), "/io.harness.task.service.rs"));
+    assert!(task_rs.contains("\"/io.harness.task.service.TaskService/SendTaskStatus\""));
+}
+
+#[test]
+fn send_task_status_has_the_products_field_numbers() {
+    use crate::proto::task_service::{SendTaskStatusRequest, StepExecutionStatus, step_status, task_status_data};
+    let wrap = |tag: u32, inner: &[u8], buf: &mut Vec<u8>| prost::encoding::bytes::encode(tag, &inner.to_vec(), buf);
+    let id = |v: &str| {
+        let mut b = Vec::new();
+        string::encode(1, &v.to_string(), &mut b);
+        b
+    };
+    let mut took = Vec::new();
+    int64::encode(1, &3, &mut took); // Duration.seconds
+    int32::encode(2, &500, &mut took); // Duration.nanos
+    let mut out = Vec::new();
+    kv(1, "VERSION", "1.2", &mut out); // StepMapOutput.output
+    let mut st = Vec::new();
+    int32::encode(1, &2, &mut st); // num_retries
+    wrap(2, &took, &mut st); // total_time_taken
+    int32::encode(3, &1, &mut st); // step_execution_status FAILURE
+    wrap(4, &out, &mut st); // step_output
+    string::encode(5, &"exit status 2".to_string(), &mut st); // error_message
+    let mut data = Vec::new();
+    wrap(1, &st, &mut data); // TaskStatusData.step_status
+    let mut req = Vec::new();
+    wrap(1, &id("acct"), &mut req); // account_id
+    wrap(2, &id("task-1"), &mut req); // task_id
+    wrap(3, &id("cb-1"), &mut req); // callback_token
+    wrap(4, &data, &mut req); // task_status_data
+    let r = SendTaskStatusRequest::decode(&req[..]).unwrap();
+    assert_eq!(r.account_id.unwrap().id, "acct");
+    assert_eq!(r.task_id.unwrap().id, "task-1");
+    assert_eq!(r.callback_token.unwrap().token, "cb-1");
+    let Some(task_status_data::StatusData::StepStatus(s)) = r.task_status_data.unwrap().status_data else {
+        panic!("no step status");
+    };
+    assert_eq!(s.num_retries, 2);
+    assert_eq!(s.step_execution_status(), StepExecutionStatus::Failure);
+    assert_eq!(s.error_message, "exit status 2");
+    let d = s.total_time_taken.unwrap();
+    assert_eq!((d.seconds, d.nanos), (3, 500));
+    let Some(step_status::Output::StepOutput(o)) = s.output else {
+        panic!("no output");
+    };
+    assert_eq!(o.output["VERSION"], "1.2");
+    // The enum's numbers are the product's.
+    let numbers = [
+        (StepExecutionStatus::Success, 0),
+        (StepExecutionStatus::Failure, 1),
+        (StepExecutionStatus::Running, 2),
+        (StepExecutionStatus::Queued, 3),
+        (StepExecutionStatus::Skipped, 4),
+        (StepExecutionStatus::Aborted, 5),
+    ];
+    for (v, n) in numbers {
+        assert_eq!(v as i32, n, "{v:?}");
+    }
 }

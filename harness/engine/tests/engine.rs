@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Proc, free_port, wait_tcp, wait_unix};
-use sgsim_engine::delegate::{DelegateServer, LiteEngineClient, ServeGuard, ShellType, Status, StepCommand, StepSpec};
+use sgsim_engine::delegate::{
+    DELEGATE_SERVICE_ID, DelegateServer, LiteEngineClient, ServeGuard, ShellType, Status, StepCommand, StepSpec,
+};
 use sgsim_engine::proto;
 
 const ADDON: &str = env!("CARGO_BIN_EXE_sgsim-addon");
@@ -70,6 +72,8 @@ impl Pod {
             ],
             &[
                 ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
+                ("DELEGATE_SERVICE_TOKEN", delegate.token()),
+                ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
                 ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout_secs.to_string().as_str()),
             ],
         );
@@ -188,25 +192,9 @@ async fn sh_step_output_is_the_addon_stdout() {
         .run(pod.step("echo", ShellType::Sh, "echo one\necho two >&2\nprintf 'three'"))
         .await;
     assert_eq!(st.status, Status::Success, "{st:?}");
-    assert_eq!(st.step_id, "echo");
     assert_eq!(st.exit_code, Some(0));
     assert_eq!(st.error, None);
     assert_eq!(pod.addon_lines(3).await, ["one", "two", "three"]);
-}
-
-/// The status carries the addon's count of the bytes it has written to its stdout (the step
-/// container's log), cumulative over the steps it ran, so the runner knows when the log is whole.
-#[tokio::test]
-async fn the_status_says_how_long_the_log_is() {
-    let pod = Pod::start().await;
-    let first = pod.run(pod.step("one", ShellType::Sh, "echo one\necho two >&2")).await;
-    assert_eq!(first.status, Status::Success, "{first:?}");
-    assert_eq!(first.log_bytes, Some("one\ntwo\n".len() as u64));
-    let second = pod.run(pod.step("two", ShellType::Sh, "printf 'three'; exit 3")).await;
-    assert_eq!(second.status, Status::Failure, "{second:?}");
-    assert_eq!(second.log_bytes, Some("one\ntwo\nthree\n".len() as u64));
-    let written: usize = pod.addon_lines(3).await.iter().map(|l| l.len() + 1).sum();
-    assert_eq!(second.log_bytes, Some(written as u64));
 }
 
 #[tokio::test]
@@ -534,6 +522,8 @@ async fn through_the_node_agent() {
                 format!("delegate-service:{fwd_port}").as_str(),
             ),
             ("SGSIM_HOSTS_FILE", hosts.to_str().unwrap()),
+            ("DELEGATE_SERVICE_TOKEN", delegate.token()),
+            ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
         ],
     );
     wait_tcp(format!("127.0.0.1:{le_port}").parse().unwrap()).await;
@@ -616,16 +606,39 @@ async fn status_arriving_before_expect_is_kept() {
         }))
         .await
         .unwrap();
-    let mut c = proto::delegate::delegate_service_client::DelegateServiceClient::new(channel);
-    let mut req = proto::delegate::SendStepStatusRequest {
-        task_id: "t1".into(),
-        step_id: "s1".into(),
-        exit_code: Some(7),
+    let mut c = proto::task_service::task_service_client::TaskServiceClient::new(channel);
+    use proto::task_service as ts;
+    let status = ts::StepStatus {
+        step_execution_status: ts::StepExecutionStatus::Failure as i32,
         error_message: "exit status 7".into(),
         ..Default::default()
     };
-    req.set_status(proto::delegate::StepExecutionStatus::Failure);
-    c.send_step_status(req).await.unwrap();
+    let req = ts::SendTaskStatusRequest {
+        task_id: Some(ts::TaskId { id: "t1".into() }),
+        task_status_data: Some(ts::TaskStatusData {
+            status_data: Some(ts::task_status_data::StatusData::StepStatus(status)),
+        }),
+        ..Default::default()
+    };
+    let call = |token: &str, service: &str| {
+        let mut r = tonic::Request::new(req.clone());
+        r.metadata_mut().insert("token", token.parse().unwrap());
+        r.metadata_mut().insert("serviceid", service.parse().unwrap());
+        r
+    };
+    // Without the pod's token, or from another service, the delegate refuses the status.
+    let e = c
+        .send_task_status(call("forged", DELEGATE_SERVICE_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = c.send_task_status(call(server.token(), "other")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let ok = c
+        .send_task_status(call(server.token(), DELEGATE_SERVICE_ID))
+        .await
+        .unwrap();
+    assert!(ok.into_inner().success);
     let st = server.expect("t1").await.unwrap();
     assert_eq!(st.status, Status::Failure);
     assert_eq!(st.exit_code, Some(7));
@@ -644,4 +657,68 @@ fn missing_tool(what: &str) {
         "{what} is not installed; under CI=true a missing tool fails the test (scripts/setup.sh installs it)"
     );
     println!("skipped: {what} is not installed");
+}
+
+/// As the product's lite-engine, ours reports no status without DELEGATE_SERVICE_TOKEN: the step
+/// runs, the delegate hears nothing, and the lite-engine says why.
+#[tokio::test]
+async fn a_lite_engine_without_a_token_reports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let addon_port = free_port();
+    let le_port = free_port();
+    let sock = dir.path().join("delegate.sock");
+    let delegate = DelegateServer::new();
+    let _serve = delegate.serve_unix(&sock).await.unwrap();
+    let _addon = start_addon(dir.path(), addon_port);
+    let endpoint = format!("unix:{}", sock.display());
+    let le = Proc::spawn(
+        LITE_ENGINE,
+        &[
+            "--port",
+            &le_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--addon-host",
+            "127.0.0.1",
+        ],
+        &[
+            ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
+            ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
+        ],
+    );
+    wait_tcp(format!("127.0.0.1:{le_port}").parse().unwrap()).await;
+    let client = LiteEngineClient::connect_tcp(format!("127.0.0.1:{le_port}").parse().unwrap())
+        .await
+        .unwrap()
+        .with_default_status_wait(Duration::from_secs(3));
+    let mut step = StepSpec {
+        id: "quiet".into(),
+        display_name: "quiet".into(),
+        container_port: addon_port,
+        kind: StepCommand::Run {
+            command: "echo ran".into(),
+            shell: ShellType::Sh,
+            env: BTreeMap::new(),
+            image: "busybox".into(),
+            entrypoint: Vec::new(),
+            detach: false,
+            output_vars: Vec::new(),
+            reports: Vec::new(),
+        },
+        timeout: None,
+        task_id: String::new(),
+        callback_token: String::new(),
+        log_key: String::new(),
+        account_id: String::new(),
+    };
+    step.task_id = "quiet-task".into();
+    let r = client.execute_step(&delegate, step).await;
+    assert!(r.is_err(), "a status arrived without a token: {r:?}");
+    assert!(
+        le.wait_line(Duration::from_secs(5), |l| l
+            .contains("DELEGATE_SERVICE_TOKEN token is not set"))
+            .await,
+        "{:?}",
+        le.lines()
+    );
 }

@@ -283,6 +283,8 @@ pub fn render_pod(s: &Scenario) -> Pod {
     le_env.insert(2, env("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID));
     le_env.push(env("CI_ENABLE_HARNESS_ANNOTATIONS", "true"));
     le_env.push(env("HARNESS_LE_STATUS_REST_ENABLED", "true"));
+    // Its credentials come from the `<pod>-secret` Secret the product creates first.
+    le_env.extend(super::engine_secret_env(s));
     containers.push(Container {
         name: "lite-engine".into(),
         image: Some(format!("{prefix}{LITE_ENGINE_IMAGE}")),

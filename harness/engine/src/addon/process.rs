@@ -20,23 +20,13 @@ use crate::proto::engine::unit_step;
 #[derive(Clone, Default)]
 pub(super) struct LineSink {
     lock: Arc<Mutex<()>>,
-    /// Bytes written to stdout so far (the container log's length, as far as the addon wrote it).
-    written: Arc<std::sync::atomic::AtomicU64>,
     #[cfg(test)]
     captured: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl LineSink {
-    /// Bytes written so far: a step's whole output is in the container log once the log is at
-    /// least this long.
-    pub(super) fn written(&self) -> u64 {
-        self.written.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     fn write_line(&self, line: &[u8]) {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let n = line.len() + usize::from(line.last() != Some(&b'\n'));
-        self.written.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
         #[cfg(test)]
         if let Some(c) = &self.captured {
             let mut c = c.lock().unwrap();
@@ -168,7 +158,6 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
         return Outcome::Failed {
             kind: FailKind::Aborted,
             message: "addon is stopping".into(),
-            exit_code: None,
         };
     }
     let started = match start(inner, &id, &plan) {
@@ -185,7 +174,6 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
         });
         return Outcome::Success {
             outputs: BTreeMap::new(),
-            exit_code: None,
         };
     }
     let Started { mut child, pgid, eof } = started;
@@ -219,18 +207,14 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
         End::TimedOut => {
             return Outcome::Failed {
                 kind: FailKind::Timeout,
-                message: format!(
-                    "step timed out after {}s (execution timeout reached; process group killed)",
-                    plan.timeout.as_secs()
-                ),
-                exit_code: None,
+                // The product's addon: its context's error once the execution timeout passed.
+                message: "context deadline exceeded".into(),
             };
         }
         End::Stopped => {
             return Outcome::Failed {
                 kind: FailKind::Aborted,
                 message: "step aborted: addon received SignalStop".into(),
-                exit_code: None,
             };
         }
         End::Exited(Err(e)) => return Outcome::failure(format!("waiting for the step process failed: {e}")),
@@ -241,7 +225,6 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
             return Outcome::Failed {
                 kind: FailKind::Failure,
                 message: format!("exit status {code}"),
-                exit_code: Some(code),
             };
         }
     } else {
@@ -249,19 +232,16 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
         return Outcome::Failed {
             kind: FailKind::Failure,
             message: format!("signal: {}", signal_name(sig)),
-            exit_code: None,
         };
     }
     if plan.output_vars.is_empty() {
         return Outcome::Success {
             outputs: BTreeMap::new(),
-            exit_code: Some(0),
         };
     }
     match std::fs::read_to_string(&plan.output_file) {
         Ok(content) => Outcome::Success {
             outputs: parse_outputs(&content, &plan.output_vars),
-            exit_code: Some(0),
         },
         Err(e) => Outcome::failure(format!(
             "cannot read output variables from {}: {e}",
@@ -279,7 +259,6 @@ mod tests {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = LineSink {
             lock: Arc::default(),
-            written: Arc::default(),
             captured: Some(captured.clone()),
         };
         let mut input = b"a\n\nbc\n".to_vec();
@@ -296,7 +275,6 @@ mod tests {
         assert_eq!(lines[5], b"last");
         assert_eq!(lines[6], b"");
         assert_eq!(lines.len(), 7);
-        assert_eq!(sink.written(), out.len() as u64);
     }
 
     #[test]

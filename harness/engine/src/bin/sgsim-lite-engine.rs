@@ -33,6 +33,8 @@ fn config() -> sgsim_engine::Result<LiteEngineConfig> {
     c.delegate_env = std::env::var("DELEGATE_SERVICE_ENDPOINT")
         .ok()
         .filter(|v| !v.is_empty());
+    c.delegate_token = std::env::var("DELEGATE_SERVICE_TOKEN").ok();
+    c.service_id = std::env::var("DELEGATE_SERVICE_ID").ok();
     if let Some(s) = flags.parse_value::<u64>("addon-dial-timeout-secs", Some("SGSIM_ADDON_DIAL_TIMEOUT_SECS"))? {
         c.addon_dial_timeout = Duration::from_secs(s);
     }
