@@ -5,7 +5,13 @@
 /// The feature flag gating ConfigMap and Secret volumes (from the product documentation).
 pub const FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME: &str = "CDS_CONFIG_MAPS_AND_SECRETS_AS_VOLUME";
 /// Feature flags sgsim knows.
-pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME];
+pub const KNOWN_FEATURE_FLAGS: &[&str] = &[FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME, FF_POD_SPEC_OVERLAY];
+/// The product applies podSpecOverlay in full only with this flag (harness-core
+/// `ContainerStepInitHelper.getK8DirectPodParams`: `FeatureName.CI_K8S_OVERLAY_YAML`); without it,
+/// only the overlay's top-level `topologySpreadConstraints` (`K8sPodInitUtils.getTopologySpreadConstraintsList`).
+pub const FF_POD_SPEC_OVERLAY: &str = "CI_K8S_OVERLAY_YAML";
+/// What the product takes from podSpecOverlay without [`FF_POD_SPEC_OVERLAY`].
+pub const OVERLAY_WITHOUT_FLAG: &str = "topologySpreadConstraints";
 
 /// Default Harness account id.
 pub const DEFAULT_ACCOUNT_ID: &str = "sgsimAccount";

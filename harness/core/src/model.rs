@@ -143,7 +143,9 @@ pub struct K8sInfra {
     pub harness_image_connector_ref: Option<String>,
     /// podSpecOverlay as written (YAML text).
     pub pod_spec_overlay: Option<String>,
-    /// podSpecOverlay parsed (a PodSpec fragment merged into the rendered pod spec).
+    /// podSpecOverlay as the pod gets it (a PodSpec fragment merged into the rendered pod spec):
+    /// the whole fragment with the feature flag CI_K8S_OVERLAY_YAML, else only its
+    /// `topologySpreadConstraints`, as the product.
     pub pod_spec_overlay_json: Option<serde_json::Value>,
     /// User volumes.
     pub volumes: Vec<Volume>,

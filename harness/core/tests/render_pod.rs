@@ -508,3 +508,66 @@ fn pod_spec_overlay_is_merged() {
         "{msg}"
     );
 }
+
+/// The product applies podSpecOverlay in full only with the feature flag CI_K8S_OVERLAY_YAML;
+/// without it, only the overlay's `topologySpreadConstraints` (with a warning naming the rest).
+#[test]
+fn pod_spec_overlay_needs_its_feature_flag() {
+    let pipeline = include_str!("fixtures/dind_pipeline.yaml").replace(
+        "                      namespace: harness-delegate-ng\n",
+        "                      namespace: harness-delegate-ng
+                      podSpecOverlay: |
+                        dnsPolicy: None
+                        dnsConfig:
+                          nameservers: [1.1.1.1]
+                        topologySpreadConstraints:
+                          - maxSkew: 1
+                            topologyKey: kubernetes.io/hostname
+                            whenUnsatisfiable: ScheduleAnyway
+",
+    );
+    let scenario = |flags: &str| {
+        format!(
+            "pipeline: p.yaml
+fixtures:
+  namespaces: [harness-delegate-ng]
+  connectors:
+    - {{identifier: k8s, type: KubernetesCluster}}
+  featureFlags: [{flags}]
+"
+        )
+    };
+    let without = with_scenario(&pipeline, &scenario(""));
+    let spec = render_pod(&without).spec.unwrap();
+    assert_eq!(spec.dns_policy, None, "dnsPolicy applied without the flag");
+    assert_eq!(spec.dns_config, None);
+    assert_eq!(spec.topology_spread_constraints.unwrap()[0].max_skew, 1);
+    let w: Vec<String> = without.warnings.warnings().map(|d| d.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with("s/p.yaml:36:25: ")
+            && w.contains("without the feature flag CI_K8S_OVERLAY_YAML")
+            && w.contains("sgsim ignores `dnsConfig`, `dnsPolicy` (add CI_K8S_OVERLAY_YAML")),
+        "{w:?}"
+    );
+
+    let with = with_scenario(&pipeline, &scenario("CI_K8S_OVERLAY_YAML"));
+    let spec = render_pod(&with).spec.unwrap();
+    assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+    assert_eq!(spec.dns_config.unwrap().nameservers.unwrap(), ["1.1.1.1"]);
+    assert_eq!(spec.topology_spread_constraints.unwrap().len(), 1);
+    assert_eq!(with.warnings.warnings().count(), 0);
+
+    // The fragment may be written under `spec:`, as the product's documentation for the flag asks.
+    let wrapped = include_str!("fixtures/dind_pipeline.yaml").replace(
+        "                      namespace: harness-delegate-ng\n",
+        "                      namespace: harness-delegate-ng
+                      podSpecOverlay: |
+                        spec:
+                          dnsPolicy: None
+",
+    );
+    let spec = render_pod(&with_scenario(&wrapped, &scenario("CI_K8S_OVERLAY_YAML")))
+        .spec
+        .unwrap();
+    assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::defaults::FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME;
+use crate::defaults::{FF_CONFIG_MAPS_AND_SECRETS_AS_VOLUME, FF_POD_SPEC_OVERLAY, OVERLAY_WITHOUT_FLAG};
 use crate::model::*;
 use crate::naming::{invalid_label_value, invalid_qualified_name};
 use crate::overlay::merge_overlay;
@@ -62,7 +62,7 @@ pub(super) fn read_infra(ctx: &mut Ctx<'_>, spec: &Node, at: Pos, fqn: &str, ffs
     }
     infra.harness_image_connector_ref = ctx.str_field(spec, "harnessImageConnectorRef", fqn);
     if let Some(ov) = spec.get("podSpecOverlay") {
-        read_overlay(ctx, ov, &format!("{fqn}.podSpecOverlay"), &mut infra);
+        read_overlay(ctx, ov, &format!("{fqn}.podSpecOverlay"), &mut infra, ffs);
     }
     infra.labels = ctx.str_map(spec, "labels", fqn).into_iter().collect();
     infra.annotations = ctx.str_map(spec, "annotations", fqn).into_iter().collect();
@@ -305,7 +305,7 @@ fn read_volume(ctx: &mut Ctx<'_>, v: &Node, fqn: &str, ffs: &[String]) -> Option
 }
 
 /// podSpecOverlay: YAML text (or a mapping) holding a PodSpec fragment.
-fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra) {
+fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra, ffs: &[String]) {
     let n = ctx.resolve(ov, fqn);
     let json = match &n.value {
         Value::Null => return,
@@ -351,12 +351,48 @@ fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra) {
             return;
         }
     };
+    // The product's documentation for the flag asks for the fragment under `spec:`.
+    let json = match json {
+        serde_json::Value::Object(mut o) if o.len() == 1 && o.get("spec").is_some_and(|v| v.is_object()) => {
+            o.remove("spec").unwrap_or_default()
+        }
+        other => other,
+    };
+    if !ffs.iter().any(|f| f == FF_POD_SPEC_OVERLAY) {
+        let ignored: Vec<&str> = json
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .map(String::as_str)
+            .filter(|k| *k != OVERLAY_WITHOUT_FLAG)
+            .collect();
+        if !ignored.is_empty() {
+            ctx.warn(
+                n.pos,
+                format!(
+                    "without the feature flag {FF_POD_SPEC_OVERLAY} the product takes only `{OVERLAY_WITHOUT_FLAG}` from \
+                     podSpecOverlay; like the product, sgsim ignores {} (add {FF_POD_SPEC_OVERLAY} to \
+                     fixtures.featureFlags to apply the whole overlay)",
+                    ignored.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
     let mut probe = serde_json::json!({"containers": []});
     merge_overlay(&mut probe, &json);
     if let Err(e) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(probe) {
         ctx.err(n.pos, format!("`podSpecOverlay` is not a valid PodSpec fragment: {e}"));
         return;
     }
+    // What the pod gets: the whole fragment with the flag, else only what the product takes.
+    let json = if ffs.iter().any(|f| f == FF_POD_SPEC_OVERLAY) {
+        json
+    } else {
+        match json.get(OVERLAY_WITHOUT_FLAG) {
+            Some(v) => serde_json::json!({ OVERLAY_WITHOUT_FLAG: v }),
+            None => return,
+        }
+    };
     infra.pod_spec_overlay_json = Some(json);
 }
 
