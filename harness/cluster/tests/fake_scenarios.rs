@@ -127,3 +127,21 @@ async fn k8s_node_affinity() {
 async fn run_single() {
     run_on_fake_tier("run-single").await;
 }
+
+/// A step container stuck in CreateContainerConfigError (a secretKeyRef naming a missing key)
+/// does not keep the kubelet from creating and starting the lite-engine after it: SyncPod starts
+/// every container it can. The golden (from a real run) says so, and the fake kubelet does it too.
+#[tokio::test]
+async fn a_failing_step_container_does_not_keep_the_lite_engine_from_starting() {
+    let want = golden_kubernetes_lines("k8s-secret-key-missing");
+    let failed = want
+        .iter()
+        .position(|l| l.starts_with("Error: couldn't find key token in Secret"))
+        .unwrap_or_else(|| panic!("no config error in the golden: {want:#?}"));
+    let started = want
+        .iter()
+        .position(|l| l == "Started container lite-engine")
+        .unwrap_or_else(|| panic!("the lite-engine never started in the golden: {want:#?}"));
+    assert!(failed < started, "{want:#?}");
+    run_on_fake_tier("k8s-secret-key-missing").await;
+}
