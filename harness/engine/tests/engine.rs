@@ -21,7 +21,7 @@ struct Pod {
     dir: tempfile::TempDir,
     addon: Proc,
     addon_port: u16,
-    _lite_engine: Proc,
+    lite_engine: Proc,
     lite_engine_addr: SocketAddr,
     delegate: DelegateServer,
     _serve: ServeGuard,
@@ -50,8 +50,8 @@ fn start_addon(dir: &Path, port: u16) -> Proc {
 
 impl Pod {
     /// Addon + lite-engine; the lite-engine reports to `delegate_endpoint` or, by default, to the
-    /// DelegateServer's unix socket.
-    async fn start_with(delegate_endpoint: Option<String>, dial_timeout_secs: u32) -> Pod {
+    /// DelegateServer's unix socket, with the delegate's token unless `with_token` is false.
+    async fn start_with(delegate_endpoint: Option<String>, dial_timeout_secs: u32, with_token: bool) -> Pod {
         let dir = tempfile::tempdir().unwrap();
         let addon_port = free_port();
         let le_port = free_port();
@@ -60,6 +60,15 @@ impl Pod {
         let serve = delegate.serve_unix(&sock).await.unwrap();
         let endpoint = delegate_endpoint.unwrap_or_else(|| format!("unix:{}", sock.display()));
         let addon = start_addon(dir.path(), addon_port);
+        let dial_timeout = dial_timeout_secs.to_string();
+        let mut env = vec![
+            ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
+            ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
+            ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout.as_str()),
+        ];
+        if with_token {
+            env.push(("DELEGATE_SERVICE_TOKEN", delegate.token()));
+        }
         let lite_engine = Proc::spawn(
             LITE_ENGINE,
             &[
@@ -70,12 +79,7 @@ impl Pod {
                 "--addon-host",
                 "127.0.0.1",
             ],
-            &[
-                ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
-                ("DELEGATE_SERVICE_TOKEN", delegate.token()),
-                ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
-                ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout_secs.to_string().as_str()),
-            ],
+            &env,
         );
         let lite_engine_addr: SocketAddr = format!("127.0.0.1:{le_port}").parse().unwrap();
         // lazy client: made before the lite-engine listens, ready once ping answers
@@ -89,7 +93,7 @@ impl Pod {
             dir,
             addon,
             addon_port,
-            _lite_engine: lite_engine,
+            lite_engine,
             lite_engine_addr,
             delegate,
             _serve: serve,
@@ -98,7 +102,7 @@ impl Pod {
     }
 
     async fn start() -> Pod {
-        Self::start_with(None, 20).await
+        Self::start_with(None, 20, true).await
     }
 
     fn step(&self, id: &str, shell: ShellType, command: &str) -> StepSpec {
@@ -234,7 +238,7 @@ async fn timeout_kills_the_process_group() {
     let st = pod.run(step).await;
     assert_eq!(st.status, Status::Timeout, "{st:?}");
     assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
-    assert!(st.error.as_deref().unwrap_or("").contains("timed out"), "{st:?}");
+    assert_eq!(st.error.as_deref(), Some("context deadline exceeded"), "{st:?}");
     assert_eq!(st.exit_code, None);
     let pid = read_pid(&pidfile).await;
     let end = Instant::now() + Duration::from_secs(5);
@@ -405,7 +409,7 @@ async fn plugin_step_runs_its_entrypoint() {
 
 #[tokio::test]
 async fn unreachable_addon_is_a_failure() {
-    let pod = Pod::start_with(None, 1).await;
+    let pod = Pod::start_with(None, 1, true).await;
     let mut step = pod.step("lost", ShellType::Sh, "echo hi");
     step.container_port = free_port();
     let st = pod.run(step).await;
@@ -663,62 +667,20 @@ fn missing_tool(what: &str) {
 /// runs, the delegate hears nothing, and the lite-engine says why.
 #[tokio::test]
 async fn a_lite_engine_without_a_token_reports_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let addon_port = free_port();
-    let le_port = free_port();
-    let sock = dir.path().join("delegate.sock");
-    let delegate = DelegateServer::new();
-    let _serve = delegate.serve_unix(&sock).await.unwrap();
-    let _addon = start_addon(dir.path(), addon_port);
-    let endpoint = format!("unix:{}", sock.display());
-    let le = Proc::spawn(
-        LITE_ENGINE,
-        &[
-            "--port",
-            &le_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--addon-host",
-            "127.0.0.1",
-        ],
-        &[
-            ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
-            ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
-        ],
-    );
-    wait_tcp(format!("127.0.0.1:{le_port}").parse().unwrap()).await;
-    let client = LiteEngineClient::connect_tcp(format!("127.0.0.1:{le_port}").parse().unwrap())
-        .await
-        .unwrap()
-        .with_default_status_wait(Duration::from_secs(3));
-    let mut step = StepSpec {
-        id: "quiet".into(),
-        display_name: "quiet".into(),
-        container_port: addon_port,
-        kind: StepCommand::Run {
-            command: "echo ran".into(),
-            shell: ShellType::Sh,
-            env: BTreeMap::new(),
-            image: "busybox".into(),
-            entrypoint: Vec::new(),
-            detach: false,
-            output_vars: Vec::new(),
-            reports: Vec::new(),
-        },
-        timeout: None,
-        task_id: String::new(),
-        callback_token: String::new(),
-        log_key: String::new(),
-        account_id: String::new(),
-    };
+    let pod = Pod::start_with(None, 20, false).await;
+    let client = pod.client.clone().with_default_status_wait(Duration::from_secs(3));
+    let mut step = pod.step("quiet", ShellType::Sh, "echo ran");
     step.task_id = "quiet-task".into();
-    let r = client.execute_step(&delegate, step).await;
+    // No timeout of its own: the client waits its default status wait (3 s here).
+    step.timeout = None;
+    let r = client.execute_step(&pod.delegate, step).await;
     assert!(r.is_err(), "a status arrived without a token: {r:?}");
     assert!(
-        le.wait_line(Duration::from_secs(5), |l| l
-            .contains("DELEGATE_SERVICE_TOKEN token is not set"))
+        pod.lite_engine
+            .wait_line(Duration::from_secs(5), |l| l
+                .contains("DELEGATE_SERVICE_TOKEN token is not set"))
             .await,
         "{:?}",
-        le.lines()
+        pod.lite_engine.lines()
     );
 }
