@@ -167,15 +167,18 @@ run "events (missing key)" k -n "$ns" get events --field-selector involvedObject
 k -n "$ns" delete pod bad-env --wait=false >/dev/null 2>&1
 
 # A step-group pod as sgsim renders it for a scenario (setup-addon init container, a step
-# container, lite-engine): applied as is, it runs with READY 2/2. Needs the sgsim binary ($SGSIM).
+# container, lite-engine) with its `<pod>-secret` (`sgsim render --with-secrets`): applied as is, it
+# runs with READY 2/2. Needs the sgsim binary ($SGSIM).
 sgsim_bin="${SGSIM:-$(command -v sgsim || true)}"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 if [ -n "$sgsim_bin" ] && [ -x "$sgsim_bin" ]; then
-  if "$sgsim_bin" render "$repo/scenarios/run-single" >"$work/scenario-pod.yaml" 2>"$work/render.err"; then
-    pod="$(sed -n 's/^  name: //p' "$work/scenario-pod.yaml" | head -n 1)"
-    pns="$(sed -n 's/^  namespace: //p' "$work/scenario-pod.yaml" | head -n 1)"
+  if "$sgsim_bin" render --with-secrets "$repo/scenarios/run-single" >"$work/scenario-pod.yaml" 2>"$work/render.err"; then
+    pod="$(sed -n '/^kind: Pod$/,$ s/^  name: //p' "$work/scenario-pod.yaml" | head -n 1)"
+    pns="$(sed -n '/^kind: Pod$/,$ s/^  namespace: //p' "$work/scenario-pod.yaml" | head -n 1)"
     k create namespace "$pns" >/dev/null 2>&1 || true
-    run "apply scenario pod" k apply -f "$work/scenario-pod.yaml" && expect "apply scenario pod" "$out" "^pod/$pod created$"
+    # With the lite-engine's Secret, which the product creates before the pod (its env reads it).
+    run "apply scenario pod" k apply -f "$work/scenario-pod.yaml" &&
+      expect "apply scenario pod" "$out" "^secret/$pod-secret created$" "^pod/$pod created$"
     run "wait scenario pod" k -n "$pns" wait --for=condition=Ready "pod/$pod" --timeout=120s &&
       expect "wait scenario pod Ready" "$out" "condition met"
     run "get scenario pod" k -n "$pns" get pods &&

@@ -116,6 +116,11 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: Format,
+        /// Also print the Secrets the product creates before the pod (image pull Secrets and the
+        /// lite-engine's `<pod>-secret`, with placeholder credentials), so that the output can be
+        /// applied to a cluster as is (YAML: one document each; JSON: a `v1` List).
+        #[arg(long)]
+        with_secrets: bool,
         /// Which step group, and under which identifier.
         #[command(flatten)]
         select: Select,

@@ -83,17 +83,32 @@ fn cmd_validate(files: &[PathBuf], select: &Select) -> i32 {
     code
 }
 
-fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
+fn cmd_render(file: &Path, output: Format, with_secrets: bool, select: &Select) -> i32 {
     let sc = match load_or_report(file, select) {
         Ok(s) => s,
         Err(c) => return c,
     };
     let pod = sgsim_core::render_pod(&sc);
-    let text = match output {
-        Format::Json => serde_json::to_string_pretty(&pod)
-            .map(|s| s + "\n")
+    let secrets = if with_secrets { render_secrets(&sc) } else { Vec::new() };
+    let text: Result<String, String> = match output {
+        Format::Json => {
+            let doc = if secrets.is_empty() {
+                serde_json::to_value(&pod)
+            } else {
+                let mut items = secrets.clone();
+                items.push(serde_json::to_value(&pod).unwrap_or_default());
+                Ok(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+            };
+            doc.and_then(|d| serde_json::to_string_pretty(&d))
+                .map(|s| s + "\n")
+                .map_err(|e| e.to_string())
+        }
+        Format::Yaml => secrets
+            .iter()
+            .map(|s| serde_saphyr::to_string(s).map(|t| t + "---\n"))
+            .chain([serde_saphyr::to_string(&pod)])
+            .collect::<Result<String, _>>()
             .map_err(|e| e.to_string()),
-        Format::Yaml => serde_saphyr::to_string(&pod).map_err(|e| e.to_string()),
     };
     match text {
         Ok(t) => {
@@ -105,6 +120,21 @@ fn cmd_render(file: &Path, output: Format, select: &Select) -> i32 {
             exit::INFRASTRUCTURE
         }
     }
+}
+
+/// The Secrets the product creates before the pod, with placeholders where a run puts its
+/// delegate's credentials.
+fn render_secrets(sc: &sgsim_core::Scenario) -> Vec<serde_json::Value> {
+    let placeholder = sgsim_core::render::EngineCredentials {
+        delegate_token: "sgsim-placeholder-token".into(),
+        log_service_token: "sgsim-placeholder-token".into(),
+        log_service_endpoint: sgsim_cluster::runner::LOG_SERVICE_ENDPOINT.into(),
+    };
+    sgsim_core::render::image_pull_secrets(sc)
+        .iter()
+        .chain([&sgsim_core::render::engine_secret(sc, &placeholder)])
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect()
 }
 
 pub(crate) fn tokio_runtime() -> tokio::runtime::Runtime {
@@ -492,7 +522,12 @@ pub fn main_impl() -> i32 {
         .init();
     match cli.command {
         Command::Validate { files, select } => cmd_validate(&files, &select),
-        Command::Render { file, output, select } => cmd_render(&file, output, &select),
+        Command::Render {
+            file,
+            output,
+            with_secrets,
+            select,
+        } => cmd_render(&file, output, with_secrets, &select),
         Command::Run {
             file,
             golden,

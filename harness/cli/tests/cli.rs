@@ -189,6 +189,37 @@ fn render_json_of_a_pasted_pipeline_is_a_pod() {
     let yaml = sgsim().arg("render").arg(&f).output().unwrap();
     assert_eq!(yaml.status.code(), Some(0));
     assert!(text(&yaml).0.contains("kind: Pod"));
+    assert!(!text(&yaml).0.contains("kind: Secret"));
+
+    // --with-secrets: the lite-engine's `<pod>-secret` (which its env reads) comes first.
+    let o = sgsim()
+        .args(["render", "-o", "json", "--with-secrets"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).expect("a v1 List");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Secret", "Pod"]);
+    assert_eq!(items[0]["metadata"]["name"], format!("{name}-secret"));
+    assert_eq!(items[0]["type"], "opaque");
+    let keys: Vec<&String> = items[0]["data"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "DELEGATE_SERVICE_TOKEN",
+            "HARNESS_LOG_SERVICE_ENDPOINT",
+            "HARNESS_LOG_SERVICE_TOKEN"
+        ]
+    );
+    let yaml = sgsim().args(["render", "--with-secrets"]).arg(&f).output().unwrap();
+    let yaml = text(&yaml).0;
+    let docs: Vec<&str> = yaml.split("\n---\n").collect();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert!(docs[0].contains("kind: Secret") && docs[1].contains("kind: Pod"));
 }
 
 /// A copy of the invalid-yaml scenario and its golden in a throwaway repo.
