@@ -130,9 +130,8 @@ fn render_secrets(sc: &sgsim_core::Scenario) -> Vec<serde_json::Value> {
         log_service_token: "sgsim-placeholder-token".into(),
         log_service_endpoint: sgsim_cluster::runner::LOG_SERVICE_ENDPOINT.into(),
     };
-    sgsim_core::render::image_pull_secrets(sc)
+    sgsim_core::render::pod_secrets(sc, &placeholder)
         .iter()
-        .chain([&sgsim_core::render::engine_secret(sc, &placeholder)])
         .map(|s| serde_json::to_value(s).unwrap_or_default())
         .collect()
 }

@@ -42,7 +42,7 @@ use crate::images;
 pub use credentials::{PullCredentials, auth_key_matches, credentials_for};
 pub use hub::RegistryHub;
 pub use proxy::RATE_LIMIT_BODY;
-pub use secrets::{create_pull_secrets, pod_pull_credentials};
+pub use secrets::{create_pod_secrets, pod_pull_credentials};
 pub use specs::{specs_for_scenario, specs_from_fixtures, url_host};
 
 /// The registry name of Docker Hub (images without a registry host).

@@ -135,19 +135,12 @@ async fn create_pod_and_secrets(
     delegate: &DelegateServer,
     pod: &Pod,
 ) -> Result<(), kube::Error> {
-    crate::registry::create_pull_secrets(client, scenario).await?;
     let credentials = sgsim_core::render::EngineCredentials {
         delegate_token: delegate.token().to_string(),
         log_service_token: delegate.token().to_string(),
         log_service_endpoint: LOG_SERVICE_ENDPOINT.to_string(),
     };
-    let secret = sgsim_core::render::engine_secret(scenario, &credentials);
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), scenario.namespace());
-    match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(e),
-    }
+    crate::registry::create_pod_secrets(client, scenario, &credentials).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), scenario.namespace());
     pods.create(&PostParams::default(), pod).await.map(|_| ())
 }

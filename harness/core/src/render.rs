@@ -27,6 +27,7 @@ pub use crate::naming::{POD_SUFFIX_ALPHABET, container_name, is_valid_label_valu
 pub use crate::overlay::merge_overlay;
 pub use engine_secret::{
     ENGINE_SECRET_VARS, EngineCredentials, engine_secret, engine_secret_env, engine_secret_name, java_hash_set_order,
+    pod_secrets,
 };
 pub use plan::{ExecutionPlan, PlanNode, PlannedStep, plan, plugin_env_key};
 pub use pod::render_pod;

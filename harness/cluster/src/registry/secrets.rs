@@ -30,11 +30,16 @@ pub async fn pod_pull_credentials(
     credentials_for(image, &configs)
 }
 
-/// Creates the image pull secrets the product creates beside the pod (`<pod>-image-<container>`,
-/// type `kubernetes.io/dockerconfigjson`) for containers whose Docker connector has credentials.
-pub async fn create_pull_secrets(client: &kube::Client, scenario: &sgsim_core::Scenario) -> Result<(), kube::Error> {
+/// Creates the Secrets the product creates before the pod (`render::pod_secrets`: the image pull
+/// Secrets, then the lite-engine's `<pod>-secret` with `credentials`), in that order; one that
+/// already exists is kept.
+pub async fn create_pod_secrets(
+    client: &kube::Client,
+    scenario: &sgsim_core::Scenario,
+    credentials: &sgsim_core::render::EngineCredentials,
+) -> Result<(), kube::Error> {
     use k8s_openapi::api::core::v1::Secret;
-    for secret in sgsim_core::render::image_pull_secrets(scenario) {
+    for secret in sgsim_core::render::pod_secrets(scenario, credentials) {
         let ns = secret
             .metadata
             .namespace

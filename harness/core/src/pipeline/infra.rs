@@ -358,7 +358,8 @@ fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra, f
         }
         other => other,
     };
-    if !ffs.iter().any(|f| f == FF_POD_SPEC_OVERLAY) {
+    let full = ffs.iter().any(|f| f == FF_POD_SPEC_OVERLAY);
+    if !full {
         let ignored: Vec<&str> = json
             .as_object()
             .into_iter()
@@ -385,7 +386,7 @@ fn read_overlay(ctx: &mut Ctx<'_>, ov: &Node, fqn: &str, infra: &mut K8sInfra, f
         return;
     }
     // What the pod gets: the whole fragment with the flag, else only what the product takes.
-    let json = if ffs.iter().any(|f| f == FF_POD_SPEC_OVERLAY) {
+    let json = if full {
         json
     } else {
         match json.get(OVERLAY_WITHOUT_FLAG) {

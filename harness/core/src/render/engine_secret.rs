@@ -104,6 +104,14 @@ pub fn engine_secret(s: &Scenario, c: &EngineCredentials) -> Secret {
     }
 }
 
+/// Every Secret the product creates before the pod, in its order: the image pull Secrets
+/// ([`super::image_pull_secrets`]), then `<pod>-secret`.
+pub fn pod_secrets(s: &Scenario, c: &EngineCredentials) -> Vec<Secret> {
+    let mut out = super::image_pull_secrets(s);
+    out.push(engine_secret(s, c));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
