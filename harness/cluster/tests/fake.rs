@@ -94,11 +94,14 @@ impl Tier {
             .expect("get pod")
     }
 
-    /// Wait until `done` holds for (events, pod), or panic with what was seen.
+    /// Wait until `done` holds for (events, pod), or panic with what was seen. The pod is read
+    /// before its events: the kubelet records a state's events before it writes the state, so the
+    /// events read after a pod hold every event of that pod's state.
     async fn wait(&self, what: &str, done: impl Fn(&[String], &Pod) -> bool) -> (Vec<String>, Pod) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (evs, pod) = (self.events().await, self.pod().await);
+            let pod = self.pod().await;
+            let evs = self.events().await;
             if done(&evs, &pod) {
                 return (evs, pod);
             }
