@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/harness_engine.proto",
     "proto/harness_addon.proto",
     "proto/harness_task_service.proto",
+    "proto/harness_logproxy.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -145,9 +145,10 @@ async fn create_pod_and_secrets(
     pods.create(&PostParams::default(), pod).await.map(|_| ())
 }
 
-/// HARNESS_LOG_SERVICE_ENDPOINT in the lite-engine's Secret. sgsim serves no log service (step
-/// logs are read from the containers), so the name says so instead of pointing anywhere.
-pub const LOG_SERVICE_ENDPOINT: &str = "http://log-service.sgsim.invalid";
+/// HARNESS_LOG_SERVICE_ENDPOINT in the lite-engine's Secret: the run's delegate serves the log
+/// service under this path on its own listener (`delegate-service:8080`, relayed by the node
+/// agent), so the lite-engine's LogProxy reaches it the way it reaches the delegate.
+pub const LOG_SERVICE_ENDPOINT: &str = "http://delegate-service:8080/log-service";
 
 /// Init containers and containers of the pod.
 fn container_count(p: &Pod) -> usize {
@@ -345,7 +346,7 @@ pub async fn run(
             rec.reports = ctx.collect_reports(planned).await;
         }
         if let (true, Some(c), Outcome::Success) = (planned.detach, &planned.container, rec.status) {
-            rec.log = ctx.container_log(c, None).await;
+            rec.log = ctx.step_log(planned, rec.attempts, c, None).await;
         }
     }
     let stored = pods.get(&name).await.map_err(kerr(format!("get pod {ns}/{name}")))?;
@@ -460,5 +461,16 @@ fn skipped(s: &PlannedStep) -> StepRecord {
         strategy: None,
         reports: BTreeMap::new(),
         image: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_log_service_endpoint_is_served_by_the_delegates_listener() {
+        let rest = super::LOG_SERVICE_ENDPOINT
+            .strip_prefix(&format!("http://{}", sgsim_core::defaults::DELEGATE_SERVICE_ENDPOINT))
+            .expect("the delegate's address");
+        assert_eq!(rest, sgsim_engine::log_service::LOG_SERVICE_PATH);
     }
 }

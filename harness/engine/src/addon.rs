@@ -12,9 +12,11 @@
 //!   group.
 //! - A non-empty `entrypoint` replaces all of that: it is run as is and `command` is ignored
 //!   ("Entry Point arguments override the image ENTRYPOINT and any commands").
-//! - stdout and stderr of the step share one pipe; every line is written to the addon's own
-//!   stdout, so the container log is the step log. The addon writes nothing else to stdout
-//!   (diagnostics go to stderr when `SGSIM_ADDON_DEBUG` is set).
+//! - stdout and stderr of the step share one pipe; every line goes to the log service through the
+//!   lite-engine's LogProxy (`remote_log`), which is the step log, and is also written to the
+//!   addon's own stdout, so `kubectl logs` shows it too (the product's addon prints its own
+//!   JSON diagnostics there instead). The addon writes nothing else to stdout (diagnostics go to
+//!   stderr when `SGSIM_ADDON_DEBUG` is set).
 //! - The execution timeout (default 4 h) sends SIGTERM to the process group, then SIGKILL after a
 //!   grace period. A zero exit is success; otherwise the call fails with `exit status <n>`
 //!   (gRPC UNKNOWN), `signal: killed`, a timeout (DEADLINE_EXCEEDED) or an abort (ABORTED): only
@@ -58,6 +60,9 @@ pub struct AddonConfig {
     pub default_tmp_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when a step is stopped.
     pub kill_grace: Duration,
+    /// The lite-engine's LogProxy, where step logs go (the product's addon: `localhost:20001`);
+    /// `None`: step output goes to stdout only.
+    pub log_proxy: Option<crate::dial::Target>,
 }
 
 impl AddonConfig {
@@ -67,6 +72,7 @@ impl AddonConfig {
             workdir: None,
             default_tmp_dir: PathBuf::from("/addon/tmp"),
             kill_grace: Duration::from_secs(3),
+            log_proxy: None,
         }
     }
 }
@@ -85,6 +91,7 @@ macro_rules! debug {
 
 // After `debug!`, which they use.
 mod process;
+mod remote_log;
 mod script;
 
 use process::{LineSink, run_step, signal_group};

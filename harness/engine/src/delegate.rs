@@ -3,8 +3,11 @@
 //! [`DelegateServer`] serves the product's delegate task service
 //! (`io.harness.task.service.TaskService/SendTaskStatus`) on unix sockets (each node's
 //! `delegate.sock`), accepts a status only with its `token` and `serviceId` metadata, and hands
-//! every reported status to whoever [`DelegateServer::expect`]ed its task id. [`LiteEngineClient`] talks to a pod's lite-engine, usually through a node agent
-//! tunnel ([`LiteEngineClient::connect_via_agent`]).
+//! every reported status to whoever [`DelegateServer::expect`]ed its task id. On the same listener
+//! (HTTP/2 for gRPC, HTTP/1.1 too) it serves the log service under
+//! [`crate::log_service::LOG_SERVICE_PATH`]: what the lite-engines stream there is in
+//! [`DelegateServer::logs`]. [`LiteEngineClient`] talks to a pod's lite-engine, usually through a
+//! node agent tunnel ([`LiteEngineClient::connect_via_agent`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -20,6 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response};
 
 pub use crate::error::EngineError;
+use crate::log_service::{LOG_SERVICE_PATH, LogStore};
 /// Interpreter of a Run step (the wire enum; core's `model::Shell` is the scenario's spelling).
 pub use crate::proto::engine::ShellType;
 use crate::proto::engine::lite_engine_client::LiteEngineClient as LiteEngineGrpc;
@@ -313,6 +317,7 @@ impl TaskService for StatusSink {
 #[derive(Clone)]
 pub struct DelegateServer {
     sink: StatusSink,
+    logs: LogStore,
 }
 
 impl Default for DelegateServer {
@@ -338,7 +343,9 @@ impl ServeGuard {
 impl Drop for ServeGuard {
     fn drop(&mut self) {
         self.stop.cancel();
-        let _ = std::fs::remove_file(&self.path);
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -355,7 +362,57 @@ impl DelegateServer {
                 registry: Arc::default(),
                 token: token.into(),
             },
+            logs: LogStore::new(token),
         }
+    }
+
+    /// What the pods' lite-engines sent to the log service (HARNESS_LOG_SERVICE_TOKEN is
+    /// [`DelegateServer::token`] too).
+    pub fn logs(&self) -> &LogStore {
+        &self.logs
+    }
+
+    /// The delegate's gRPC services and the log service, as one router.
+    fn routes(&self) -> tonic::service::Routes {
+        let grpc = tonic::service::Routes::new(TaskServiceServer::new(self.sink.clone())).into_axum_router();
+        tonic::service::Routes::from(grpc.nest(LOG_SERVICE_PATH, crate::log_service::router(self.logs.clone())))
+    }
+
+    fn spawn_serving<I, IO, IE>(&self, incoming: I, stop: &CancellationToken)
+    where
+        I: futures::Stream<Item = Result<IO, IE>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let routes = self.routes();
+        let shutdown = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+        });
+    }
+
+    /// Serves on a TCP address (tests and tools; pods reach the delegate through a node's
+    /// `delegate.sock`). The address actually bound, and the guard that keeps it served.
+    pub async fn serve_tcp(&self, addr: SocketAddr) -> Result<(SocketAddr, ServeGuard), EngineError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| EngineError::Listen { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| EngineError::Listen { addr, source })?;
+        let stop = CancellationToken::new();
+        self.spawn_serving(tokio_stream::wrappers::TcpListenerStream::new(listener), &stop);
+        Ok((
+            bound,
+            ServeGuard {
+                stop,
+                path: PathBuf::new(),
+            },
+        ))
     }
 
     /// The DELEGATE_SERVICE_TOKEN its lite-engines must send (the pod gets it from a Secret).
@@ -371,15 +428,7 @@ impl DelegateServer {
             source: e.into(),
         })?;
         let stop = CancellationToken::new();
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let svc = TaskServiceServer::new(self.sink.clone());
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await;
-        });
+        self.spawn_serving(tokio_stream::wrappers::UnixListenerStream::new(listener), &stop);
         Ok(ServeGuard {
             stop,
             path: path.to_path_buf(),

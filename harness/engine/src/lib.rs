@@ -7,6 +7,8 @@
 //! - [`pwsh`]: `sgsim-pwsh`, the PowerShell stand-in of sgsim's images for pwsh container images.
 //! - [`delegate`]: the host side: [`delegate::DelegateServer`] receives step statuses,
 //!   [`delegate::LiteEngineClient`] starts steps.
+//! - [`log_service`]: the log service the lite-engine streams step logs to (host side), its
+//!   line format and the lite-engine's HTTP client of it.
 //! - [`proto`]: generated protobuf / gRPC types.
 //! - [`error`]: [`EngineError`], the crate's one error type, and its [`Result`] alias.
 
@@ -17,6 +19,7 @@ pub mod delegate;
 pub mod dial;
 pub mod error;
 pub mod lite_engine;
+pub mod log_service;
 pub mod node_agent;
 pub mod pwsh;
 #[cfg(test)]

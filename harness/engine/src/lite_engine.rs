@@ -13,6 +13,9 @@
 //! `SGSIM_DELEGATE_ENDPOINT`), `DELEGATE_SERVICE_ENDPOINT`, the request's
 //! `delegate_svc_endpoint`, `delegate-service:8080`. `unix:/path` endpoints are accepted too.
 //!
+//! Next to LiteEngine it serves the product's `LogProxy` ([`log_proxy`]): addons stream step logs
+//! through it to the log service at HARNESS_LOG_SERVICE_ENDPOINT.
+//!
 //! A step whose `skip_condition` is literally `true` is reported SKIPPED without running (sgsim
 //! evaluates no JEXL). Outputs of finished steps are passed to later steps as
 //! `prev_step_outputs`.
@@ -24,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
+
+pub mod log_proxy;
 
 use crate::dial::{self, Target};
 use crate::error::{EngineError, Result};
@@ -63,6 +68,9 @@ pub struct LiteEngineConfig {
     pub addon_dial_timeout: Duration,
     /// How long to keep trying to deliver a status.
     pub report_timeout: Duration,
+    /// The log service its `LogProxy` relays to, or why there is none (see
+    /// [`log_proxy::client_from_env`]).
+    pub log_service: std::result::Result<crate::log_service::HttpLogClient, String>,
 }
 
 impl LiteEngineConfig {
@@ -76,6 +84,7 @@ impl LiteEngineConfig {
             service_id: None,
             addon_dial_timeout: Duration::from_secs(120),
             report_timeout: Duration::from_secs(60),
+            log_service: log_proxy::client_from_env(|_| None),
         }
     }
 }
@@ -111,8 +120,10 @@ pub async fn serve(config: LiteEngineConfig, shutdown: CancellationToken) -> Res
         .await
         .map_err(|source| EngineError::Listen { addr: listen, source })?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let logs = log_proxy::LogProxyService::new(config.log_service.clone());
     tonic::transport::Server::builder()
         .add_service(LiteEngineServer::new(LiteEngineService::new(config)))
+        .add_service(crate::proto::engine::log_proxy_server::LogProxyServer::new(logs))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
         .map_err(EngineError::Serve)

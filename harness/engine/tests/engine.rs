@@ -25,14 +25,17 @@ struct Pod {
     lite_engine_addr: SocketAddr,
     delegate: DelegateServer,
     _serve: ServeGuard,
+    _log_serve: ServeGuard,
     client: LiteEngineClient,
 }
 
-fn start_addon(dir: &Path, port: u16) -> Proc {
+fn start_addon(dir: &Path, port: u16, lite_engine_port: u16) -> Proc {
     let tmp = dir.join("addon-tmp");
     Proc::spawn(
         ADDON,
         &[
+            "--log-proxy",
+            &format!("127.0.0.1:{lite_engine_port}"),
             "--port",
             &port.to_string(),
             "--bind",
@@ -52,6 +55,17 @@ impl Pod {
     /// Addon + lite-engine; the lite-engine reports to `delegate_endpoint` or, by default, to the
     /// DelegateServer's unix socket, with the delegate's token unless `with_token` is false.
     async fn start_with(delegate_endpoint: Option<String>, dial_timeout_secs: u32, with_token: bool) -> Pod {
+        Self::start_full(delegate_endpoint, dial_timeout_secs, with_token, true).await
+    }
+
+    /// [`Pod::start_with`]; without `with_log_service` the lite-engine has no
+    /// HARNESS_LOG_SERVICE_ENDPOINT / _TOKEN.
+    async fn start_full(
+        delegate_endpoint: Option<String>,
+        dial_timeout_secs: u32,
+        with_token: bool,
+        with_log_service: bool,
+    ) -> Pod {
         let dir = tempfile::tempdir().unwrap();
         let addon_port = free_port();
         let le_port = free_port();
@@ -59,13 +73,21 @@ impl Pod {
         let delegate = DelegateServer::new();
         let serve = delegate.serve_unix(&sock).await.unwrap();
         let endpoint = delegate_endpoint.unwrap_or_else(|| format!("unix:{}", sock.display()));
-        let addon = start_addon(dir.path(), addon_port);
+        let addon = start_addon(dir.path(), addon_port, le_port);
         let dial_timeout = dial_timeout_secs.to_string();
+        // the log service: the delegate's listener on loopback TCP
+        let (log_addr, log_serve) = delegate.serve_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let log_endpoint = format!("http://{log_addr}/log-service");
         let mut env = vec![
             ("DELEGATE_SERVICE_ENDPOINT", endpoint.as_str()),
             ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
             ("SGSIM_ADDON_DIAL_TIMEOUT_SECS", dial_timeout.as_str()),
+            ("HARNESS_ACCOUNT_ID", "acct"),
         ];
+        if with_log_service {
+            env.push(("HARNESS_LOG_SERVICE_ENDPOINT", log_endpoint.as_str()));
+            env.push(("HARNESS_LOG_SERVICE_TOKEN", delegate.token()));
+        }
         if with_token {
             env.push(("DELEGATE_SERVICE_TOKEN", delegate.token()));
         }
@@ -97,6 +119,7 @@ impl Pod {
             lite_engine_addr,
             delegate,
             _serve: serve,
+            _log_serve: log_serve,
             client,
         }
     }
@@ -516,7 +539,9 @@ async fn through_the_node_agent() {
     let dir = tempfile::tempdir().unwrap();
     let addon_port = free_port();
     let le_port = free_port();
-    let addon = start_addon(dir.path(), addon_port);
+    let addon = start_addon(dir.path(), addon_port, le_port);
+    // the log service is reached the same way as the delegate: through the agent's forward
+    let log_endpoint = format!("http://delegate-service:{fwd_port}/log-service");
     let _le = Proc::spawn(
         LITE_ENGINE,
         &["--port", &le_port.to_string(), "--bind", "127.0.0.1"],
@@ -528,6 +553,9 @@ async fn through_the_node_agent() {
             ("SGSIM_HOSTS_FILE", hosts.to_str().unwrap()),
             ("DELEGATE_SERVICE_TOKEN", delegate.token()),
             ("DELEGATE_SERVICE_ID", DELEGATE_SERVICE_ID),
+            ("HARNESS_LOG_SERVICE_ENDPOINT", log_endpoint.as_str()),
+            ("HARNESS_LOG_SERVICE_TOKEN", delegate.token()),
+            ("HARNESS_ACCOUNT_ID", "acct"),
         ],
     );
     wait_tcp(format!("127.0.0.1:{le_port}").parse().unwrap()).await;
@@ -564,7 +592,7 @@ async fn through_the_node_agent() {
         timeout: Some(Duration::from_secs(30)),
         task_id: String::new(),
         callback_token: String::new(),
-        log_key: String::new(),
+        log_key: "exec/tunnel".into(),
         account_id: String::new(),
     };
     let st = tokio::time::timeout(Duration::from_secs(60), client.execute_step(&delegate, step))
@@ -573,6 +601,9 @@ async fn through_the_node_agent() {
         .unwrap();
     assert_eq!(st.status, Status::Success, "{st:?}");
     assert_eq!(st.outputs.get("OUT").map(String::as_str), Some("ok"));
+    // the step log: addon → LogProxy → the agent's forward (HTTP/1.1 on the delegate's socket)
+    assert_eq!(delegate.logs().text("exec/tunnel").as_deref(), Some("via-agent\n"));
+    assert!(delegate.logs().closed("exec/tunnel"));
     assert!(addon.wait_line(Duration::from_secs(5), |l| l == "via-agent").await);
 
     // and a refused tunnel is an error, not a hang
@@ -683,4 +714,69 @@ async fn a_lite_engine_without_a_token_reports_nothing() {
         "{:?}",
         pod.lite_engine.lines()
     );
+}
+
+#[tokio::test]
+async fn step_logs_reach_the_log_service_as_the_products_lines() {
+    let pod = Pod::start().await;
+    let st = pod
+        .run(pod.step(
+            "logged",
+            ShellType::Sh,
+            "echo plain\necho '{\"level\":\"warn\",\"msg\":\"structured\"}'\nprintf 'no newline'\nexit 2",
+        ))
+        .await;
+    assert_eq!(st.status, Status::Failure, "{st:?}");
+    assert_eq!(st.error.as_deref(), Some("exit status 2"));
+    let logs = pod.delegate.logs();
+    assert!(
+        logs.closed("log/logged"),
+        "the addon closes the stream of a finished step"
+    );
+    let lines = logs.lines("log/logged").expect("uploaded log");
+    let got: Vec<(&str, i64, &str)> = lines
+        .iter()
+        .map(|l| (l.level.as_str(), l.number, l.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("info", 0, "plain\n"),
+            ("warn", 1, "structured"),
+            ("info", 2, "no newline\n")
+        ]
+    );
+    assert!(lines.iter().all(|l| l.time.ends_with('Z')), "{lines:?}");
+    assert_eq!(
+        logs.text("log/logged").as_deref(),
+        Some("plain\nstructured\nno newline\n")
+    );
+}
+
+#[tokio::test]
+async fn without_a_log_service_the_step_fails_with_the_products_reason() {
+    let pod = Pod::start_full(None, 20, true, false).await;
+    let st = pod.run(pod.step("nolog", ShellType::Sh, "echo hi")).await;
+    assert_eq!(st.status, Status::Failure, "{st:?}");
+    assert_eq!(
+        st.error.as_deref(),
+        Some("rpc error: code = Unknown desc = log service endpoint variable not set HARNESS_LOG_SERVICE_ENDPOINT")
+    );
+    assert_eq!(pod.delegate.logs().text("log/nolog"), None);
+}
+
+#[tokio::test]
+async fn a_background_steps_log_is_streamed_while_it_runs() {
+    let pod = Pod::start().await;
+    let mut step = pod.step("bg", ShellType::Sh, "echo up\nsleep 30");
+    *run_kind(&mut step).1 = true;
+    let st = pod.run(step).await;
+    assert_eq!(st.status, Status::Success, "{st:?}");
+    // written about a second after the line, never closed
+    let end = Instant::now() + Duration::from_secs(10);
+    while pod.delegate.logs().text("log/bg").as_deref() != Some("up\n") {
+        assert!(Instant::now() < end, "{:?}", pod.delegate.logs().text("log/bg"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pod.delegate.logs().closed("log/bg"));
 }

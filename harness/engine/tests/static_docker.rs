@@ -61,7 +61,7 @@ fn run_step(id: &str, port: u16, shell: ShellType, command: &str, outs: &[&str])
         timeout: Some(Duration::from_secs(30)),
         task_id: format!("docker-{id}"),
         callback_token: String::new(),
-        log_key: String::new(),
+        log_key: id.into(),
         account_id: String::new(),
     }
 }
@@ -105,9 +105,16 @@ async fn static_binaries_run_in_empty_busybox_image() {
     std::fs::create_dir_all(&run_dir).unwrap();
     let delegate = DelegateServer::new();
     let _serve = delegate.serve_unix(&run_dir.join("delegate.sock")).await.unwrap();
-    let script = "sgsim-node-agent --listen 127.0.0.1:8080 & \
-                  cd /harness && sgsim-addon --port 20002 & \
-                  DELEGATE_SERVICE_ENDPOINT=delegate-service:8080 exec sgsim-lite-engine";
+    // The lite-engine reaches the delegate and the log service through the node agent's relay.
+    let script = format!(
+        "sgsim-node-agent --listen 127.0.0.1:8080 & \
+         cd /harness && sgsim-addon --port 20002 & \
+         DELEGATE_SERVICE_ENDPOINT=delegate-service:8080 DELEGATE_SERVICE_TOKEN={token} \
+         DELEGATE_SERVICE_ID={id} HARNESS_ACCOUNT_ID=acct HARNESS_LOG_SERVICE_TOKEN={token} \
+         HARNESS_LOG_SERVICE_ENDPOINT=http://delegate-service:8080/log-service exec sgsim-lite-engine",
+        token = delegate.token(),
+        id = sgsim_engine::delegate::DELEGATE_SERVICE_ID,
+    );
     let container = docker(&[
         "run",
         "-d",
@@ -122,7 +129,7 @@ async fn static_binaries_run_in_empty_busybox_image() {
         &image,
         "/bin/sh",
         "-c",
-        script,
+        &script,
     ]);
     cleanup.container = Some(container.clone());
 
@@ -158,6 +165,8 @@ async fn static_binaries_run_in_empty_busybox_image() {
         .unwrap();
     assert_eq!(st.status, Status::Success, "{st:?}");
     assert_eq!(st.outputs.get("KERNEL").map(String::as_str), Some("Linux"));
+    // the step log went addon → LogProxy → node agent relay → the delegate's log service
+    assert_eq!(delegate.logs().text("hello").as_deref(), Some("hello-from-busybox\n"));
 
     let st = client
         .execute_step(&delegate, run_step("nobash", 20002, ShellType::Bash, "echo hi", &[]))

@@ -172,7 +172,7 @@ impl StepCtx<'_> {
         rec.took = started.elapsed();
         // A Background step keeps running: its log is read when the group ends.
         if let (Some(c), false) = (&s.container, s.detach) {
-            rec.log = self.container_log(c, log_bytes).await;
+            rec.log = self.step_log(s, rec.attempts, c, log_bytes).await;
         } else if s.kind == model::StepKind::NoContainer && rec.status == Outcome::Success {
             rec.log = format!("{} approved by sgsim (no approver is simulated)\n", s.step_type);
         }
@@ -307,11 +307,7 @@ impl StepCtx<'_> {
             model::Shell::Pwsh => ShellType::Pwsh,
             model::Shell::Python => ShellType::Python,
         };
-        let id = if n == 0 {
-            s.id.clone()
-        } else {
-            format!("{}_retry_{n}", s.id)
-        };
+        let id = attempt_id(s, n);
         let task_id = format!("{}-{}-{}", self.opts.task_prefix, self.pod, id);
         // A Background step with neither entrypoint nor command runs its image's own
         // ENTRYPOINT + CMD (what the product learns through GetImageEntrypoint).
@@ -348,7 +344,7 @@ impl StepCtx<'_> {
                 },
                 timeout: Some(Duration::from_secs(s.timeout_secs)),
                 callback_token: format!("token-{task_id}"),
-                log_key: format!("{}/{}", self.plan.ids.execution_id, id),
+                log_key: self.log_key(&id),
                 account_id: self.plan.ids.account_id.clone(),
                 task_id,
             });
@@ -379,7 +375,7 @@ impl StepCtx<'_> {
             },
             timeout: Some(Duration::from_secs(s.timeout_secs)),
             callback_token: format!("token-{task_id}"),
-            log_key: format!("{}/{}", self.plan.ids.execution_id, id),
+            log_key: self.log_key(&id),
             account_id: self.plan.ids.account_id.clone(),
             task_id,
         })
@@ -411,7 +407,7 @@ impl StepCtx<'_> {
             },
             timeout: Some(Duration::from_secs(60)),
             callback_token: format!("token-{task_id}"),
-            log_key: format!("{}/{}", self.plan.ids.execution_id, id),
+            log_key: self.log_key(&id),
             account_id: self.plan.ids.account_id.clone(),
             task_id,
         };
@@ -444,6 +440,31 @@ impl StepCtx<'_> {
         out
     }
 
+    /// The log of a step's `attempts`: what its addon sent the log service under each attempt's
+    /// log key, in order. When the log service got nothing for any of them (a step that never
+    /// started, an addon that does not stream), the step container's log.
+    pub(super) async fn step_log(
+        &self,
+        s: &PlannedStep,
+        attempts: u32,
+        container: &str,
+        expect: Option<u64>,
+    ) -> String {
+        let logs = self.delegate.logs();
+        let texts: Vec<String> = (0..attempts.max(1))
+            .filter_map(|n| logs.text(&self.log_key(&attempt_id(s, n))))
+            .collect();
+        if texts.is_empty() {
+            return self.container_log(container, expect).await;
+        }
+        texts.concat()
+    }
+
+    /// The log key of a step id (the UnitStep's `log_key`).
+    fn log_key(&self, id: &str) -> String {
+        format!("{}/{}", self.plan.ids.execution_id, id)
+    }
+
     /// The step container's log (the addon prints exactly the step's output).
     ///
     /// The container runtime copies a container's output into its log asynchronously, so the last
@@ -473,6 +494,16 @@ impl StepCtx<'_> {
             last = Some(now);
             tokio::time::sleep(if expect.is_some() { LOG_CATCH_UP } else { LOG_SETTLE }).await;
         }
+    }
+}
+
+/// The step id of attempt `n` (retries get their own id: the lite-engine and the addon are
+/// idempotent per step id).
+fn attempt_id(s: &PlannedStep, n: u32) -> String {
+    if n == 0 {
+        s.id.clone()
+    } else {
+        format!("{}_retry_{n}", s.id)
     }
 }
 

@@ -11,21 +11,36 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
+use super::remote_log::RemoteLog;
 use super::script::{Plan, parse_outputs, plan_plugin, plan_run};
 use super::{FailKind, Inner, Outcome, debug_enabled};
 use crate::error::{EngineError, Result};
 use crate::proto::engine::unit_step;
 
-/// Writes whole lines to the addon's stdout (shared by all running steps), or to a test buffer.
+/// Writes whole lines to the addon's stdout (shared by all running steps), or to a test buffer,
+/// and to the step's remote log when it has one.
 #[derive(Clone, Default)]
 pub(super) struct LineSink {
     lock: Arc<Mutex<()>>,
+    remote: Option<Arc<RemoteLog>>,
     #[cfg(test)]
     captured: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl LineSink {
+    /// This sink, also writing to `remote`.
+    fn with_remote(&self, remote: Option<Arc<RemoteLog>>) -> LineSink {
+        LineSink { remote, ..self.clone() }
+    }
+
     fn write_line(&self, line: &[u8]) {
+        if let Some(r) = &self.remote {
+            let mut text = String::from_utf8_lossy(line).into_owned();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            r.write_line(&text);
+        }
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         #[cfg(test)]
         if let Some(c) = &self.captured {
@@ -98,7 +113,7 @@ struct Started {
     eof: tokio::sync::oneshot::Receiver<()>,
 }
 
-fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started> {
+fn start(inner: &Inner, id: &str, plan: &Plan, log: Option<Arc<RemoteLog>>) -> Result<Started> {
     let program = plan.argv[0].clone();
     let (reader, writer) = std::io::pipe().map_err(EngineError::OutputPipe)?;
     let writer2 = writer.try_clone().map_err(EngineError::OutputPipe)?;
@@ -128,7 +143,7 @@ fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started> {
         .unwrap_or_else(|e| e.into_inner())
         .insert(pid, id.to_string());
     let (eof_tx, eof) = tokio::sync::oneshot::channel();
-    let sink = inner.sink.clone();
+    let sink = inner.sink.with_remote(log);
     std::thread::spawn(move || {
         copy_lines(reader, &sink);
         let _ = eof_tx.send(());
@@ -137,7 +152,34 @@ fn start(inner: &Inner, id: &str, plan: &Plan) -> Result<Started> {
     Ok(Started { child, pgid: pid, eof })
 }
 
+/// Runs `step` with its log sent to the log service (when the addon has a log proxy); the log of
+/// a step that is not detached is closed when it ends, and a failed upload fails the step.
 pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::UnitStep, tmp: PathBuf) -> Outcome {
+    let log = match &inner.config.log_proxy {
+        Some(proxy) => Some(RemoteLog::start(proxy, &step.log_key).await),
+        None => None,
+    };
+    let detach = matches!(&step.step, Some(unit_step::Step::Run(r)) if r.detach);
+    let outcome = run_logged(inner, step, tmp, log.clone()).await;
+    let Some(log) = log.filter(|_| !detach) else {
+        return outcome;
+    };
+    match (log.close().await, outcome) {
+        (Ok(()), o) => o,
+        (Err(e), Outcome::Success { .. }) => Outcome::failure(e),
+        (Err(e), Outcome::Failed { kind, message }) => Outcome::Failed {
+            kind,
+            message: format!("{message}\n{e}"),
+        },
+    }
+}
+
+async fn run_logged(
+    inner: &Arc<Inner>,
+    step: crate::proto::engine::UnitStep,
+    tmp: PathBuf,
+    log: Option<Arc<RemoteLog>>,
+) -> Outcome {
     let id = step.id.clone();
     let plan = match step.step {
         Some(unit_step::Step::Run(r)) => plan_run(&id, r, &tmp),
@@ -160,7 +202,7 @@ pub(super) async fn run_step(inner: &Arc<Inner>, step: crate::proto::engine::Uni
             message: "addon is stopping".into(),
         };
     }
-    let started = match start(inner, &id, &plan) {
+    let started = match start(inner, &id, &plan, log) {
         Ok(s) => s,
         Err(e) => return Outcome::failure(e.to_string()),
     };
@@ -259,6 +301,7 @@ mod tests {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = LineSink {
             lock: Arc::default(),
+            remote: None,
             captured: Some(captured.clone()),
         };
         let mut input = b"a\n\nbc\n".to_vec();

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 fn config() -> sgsim_engine::Result<AddonConfig> {
     let flags = Flags::parse(
         std::env::args().skip(1),
-        &["port", "bind", "workdir", "tmp-dir", "kill-grace-ms"],
+        &["port", "bind", "workdir", "tmp-dir", "kill-grace-ms", "log-proxy"],
     )?;
     let port: u16 = flags
         .parse_value("port", Some("SGSIM_ADDON_PORT"))?
@@ -28,6 +28,14 @@ fn config() -> sgsim_engine::Result<AddonConfig> {
     }
     if let Some(ms) = flags.parse_value::<u64>("kill-grace-ms", Some("SGSIM_ADDON_KILL_GRACE_MS"))? {
         config.kill_grace = std::time::Duration::from_millis(ms);
+    }
+    // The product's addon sends step logs to the lite-engine at localhost:20001; `none` turns
+    // that off (step output then goes to stdout only).
+    let proxy = flags
+        .get("log-proxy", Some("SGSIM_LOG_PROXY"))
+        .unwrap_or_else(|| "localhost:20001".into());
+    if proxy != "none" {
+        config.log_proxy = Some(sgsim_engine::dial::Target::parse(&proxy)?);
     }
     Ok(config)
 }

@@ -35,6 +35,7 @@ fn config() -> sgsim_engine::Result<LiteEngineConfig> {
         .filter(|v| !v.is_empty());
     c.delegate_token = std::env::var("DELEGATE_SERVICE_TOKEN").ok();
     c.service_id = std::env::var("DELEGATE_SERVICE_ID").ok();
+    c.log_service = sgsim_engine::lite_engine::log_proxy::client_from_env(|k| std::env::var(k).ok());
     if let Some(s) = flags.parse_value::<u64>("addon-dial-timeout-secs", Some("SGSIM_ADDON_DIAL_TIMEOUT_SECS"))? {
         c.addon_dial_timeout = Duration::from_secs(s);
     }
