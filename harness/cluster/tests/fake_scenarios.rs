@@ -44,16 +44,15 @@ async fn run_on_fake_tier(scenario: &str) {
     let ns = sc.namespace().to_string();
     let pod = sgsim_core::render_pod(&sc);
     let name = pod.metadata.name.clone().unwrap_or_default();
-    // The lite-engine's Secret comes first, as the product creates it.
+    // The pull Secrets and the lite-engine's Secret come first, as the product creates them.
     let creds = sgsim_core::render::EngineCredentials {
         delegate_token: "t".into(),
         log_service_token: "t".into(),
-        log_service_endpoint: "http://log-service.invalid".into(),
+        log_service_endpoint: sgsim_cluster::runner::LOG_SERVICE_ENDPOINT.into(),
     };
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sgsim_core::render::engine_secret(&sc, &creds))
+    sgsim_cluster::registry::create_pod_secrets(&client, &sc, &creds)
         .await
-        .expect("create the lite-engine's secret");
+        .expect("create the pod's Secrets");
     Api::<Pod>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &pod)
         .await

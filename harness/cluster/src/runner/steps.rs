@@ -460,9 +460,10 @@ impl StepCtx<'_> {
         texts.concat()
     }
 
-    /// The log key of a step id (the UnitStep's `log_key`).
+    /// The log key of a step id (the UnitStep's `log_key`). Runs may share one delegate (and its
+    /// log service) and scenarios may share a seed, so the run's task prefix makes it unique.
     fn log_key(&self, id: &str) -> String {
-        format!("{}/{}", self.plan.ids.execution_id, id)
+        log_key(&self.opts.task_prefix, &self.plan.ids.execution_id, id)
     }
 
     /// The step container's log (the addon prints exactly the step's output).
@@ -495,6 +496,11 @@ impl StepCtx<'_> {
             tokio::time::sleep(if expect.is_some() { LOG_CATCH_UP } else { LOG_SETTLE }).await;
         }
     }
+}
+
+/// `<task prefix>/<execution id>/<step id>`.
+fn log_key(task_prefix: &str, execution_id: &str, id: &str) -> String {
+    format!("{task_prefix}/{execution_id}/{id}")
 }
 
 /// The step id of attempt `n` (retries get their own id: the lite-engine and the addon are
@@ -547,6 +553,15 @@ pub(super) fn report_script(paths: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_keys_differ_between_runs_with_the_same_seed_and_step_ids() {
+        // two scenarios with seed 1 and a step `SamBuild`, run at once against one delegate
+        let a = log_key("run7-aws-sam-keys", "IetEUGUbQmCYwKbX0j9nsq", "SamBuild");
+        let b = log_key("run7-aws-sam-service-account", "IetEUGUbQmCYwKbX0j9nsq", "SamBuild");
+        assert_ne!(a, b);
+        assert_eq!(a, "run7-aws-sam-keys/IetEUGUbQmCYwKbX0j9nsq/SamBuild");
+    }
 
     #[test]
     fn report_script_quotes_all_but_globs() {
