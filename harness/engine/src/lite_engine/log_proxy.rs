@@ -63,6 +63,24 @@ fn parse_lines(lines: &[String]) -> Result<Vec<Line>, Status> {
         .collect()
 }
 
+/// The lines of every message of an upload stream, concatenated, and the last message's link or
+/// key (`split` gives both of a message).
+async fn drain<M>(
+    mut stream: Streaming<M>,
+    split: impl Fn(M) -> (String, Vec<String>),
+) -> Result<(String, Vec<u8>), Status> {
+    let mut last = String::new();
+    let mut data = Vec::new();
+    while let Some(msg) = stream.next().await {
+        let (name, lines) = split(msg?);
+        last = name;
+        for l in lines {
+            data.extend_from_slice(l.as_bytes());
+        }
+    }
+    Ok((last, data))
+}
+
 #[tonic::async_trait]
 impl LogProxy for LogProxyService {
     async fn write(&self, r: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
@@ -99,16 +117,7 @@ impl LogProxy for LogProxyService {
         r: Request<Streaming<UploadUsingLinkRequest>>,
     ) -> Result<Response<UploadUsingLinkResponse>, Status> {
         let c = self.client()?;
-        let mut stream = r.into_inner();
-        let mut link = String::new();
-        let mut data = Vec::new();
-        while let Some(msg) = stream.next().await {
-            let msg = msg?;
-            link = msg.link;
-            for l in msg.lines {
-                data.extend_from_slice(l.as_bytes());
-            }
-        }
+        let (link, data) = drain(r.into_inner(), |m| (m.link, m.lines)).await?;
         if link.is_empty() {
             return Err(Status::unknown("no link received from client"));
         }
@@ -124,16 +133,7 @@ impl LogProxy for LogProxyService {
 
     async fn upload(&self, r: Request<Streaming<UploadRequest>>) -> Result<Response<UploadResponse>, Status> {
         let c = self.client()?;
-        let mut stream = r.into_inner();
-        let mut key = String::new();
-        let mut data = Vec::new();
-        while let Some(msg) = stream.next().await {
-            let msg = msg?;
-            key = msg.key;
-            for l in msg.lines {
-                data.extend_from_slice(l.as_bytes());
-            }
-        }
+        let (key, data) = drain(r.into_inner(), |m| (m.key, m.lines)).await?;
         c.upload(&key, data).await.map_err(unknown)?;
         Ok(Response::new(UploadResponse {}))
     }
