@@ -33,7 +33,7 @@ fn config() -> sgsim_engine::Result<AddonConfig> {
     // that off (step output then goes to stdout only).
     let proxy = flags
         .get("log-proxy", Some("SGSIM_LOG_PROXY"))
-        .unwrap_or_else(|| "localhost:20001".into());
+        .unwrap_or_else(|| format!("localhost:{}", sgsim_engine::delegate::LITE_ENGINE_PORT));
     if proxy != "none" {
         config.log_proxy = Some(sgsim_engine::dial::Target::parse(&proxy)?);
     }
