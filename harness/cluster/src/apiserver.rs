@@ -52,6 +52,7 @@ mod inprocess;
 mod logs;
 mod openapi;
 mod patch;
+mod portforward;
 mod protobuf;
 mod rbac;
 mod resources;
@@ -76,6 +77,7 @@ use tokio::task::JoinHandle;
 
 pub use inprocess::{InProcess, in_process};
 pub use logs::{LogError, LogOptions, LogStream, PodLogSource};
+pub use portforward::PodPortSource;
 pub use status::ApiError;
 
 /// Default `gitVersion` served at `/version`.
@@ -197,6 +199,7 @@ impl ApiServer {
             store: store::Store::default(),
             token: token.clone(),
             node_logs: RwLock::new(HashMap::new()),
+            node_ports: RwLock::new(HashMap::new()),
             shutdown: shutdown_rx.clone(),
             admission: defaults::Admission {
                 service_account: opts.service_account_admission,
@@ -267,7 +270,10 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper_util::service::TowerToHyperService::new(router);
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    // With upgrades: `pods/portforward` switches the connection to WebSocket.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -436,6 +442,15 @@ impl ApiServerHandle {
     pub fn register_node_logs(&self, node: &str, source: Arc<dyn PodLogSource>) {
         self.app
             .node_logs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node.to_owned(), source);
+    }
+
+    /// Registers the port-forward source of `node` (`pods/portforward` of pods bound to it).
+    pub fn register_node_ports(&self, node: &str, source: Arc<dyn PodPortSource>) {
+        self.app
+            .node_ports
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(node.to_owned(), source);

@@ -388,6 +388,7 @@ impl NodePool {
             };
             let k = kubelet::start_kubelet_with(client.clone(), cfg, messages).await?;
             api.register_node_logs(&f.name, k.log_source());
+            api.register_node_ports(&f.name, Arc::new(NodePorts(physical.clone())));
             kubelets.push(k);
             map.insert(f.name.clone(), physical);
         }
@@ -642,6 +643,16 @@ impl Cluster {
             }
         }
         self.api.shutdown().await;
+    }
+}
+
+/// `pods/portforward` of a node's pods: the node agent's tunnel.
+struct NodePorts(Arc<Node>);
+
+impl crate::apiserver::PodPortSource for NodePorts {
+    fn connect(&self, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+        let n = self.0.clone();
+        Box::pin(async move { n.connect(ip, port).await.map_err(std::io::Error::other) })
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::defaults::Admission;
 use super::logs::PodLogSource;
+use super::portforward::PodPortSource;
 use super::store::Store;
 
 /// Shared state of one server.
@@ -18,6 +19,8 @@ pub struct AppState {
     pub token: String,
     /// Log sources by node name.
     pub node_logs: RwLock<HashMap<String, Arc<dyn PodLogSource>>>,
+    /// Port-forward sources by node name.
+    pub node_ports: RwLock<HashMap<String, Arc<dyn PodPortSource>>>,
     /// Becomes true when the server shuts down (ends watches and log streams).
     pub shutdown: watch::Receiver<bool>,
     /// Admission plugins enabled.

@@ -31,6 +31,10 @@ fn routes(app: &App) -> Router<App> {
     let protected = Router::new()
         .route("/api", get(discovery::api_versions))
         .route("/api/v1", get(discovery::core_resources))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            any(subresources::pod_portforward),
+        )
         .route("/api/v1/{*rest}", any(dispatch::core_handler))
         .route("/apis", get(discovery::group_list))
         .route("/apis/{group}", get(discovery::group))

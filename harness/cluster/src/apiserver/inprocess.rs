@@ -32,6 +32,7 @@ pub fn in_process(opts: &ApiServerOptions) -> Result<InProcess, ApiServerError> 
         store: store::Store::default(),
         token: token.clone(),
         node_logs: RwLock::new(HashMap::new()),
+        node_ports: RwLock::new(HashMap::new()),
         shutdown: shutdown_rx,
         admission: defaults::Admission {
             service_account: opts.service_account_admission,

@@ -344,3 +344,99 @@ async fn kube_runtime_recorder_events_are_core_events_too() {
     );
     server.shutdown().await;
 }
+
+/// A node whose pods answer the first bytes of every connection with `<ip>:<port> says ` and
+/// those bytes, then wait for the client to go.
+struct EchoPorts;
+
+impl sgsim_cluster::apiserver::PodPortSource for EchoPorts {
+    fn connect(
+        &self,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+        Box::pin(async move {
+            if port == 9 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ));
+            }
+            let (ours, mut pod) = tokio::net::UnixStream::pair()?;
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut got = vec![0u8; 256];
+                let n = pod.read(&mut got).await.unwrap_or(0);
+                let mut reply = format!("{ip}:{port} says ").into_bytes();
+                reply.extend_from_slice(&got[..n]);
+                let _ = pod.write_all(&reply).await;
+                let _ = pod.read_to_end(&mut got).await;
+            });
+            Ok(ours)
+        })
+    }
+}
+
+#[tokio::test]
+async fn portforward_reaches_the_pod_through_its_node_and_refuses_what_cannot_be_forwarded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, client) = start().await;
+    server.register_node_ports("node-1", Arc::new(EchoPorts));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("pf", json!({})))
+        .await
+        .unwrap();
+
+    // Not bound yet: no host to forward to (400, as kube-apiserver says).
+    match pods.portforward("pf", &[8080]).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 400);
+            assert_eq!(s.message, "pod pf does not have a host assigned");
+        }
+        Err(other) => panic!("expected 400, got {other:?}"),
+        Ok(_) => panic!("expected 400, got an upgrade"),
+    }
+    match pods.portforward("nope", &[8080]).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        Err(other) => panic!("expected 404, got {other:?}"),
+        Ok(_) => panic!("expected 404, got an upgrade"),
+    }
+
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "pf"}, "target": {"kind": "Node", "name": "node-1"}});
+    let _: Value = pods
+        .create_subresource("binding", "pf", &PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let running = json!({"status": {"phase": "Running", "podIP": "10.244.1.7"}});
+    pods.patch_status("pf", &PatchParams::default(), &Patch::Merge(&running))
+        .await
+        .unwrap();
+
+    // Two ports on one connection, each its own stream (v4 has no half close: the streams stay
+    // open until the connection ends).
+    let mut pf = pods.portforward("pf", &[8080, 20001]).await.unwrap();
+    for port in [8080u16, 20001] {
+        let mut s = pf.take_stream(port).unwrap();
+        s.write_all(format!("hello {port}").as_bytes()).await.unwrap();
+        let want = format!("10.244.1.7:{port} says hello {port}");
+        let mut got = vec![0u8; want.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the pod answers")
+            .unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+    }
+    pf.abort();
+
+    // A port nothing listens on: the error channel says so.
+    let mut pf = pods.portforward("pf", &[9]).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), pf.take_error(9).unwrap())
+        .await
+        .expect("an error message");
+    let err = err.expect("the error channel carries the reason");
+    assert!(
+        err.contains("error forwarding port 9") && err.contains("connection refused"),
+        "{err}"
+    );
+    server.shutdown().await;
+}

@@ -218,3 +218,60 @@ pub(super) async fn pod_log(app: &App, ns: &str, name: &str, q: &Params) -> Resu
     };
     Ok(stream_response("text/plain", body))
 }
+
+/// `pods/{name}/portforward`: a WebSocket upgrade whose channels reach the pod's ports through
+/// its node's registered port source. A request that is no upgrade gets 400, as kube-apiserver
+/// answers one without `Upgrade`.
+pub(super) async fn pod_portforward(
+    axum::extract::State(app): axum::extract::State<App>,
+    axum::extract::Path((ns, name)): axum::extract::Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    req: axum::extract::Request,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, _) = req.into_parts();
+    let ports = match crate::apiserver::portforward::parse_ports(query.as_deref().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(msg) => return ApiError::BadRequest(msg).into_response(),
+    };
+    let Some(pod) = app.store.transact(|txn| txn.get("pods", &ns, &name)) else {
+        return status::not_found("", "pods", &name).into_response();
+    };
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if node.is_empty() {
+        return ApiError::BadRequest(format!("pod {name} does not have a host assigned")).into_response();
+    }
+    let ip = pod
+        .pointer("/status/podIP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    let (Some(ip), "Running") = (ip, phase) else {
+        return ApiError::BadRequest(format!(
+            "unable to upgrade connection: pod {name} in namespace {ns} is not running"
+        ))
+        .into_response();
+    };
+    let source = app
+        .node_ports
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(node)
+        .cloned();
+    let Some(source) = source else {
+        return ApiError::BadRequest(format!(
+            "unable to upgrade connection: node {node} serves no port-forward"
+        ))
+        .into_response();
+    };
+    let ws = match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+        Ok(ws) => ws,
+        Err(_) => return ApiError::BadRequest("Upgrade request required".into()).into_response(),
+    };
+    ws.protocols(crate::apiserver::portforward::PROTOCOLS)
+        .on_upgrade(move |socket| crate::apiserver::portforward::serve(socket, source, ip, ports))
+}
