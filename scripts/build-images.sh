@@ -23,14 +23,15 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 imgdir=$repo/scripts/images
 source "$imgdir/lib.sh"
 
-all=(debian-docker busybox bash pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl pwsh)
+all=(debian-docker busybox bash pause hello-world addon lite-engine node dind registry python aws-plugin drone-git kubectl pwsh relay)
 declare -A parents=(
     [debian-docker]="" [busybox]="" [bash]="busybox" [pause]=""
     [hello-world]="busybox" [addon]="busybox" [lite-engine]="busybox"
     [node]="debian-docker" [dind]="debian-docker busybox hello-world"
     [registry]="busybox" [python]="debian-docker" [aws-plugin]="busybox" [drone-git]="busybox" [kubectl]="busybox" [pwsh]="busybox"
+    [relay]="busybox"
 )
-declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent [pwsh]=sgsim-pwsh)
+declare -A binary=([addon]=sgsim-addon [lite-engine]=sgsim-lite-engine [node]=sgsim-node-agent [pwsh]=sgsim-pwsh [relay]=sgsim-node-agent)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; }
 
@@ -327,6 +328,17 @@ build_node() {
     cp "$imgdir/iptables-select.sh" "$s/usr/local/lib/sgsim/iptables-select.sh"
     derive node "$t" "${tag[debian-docker]}" "$s" \
         'ENTRYPOINT ["/usr/local/bin/sgsim-node-entrypoint"]' 'CMD []'
+}
+
+# The in-cluster delegate relay of `--backend kube` (sgsim's own image, no product image's
+# stand-in): the node agent in relay mode.
+build_relay() {
+    local t=$1 s
+    s=$(stage_dir relay)
+    mkdir -p "$s/usr/local/bin"
+    cp "$bindir/sgsim-node-agent" "$s/usr/local/bin/sgsim-relay"
+    derive relay "$t" "${tag[busybox]}" "$s" \
+        'ENTRYPOINT ["/usr/local/bin/sgsim-relay", "--listen", "0.0.0.0:8080", "--relay-back", "0.0.0.0:8081"]' 'CMD []'
 }
 
 build_dind() {

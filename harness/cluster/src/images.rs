@@ -44,6 +44,7 @@ pub const IMAGE_NAMES: &[&str] = &[
     "drone-git",
     "kubectl",
     "pwsh",
+    "relay",
 ];
 
 /// The stand-in for any image the catalog does not know: busybox's tools and GNU bash, as most
@@ -154,6 +155,10 @@ fn standin_config(name: &str) -> (&'static [&'static str], &'static [&'static st
         "drone-git" => (&["/usr/local/bin/drone-git"], &[]),
         "kubectl" => (&["/usr/local/bin/kubectl"], &["--help"]),
         "pwsh" => (&[], &["pwsh"]),
+        "relay" => (
+            &["/usr/local/bin/sgsim-relay"],
+            &["--listen", "0.0.0.0:8080", "--relay-back", "0.0.0.0:8081"],
+        ),
         _ => (&[], &[]),
     }
 }
@@ -215,7 +220,7 @@ impl ImageSource {
 
 /// Images sgsim itself provides in the pod whatever the host holds: the product's addon and
 /// lite-engine (sgsim plays the delegate with its own protocol) and the sandbox.
-const NEVER_FROM_HOST: &[&str] = &["addon", "lite-engine", "pause"];
+const NEVER_FROM_HOST: &[&str] = &["addon", "lite-engine", "pause", "relay"];
 
 /// What the host daemon holds of `images` under their own names (see [`ImageCatalog::with_host_images`]).
 pub async fn host_images(host: &Docker, images: &[String]) -> Vec<(String, HostImage)> {
@@ -260,6 +265,8 @@ impl ImageCatalog {
             }
         }
         let families = [
+            // sgsim's own in-cluster delegate relay (`--backend kube`), by its own name.
+            ("sgsim/relay:*", "relay"),
             ("harness/ci-addon:*", "addon"),
             ("*/harness/ci-addon:*", "addon"),
             ("harness/ci-lite-engine:*", "lite-engine"),

@@ -22,6 +22,7 @@ pub mod lite_engine;
 pub mod log_service;
 pub mod node_agent;
 pub mod pwsh;
+pub mod relay;
 #[cfg(test)]
 mod wire_tests;
 

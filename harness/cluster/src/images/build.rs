@@ -278,7 +278,7 @@ pub(super) fn sample() -> BuiltImages {
         "# tags\ndebian-docker=sgsim/debian-docker:aaa\nbusybox=sgsim/busybox:bbb\nbash=sgsim/bash:bsh\npause=sgsim/pause:ccc\n\
          hello-world=sgsim/hello-world:ddd\naddon=sgsim/addon:eee\nlite-engine=sgsim/lite-engine:fff\n\
          node=sgsim/node:ggg\ndind=sgsim/dind:hhh\nregistry=sgsim/registry:iii\npython=sgsim/python:jjj\n\
-         aws-plugin=sgsim/aws-plugin:kkk\ndrone-git=sgsim/drone-git:mmm\nkubectl=sgsim/kubectl:lll\npwsh=sgsim/pwsh:nnn\n",
+         aws-plugin=sgsim/aws-plugin:kkk\ndrone-git=sgsim/drone-git:mmm\nkubectl=sgsim/kubectl:lll\npwsh=sgsim/pwsh:nnn\nrelay=sgsim/relay:ooo\n",
     )
 }
 

@@ -247,7 +247,17 @@ fn cap_name(c: &str) -> String {
 pub(crate) fn sandbox_body(shared: &Shared, pod: &Pod, id: &PodId) -> ContainerCreateBody {
     let spec = pod.spec.clone().unwrap_or_default();
     let sandbox = shared.images.sandbox();
-    let mut extra_hosts = vec![format!("delegate-service:{}", shared.gateway_ip)];
+    // `delegate-service` is the node agent's relay to sgsim's delegate, unless the pod names the
+    // host itself (a run driven through `--backend kube` points it at its in-cluster relay).
+    let own_delegate = spec
+        .host_aliases
+        .iter()
+        .flatten()
+        .any(|a| a.hostnames.iter().flatten().any(|h| h == "delegate-service"));
+    let mut extra_hosts = Vec::new();
+    if !own_delegate {
+        extra_hosts.push(format!("delegate-service:{}", shared.gateway_ip));
+    }
     for alias in spec.host_aliases.iter().flatten() {
         let ip = &alias.ip;
         for h in alias.hostnames.iter().flatten() {

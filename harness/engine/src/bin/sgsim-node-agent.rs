@@ -5,6 +5,10 @@
 //! (SGSIM_DELEGATE_SOCKET, default /run/sgsim/delegate.sock), `--api-listen` (SGSIM_API_LISTEN,
 //! default: no API server forward; the node's main agent uses 0.0.0.0:443), `--api-socket`
 //! (SGSIM_API_SOCKET, default /run/sgsim/apiserver.sock).
+//!
+//! With `--relay-back ADDR` (SGSIM_RELAY_BACK) it is the in-cluster delegate relay of
+//! `--backend kube` instead (`sgsim_engine::relay`): pods connect to `--listen`, sgsim's back
+//! connections (through port-forward) to `ADDR`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,11 +16,19 @@ use std::process::ExitCode;
 use sgsim_engine::cli::{Flags, terminated};
 use sgsim_engine::node_agent::{AgentConfig, run};
 
-fn config() -> sgsim_engine::Result<AgentConfig> {
+fn config() -> sgsim_engine::Result<(AgentConfig, Option<std::net::SocketAddr>)> {
     let flags = Flags::parse(
         std::env::args().skip(1),
-        &["socket", "listen", "delegate-socket", "api-listen", "api-socket"],
+        &[
+            "socket",
+            "listen",
+            "delegate-socket",
+            "api-listen",
+            "api-socket",
+            "relay-back",
+        ],
     )?;
+    let relay = flags.parse_value("relay-back", Some("SGSIM_RELAY_BACK"))?;
     let mut c = AgentConfig::default();
     if let Some(s) = flags.get("socket", Some("SGSIM_AGENT_SOCKET")) {
         c.agent_socket = PathBuf::from(s);
@@ -33,18 +45,35 @@ fn config() -> sgsim_engine::Result<AgentConfig> {
     if let Some(s) = flags.get("api-socket", Some("SGSIM_API_SOCKET")) {
         c.api_socket = PathBuf::from(s);
     }
-    Ok(c)
+    Ok((c, relay))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let config = match config() {
+    let (config, relay) = match config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sgsim-node-agent: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(back) = relay {
+        println!(
+            "sgsim-relay: pods on {}, sgsim's back connections on {back}",
+            config.delegate_listen
+        );
+        let result = tokio::select! {
+            r = sgsim_engine::relay::run_relay(config.delegate_listen, back) => r,
+            _ = terminated() => Ok(()),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sgsim-relay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let api = config
         .api_listen
         .map(|a| format!(", {a} -> {}", config.api_socket.display()))
