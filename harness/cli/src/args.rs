@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sgsim_core::LoadOptions;
 
 use crate::{images_cmd, new_cmd, output, review};
@@ -70,6 +70,31 @@ pub enum RuntimeKind {
     /// and a fake lite-engine driven by the scenario's `fake:` data. Compares pod.yaml,
     /// initialize.log, result.yaml and the step logs the data gives; never writes goldens.
     Fake,
+    /// An existing cluster reached through a kubeconfig (`--kubeconfig`, `--context`): a
+    /// namespace per trial, sgsim's delegate relayed into the cluster; compared with the goldens
+    /// (docs/kube-backend.md), never writes them.
+    Kube,
+}
+
+/// The cluster of `--backend kube`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KubeArgs {
+    /// With `--backend kube`: the kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, env = "SGSIM_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With `--backend kube`: the kubeconfig context (default: its current context).
+    #[arg(long, env = "SGSIM_KUBE_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl KubeArgs {
+    /// The target of the kube runtime.
+    pub fn target(&self) -> sgsim_cluster::kube_runtime::KubeTarget {
+        sgsim_cluster::kube_runtime::KubeTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
 }
 
 /// Which step group of the input runs, and under which identifier.
@@ -140,9 +165,12 @@ pub enum Command {
         /// Which step group, and under which identifier.
         #[command(flatten)]
         select: Select,
-        /// Where pods run.
-        #[arg(long, value_enum, default_value = "docker")]
+        /// Where pods run (`--backend` is the same flag).
+        #[arg(long, visible_alias = "backend", value_enum, default_value = "docker")]
         runtime: RuntimeKind,
+        /// The cluster of `--backend kube`.
+        #[command(flatten)]
+        kube: KubeArgs,
         /// Also write a static HTML report of the run (DIR/index.html).
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
@@ -194,9 +222,12 @@ pub enum Command {
         #[arg(long)]
         test_threads: Option<usize>,
         /// Where pods run (`fake` skips the scenarios whose `fake.skip` says why they need
-        /// containers).
-        #[arg(long, value_enum, default_value = "docker")]
+        /// containers; `kube` those that need the embedded cluster). `--backend` is the same flag.
+        #[arg(long, visible_alias = "backend", value_enum, default_value = "docker")]
         runtime: RuntimeKind,
+        /// The cluster of `--backend kube`.
+        #[command(flatten)]
+        kube: KubeArgs,
         /// Also write the results as JUnit XML to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,

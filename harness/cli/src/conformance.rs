@@ -211,6 +211,8 @@ pub struct SuiteOutput {
     /// Start the report empty (`sgsim test`); else add to what the directory holds (cargo test
     /// and nextest, whose processes each add their trials).
     pub fresh_report: bool,
+    /// The cluster of the kube runtime.
+    pub kube: sgsim_cluster::kube_runtime::KubeTarget,
 }
 
 impl SuiteOutput {
@@ -225,6 +227,7 @@ impl SuiteOutput {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             fresh_report: false,
+            kube: sgsim_cluster::kube_runtime::KubeTarget::from_env(),
         }
     }
 }
@@ -235,16 +238,25 @@ pub fn run(args: &Arguments) -> Conclusion {
     run_with(args, RuntimeKind::Docker)
 }
 
-/// Whether a trial is ignored on `runtime`: on the fake runtime, scenarios whose `fake.skip`
-/// says they need real containers.
-fn ignored_on(repo: &Path, name: &str, runtime: RuntimeKind) -> bool {
-    if runtime != RuntimeKind::Fake {
-        return false;
+/// Why a trial is ignored on `runtime` (`None`: it runs): on the fake runtime, scenarios whose
+/// `fake.skip` says they need real containers; on the kube runtime, scenarios that need the
+/// embedded cluster ([`sgsim_cluster::kube_runtime::not_applicable`]).
+fn ignored_on(repo: &Path, name: &str, runtime: RuntimeKind) -> Option<String> {
+    if runtime == RuntimeKind::Docker {
+        return None;
     }
     let rel = PathBuf::from("scenarios").join(name);
-    match input::load_in(repo, &rel, &Default::default()) {
-        Ok(inp) => inp.scenario.as_ref().is_ok_and(|sc| sc.header.fake.skip.is_some()),
-        Err(_) => false,
+    let inp = input::load_in(repo, &rel, &Default::default()).ok()?;
+    let sc = inp.scenario.as_ref().ok()?;
+    match runtime {
+        RuntimeKind::Fake => sc
+            .header
+            .fake
+            .skip
+            .as_ref()
+            .map(|_| format!("{name} needs containers (fake.skip)")),
+        RuntimeKind::Kube => sgsim_cluster::kube_runtime::not_applicable(sc),
+        RuntimeKind::Docker => None,
     }
 }
 
@@ -288,6 +300,16 @@ fn split_filters(argv: Vec<String>) -> (Arguments, Vec<String>) {
 /// [`run_with`] keeping only the trials that match one of `filters` (all when empty).
 pub fn run_filtered(args: &Arguments, filters: Vec<String>, runtime: RuntimeKind) -> Conclusion {
     run_selected(args, &filters, runtime, &SuiteOutput::from_env())
+}
+
+/// [`run_filtered`] printing and writing what `output` asks for (and on its kube target).
+pub fn run_filtered_with(
+    args: &Arguments,
+    filters: Vec<String>,
+    runtime: RuntimeKind,
+    output: &SuiteOutput,
+) -> Conclusion {
+    run_selected(args, &filters, runtime, output)
 }
 
 /// [`run_with`] printing and writing what `output` asks for.
@@ -335,7 +357,7 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
     let suite = Arc::new(Suite {
         repo: repo.clone(),
         rt,
-        runtime: crate::new_runtime(kind, &reporter),
+        runtime: crate::new_runtime(kind, &output.kube, &reporter),
         mode,
         color,
         lines,
@@ -343,7 +365,11 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
         report_dir: output.report.clone().filter(|_| !args.list),
         suite_name: format!(
             "conformance-{}",
-            if kind == RuntimeKind::Fake { "fake" } else { "docker" }
+            match kind {
+                RuntimeKind::Fake => "fake",
+                RuntimeKind::Kube => "kube",
+                RuntimeKind::Docker => "docker",
+            }
         ),
     });
     if let Some(dir) = suite.report_dir.as_ref().filter(|_| output.fresh_report)
@@ -368,13 +394,16 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
         .into_iter()
         .filter(|name| selected(name, args, filters))
         .map(|name| {
-            let ignored = ignored_on(&repo, &name, kind);
-            if ignored && !args.ignored && !args.include_ignored && !args.list && libtest_selects(&name, args) {
+            let why_ignored = ignored_on(&repo, &name, kind);
+            let ignored = why_ignored.is_some();
+            if let Some(why) = why_ignored
+                .filter(|_| !args.ignored && !args.include_ignored && !args.list && libtest_selects(&name, args))
+            {
                 // Counted in the summary and JUnit and shown in the report (no line, as nextest).
                 suite.record(
                     TrialRecord {
                         name: name.clone(),
-                        status: TrialStatus::Skip(format!("{name} needs containers (fake.skip)")),
+                        status: TrialStatus::Skip(why),
                         secs: 0.0,
                     },
                     None,

@@ -154,11 +154,25 @@ fn pending_path(p: &Path) -> PathBuf {
 
 /// Compares `actual` with the goldens in `dir`, and blesses or writes pending files per `mode`.
 pub fn check(dir: &Path, actual: &BTreeMap<String, String>, mode: BlessMode) -> Result<GoldenReport, GoldenError> {
+    check_with(dir, actual, mode, &|_, _| None)
+}
+
+/// [`check`] comparing both sides through `canonical` (file name, text → the text as compared;
+/// `None`: as is): a runtime's allowed differences, e.g. the kube backend's image pull events.
+/// What is written (with `mode` other than `Never`) is the actual text, never the canonical one.
+pub fn check_with(
+    dir: &Path,
+    actual: &BTreeMap<String, String>,
+    mode: BlessMode,
+    canonical: &dyn Fn(&str, &str) -> Option<String>,
+) -> Result<GoldenReport, GoldenError> {
     let mut report = GoldenReport::default();
     for (name, text) in actual {
         let path = dir.join(name);
         let expected = read_opt(&path)?;
-        let d = compare(name, expected.as_deref(), text);
+        let expected = expected.map(|e| canonical(name, &e).unwrap_or(e));
+        let shown = canonical(name, text);
+        let d = compare(name, expected.as_deref(), shown.as_deref().unwrap_or(text));
         let pending = pending_path(&path);
         if d.is_match() {
             if pending.exists() {

@@ -17,6 +17,14 @@ pub enum ImagesAction {
     /// Remove older sgsim/<name>:* tags no container uses (the current ones stay), and the
     /// registry blob cache's entries of images the daemon no longer has.
     Prune,
+    /// Each image the scenarios' pods name, with the local image sgsim runs for it
+    /// (`<image> <local tag>` per line, sgsim's relay included): what to load into a cluster that
+    /// runs sgsim's stand-ins under the product's names (scripts/kind-load).
+    Standins {
+        /// Scenario directories (or scenario.yaml / pipeline files).
+        #[arg(required = true)]
+        scenarios: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Runs an `images` action; returns the exit code.
@@ -44,13 +52,15 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
         };
         let built = match action {
             ImagesAction::List => BuiltImages::from_file(&images::images_env_file(&repo)).unwrap_or_default(),
-            ImagesAction::Build | ImagesAction::Prune => match images::ensure_built(&repo, &progress).await {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
-                    return exit::INFRASTRUCTURE;
+            ImagesAction::Build | ImagesAction::Prune | ImagesAction::Standins { .. } => {
+                match images::ensure_built(&repo, &progress).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        eprintln!("error: {}", sgsim_cluster::docker::error_chain(&e));
+                        return exit::INFRASTRUCTURE;
+                    }
                 }
-            },
+            }
         };
         if let ImagesAction::Prune = action {
             match images::prune_host(&built).await {
@@ -79,9 +89,48 @@ pub fn cmd_images(action: &ImagesAction) -> i32 {
             }
             return exit::OK;
         }
+        if let ImagesAction::Standins { scenarios } = action {
+            return standins(&built, scenarios);
+        }
         list(&built).await;
         exit::OK
     })
+}
+
+/// `sgsim images standins`: the image → local image table of the scenarios' pods.
+fn standins(built: &BuiltImages, scenarios: &[std::path::PathBuf]) -> i32 {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let catalog = ImageCatalog::builtin(built);
+    let mut rows = std::collections::BTreeMap::new();
+    if let Some(relay) = built.get("relay") {
+        rows.insert(relay.to_string(), relay.to_string());
+    }
+    let mut code = exit::OK;
+    for arg in scenarios {
+        let sc = match input::load_in(&cwd, arg, &Default::default()).map(|i| i.scenario) {
+            Ok(Ok(sc)) => sc,
+            Ok(Err(e)) => {
+                eprintln!("{}: {e}", arg.display());
+                code = exit::USAGE;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = exit::USAGE;
+                continue;
+            }
+        };
+        let spec = sgsim_core::render_pod(&sc).spec.unwrap_or_default();
+        for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
+            if let Some(image) = &c.image {
+                rows.insert(image.clone(), catalog.resolve(image).local);
+            }
+        }
+    }
+    for (image, local) in rows {
+        println!("{image} {local}");
+    }
+    code
 }
 
 async fn list(built: &BuiltImages) {

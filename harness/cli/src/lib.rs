@@ -29,7 +29,7 @@ use sgsim_core::{Scenario, ScenarioError};
 
 use crate::reporter::{Event, Reporter};
 
-pub use args::{Cli, ClusterAction, Command, Format, PullArg, RuntimeKind, Select};
+pub use args::{Cli, ClusterAction, Command, Format, KubeArgs, PullArg, RuntimeKind, Select};
 pub use hints::{images_line, standin_hints};
 
 pub(crate) fn print_diagnostics(e: &ScenarioError) {
@@ -190,6 +190,7 @@ fn scenario_to_run(file: &Path, select: &Select) -> Result<Scenario, i32> {
 struct RunFlags {
     keep_pod: bool,
     pull: PullArg,
+    kube: sgsim_cluster::kube_runtime::KubeTarget,
 }
 
 fn cmd_run(
@@ -226,7 +227,7 @@ fn cmd_run(
         sc.header.name.clone()
     };
     reporter.mask_secrets(&sc.secrets);
-    let runtime = new_runtime(kind, &reporter);
+    let runtime = new_runtime(kind, &flags.kube, &reporter);
     let rt = tokio_runtime();
     rt.block_on(async {
         output::watch_stdout();
@@ -292,6 +293,11 @@ fn cmd_run(
                 output::out_line(&format!("goldens written: {}", r.written.join(", ")));
             } else if runtime.writes_goldens() {
                 output::out_line(&format!("goldens in {} match", dir.display()));
+            } else if runtime.name() == "kube" {
+                output::out_line(&format!(
+                    "goldens in {} match (kube backend: the differences docs/kube-backend.md allows aside)",
+                    dir.display()
+                ));
             } else {
                 output::out_line(&format!(
                     "goldens in {} match (fake runtime: {})",
@@ -331,9 +337,22 @@ fn cmd_run(
     })
 }
 
-/// The runtime of a command; the Docker pool reports its start-up to `reporter`.
-pub fn new_runtime(kind: RuntimeKind, reporter: &Arc<Reporter>) -> Box<dyn Runtime> {
+/// The runtime of a command (`kube`: on `target`); the Docker pool and the image build report
+/// their start-up to `reporter`.
+pub fn new_runtime(
+    kind: RuntimeKind,
+    target: &sgsim_cluster::kube_runtime::KubeTarget,
+    reporter: &Arc<Reporter>,
+) -> Box<dyn Runtime> {
     match kind {
+        RuntimeKind::Kube => {
+            let reporter = reporter.clone();
+            Box::new(sgsim_cluster::kube_runtime::KubeRuntime::new(
+                target.clone(),
+                input::repo_root(),
+                Arc::new(move |e| reporter.event(&Event::Session(e))),
+            ))
+        }
         RuntimeKind::Docker => {
             let reporter = reporter.clone();
             Box::new(DockerRuntime::new(
@@ -533,12 +552,17 @@ pub fn main_impl() -> i32 {
             keep_pod,
             select,
             runtime,
+            kube,
             report,
             pull,
         } => cmd_run(
             &file,
             golden,
-            RunFlags { keep_pod, pull },
+            RunFlags {
+                keep_pod,
+                pull,
+                kube: kube.target(),
+            },
             &select,
             runtime,
             report.as_deref(),
@@ -566,6 +590,7 @@ pub fn main_impl() -> i32 {
             list,
             test_threads,
             runtime,
+            kube,
             junit,
             report,
         } => {
@@ -581,6 +606,7 @@ pub fn main_impl() -> i32 {
                 junit,
                 report,
                 fresh_report: true,
+                kube: kube.target(),
             };
             if conformance::run_reported(&args, runtime, &report).has_failed() {
                 exit::MISMATCH

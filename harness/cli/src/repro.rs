@@ -379,7 +379,7 @@ fn run_and_write(
 ) -> i32 {
     let reporter = Arc::new(Reporter::for_terminal());
     reporter.mask_secrets(&sc.secrets);
-    let runtime = crate::new_runtime(RuntimeKind::Docker, &reporter);
+    let runtime = crate::new_runtime(RuntimeKind::Docker, &Default::default(), &reporter);
     let rt = crate::tokio_runtime();
     rt.block_on(async {
         output::watch_stdout();

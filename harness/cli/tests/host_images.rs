@@ -235,3 +235,38 @@ fn a_missing_image_is_pulled_from_its_registry_and_runs_as_itself() {
     assert!(out.contains(&marker), "the step did not run the pulled image:\n{out}");
     assert!(out.contains(&format!("images: tool ran {image} (pulled)")), "{out}");
 }
+
+#[test]
+fn standins_name_the_local_image_of_every_pod_image() {
+    let o = sgsim(&["images", "standins", "scenarios/dind-basic", "scenarios/shell-python"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once(' ')).collect();
+    let local = |image: &str| rows.iter().find(|(i, _)| *i == image).map(|(_, l)| *l);
+    assert_eq!(
+        local("harness/ci-addon:1.16.8"),
+        Some(standin_tag("addon").as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        local("harness/ci-lite-engine:1.16.8"),
+        Some(standin_tag("lite-engine").as_str()),
+        "{out}"
+    );
+    assert_eq!(local("docker:dind"), Some(standin_tag("dind").as_str()), "{out}");
+    let relay = standin_tag("relay");
+    assert_eq!(
+        local(&relay),
+        Some(relay.as_str()),
+        "the relay loads under its own name:\n{out}"
+    );
+    // An unknown scenario is an error, the others still listed.
+    let o = sgsim(&[
+        "images",
+        "standins",
+        "scenarios/dind-basic",
+        "scenarios/no-such-scenario",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("docker:dind "));
+}

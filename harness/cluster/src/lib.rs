@@ -14,6 +14,7 @@ pub mod files;
 pub mod fixtures;
 pub mod images;
 pub mod k8s;
+pub mod kube_runtime;
 pub mod kubelet;
 pub mod node;
 pub mod pod_api;

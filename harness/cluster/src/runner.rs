@@ -103,6 +103,9 @@ pub struct RunOptions {
     pub poll: Duration,
     /// Image ENTRYPOINT/CMD lookup, for Background steps that set neither entrypoint nor command.
     pub image_entrypoint: Option<ImageEntrypoint>,
+    /// `hostAliases` added to the rendered pod (`--backend kube`: `delegate-service` → its
+    /// in-cluster relay); the caller removes them from the record again.
+    pub host_aliases: Vec<k8s_openapi::api::core::v1::HostAlias>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -121,6 +124,7 @@ impl Default for RunOptions {
             keep_pod: false,
             poll: Duration::from_secs(1),
             image_entrypoint: None,
+            host_aliases: Vec::new(),
         }
     }
 }
@@ -172,7 +176,15 @@ pub async fn run(
     sink: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunRecord, RunError> {
     create_fixtures(&client, scenario).await?;
-    let pod = sgsim_core::render_pod(scenario);
+    let mut pod = sgsim_core::render_pod(scenario);
+    if !opts.host_aliases.is_empty()
+        && let Some(spec) = pod.spec.as_mut()
+    {
+        spec.host_aliases
+            .get_or_insert_with(Vec::new)
+            .extend(opts.host_aliases.iter().cloned());
+    }
+    let pod = pod;
     let plan = sgsim_core::plan(scenario);
     // The group's own `when` (evaluated while the stage status is Success): a skipped group never
     // creates its pod.
