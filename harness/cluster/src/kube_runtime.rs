@@ -478,10 +478,10 @@ impl KubeRuntime {
         let backend = |what: String| move |e: kube::Error| RuntimeError::Backend(format!("{what}: {e}"));
         // The namespaces the scenario has, labelled so that a leftover is recognizable.
         let ns_api: Api<Namespace> = Api::all(client.clone());
-        for ns in &sc.fixtures().namespaces {
+        let create_namespace = async |name: &str| {
             let obj = Namespace {
                 metadata: ObjectMeta {
-                    name: Some(ns.clone()),
+                    name: Some(name.to_string()),
                     labels: Some(BTreeMap::from([
                         (RUN_LABEL.to_string(), session.ctx.run_id.clone()),
                         ("dev.sgsim.managed".to_string(), "true".to_string()),
@@ -493,29 +493,18 @@ impl KubeRuntime {
             ns_api
                 .create(&PostParams::default(), &obj)
                 .await
-                .map_err(backend(format!("create namespace {ns}")))?;
+                .map(|_| ())
+                .map_err(backend(format!("create namespace {name}")))
+        };
+        for ns in &sc.fixtures().namespaces {
+            create_namespace(ns).await?;
         }
         let pod_ns = sc.namespace().to_string();
         // Without its namespace the pod is refused: no relay is needed. The relay has a
         // namespace of its own, so the step group's namespace holds nothing the product's
         // would not (a step listing its pods sees only its own).
         let relay = if sc.fixtures().namespaces.contains(&pod_ns) {
-            let labels = BTreeMap::from([
-                (RUN_LABEL.to_string(), session.ctx.run_id.clone()),
-                ("dev.sgsim.managed".to_string(), "true".to_string()),
-            ]);
-            let obj = Namespace {
-                metadata: ObjectMeta {
-                    name: Some(relay_ns.to_string()),
-                    labels: Some(labels),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            ns_api
-                .create(&PostParams::default(), &obj)
-                .await
-                .map_err(backend(format!("create namespace {relay_ns}")))?;
+            create_namespace(relay_ns).await?;
             Some(start_relay(client, relay_ns, &session.built).await?)
         } else {
             None
