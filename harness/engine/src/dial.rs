@@ -18,6 +18,10 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{EngineError, Result};
 
+/// The product's value of DELEGATE_SERVICE_ENDPOINT (the lite-engine dials it; the log service's
+/// upload links fall back to its host).
+pub const DEFAULT_DELEGATE_ENDPOINT: &str = "delegate-service:8080";
+
 /// Environment variable overriding the hosts file path (tests).
 pub const HOSTS_FILE_ENV: &str = "SGSIM_HOSTS_FILE";
 

@@ -45,8 +45,7 @@ use crate::proto::task_service::{
     TaskStatusData, step_status,
 };
 
-/// The product's value of DELEGATE_SERVICE_ENDPOINT.
-pub const DEFAULT_DELEGATE_ENDPOINT: &str = "delegate-service:8080";
+pub use crate::dial::DEFAULT_DELEGATE_ENDPOINT;
 /// Where the product's addons keep scratch files.
 pub const DEFAULT_TMP_DIR: &str = "/addon/tmp/";
 

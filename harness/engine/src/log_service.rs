@@ -314,7 +314,7 @@ async fn upload_link(State(store): State<LogStore>, headers: HeaderMap, Query(q)
     let host = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or(crate::lite_engine::DEFAULT_DELEGATE_ENDPOINT);
+        .unwrap_or(crate::dial::DEFAULT_DELEGATE_ENDPOINT);
     let link = format!(
         "http://{host}{LOG_SERVICE_PATH}/blob?accountID={}&key={}",
         query_escape(&q.account_id),
