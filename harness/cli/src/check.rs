@@ -116,15 +116,7 @@ pub async fn run_and_check(
                         runtime.canonical(name, text)
                     })?;
                 report.stale.clear();
-                report.check_only = Some(if runtime.name() == "kube" {
-                    "the kube backend never writes goldens (they come from the embedded cluster): a difference here is \
-                     the real cluster's or sgsim's; docs/kube-backend.md lists the allowed ones"
-                        .into()
-                } else {
-                    "the fake runtime never writes goldens (they come from real runs): fix the scenario's fake: data, \
-                     or re-bless on the Docker runtime"
-                        .into()
-                });
+                report.check_only = Some(runtime.compare_only_note().into());
                 Some(report)
             }
         }

@@ -46,18 +46,21 @@ struct Suite {
     records: Mutex<Vec<TrialRecord>>,
     /// Where the HTML report's trials go (only with `--report`).
     report_dir: Option<PathBuf>,
-    /// `conformance-docker` or `conformance-fake`.
-    suite_name: String,
 }
 
 impl Suite {
+    /// `conformance-docker`, `conformance-fake` or `conformance-kube`.
+    fn suite_name(&self) -> String {
+        format!("conformance-{}", self.runtime.name())
+    }
+
     /// Records how a trial ended and, in lines mode, prints its line (and a failure's text; no
     /// line for a skipped trial, as nextest prints none: the summary counts it).
     fn record(&self, record: TrialRecord, shown: Option<&str>, details: Details) {
         if let Some(dir) = &self.report_dir {
             let trial = TrialReport {
                 name: record.name.clone(),
-                suite: self.suite_name.clone(),
+                suite: self.suite_name(),
                 status: record.status.clone(),
                 secs: record.secs,
                 started_at: details.started_at,
@@ -312,11 +315,6 @@ pub fn run_filtered_with(
     run_selected(args, &filters, runtime, output)
 }
 
-/// [`run_with`] printing and writing what `output` asks for.
-pub fn run_reported(args: &Arguments, runtime: RuntimeKind, output: &SuiteOutput) -> Conclusion {
-    run_selected(args, &[], runtime, output)
-}
-
 /// Whether `name` matches a libtest name filter: equal to it with `--exact`, else containing it.
 fn name_matches(name: &str, filter: &str, exact: bool) -> bool {
     if exact { name == filter } else { name.contains(filter) }
@@ -363,14 +361,6 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
         lines,
         records: Mutex::new(Vec::new()),
         report_dir: output.report.clone().filter(|_| !args.list),
-        suite_name: format!(
-            "conformance-{}",
-            match kind {
-                RuntimeKind::Fake => "fake",
-                RuntimeKind::Kube => "kube",
-                RuntimeKind::Docker => "docker",
-            }
-        ),
     });
     if let Some(dir) = suite.report_dir.as_ref().filter(|_| output.fresh_report)
         && let Err(e) = crate::report::clear(dir)
@@ -475,7 +465,7 @@ fn run_selected(args: &Arguments, filters: &[String], kind: RuntimeKind, output:
     if lines {
         crate::output::out(&summary(&records, secs, color));
     }
-    let suite_name = suite.suite_name.clone();
+    let suite_name = suite.suite_name();
     if let Some(dir) = &suite.report_dir {
         match crate::report::write(dir, &format!("sgsim {suite_name}")) {
             Ok(path) => eprintln!("report: {}", path.display()),

@@ -408,6 +408,16 @@ impl ImageCatalog {
         self.rule_name(&normalize_reference(vendor))
     }
 
+    /// ENTRYPOINT/CMD of what each vendor image runs as, for the runner (Background steps that set
+    /// neither entrypoint nor command).
+    pub fn entrypoint_lookup(self: &std::sync::Arc<Self>) -> crate::runner::ImageEntrypoint {
+        let catalog = self.clone();
+        std::sync::Arc::new(move |image: &str| {
+            let s = catalog.resolve(image);
+            Some((s.entrypoint, s.cmd))
+        })
+    }
+
     /// The image a vendor image runs as: the host's own image (see [`Self::source`]) or the stand-in.
     pub fn resolve(&self, vendor: &str) -> StandIn {
         if matches!(self.source(vendor), ImageSource::Host | ImageSource::Pulled)

@@ -5,10 +5,11 @@
 //! - a namespace of its own: every namespace the scenario names gets a unique stand-in
 //!   (`sgsim-<run>-<trial>-<i>`, labelled `dev.sgsim.run`), and the record is mapped back, so the
 //!   goldens compare as on the embedded cluster;
-//! - the in-cluster delegate relay (`sgsim/relay`, [`sgsim_engine::relay`]) in the pod's
-//!   namespace: sgsim keeps back connections to it open through `pods/portforward`, and the step
-//!   group's pod reaches `delegate-service:8080` through a `hostAliases` entry pointing at the relay
-//!   (removed again from the recorded pod);
+//! - the in-cluster delegate relay (`sgsim/relay`, [`sgsim_engine::relay`]) in a namespace of its
+//!   own (`…-relay`, so the step group's namespace holds only what the product's would): sgsim keeps
+//!   back connections to it open through `pods/portforward`, and the step group's pod reaches
+//!   `delegate-service:8080` through a `hostAliases` entry pointing at the relay (removed again
+//!   from the recorded pod);
 //! - the lite-engine is dialed through `pods/portforward` as well;
 //! - everything is deleted afterwards (pods first, then the namespaces), also on Ctrl-C.
 //!
@@ -40,7 +41,7 @@ use crate::pool::SessionEvent;
 use crate::runner::{self, PodDialer, RunOptions};
 use crate::runtime::{RunOutput, RunSettings, Runtime, RuntimeError, Sink};
 
-/// The relay pod's name in each trial namespace.
+/// The relay pod's name in each trial's relay namespace.
 pub const RELAY_POD: &str = "sgsim-delegate-relay";
 /// The relay's port for sgsim's back connections.
 pub const RELAY_BACK_PORT: u16 = 8081;
@@ -110,19 +111,18 @@ pub fn not_applicable(scenario: &Scenario) -> Option<String> {
             && n.images.is_empty()
     };
     let why = if f.nodes.len() > 1 || !f.nodes.iter().all(plain_node) {
-        "fixtures.nodes: the nodes are the cluster's own"
+        "fixtures.nodes: the nodes are the cluster's own".to_string()
     } else if !f.registries.is_empty() {
-        "fixtures.registries: simulated registry conditions exist only on the embedded cluster"
+        "fixtures.registries: simulated registry conditions exist only on the embedded cluster".to_string()
     } else if !f.images.is_empty() {
-        "fixtures.images: which image a step runs as is the cluster's own business"
+        "fixtures.images: which image a step runs as is the cluster's own business".to_string()
     } else if f.kubernetes_version.is_some() {
-        "fixtures.kubernetesVersion: the cluster plays its own Kubernetes version"
+        "fixtures.kubernetesVersion: the cluster plays its own Kubernetes version".to_string()
     } else if !f.priority_classes.is_empty() || cluster_scoped {
         "cluster-scoped fixtures (PriorityClasses, ClusterRoles): they would change the cluster for every user"
-    } else if let Some(why) = pod_needs_the_embedded_cluster(scenario) {
-        return Some(format!("not applicable on --backend kube: {why}"));
+            .to_string()
     } else {
-        return None;
+        pod_needs_the_embedded_cluster(scenario)?
     };
     Some(format!("not applicable on --backend kube: {why}"))
 }
@@ -363,6 +363,8 @@ struct Session {
     socket: PathBuf,
     _serving: ServeGuard,
     built: BuiltImages,
+    /// The built-in catalog over `built` (what each image runs as, its entrypoint).
+    catalog: Arc<ImageCatalog>,
     ctx: RunContext,
 }
 
@@ -424,6 +426,7 @@ impl KubeRuntime {
             delegate,
             socket,
             _serving: serving,
+            catalog: Arc::new(ImageCatalog::builtin(&built)),
             built,
             ctx,
         })
@@ -437,13 +440,11 @@ impl KubeRuntime {
         sink: Sink<'_>,
     ) -> Result<RunOutput, RuntimeError> {
         let n = self.trials.fetch_add(1, Ordering::SeqCst);
-        let map = NamespaceMap::new(
-            scenario,
-            &format!("sgsim-{}-{n}", session.ctx.run_id.to_ascii_lowercase()),
-        );
+        let prefix = format!("sgsim-{}-{n}", session.ctx.run_id.to_ascii_lowercase());
+        let map = NamespaceMap::new(scenario, &prefix);
         let sc = map.apply(scenario);
         let client = session.client.clone();
-        let relay_ns = format!("sgsim-{}-{n}-relay", session.ctx.run_id.to_ascii_lowercase());
+        let relay_ns = format!("{prefix}-relay");
         let mut uniques: Vec<String> = map.pairs.iter().map(|(_, u)| u.clone()).collect();
         uniques.push(relay_ns.clone());
         self.live
@@ -461,7 +462,7 @@ impl KubeRuntime {
             }
         }
         let (record, relay_ip) = result?;
-        let catalog = ImageCatalog::builtin(&session.built);
+        let catalog = &session.catalog;
         let images = crate::runtime::step_images(scenario, |i| (catalog.ran_as(i), catalog.source(i).as_str()));
         Ok(RunOutput::new(map.record_back(record, relay_ip), images))
     }
@@ -513,25 +514,10 @@ impl KubeRuntime {
             let pods: Api<Pod> = Api::namespaced(client.clone(), relay_ns);
             let socket = session.socket.clone();
             tokio::spawn(sgsim_engine::relay::serve_back(
-                move || {
-                    let pods = pods.clone();
-                    async move {
-                        let mut pf = pods
-                            .portforward(RELAY_POD, &[RELAY_BACK_PORT])
-                            .await
-                            .map_err(io::Error::other)?;
-                        pf.take_stream(RELAY_BACK_PORT)
-                            .ok_or_else(|| io::Error::other("port-forward gave no stream"))
-                    }
-                },
+                move || port_stream(pods.clone(), RELAY_POD.to_string(), RELAY_BACK_PORT),
                 move || UnixStream::connect(socket.clone()),
                 IDLE_BACK_CONNECTIONS,
             ))
-        });
-        let catalog = ImageCatalog::builtin(&session.built);
-        let entrypoints: runner::ImageEntrypoint = Arc::new(move |image: &str| {
-            let s = catalog.resolve(image);
-            Some((s.entrypoint, s.cmd))
         });
         let task_prefix = match &settings.name {
             Some(name) => format!("{}-{name}", session.ctx.run_id),
@@ -540,7 +526,7 @@ impl KubeRuntime {
         let opts = RunOptions {
             task_prefix,
             keep_pod: settings.keep_pod,
-            image_entrypoint: Some(entrypoints),
+            image_entrypoint: Some(session.catalog.entrypoint_lookup()),
             host_aliases: relay.map(relay_alias).into_iter().collect(),
             ..Default::default()
         };
@@ -661,6 +647,19 @@ async fn remove_namespaces(client: &kube::Client, namespaces: &[String]) {
     }
 }
 
+/// A byte stream to `port` of `pod` through `pods/portforward` (one WebSocket per stream: v4 has
+/// no half close, so a stream ends with its connection). The forwarder's task runs on its own once
+/// the stream is taken.
+async fn port_stream(
+    pods: Api<Pod>,
+    pod: String,
+    port: u16,
+) -> io::Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + use<>> {
+    let mut pf = pods.portforward(&pod, &[port]).await.map_err(io::Error::other)?;
+    pf.take_stream(port)
+        .ok_or_else(|| io::Error::other("port-forward gave no stream"))
+}
+
 /// The lite-engine through `pods/portforward`.
 struct PortForwardDialer {
     pods: Api<Pod>,
@@ -671,14 +670,10 @@ impl PodDialer for PortForwardDialer {
     fn dial(&self, _node: &str, _ip: IpAddr, port: u16) -> BoxFuture<'static, io::Result<UnixStream>> {
         let (pods, pod) = (self.pods.clone(), self.pod.clone());
         Box::pin(async move {
-            let mut pf = pods.portforward(&pod, &[port]).await.map_err(io::Error::other)?;
-            let mut stream = pf
-                .take_stream(port)
-                .ok_or_else(|| io::Error::other("port-forward gave no stream"))?;
+            let mut stream = port_stream(pods, pod, port).await?;
             let (ours, mut theirs) = UnixStream::pair()?;
             tokio::spawn(async move {
                 let _ = tokio::io::copy_bidirectional(&mut theirs, &mut stream).await;
-                drop(pf);
             });
             Ok(ours)
         })
@@ -693,6 +688,15 @@ impl Runtime for KubeRuntime {
     fn writes_goldens(&self) -> bool {
         // Goldens come from the embedded cluster; a real cluster is compared with them.
         false
+    }
+
+    fn match_scope(&self) -> Option<String> {
+        Some("kube backend: the differences docs/kube-backend.md allows aside".into())
+    }
+
+    fn compare_only_note(&self) -> &'static str {
+        "the kube backend never writes goldens (they come from the embedded cluster): a difference here is the real \
+         cluster's or sgsim's; docs/kube-backend.md lists the allowed ones"
     }
 
     fn canonical(&self, name: &str, text: &str) -> Option<String> {

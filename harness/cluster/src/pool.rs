@@ -588,11 +588,7 @@ pub struct Cluster {
 impl Cluster {
     /// ENTRYPOINT/CMD of the stand-in of a vendor image, for the runner.
     pub fn image_entrypoint(&self) -> crate::runner::ImageEntrypoint {
-        let catalog = self.catalog.clone();
-        Arc::new(move |image: &str| {
-            let s = catalog.resolve(image);
-            Some((s.entrypoint, s.cmd))
-        })
+        self.catalog.entrypoint_lookup()
     }
 
     /// The name of the stand-in image a vendor image runs as (`busybox`, `python`, ...).

@@ -184,7 +184,6 @@ pub async fn run(
             .get_or_insert_with(Vec::new)
             .extend(opts.host_aliases.iter().cloned());
     }
-    let pod = pod;
     let plan = sgsim_core::plan(scenario);
     // The group's own `when` (evaluated while the stage status is Success): a skipped group never
     // creates its pod.

@@ -178,6 +178,17 @@ pub trait Runtime: Send + Sync {
         files
     }
 
+    /// What "goldens match" covers when this runtime compares only part of them or through
+    /// [`Runtime::canonical`] (`None`: all of them, as they are).
+    fn match_scope(&self) -> Option<String> {
+        None
+    }
+
+    /// Shown with a golden mismatch of a runtime that never writes goldens: why, and what to do.
+    fn compare_only_note(&self) -> &'static str {
+        "this runtime never writes goldens"
+    }
+
     /// A golden file's text as this runtime compares it (`None`: as is), applied to the golden
     /// and the actual text alike: the differences the runtime is allowed (the kube backend's image
     /// pull events, which depend on what the cluster's nodes already hold).
@@ -460,6 +471,15 @@ impl Runtime for FakeRuntime {
         files: std::collections::BTreeMap<String, String>,
     ) -> std::collections::BTreeMap<String, String> {
         sgsim_core::verdict::fake_compared(scenario, files)
+    }
+
+    fn match_scope(&self) -> Option<String> {
+        Some(format!("fake runtime: {}", sgsim_core::verdict::FAKE_COMPARED))
+    }
+
+    fn compare_only_note(&self) -> &'static str {
+        "the fake runtime never writes goldens (they come from real runs): fix the scenario's fake: data, or \
+         re-bless on the Docker runtime"
     }
 
     fn run<'a>(

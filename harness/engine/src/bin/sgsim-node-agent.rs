@@ -57,39 +57,37 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(back) = relay {
-        println!(
-            "sgsim-relay: pods on {}, sgsim's back connections on {back}",
-            config.delegate_listen
-        );
-        let result = tokio::select! {
-            r = sgsim_engine::relay::run_relay(config.delegate_listen, back) => r,
-            _ = terminated() => Ok(()),
-        };
-        return match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sgsim-relay: {e}");
-                ExitCode::FAILURE
+    let result = match relay {
+        Some(back) => {
+            println!(
+                "sgsim-relay: pods on {}, sgsim's back connections on {back}",
+                config.delegate_listen
+            );
+            tokio::select! {
+                r = sgsim_engine::relay::run_relay(config.delegate_listen, back) => r,
+                _ = terminated() => Ok(()),
             }
-        };
-    }
-    let api = config
-        .api_listen
-        .map(|a| format!(", {a} -> {}", config.api_socket.display()))
-        .unwrap_or_default();
-    println!(
-        "sgsim-node-agent: tunnel on {}, {} -> {}{api}",
-        config.agent_socket.display(),
-        config.delegate_listen,
-        config.delegate_socket.display(),
-    );
-    let socket = config.agent_socket.clone();
-    let result = tokio::select! {
-        r = run(config) => r,
-        _ = terminated() => Ok(()),
+        }
+        None => {
+            let api = config
+                .api_listen
+                .map(|a| format!(", {a} -> {}", config.api_socket.display()))
+                .unwrap_or_default();
+            println!(
+                "sgsim-node-agent: tunnel on {}, {} -> {}{api}",
+                config.agent_socket.display(),
+                config.delegate_listen,
+                config.delegate_socket.display(),
+            );
+            let socket = config.agent_socket.clone();
+            let result = tokio::select! {
+                r = run(config) => r,
+                _ = terminated() => Ok(()),
+            };
+            let _ = std::fs::remove_file(&socket);
+            result
+        }
     };
-    let _ = std::fs::remove_file(&socket);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
