@@ -29,8 +29,10 @@ use crate::images::{self, StandIn};
 
 /// The port of the Docker Hub instance; private registries get the ports after it. Far from the
 /// ports registries usually have (5000, 8082), which the node may forward for a registry host with
-/// a port.
-const HUB_PORT: u16 = 35000;
+/// a port, and below Linux's ephemeral port range (32768-60999): a port in that range can be the
+/// source port of any outgoing connection in the node, and a registry then fails with "bind:
+/// address already in use" (seen in CI at 35004).
+const HUB_PORT: u16 = 31000;
 /// How long an instance may take to answer.
 const INSTANCE_STARTUP: Duration = Duration::from_secs(20);
 /// Go's resolver re-reads /etc/hosts at most every 5 s; after adding a host, pulls of it wait
