@@ -430,6 +430,24 @@ impl ApiServerHandle {
         write_kubeconfig_file(path, &self.kubeconfig())
     }
 
+    /// A `kube::Client` whose requests go straight to this server's router, with no socket, no
+    /// TLS and no HTTP framing (default namespace `default`). Same handlers, same token check;
+    /// nothing can be upgraded (no `exec` or `portforward`). Every wake-up it causes is a tokio
+    /// task wake-up, so a runtime on a paused clock sees its work: the fake tier's virtual clock
+    /// advances only when the API server, its watches and their clients all wait.
+    pub fn local_client(&self) -> kube::Client {
+        let value = axum::http::HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .expect("a random token is a valid header value");
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: axum::http::Request<kube::client::Body>| {
+                req.headers_mut()
+                    .insert(axum::http::header::AUTHORIZATION, value.clone());
+                req
+            })
+            .service(self.endpoint.router.clone());
+        kube::Client::new(service, "default")
+    }
+
     /// A `kube::Client` for this server (default namespace `default`).
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
         let config =

@@ -5,17 +5,23 @@
 //! is the same as on the Docker tier, so Initialize logs, failure strategies, `when`, retries and
 //! results are produced by the same code.
 //!
-//! The fake lite-engine is a real `LiteEngine` gRPC server on a unix socket (the [`PodDialer`] of
-//! a [`FakeCluster`] dials it for every pod); each `ExecuteStep` waits the step's `duration`, appends
-//! its `log` to the step container's log (served through `pods/log`) and delivers its status to the
-//! run's [`DelegateServer`].
+//! The fake lite-engine is a real `LiteEngine` gRPC server over in-memory pipes (the [`PodDialer`]
+//! of a [`FakeCluster`] opens one for every connection); each `ExecuteStep` waits the step's
+//! `duration`, appends its `log` to the step container's log (served through `pods/log`) and
+//! delivers its status to the run's [`DelegateServer`].
+//!
+//! Nothing in a fake cluster talks over a socket: its clients reach the API server through
+//! [`ApiServerHandle::local_client`], the runner reaches the engine through in-memory pipes. So
+//! [`run_on_virtual_clock`] can run it on a paused tokio clock: latencies, backoffs, `initTimeout`
+//! and step timeouts advance simulated time the moment every task waits, and a scenario that waits
+//! five minutes in the product ends in milliseconds with the same Initialize log.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
@@ -36,7 +42,7 @@ use crate::apiserver::{
 };
 use crate::fake_kubelet::{ContainerKill, FakeKubeletHandle, FakeProfile, spawn_fake_kubelet};
 use crate::k8s::messages::DEFAULT;
-use crate::runner::PodDialer;
+use crate::runner::{PodDialer, PodStream};
 use crate::scheduler::{SchedulerHandle, spawn_scheduler_with};
 
 /// Errors starting a fake cluster.
@@ -54,15 +60,12 @@ pub enum FakeError {
         #[source]
         source: kube::Error,
     },
-    /// The fake lite-engine's socket could not be served.
-    #[error("cannot serve the fake lite-engine at {path}")]
-    Serve {
-        /// Socket path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The thread of the fake tier's virtual clock could not be started.
+    #[error("cannot start the fake tier's thread")]
+    Thread(#[source] std::io::Error),
+    /// The fake tier's thread ended without a result (it panicked).
+    #[error("the fake tier's thread ended without a result: {0}")]
+    Panicked(String),
 }
 
 /// The [`FakeProfile`] of a scenario's `fake:` data.
@@ -292,19 +295,94 @@ impl LiteEngine for FakeLiteEngine {
     }
 }
 
+/// Dials the fake lite-engine: every connection is an in-memory pipe whose other end goes to the
+/// engine's gRPC server. No socket: on the virtual clock ([`crate::runtime::FakeRuntime`]) a
+/// byte written here wakes the server's task, so time never advances while a call is on its way.
 struct FakeDialer {
-    socket: PathBuf,
+    conns: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
 }
 
+/// Bytes buffered in each direction of a fake lite-engine connection.
+const PIPE_BUFFER: usize = 64 * 1024;
+
 impl PodDialer for FakeDialer {
-    fn dial(
-        &self,
-        _node: &str,
-        _ip: IpAddr,
-        _port: u16,
-    ) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
-        let path = self.socket.clone();
-        Box::pin(async move { tokio::net::UnixStream::connect(path).await })
+    fn dial(&self, _node: &str, _ip: IpAddr, _port: u16) -> BoxFuture<'static, std::io::Result<PodStream>> {
+        let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
+        let sent = self.conns.send(theirs);
+        Box::pin(async move {
+            sent.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the fake lite-engine stopped")
+            })?;
+            let stream: PodStream = Box::new(ours);
+            Ok(stream)
+        })
+    }
+}
+
+/// Where [`run_on_virtual_clock`]'s work sends its run events.
+pub type EventSender = Arc<dyn Fn(crate::runner::RunEvent) + Send + Sync>;
+
+/// Runs `work` on a tokio runtime of its own, on a thread of its own, whose clock is paused: when
+/// every task waits, the clock jumps to the next timer (`tokio::time::pause`). The events `work`
+/// sends reach `sink` on the caller's task as they happen; the caller's own clock is untouched.
+///
+/// Only work that does no I/O with sockets, files or other threads belongs here (a fake cluster
+/// with its local client and pipes): a wake-up tokio cannot see would let time run ahead of it.
+pub async fn run_on_virtual_clock<T, F, Fut>(work: F, sink: crate::runtime::Sink<'_>) -> Result<T, FakeError>
+where
+    F: FnOnce(EventSender) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (done, mut result) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("sgsim-fake-clock".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                    return;
+                }
+            };
+            let send: EventSender = Arc::new(move |e| {
+                let _ = events.send(e);
+            });
+            let out = rt.block_on(work(send));
+            // Stop what the work left running (watches, timers) before the thread ends.
+            drop(rt);
+            let _ = done.send(Ok(out));
+        })
+        .map_err(FakeError::Thread)?;
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            Some(e) = received.recv() => sink(e),
+            r = &mut result => break r,
+        }
+    };
+    while let Ok(e) = received.try_recv() {
+        sink(e);
+    }
+    match outcome {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(FakeError::Thread(e)),
+        Err(_) => {
+            let why = match thread.join() {
+                Err(p) => p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into()),
+                Ok(()) => "no result".into(),
+            };
+            Err(FakeError::Panicked(why))
+        }
     }
 }
 
@@ -318,7 +396,6 @@ pub struct FakeCluster {
     delegate: DelegateServer,
     dialer: Arc<FakeDialer>,
     engine_stop: CancellationToken,
-    dir: PathBuf,
 }
 
 impl FakeCluster {
@@ -332,7 +409,7 @@ impl FakeCluster {
             opts.git_version = crate::k8s::messages::git_version(v);
         }
         let api = ApiServer::start(opts).await.map_err(FakeError::ApiServer)?;
-        let client = api.client().await.map_err(FakeError::ApiServer)?;
+        let client = api.local_client();
         let fake = &scenario.header.fake;
         let logs = FakeLogs::default();
         let (kills, _) = tokio::sync::broadcast::channel(16);
@@ -388,20 +465,11 @@ impl FakeCluster {
             pod: (plan.namespace.clone(), plan.pod_name.clone()),
             kills,
         };
-        let dir = std::env::temp_dir().join(format!("sgsim-fake-{}", crate::context::random_suffix(10)));
-        std::fs::create_dir_all(&dir).map_err(|source| FakeError::Serve {
-            path: dir.clone(),
-            source,
-        })?;
-        let socket = dir.join("lite-engine.sock");
-        let listener = tokio::net::UnixListener::bind(&socket).map_err(|source| FakeError::Serve {
-            path: socket.clone(),
-            source,
-        })?;
+        let (conns, incoming) = tokio::sync::mpsc::unbounded_channel::<tokio::io::DuplexStream>();
         let engine_stop = CancellationToken::new();
         let stop = engine_stop.clone();
         tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(incoming).map(Ok::<_, std::io::Error>);
             let _ = tonic::transport::Server::builder()
                 .add_service(LiteEngineServer::new(engine))
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -413,9 +481,8 @@ impl FakeCluster {
             kubelets,
             scheduler: Some(scheduler),
             delegate,
-            dialer: Arc::new(FakeDialer { socket }),
+            dialer: Arc::new(FakeDialer { conns }),
             engine_stop,
-            dir,
         })
     }
 
@@ -457,7 +524,6 @@ impl FakeCluster {
 impl Drop for FakeCluster {
     fn drop(&mut self) {
         self.engine_stop.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -471,6 +537,76 @@ mod tests {
         assert_eq!(parse_step_id("deploy_retry_2"), ("deploy", 2, false));
         assert_eq!(parse_step_id("deploy_reports"), ("deploy", 0, true));
         assert_eq!(parse_step_id("my_retry_x"), ("my_retry_x", 0, false));
+    }
+
+    #[tokio::test]
+    async fn the_virtual_clock_jumps_over_waits_and_forwards_events() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |e: crate::runner::RunEvent| {
+            if let crate::runner::RunEvent::StepStarted { id, .. } = e {
+                seen.lock().unwrap().push(id);
+            }
+        };
+        let (virtual_elapsed, real) = run_on_virtual_clock(
+            |events| async move {
+                let real = std::time::Instant::now();
+                let start = tokio::time::Instant::now();
+                for id in ["one", "two"] {
+                    // An hour of simulated waiting per event, and a timer racing it.
+                    let timeout =
+                        tokio::time::timeout(Duration::from_secs(7200), tokio::time::sleep(Duration::from_secs(3600)));
+                    assert!(timeout.await.is_ok(), "the shorter timer fires first");
+                    events(crate::runner::RunEvent::StepStarted {
+                        id: id.into(),
+                        name: id.into(),
+                    });
+                }
+                (start.elapsed(), real.elapsed())
+            },
+            &record,
+        )
+        .await
+        .expect("the work ran");
+        assert_eq!(virtual_elapsed, Duration::from_secs(7200));
+        assert!(real < Duration::from_secs(7200));
+        assert_eq!(*seen.lock().unwrap(), ["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_virtual_clock_is_an_error() {
+        let r = run_on_virtual_clock(|_| async { panic!("boom in the fake tier") }, &|_| {}).await;
+        match r {
+            Err(FakeError::Panicked(why)) => assert!(why.contains("boom in the fake tier"), "{why}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(()) => panic!("no error"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fake_cluster_is_reached_through_its_local_client_and_pipes() {
+        // The local client lists what the API server holds, and the dialer's pipe reaches the
+        // engine's gRPC server: on the virtual clock, neither may be a socket.
+        let pipeline = |_: &str| -> Result<String, sgsim_core::scenario::SourceError> {
+            Ok(include_str!("../../../scenarios/step-fails/pipeline.yaml").to_string())
+        };
+        let scenario = sgsim_core::load(
+            "scenario.yaml",
+            include_str!("../../../scenarios/step-fails/scenario.yaml"),
+            &pipeline,
+        )
+        .expect("step-fails loads");
+        let cluster = FakeCluster::start(&scenario).await.expect("fake cluster");
+        let nodes: Api<Node> = Api::all(cluster.client());
+        let listed = nodes.list(&Default::default()).await.expect("list nodes");
+        assert!(!listed.items.is_empty());
+        let dialer = cluster.dialer();
+        let engine = sgsim_engine::delegate::LiteEngineClient::connect_with(move || {
+            dialer.dial("node", IpAddr::from([10, 0, 0, 1]), 20001)
+        })
+        .await
+        .expect("client");
+        engine.ping().await.expect("the fake engine answers over its pipe");
+        cluster.shutdown().await;
     }
 
     #[test]

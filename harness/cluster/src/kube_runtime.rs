@@ -38,7 +38,7 @@ use tokio::sync::Mutex;
 use crate::context::RunContext;
 use crate::images::{BuiltImages, ImageCatalog};
 use crate::pool::SessionEvent;
-use crate::runner::{self, PodDialer, RunOptions};
+use crate::runner::{self, PodDialer, PodStream, RunOptions};
 use crate::runtime::{RunOutput, RunSettings, Runtime, RuntimeError, Sink};
 
 /// The relay pod's name in each trial's relay namespace.
@@ -667,15 +667,11 @@ struct PortForwardDialer {
 }
 
 impl PodDialer for PortForwardDialer {
-    fn dial(&self, _node: &str, _ip: IpAddr, port: u16) -> BoxFuture<'static, io::Result<UnixStream>> {
+    fn dial(&self, _node: &str, _ip: IpAddr, port: u16) -> BoxFuture<'static, io::Result<PodStream>> {
         let (pods, pod) = (self.pods.clone(), self.pod.clone());
         Box::pin(async move {
-            let mut stream = port_stream(pods, pod, port).await?;
-            let (ours, mut theirs) = UnixStream::pair()?;
-            tokio::spawn(async move {
-                let _ = tokio::io::copy_bidirectional(&mut theirs, &mut stream).await;
-            });
-            Ok(ours)
+            let stream: PodStream = Box::new(port_stream(pods, pod, port).await?);
+            Ok(stream)
         })
     }
 }

@@ -33,7 +33,7 @@ use crate::kubelet::{
 use crate::node::{LoadOutcome, Node, NodeSpec};
 use crate::pod_api::{EndpointGuard, PodApiGateway, RouteGuard};
 use crate::registry::{self, PullCredentials, RegistryHub};
-use crate::runner::PodDialer;
+use crate::runner::{PodDialer, PodStream};
 use crate::scheduler::{self, SchedulerHandle};
 
 /// Errors of starting a [`NodePool`] or a [`Cluster`] on it.
@@ -657,14 +657,15 @@ struct NodeDialer {
 }
 
 impl PodDialer for NodeDialer {
-    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>> {
+    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<PodStream>> {
         let n = self.map.get(node).cloned();
         let node = node.to_string();
         Box::pin(async move {
             let n = n.ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::NotFound, format!("no node {node} in this cluster"))
             })?;
-            n.connect(ip, port).await.map_err(std::io::Error::other)
+            let stream: PodStream = Box::new(n.connect(ip, port).await.map_err(std::io::Error::other)?);
+            Ok(stream)
         })
     }
 }

@@ -42,10 +42,18 @@ use expr::{ExprEnv, StepValues};
 pub const STEP_EXPIRED_MESSAGE: &str =
     "Please Check the timeout configuration on the step to extend the duration of the step";
 
+/// A byte stream to a pod: a node agent's tunnel, a port-forward, or the fake tier's in-memory pipe.
+pub trait PodIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> PodIo for T {}
+
+/// What [`PodDialer::dial`] opens.
+pub type PodStream = Box<dyn PodIo>;
+
 /// Opens a byte stream to `ip:port` of a pod running on `node`.
 pub trait PodDialer: Send + Sync + 'static {
     /// Dial `ip:port` on the node named `node` (the Kubernetes node name).
-    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<tokio::net::UnixStream>>;
+    fn dial(&self, node: &str, ip: IpAddr, port: u16) -> BoxFuture<'static, std::io::Result<PodStream>>;
 }
 
 /// Errors of a run that prevent a [`RunRecord`] (the step group failing is not an error).

@@ -456,6 +456,34 @@ impl Runtime for DockerRuntime {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FakeRuntime;
 
+/// One fake-tier run: a fresh [`FakeCluster`], the runner, the record.
+async fn run_fake(scenario: &Scenario, settings: &RunSettings, sink: Sink<'_>) -> Result<RunOutput, RuntimeError> {
+    let cluster = FakeCluster::start(scenario).await?;
+    let task_prefix = match &settings.name {
+        Some(name) => format!("fake-{name}"),
+        None => "sgsim".to_string(),
+    };
+    let opts = RunOptions {
+        task_prefix,
+        ..Default::default()
+    };
+    let record = runner::run(
+        cluster.client(),
+        cluster.dialer(),
+        cluster.delegate(),
+        scenario,
+        &opts,
+        sink,
+    )
+    .await;
+    cluster.shutdown().await;
+    // No image runs here; each step is recorded with the image the Docker tier runs for it on any
+    // machine (the conformance suite's pinned images: overrides, then stand-ins).
+    let catalog = crate::images::ImageCatalog::pinned(&scenario.fixtures().images);
+    let images = step_images(scenario, |i| (catalog.ran_as(i), catalog.source(i).as_str()));
+    Ok(RunOutput::new(record?, images))
+}
+
 impl Runtime for FakeRuntime {
     fn name(&self) -> &'static str {
         "fake"
@@ -489,30 +517,13 @@ impl Runtime for FakeRuntime {
         sink: Sink<'a>,
     ) -> BoxFuture<'a, Result<RunOutput, RuntimeError>> {
         Box::pin(async move {
-            let cluster = FakeCluster::start(scenario).await?;
-            let task_prefix = match &settings.name {
-                Some(name) => format!("fake-{name}"),
-                None => "sgsim".to_string(),
-            };
-            let opts = RunOptions {
-                task_prefix,
-                ..Default::default()
-            };
-            let record = runner::run(
-                cluster.client(),
-                cluster.dialer(),
-                cluster.delegate(),
-                scenario,
-                &opts,
+            let (scenario, settings) = (scenario.clone(), settings.clone());
+            // The whole fake run on a virtual clock: waits the scenario asks for take no time.
+            crate::fake_runtime::run_on_virtual_clock(
+                move |events| async move { run_fake(&scenario, &settings, &*events).await },
                 sink,
             )
-            .await;
-            cluster.shutdown().await;
-            // No image runs here; each step is recorded with the image the Docker tier runs for it
-            // on any machine (the conformance suite's pinned images: overrides, then stand-ins).
-            let catalog = crate::images::ImageCatalog::pinned(&scenario.fixtures().images);
-            let images = step_images(scenario, |i| (catalog.ran_as(i), catalog.source(i).as_str()));
-            Ok(RunOutput::new(record?, images))
+            .await?
         })
     }
 
