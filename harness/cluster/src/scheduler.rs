@@ -11,9 +11,10 @@
 //! `Unschedulable`), retried whenever pods or nodes change.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{
     Binding, Node, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolumeClaim, Pod, Taint,
     Toleration,
@@ -102,8 +103,11 @@ pub async fn run_scheduler(
 ) -> Result<(), SchedulerError> {
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut pod_watch = kube::runtime::watcher(pods.clone(), Default::default()).boxed();
-    let mut node_watch = kube::runtime::watcher(nodes.clone(), Default::default()).boxed();
+    // Pods come from a watch-fed cache (kube-scheduler's informer), never from a list per cycle:
+    // a list of every pod on every pod event made the work grow with pods × events.
+    let (pod_cache, pod_writer) = kube::runtime::reflector::store::<Pod>();
+    let mut pod_watch = kube::runtime::reflector(pod_writer, kube::runtime::watcher(pods, Default::default())).boxed();
+    let mut node_watch = kube::runtime::watcher(nodes, Default::default()).boxed();
     let (mut pw, mut nw) = (true, true);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,6 +120,7 @@ pub async fn run_scheduler(
             recorded: Default::default(),
         },
         reported: HashMap::new(),
+        assumed: HashMap::new(),
         messages,
     };
     loop {
@@ -133,33 +138,59 @@ pub async fn run_scheduler(
             },
             _ = tick.tick() => {}
         }
-        if let Err(e) = schedule_pending(&client, &mut state).await {
+        // One cycle for every change already delivered, not one per change.
+        for _ in 0..DRAIN_MAX {
+            let more = [
+                pw && matches!(pod_watch.next().now_or_never(), Some(Some(Ok(_)))),
+                nw && matches!(node_watch.next().now_or_never(), Some(Some(Ok(_)))),
+            ];
+            if !more.contains(&true) {
+                break;
+            }
+        }
+        let all = pod_cache.state();
+        if let Err(e) = schedule_pending(&client, &mut state, &all).await {
             tracing::debug!(error = %e, "scheduling cycle failed");
         }
     }
 }
 
+/// At most this many delivered changes are taken into one cycle.
+const DRAIN_MAX: usize = 4096;
+
 struct State {
     recorder: Recorder,
     /// Last FailedScheduling message per pod uid (one event per distinct message).
     reported: HashMap<String, String>,
+    /// Pods this scheduler bound that the cache does not show bound yet: uid → (node, pod).
+    /// They count on their node and are not scheduled again (kube-scheduler's assumed pods).
+    assumed: HashMap<String, (String, Arc<Pod>)>,
     messages: &'static K8sMessages,
 }
 
-/// One pass: try every pending pod.
-async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<(), SchedulerError> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let all = pods
-        .list(&ListParams::default())
-        .await
-        .map_err(SchedulerError::api("list pods"))?
-        .items;
-    let mut pending: Vec<Pod> = all.iter().filter(|p| is_pending(p)).cloned().collect();
+/// One pass over the cache: try every pending pod.
+async fn schedule_pending(client: &kube::Client, state: &mut State, all: &[Arc<Pod>]) -> Result<(), SchedulerError> {
+    // Forget assumptions the cache has caught up with (bound, ended or gone).
+    let mut still: HashMap<String, (String, Arc<Pod>)> = HashMap::new();
+    for p in all {
+        if let Some(uid) = p.metadata.uid.as_deref()
+            && is_pending(p)
+            && let Some(a) = state.assumed.remove(uid)
+        {
+            still.insert(uid.to_string(), a);
+        }
+    }
+    state.assumed = still;
+    let mut pending: Vec<Arc<Pod>> = all
+        .iter()
+        .filter(|p| is_pending(p) && !p.metadata.uid.as_ref().is_some_and(|u| state.assumed.contains_key(u)))
+        .cloned()
+        .collect();
     if pending.is_empty() {
         state.reported.clear();
         return Ok(());
     }
+    let nodes: Api<Node> = Api::all(client.clone());
     let node_list = nodes
         .list(&ListParams::default())
         .await
@@ -170,32 +201,41 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
         // before any pod, so an empty list only means "not registered yet": wait quietly.
         return Ok(());
     }
-    // Requests already placed on each node.
+    // Requests already placed on each node: bound pods, and the pods assumed on it.
     let mut used: HashMap<String, (BTreeMap<String, i128>, i64)> = HashMap::new();
-    for p in &all {
-        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else {
-            continue;
-        };
-        if is_terminal(p) {
-            continue;
-        }
+    let placed = all
+        .iter()
+        .filter(|p| !is_terminal(p))
+        .filter_map(|p| {
+            Some((
+                p.spec.as_ref()?.node_name.clone().filter(|n| !n.is_empty())?,
+                p.as_ref(),
+            ))
+        })
+        .chain(state.assumed.values().map(|(n, p)| (n.clone(), p.as_ref())));
+    for (node, p) in placed {
         let e = used.entry(node).or_default();
         for (k, v) in pod_requests(p) {
             *e.0.entry(k).or_default() += v;
         }
         e.1 += 1;
     }
+    // The scheduling queue's order: priority, then age (then name, for a stable order).
     pending.sort_by(|a, b| {
         let pa = a.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
         let pb = b.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
         pb.cmp(&pa).then_with(|| {
             let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            ta.cmp(&tb)
+            ta.cmp(&tb).then_with(|| {
+                (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+                    .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+            })
         })
     });
     for pod in pending {
-        let pre_filter = pre_filter(client, &pod).await;
+        let pod = pod.as_ref();
+        let pre_filter = pre_filter(client, pod).await;
         let mut reasons: Vec<Vec<String>> = Vec::new();
         let mut resolvable: Vec<bool> = Vec::new();
         let mut chosen: Option<String> = None;
@@ -203,7 +243,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
             for node in &node_list {
                 let name = node.metadata.name.clone().unwrap_or_default();
                 let u = used.get(&name).cloned().unwrap_or_default();
-                match filter(state.messages, &pod, node, &u.0, u.1) {
+                match filter(state.messages, pod, node, &u.0, u.1) {
                     Ok(()) => {
                         chosen = Some(name);
                         break;
@@ -217,12 +257,15 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
         }
         match chosen {
             Some(node) => {
-                if bind(client, state, &pod, &node).await? {
-                    let e = used.entry(node).or_default();
-                    for (k, v) in pod_requests(&pod) {
+                if bind(client, state, pod, &node).await? {
+                    let e = used.entry(node.clone()).or_default();
+                    for (k, v) in pod_requests(pod) {
                         *e.0.entry(k).or_default() += v;
                     }
                     e.1 += 1;
+                    if let Some(uid) = &pod.metadata.uid {
+                        state.assumed.insert(uid.clone(), (node, Arc::new(pod.clone())));
+                    }
                 }
             }
             None => {
@@ -254,7 +297,7 @@ async fn schedule_pending(client: &kube::Client, state: &mut State) -> Result<()
                         .messages
                         .fit_error(node_list.len(), pre_filter.as_deref(), &reasons, &preemption)
                 };
-                unschedulable(client, state, &pod, &msg).await;
+                unschedulable(client, state, pod, &msg).await;
             }
         }
     }

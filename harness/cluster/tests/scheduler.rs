@@ -256,3 +256,43 @@ async fn pending_pods_are_scheduled_by_priority() {
     assert_eq!(low.spec.and_then(|s| s.node_name), None);
     server.shutdown().await;
 }
+
+/// The scheduler reads pods from its watch-fed cache, which lags its own bindings: the pods it has
+/// just bound must count on their node until the cache shows them bound (kube-scheduler's
+/// "assumed" pods), or a burst of pods would overfill a node.
+#[tokio::test]
+async fn a_burst_of_pods_never_overfills_a_node() {
+    let (_api, client) = api().await;
+    node(&client, "small-1", "1", serde_json::json!({}), serde_json::json!([])).await;
+    node(&client, "small-2", "1", serde_json::json!({}), serde_json::json!([])).await;
+    let _s = spawn_scheduler(client.clone());
+    // 2 nodes × 1 CPU; 5 pods of 400m: 2 fit on each node, the fifth fits nowhere.
+    let names: Vec<String> = (0..5).map(|i| format!("burst-{i}")).collect();
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|n| pod(&client, n, serde_json::json!({"cpu": "400m"}))),
+    )
+    .await;
+    let failed = wait_event(&client, "burst-4", "FailedScheduling").await;
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("2 Insufficient cpu"),
+        "{failed:?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for n in &names[..4] {
+        wait_event(&client, n, "Scheduled").await;
+        let p = pods.get(n).await.unwrap();
+        *per_node.entry(p.spec.unwrap().node_name.unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        per_node.into_iter().collect::<Vec<_>>(),
+        [("small-1".to_string(), 2), ("small-2".to_string(), 2)]
+    );
+    assert!(pods.get("burst-4").await.unwrap().spec.unwrap().node_name.is_none());
+}
