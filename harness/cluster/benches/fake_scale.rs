@@ -1,9 +1,10 @@
 //! The fake tier at scale (kwok-like):
 //! - `fake_scale/pods=N`: N pods on 100 fake nodes (the real API server and scheduler, one fake
 //!   kubelet per node), created, scheduled and run to completion (each container runs 1 second,
-//!   then the pod ends `Succeeded`): wall time, pods per second, and the process's resident
-//!   memory afterwards and at its peak (API server, scheduler, kubelets and the client together: an
-//!   upper bound for the API server's).
+//!   then the pod ends `Succeeded`), as the fake tier runs them: clients on the API server's local
+//!   client, on the virtual clock (the pods' second is simulated time). Wall time, pods per second,
+//!   and the process's resident memory afterwards and at its peak (API server, scheduler, kubelets
+//!   and the client together: an upper bound for the API server's).
 //! - `fake_steps/steps=N`: one fake-tier run of a step group of N Run steps through the runner.
 //!
 //! `cargo bench -p sgsim-cluster --bench fake_scale` prints one line per row; under `cargo test
@@ -49,7 +50,7 @@ async fn pods_to_completion(pods: usize) -> Duration {
     })
     .await
     .expect("api server");
-    let client = api.client().await.expect("client");
+    let client = api.local_client();
     let nodes: Api<Node> = Api::all(client.clone());
     let mut kubelets = Vec::new();
     for i in 0..NODES {
@@ -187,6 +188,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The fake tier's clock: one thread, paused (timers jump ahead when every task waits).
+fn virtual_clock() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -200,7 +210,7 @@ fn main() {
         (&[10], &[1], 1)
     };
     for &n in pod_rows {
-        let rt = runtime();
+        let rt = virtual_clock();
         let took = rt.block_on(pods_to_completion(n));
         drop(rt);
         let (rss, hwm) = memory_mib();

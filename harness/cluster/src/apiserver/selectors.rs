@@ -85,7 +85,12 @@ impl LabelSelector {
 
     /// Whether an object's `metadata.labels` satisfy the selector.
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
+        if self.0.is_empty() {
+            return true;
+        }
+        // Not `Value::pointer`: it allocates for every segment, and this runs for every object of
+        // every list and every watch event.
+        let labels = obj.get("metadata").and_then(|m| m.get("labels"));
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
@@ -143,12 +148,13 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0
             .iter()
-            .all(|(field, eq, value)| (field_value(obj, field) == *value) == *eq)
+            .all(|(field, eq, value)| (field_value(obj, field) == value.as_str()) == *eq)
     }
 }
 
 /// The string value Kubernetes' field-set functions give a field (missing → empty).
-fn field_value(obj: &Value, field: &str) -> String {
+fn field_value<'a>(obj: &'a Value, field: &str) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
     let path = match field {
         "source" => "source.component",
         "status.podIPs" => "status.podIP",
@@ -160,16 +166,16 @@ fn field_value(obj: &Value, field: &str) -> String {
             Some(v) => cur = v,
             None => {
                 return match field {
-                    "spec.hostNetwork" | "spec.unschedulable" => "false".to_owned(),
-                    _ => String::new(),
+                    "spec.hostNetwork" | "spec.unschedulable" => Cow::Borrowed("false"),
+                    _ => Cow::Borrowed(""),
                 };
             }
         }
     }
     match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(other.to_string()),
     }
 }
 

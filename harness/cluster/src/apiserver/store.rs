@@ -61,7 +61,9 @@ struct Inner {
 /// The store shared by all handlers.
 pub struct Store {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<WatchEvent>>,
+    /// One live channel per resource: a change wakes only the watches of its own resource (a
+    /// change to an Event never wakes the kubelets' pod watches).
+    live: Mutex<HashMap<&'static str, broadcast::Sender<Arc<WatchEvent>>>>,
     history: usize,
 }
 
@@ -95,7 +97,7 @@ impl Store {
     pub fn with_history(history: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            tx: broadcast::channel(LIVE).0,
+            live: Mutex::new(HashMap::new()),
             history: history.max(1),
         }
     }
@@ -121,8 +123,11 @@ impl Store {
                 inner.floor = old.rv;
             }
             inner.history.push_back(Arc::clone(&ev));
-            // No receivers is fine.
-            let _ = self.tx.send(ev);
+            let live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(tx) = live.get(ev.resource) {
+                // No receivers is fine.
+                let _ = tx.send(ev);
+            }
         }
         out
     }
@@ -130,7 +135,13 @@ impl Store {
     /// Starts a watch of `resource`.
     pub fn subscribe(&self, resource: &'static str, since: Since) -> Result<Subscription, ApiError> {
         let inner = self.lock();
-        let live = self.tx.subscribe();
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(resource)
+            .or_insert_with(|| broadcast::channel(LIVE).0)
+            .subscribe();
         // A watch from a future resourceVersion starts after it.
         let after = match since {
             Since::Rv(n) => inner.rv.max(n),
@@ -183,14 +194,16 @@ impl Store {
 }
 
 fn rv_of(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion")
+    obj.get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
 
 fn ns_of(obj: &Value) -> String {
-    obj.pointer("/metadata/namespace")
+    obj.get("metadata")
+        .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
@@ -219,6 +232,16 @@ impl Txn<'_> {
 
     /// Objects of a resource (one namespace or all), in creation order.
     pub fn list(&self, resource: &'static str, ns: Option<&str>) -> Vec<Arc<Value>> {
+        self.list_where(resource, ns, |_| true)
+    }
+
+    /// [`Txn::list`] of the objects `keep` accepts (filtered before they are ordered).
+    pub fn list_where(
+        &self,
+        resource: &'static str,
+        ns: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Vec<Arc<Value>> {
         let Some(map) = self.inner.objects.get(resource) else {
             return Vec::new();
         };
@@ -227,8 +250,9 @@ impl Txn<'_> {
                 .range((ns.to_owned(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
                 .map(|(_, e)| e)
+                .filter(|e| keep(&e.obj))
                 .collect(),
-            None => map.values().collect(),
+            None => map.values().filter(|e| keep(&e.obj)).collect(),
         };
         items.sort_by_key(|e| e.seq);
         items.into_iter().map(|e| Arc::clone(&e.obj)).collect()

@@ -45,10 +45,10 @@ pub(super) fn get_object(
 
 pub(super) fn list(app: &App, t: &Target, q: &Params, shape: Shape) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(t.def, q)?;
-    let (items, rv) = app
-        .store
-        .transact(|txn| (txn.list(t.def.storage, t.ns.as_deref()), txn.rv()));
-    let items: Vec<Arc<Value>> = items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)).collect();
+    let (items, rv) = app.store.transact(|txn| {
+        let keep = |o: &Value| ls.matches(o) && fs.matches(o);
+        (txn.list_where(t.def.storage, t.ns.as_deref(), keep), txn.rv())
+    });
     Ok(json_ok(&table::render_list(t.def, &items, rv, shape)))
 }
 
