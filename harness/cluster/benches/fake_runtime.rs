@@ -1,10 +1,10 @@
-//! The fake runtime tier end to end: a fresh fake cluster (API server, scheduler, fake kubelet,
+//! The fake runtime tier end to end, as `sgsim run --runtime fake` runs it (`FakeRuntime`, on the
+//! virtual clock): a fresh fake cluster (API server, scheduler, fake kubelet,
 //! fake lite-engine) runs `scenarios/step-fails` (three steps, one failing) through the same
 //! runner as the Docker tier, until the step group's result.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sgsim_cluster::fake_runtime::FakeCluster;
-use sgsim_cluster::runner::{RunOptions, run};
+use sgsim_cluster::runtime::{FakeRuntime, RunSettings, Runtime};
 use sgsim_core::record::Outcome;
 
 fn bench(c: &mut Criterion) {
@@ -19,24 +19,13 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fake_runtime");
     g.sample_size(10);
     g.bench_function("run_step_fails_scenario", |b| {
+        // The fake tier's one run path: a fresh fake cluster on the virtual clock.
         b.to_async(&rt).iter(|| async {
-            let cluster = FakeCluster::start(&sc).await.expect("fake cluster");
-            let opts = RunOptions {
-                task_prefix: "bench".into(),
-                ..Default::default()
-            };
-            let rec = run(
-                cluster.client(),
-                cluster.dialer(),
-                cluster.delegate(),
-                &sc,
-                &opts,
-                &|_| {},
-            )
-            .await
-            .expect("run");
-            assert_eq!(rec.status, Outcome::Failed);
-            cluster.shutdown().await;
+            let out = FakeRuntime
+                .run(&sc, &RunSettings::default(), &|_| {})
+                .await
+                .expect("run");
+            assert_eq!(out.record.status, Outcome::Failed);
         })
     });
     g.finish();

@@ -212,19 +212,34 @@ impl Worker {
     /// The scheduler writes its `Scheduled` event right after the binding; a real kubelet takes
     /// far longer to start a pod, so its events always come later. The fake one starts at once:
     /// it waits (briefly) for that event so that the pod's events keep Kubernetes' order.
+    ///
+    /// A watch of the pod's `Scheduled` event from the resourceVersion the kubelet saw the pod at
+    /// (its binding): the server replays only what changed since, instead of a list of every
+    /// event of the namespace per pod. Up to 2 s, as the list it replaces waited. (Had the event
+    /// been written before that version, it would already precede every event of the kubelet's:
+    /// the order holds, only the wait is lost.)
     async fn scheduled_event_written(&self, pod: &Pod) {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
-        let lp = kube::api::ListParams::default().fields(&format!(
-            "involvedObject.name={name},involvedObject.kind=Pod,reason=Scheduled"
-        ));
-        for _ in 0..40 {
-            if events.list(&lp).await.is_ok_and(|l| !l.items.is_empty()) {
+        let fields = format!("involvedObject.name={name},involvedObject.kind=Pod,reason=Scheduled");
+        let rv = pod.metadata.resource_version.clone().unwrap_or_else(|| "0".into());
+        let wait = async {
+            let wp = kube::api::WatchParams::default().fields(&fields).timeout(2);
+            let Ok(stream) = events.watch(&wp, &rv).await else {
                 return;
+            };
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                if matches!(
+                    ev,
+                    Ok(kube::api::WatchEvent::Added(_) | kube::api::WatchEvent::Modified(_))
+                ) {
+                    return;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
     }
 
     async fn run(

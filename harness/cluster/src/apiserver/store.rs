@@ -176,10 +176,12 @@ impl Store {
                         inner.floor + 1
                     )));
                 }
+                // The history is in resourceVersion order: skip to the first change after `n`.
+                let first = inner.history.partition_point(|e| e.rv <= n);
                 inner
                     .history
-                    .iter()
-                    .filter(|e| e.rv > n && e.resource == resource)
+                    .range(first..)
+                    .filter(|e| e.resource == resource)
                     .cloned()
                     .collect()
             }

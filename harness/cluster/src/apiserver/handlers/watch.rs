@@ -41,8 +41,22 @@ pub(super) fn watch_objects(app: &App, t: &Target, q: &Params, shape: Shape) -> 
     let ns = t.ns.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let encode = move |kind: &str, obj: &Value| -> Bytes {
-        let object = table::render_one(def, obj, shape);
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        /// One watch line, serialized from borrowed parts (no copy of the object).
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            object: &'a Value,
+        }
+        let mut line = if matches!(shape, Shape::Plain) && def.presents_as_stored(obj) {
+            serde_json::to_vec(&Line { kind, object: obj })
+        } else {
+            serde_json::to_vec(&Line {
+                kind,
+                object: &table::render_one(def, obj, shape),
+            })
+        }
+        .unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     };
