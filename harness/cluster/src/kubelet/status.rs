@@ -187,14 +187,19 @@ impl Tracker {
     }
 
     /// Send the status to the API server (JSON merge patch of `status`; replace as fallback).
+    /// The response (the whole pod) is read as text, never decoded: nothing here uses it.
     pub(crate) async fn push(&mut self) {
         self.refresh_conditions();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let patch = serde_json::json!({ "status": self.status });
-        match api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", self.namespace))
+            .patch_subresource("status", &self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .map_err(kube::Error::BuildRequest);
+        let sent = match request {
+            Ok(r) => self.client.request_text(r).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
