@@ -328,7 +328,10 @@ pub type EventSender = Arc<dyn Fn(crate::runner::RunEvent) + Send + Sync>;
 ///
 /// Only work that does no I/O with sockets, files or other threads belongs here (a fake cluster
 /// with its local client and pipes): a wake-up tokio cannot see would let time run ahead of it.
-pub async fn run_on_virtual_clock<T, F, Fut>(work: F, sink: crate::runtime::Sink<'_>) -> Result<T, FakeError>
+pub async fn run_on_virtual_clock<T, F, Fut>(
+    work: F,
+    sink: &(dyn Fn(crate::runner::RunEvent) + Send + Sync),
+) -> Result<T, FakeError>
 where
     F: FnOnce(EventSender) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = T>,

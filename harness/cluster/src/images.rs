@@ -27,6 +27,10 @@ pub use build::{
     BuildEvent, BuiltImages, ImagesState, ensure_built, images_env_file, images_state, prune_host, run_build_script,
 };
 
+/// The ENTRYPOINT and CMD of an image (the delegate asks the lite-engine's GetImageEntrypoint in
+/// the product; sgsim knows its stand-ins).
+pub type ImageEntrypoint = std::sync::Arc<dyn Fn(&str) -> Option<(Vec<String>, Vec<String>)> + Send + Sync>;
+
 /// Every image the build script produces, in build order.
 pub const IMAGE_NAMES: &[&str] = &[
     "debian-docker",
@@ -410,7 +414,7 @@ impl ImageCatalog {
 
     /// ENTRYPOINT/CMD of what each vendor image runs as, for the runner (Background steps that set
     /// neither entrypoint nor command).
-    pub fn entrypoint_lookup(self: &std::sync::Arc<Self>) -> crate::runner::ImageEntrypoint {
+    pub fn entrypoint_lookup(self: &std::sync::Arc<Self>) -> ImageEntrypoint {
         let catalog = self.clone();
         std::sync::Arc::new(move |image: &str| {
             let s = catalog.resolve(image);

@@ -95,9 +95,7 @@ pub enum RunEvent {
     StepFinished(Box<StepRecord>),
 }
 
-/// The ENTRYPOINT and CMD of an image (the delegate asks the lite-engine's GetImageEntrypoint in
-/// the product; sgsim knows its stand-ins).
-pub type ImageEntrypoint = Arc<dyn Fn(&str) -> Option<(Vec<String>, Vec<String>)> + Send + Sync>;
+pub use crate::images::ImageEntrypoint;
 
 /// Options of a run.
 #[derive(Clone)]
