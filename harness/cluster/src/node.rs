@@ -467,19 +467,15 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let Some(container) = self.container.take() else { return };
-        // testcontainers removes the container in its own Drop (it blocks until done; it needs
-        // a runtime context, so provide one when dropped outside any).
-        let fallback_rt = match tokio::runtime::Handle::try_current() {
-            Ok(_) => None,
-            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().ok(),
-        };
-        {
-            let _enter = fallback_rt.as_ref().map(|rt| rt.enter());
-            drop(container);
-        }
-        drop(fallback_rt);
         let volume = self.volume.clone();
-        run_blocking_cleanup(move || async move { remove_volume(&volume).await });
+        // testcontainers removes the container in its own Drop, blocking on the runtime it is
+        // dropped in. On a runtime that is shutting down (a task that holds the last reference is
+        // dropped as the process ends, e.g. `sgsim run … | head`) that never completes: the
+        // process hung until killed. So it is dropped on a thread with a runtime of its own.
+        run_blocking_cleanup(move || async move {
+            drop(container);
+            remove_volume(&volume).await;
+        });
         remove_cgroups(&self.container_name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
